@@ -1,0 +1,109 @@
+"""Forward kinematics over a kinematic tree (parents before children), and TRS (de)composition.
+
+Column-vector convention: ``world[j] = world[parent[j]] @ local[j]`` and ``local = T @ R @ S``, which is UsdSkel's
+row-vector ``scale * rotate * translate`` transposed. Pure torch; differentiable; any float dtype.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+import torch
+
+from usdposer.core.rotations import matrix_to_quat, quat_to_matrix
+
+if TYPE_CHECKING:
+    from jaxtyping import Float, Int
+    from torch import Tensor
+
+    from usdposer.types import Pose
+
+
+def compose_trs(
+    t: Float[Tensor, "... 3"], q: Float[Tensor, "... 4"], s: Float[Tensor, "... 3"] | None = None
+) -> Float[Tensor, "... 4 4"]:
+    """``T @ R @ S`` as 4x4 matrices from translations, (w, x, y, z) quaternions and per-axis scales.
+
+    Like ``UsdSkel.MakeTransform``, the quaternion is used as given (not renormalised), so values read from USD
+    compose to exactly what USD computes.
+    """
+    R = quat_to_matrix(q, normalize=False)  # (..., 3, 3)
+    if s is not None:
+        R = R * s[..., None, :]  # scale columns: R @ diag(s)
+    top = torch.cat([R, t[..., :, None]], dim=-1)  # (..., 3, 4)
+    bottom = torch.zeros(*t.shape[:-1], 1, 4, dtype=t.dtype, device=t.device)
+    bottom[..., 0, 3] = 1.0
+    return torch.cat([top, bottom], dim=-2)  # (..., 4, 4)
+
+
+def decompose_trs(
+    m: Float[Tensor, "... 4 4"],
+) -> tuple[Float[Tensor, "... 3"], Float[Tensor, "... 4"], Float[Tensor, "... 3"]]:
+    """Inverse of :func:`compose_trs` for matrices without shear.
+
+    A negative determinant is carried by negating all three scales (UsdSkel's convention for mirrored joints).
+    """
+    t = m[..., :3, 3]
+    A = m[..., :3, :3]
+    s = A.norm(dim=-2)  # (..., 3) column norms
+    sign = torch.where(torch.linalg.det(A) < 0, -1.0, 1.0).to(A)[..., None]  # (..., 1)
+    s = s * sign
+    safe = torch.where(s.abs() < 1e-30, torch.ones_like(s), s)
+    R = A / safe[..., None, :]  # (..., 3, 3)
+    return t, matrix_to_quat(R), s
+
+
+@lru_cache(maxsize=256)
+def _levels(parents: tuple[int, ...]) -> tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]:
+    """Joints grouped by depth: ((joint indices, parent indices), ...) for depth 1, 2, ..."""
+    depth = []
+    for j, p in enumerate(parents):
+        assert p < j, f"joint {j} has parent {p}: parents must come before children"
+        depth.append(0 if p < 0 else depth[p] + 1)
+    levels = []
+    for d in range(1, (max(depth) if depth else 0) + 1):
+        idx = tuple(j for j in range(len(parents)) if depth[j] == d)
+        levels.append((idx, tuple(parents[j] for j in idx)))
+    return tuple(levels)
+
+
+def forward_kinematics(
+    local: Float[Tensor, "B J 4 4"], parents: Int[Tensor, " J"] | tuple[int, ...] | list[int]
+) -> Float[Tensor, "B J 4 4"]:
+    """Skeleton-space joint transforms from parent-relative ones.
+
+    Joints of equal depth are composed in one batched matmul, so the cost is ``depth`` matmuls, not ``J``.
+
+    Args:
+        local: ``(B, J, 4, 4)`` parent-relative transforms (roots: skeleton-space).
+        parents: ``(J,)`` parent index per joint, -1 for roots; ``parents[j] < j``.
+
+    Returns:
+        ``(B, J, 4, 4)`` skeleton-space transforms ``world[j] = world[parents[j]] @ local[j]``.
+    """
+    par = tuple(int(p) for p in (parents.tolist() if torch.is_tensor(parents) else parents))
+    assert local.shape[-3:] == (len(par), 4, 4), f"local {tuple(local.shape)} vs {len(par)} joints"
+    world = local
+    for idx, pidx in _levels(par):
+        i = torch.tensor(idx, device=local.device)
+        p = torch.tensor(pidx, device=local.device)
+        composed = world.index_select(-3, p) @ local.index_select(-3, i)  # (B, n, 4, 4)
+        world = world.index_copy(-3, i, composed)
+    return world
+
+
+def pose_local_transforms(pose: Pose) -> Float[Tensor, "B J 4 4"]:
+    """``(B, J, 4, 4)`` local transforms of a Pose."""
+    return compose_trs(pose.translations, pose.rotations, pose.scales)
+
+
+def skinning_transforms(
+    world: Float[Tensor, "B J 4 4"], bind_world: Float[Tensor, "J 4 4"]
+) -> Float[Tensor, "B J 4 4"]:
+    """``world @ inverse(bind)``: maps bind-pose skeleton-space points to posed skeleton space."""
+    return world @ torch.linalg.inv(bind_world)  # (B, J, 4, 4)
+
+
+def joint_positions(world: Float[Tensor, "B J 4 4"]) -> Float[Tensor, "B J 3"]:
+    return world[..., :3, 3]

@@ -1,0 +1,156 @@
+"""Opening stages and writing layers safely; unit and axis conversion between a stage and usdposer's frame.
+
+This module registers usdposer's schema plugin on import, which must happen before any stage is opened in the
+process (USD builds its schema registry once). Inside a DCC, set ``PXR_PLUGINPATH_NAME`` to
+``usdposer.schemas.PLUGIN_DIR`` instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+from pxr import Plug, Sdf, Tf, Usd, UsdGeom
+
+from usdposer.errors import InputError
+from usdposer.schemas import PLUGIN_DIR, SCHEMA_NAMES
+
+USD_EXTENSIONS = (".usd", ".usda", ".usdc", ".usdz")
+
+
+def register_schemas() -> bool:
+    """Register the schema plugin (idempotent). Returns True when the schemas are known to USD.
+
+    Only ``Plug`` is touched before registering: querying ``Usd.SchemaRegistry`` first would build the registry
+    without our types, and a later registration would not be seen (USD.md section 3).
+    """
+    if Plug.Registry().GetPluginWithName("usdPoser") is None:
+        Plug.Registry().RegisterPlugins(str(PLUGIN_DIR))
+    return Usd.SchemaRegistry().FindConcretePrimDefinition("PoseSampleLibrary") is not None
+
+
+SCHEMAS_REGISTERED = register_schemas()
+
+
+def open_stage(path: str | os.PathLike) -> Usd.Stage:
+    """Open a USD stage read-only in spirit (usdposer never saves it), with a one-line error on failure."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.suffix.lower() not in USD_EXTENSIONS:
+        raise InputError(f"{path}: not a USD file ({', '.join(USD_EXTENSIONS)}); import glTF with `usdposer import`")
+    try:
+        stage = Usd.Stage.Open(str(path), Usd.Stage.LoadAll)
+    except Tf.ErrorException as exc:
+        raise InputError(f"{path}: cannot be read as USD ({_first_line(str(exc))}); check the file is complete") from exc
+    if stage is None:
+        raise InputError(f"{path}: cannot be read as USD; check the file is complete")
+    return stage
+
+
+def _first_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    for ln in lines:
+        if "Error" in ln or "error" in ln or "failed" in ln.lower():
+            return ln[:200]
+    return lines[0][:200] if lines else text
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Units and axes. usdposer works in metres, +Y up (types.py). For a stage with metersPerUnit m and up axis u:
+#     internal = C @ D @ stage @ inv(D)   for skeleton-space transforms (roots, binds, skel_to_world),
+#     internal = D @ local @ inv(D)        for parent-relative transforms of non-root joints,
+#     p_internal = C @ (m * p_stage)       for points,
+# with D = diag(m, m, m, 1) and C the rotation taking u to +Y (identity for Y-up, -90 degrees about X for Z-up).
+# --------------------------------------------------------------------------------------------------------------
+
+def axis_matrix(up_axis: str) -> np.ndarray:
+    """(4, 4) rotation taking the stage's up axis to +Y (column-vector convention)."""
+    C = np.eye(4)
+    if up_axis.upper() == "Z":
+        C[:3, :3] = [[1, 0, 0], [0, 0, 1], [0, -1, 0]]  # (x, y, z) -> (x, z, -y)
+    elif up_axis.upper() != "Y":
+        raise InputError(f"unsupported upAxis {up_axis!r}; USD allows Y or Z")
+    return C
+
+
+def stage_units(stage: Usd.Stage) -> tuple[float, str]:
+    """(metersPerUnit, upAxis), with USD's fallbacks (0.01, "Y") for unauthored metadata."""
+    return float(UsdGeom.GetStageMetersPerUnit(stage)), str(UsdGeom.GetStageUpAxis(stage))
+
+
+def gf_to_np(matrices) -> np.ndarray:
+    """Gf.Matrix4d / Vt.Matrix4dArray (row-vector) to (..., 4, 4) column-vector numpy float64."""
+    return np.swapaxes(np.asarray(matrices, dtype=np.float64), -1, -2).copy()
+
+
+def np_to_gf_array(matrices: np.ndarray):
+    """(N, 4, 4) column-vector numpy to Vt.Matrix4dArray (row-vector)."""
+    from pxr import Vt
+
+    return Vt.Matrix4dArray.FromNumpy(np.ascontiguousarray(np.swapaxes(np.asarray(matrices, np.float64), -1, -2)))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Writing: every output goes to a temporary file in the destination folder and is moved into place, so a crash or
+# an error never leaves a partial file, and the input is never opened for writing.
+# --------------------------------------------------------------------------------------------------------------
+
+def check_output_path(out: str | os.PathLike, inputs: list[str | os.PathLike] = ()) -> Path:
+    """Validate an output path: a USD extension, a writable folder, and not one of the inputs."""
+    out = Path(out)
+    if out.suffix.lower() not in (".usda", ".usdc", ".usd"):
+        raise InputError(f"{out}: output must end in .usdc, .usda or .usd")
+    if not out.parent.exists():
+        raise InputError(f"{out.parent}: output folder does not exist; create it first")
+    for i in inputs:
+        if Path(i).resolve() == out.resolve():
+            raise InputError(f"{out}: refusing to overwrite the input; choose another output path")
+    return out
+
+
+@contextlib.contextmanager
+def atomic_path(out: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``out`` with the same extension (USD picks the file format from it); move it
+    onto ``out`` only if the block succeeds, and remove it otherwise."""
+    out = Path(out)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.tmp-", suffix=out.suffix, dir=out.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    tmp.unlink()  # Sdf.Layer.CreateNew refuses an existing file
+    try:
+        yield tmp
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def author_stage_metadata(stage: Usd.Stage, *, up_axis: str, meters_per_unit: float, tcps: float,
+                          start: float | None, end: float | None, default_prim: str | None) -> None:
+    """Author upAxis, metersPerUnit, time codes and defaultPrim in a root layer (USD.md checklist item 1)."""
+    UsdGeom.SetStageUpAxis(stage, UsdGeom.Tokens.y if up_axis.upper() == "Y" else UsdGeom.Tokens.z)
+    UsdGeom.SetStageMetersPerUnit(stage, meters_per_unit)
+    stage.SetTimeCodesPerSecond(tcps)
+    stage.SetFramesPerSecond(tcps)
+    if start is not None and end is not None:
+        stage.SetStartTimeCode(start)
+        stage.SetEndTimeCode(end)
+    if default_prim:
+        stage.GetRootLayer().defaultPrim = default_prim
+
+
+def relative_asset_path(target: str | os.PathLike, start_dir: str | os.PathLike) -> str:
+    rel = os.path.relpath(Path(target).resolve(), Path(start_dir).resolve())
+    return rel if rel.startswith(".") else "./" + rel
+
+
+__all__ = [
+    "SCHEMAS_REGISTERED", "SCHEMA_NAMES", "Sdf", "atomic_path", "author_stage_metadata", "axis_matrix",
+    "check_output_path", "gf_to_np", "np_to_gf_array", "open_stage", "register_schemas", "relative_asset_path",
+    "stage_units",
+]

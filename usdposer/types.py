@@ -1,0 +1,233 @@
+"""Core types: ``Rig`` (static), ``Pose`` / ``Clip`` (time-varying), ``Mesh`` (a skinned surface of a rig).
+
+Conventions, stated once for the whole package:
+    - quaternions are ``(w, x, y, z)``;
+    - matrices act on column vectors (``p' = M @ p``); USD's row-vector ``Gf`` matrices are transposed at the edge;
+    - lengths are SI metres and the up axis is +Y; ``usdposer.io`` converts from the stage's ``metersPerUnit`` and
+      ``upAxis`` when reading and back when writing;
+    - "skeleton space" is the space UsdSkel computes joint and skinned-point transforms in (the Skeleton prim's
+      local space), converted as above. ``Rig.skel_to_world`` places it in the (converted) stage.
+
+Shape letters: B batch, T frames, J joints, V vertices, F faces, K influences per vertex.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+import torch
+
+if TYPE_CHECKING:
+    from jaxtyping import Float, Int
+    from torch import Tensor
+
+
+@dataclass(frozen=True)
+class Mesh:
+    """A skinned triangle mesh bound to a rig, in skeleton space at bind time.
+
+    Attributes:
+        path: prim path of the source ``UsdGeom.Mesh`` (or a generated name).
+        points: ``(V, 3)`` bind-pose points in skeleton space, metres (``geomBindTransform`` already applied).
+        faces: ``(F, 3)`` int64 triangle vertex indices (polygons fan-triangulated).
+        joint_indices: ``(V, K)`` int64 indices into ``Rig.joints`` (rigid binds are expanded per vertex).
+        joint_weights: ``(V, K)`` skinning weights, rows summing to 1.
+        normals: ``(V, 3)`` per-vertex unit normals in skeleton space, or None.
+        uvs: ``(V, 2)`` per-vertex texture coordinates (USD ``st`` convention, origin bottom-left), or None.
+        texture: path of the base-colour texture file, or None.
+        color: ``(3,)`` display colour (linear RGB) used where there is no texture.
+        skinning_method: ``"classicLinear"`` or ``"dualQuaternion"`` (``primvars:skel:skinningMethod``); usdposer's
+            skinning is linear blend skinning, so dual-quaternion meshes are reported by ``info`` and ``check``.
+    """
+
+    path: str
+    points: Float[Tensor, "V 3"]
+    faces: Int[Tensor, "F 3"]
+    joint_indices: Int[Tensor, "V K"]
+    joint_weights: Float[Tensor, "V K"]
+    normals: Float[Tensor, "V 3"] | None = None
+    uvs: Float[Tensor, "V 2"] | None = None
+    texture: str | None = None
+    color: tuple[float, float, float] = (0.7, 0.7, 0.7)
+    skinning_method: str = "classicLinear"
+
+    @property
+    def num_points(self) -> int:
+        return int(self.points.shape[0])
+
+    @property
+    def num_influences(self) -> int:
+        return int(self.joint_indices.shape[1])
+
+
+@dataclass(frozen=True)
+class Rig:
+    """A skeleton with its skinned meshes: everything about a character that does not change over time.
+
+    Attributes:
+        name: a short name for messages (the Skeleton prim's name or the file stem).
+        skeleton_path: prim path of the ``UsdSkel.Skeleton``.
+        joints: ``J`` joint path tokens (``"hips/spine"``), parents before children.
+        parents: ``(J,)`` int64 parent index of each joint, -1 for roots; ``parents[j] < j``.
+        rest_local: ``(J, 4, 4)`` parent-relative rest transforms (metres).
+        bind_world: ``(J, 4, 4)`` skeleton-space bind transforms (metres).
+        meshes: the skinned meshes bound to this skeleton.
+        limits: ``(J, 3, 2)`` per-joint rotation limits in radians (lower, upper per local axis), NaN where unknown;
+            or None when the asset has no limits.
+        meters_per_unit: the source stage's ``metersPerUnit`` (for writing back).
+        up_axis: the source stage's up axis, ``"Y"`` or ``"Z"`` (for writing back).
+        skel_to_world: ``(4, 4)`` skeleton space to (converted) world at the stage's default time.
+        source: the file the rig came from.
+    """
+
+    name: str
+    skeleton_path: str
+    joints: tuple[str, ...]
+    parents: Int[Tensor, " J"]
+    rest_local: Float[Tensor, "J 4 4"]
+    bind_world: Float[Tensor, "J 4 4"]
+    meshes: tuple[Mesh, ...] = ()
+    limits: Float[Tensor, "J 3 2"] | None = None
+    meters_per_unit: float = 1.0
+    up_axis: str = "Y"
+    skel_to_world: Float[Tensor, "4 4"] = field(default_factory=lambda: torch.eye(4, dtype=torch.float64))
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        J = len(self.joints)
+        assert self.parents.shape == (J,), f"parents {tuple(self.parents.shape)} != ({J},)"
+        assert self.rest_local.shape == (J, 4, 4), f"rest_local {tuple(self.rest_local.shape)}"
+        assert self.bind_world.shape == (J, 4, 4), f"bind_world {tuple(self.bind_world.shape)}"
+
+    @property
+    def num_joints(self) -> int:
+        return len(self.joints)
+
+    @property
+    def joint_names(self) -> tuple[str, ...]:
+        """Leaf name of every joint token (what Blender names bones by)."""
+        return tuple(j.rsplit("/", 1)[-1] for j in self.joints)
+
+    @property
+    def roots(self) -> list[int]:
+        return [j for j, p in enumerate(self.parents.tolist()) if p < 0]
+
+    def joint_index(self, name: str) -> int:
+        """Index of a joint given its full token or its unique leaf name; raises ``KeyError`` naming the choices."""
+        if name in self.joints:
+            return self.joints.index(name)
+        leaves = [i for i, leaf in enumerate(self.joint_names) if leaf == name]
+        if len(leaves) == 1:
+            return leaves[0]
+        raise KeyError(f"unknown joint {name!r}; known joints: {', '.join(self.joint_names)}")
+
+    def to(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> Rig:
+        """Copy with every floating tensor cast to ``dtype`` and every tensor moved to ``device``."""
+
+        def cast(t):
+            if t is None:
+                return None
+            return t.to(device=device, dtype=dtype if t.is_floating_point() and dtype is not None else t.dtype)
+
+        meshes = tuple(
+            replace(m, points=cast(m.points), faces=cast(m.faces), joint_indices=cast(m.joint_indices),
+                    joint_weights=cast(m.joint_weights), normals=cast(m.normals), uvs=cast(m.uvs))
+            for m in self.meshes
+        )
+        return replace(self, parents=cast(self.parents), rest_local=cast(self.rest_local),
+                       bind_world=cast(self.bind_world), limits=cast(self.limits),
+                       skel_to_world=cast(self.skel_to_world), meshes=meshes)
+
+
+@dataclass(frozen=True)
+class Pose:
+    """A batch of joint configurations of one rig.
+
+    Attributes:
+        rotations: ``(B, J, 4)`` joint-local unit quaternions ``(w, x, y, z)``.
+        translations: ``(B, J, 3)`` joint-local translations, metres (the rest translations for non-root joints
+            unless an animation moves them).
+        scales: ``(B, J, 3)`` joint-local scales.
+    """
+
+    rotations: Float[Tensor, "B J 4"]
+    translations: Float[Tensor, "B J 3"]
+    scales: Float[Tensor, "B J 3"]
+
+    def __post_init__(self) -> None:
+        B, J = self.rotations.shape[:2]
+        assert self.rotations.shape == (B, J, 4), f"rotations {tuple(self.rotations.shape)}"
+        assert self.translations.shape == (B, J, 3), f"translations {tuple(self.translations.shape)} vs {(B, J, 3)}"
+        assert self.scales.shape == (B, J, 3), f"scales {tuple(self.scales.shape)} vs {(B, J, 3)}"
+
+    def __len__(self) -> int:
+        return int(self.rotations.shape[0])
+
+    def root_translation(self, rig: Rig) -> Float[Tensor, "B 3"]:
+        """``(B, 3)`` translation of the rig's first root joint."""
+        return self.translations[:, rig.roots[0]]
+
+    @classmethod
+    def from_rotations(
+        cls, rig: Rig, rotations: Float[Tensor, "B J 4"], root_translation: Float[Tensor, "B 3"] | None = None
+    ) -> Pose:
+        """Pose from joint-local rotations, rest translations/scales, and an optional root translation."""
+        from usdposer.core.kinematics import decompose_trs
+
+        t_rest, _, s_rest = decompose_trs(rig.rest_local.to(rotations))
+        B = rotations.shape[0]
+        translations = t_rest.expand(B, -1, -1).clone()  # (B, J, 3)
+        if root_translation is not None:
+            for r in rig.roots:
+                translations[:, r] = root_translation
+        return cls(rotations, translations, s_rest.expand(B, -1, -1).clone())
+
+    @classmethod
+    def rest(cls, rig: Rig, batch: int = 1) -> Pose:
+        """The rig's rest pose repeated ``batch`` times."""
+        from usdposer.core.kinematics import decompose_trs
+
+        t, q, s = decompose_trs(rig.rest_local)
+        return cls(q.expand(batch, -1, -1).clone(), t.expand(batch, -1, -1).clone(), s.expand(batch, -1, -1).clone())
+
+
+@dataclass(frozen=True)
+class Clip(Pose):
+    """A Pose with a time axis: ``B`` is the number of frames ``T``.
+
+    Attributes:
+        time_codes: ``(T,)`` USD time codes of the frames.
+        time_codes_per_second: the stage's ``timeCodesPerSecond``.
+        name: the SkelAnimation prim's name.
+        path: the SkelAnimation prim's path ("" for a generated clip).
+    """
+
+    time_codes: Float[Tensor, " T"] = None  # type: ignore[assignment]
+    time_codes_per_second: float = 24.0
+    name: str = "anim"
+    path: str = ""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.time_codes is None:
+            object.__setattr__(self, "time_codes", torch.arange(len(self), dtype=torch.float64))
+        assert self.time_codes.shape == (len(self),), f"time_codes {tuple(self.time_codes.shape)} vs ({len(self)},)"
+
+    @property
+    def duration_seconds(self) -> float:
+        if len(self) < 2:
+            return 0.0
+        return float(self.time_codes[-1] - self.time_codes[0]) / self.time_codes_per_second
+
+    @property
+    def fps(self) -> float:
+        """Frames per second implied by the median spacing of the time codes (the stage rate for one frame)."""
+        if len(self) < 2:
+            return self.time_codes_per_second
+        step = float(torch.median(torch.diff(self.time_codes)))
+        return self.time_codes_per_second / step if step > 0 else self.time_codes_per_second
+
+    def pose(self) -> Pose:
+        """The frames as a plain Pose batch."""
+        return Pose(self.rotations, self.translations, self.scales)
