@@ -1,0 +1,70 @@
+"""The ``usdposer`` command line: a click group whose verbs load lazily (``usdposer --help`` imports no torch,
+warp, newton, diffusers or pxr). One file per verb; each only parses, calls the library and prints."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from usdposer import __version__
+
+# verb -> "module:attribute" (module relative to usdposer.commands)
+VERBS = {
+    "info": ("info:cli", "Skeletons, joints, meshes, skins, clips, units and problems of a USD asset."),
+    "import": ("import_:cli", "Convert glTF/GLB to UsdSkel (skins, meshes, textures, every clip)."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group that imports a verb's module only when that verb runs (or its own --help is asked for)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(VERBS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in VERBS:
+            return None
+        module, attr = VERBS[name][0].split(":")
+        return getattr(importlib.import_module(f"usdposer.commands.{module}"), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, VERBS[name][1]) for name in self.list_commands(ctx)])
+
+
+EPILOG = """\b
+Examples:
+  usdposer import assets/khronos/Fox.glb -o fox.usdc
+  usdposer info fox.usdc
+  usdposer info fox.usdc --json
+
+Exit codes: 0 ok, 1 checks failed, 2 bad input or usage, 3 missing optional dependency or device.
+"""
+
+
+@click.group(cls=LazyGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="usdposer")
+def cli() -> None:
+    """usdposer: plausible poses and animations for any rigged UsdSkel character."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: runs the group and maps usdposer's errors to exit codes with a one-line message."""
+    from usdposer.errors import UsdPoserError
+
+    try:
+        cli.main(args=argv, prog_name="usdposer", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except UsdPoserError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    sys.exit(0)

@@ -1,0 +1,189 @@
+"""``Clip`` / pose sets -> USD layers over an asset (the only writer of skeleton data).
+
+A layer written here sublayers the source asset (so it opens on its own and also layers into a shot), adds new
+SkelAnimation prims under the Skeleton with sparse ``over``s above them, binds one through ``skel:animationSource``
+and offers every clip in a variant set ``usdposerClip`` on the Skeleton, records provenance in
+``customLayerData["usdposer"]``, and goes to a temporary file that is moved into place (``.usdc`` by default).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from pxr import Sdf, Tf, Usd, UsdSkel, Vt
+
+from usdposer import __version__
+from usdposer.core.rotations import quat_conjugate, quat_multiply, wxyz_to_xyzw
+from usdposer.io.stage import atomic_path, author_stage_metadata, axis_matrix, check_output_path, relative_asset_path
+from usdposer.types import Clip, Pose, Rig
+
+CLIP_VARIANT_SET = "usdposerClip"
+
+
+def provenance(verb: str, arguments: Sequence[str] | None = None, seed: int | None = None, **extra) -> dict:
+    """The ``customLayerData["usdposer"]`` dictionary: tool version, verb, arguments, seed and extras."""
+    import shlex
+
+    args = list(arguments if arguments is not None else sys.argv[1:])
+    data = {"version": __version__, "verb": verb, "arguments": shlex.join(str(a) for a in args)}
+    if seed is not None:
+        data["seed"] = int(seed)
+    for k, v in extra.items():
+        if v is not None:
+            data[k] = v if isinstance(v, (str, int, float, bool)) else str(v)
+    return data
+
+
+def to_stage_units(rig: Rig, pose: Pose) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Inverse of the reader's conversion: (T, J, 3) translations, (T, J, 4) (w, x, y, z) rotations, (T, J, 3)
+    scales in the source stage's units and up axis."""
+    C = torch.tensor(axis_matrix(rig.up_axis)[:3, :3], dtype=torch.float64)
+    from usdposer.core.rotations import matrix_to_quat
+
+    c_inv = quat_conjugate(matrix_to_quat(C))
+    t = pose.translations.detach().to(torch.float64).clone()
+    q = pose.rotations.detach().to(torch.float64).clone()
+    for r in rig.roots:
+        t[:, r] = t[:, r] @ C  # C^T t, i.e. C^-1 t for a rotation
+        q[:, r] = quat_multiply(c_inv.expand(len(q), 4), q[:, r])
+    t = t / rig.meters_per_unit
+    return t.numpy(), q.numpy(), pose.scales.detach().to(torch.float64).numpy()
+
+
+def define_animation(stage: Usd.Stage, path: str | Sdf.Path, joints: Sequence[str], translations: np.ndarray,
+                     rotations_wxyz: np.ndarray, scales: np.ndarray, time_codes: Sequence[float] | None) -> UsdSkel.Animation:
+    """Author a SkelAnimation with all three of translations, rotations, scales (UsdSkel ignores an animation that
+    lacks one). Arrays are (T, J, ·) in stage units; ``time_codes=None`` authors default values from frame 0."""
+    anim = UsdSkel.Animation.Define(stage, Sdf.Path(str(path)))
+    anim.CreateJointsAttr(Vt.TokenArray(list(joints)))
+    t_attr, r_attr, s_attr = anim.CreateTranslationsAttr(), anim.CreateRotationsAttr(), anim.CreateScalesAttr()
+    xyzw = wxyz_to_xyzw(torch.as_tensor(rotations_wxyz)).numpy()
+    frames = [(None, 0)] if time_codes is None else [(float(tc), i) for i, tc in enumerate(time_codes)]
+    for tc, i in frames:
+        time = Usd.TimeCode.Default() if tc is None else Usd.TimeCode(tc)
+        t_attr.Set(Vt.Vec3fArray.FromNumpy(np.ascontiguousarray(translations[i], dtype=np.float32)), time)
+        r_attr.Set(Vt.QuatfArray.FromNumpy(np.ascontiguousarray(xyzw[i], dtype=np.float32)), time)
+        s_attr.Set(Vt.Vec3hArray.FromNumpy(np.ascontiguousarray(scales[i], dtype=np.float16)), time)
+    return anim
+
+
+def bind_animations(stage: Usd.Stage, skel_path: str, anim_paths: Sequence[str], selected: int = 0,
+                    names: Sequence[str] | None = None) -> None:
+    """Bind ``anim_paths[selected]`` through ``skel:animationSource`` and offer every animation as a variant of the
+    Skeleton's ``usdposerClip`` variant set (DCCs switch clips by variant; Blender imports the selected one)."""
+    skel = stage.OverridePrim(skel_path)
+    UsdSkel.BindingAPI.Apply(skel)
+    names = list(names) if names is not None else [Sdf.Path(p).name for p in anim_paths]
+    vset = skel.GetVariantSets().AddVariantSet(CLIP_VARIANT_SET)
+    for name, path in zip(names, anim_paths):
+        vset.AddVariant(name)
+        vset.SetVariantSelection(name)
+        with vset.GetVariantEditContext():
+            UsdSkel.BindingAPI(skel).CreateAnimationSourceRel().SetTargets([Sdf.Path(path)])
+    vset.SetVariantSelection(names[selected])
+
+
+def unique_names(names: Sequence[str]) -> list[str]:
+    """Valid, unique USD identifiers for a list of names (``Walk``, ``Walk_1`` ...)."""
+    out, seen = [], set()
+    for n in names:
+        base = Tf.MakeValidIdentifier(n or "anim")
+        cand, k = base, 1
+        while cand in seen:
+            cand, k = f"{base}_{k}", k + 1
+        seen.add(cand)
+        out.append(cand)
+    return out
+
+
+def write_clip_layer(source: str | os.PathLike, out: str | os.PathLike, rig: Rig, clips: Sequence[Clip], *,
+                     prov: dict, bind: int = 0, source_stage: Usd.Stage | None = None) -> Path:
+    """Write ``clips`` of ``rig`` as a new layer over ``source`` at ``out`` (temporary file, then moved).
+
+    The layer sublayers ``source``, defines one SkelAnimation per clip under the Skeleton, binds ``clips[bind]`` and
+    lists all of them in the ``usdposerClip`` variant set. Stage metadata is copied from the source and the time range
+    set to the bound clip's. Returns the output path.
+    """
+    out = check_output_path(out, [source])
+    if not clips:
+        raise ValueError("write_clip_layer needs at least one clip")
+    src_stage = source_stage or Usd.Stage.Open(str(source))
+    names = unique_names([c.name for c in clips])
+    with atomic_path(out) as tmp:
+        layer = Sdf.Layer.CreateNew(str(tmp))
+        layer.subLayerPaths.append(relative_asset_path(source, out.parent))
+        stage = Usd.Stage.Open(layer)
+        bound = clips[bind]
+        author_stage_metadata(
+            stage, up_axis=rig.up_axis, meters_per_unit=rig.meters_per_unit,
+            tcps=src_stage.GetTimeCodesPerSecond(),
+            start=float(bound.time_codes[0]), end=float(bound.time_codes[-1]),
+            default_prim=src_stage.GetDefaultPrim().GetName() if src_stage.GetDefaultPrim() else None,
+        )
+        paths = []
+        for name, clip in zip(names, clips):
+            path = f"{rig.skeleton_path}/{name}"
+            t, q, s = to_stage_units(rig, clip)
+            define_animation(stage, path, rig.joints, t, q, s, clip.time_codes.tolist())
+            paths.append(path)
+        bind_animations(stage, rig.skeleton_path, paths, bind, names)
+        layer.customLayerData = {"usdposer": dict(prov, sourceSkeleton=rig.skeleton_path, clips=Vt.StringArray(paths))}
+        layer.Save()
+    return out
+
+
+def define_pose_library(stage: Usd.Stage, path: str, rig: Rig, pose: Pose, *, latents: np.ndarray | None = None,
+                        scores: np.ndarray | None = None, time_codes: Sequence[float] | None = None) -> Usd.Prim:
+    """Author a packed ``PoseSampleLibrary`` (USD.md layout B): sample i at rows ``i*J:(i+1)*J``, stage units."""
+    t, q, _ = to_stage_units(rig, pose)
+    N, J = q.shape[:2]
+    prim = stage.DefinePrim(path, "PoseSampleLibrary")
+    prim.CreateAttribute("joints", Sdf.ValueTypeNames.TokenArray, custom=False).Set(Vt.TokenArray(list(rig.joints)))
+    prim.CreateAttribute("numSamples", Sdf.ValueTypeNames.Int, custom=False).Set(int(N))
+    xyzw = wxyz_to_xyzw(torch.as_tensor(q)).numpy().reshape(N * J, 4).astype(np.float32)
+    prim.CreateAttribute("rotations", Sdf.ValueTypeNames.QuatfArray, custom=False).Set(Vt.QuatfArray.FromNumpy(xyzw))
+    prim.CreateAttribute("translations", Sdf.ValueTypeNames.Float3Array, custom=False).Set(
+        Vt.Vec3fArray.FromNumpy(t.reshape(N * J, 3).astype(np.float32)))
+    if latents is not None:
+        lat = np.asarray(latents, dtype=np.float32).reshape(N, -1)
+        prim.CreateAttribute("latentDim", Sdf.ValueTypeNames.Int, custom=False).Set(int(lat.shape[1]))
+        prim.CreateAttribute("latents", Sdf.ValueTypeNames.FloatArray, custom=False).Set(Vt.FloatArray.FromNumpy(lat.reshape(-1)))
+    if scores is not None:
+        prim.CreateAttribute("scores", Sdf.ValueTypeNames.FloatArray, custom=False).Set(
+            Vt.FloatArray.FromNumpy(np.asarray(scores, dtype=np.float32).reshape(-1)))
+    if time_codes is not None:
+        prim.CreateAttribute("timeCodes", Sdf.ValueTypeNames.DoubleArray, custom=False).Set(
+            Vt.DoubleArray([float(x) for x in time_codes]))
+    return prim
+
+
+def read_pose_library(prim: Usd.Prim, rig: Rig) -> tuple[Pose, np.ndarray | None]:
+    """Inverse of :func:`define_pose_library`: (Pose in usdposer units, latents (N, D) or None)."""
+    from usdposer.core.rotations import quat_multiply as qm
+    from usdposer.core.rotations import xyzw_to_wxyz
+
+    joints = [str(j) for j in prim.GetAttribute("joints").Get()]
+    if tuple(joints) != rig.joints:
+        raise ValueError(f"{prim.GetPath()}: library joints differ from skeleton {rig.skeleton_path}")
+    N, J = int(prim.GetAttribute("numSamples").Get()), len(joints)
+    q = xyzw_to_wxyz(torch.from_numpy(np.asarray(prim.GetAttribute("rotations").Get(), np.float64))).reshape(N, J, 4)
+    t = torch.from_numpy(np.asarray(prim.GetAttribute("translations").Get(), np.float64)).reshape(N, J, 3)
+    C = torch.tensor(axis_matrix(rig.up_axis)[:3, :3], dtype=torch.float64)
+    from usdposer.core.rotations import matrix_to_quat
+
+    c = matrix_to_quat(C)
+    t = t * rig.meters_per_unit
+    for r in rig.roots:
+        t[:, r] = t[:, r] @ C.T
+        q[:, r] = qm(c.expand(N, 4), q[:, r])
+    base = Pose.rest(rig, N)
+    lat_attr = prim.GetAttribute("latents")
+    latents = None
+    if lat_attr and lat_attr.HasAuthoredValue():
+        latents = np.asarray(lat_attr.Get(), np.float32).reshape(N, -1)
+    return Pose(q, t, base.scales), latents
