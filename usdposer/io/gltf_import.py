@@ -256,9 +256,15 @@ def _sample_clips(data: GltfData, skeletons: list[_Skeleton], fps: float | None,
             short = source_name.rsplit("|", 1)[-1]  # Quaternius: "AnimalArmature|Walk"
             out["per_skeleton"][id(sk)].append({
                 "name": short, "source_name": source_name, "t": t, "q": q, "s": s,
-                "time_codes": [float(x) for x in np.round(times * tcps, 6)], "seconds": float(t1 - t0),
+                "time_codes": _snap(times * tcps), "seconds": float(t1 - t0),
             })
     return out
+
+
+def _snap(codes: np.ndarray) -> list[float]:
+    """Time codes, snapped to whole frames where float32 key times miss them by a hair."""
+    r = np.round(codes)
+    return [float(x) for x in np.where(np.abs(codes - r) < 1e-3, r, np.round(codes, 6))]
 
 
 # ----------------------------------------------------------------------------------------------- meshes, looks

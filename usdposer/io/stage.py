@@ -53,10 +53,14 @@ def open_stage(path: str | os.PathLike) -> Usd.Stage:
 
 
 def _first_line(text: str) -> str:
+    """The message part of a Tf error (``Error in '...' at line N in file F : 'MESSAGE'``), shortened."""
+    import re
+
+    for line in text.strip().splitlines():
+        m = re.search(r" : '(.*)'\s*$", line.strip())
+        if m:
+            return m.group(1)[:200]
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    for ln in lines:
-        if "Error" in ln or "error" in ln or "failed" in ln.lower():
-            return ln[:200]
     return lines[0][:200] if lines else text
 
 

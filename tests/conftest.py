@@ -1,0 +1,105 @@
+"""Shared fixtures: bundled and shared asset locations, a tiny in-memory UsdSkel stage, devices()."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("WARP_CACHE_PATH", str(Path(__file__).resolve().parents[1] / ".cache" / "warp"))
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSETS = ROOT / "assets"
+SHARED = ROOT.parent / "shared" / "data"
+if not SHARED.exists() and os.environ.get("USDPOSER_SHARED_DATA"):
+    SHARED = Path(os.environ["USDPOSER_SHARED_DATA"])
+
+
+def shared_files(pattern: str) -> list[Path]:
+    """Files of the shared data set, or a single marker that makes the sweep skip with a clear reason."""
+    return sorted(SHARED.glob(pattern)) if SHARED.exists() else []
+
+
+def require_shared():
+    if not SHARED.exists():
+        pytest.skip(f"shared data set not found at {SHARED}: the sweep over every shared asset did NOT run "
+                    "(set USDPOSER_SHARED_DATA to run it)")
+
+
+def devices() -> list[str]:
+    import torch
+
+    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def sweep_params(pattern: str):
+    files = shared_files(pattern)
+    if files:
+        return [pytest.param(f, id=str(f.relative_to(SHARED))) for f in files]
+    return [pytest.param(None, id="shared-data-missing")]
+
+
+TINY_USDA = """#usda 1.0
+(
+    defaultPrim = "Char"
+    metersPerUnit = 0.01
+    upAxis = "Z"
+    timeCodesPerSecond = 24
+    startTimeCode = 1
+    endTimeCode = 3
+)
+def SkelRoot "Char" (
+    prepend apiSchemas = ["SkelBindingAPI"]
+)
+{
+    def Skeleton "Skel" (
+        prepend apiSchemas = ["SkelBindingAPI"]
+    )
+    {
+        uniform token[] joints = ["A", "A/B", "A/B/C", "D", "D/E/F"]
+        uniform matrix4d[] bindTransforms = [((1,0,0,0),(0,1,0,0),(0,0,1,0),(0,0,0,1)), ((1,0,0,0),(0,1,0,0),(0,0,1,0),(0,0,10,1)), ((1,0,0,0),(0,1,0,0),(0,0,1,0),(0,0,20,1)), ((1,0,0,0),(0,1,0,0),(0,0,1,0),(5,0,0,1)), ((1,0,0,0),(0,1,0,0),(0,0,1,0),(5,0,10,1))]
+        uniform matrix4d[] restTransforms = [((1,0,0,0),(0,1,0,0),(0,0,1,0),(0,0,0,1)), ((1,0,0,0),(0,1,0,0),(0,0,1,0),(0,0,10,1)), ((1,0,0,0),(0,1,0,0),(0,0,1,0),(0,0,10,1)), ((1,0,0,0),(0,1,0,0),(0,0,1,0),(5,0,0,1)), ((1,0,0,0),(0,1,0,0),(0,0,1,0),(5,0,10,1))]
+        rel skel:animationSource = </Char/Skel/Anim>
+        def SkelAnimation "Anim"
+        {
+            uniform token[] joints = ["A", "A/B", "D", "D/E/F"]
+            float3[] translations = [(0, 0, 0), (0, 0, 10), (5, 0, 0), (5, 0, 10)]
+            quatf[] rotations.timeSamples = {
+                1: [(1, 0, 0, 0), (1, 0, 0, 0), (1, 0, 0, 0), (1, 0, 0, 0)],
+                3: [(0.9238795, 0.3826834, 0, 0), (0.7071068, 0, 0.7071068, 0), (0.9659258, 0, 0, 0.258819), (1, 0, 0, 0)],
+            }
+            half3[] scales = [(1, 1, 1), (1, 1, 1), (1, 1, 1), (1, 1, 1)]
+        }
+    }
+    def Scope "Geo"
+    {
+        def Mesh "Body" (
+            prepend apiSchemas = ["SkelBindingAPI"]
+        )
+        {
+            int[] faceVertexCounts = [4, 3]
+            int[] faceVertexIndices = [0, 1, 2, 3, 2, 4, 5]
+            point3f[] points = [(1, 0, 0), (-1, 0, 0), (-1, 0, 15), (1, 0, 15), (1, 0, 22), (5, 1, 5)]
+            int[] primvars:skel:jointIndices = [0, 1, 0, 1, 1, 2, 1, 2, 2, 0, 3, 4] (
+                elementSize = 2
+                interpolation = "vertex"
+            )
+            float[] primvars:skel:jointWeights = [1, 0, 1, 0, 0.5, 0.5, 0.5, 0.5, 1, 0, 0.25, 0.75] (
+                elementSize = 2
+                interpolation = "vertex"
+            )
+            rel skel:skeleton = </Char/Skel>
+        }
+    }
+}
+"""
+
+
+@pytest.fixture
+def tiny_usda(tmp_path) -> Path:
+    """A 5-joint Z-up centimetre stage (joints A, A/B, A/B/C, D, D/E/F, with D/E absent), whose animation omits
+    A/B/C, with one two-influence mesh."""
+    path = tmp_path / "tiny.usda"
+    path.write_text(TINY_USDA)
+    return path
