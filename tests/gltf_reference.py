@@ -19,9 +19,11 @@ _SCALE = {5120: 127.0, 5121: 255.0, 5122: 32767.0, 5123: 65535.0}
 class Reference:
     def __init__(self, path: str):
         self.g = pygltflib.GLTF2().load(path)
-        self.blob = self.g.binary_blob()
-        if self.blob is None:  # .gltf with a data-URI buffer
-            self.blob = self.g.get_data_from_buffer_uri(self.g.buffers[0].uri)
+        import base64
+
+        blob = self.g.binary_blob()
+        # .glb: buffer 0 is the binary chunk; .gltf: every buffer is a data URI
+        self.buffers = [bytes(blob) if b.uri is None else base64.b64decode(b.uri.split(",", 1)[1]) for b in self.g.buffers]
 
     def read(self, index: int) -> np.ndarray:
         a = self.g.accessors[index]
@@ -30,7 +32,8 @@ class Reference:
         dt = np.dtype(_DT[a.componentType])
         stride = bv.byteStride or dt.itemsize * n
         base = (bv.byteOffset or 0) + (a.byteOffset or 0)
-        rows = [np.frombuffer(self.blob, dtype=dt, count=n, offset=base + i * stride) for i in range(a.count)]
+        data = self.buffers[bv.buffer]
+        rows = [np.frombuffer(data, dtype=dt, count=n, offset=base + i * stride) for i in range(a.count)]
         arr = np.array(rows, dtype=np.float64)
         if a.normalized:
             arr = arr / _SCALE[a.componentType]
@@ -113,10 +116,11 @@ def _interp(times: np.ndarray, vals: np.ndarray, t: float, rotation: bool) -> np
     a, b = vals[k], vals[k + 1]
     if not rotation:
         return a + u * (b - a)
+    a, b = a / np.linalg.norm(a), b / np.linalg.norm(b)
     if np.dot(a, b) < 0:
         b = -b
-    d = min(1.0, float(np.dot(a, b)))
-    th = np.arccos(d)
-    if th < 1e-9:
-        return a
+    th = np.arccos(min(1.0, float(np.dot(a, b))))
+    if th < 1e-6:  # nearly equal keys: normalised lerp
+        q = a + u * (b - a)
+        return q / np.linalg.norm(q)
     return (np.sin((1 - u) * th) * a + np.sin(u * th) * b) / np.sin(th)
