@@ -1,9 +1,11 @@
 """``Clip`` / pose sets -> USD layers over an asset (the only writer of skeleton data).
 
 A layer written here sublayers the source asset (so it opens on its own and also layers into a shot), adds new
-SkelAnimation prims under the Skeleton with sparse ``over``s above them, binds one through ``skel:animationSource``
-and offers every clip in a variant set ``usdposerClip`` on the Skeleton, records provenance in
+SkelAnimation prims under the Skeleton with sparse ``over``s above them, binds one through a direct
+``skel:animationSource`` opinion (which outranks the source's own binding; rebinding another clip is one edit of that
+relationship, and the clips are listed in the Skeleton's ``customData["usdposer:clips"]``), records provenance in
 ``customLayerData["usdposer"]``, and goes to a temporary file that is moved into place (``.usdc`` by default).
+Fresh stages (``usdposer import``) offer their clips in the Skeleton's ``usdposerClip`` variant set instead.
 """
 
 from __future__ import annotations
@@ -131,7 +133,12 @@ def write_clip_layer(source: str | os.PathLike, out: str | os.PathLike, rig: Rig
             t, q, s = to_stage_units(rig, clip)
             define_animation(stage, path, rig.joints, t, q, s, clip.time_codes.tolist())
             paths.append(path)
-        bind_animations(stage, rig.skeleton_path, paths, bind, names)
+        # a direct opinion in this (stronger) layer: it beats a binding the source authors on the Skeleton, which a
+        # variant opinion could not (LIVRPS: local opinions outrank variants)
+        skel = stage.OverridePrim(rig.skeleton_path)
+        UsdSkel.BindingAPI.Apply(skel)
+        UsdSkel.BindingAPI(skel).CreateAnimationSourceRel().SetTargets([Sdf.Path(paths[bind])])
+        skel.SetCustomDataByKey("usdposer:clips", Vt.StringArray(paths))
         layer.customLayerData = {"usdposer": dict(prov, sourceSkeleton=rig.skeleton_path, clips=Vt.StringArray(paths))}
         layer.Save()
     return out
