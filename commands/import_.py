@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 
 import click
-
 from usdposer.commands._options import json_option
 from usdposer.commands._output import emit, warn
 

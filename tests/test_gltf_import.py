@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from pxr import Sdf, Usd, UsdSkel
-
 from conftest import ASSETS, require_shared, sweep_params
 from gltf_reference import Reference
+from pxr import Sdf, Usd, UsdSkel
 from usd_golden import usd_joint_and_points
+
 from usdposer.io.gltf_import import import_gltf
 from usdposer.io.write_skel import CLIP_VARIANT_SET
 

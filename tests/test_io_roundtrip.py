@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import ASSETS
 from pxr import Sdf, Usd, UsdGeom, UsdSkel
 
-from conftest import ASSETS
 from usdposer.core.rotations import axis_angle_to_quat, quat_angle, quat_multiply
 from usdposer.io.gltf_import import import_gltf
 from usdposer.io.read_skel import read_asset
@@ -71,6 +71,7 @@ def test_clip_layer_round_trip_units_and_axis(tiny_usda, tmp_path, suffix):
 def test_layer_over_imported_asset_is_seen_by_usdskel(tmp_path):
     """A clip written over an imported Fox moves the skinned points the way OpenUSD computes them."""
     from usd_golden import usd_joint_and_points
+
     from usdposer.posing import skin
 
     src = tmp_path / "fox.usdc"

@@ -7,9 +7,9 @@ import subprocess
 import sys
 
 from pxr import Usd
+from usdposer.schemas import PLUGIN_DIR, SCHEMA_NAMES
 
 import usdposer.io.stage  # noqa: F401  (registers the plugin)
-from usdposer.schemas import PLUGIN_DIR, SCHEMA_NAMES
 
 
 def test_every_schema_applies():

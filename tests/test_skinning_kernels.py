@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import devices
+
 from usdposer.core.skinning import _skin_gaussians_ref, _skin_points_ref, linear_blend_skinning, skin_gaussians
 
 
@@ -81,18 +81,18 @@ def test_covariance_transform_is_lbs_jacobian():
 
 def test_warp_matches_usdskel_on_real_asset():
     """The Warp path on the bundled Fox against OpenUSD's own skinning of the imported stage."""
-    import numpy as np
+    import tempfile
+    from pathlib import Path
 
+    import numpy as np
     from conftest import ASSETS
     from usd_golden import usd_joint_and_points
+
     from usdposer.core.kinematics import skinning_transforms
     from usdposer.io.gltf_import import import_gltf
     from usdposer.io.read_skel import read_asset
     from usdposer.io.stage import open_stage
     from usdposer.posing import joint_transforms
-
-    import tempfile
-    from pathlib import Path
 
     out = Path(tempfile.mkdtemp()) / "fox.usdc"
     import_gltf(ASSETS / "khronos" / "Fox.glb", out)

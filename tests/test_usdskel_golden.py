@@ -8,10 +8,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from pxr import Usd, UsdGeom
-
 from conftest import ASSETS, SHARED, require_shared, sweep_params
+from pxr import Usd, UsdGeom
 from usd_golden import usd_joint_and_points
+
 from usdposer.core.kinematics import skinning_transforms
 from usdposer.core.skinning import linear_blend_skinning
 from usdposer.io.read_skel import read_asset

@@ -93,7 +93,7 @@ def format_info(info: AssetInfo, tree: bool = True) -> str:
         lines.append(f"  Skeleton {s.prim}: {s.joints} joints, {len(s.roots)} root(s), height {s.height_m:.3f} m"
                      + (", joint limits" if s.has_limits else ""))
         if tree:
-            for tok, p in zip(s.tree, s.parents):
+            for tok in s.tree:
                 depth = tok.count("/")
                 lines.append(f"    {'  ' * depth}{tok.rsplit('/', 1)[-1]}")
         for m in s.meshes:

@@ -1,6 +1,8 @@
 """Warp kernels for linear blend skinning, each with its torch twin in ``usdposer.core.skinning``:
 
-    skin_points_kernel       <->  _skin_points_ref
+    skin_points_kernel       <->  _skin_points_ref   (its adjoint is the backward)
+    skin_points_fwd_kernel   <->  _skin_points_ref   (forward: local accumulator, zero weights skipped, frame
+                                                      chunks on every CPU core)
     blend_kernel +
     gaussian_apply_kernel    <->  _skin_gaussians_ref
 
@@ -33,6 +35,47 @@ def skin_points_kernel(
 
 
 @wp.kernel
+def skin_points_fwd_kernel(
+    points: wp.array(dtype=wp.vec3),  # (V,)
+    indices: wp.array2d(dtype=wp.int32),  # (V, K)
+    weights: wp.array2d(dtype=wp.float32),  # (V, K)
+    mats: wp.array2d(dtype=wp.mat44),  # (B, J)
+    out: wp.array2d(dtype=wp.vec3),  # (B, V)
+):
+    """Forward-only twin of ``skin_points_kernel`` (same torch reference): a local accumulator and zero weights
+    skipped, which is faster but has no usable adjoint."""
+    b, v = wp.tid()
+    p = points[v]
+    acc = wp.vec3(0.0, 0.0, 0.0)
+    for k in range(indices.shape[1]):
+        w = weights[v, k]
+        if w != 0.0:
+            acc = acc + w * wp.transform_point(mats[b, indices[v, k]], p)
+    out[b, v] = acc
+
+
+def _launch_chunked(kernel, B: int, V: int, device: str, arrays_b: list, arrays_shared: list, threads: int) -> None:
+    """Launch ``kernel`` over (B, V) in frame chunks on several threads: Warp's CPU backend runs one launch on one
+    core and releases the GIL, so chunks over frames use every core. ``arrays_b`` are sliced along frames."""
+    if device != "cpu" or threads <= 1 or B < 2:
+        full = [_wp(t, dt) for t, dt in arrays_b]
+        wp.launch(kernel, dim=(B, V), device=device, inputs=arrays_shared + full[:-1], outputs=full[-1:])
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    bounds = [(B * i) // threads for i in range(threads + 1)]
+
+    def run(i):
+        b0, b1 = bounds[i], bounds[i + 1]
+        if b1 > b0:
+            sliced = [_wp(t[b0:b1], dt) for t, dt in arrays_b]
+            wp.launch(kernel, dim=(b1 - b0, V), device=device, inputs=arrays_shared + sliced[:-1], outputs=sliced[-1:])
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(run, range(threads)))
+
+
+@wp.kernel
 def blend_kernel(
     indices: wp.array2d(dtype=wp.int32),  # (N, K)
     weights: wp.array2d(dtype=wp.float32),  # (N, K)
@@ -60,7 +103,8 @@ def gaussian_apply_kernel(
 
 
 def _wp(t: torch.Tensor, dtype):
-    return wp.from_torch(t.contiguous(), dtype=dtype)
+    # detached: gradients flow through the autograd.Function below, not through Warp's torch interop
+    return wp.from_torch(t.detach().contiguous(), dtype=dtype, requires_grad=False)
 
 
 def _zeros_like(t: torch.Tensor) -> torch.Tensor:
@@ -75,10 +119,14 @@ class SkinPoints(torch.autograd.Function):
         device = warp_device(points)
         idx = indices.to(torch.int32).contiguous()
         B, V = mats.shape[0], points.shape[0]
-        out = torch.zeros(B, V, 3, dtype=torch.float32, device=points.device)
-        wp.launch(skin_points_kernel, dim=(B, V), device=device,
-                  inputs=[_wp(points, wp.vec3), _wp(idx, wp.int32), _wp(weights, wp.float32), _wp(mats, wp.mat44)],
-                  outputs=[_wp(out, wp.vec3)])
+        out = torch.empty(B, V, 3, dtype=torch.float32, device=points.device)
+        shared = [_wp(points, wp.vec3), _wp(idx, wp.int32), _wp(weights, wp.float32)]
+        if device == "cpu":
+            _launch_chunked(skin_points_fwd_kernel, B, V, device, [(mats.contiguous(), wp.mat44), (out, wp.vec3)],
+                            shared, torch.get_num_threads())
+        else:
+            wp.launch(skin_points_fwd_kernel, dim=(B, V), device=device, inputs=shared + [_wp(mats, wp.mat44)],
+                      outputs=[_wp(out, wp.vec3)])
         ctx.save_for_backward(points, idx, weights, mats)
         return out
 

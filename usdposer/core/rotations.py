@@ -147,7 +147,7 @@ def sixd_to_quat(d6: Float[Tensor, "... 6"]) -> Float[Tensor, "... 4"]:
     return matrix_to_quat(sixd_to_matrix(d6))
 
 
-def quat_slerp(a: Float[Tensor, "... 4"], b: Float[Tensor, "... 4"], t: Float[Tensor, "..."] | float) -> Float[Tensor, "... 4"]:
+def quat_slerp(a: Float[Tensor, "... 4"], b: Float[Tensor, "... 4"], t: Float[Tensor, ...] | float) -> Float[Tensor, "... 4"]:
     """Spherical linear interpolation along the shorter arc; ``t`` broadcasts against the batch shape."""
     t = torch.as_tensor(t, dtype=a.dtype, device=a.device)
     if t.dim() < a.dim():
@@ -164,7 +164,7 @@ def quat_slerp(a: Float[Tensor, "... 4"], b: Float[Tensor, "... 4"], t: Float[Te
     return quat_normalize(wa * a + wb * b)
 
 
-def quat_angle(a: Float[Tensor, "... 4"], b: Float[Tensor, "... 4"]) -> Float[Tensor, "..."]:
+def quat_angle(a: Float[Tensor, "... 4"], b: Float[Tensor, "... 4"]) -> Float[Tensor, ...]:
     """Geodesic angle (radians) between two rotations."""
     dot = (quat_normalize(a) * quat_normalize(b)).sum(-1).abs().clamp(max=1.0)
     return 2.0 * torch.acos(dot)

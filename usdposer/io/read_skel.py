@@ -200,17 +200,17 @@ def _matrix_quat(R: np.ndarray) -> list[float]:
 def _read_rig(skel, sq, skinning_queries, conv, xfc, report, path) -> Rig | None:
     prim = skel.GetPrim()
     name = str(prim.GetPath())
-    if not sq:
-        report("error", name, "invalid Skeleton (UsdSkel could not build a query for it); check joints/bindTransforms")
-        return None
-    joints = [str(j) for j in sq.GetJointOrder()]
+    joints = [str(j) for j in (skel.GetJointsAttr().Get() or [])]
     if not joints:
         report("warning", name, "Skeleton has no joints; skipped")
         return None
-    topo = sq.GetTopology()
+    topo = UsdSkel.Topology(joints)
     ok, why = topo.Validate()
     if not ok:
-        report("error", name, f"invalid joint order ({why}); list every parent joint before its children in `joints`")
+        report("error", name, f"invalid joint order ({why.strip()}); list every parent joint before its children in `joints`")
+        return None
+    if not sq:
+        report("error", name, "invalid Skeleton (UsdSkel could not build a query for it); check joints/bindTransforms")
         return None
     parents = np.asarray(topo.GetParentIndices(), dtype=np.int64)
     is_root = parents < 0
@@ -417,7 +417,7 @@ def _read_clip(anim: UsdSkel.Animation, cache: UsdSkel.Cache, rig: Rig, conv: _C
     from usdposer.core.kinematics import decompose_trs
 
     t_rest, q_rest, s_rest = (x.numpy() for x in decompose_trs(rig.rest_local))
-    J, T = rig.num_joints, len(times)
+    T = len(times)
     tr = np.repeat(t_rest[None], T, 0)
     rot = np.repeat(q_rest[None], T, 0)
     sc = np.repeat(s_rest[None], T, 0)
