@@ -41,13 +41,19 @@ def provenance(verb: str, arguments: Sequence[str] | None = None, seed: int | No
     return data
 
 
+def _root_axis(rig: Rig) -> tuple[torch.Tensor, torch.Tensor]:
+    """(C (3, 3), c (4,)): the rotation taking the stage's up axis to +Y, as a matrix and a (w, x, y, z) quaternion."""
+    from usdposer.core.rotations import matrix_to_quat
+
+    C = torch.tensor(axis_matrix(rig.up_axis)[:3, :3], dtype=torch.float64)
+    return C, matrix_to_quat(C)
+
+
 def to_stage_units(rig: Rig, pose: Pose) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Inverse of the reader's conversion: (T, J, 3) translations, (T, J, 4) (w, x, y, z) rotations, (T, J, 3)
     scales in the source stage's units and up axis."""
-    C = torch.tensor(axis_matrix(rig.up_axis)[:3, :3], dtype=torch.float64)
-    from usdposer.core.rotations import matrix_to_quat
-
-    c_inv = quat_conjugate(matrix_to_quat(C))
+    C, c = _root_axis(rig)
+    c_inv = quat_conjugate(c)
     t = pose.translations.detach().to(torch.float64).clone()
     q = pose.rotations.detach().to(torch.float64).clone()
     for r in rig.roots:
@@ -55,6 +61,16 @@ def to_stage_units(rig: Rig, pose: Pose) -> tuple[np.ndarray, np.ndarray, np.nda
         q[:, r] = quat_multiply(c_inv.expand(len(q), 4), q[:, r])
     t = t / rig.meters_per_unit
     return t.numpy(), q.numpy(), pose.scales.detach().to(torch.float64).numpy()
+
+
+def from_stage_units(rig: Rig, t: torch.Tensor, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The reader's conversion for (N, J, 3) translations and (N, J, 4) rotations in stage units: metres, +Y up."""
+    C, c = _root_axis(rig)
+    t, q = t.to(torch.float64) * rig.meters_per_unit, q.to(torch.float64).clone()
+    for r in rig.roots:
+        t[:, r] = t[:, r] @ C.T
+        q[:, r] = quat_multiply(c.expand(len(q), 4), q[:, r])
+    return t, q
 
 
 def define_animation(stage: Usd.Stage, path: str | Sdf.Path, joints: Sequence[str], translations: np.ndarray,
@@ -171,7 +187,6 @@ def define_pose_library(stage: Usd.Stage, path: str, rig: Rig, pose: Pose, *, la
 
 def read_pose_library(prim: Usd.Prim, rig: Rig) -> tuple[Pose, np.ndarray | None]:
     """Inverse of :func:`define_pose_library`: (Pose in usdposer units, latents (N, D) or None)."""
-    from usdposer.core.rotations import quat_multiply as qm
     from usdposer.core.rotations import xyzw_to_wxyz
 
     joints = [str(j) for j in prim.GetAttribute("joints").Get()]
@@ -180,14 +195,7 @@ def read_pose_library(prim: Usd.Prim, rig: Rig) -> tuple[Pose, np.ndarray | None
     N, J = int(prim.GetAttribute("numSamples").Get()), len(joints)
     q = xyzw_to_wxyz(torch.from_numpy(np.asarray(prim.GetAttribute("rotations").Get(), np.float64))).reshape(N, J, 4)
     t = torch.from_numpy(np.asarray(prim.GetAttribute("translations").Get(), np.float64)).reshape(N, J, 3)
-    C = torch.tensor(axis_matrix(rig.up_axis)[:3, :3], dtype=torch.float64)
-    from usdposer.core.rotations import matrix_to_quat
-
-    c = matrix_to_quat(C)
-    t = t * rig.meters_per_unit
-    for r in rig.roots:
-        t[:, r] = t[:, r] @ C.T
-        q[:, r] = qm(c.expand(N, 4), q[:, r])
+    t, q = from_stage_units(rig, t, q)
     base = Pose.rest(rig, N)
     lat_attr = prim.GetAttribute("latents")
     latents = None
