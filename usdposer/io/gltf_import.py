@@ -117,7 +117,7 @@ def import_gltf(src: str | os.PathLike, out: str | os.PathLike, *, fps: float | 
                                          "frames": len(c["time_codes"]), "seconds": c["seconds"]})
                 selected = 0
                 if bind_clip is not None:
-                    matches = [i for i, c in enumerate(sk_clips) if bind_clip in (c["source_name"], c["name"], names[sk_clips.index(c)])]
+                    matches = [i for i, c in enumerate(sk_clips) if bind_clip in (c["source_name"], c["name"], names[i])]
                     if not matches:
                         raise InputError(f"{src}: no clip named {bind_clip!r}; choose one of "
                                          f"{', '.join(c['source_name'] for c in sk_clips)}")
