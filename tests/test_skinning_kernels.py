@@ -55,6 +55,22 @@ def test_warp_gaussians_forward_and_vjp(device):
         assert torch.allclose(a, b, atol=1e-4 * b.abs().max().item(), rtol=1e-4)
 
 
+@pytest.mark.parametrize("K", [1, 3, 4, 5, 11])
+def test_warp_forward_padding_and_threads(K):
+    """The forward kernel holds four influences in registers and sorts longer rows: zero weights anywhere in a
+    row (padding), all-zero rows and vertex ranges split over threads must all match the reference."""
+    from usdposer.core._warp_skinning import _skin_points_forward
+
+    pts, idx, w, M = random_case(V=2500, K=K, B=4, seed=K)
+    w = w * (torch.rand(w.shape, generator=torch.Generator().manual_seed(7)) > 0.4)  # interleaved zeros
+    w[:5] = 0.0
+    ref = _skin_points_ref(pts, idx, w, M)
+    for threads in (1, 2, 3):
+        out = torch.full_like(ref, float("nan"))
+        _skin_points_forward(pts, idx, w, M, out, threads)
+        assert torch.allclose(out, ref, atol=1e-5, rtol=1e-5), threads
+
+
 def test_reference_gradcheck_float64():
     pts, idx, w, M = random_case(V=6, K=2, B=2, J=3, dtype=torch.float64)
     for t in (pts, w, M):

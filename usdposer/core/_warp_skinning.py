@@ -1,8 +1,8 @@
 """Warp kernels for linear blend skinning, each with its torch twin in ``usdposer.core.skinning``:
 
     skin_points_kernel       <->  _skin_points_ref   (its adjoint is the backward)
-    skin_points_fwd_kernel   <->  _skin_points_ref   (forward: local accumulator, zero weights skipped, frame
-                                                      chunks on every CPU core)
+    skin_points_fwd_kernel   <->  _skin_points_ref   (forward: one thread per vertex over all frames,
+                                                      non-zero influences only, vertex ranges on every CPU core)
     blend_kernel +
     gaussian_apply_kernel    <->  _skin_gaussians_ref
 
@@ -34,42 +34,90 @@ def skin_points_kernel(
         out[b, v] += weights[v, k] * wp.transform_point(mats[b, indices[v, k]], p)
 
 
+mat34 = wp.types.matrix(shape=(3, 4), dtype=wp.float32)
+
+
 @wp.kernel
 def skin_points_fwd_kernel(
     points: wp.array(dtype=wp.vec3),  # (V,)
+    counts: wp.array(dtype=wp.int32),  # (V,) influences to read; those past the fourth must be sorted first
     indices: wp.array2d(dtype=wp.int32),  # (V, K)
     weights: wp.array2d(dtype=wp.float32),  # (V, K)
-    mats: wp.array2d(dtype=wp.mat44),  # (B, J)
+    mats: wp.array2d(dtype=mat34),  # (B, J) top three rows of the skinning transforms
     out: wp.array2d(dtype=wp.vec3),  # (B, V)
 ):
-    """Forward-only twin of ``skin_points_kernel`` (same torch reference): a local accumulator and zero weights
-    skipped, which is faster but has no usable adjoint."""
-    b, v = wp.tid()
+    """Forward-only twin of ``skin_points_kernel`` (same torch reference). One thread per vertex loops over all
+    frames: its first four influences are held in registers, any further non-zero ones read in a loop; the 3x4
+    matrices are blended, then applied once. About 3x faster than the adjoint-friendly kernel on CPU, but it has
+    no usable adjoint."""
+    v = wp.tid()
     p = points[v]
-    acc = wp.vec3(0.0, 0.0, 0.0)
-    for k in range(indices.shape[1]):
-        w = weights[v, k]
-        if w != 0.0:
-            acc = acc + w * wp.transform_point(mats[b, indices[v, k]], p)
-    out[b, v] = acc
+    n = counts[v]
+    K = indices.shape[1]
+    i0 = indices[v, 0]
+    w0 = weights[v, 0]
+    i1 = int(0)
+    w1 = float(0.0)
+    i2 = int(0)
+    w2 = float(0.0)
+    i3 = int(0)
+    w3 = float(0.0)
+    if K > 1:
+        i1 = indices[v, 1]
+        w1 = weights[v, 1]
+    if K > 2:
+        i2 = indices[v, 2]
+        w2 = weights[v, 2]
+    if K > 3:
+        i3 = indices[v, 3]
+        w3 = weights[v, 3]
+    for b in range(mats.shape[0]):
+        M = w0 * mats[b, i0] + w1 * mats[b, i1] + w2 * mats[b, i2] + w3 * mats[b, i3]
+        for k in range(4, n):
+            M = M + weights[v, k] * mats[b, indices[v, k]]
+        out[b, v] = wp.vec3(M[0, 0] * p[0] + M[0, 1] * p[1] + M[0, 2] * p[2] + M[0, 3],
+                            M[1, 0] * p[0] + M[1, 1] * p[1] + M[1, 2] * p[2] + M[1, 3],
+                            M[2, 0] * p[0] + M[2, 1] * p[1] + M[2, 2] * p[2] + M[2, 3])
 
 
-def _launch_chunked(kernel, B: int, V: int, device: str, arrays_b: list, arrays_shared: list, threads: int) -> None:
-    """Launch ``kernel`` over (B, V) in frame chunks on several threads: Warp's CPU backend runs one launch on one
-    core and releases the GIL, so chunks over frames use every core. ``arrays_b`` are sliced along frames."""
-    if device != "cpu" or threads <= 1 or B < 2:
-        full = [_wp(t, dt) for t, dt in arrays_b]
-        wp.launch(kernel, dim=(B, V), device=device, inputs=arrays_shared + full[:-1], outputs=full[-1:])
-        return
-    from concurrent.futures import ThreadPoolExecutor
+def _compact_influences(indices: torch.Tensor, weights: torch.Tensor):
+    """Influences as the forward kernel reads them. Up to four per vertex are read as they are; with more, each
+    vertex's are sorted by weight, descending, and counted, so the kernel skips padding (the dog skin pads to 11
+    influences where most vertices use 2 to 4).
 
-    bounds = [(B * i) // threads for i in range(threads + 1)]
+    indices, weights: (V, K) -> (indices (V, K) int32, weights (V, K) float32, counts (V,) int32)"""
+    V, K = weights.shape
+    if K <= 4:
+        counts = torch.full((V,), K, dtype=torch.int32, device=weights.device)
+        return indices.to(torch.int32).contiguous(), weights.detach().float().contiguous(), counts
+    w, order = torch.sort(weights.detach().float(), dim=1, descending=True, stable=True)
+    idx = torch.gather(indices, 1, order).to(torch.int32)
+    counts = (w != 0).sum(1).to(torch.int32)
+    return idx.contiguous(), w.contiguous(), counts.contiguous()
+
+
+def _skin_points_forward(points, idx, weights, mats, out, threads: int) -> None:
+    """Launch ``skin_points_fwd_kernel``; on CPU, vertex ranges run on ``threads`` threads (Warp's CPU backend
+    runs one launch on one core and releases the GIL)."""
+    device = warp_device(points)
+    idx_s, w_s, counts = _compact_influences(idx, weights)
+    m34 = _wp(mats[..., :3, :].contiguous(), mat34)
+    V = points.shape[0]
+    threads = max(1, min(threads, V // 1024)) if device == "cpu" else 1
+    bounds = [(V * i) // threads for i in range(threads + 1)]
 
     def run(i):
-        b0, b1 = bounds[i], bounds[i + 1]
-        if b1 > b0:
-            sliced = [_wp(t[b0:b1], dt) for t, dt in arrays_b]
-            wp.launch(kernel, dim=(b1 - b0, V), device=device, inputs=arrays_shared + sliced[:-1], outputs=sliced[-1:])
+        v0, v1 = bounds[i], bounds[i + 1]
+        if v1 > v0:
+            wp.launch(skin_points_fwd_kernel, dim=v1 - v0, device=device,
+                      inputs=[_wp(points[v0:v1], wp.vec3), _wp(counts[v0:v1], wp.int32), _wp(idx_s[v0:v1], wp.int32),
+                              _wp(w_s[v0:v1], wp.float32), m34],
+                      outputs=[wp.from_torch(out[:, v0:v1], dtype=wp.vec3)])
+
+    if threads == 1:
+        run(0)
+        return
+    from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(run, range(threads)))
@@ -116,17 +164,10 @@ class SkinPoints(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, points, indices, weights, mats):
-        device = warp_device(points)
         idx = indices.to(torch.int32).contiguous()
         B, V = mats.shape[0], points.shape[0]
         out = torch.empty(B, V, 3, dtype=torch.float32, device=points.device)
-        shared = [_wp(points, wp.vec3), _wp(idx, wp.int32), _wp(weights, wp.float32)]
-        if device == "cpu":
-            _launch_chunked(skin_points_fwd_kernel, B, V, device, [(mats.contiguous(), wp.mat44), (out, wp.vec3)],
-                            shared, torch.get_num_threads())
-        else:
-            wp.launch(skin_points_fwd_kernel, dim=(B, V), device=device, inputs=shared + [_wp(mats, wp.mat44)],
-                      outputs=[_wp(out, wp.vec3)])
+        _skin_points_forward(points, idx, weights, mats, out, torch.get_num_threads())
         ctx.save_for_backward(points, idx, weights, mats)
         return out
 
