@@ -13,12 +13,17 @@ Examples:
   usdposer import assets/khronos/Fox.glb -o fox.usdc
   usdposer import character.gltf -o character.usda --fps 30
   usdposer import Horse.glb -o horse.usdc --bind Gallop --json
+  usdposer import ../shared/data/bvh/cmu_walk.bvh -o walk.usdc
+  usdposer import ../shared/data/mujoco/dog/dog.xml -o dog.usdc
 
 \b
 Every animation becomes its own SkelAnimation under the Skeleton. One is bound through
 skel:animationSource (the first, or --bind NAME); pick another in a DCC with the Skeleton's
 "usdposerClip" variant set. Clips are sampled at their keyframes unless --fps is given.
 Textures are written beside the output in <name>_textures/.
+BVH: skeleton from OFFSETs, one clip; units guessed from the skeleton's size unless
+--meters-per-unit is given. MJCF: one joint per body, the .skn skin as a skinned mesh,
+hinge ranges stored as joint limits (JointLimitsAPI).
 """
 
 
@@ -27,12 +32,16 @@ Textures are written beside the output in <name>_textures/.
 @click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="Output .usdc/.usda file.")
 @click.option("--fps", type=float, default=None, help="Resample every clip at this rate instead of at its keyframes.")
 @click.option("--bind", "bind_clip", default=None, help="Name of the clip to bind (default: the first).")
+@click.option("--meters-per-unit", type=float, default=None, help="BVH only: the file's unit in metres.")
+@click.option("--skin", type=click.Path(dir_okay=False), default=None, help="MJCF only: the .skn skin to bind.")
 @json_option
-def cli(src: str, out: str, fps: float | None, bind_clip: str | None, as_json: bool) -> None:
-    """Convert a glTF 2.0 file (.gltf/.glb) with skins into a UsdSkel stage (metres, +Y up)."""
-    from usdposer.io.gltf_import import import_gltf
+def cli(src: str, out: str, fps: float | None, bind_clip: str | None, meters_per_unit: float | None,
+        skin: str | None, as_json: bool) -> None:
+    """Convert glTF 2.0 (.gltf/.glb), BVH (.bvh) or MuJoCo MJCF (.xml) into a UsdSkel stage."""
+    from usdposer.io.importers import import_any
 
-    report = import_gltf(src, out, fps=fps, bind_clip=bind_clip, arguments=sys.argv[1:])
+    report = import_any(src, out, fps=fps, bind_clip=bind_clip, meters_per_unit=meters_per_unit, skin=skin,
+                        arguments=sys.argv[1:])
     for w in report.warnings:
         warn(w)
     emit(report, as_json, _human)
