@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export WARP_CACHE_PATH := $(CURDIR)/.cache/warp
 OUT := out
 
-.PHONY: demo test setup bench schemas lint clean
+.PHONY: demo test setup bench schemas lint clean default-model
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -23,12 +23,25 @@ demo: setup
 	mkdir -p $(OUT)
 	$(BIN)/usdposer import assets/khronos/Fox.glb -o $(OUT)/fox.usdc
 	$(BIN)/usdposer info $(OUT)/fox.usdc --no-tree
+	$(BIN)/usdposer sample $(OUT)/fox.usdc -n 16 --seed 0 -o $(OUT)/fox.samples.usdc --preview $(OUT)/fox_samples.png
+	@echo "open $(OUT)/fox.samples.usdc in a DCC (pose i at frame i) or look at $(OUT)/fox_samples.png"
 
 test: setup
 	$(BIN)/python -m pytest -q
 
 bench: setup
 	$(BIN)/python bench/skinning.py
+	$(BIN)/python bench/sampling.py
+
+# the shipped pose space (models/default): dataset from the shared data set, whole characters held out, ~30 min CPU
+DEFAULT_DATA := data/default
+default-model: setup
+	$(BIN)/usdposer dataset build "../shared/data/**/*.glb" ../shared/data/khronos/SimpleSkin.gltf ../shared/data/bvh \
+	  ../shared/data/mujoco/dog/dog.xml ../shared/data/mujoco/rodent/rodent.xml -o $(DEFAULT_DATA) \
+	  --holdout animals/Wolf --holdout Velociraptor --holdout Spider --holdout Knight
+	$(BIN)/usdposer train $(DEFAULT_DATA) -o models/default --steps 5000 --batch-size 128 --width 128 --depth 4 \
+	  --val-every 500 --max-minutes 28 --seed 0
+	$(BIN)/usdposer eval models/default $(DEFAULT_DATA) -n 256 --card
 
 # regenerate the committed schema plugin files from schemas/schema.usda (needs jinja2, a dev dependency)
 schemas: setup

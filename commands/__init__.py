@@ -13,7 +13,11 @@ from usdposer import __version__
 # verb -> "module:attribute" (module relative to usdposer.commands)
 VERBS = {
     "info": ("info:cli", "Skeletons, joints, meshes, skins, clips, units and problems of a USD asset."),
-    "import": ("import_:cli", "Convert glTF/GLB to UsdSkel (skins, meshes, textures, every clip)."),
+    "import": ("import_:cli", "Convert glTF/GLB, BVH or MuJoCo MJCF to UsdSkel (skins, clips, joint limits)."),
+    "dataset": ("dataset:cli", "Build pose datasets from USD, glTF, BVH and MJCF files."),
+    "train": ("train:cli", "Train the pose-space diffusion model on a dataset."),
+    "sample": ("sample:cli", "Sample plausible poses of a rig into a USD layer (+ contact sheet)."),
+    "eval": ("eval:cli", "Evaluate a pose space on held-out characters against two baselines."),
 }
 
 
@@ -39,6 +43,7 @@ Examples:
   usdposer import assets/khronos/Fox.glb -o fox.usdc
   usdposer info fox.usdc
   usdposer info fox.usdc --json
+  usdposer sample fox.usdc -n 16 --preview fox.png
 
 Exit codes: 0 ok, 1 checks failed, 2 bad input or usage, 3 missing optional dependency or device.
 """

@@ -120,12 +120,13 @@ def unique_names(names: Sequence[str]) -> list[str]:
 
 
 def write_clip_layer(source: str | os.PathLike, out: str | os.PathLike, rig: Rig, clips: Sequence[Clip], *,
-                     prov: dict, bind: int = 0, source_stage: Usd.Stage | None = None) -> Path:
+                     prov: dict, bind: int = 0, source_stage: Usd.Stage | None = None, author=None) -> Path:
     """Write ``clips`` of ``rig`` as a new layer over ``source`` at ``out`` (temporary file, then moved).
 
     The layer sublayers ``source``, defines one SkelAnimation per clip under the Skeleton, binds ``clips[bind]`` and
     lists all of them in the ``usdposerClip`` variant set. Stage metadata is copied from the source and the time range
-    set to the bound clip's. Returns the output path.
+    set to the bound clip's. ``author(stage)``, when given, adds more prims to the layer before it is saved.
+    Returns the output path.
     """
     out = check_output_path(out, [source])
     if not clips:
@@ -156,6 +157,8 @@ def write_clip_layer(source: str | os.PathLike, out: str | os.PathLike, rig: Rig
         UsdSkel.BindingAPI(skel).CreateAnimationSourceRel().SetTargets([Sdf.Path(paths[bind])])
         skel.SetCustomDataByKey("usdposer:clips", Vt.StringArray(paths))
         layer.customLayerData = {"usdposer": dict(prov, sourceSkeleton=rig.skeleton_path, clips=Vt.StringArray(paths))}
+        if author is not None:
+            author(stage)
         layer.Save()
     return out
 

@@ -1,0 +1,53 @@
+"""usdposer dataset build"""
+
+from __future__ import annotations
+
+import click
+from usdposer.commands._options import json_option
+from usdposer.commands._output import emit, warn
+
+EPILOG = """\b
+Examples:
+  usdposer dataset build assets/khronos/Fox.glb assets/cmu/cmu_walk.bvh -o data/poses
+  usdposer dataset build "../shared/data/**/*.glb" ../shared/data/bvh -o data/poses --holdout Trex --holdout Wolf
+  usdposer dataset build scenes/*.usdc -o data/poses --val Knight --json
+"""
+
+
+@click.group("dataset")
+def cli() -> None:
+    """Pose datasets for training the pose space."""
+
+
+@cli.command("build", epilog=EPILOG)
+@click.argument("sources", nargs=-1, required=True)
+@click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Dataset directory.")
+@click.option("--holdout", multiple=True, help="Character (file stem or folder/stem) kept out of training; repeat.")
+@click.option("--val", multiple=True, help="Character used for validation loss only; repeat.")
+@click.option("--dedupe-degrees", type=float, default=2.0, show_default=True,
+              help="Drop frames whose joints all moved less than this since the last kept frame.")
+@json_option
+def build(sources, out, holdout, val, dedupe_degrees, as_json) -> None:
+    """Build a pose dataset from USD, glTF/GLB, BVH and MJCF SOURCES (files, folders or globs)."""
+    import sys
+
+    from tqdm import tqdm
+
+    from usdposer.dataset import build_dataset
+
+    bar = lambda it: tqdm(it, desc="reading", unit="file", disable=not sys.stderr.isatty())
+    m = build_dataset(list(sources), out, holdout=list(holdout), val=list(val), dedupe_degrees=dedupe_degrees,
+                      progress=bar)
+    for f in m["failed"]:
+        warn(f"skipped {f['source']}: {f['error']}")
+    m["output"] = out
+    emit(m, as_json, _human)
+
+
+def _human(m) -> str:
+    lines = [f"wrote {m['output']}: {len(m['characters'])} characters, poses train {m['counts']['train']}, "
+             f"val {m['counts']['val']}, held out {m['counts']['heldout']}"]
+    for c in m["characters"]:
+        lines.append(f"  {c['id']:<34} {c['joints']:>3} joints {c['frames']:>6} frames -> {c['poses']:>6} poses  "
+                     f"{c['split']}")
+    return "\n".join(lines)

@@ -1,0 +1,58 @@
+"""usdposer sample"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from usdposer.commands._options import device_option, json_option, seed_option
+from usdposer.commands._output import emit, warn
+
+EPILOG = """\b
+Examples:
+  usdposer sample fox.usdc -n 16 --preview fox_samples.png
+  usdposer sample fox.usdc -n 256 --seed 3 -o fox.poses.usdc --json
+  usdposer sample dog.usdc -n 8 --checkpoint runs/prior --steps 25
+
+\b
+Writes a layer over ASSET (default ASSET_STEM.samples.usdc beside it) with
+  - SkelAnimation <Skeleton>/usdposerSamples: pose i at time code i, bound (scrub it in a DCC);
+  - PoseSampleLibrary <Skeleton>/PoseSamples: packed rotations and the DDIM latent codes;
+  - PoseSpaceAPI on the Skeleton naming the model.
+Without --checkpoint the default pose space shipped with usdposer is used.
+"""
+
+
+@click.command("sample", epilog=EPILOG)
+@click.argument("asset", type=click.Path(dir_okay=False))
+@click.option("-n", "--num", "n", type=int, default=16, show_default=True, help="Number of poses.")
+@click.option("-o", "--out", type=click.Path(dir_okay=False), default=None, help="Output layer (.usdc/.usda).")
+@click.option("--checkpoint", type=click.Path(file_okay=False), default=None, help="Pose-space checkpoint directory.")
+@click.option("--steps", type=int, default=50, show_default=True, help="DDIM steps.")
+@click.option("--skeleton", default=None, help="Skeleton prim path or name (default: the first).")
+@click.option("--preview", type=click.Path(dir_okay=False), default=None, help="Write a PNG contact sheet here.")
+@seed_option
+@device_option
+@json_option
+def cli(asset, n, out, checkpoint, steps, skeleton, preview, seed, device, as_json) -> None:
+    """Sample plausible poses of ASSET's rig from a pose space, written as a USD layer over it."""
+    from pathlib import Path
+
+    from tqdm import tqdm
+    from usdposer.models.pipelines import sample_asset
+
+    if out is None:
+        p = Path(asset)
+        out = str(p.with_name(f"{p.stem}.samples.usdc"))
+    bar = lambda it: tqdm(it, desc="denoising", leave=False, disable=as_json or not sys.stderr.isatty())
+    report = sample_asset(asset, out, n=n, seed=seed, checkpoint=checkpoint, steps=steps, skeleton=skeleton,
+                          preview=preview, device=device, arguments=sys.argv[1:], progress=bar)
+    for w in report.warnings:
+        warn(w)
+    emit(report, as_json, _human)
+
+
+def _human(r) -> str:
+    extra = f"; preview {r.preview}" if r.preview else ""
+    return (f"wrote {r.output}: {r.samples} poses of {r.skeleton} ({r.joints} joints) at time codes 0..{r.samples - 1} "
+            f"in {r.animation}, latents in {r.library}{extra} ({r.seconds:.1f} s)")

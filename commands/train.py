@@ -1,0 +1,54 @@
+"""usdposer train"""
+
+from __future__ import annotations
+
+import click
+from usdposer.commands._options import device_option, json_option, seed_option
+from usdposer.commands._output import emit
+
+EPILOG = """\b
+Examples:
+  usdposer train data/poses -o runs/prior --steps 20000
+  usdposer train data/poses -o runs/prior --max-minutes 30 --resume
+  usdposer train data/poses -o runs/tiny --steps 200 --width 32 --depth 2 --json
+
+\b
+Writes a checkpoint directory: config.json, model.safetensors (EMA weights), README.md
+(model card), and training_state.* for --resume. Validation loss uses the dataset's
+"val" characters when it has any; "heldout" characters are never read.
+"""
+
+
+@click.command("train", epilog=EPILOG)
+@click.argument("dataset", type=click.Path(file_okay=False))
+@click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Checkpoint directory.")
+@click.option("--steps", type=int, default=20000, show_default=True)
+@click.option("--batch-size", type=int, default=256, show_default=True)
+@click.option("--lr", type=float, default=3e-4, show_default=True)
+@click.option("--width", type=int, default=128, show_default=True, help="Transformer width.")
+@click.option("--depth", type=int, default=4, show_default=True, help="Transformer blocks.")
+@click.option("--heads", type=int, default=4, show_default=True)
+@click.option("--val-every", type=int, default=500, show_default=True)
+@click.option("--max-minutes", type=float, default=None, help="Stop (and save) after this much wall time.")
+@click.option("--resume", is_flag=True, help="Continue from the training state in --out.")
+@seed_option
+@device_option
+@json_option
+def cli(dataset, out, steps, batch_size, lr, width, depth, heads, val_every, max_minutes, resume, seed, device,
+        as_json) -> None:
+    """Train the pose-space diffusion model on a DATASET directory (usdposer dataset build)."""
+    import sys
+
+    from tqdm import tqdm
+    from usdposer.models.cards import model_card
+    from usdposer.models.training import TrainConfig, train
+
+    cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, width=width, depth=depth, heads=heads, seed=seed,
+                      val_every=val_every, max_minutes=max_minutes, device=device)
+    log = lambda m: click.echo(m, err=True)
+    bar = lambda **kw: tqdm(desc="training", disable=not sys.stderr.isatty(), **kw)
+    result = train(dataset, out, cfg, resume=resume, progress=bar, log=log,
+                   card=lambda prior, res: model_card(prior, res, dataset))
+    emit(result, as_json, lambda r: (f"wrote {r.checkpoint}: {r.steps} steps in {r.minutes:.1f} min, train loss "
+                                      f"{r.train_loss:.4f}" + (f", val loss {r.val_loss:.4f}" if r.val_loss else "")
+                                      + f" (stopped by {r.stopped_by})"))

@@ -1,0 +1,194 @@
+"""Evaluating a pose space on held-out characters, against two baselines, in one run.
+
+For each held-out character with real poses, N poses are drawn from each method and compared through forward
+kinematics (root at rest, heading removed, as in the dataset), with distances as the mean per-joint position error
+(MPJPE) in % of the character's height:
+
+* APD (diversity): mean MPJPE over pairs of samples;
+* precision: mean over samples of the MPJPE to the nearest real pose (lower is better);
+* recall: mean over real poses of the MPJPE to the nearest sample (lower is better), and coverage: the share of real
+  poses with a sample within 5 % of the height;
+* limit violations: share of samples with a joint outside its known limits (characters with limits only).
+
+Baselines: (a) ``random-rotations``: independent per-joint random rotations (uniform axis) whose angles are drawn
+from the training data's per-joint rotation angles (pooled over joints at the same tree depth, so that it applies
+to unseen topologies); (b) ``rest+noise``: the rest pose with Gaussian axis-angle noise per joint, its scale
+bisected until its APD equals the model's.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from usdposer.core.kinematics import forward_kinematics
+from usdposer.core.rotations import axis_angle_to_quat, quat_to_6d, sixd_to_quat
+from usdposer.dataset import Character, load_dataset
+from usdposer.errors import InputError
+
+COVERAGE_THRESHOLD = 5.0  # % of height
+
+
+@dataclass
+class EvalRow:
+    character: str
+    topology: str  # "seen" or "unseen" (no training character with the same joint count and parent list)
+    method: str
+    joints: int
+    real_poses: int
+    samples: int
+    apd: float
+    precision: float
+    recall: float
+    coverage: float
+    limit_violations: float | None
+
+
+def joint_positions(ch: Character, six: torch.Tensor) -> torch.Tensor:
+    """(N, J, 6) relative-to-rest rotations -> (N, J, 3) joint positions (root at its rest position), metres."""
+    from usdposer.core.kinematics import compose_trs, decompose_trs
+    from usdposer.core.rotations import quat_multiply
+
+    rest = ch.rest_local.double()
+    t, q_rest, s = decompose_trs(rest)
+    q = quat_multiply(q_rest.expand(len(six), -1, -1), sixd_to_quat(six.double()))
+    local = compose_trs(t.expand(len(six), -1, -1), q, s.expand(len(six), -1, -1))
+    return forward_kinematics(local, ch.parents.long())[:, :, :3, 3]
+
+
+def mpjpe_matrix(a: torch.Tensor, b: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+    """(N, J, 3), (M, J, 3) -> (N, M) mean per-joint distance."""
+    rows = []
+    for i in range(0, len(a), chunk):
+        rows.append((a[i:i + chunk, None] - b[None]).norm(dim=-1).mean(-1))
+    return torch.cat(rows)
+
+
+def apd(x: torch.Tensor) -> float:
+    D = mpjpe_matrix(x, x)
+    n = len(x)
+    return float(D.sum() / max(n * (n - 1), 1))
+
+
+def limit_violation_rate(ch: Character, six: torch.Tensor) -> float | None:
+    """Share of poses with any joint's XYZ Euler angle (relative to rest) outside its known limits."""
+    if ch.limits is None:
+        return None
+    from scipy.spatial.transform import Rotation
+
+    from usdposer.core.rotations import sixd_to_matrix
+
+    lim = ch.limits.double()
+    known = torch.isfinite(lim).all(-1)  # (J, 3)
+    if not known.any():
+        return None
+    R = sixd_to_matrix(six.double()).reshape(-1, 3, 3).numpy()
+    eul = torch.from_numpy(Rotation.from_matrix(R).as_euler("xyz")).reshape(len(six), -1, 3)
+    tol = math.radians(1.0)
+    bad = ((eul < lim[:, :, 0] - tol) | (eul > lim[:, :, 1] + tol)) & known
+    return float(bad.flatten(1).any(1).double().mean())
+
+
+def _depths(parents: torch.Tensor) -> list[int]:
+    d = []
+    for p in parents.tolist():
+        d.append(0 if p < 0 else d[p] + 1)
+    return d
+
+
+class AngleBank:
+    """Training rotation angles by tree depth (depth >= 6 pooled)."""
+
+    def __init__(self, chars: list[Character]):
+        from usdposer.core.rotations import quat_to_axis_angle
+
+        buckets: dict[int, list[torch.Tensor]] = {}
+        for c in chars:
+            if not len(c.poses):
+                continue
+            ang = quat_to_axis_angle(sixd_to_quat(c.poses.double())).norm(dim=-1)  # (N, J)
+            for j, d in enumerate(_depths(c.parents)):
+                buckets.setdefault(min(d, 6), []).append(ang[:, j])
+        self.by_depth = {d: torch.cat(v) for d, v in buckets.items()}
+        self.all = torch.cat(list(self.by_depth.values()))
+
+    def draw(self, depth: int, n: int, g: torch.Generator) -> torch.Tensor:
+        pool = self.by_depth.get(min(depth, 6), self.all)
+        return pool[torch.randint(0, len(pool), (n,), generator=g)]
+
+
+def random_rotation_baseline(ch: Character, bank: AngleBank, n: int, g: torch.Generator) -> torch.Tensor:
+    J = len(ch.parents)
+    axis = torch.randn(n, J, 3, generator=g, dtype=torch.float64)
+    axis = axis / axis.norm(dim=-1, keepdim=True)
+    ang = torch.stack([bank.draw(d, n, g) for d in _depths(ch.parents)], 1)
+    return quat_to_6d(axis_angle_to_quat(axis * ang[..., None]))
+
+
+def rest_noise_baseline(ch: Character, n: int, target_apd: float, g_seed: int) -> torch.Tensor:
+    """Rest pose + N(0, sigma^2) axis-angle per joint, sigma bisected to match ``target_apd`` (metres)."""
+    J = len(ch.parents)
+    noise = torch.randn(n, J, 3, generator=torch.Generator().manual_seed(g_seed), dtype=torch.float64)
+    lo, hi = 0.0, 3.0
+    for _ in range(25):
+        mid = (lo + hi) / 2
+        six = quat_to_6d(axis_angle_to_quat(mid * noise))
+        if apd(joint_positions(ch, six)) < target_apd:
+            lo = mid
+        else:
+            hi = mid
+    return quat_to_6d(axis_angle_to_quat((lo + hi) / 2 * noise))
+
+
+def _row(ch, topology, method, six, real_pos) -> EvalRow:
+    pos = joint_positions(ch, six)
+    h = ch.height or 1.0
+    D = mpjpe_matrix(pos, real_pos) / h * 100
+    return EvalRow(ch.id, topology, method, len(ch.parents), len(real_pos), len(six), apd(pos) / h * 100,
+                   float(D.min(1).values.mean()), float(D.min(0).values.mean()),
+                   float((D.min(0).values < COVERAGE_THRESHOLD).double().mean()), limit_violation_rate(ch, six))
+
+
+def _signature(c: Character) -> tuple:
+    return tuple(c.parents.tolist())
+
+
+def evaluate(checkpoint: str | None, dataset: str, *, n: int = 256, steps: int = 50, seed: int = 0,
+             max_real: int = 1000, device: str = "cpu", progress=None) -> list[EvalRow]:
+    """One table: model and both baselines on every held-out character with poses (see the module docstring)."""
+    from usdposer.models.pose_prior import PosePrior, RigCondition
+
+    prior = PosePrior.load(checkpoint, device)
+    train_chars = load_dataset(dataset, ("train", "val"))
+    held = [c for c in load_dataset(dataset, ("heldout",)) if len(c.poses)]
+    if not held:
+        raise InputError(f"{dataset}: no held-out characters with poses; rebuild it with --holdout NAME")
+    seen = {_signature(c) for c in train_chars}
+    bank = AngleBank(train_chars)
+    rows: list[EvalRow] = []
+    for ch in (progress(held) if progress else held):
+        g = torch.Generator().manual_seed(seed)
+        real = ch.poses[torch.randperm(len(ch.poses), generator=g)[:max_real]]
+        real_pos = joint_positions(ch, real)
+        cond = RigCondition(ch.features.float(), ch.tree.long())  # the dataset's features include the mesh
+        six, _ = prior.sample(cond, n, steps=steps, generator=torch.Generator().manual_seed(seed))
+        topology = "seen" if _signature(ch) in seen else "unseen"
+        model_row = _row(ch, topology, "usdposer", six, real_pos)
+        rows.append(model_row)
+        rows.append(_row(ch, topology, "random-rotations", random_rotation_baseline(ch, bank, n, g), real_pos))
+        target = model_row.apd / 100 * (ch.height or 1.0)
+        rows.append(_row(ch, topology, "rest+noise", rest_noise_baseline(ch, n, target, seed + 1), real_pos))
+    return rows
+
+
+def format_table(rows: list[EvalRow]) -> str:
+    head = ("| character | topology | method | APD % | precision % (lower better) | recall % (lower better) | "
+            "coverage @5% | limit violations |")
+    lines = [head, "|" + "---|" * 8]
+    for r in rows:
+        lv = "n/a" if r.limit_violations is None else f"{100 * r.limit_violations:.1f} %"
+        lines.append(f"| {r.character} | {r.topology} | {r.method} | {r.apd:.2f} | {r.precision:.2f} | {r.recall:.2f} | "
+                     f"{100 * r.coverage:.0f} % | {lv} |")
+    return "\n".join(lines)

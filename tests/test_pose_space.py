@@ -1,0 +1,298 @@
+"""The pose space end to end on bundled assets: rig features, datasets, the denoiser and its checkpoints, training
+(tiny configs, seconds), DDIM sampling and inversion, ``usdposer sample`` layers (layouts A and B) and ``eval``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import ASSETS
+from pxr import Usd, UsdSkel
+
+SOURCES = [ASSETS / "khronos" / "Fox.glb", ASSETS / "quaternius" / "Trex.glb", ASSETS / "cmu" / "cmu_walk.bvh",
+           ASSETS / "mujoco" / "rodent" / "rodent.xml"]
+CLI = [sys.executable, "-m", "usdposer.commands._entry"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A dataset of the bundled assets (T-rex held out) and a tiny checkpoint trained on it in seconds."""
+    from usdposer.models.training import TrainConfig, train
+
+    from usdposer.dataset import build_dataset
+
+    root = tmp_path_factory.mktemp("pose_space")
+    manifest = build_dataset([str(s) for s in SOURCES], root / "data", holdout=["Trex"], val=["cmu_walk"])
+    result = train(root / "data", root / "ckpt", TrainConfig(steps=150, batch_size=64, width=32, depth=2, heads=2,
+                                                              val_every=50, lr=1e-3, seed=0), log=lambda m: None)
+    fox = root / "fox.usdc"
+    subprocess.run(CLI + ["import", str(ASSETS / "khronos" / "Fox.glb"), "-o", str(fox)], check=True,
+                   capture_output=True)
+    return {"root": root, "manifest": manifest, "result": result, "fox": fox}
+
+
+# ------------------------------------------------------------------------------------------------ rig features
+def test_tree_distance_matches_scipy_shortest_paths():
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import shortest_path
+
+    from usdposer.rigfeatures import tree_distance
+
+    parents = torch.tensor([-1, 0, 1, 1, 0, 4, -1, 6])  # two trees
+    J = len(parents)
+    rows = [j for j, p in enumerate(parents.tolist()) if p >= 0]
+    A = csr_matrix((np.ones(len(rows)), (rows, [parents[j].item() for j in rows])), shape=(J, J))
+    ref = shortest_path(A, directed=False, unweighted=True)
+    ref[np.isinf(ref)] = J
+    assert np.array_equal(tree_distance(parents).numpy(), ref.astype(np.int64))
+
+
+def test_name_side_and_words():
+    from usdposer.rigfeatures import name_side, name_words
+
+    assert name_words("mixamorig:LeftUpLeg") == ["mixamorig", "left", "up", "leg"]
+    for n, s in [("LeftUpLeg", -1), ("upper_leg_L", -1), ("R_Arm", 1), ("hand.r", 1), ("Spine1", 0), ("Head", 0),
+                 ("Leg", 0), ("RightFoot", 1)]:
+        assert name_side(n) == s, n
+
+
+def test_pose_6d_round_trip_and_heading(tiny):
+    from usdposer.io.read_skel import read_asset
+    from usdposer.posing import joint_transforms
+    from usdposer.rigfeatures import pose_from_6d, pose_to_6d
+
+    asset = read_asset(tiny["fox"])
+    rig = asset.rig()
+    clip = asset.clip(rig)
+    six = pose_to_6d(rig, clip, canonical_heading=False)
+    back = pose_from_6d(rig, six, ground=False)
+    a = joint_transforms(rig, clip)[:, :, :3, :3]
+    b = joint_transforms(rig, back)[:, :, :3, :3]
+    assert torch.allclose(a, b, atol=1e-6)
+    # heading removed: the root's rotation relative to rest has no twist about +Y
+    from usdposer.core.kinematics import decompose_trs
+    from usdposer.core.rotations import quat_conjugate, quat_multiply, sixd_to_quat
+
+    _, q_rest, _ = decompose_trs(rig.rest_local)
+    canon = pose_from_6d(rig, pose_to_6d(rig, clip), ground=True)
+    r = rig.roots[0]
+    world_delta = quat_multiply(canon.rotations[:, r], quat_conjugate(q_rest[r]).expand(len(clip), 4))
+    assert torch.allclose(world_delta[:, 2], torch.zeros(len(clip), dtype=world_delta.dtype), atol=1e-6)
+    # ground: the lowest skinned point of every pose is at y = 0
+    from usdposer.posing import skin
+
+    pts = torch.cat(skin(rig, canon, backend="torch"), 1)
+    y = pts @ rig.skel_to_world[1, :3].to(pts) + rig.skel_to_world[1, 3]
+    assert torch.allclose(y.min(1).values, torch.zeros(len(clip), dtype=y.dtype), atol=1e-6)
+    assert sixd_to_quat(six).shape == (len(clip), rig.num_joints, 4)
+
+
+# ------------------------------------------------------------------------------------------------ dataset
+def test_dataset_split_by_character_and_safetensors_only(tiny):
+    from safetensors import safe_open
+
+    m, data = tiny["manifest"], tiny["root"] / "data"
+    ids = {c["id"]: c for c in m["characters"]}
+    assert ids["quaternius/Trex"]["split"] == "heldout" and ids["cmu/cmu_walk"]["split"] == "val"
+    assert ids["khronos/Fox"]["split"] == "train"
+    assert m["counts"]["heldout"] == ids["quaternius/Trex"]["poses"] > 0
+    # near-duplicates dropped, never more poses than frames
+    assert all(c["poses"] <= c["frames"] for c in m["characters"])
+    assert ids["cmu/cmu_walk"]["poses"] < ids["cmu/cmu_walk"]["frames"]
+    assert ids["rodent/rodent"]["has_limits"] and ids["rodent/rodent"]["poses"] == 0
+    assert "CC0" in ids["quaternius/Trex"]["licence"] and "Apache" in ids["rodent/rodent"]["licence"]
+    files = [p for p in data.rglob("*") if p.is_file()]
+    assert {p.suffix for p in files} == {".json", ".safetensors"}
+    with safe_open(str(data / ids["khronos/Fox"]["shard"]), "pt") as f:
+        poses = f.get_tensor("poses")
+        assert poses.shape[1:] == (24, 6) and json.loads(f.metadata()["joints"])[0]
+    # what training reads never includes the held-out character
+    from usdposer.dataset import load_dataset
+
+    assert "quaternius/Trex" not in {c.id for c in load_dataset(data, ("train", "val"))}
+
+
+def test_dataset_cli_reports_bad_sources(tmp_path):
+    bad = tmp_path / "broken.glb"
+    bad.write_bytes(b"glTF\x02\x00\x00\x00garbage")
+    r = subprocess.run(CLI + ["dataset", "build", str(ASSETS / "khronos" / "Fox.glb"), str(bad), "-o",
+                              str(tmp_path / "d"), "--json"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert len(out["characters"]) == 1 and out["failed"][0]["source"].endswith("broken.glb")
+    assert "skipped" in r.stderr
+    r = subprocess.run(CLI + ["dataset", "build", str(ASSETS / "khronos" / "Fox.glb"), "-o", str(tmp_path / "e"),
+                              "--holdout", "Nobody"], capture_output=True, text=True)
+    assert r.returncode == 2 and "Nobody" in r.stderr.lower() or "nobody" in r.stderr
+
+
+# ------------------------------------------------------------------------------------------------ model
+def test_denoiser_config_round_trip_and_padding(tmp_path):
+    from usdposer.models.pose_denoiser import PoseDenoiser
+    from usdposer.models.pose_prior import PosePrior
+
+    torch.manual_seed(0)
+    net = PoseDenoiser(feature_dim=51, width=32, depth=2, heads=2)
+    for p in net.parameters():  # zero-initialised gates would make every output 0: perturb everything
+        p.data.add_(0.05 * torch.randn_like(p))
+    prior = PosePrior(net, torch.randn(6) * 0.1, torch.rand(6) + 0.5, {"note": "test"})
+    prior.save(tmp_path / "ck")
+    assert {p.name for p in (tmp_path / "ck").iterdir()} == {"config.json", "model.safetensors"}
+    again = PosePrior.load(tmp_path / "ck")
+    public = lambda c: {k: v for k, v in dict(c).items() if not k.startswith("_")}
+    assert public(again.denoiser.config) == public(net.config)
+    x, t = torch.randn(3, 7, 6), torch.tensor([0, 500, 999])
+    f, tr = torch.randn(3, 7, 51), torch.randint(0, 5, (3, 7, 7))
+    assert torch.equal(net.eval()(x, t, f, tr), again.denoiser(x, t, f, tr))
+    assert torch.equal(again.mean, prior.mean) and again.info["note"] == "test"
+    # padding: extra masked joints do not change the real joints' output
+    mask = torch.ones(3, 9, dtype=torch.bool)
+    mask[:, 7:] = False
+    xp, fp = torch.cat([x, torch.randn(3, 2, 6)], 1), torch.cat([f, torch.randn(3, 2, 51)], 1)
+    trp = torch.full((3, 9, 9), 8)
+    trp[:, :7, :7] = tr
+    assert torch.allclose(net(xp, t, fp, trp, mask)[:, :7], net(x, t, f, tr), atol=1e-5)
+
+
+def test_unreadable_checkpoint_is_a_clear_error(tmp_path):
+    from usdposer.models.pose_prior import PosePrior
+
+    from usdposer.errors import InputError
+
+    (tmp_path / "config.json").write_text("{not json")
+    (tmp_path / "model.safetensors").write_bytes(b"\x00" * 10)
+    with pytest.raises(InputError, match="unreadable checkpoint"):
+        PosePrior.load(tmp_path)
+    with pytest.raises(InputError, match="not a usdposer checkpoint"):
+        PosePrior.load(tmp_path / "missing")
+
+
+def test_training_learns_and_resumes(tiny, tmp_path):
+    from usdposer.models.training import TrainConfig, train
+
+    res = tiny["result"]
+    first, last = res.history[0], res.history[-1]
+    assert res.steps == 150 and last["val_loss"] is not None
+    assert last["train_loss"] < 0.9 * first["train_loss"] or last["train_loss"] < 0.8, res.history
+    # resume: continue the same run to 180 steps
+    import shutil
+
+    ck = tmp_path / "ck"
+    shutil.copytree(tiny["root"] / "ckpt", ck)
+    more = train(tiny["root"] / "data", ck, TrainConfig(steps=180, batch_size=64, width=8, depth=1, heads=1,
+                                                        val_every=30, lr=1e-3), resume=True, log=lambda m: None)
+    assert more.steps == 180 and [h["step"] for h in more.history][-2:] == [150, 180]
+    state = json.loads((ck / "training_state.json").read_text())
+    assert state["step"] == 180 and state["config"]["width"] == 32  # architecture came from the checkpoint
+    # a wall-clock budget stops early and still saves
+    stopped = train(tiny["root"] / "data", tmp_path / "ck2", TrainConfig(steps=10**6, batch_size=8, width=8, depth=1,
+                                                                         heads=1, max_minutes=0.02), log=lambda m: None)
+    assert stopped.stopped_by == "max-minutes" and (tmp_path / "ck2" / "model.safetensors").exists()
+
+
+def test_ddim_sampling_is_deterministic_and_inverts(tiny):
+    from usdposer.models.pose_prior import PosePrior, RigCondition
+
+    from usdposer.io.read_skel import read_asset
+
+    prior = PosePrior.load(tiny["root"] / "ckpt")
+    rig = read_asset(tiny["fox"]).rig()
+    cond = RigCondition.from_rig(rig)
+    a, za = prior.sample(cond, 8, steps=50, generator=torch.Generator().manual_seed(3))
+    b, zb = prior.sample(cond, 8, steps=50, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a, b) and torch.equal(za, zb)
+    z = prior.invert(cond, a, steps=50)
+    assert (z - za).abs().max() < 0.05 * za.abs().max()
+    again, _ = prior.sample(cond, 8, steps=50, latents=z)
+    assert (again - a).abs().max() < 1e-2
+
+
+# ------------------------------------------------------------------------------------------------ CLI: sample, eval
+def test_sample_writes_layouts_a_and_b(tiny, tmp_path):
+    from PIL import Image
+
+    from usdposer.io.read_skel import read_asset
+    from usdposer.io.write_skel import read_pose_library
+
+    fox = tiny["fox"]
+    before = hashlib.sha256(fox.read_bytes()).hexdigest()
+    out, png = tmp_path / "s.usdc", tmp_path / "s.png"
+    r = subprocess.run(CLI + ["sample", str(fox), "-n", "6", "--seed", "1", "--checkpoint", str(tiny["root"] / "ckpt"),
+                              "-o", str(out), "--preview", str(png), "--steps", "20", "--json"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    assert rep["samples"] == 6 and rep["joints"] == 24
+    assert hashlib.sha256(fox.read_bytes()).hexdigest() == before
+    stage = Usd.Stage.Open(str(out))
+    # A: the bound SkelAnimation holds pose i at time code i
+    skel = UsdSkel.Skeleton(stage.GetPrimAtPath(rep["skeleton"]))
+    bound = UsdSkel.BindingAPI(skel).GetAnimationSourceRel().GetTargets()
+    assert str(bound[0]) == rep["animation"]
+    anim = UsdSkel.Animation(stage.GetPrimAtPath(rep["animation"]))
+    assert anim.GetRotationsAttr().GetTimeSamples() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    # B: the packed library with latents, consistent with A
+    lib = stage.GetPrimAtPath(rep["library"])
+    assert lib.GetTypeName() == "PoseSampleLibrary"
+    asset = read_asset(out)
+    rig = asset.rig()
+    pose, latents = read_pose_library(lib, rig)
+    assert latents.shape == (6, 24 * 6)
+    clip = next(c for c in asset.clips[rig.skeleton_path] if c.name == "usdposerSamples")
+    assert torch.allclose(clip.rotations.abs(), pose.rotations.abs(), atol=1e-5)
+    assert skel.GetPrim().HasAPI("PoseSpaceAPI")
+    # same seed, same poses
+    r2 = subprocess.run(CLI + ["sample", str(fox), "-n", "6", "--seed", "1", "--checkpoint",
+                               str(tiny["root"] / "ckpt"), "-o", str(tmp_path / "s2.usdc"), "--steps", "20"],
+                        capture_output=True, text=True)
+    assert r2.returncode == 0
+    pose2, lat2 = read_pose_library(Usd.Stage.Open(str(tmp_path / "s2.usdc")).GetPrimAtPath(rep["library"]), rig)
+    assert np.array_equal(latents, lat2)
+    im = Image.open(png)
+    assert im.size == (3 * 192, 2 * 192) and len(set(im.getdata())) > 20  # shaded meshes, not a blank sheet
+
+
+def test_sample_on_unseen_rig_without_mesh_and_bad_inputs(tiny, tmp_path):
+    walk = tmp_path / "walk.usdc"
+    subprocess.run(CLI + ["import", str(ASSETS / "mujoco" / "rodent" / "rodent.xml"), "-o", str(walk)], check=True,
+                   capture_output=True)
+    r = subprocess.run(CLI + ["sample", str(walk), "-n", "3", "--checkpoint", str(tiny["root"] / "ckpt"),
+                              "--steps", "5", "--preview", str(tmp_path / "r.png")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "walk.samples.usdc").exists() and (tmp_path / "r.png").exists()
+    r = subprocess.run(CLI + ["sample", str(walk), "--checkpoint", str(tmp_path / "nope")], capture_output=True,
+                       text=True)
+    assert r.returncode == 2 and "not a usdposer checkpoint" in r.stderr
+    r = subprocess.run(CLI + ["sample", str(ASSETS / "khronos" / "Fox.glb")], capture_output=True, text=True)
+    assert r.returncode == 2 and "usdposer import" in r.stderr
+
+
+def test_eval_table_has_model_and_both_baselines(tiny):
+    from usdposer.models.evaluation import evaluate, format_table
+
+    rows = evaluate(str(tiny["root"] / "ckpt"), str(tiny["root"] / "data"), n=32, steps=10)
+    assert [r.method for r in rows] == ["usdposer", "random-rotations", "rest+noise"]
+    assert all(r.character == "quaternius/Trex" for r in rows)
+    # the rest+noise baseline is calibrated to the model's diversity
+    assert abs(rows[2].apd - rows[0].apd) < 0.05 * rows[0].apd + 1e-3
+    assert all(np.isfinite([r.precision, r.recall, r.apd]).all() for r in rows)
+    assert "| quaternius/Trex |" in format_table(rows)
+
+
+def test_default_checkpoint_ships_small_and_loads():
+    from usdposer.models.pose_prior import DEFAULT_CHECKPOINT, PosePrior
+
+    if not (DEFAULT_CHECKPOINT / "model.safetensors").exists():
+        pytest.fail(f"the default checkpoint is missing from {DEFAULT_CHECKPOINT}")
+    size = sum(p.stat().st_size for p in Path(DEFAULT_CHECKPOINT).iterdir() if p.is_file())
+    assert size < 20 * 2**20
+    prior = PosePrior.load()
+    card = (DEFAULT_CHECKPOINT / "README.md").read_text()
+    assert "heldout" in card and "Evaluation on held-out characters" in card
+    assert prior.denoiser.config.width >= 32
