@@ -24,9 +24,9 @@ RIGS = [(24, ROOT / "assets" / "khronos" / "Fox.glb"),
 
 def condition(J: int, path: Path, work: Path):
     import torch
+    from usdposer.models.pose_prior import RigCondition
 
     from usdposer.dataset import read_any
-    from usdposer.models.pose_prior import RigCondition
     from usdposer.rigfeatures import FEATURE_DIM
 
     if path.exists():
@@ -46,7 +46,6 @@ def main() -> None:
     ap.add_argument("--train-steps", type=int, default=10)
     args = ap.parse_args()
     import torch
-
     from usdposer.models.pose_prior import PosePrior
 
     prior = PosePrior.load(None, args.device)

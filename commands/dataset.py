@@ -8,13 +8,13 @@ from usdposer.commands._output import emit, warn
 
 EPILOG = """\b
 Examples:
-  usdposer dataset build assets/khronos/Fox.glb assets/cmu/cmu_walk.bvh -o data/poses
-  usdposer dataset build "../shared/data/**/*.glb" ../shared/data/bvh -o data/poses --holdout Trex --holdout Wolf
-  usdposer dataset build scenes/*.usdc -o data/poses --val Knight --json
+  usdposer dataset build assets/khronos/Fox.glb assets/cmu/cmu_walk.bvh assets/quaternius/Trex.glb -o data/poses --holdout Trex
+  usdposer dataset build "assets/**/*.glb" assets/cmu -o data/more --holdout Trex --val Fox --json
+  usdposer dataset build fox.usdc walk.usdc -o data/usd
 """
 
 
-@click.group("dataset")
+@click.group("dataset", epilog=EPILOG)
 def cli() -> None:
     """Pose datasets for training the pose space."""
 

@@ -8,9 +8,9 @@ from usdposer.commands._output import emit
 
 EPILOG = """\b
 Examples:
-  usdposer eval default data/poses
-  usdposer eval runs/prior data/poses -n 512 --json
-  usdposer eval runs/prior data/poses --card     # also write the table into the model card
+  usdposer eval default data/poses -n 64
+  usdposer eval runs/prior data/poses -n 64 --steps 20 --json
+  usdposer eval runs/prior data/poses -n 64 --card
 
 \b
 CKPT is a checkpoint directory, or "default" for the one shipped with usdposer. Each held-out

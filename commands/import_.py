@@ -13,8 +13,8 @@ Examples:
   usdposer import assets/khronos/Fox.glb -o fox.usdc
   usdposer import character.gltf -o character.usda --fps 30
   usdposer import Horse.glb -o horse.usdc --bind Gallop --json
-  usdposer import ../shared/data/bvh/cmu_walk.bvh -o walk.usdc
-  usdposer import ../shared/data/mujoco/dog/dog.xml -o dog.usdc
+  usdposer import assets/cmu/cmu_walk.bvh -o walk.usdc
+  usdposer import assets/mujoco/rodent/rodent.xml -o rodent.usdc
 
 \b
 Every animation becomes its own SkelAnimation under the Skeleton. One is bound through

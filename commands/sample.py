@@ -11,8 +11,8 @@ from usdposer.commands._output import emit, warn
 EPILOG = """\b
 Examples:
   usdposer sample fox.usdc -n 16 --preview fox_samples.png
-  usdposer sample fox.usdc -n 256 --seed 3 -o fox.poses.usdc --json
-  usdposer sample dog.usdc -n 8 --checkpoint runs/prior --steps 25
+  usdposer sample fox.usdc -n 64 --seed 3 -o fox.poses.usdc --json
+  usdposer sample rodent.usdc -n 8 --checkpoint runs/prior --steps 25
 
 \b
 Writes a layer over ASSET (default ASSET_STEM.samples.usdc beside it) with

@@ -8,9 +8,9 @@ from usdposer.commands._output import emit
 
 EPILOG = """\b
 Examples:
-  usdposer train data/poses -o runs/prior --steps 20000
-  usdposer train data/poses -o runs/prior --max-minutes 30 --resume
-  usdposer train data/poses -o runs/tiny --steps 200 --width 32 --depth 2 --json
+  usdposer train data/poses -o runs/prior --steps 100 --width 32 --depth 2 --batch-size 32
+  usdposer train data/poses -o runs/prior --steps 150 --resume --max-minutes 30
+  usdposer train data/more -o runs/tiny --steps 20 --width 16 --depth 1 --heads 2 --json
 
 \b
 Writes a checkpoint directory: config.json, model.safetensors (EMA weights), README.md
