@@ -35,7 +35,14 @@ from usdposer.core.kinematics import decompose_trs
 from usdposer.errors import InputError
 from usdposer.io.gltf_read import GltfData, animation_channels, load_gltf, sample_channel
 from usdposer.io.stage import atomic_path, author_stage_metadata, check_output_path, np_to_gf_array
-from usdposer.io.write_skel import bind_animations, define_animation, provenance, unique_names
+from usdposer.io.write_skel import (
+    bind_animations,
+    define_animation,
+    provenance,
+    root_prim_name,
+    select_clip,
+    unique_names,
+)
 
 
 @dataclass
@@ -75,9 +82,7 @@ def import_gltf(src: str | os.PathLike, out: str | os.PathLike, *, fps: float | 
                          "rig it first (e.g. in Blender) and re-export with skinning")
     report = ImportReport(source=str(src), output=str(out))
     skeletons = _group_skins(data, report)
-    root_name = Tf.MakeValidIdentifier(src.stem) or "Character"
-    if root_name[0].isdigit():
-        root_name = "_" + root_name
+    root_name = root_prim_name(src.stem)
 
     # 1. joints: order, tokens, parents
     for k, sk in enumerate(skeletons):
@@ -115,13 +120,8 @@ def import_gltf(src: str | os.PathLike, out: str | os.PathLike, *, fps: float | 
                     paths.append(path)
                     report.clips.append({"skeleton": sk.path, "prim": path, "name": c["source_name"],
                                          "frames": len(c["time_codes"]), "seconds": c["seconds"]})
-                selected = 0
-                if bind_clip is not None:
-                    matches = [i for i, c in enumerate(sk_clips) if bind_clip in (c["source_name"], c["name"], names[i])]
-                    if not matches:
-                        raise InputError(f"{src}: no clip named {bind_clip!r}; choose one of "
-                                         f"{', '.join(c['source_name'] for c in sk_clips)}")
-                    selected = matches[0]
+                selected = select_clip(bind_clip, [(c["source_name"], c["name"], n) for c, n in zip(sk_clips, names)],
+                                       where=f"{src}: ")
                 bind_animations(stage, sk.path, paths, selected, names)
                 if bound_range is None:
                     tc = sk_clips[selected]["time_codes"]

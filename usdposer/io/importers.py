@@ -39,7 +39,8 @@ def import_any(src: str | os.PathLike, out: str | os.PathLike, *, fps: float | N
         raise InputError(f"{src}: unknown format {ext!r}; import reads .glb, .gltf, .bvh and MuJoCo .xml")
     if fps is not None:
         raise InputError("--fps applies to glTF only; BVH clips keep their frame rate and MJCF has no clips")
-    from usdposer.io.rig_stage import root_prim_name, write_rig_stage
+    from usdposer.io.rig_stage import write_rig_stage
+    from usdposer.io.write_skel import root_prim_name
 
     out = write_rig_stage(rig, out, sources=[src], arguments=arguments, bind_clip=bind_clip, **extra)
     report = ImportReport(source=str(src), output=str(out), time_codes_per_second=rig.time_codes_per_second)

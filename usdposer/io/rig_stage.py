@@ -14,10 +14,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from pxr import Gf, Sdf, Tf, Usd, UsdGeom, UsdSkel, Vt
+from pxr import Gf, Sdf, Usd, UsdGeom, UsdSkel, Vt
 
 from usdposer.io.stage import atomic_path, author_stage_metadata, check_output_path, np_to_gf_array
-from usdposer.io.write_skel import bind_animations, define_animation, provenance, unique_names
+from usdposer.io.write_skel import (
+    bind_animations,
+    define_animation,
+    provenance,
+    root_prim_name,
+    select_clip,
+    unique_names,
+)
 
 
 @dataclass
@@ -63,8 +70,6 @@ class RigData:
 def write_rig_stage(rig: RigData, out: str | os.PathLike, *, sources: Sequence[str | os.PathLike], verb: str = "import",
                     arguments: list[str] | None = None, bind_clip: str | None = None, **prov) -> Path:
     """Author ``rig`` as a new stage at ``out`` (temporary file, then moved into place). Returns the path."""
-    from usdposer.errors import InputError
-
     out = check_output_path(out, list(sources))
     root_name = root_prim_name(rig.name)
     skel_path = f"/{root_name}/Skel"
@@ -87,11 +92,7 @@ def write_rig_stage(rig: RigData, out: str | os.PathLike, *, sources: Sequence[s
             for name, c in zip(names, rig.clips):
                 paths.append(f"{skel_path}/{name}")
                 define_animation(stage, paths[-1], rig.tokens, c.translations, c.rotations, c.scales, c.time_codes)
-            selected = 0
-            if bind_clip is not None:
-                if bind_clip not in names and bind_clip not in [c.name for c in rig.clips]:
-                    raise InputError(f"no clip named {bind_clip!r}; choose one of {', '.join(names)}")
-                selected = next(i for i, (n, c) in enumerate(zip(names, rig.clips)) if bind_clip in (n, c.name))
+            selected = select_clip(bind_clip, [(n, c.name) for n, c in zip(names, rig.clips)])
             bind_animations(stage, skel_path, paths, selected, names)
             start, end = float(rig.clips[selected].time_codes[0]), float(rig.clips[selected].time_codes[-1])
         if rig.meshes:
@@ -104,12 +105,6 @@ def write_rig_stage(rig: RigData, out: str | os.PathLike, *, sources: Sequence[s
             "usdposer": provenance(verb, arguments, source=", ".join(Path(s).name for s in sources), **prov)}
         stage.GetRootLayer().Save()
     return out
-
-
-def root_prim_name(name: str) -> str:
-    """The SkelRoot prim name for a character name (a valid identifier)."""
-    root = Tf.MakeValidIdentifier(name) or "Character"
-    return "_" + root if root[0].isdigit() else root
 
 
 def _define_mesh(stage: Usd.Stage, path: str, skel_path: str, m: MeshData) -> None:

@@ -106,6 +106,25 @@ def bind_animations(stage: Usd.Stage, skel_path: str, anim_paths: Sequence[str],
     vset.SetVariantSelection(names[selected])
 
 
+def root_prim_name(name: str) -> str:
+    """The SkelRoot prim name for a character or file name (a valid identifier, never starting with a digit)."""
+    root = Tf.MakeValidIdentifier(name) or "Character"
+    return "_" + root if root[0].isdigit() else root
+
+
+def select_clip(bind_clip: str | None, aliases: Sequence[Sequence[str]], where: str = "") -> int:
+    """Index of the clip to bind: 0 without ``bind_clip``, else the first clip one of whose ``aliases`` (its prim
+    name, source name...) equals it. Raises InputError listing each clip's first alias."""
+    if bind_clip is None:
+        return 0
+    for i, names in enumerate(aliases):
+        if bind_clip in names:
+            return i
+    from usdposer.errors import InputError
+
+    raise InputError(f"{where}no clip named {bind_clip!r}; choose one of {', '.join(a[0] for a in aliases)}")
+
+
 def unique_names(names: Sequence[str]) -> list[str]:
     """Valid, unique USD identifiers for a list of names (``Walk``, ``Walk_1`` ...)."""
     out, seen = [], set()
