@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import struct
 import time
 from pathlib import Path
 
@@ -24,38 +23,11 @@ DOG_SKN = Path(__file__).resolve().parents[2] / "shared" / "data" / "mujoco" / "
 
 
 def read_skn(path: Path):
-    """MuJoCo .skn: (points (V, 3), faces (F, 3), indices (V, K), weights (V, K), bind (J, 4, 4))."""
-    data = path.read_bytes()
-    nvert, ntex, nface, nbone = struct.unpack_from("<4i", data, 0)
-    off = 16
-    pts = np.frombuffer(data, "<f4", 3 * nvert, off).reshape(-1, 3).astype(np.float64)
-    off += 12 * nvert + 8 * ntex
-    faces = np.frombuffer(data, "<i4", 3 * nface, off).reshape(-1, 3)
-    off += 12 * nface
-    influences: list[list[tuple[int, float]]] = [[] for _ in range(nvert)]
-    bind = np.zeros((nbone, 4, 4))
-    for b in range(nbone):
-        off += 40  # name
-        pos = np.frombuffer(data, "<f4", 3, off)
-        w, x, y, z = np.frombuffer(data, "<f4", 4, off + 12)
-        n = struct.unpack_from("<i", data, off + 28)[0]
-        ids = np.frombuffer(data, "<i4", n, off + 32)
-        ws = np.frombuffer(data, "<f4", n, off + 32 + 4 * n)
-        off += 32 + 8 * n
-        for i, wt in zip(ids, ws):
-            influences[i].append((b, float(wt)))
-        R = np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-                      [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-                      [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]])
-        bind[b, :3, :3], bind[b, :3, 3], bind[b, 3, 3] = R, pos, 1.0
-    K = max(len(v) for v in influences)
-    idx = np.zeros((nvert, K), np.int64)
-    wts = np.zeros((nvert, K))
-    for i, inf in enumerate(influences):
-        for k, (b, wt) in enumerate(inf):
-            idx[i, k], wts[i, k] = b, wt
-    wts /= np.clip(wts.sum(1, keepdims=True), 1e-12, None)
-    return pts, faces, idx, wts, bind
+    """The dog skin as (points, faces, indices, weights, bind), read by usdposer's MJCF importer."""
+    from usdposer.io.mjcf import read_skn as read
+
+    skin = read(path)
+    return skin.points, skin.faces, skin.indices, skin.weights, skin.binds
 
 
 def synthetic(V: int, J: int, K: int, seed: int = 0):

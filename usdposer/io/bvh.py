@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from usdposer.core.rotations import axis_angle_to_quat, quat_to_matrix
 from usdposer.errors import InputError
 
 CMU_METERS_PER_UNIT = 0.0254 / 0.45
@@ -114,14 +116,9 @@ def parse_bvh(path: str | os.PathLike) -> Bvh:
 
 def _axis_rotation(axis: str, angles_deg: np.ndarray) -> np.ndarray:
     """(T,) degrees -> (T, 3, 3) rotation about X, Y or Z."""
-    a = np.radians(angles_deg)
-    c, s = np.cos(a), np.sin(a)
-    R = np.zeros((len(a), 3, 3))
-    i = "XYZ".index(axis)
-    j, k = (i + 1) % 3, (i + 2) % 3
-    R[:, i, i] = 1.0
-    R[:, j, j], R[:, j, k], R[:, k, j], R[:, k, k] = c, -s, s, c
-    return R
+    aa = torch.zeros(len(angles_deg), 3, dtype=torch.float64)
+    aa[:, "XYZ".index(axis)] = torch.from_numpy(np.radians(np.asarray(angles_deg, dtype=np.float64)))
+    return quat_to_matrix(axis_angle_to_quat(aa)).numpy()
 
 
 def local_transforms(bvh: Bvh) -> np.ndarray:
@@ -165,8 +162,6 @@ def guess_meters_per_unit(bvh: Bvh) -> float:
 
 def bvh_to_rig(path: str | os.PathLike, meters_per_unit: float | None = None, clip_name: str | None = None):
     """Parse ``path`` into a :class:`usdposer.io.rig_stage.RigData` (one clip, no mesh, Y up)."""
-    import torch
-
     from usdposer.core.kinematics import decompose_trs
     from usdposer.io.rig_stage import ClipData, RigData
     from usdposer.io.write_skel import unique_names

@@ -22,7 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from usdposer.core.rotations import axis_angle_to_quat, quat_to_matrix
 from usdposer.errors import InputError
 
 
@@ -39,11 +41,14 @@ class Skin:
 
 
 def _quat_matrix(w: float, x: float, y: float, z: float) -> np.ndarray:
-    n = np.sqrt(w * w + x * x + y * y + z * z) or 1.0
-    w, x, y, z = w / n, x / n, y / n, z / n
-    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-                     [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-                     [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]])
+    """(3, 3) rotation of a (w, x, y, z) quaternion, normalised (MJCF quaternions need not be unit)."""
+    return quat_to_matrix(torch.tensor([w, x, y, z], dtype=torch.float64)).numpy()
+
+
+def _axis_angle_matrix(axis, angle: float) -> np.ndarray:
+    """(3, 3) rotation by ``angle`` radians about ``axis`` (any length)."""
+    axis = torch.as_tensor(axis, dtype=torch.float64)
+    return quat_to_matrix(axis_angle_to_quat(axis / (axis.norm() or 1.0) * angle)).numpy()
 
 
 def read_skn(path: str | os.PathLike) -> Skin:
@@ -121,11 +126,7 @@ def _floats(s: str | None, n: int, default) -> np.ndarray:
 def _euler_matrix(angles: np.ndarray, seq: str) -> np.ndarray:
     R = np.eye(3)
     for a, axis in zip(angles, seq):
-        i = "xyz".index(axis.lower())
-        c, s = np.cos(a), np.sin(a)
-        Ra = np.eye(3)
-        j, k = (i + 1) % 3, (i + 2) % 3
-        Ra[j, j], Ra[j, k], Ra[k, j], Ra[k, k] = c, -s, s, c
+        Ra = _axis_angle_matrix(np.eye(3)["xyz".index(axis.lower())], a)
         R = R @ Ra if axis.islower() else Ra @ R  # lower case: rotating axes; upper case: fixed axes
     return R
 
@@ -167,10 +168,7 @@ def mjcf_to_rig(path: str | os.PathLike, skin_path: str | os.PathLike | None = N
             M[:3, :3] = _euler_matrix(to_rad(_floats(body.get("euler"), 3, None)), eulerseq)
         elif body.get("axisangle"):
             aa = _floats(body.get("axisangle"), 4, None)
-            axis = aa[:3] / (np.linalg.norm(aa[:3]) or 1.0)
-            K = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-            a = to_rad(aa[3])
-            M[:3, :3] = np.eye(3) + np.sin(a) * K + (1 - np.cos(a)) * K @ K
+            M[:3, :3] = _axis_angle_matrix(aa[:3], to_rad(aa[3]))
         elif body.get("xyaxes") or body.get("zaxis"):
             raise InputError(f"{path}: body {names[-1]!r} uses xyaxes/zaxis orientation, which is not supported yet; "
                              "use quat, euler or axisangle")
