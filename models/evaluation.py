@@ -23,7 +23,6 @@ from dataclasses import dataclass
 
 import torch
 
-from usdposer.core.kinematics import forward_kinematics
 from usdposer.core.rotations import axis_angle_to_quat, quat_to_6d, sixd_to_quat
 from usdposer.dataset import Character, load_dataset
 from usdposer.errors import InputError
@@ -48,14 +47,11 @@ class EvalRow:
 
 def joint_positions(ch: Character, six: torch.Tensor) -> torch.Tensor:
     """(N, J, 6) relative-to-rest rotations -> (N, J, 3) joint positions (root at its rest position), metres."""
-    from usdposer.core.kinematics import compose_trs, decompose_trs
-    from usdposer.core.rotations import quat_multiply
+    from usdposer.posing import joint_transforms
+    from usdposer.rigfeatures import pose_from_6d
 
-    rest = ch.rest_local.double()
-    t, q_rest, s = decompose_trs(rest)
-    q = quat_multiply(q_rest.expand(len(six), -1, -1), sixd_to_quat(six.double()))
-    local = compose_trs(t.expand(len(six), -1, -1), q, s.expand(len(six), -1, -1))
-    return forward_kinematics(local, ch.parents.long())[:, :, :3, 3]
+    rig = ch.rig()
+    return joint_transforms(rig, pose_from_6d(rig, six.double(), ground=False))[:, :, :3, 3]
 
 
 def mpjpe_matrix(a: torch.Tensor, b: torch.Tensor, chunk: int = 256) -> torch.Tensor:

@@ -71,7 +71,7 @@ def sample_asset(asset: str | os.PathLike, out: str | os.PathLike, *, n: int = 1
     six, latents = prior.sample(cond, n, steps=steps, generator=g, progress=progress)
     pose = pose_from_6d(rig.to(torch.float64), six.double())
     clip = Clip(pose.rotations, pose.translations, pose.scales, time_codes=torch.arange(n, dtype=torch.float64),
-                time_codes_per_second=_tcps(src), name="usdposerSamples")
+                time_codes_per_second=src.time_codes_per_second or 24.0, name="usdposerSamples")
     lib_path = f"{rig.skeleton_path}/PoseSamples"
     model_id = str(checkpoint or DEFAULT_CHECKPOINT)
 
@@ -99,10 +99,6 @@ def sample_asset(asset: str | os.PathLike, out: str | os.PathLike, *, n: int = 1
         report.preview = str(preview)
     report.seconds = time.time() - t0
     return report
-
-
-def _tcps(asset) -> float:
-    return float(getattr(asset, "time_codes_per_second", 0.0) or 24.0)
 
 
 def _slice(pose, n):

@@ -97,6 +97,11 @@ def dedupe(six: torch.Tensor, degrees: float) -> torch.Tensor:
     return torch.tensor(keep, dtype=torch.long)
 
 
+def _match_keys(cid: str, source: Path) -> set[str]:
+    """Names by which --holdout / --val select a character: its id, its file stem and its id's last part."""
+    return {cid.lower(), source.stem.lower(), cid.rsplit("/", 1)[-1].lower()}
+
+
 @dataclass
 class CharacterRecord:
     id: str
@@ -113,8 +118,8 @@ class CharacterRecord:
     shard: str = ""
 
 
-def character_tensors(rig, clips, dedupe_degrees: float) -> tuple[dict, int]:
-    """(tensors for one shard, frame count before de-duplication)."""
+def character_tensors(rig, clips, dedupe_degrees: float, height: float) -> tuple[dict, int]:
+    """(tensors for one shard, frame count before de-duplication); ``height`` in metres (character_height)."""
     from usdposer.rigfeatures import joint_features, pose_to_6d, tree_distance
 
     poses, frames = [], 0
@@ -124,7 +129,7 @@ def character_tensors(rig, clips, dedupe_degrees: float) -> tuple[dict, int]:
         poses.append(six[dedupe(six, dedupe_degrees)])
     J = rig.num_joints
     t = {
-        "features": joint_features(rig).float().contiguous(),
+        "features": joint_features(rig, height).float().contiguous(),
         "parents": rig.parents.long().contiguous(),
         "tree": tree_distance(rig.parents).to(torch.int16).contiguous(),
         "rest_local": rig.rest_local.float().contiguous(),
@@ -141,6 +146,7 @@ def build_dataset(sources: list[str], out_dir: str | os.PathLike, *, holdout: li
     reported in ``manifest["failed"]`` and do not stop the build."""
     from safetensors.torch import save_file
 
+    from usdposer.posing import character_height
     from usdposer.rigfeatures import FEATURE_DIM
 
     out_dir = Path(out_dir)
@@ -154,6 +160,7 @@ def build_dataset(sources: list[str], out_dir: str | os.PathLike, *, holdout: li
     records: list[CharacterRecord] = []
     failed: list[dict] = []
     used_ids: set[str] = set()
+    matched: set[str] = set()  # every name a --holdout / --val may use for the characters read
     with tempfile.TemporaryDirectory(prefix="usdposer-dataset-") as work:
         for f in (progress(files) if progress else files):
             try:
@@ -168,21 +175,20 @@ def build_dataset(sources: list[str], out_dir: str | os.PathLike, *, holdout: li
                     cid, n = f"{base}_{n}", n + 1
                 used_ids.add(cid)
                 clips = asset.clips.get(rig.skeleton_path, [])
-                tensors, frames = character_tensors(rig, clips, dedupe_degrees)
-                keys = {cid.lower(), f.stem.lower(), cid.rsplit("/", 1)[-1].lower()}
+                height = character_height(rig)
+                tensors, frames = character_tensors(rig, clips, dedupe_degrees, height)
+                keys = _match_keys(cid, f)
+                matched |= keys
                 split = "heldout" if keys & wanted_holdout else "val" if keys & wanted_val else "train"
                 shard = f"shards/{cid.replace('/', '__')}.safetensors"
-                from usdposer.posing import character_height
-
                 meta = {"id": cid, "joints": json.dumps(list(rig.joints)), "source": str(f),
-                        "skeleton": rig.skeleton_path, "height": repr(character_height(rig))}
+                        "skeleton": rig.skeleton_path, "height": repr(height)}
                 save_file(tensors, str(out_dir / shard), metadata=meta)
                 records.append(CharacterRecord(
                     id=cid, source=str(f), skeleton=rig.skeleton_path, licence=licence_of(f), joints=rig.num_joints,
                     frames=frames, poses=int(tensors["poses"].shape[0]), clips=[c.name for c in clips], split=split,
                     has_mesh=bool(rig.meshes), has_limits=rig.limits is not None, shard=shard))
-    missing = sorted((wanted_holdout | wanted_val) - {k for r in records for k in
-                                                      (r.id.lower(), Path(r.source).stem.lower(), r.id.rsplit('/', 1)[-1].lower())})
+    missing = sorted((wanted_holdout | wanted_val) - matched)
     if missing:
         raise InputError(f"held-out / validation characters not found among the sources: {', '.join(missing)}")
     manifest = {

@@ -44,12 +44,11 @@ def render_poses(rig: Rig, pose: Pose, tile: int = 192, yaw: float = 30.0) -> li
     centre = (lo + hi) / 2
     px = lambda c: np.stack([(c[..., 0] - centre[0]) * scale + tile / 2, tile / 2 - (c[..., 1] - centre[1]) * scale], -1)
     light = np.array([0.4, 0.7, 0.6]) / np.linalg.norm([0.4, 0.7, 0.6])
-    ground_y = (np.array([0.0, 0.0, 0.0]) @ V.T)[1]  # world y = 0 through the origin
     images = []
     for b in range(len(pose)):
         img = Image.new("RGB", (tile, tile), (236, 236, 232))
         draw = ImageDraw.Draw(img)
-        gy = tile / 2 - (ground_y - centre[1]) * scale
+        gy = tile / 2 + centre[1] * scale  # the ground through the world origin is at camera y = 0
         draw.line([(0, gy), (tile, gy)], fill=(170, 170, 165), width=1)
         if meshes:
             tris, shades, depth = [], [], []

@@ -115,11 +115,11 @@ def joint_features(rig: Rig, height: float | None = None) -> Float[Tensor, "J F"
     topo = torch.stack([depth / 10.0, children / 4.0, (rig.parents < 0).float()], 1)
     mesh = torch.zeros(J, 7)
     total = 0.0
+    # points in each joint's bind frame (the frame the skin was made in; equal to rest for most rigs)
+    inv_bind = torch.linalg.inv(rig.bind_world.double())  # (J, 4, 4)
     for m in rig.meshes:
         w = torch.zeros(m.points.shape[0], J, dtype=torch.float64)
         w.scatter_add_(1, m.joint_indices.long(), m.joint_weights.double())
-        # points in each joint's rest frame (bind pose = rest for most rigs; bind is what the skin was made in)
-        inv_bind = torch.linalg.inv(rig.bind_world.double())  # (J, 4, 4)
         local = torch.einsum("jab,vb->vja", inv_bind[:, :3, :3], m.points.double()) + inv_bind[:, :3, 3]  # (V,J,3)
         ws = w.sum(0)  # (J,)
         mean = (w[..., None] * local).sum(0) / ws.clamp(min=1e-9)[:, None]

@@ -21,6 +21,8 @@ def import_any(src: str | os.PathLike, out: str | os.PathLike, *, fps: float | N
     if not src.exists():
         raise InputError(f"{src}: no such file")
     ext = src.suffix.lower()
+    if fps is not None and ext not in GLTF:
+        raise InputError("--fps applies to glTF only; BVH clips keep their frame rate and MJCF has no clips")
     if ext in GLTF:
         from usdposer.io.gltf_import import import_gltf
 
@@ -37,8 +39,6 @@ def import_any(src: str | os.PathLike, out: str | os.PathLike, *, fps: float | N
         extra = {}
     else:
         raise InputError(f"{src}: unknown format {ext!r}; import reads .glb, .gltf, .bvh and MuJoCo .xml")
-    if fps is not None:
-        raise InputError("--fps applies to glTF only; BVH clips keep their frame rate and MJCF has no clips")
     from usdposer.io.rig_stage import write_rig_stage
     from usdposer.io.write_skel import root_prim_name
 
