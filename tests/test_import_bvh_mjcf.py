@@ -17,22 +17,13 @@ import numpy as np
 import pytest
 from conftest import ASSETS, SHARED
 from pxr import Usd, UsdSkel
+from usd_golden import usd_joint_and_points
+
+from usdposer.io.stage import axis_matrix
 
 BVH_FILES = [ASSETS / "cmu" / "cmu_walk.bvh"] + ([SHARED / "bvh" / "cmu_01_01.bvh"] if SHARED.exists() else [])
 MJCF_FILES = [ASSETS / "mujoco" / "rodent" / "rodent.xml"] + (
     [SHARED / "mujoco" / "dog" / "dog.xml"] if SHARED.exists() else [])
-
-
-def _skel(stage):
-    skel = next(UsdSkel.Skeleton(p) for p in stage.Traverse() if p.IsA(UsdSkel.Skeleton))
-    return skel, UsdSkel.Cache().GetSkelQuery(skel)
-
-
-def _joint_world(sq, time) -> np.ndarray:
-    """(J, 4, 4) column-vector joint world transforms from OpenUSD at ``time``."""
-    from pxr import UsdGeom
-
-    return np.swapaxes(np.asarray(sq.ComputeJointWorldTransforms(UsdGeom.XformCache(time)), np.float64), -1, -2)
 
 
 @pytest.mark.parametrize("path", BVH_FILES, ids=lambda p: p.name)
@@ -47,11 +38,12 @@ def test_bvh_matches_independent_fk(path, tmp_path):
     mpu = guess_meters_per_unit(bvh)
     stage = Usd.Stage.Open(out)
     assert UsdSkel.Skeleton(stage.GetPrimAtPath(f"/{path.stem}/Skel")).GetJointsAttr().Get() is not None
-    skel, sq = _skel(stage)
     T = len(bvh.motion)
-    for f in (0, T // 2, T - 1):
+    frames = [0, T // 2, T - 1]
+    world, _ = usd_joint_and_points(stage, f"/{path.stem}/Skel", frames)  # metres
+    for k, f in enumerate(frames):
         # reference: scipy intrinsic Euler in the channel order, translation channels replace OFFSET
-        world = []
+        world_ref = []
         col = 0
         for _j, joint in enumerate(bvh.joints):
             rot_axes = "".join(c[0].upper() for c in joint.channels if c.endswith("rotation"))
@@ -62,9 +54,9 @@ def test_bvh_matches_independent_fk(path, tmp_path):
             if rot_axes:
                 L[:3, :3] = Rotation.from_euler(rot_axes, rot_vals, degrees=True).as_matrix()
             L[:3, 3] = pos if pos else joint.offset
-            world.append(L if joint.parent < 0 else world[joint.parent] @ L)
-        ref = np.stack(world)[:, :3, 3]
-        ours = _joint_world(sq, Usd.TimeCode(f))[:, :3, 3]
+            world_ref.append(L if joint.parent < 0 else world_ref[joint.parent] @ L)
+        ref = np.stack(world_ref)[:, :3, 3] * mpu
+        ours = world[k, :, :3, 3]
         scale = np.ptp(ref, axis=0).max()
         assert np.abs(ours - ref).max() < 1e-5 * scale, f"frame {f}"
     assert stage.GetMetadata("metersPerUnit") == pytest.approx(mpu)
@@ -114,15 +106,18 @@ def test_mjcf_limits_rest_and_skin_match_newton(path, tmp_path):
     assert checked >= 60
 
     # 2. rest pose: OpenUSD's joint world transforms at the stage's default time vs Newton's body poses at qpos0
+    # OpenUSD's answers in usdposer's frame (metres, +Y up); C takes the MJCF's +Z-up world there
     stage = Usd.Stage.Open(out)
-    skel, sq = _skel(stage)
-    world = _joint_world(sq, Usd.TimeCode.Default())
-    tokens = [str(t) for t in skel.GetJointsAttr().Get()]
+    skel_path = str(stage.GetDefaultPrim().GetPath()) + "/Skel"
+    world, points = usd_joint_and_points(stage, skel_path, [Usd.TimeCode.Default()])
+    world = world[0]
+    C = axis_matrix("Z")[:3, :3]
+    tokens = [str(t) for t in UsdSkel.Skeleton(stage.GetPrimAtPath(skel_path)).GetJointsAttr().Get()]
     body_q = np.asarray(b.body_q, np.float64)
     for k, tok in enumerate(tokens):
         name = tok.rsplit("/", 1)[-1]
         if name in leaf:
-            assert np.allclose(world[k, :3, 3], body_q[leaf[name], :3], atol=1e-5), name
+            assert np.allclose(world[k, :3, 3], C @ body_q[leaf[name], :3], atol=1e-5), name
 
     # 3. skin: MuJoCo's rule v' = sum_b w_b X_b bind_b^-1 v with Newton's body poses, vs OpenUSD's skinned points
     from scipy.spatial.transform import Rotation
@@ -134,14 +129,8 @@ def test_mjcf_limits_rest_and_skin_match_newton(path, tmp_path):
         X[k, :3, :3], X[k, :3, 3] = Rotation.from_quat(q[3:]).as_matrix(), q[:3]
     M = X @ np.linalg.inv(skn.binds)
     ph = np.concatenate([skn.points, np.ones((len(skn.points), 1))], 1)
-    ref = np.einsum("vk,vkij,vj->vi", skn.weights, M[skn.indices], ph)[:, :3]
-    cache = UsdSkel.Cache()
-    root = UsdSkel.Root(stage.GetDefaultPrim())
-    cache.Populate(root, Usd.PrimDefaultPredicate)
-    binding = cache.ComputeSkelBindings(root, Usd.PrimDefaultPredicate)[0]
-    skq = binding.GetSkinningTargets()[0]
-    pts = skq.GetPrim().GetAttribute("points").Get()
-    skq.ComputeSkinnedPoints(sq.ComputeSkinningTransforms(Usd.TimeCode.Default()), pts, Usd.TimeCode.Default())
+    ref = np.einsum("vk,vkij,vj->vi", skn.weights, M[skn.indices], ph)[:, :3] @ C.T
+    (pts,) = (p[0] for p in points.values())
     diag = np.linalg.norm(np.ptp(ref, axis=0))
     assert np.abs(np.asarray(pts) - ref).max() < 1e-5 * diag
 
