@@ -129,7 +129,14 @@ def test_dataset_cli_reports_bad_sources(tmp_path):
     assert "skipped" in r.stderr
     r = subprocess.run(CLI + ["dataset", "build", str(ASSETS / "khronos" / "Fox.glb"), "-o", str(tmp_path / "e"),
                               "--holdout", "Nobody"], capture_output=True, text=True)
-    assert r.returncode == 2 and "Nobody" in r.stderr.lower() or "nobody" in r.stderr
+    assert r.returncode == 2 and "nobody" in r.stderr.lower()
+    # train and eval on something that is not a dataset / checkpoint: one line, exit 2, nothing written
+    r = subprocess.run(CLI + ["train", str(tmp_path / "missing"), "-o", str(tmp_path / "ck")], capture_output=True,
+                       text=True)
+    assert r.returncode == 2 and "not a usdposer dataset" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "ck").exists()
+    r = subprocess.run(CLI + ["eval", str(tmp_path / "missing"), str(tmp_path / "d")], capture_output=True, text=True)
+    assert r.returncode == 2 and "not a usdposer checkpoint" in r.stderr
 
 
 # ------------------------------------------------------------------------------------------------ model
