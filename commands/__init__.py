@@ -18,6 +18,9 @@ VERBS = {
     "train": ("train:cli", "Train the pose-space diffusion model on a dataset."),
     "sample": ("sample:cli", "Sample plausible poses of a rig into a USD layer (+ contact sheet)."),
     "eval": ("eval:cli", "Evaluate a pose space on held-out characters against two baselines."),
+    "invert": ("invert:cli", "DDIM-invert an animation's poses into latent codes (+ reconstruction error)."),
+    "interpolate": ("interpolate:cli", "Interpolate between two poses along the pose manifold."),
+    "ik": ("ik:cli", "IK on the manifold: guided sampling under sparse joint handles, stored as constraints."),
 }
 
 

@@ -54,9 +54,9 @@ def sample_asset(asset: str | os.PathLike, out: str | os.PathLike, *, n: int = 1
     """
     import time
 
-    from pxr import Sdf
     from usdposer.models.pose_prior import DEFAULT_CHECKPOINT, PosePrior, RigCondition
 
+    from usdposer.io.edits import stamp_pose_space
     from usdposer.io.write_skel import define_pose_library, provenance, write_clip_layer
     from usdposer.rigfeatures import pose_from_6d
     from usdposer.types import Clip
@@ -78,12 +78,7 @@ def sample_asset(asset: str | os.PathLike, out: str | os.PathLike, *, n: int = 1
     def author(stage):
         define_pose_library(stage, lib_path, rig, pose, latents=latents.reshape(n, -1).numpy(),
                             time_codes=list(range(n)))
-        skel = stage.OverridePrim(rig.skeleton_path)
-        skel.ApplyAPI("PoseSpaceAPI")
-        skel.GetAttribute("usdposer:poseSpace:modelId").Set(model_id)
-        skel.GetAttribute("usdposer:poseSpace:sampler").Set("ddim")
-        skel.GetAttribute("usdposer:poseSpace:numSamples").Set(n)
-        skel.GetRelationship("usdposer:poseSpace:library").SetTargets([Sdf.Path(lib_path)])
+        stamp_pose_space(stage, rig.skeleton_path, model_id, lib_path, n)
 
     prov = provenance("sample", arguments, seed=seed, checkpoint=model_id, steps=steps, samples=n)
     out = write_clip_layer(asset, out, rig, [clip], prov=prov, author=author)

@@ -24,12 +24,57 @@ from diffusers import DDIMInverseScheduler, DDIMScheduler, DDPMScheduler
 from torch import Tensor
 from usdposer.models.pose_denoiser import PoseDenoiser
 
+from usdposer.core.rotations import matrix_to_6d, sixd_to_matrix
 from usdposer.errors import InputError
 from usdposer.rigfeatures import IDENTITY_6D
 
 SCHEDULER = {"num_train_timesteps": 1000, "beta_schedule": "squaredcos_cap_v2", "prediction_type": "epsilon",
              "clip_sample": False}
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "default"
+
+
+def slerp(z0: Tensor, z1: Tensor, s: Tensor | float) -> Tensor:
+    """Variance-preserving interpolation of latent codes ``(..., J, 6)`` at fractions ``s`` (broadcast, ``(S,)`` for
+    S steps -> ``(S, ..., J, 6)``): the direction moves along the great circle between the two codes and the norm
+    linearly between theirs, so that every step stays on the shell where Gaussian latents live (a straight line
+    would shrink towards the origin, where the sampler makes mean poses)."""
+    s = torch.as_tensor(s, dtype=z0.dtype)
+    shape = s.shape + (1,) * z0.dim()
+    s = s.reshape(shape)
+    a, b = z0.flatten(-2), z1.flatten(-2)  # (..., D)
+    na, nb = a.norm(dim=-1, keepdim=True), b.norm(dim=-1, keepdim=True)
+    ua, ub = a / na.clamp(min=1e-12), b / nb.clamp(min=1e-12)
+    theta = torch.acos((ua * ub).sum(-1, keepdim=True).clamp(-1.0, 1.0))  # (..., 1)
+    s1 = s.squeeze(-1)  # (S, ..., 1)
+    sin = torch.sin(theta)
+    near = sin < 1e-6
+    wa = torch.where(near, 1 - s1, torch.sin((1 - s1) * theta) / torch.where(near, torch.ones_like(sin), sin))
+    wb = torch.where(near, s1, torch.sin(s1 * theta) / torch.where(near, torch.ones_like(sin), sin))
+    u = wa * ua + wb * ub
+    u = u / u.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+    return (u * ((1 - s1) * na + s1 * nb)).reshape(*u.shape[:-1], *z0.shape[-2:])
+
+
+def valid_6d(six: Tensor) -> Tensor:
+    """Project 6D codes onto the rotations they stand for (orthonormal first two columns)."""
+    return matrix_to_6d(sixd_to_matrix(six))
+
+
+def gauss_newton(residual, x: Tensor, *, iters: int = 1, damping: float = 1.0) -> Tensor:
+    """Levenberg-Marquardt steps on ``||residual(x)||^2`` for each batch element of ``x (B, ...)``:
+    ``dx = -(J^T J + damping I)^-1 J^T r`` with ``J = dr/dx`` by reverse-mode autograd (``residual`` maps a batch
+    ``(b, ...)`` to ``(b, R)``; rows must not mix batch elements)."""
+    x = x.detach().clone()
+    B, shape = x.shape[0], x.shape[1:]
+    for _ in range(iters):
+        for b in range(B):
+            xb = x[b].reshape(-1).double()
+            f = lambda v: residual(v.reshape(1, *shape).to(x.dtype))[0].double()  # noqa: E731
+            r = f(xb).detach()
+            Jm = torch.func.jacrev(f)(xb)  # (R, D)
+            A = Jm.T @ Jm + damping * torch.eye(len(xb), dtype=torch.float64)
+            x[b] = (xb - torch.linalg.solve(A, Jm.T @ r)).reshape(shape).to(x.dtype)
+    return x
 
 
 @dataclass
@@ -78,36 +123,145 @@ class PosePrior:
         return self.denoiser(x, t, f, tr)
 
     # ----------------------------------------------------------------------------------------------- sampling
+    @staticmethod
+    def _timesteps(sched, steps: int, strength: float) -> Tensor:
+        """The last ``round(strength * steps)`` of the sampler's timesteps (all of them at strength 1)."""
+        sched.set_timesteps(steps)
+        if not 0.0 < strength <= 1.0:
+            raise InputError(f"strength must be in (0, 1] (got {strength})")
+        k = max(1, round(strength * steps))
+        return sched.timesteps[len(sched.timesteps) - k:]
+
     @torch.no_grad()
     def sample(self, cond: RigCondition, n: int, *, steps: int = 50, generator: torch.Generator | None = None,
-               latents: Tensor | None = None, batch_size: int = 256, progress=None) -> tuple[Tensor, Tensor]:
-        """DDIM (eta = 0) samples. Returns (six (n, J, 6) poses in rotation space, latents (n, J, 6))."""
+               latents: Tensor | None = None, strength: float = 1.0, batch_size: int = 256,
+               progress=None) -> tuple[Tensor, Tensor]:
+        """DDIM (eta = 0) samples. Returns (six (n, J, 6) poses in rotation space, latents (n, J, 6)).
+
+        ``strength < 1`` starts from a partially noised latent (:meth:`invert` with the same strength).
+        """
         J = cond.features.shape[0]
         if latents is None:
             latents = torch.randn(n, J, 6, generator=generator)
         sched = DDIMScheduler(**SCHEDULER)
-        sched.set_timesteps(steps)
+        timesteps = self._timesteps(sched, steps, strength)
         out = []
         self.denoiser.eval()
-        for i in range(0, n, batch_size):
+        for i in range(0, len(latents), batch_size):
             x = latents[i:i + batch_size].to(self.device)
-            for t in (progress(sched.timesteps) if progress else sched.timesteps):
+            for t in (progress(timesteps) if progress else timesteps):
                 x = sched.step(self._eps(x, t, cond), t, x, eta=0.0).prev_sample
             out.append(self.denormalize(x).cpu())
         return torch.cat(out), latents
 
     @torch.no_grad()
-    def invert(self, cond: RigCondition, six: Tensor, *, steps: int = 50, batch_size: int = 256) -> Tensor:
-        """DDIM inversion (eta = 0): poses (n, J, 6) -> latent codes (n, J, 6) that ``sample`` maps back."""
+    def invert(self, cond: RigCondition, six: Tensor, *, steps: int = 50, refine: int = 3, strength: float = 1.0,
+               batch_size: int = 256, progress=None) -> Tensor:
+        """DDIM inversion (eta = 0): poses (n, J, 6) -> latent codes (n, J, 6) that :meth:`sample` maps back.
+
+        Each step is diffusers' ``DDIMInverseScheduler`` step, whose noise estimate is taken at the less noisy sample.
+        ``refine`` fixed-point iterations then re-evaluate the noise at the noisier sample being solved for, so that the
+        sampler's own step maps it back exactly (the usual inversion error comes from that one approximation).
+        ``strength < 1`` stops part way, at the noise level where ``sample(..., strength)`` starts.
+        """
         sched = DDIMInverseScheduler(**SCHEDULER)
         sched.set_timesteps(steps)
+        k = max(1, round(strength * steps))
+        timesteps = sched.timesteps[:k]
         out = []
         self.denoiser.eval()
         for i in range(0, len(six), batch_size):
             x = self.normalize(six[i:i + batch_size].float()).to(self.device)
-            for t in sched.timesteps:
-                x = sched.step(self._eps(x, t, cond), t, x).prev_sample
+            for t in (progress(timesteps) if progress else timesteps):
+                nxt = sched.step(self._eps(x, t, cond), t, x).prev_sample
+                for _ in range(refine):
+                    nxt = sched.step(self._eps(nxt, t, cond), t, x).prev_sample
+                x = nxt
             out.append(x.cpu())
+        return torch.cat(out)
+
+    def guided_sample(self, cond: RigCondition, residual, latents: Tensor, *, steps: int = 50, strength: float = 1.0,
+                      inner: int = 1, damping: float = 1e-3, final_inner: int = 10, progress=None) -> Tensor:
+        """Energy-guided DDIM (eta = 0): every denoising step nudges the predicted clean pose down ``energy``.
+
+        Notation (DDIM, Song et al. 2021, eq. 12; a = alphas_cumprod[t]):
+            eps     = eps_theta(x_t, t)                       the denoiser's noise estimate
+            x0_hat  = (x_t - sqrt(1 - a) eps) / sqrt(a)        the predicted clean pose (normalised 6D)
+            x0_hat' = x0_hat after ``inner`` damped Gauss-Newton steps on E = ||r(denormalize(x0_hat))||^2
+            eps'    = (x_t - sqrt(a) x0_hat') / sqrt(1 - a)    the noise consistent with the nudged pose
+            x_prev  = DDIMScheduler.step(eps', t, x_t)         so the next step sees the edit through the prior
+        The last step's x0_hat' is refined ``final_inner`` more times (the prior has settled; only the constraints
+        remain). ``residual`` maps ``six (B, J, 6)`` to ``(B, R)``. Gauss-Newton's minimum-norm steps move the joints
+        that matter and leave the others where the prior put them (Adam's per-coordinate steps would move them all).
+        Returns six ``(B, J, 6)``.
+        """
+        sched = DDIMScheduler(**SCHEDULER)
+        timesteps = self._timesteps(sched, steps, strength)
+        alphas = sched.alphas_cumprod.to(self.device)
+        x = latents.to(self.device).float()
+        self.denoiser.eval()
+
+        def nudge(x0: Tensor, iters: int) -> Tensor:
+            return gauss_newton(lambda x: residual(self.denormalize(x)), x0, iters=iters, damping=damping)
+
+        for t in progress(timesteps) if progress else timesteps:
+            # 1. predict the clean pose
+            with torch.no_grad():
+                eps = self._eps(x, t, cond)
+            a = alphas[t]
+            x0 = (x - (1 - a).sqrt() * eps) / a.sqrt()
+            # 2. nudge it down the energy
+            x0 = nudge(x0, inner)
+            # 3. DDIM step with the consistent noise
+            eps = (x - a.sqrt() * x0) / (1 - a).sqrt()
+            x = sched.step(eps, t, x, eta=0.0).prev_sample
+        x = nudge(x, final_inner)
+        return valid_6d(self.denormalize(x).cpu())
+
+    def prior_residual(self, cond: RigCondition, *, timesteps: tuple[int, ...] = (20, 60, 120), draws: int = 2,
+                       seed: int = 0):
+        """The prior as an energy residual ``six (B, J, 6) -> (B, R)``: ``(eps_theta(x_t, t) - eps) / sqrt(n)`` at fixed
+        noise levels and draws, differentiable through the denoiser (its squared norm is :meth:`score`)."""
+        g = torch.Generator().manual_seed(seed)
+        J = cond.features.shape[0]
+        noise = torch.randn(len(timesteps), draws, J, 6, generator=g).to(self.device)
+        a = self.train_scheduler.alphas_cumprod.to(self.device)
+        n = len(timesteps) * draws * J * 6
+
+        def residual(six: Tensor) -> Tensor:
+            x0 = self.normalize(six.float().to(self.device))  # (B, J, 6)
+            out = []
+            for k, t in enumerate(timesteps):
+                for d in range(draws):
+                    xt = a[t].sqrt() * x0 + (1 - a[t]).sqrt() * noise[k, d]
+                    out.append((self._eps(xt, t, cond) - noise[k, d]).flatten(1))
+            return (torch.cat(out, 1) / n**0.5).to(six.dtype)  # (B, R)
+
+        return residual
+
+    @torch.no_grad()
+    def score(self, cond: RigCondition, six: Tensor, *, timesteps: tuple[int, ...] = (20, 60, 120, 250, 400),
+              draws: int = 4, seed: int = 0, batch_size: int = 256) -> Tensor:
+        """Prior implausibility of poses ``(n, J, 6)`` -> ``(n,)``: the denoising error ``||eps_theta(x_t, t) - eps||^2``
+        (per joint and channel) averaged over fixed noise levels and noise draws, a Monte-Carlo proxy of the negative
+        ELBO. Lower is more plausible; the same ``seed`` gives comparable scores across calls. The poses are first
+        projected onto valid 6D rotations, so that the score judges the rotations, not the representation."""
+        g = torch.Generator().manual_seed(seed)
+        J = six.shape[1]
+        six = valid_6d(six.float())
+        noise = torch.randn(len(timesteps), draws, J, 6, generator=g)
+        out = []
+        self.denoiser.eval()
+        for i in range(0, len(six), batch_size):
+            x0 = self.normalize(six[i:i + batch_size].float()).to(self.device)  # (b, J, 6)
+            err = torch.zeros(len(x0), device=self.device)
+            for k, t in enumerate(timesteps):
+                tt = torch.full((len(x0),), t, device=self.device, dtype=torch.long)
+                for d in range(draws):
+                    eps = noise[k, d].to(self.device).expand_as(x0)
+                    xt = self.train_scheduler.add_noise(x0, eps, tt)
+                    err += ((self._eps(xt, t, cond) - eps) ** 2).mean((1, 2))
+            out.append((err / (len(timesteps) * draws)).cpu())
         return torch.cat(out)
 
     # ----------------------------------------------------------------------------------------------- training

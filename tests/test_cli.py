@@ -62,7 +62,7 @@ def test_documented_examples_run(tmp_path):
     (tmp_path / "Horse.glb").write_bytes((ASSETS / "quaternius" / "Trex.glb").read_bytes())
     ran = 0
     # in dependency order: import writes what info, dataset and sample read; train needs a dataset, eval a model
-    for verb in ["import", "info", "dataset", "train", "sample", "eval"]:
+    for verb in ["import", "info", "dataset", "train", "sample", "eval", "invert", "interpolate", "ik"]:
         for ex in examples(verb):
             args = shlex.split(ex)[1:]
             if "--bind" in args:  # the Horse example binds Gallop; the stand-in T-rex has TRex_Run
@@ -72,7 +72,7 @@ def test_documented_examples_run(tmp_path):
             if "--json" in args:
                 json.loads(out.stdout)
             ran += 1
-    assert ran >= 20
+    assert ran >= 30
 
 
 def test_import_and_info_json(tmp_path):

@@ -36,3 +36,38 @@ def character_height(rig: Rig) -> float:
     pts = [p[0] for p in skin(rig, pose, backend="torch")] or [joint_transforms(rig, pose)[0, :, :3, 3]]
     allp = torch.cat(pts)
     return float(allp[:, 1].max() - allp[:, 1].min()) if len(allp) else 0.0
+
+
+def hull_points(rig: Rig, max_points: int = 4096) -> tuple[Float[Tensor, "P 3"], Tensor, Float[Tensor, "P K"]]:
+    """A small set of skinned points that contains the extremes of the mesh in any pose (for the ground): for every
+    joint, the convex-hull vertices of the bind-pose points it dominates. Returns (points, joint indices, weights)
+    ready for :func:`linear_blend_skinning`; empty for a rig without meshes. Over ``max_points``, a fixed subsample."""
+    import numpy as np
+    from scipy.spatial import ConvexHull, QhullError
+
+    pts, idx, wts = [], [], []
+    K = max((m.num_influences for m in rig.meshes), default=1)
+    for m in rig.meshes:
+        P = m.points.double().numpy()
+        dominant = m.joint_indices.gather(1, m.joint_weights.argmax(1, keepdim=True))[:, 0].numpy()
+        keep = []
+        for j in np.unique(dominant):
+            sel = np.nonzero(dominant == j)[0]
+            if len(sel) > 8:
+                try:
+                    sel = sel[ConvexHull(P[sel]).vertices]
+                except (QhullError, ValueError):
+                    pass  # flat or degenerate part: keep all of its points
+            keep.append(sel)
+        keep = torch.from_numpy(np.concatenate(keep)) if keep else torch.zeros(0, dtype=torch.long)
+        pad = K - m.num_influences
+        pts.append(m.points[keep].double())
+        idx.append(torch.nn.functional.pad(m.joint_indices[keep].long(), (0, pad)))
+        wts.append(torch.nn.functional.pad(m.joint_weights[keep].double(), (0, pad)))
+    if not pts:
+        return torch.zeros(0, 3, dtype=torch.float64), torch.zeros(0, 1, dtype=torch.long), torch.zeros(0, 1, dtype=torch.float64)
+    P, I, W = torch.cat(pts), torch.cat(idx), torch.cat(wts)
+    if len(P) > max_points:
+        sel = torch.randperm(len(P), generator=torch.Generator().manual_seed(0))[:max_points]
+        P, I, W = P[sel], I[sel], W[sel]
+    return P, I, W

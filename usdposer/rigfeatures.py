@@ -24,6 +24,8 @@ from usdposer.core.rotations import (
     quat_multiply,
     quat_normalize,
     quat_to_6d,
+    quat_to_matrix,
+    sixd_to_matrix,
     sixd_to_quat,
 )
 
@@ -162,15 +164,49 @@ def pose_to_6d(rig: Rig, pose: Pose, canonical_heading: bool = True) -> Float[Te
     return quat_to_6d(rel)
 
 
-def pose_from_6d(rig: Rig, six: Float[Tensor, "B J 6"], ground: bool = True) -> Pose:
+def root_heading(rig: Rig, pose: Pose) -> Float[Tensor, "B R 4"]:
+    """The heading (rotation about +Y) of every root relative to its rest rotation: what :func:`pose_to_6d` removes."""
+    _, q_rest, _ = decompose_trs(rig.rest_local.to(pose.rotations))
+    q = quat_normalize(pose.rotations)
+    out = []
+    for r in rig.roots:
+        rel = quat_multiply(q[:, r], quat_conjugate(q_rest[r]).expand(len(q), 4))  # (B, 4) skeleton space
+        out.append(quat_multiply(rel, quat_conjugate(_heading_free(rel))))  # twist = rel * free^-1
+    return torch.stack(out, 1)  # (B, R, 4)
+
+
+def pose_from_6d(rig: Rig, six: Float[Tensor, "B J 6"], ground: bool = True, like: Pose | None = None) -> Pose:
     """Inverse of :func:`pose_to_6d`: rest translations and scales, the root placed at its rest position in X/Z with
-    the lowest skinned point (or joint, for a rig without meshes) on the ground plane y = 0 when ``ground``."""
+    the lowest skinned point (or joint, for a rig without meshes) on the ground plane y = 0 when ``ground``.
+
+    ``like`` (a Pose of batch 1 or B) gives the roots back their heading and translation instead (no grounding): a
+    pose taken out of an animation returns to where it was.
+    """
     from usdposer.types import Pose
 
     _, q_rest, _ = decompose_trs(rig.rest_local.to(six))
     q = quat_multiply(q_rest.expand(six.shape[0], -1, -1), sixd_to_quat(six))
     pose = Pose.from_rotations(rig, q)
-    return place_on_ground(rig, pose) if ground else pose
+    if like is None:
+        return place_on_ground(rig, pose) if ground else pose
+    heading = root_heading(rig, like).to(six).expand(six.shape[0], -1, -1)  # (B, R, 4)
+    q, t = q.clone(), pose.translations.clone()
+    for k, r in enumerate(rig.roots):
+        q[:, r] = quat_multiply(heading[:, k], q[:, r])
+        t[:, r] = like.translations[:, r].to(six)
+    return Pose(q, t, pose.scales)
+
+
+def local_from_6d(rig: Rig, six: Float[Tensor, "B J 6"]) -> Float[Tensor, "B J 4 4"]:
+    """Differentiable local transforms of :func:`pose_from_6d` (rest translations and scales, no grounding), built
+    from matrices so that gradients never pass through a matrix-to-quaternion branch."""
+    t_rest, q_rest, s_rest = decompose_trs(rig.rest_local.to(six))
+    R_rest = quat_to_matrix(q_rest)  # (J, 3, 3)
+    R = R_rest @ sixd_to_matrix(six) * s_rest[:, None, :]  # (B, J, 3, 3) R_rest R_rel diag(s)
+    top = torch.cat([R, t_rest.expand(six.shape[0], -1, -1)[..., None]], -1)  # (B, J, 3, 4)
+    bottom = torch.zeros(*top.shape[:2], 1, 4, dtype=six.dtype, device=six.device)
+    bottom[..., 0, 3] = 1.0
+    return torch.cat([top, bottom], -2)  # (B, J, 4, 4)
 
 
 def place_on_ground(rig: Rig, pose: Pose) -> Pose:

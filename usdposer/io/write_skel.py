@@ -36,7 +36,13 @@ def provenance(verb: str, arguments: Sequence[str] | None = None, seed: int | No
     if seed is not None:
         data["seed"] = int(seed)
     for k, v in extra.items():
-        if v is not None:
+        if v is None:
+            continue
+        if isinstance(v, (list, tuple)) and all(isinstance(x, (int, float)) for x in v):
+            data[k] = Vt.DoubleArray([float(x) for x in v])
+        elif isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v):
+            data[k] = Vt.StringArray(list(v))
+        else:
             data[k] = v if isinstance(v, (str, int, float, bool)) else str(v)
     return data
 
@@ -139,11 +145,11 @@ def unique_names(names: Sequence[str]) -> list[str]:
 
 
 def write_clip_layer(source: str | os.PathLike, out: str | os.PathLike, rig: Rig, clips: Sequence[Clip], *,
-                     prov: dict, bind: int = 0, source_stage: Usd.Stage | None = None, author=None) -> Path:
+                     prov: dict, bind: int | None = 0, source_stage: Usd.Stage | None = None, author=None) -> Path:
     """Write ``clips`` of ``rig`` as a new layer over ``source`` at ``out`` (temporary file, then moved).
 
-    The layer sublayers ``source``, defines one SkelAnimation per clip under the Skeleton, binds ``clips[bind]`` and
-    lists all of them in the ``usdposerClip`` variant set. Stage metadata is copied from the source and the time range
+    The layer sublayers ``source``, defines one SkelAnimation per clip under the Skeleton and binds ``clips[bind]``
+    (``bind=None`` leaves the source's binding alone). Stage metadata is copied from the source and the time range
     set to the bound clip's. ``author(stage)``, when given, adds more prims to the layer before it is saved.
     Returns the output path.
     """
@@ -156,7 +162,7 @@ def write_clip_layer(source: str | os.PathLike, out: str | os.PathLike, rig: Rig
         layer = Sdf.Layer.CreateNew(str(tmp))
         layer.subLayerPaths.append(relative_asset_path(source, out.parent))
         stage = Usd.Stage.Open(layer)
-        bound = clips[bind]
+        bound = clips[bind or 0]
         author_stage_metadata(
             stage, up_axis=rig.up_axis, meters_per_unit=rig.meters_per_unit,
             tcps=src_stage.GetTimeCodesPerSecond(),
@@ -172,8 +178,9 @@ def write_clip_layer(source: str | os.PathLike, out: str | os.PathLike, rig: Rig
         # a direct opinion in this (stronger) layer: it beats a binding the source authors on the Skeleton, which a
         # variant opinion could not (LIVRPS: local opinions outrank variants)
         skel = stage.OverridePrim(rig.skeleton_path)
-        UsdSkel.BindingAPI.Apply(skel)
-        UsdSkel.BindingAPI(skel).CreateAnimationSourceRel().SetTargets([Sdf.Path(paths[bind])])
+        if bind is not None:
+            UsdSkel.BindingAPI.Apply(skel)
+            UsdSkel.BindingAPI(skel).CreateAnimationSourceRel().SetTargets([Sdf.Path(paths[bind])])
         skel.SetCustomDataByKey("usdposer:clips", Vt.StringArray(paths))
         layer.customLayerData = {"usdposer": dict(prov, sourceSkeleton=rig.skeleton_path, clips=Vt.StringArray(paths))}
         if author is not None:

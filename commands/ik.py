@@ -1,0 +1,83 @@
+"""usdposer ik"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from usdposer.commands._options import device_option, json_option, seed_option
+from usdposer.commands._output import emit, warn
+
+EPILOG = """\b
+Examples:
+  usdposer ik fox.usdc --handle b_Head_05=0,60,40 --preview ik.png
+  usdposer ik fox.usdc --from 12 --handle b_LeftHand_011=7,20,30:2 --pin b_RightFoot02_022
+  usdposer ik fox.usdc --from 12 --handle b_Head_05=-10,45,45 --frames 12 --keyframes 3 --json
+  usdposer ik --replay fox.ik.usdc -o fox.replay.usdc
+
+\b
+Targets are world positions in the stage's units and up axis (the Fox is
+about 80 units tall); :WEIGHT scales a
+handle. --from edits an existing pose (a time code, sample:I or rest) after
+DDIM inversion; without it the pose is sampled from noise and grounded. Each
+denoising step is nudged down the energy (handles, pins, joint limits, ground).
+The layer holds SkelAnimation <Skeleton>/usdposerIK (bound), the candidates
+with their latent codes and prior scores (<Skeleton>/IKCandidates) and the
+handles as IKHandleAPI constraint prims (<Skeleton>/IKHandles), which
+--replay LAYER reads to re-run the edit.
+"""
+
+
+@click.command("ik", epilog=EPILOG)
+@click.argument("asset", type=click.Path(dir_okay=False), required=False)
+@click.option("--handle", "handles", multiple=True, help="JOINT=x,y,z[:weight] (repeat for more handles).")
+@click.option("--pin", "pins", multiple=True, help="Keep JOINT where it is in the start pose (repeatable).")
+@click.option("--from", "pose_from", default=None, help="Start pose to edit: TIME, sample:I or rest.")
+@click.option("--replay", type=click.Path(dir_okay=False), default=None, help="Re-run the edit stored in an ik layer.")
+@click.option("-n", "--num", "n", type=int, default=4, show_default=True, help="Candidates to sample.")
+@click.option("--frames", type=int, default=1, show_default=True, help="Write the path from the start pose (>1).")
+@click.option("--keyframes", type=int, default=0, show_default=True, help="Mark K evenly spaced keyframes.")
+@click.option("--strength", type=float, default=None, help="Share of the noise schedule re-run (default 0.8 with --from, 1).")
+@click.option("-o", "--out", type=click.Path(dir_okay=False), default=None, help="Output layer (.usdc/.usda).")
+@click.option("--anim", default=None, help="SkelAnimation --from refers to (default: the bound one).")
+@click.option("--checkpoint", type=click.Path(file_okay=False), default=None, help="Pose-space checkpoint directory.")
+@click.option("--steps", type=int, default=50, show_default=True, help="DDIM steps.")
+@click.option("--skeleton", default=None, help="Skeleton prim path or name (default: the first).")
+@click.option("--preview", type=click.Path(dir_okay=False), default=None, help="Write a PNG of the candidates here.")
+@seed_option
+@device_option
+@json_option
+def cli(asset, handles, pins, pose_from, replay, n, frames, keyframes, strength, out, anim, checkpoint, steps,
+        skeleton, preview, seed, device, as_json) -> None:
+    """Pose ASSET's rig so that joints reach target positions, staying on the pose manifold."""
+    from tqdm import tqdm
+    from usdposer.models.editing import default_output, ik_asset, replay_ik
+
+    from usdposer.errors import InputError
+    from usdposer.ik import parse_handle
+
+    bar = lambda it: tqdm(it, desc="guided sampling", leave=False, disable=as_json or not sys.stderr.isatty())
+    if replay:
+        if asset or handles or pins:
+            raise InputError("--replay takes its asset and handles from the layer; drop ASSET, --handle and --pin")
+        rep = replay_ik(replay, out or default_output(replay, "replay"), device=device, preview=preview,
+                        arguments=sys.argv[1:], progress=bar)
+    else:
+        if not asset:
+            raise InputError("give an ASSET (or --replay LAYER); see `usdposer ik --help`")
+        rep = ik_asset(asset, out or default_output(asset, "ik"), handles=[parse_handle(h) for h in handles],
+                       pins=list(pins), pose_from=pose_from, anim=anim, n=n, seed=seed, steps=steps, strength=strength,
+                       frames=frames, keyframes=keyframes, checkpoint=checkpoint, skeleton=skeleton, device=device,
+                       preview=preview, arguments=sys.argv[1:], progress=bar)
+    for w in rep.warnings:
+        warn(w)
+    emit(rep, as_json, _human)
+
+
+def _human(r) -> str:
+    errs = ", ".join(f"{h['joint'].rsplit('/', 1)[-1]} {e:.2%}" for h, e in zip(r.handles, r.handle_errors))
+    lim = "" if r.limit_violations is None else f", {r.limit_violations} joints outside limits"
+    rep = "" if r.replay_max_angle_deg is None else f"; replay differs by at most {r.replay_max_angle_deg:.2g} deg"
+    return (f"wrote {r.output}: {r.animation} from {r.pose_from}, candidate {r.chosen + 1}/{r.candidates} "
+            f"(prior score {r.prior_score:.3f}{lim}); handle error ({errs}) of the height; constraints in "
+            f"{r.constraints}{rep} ({r.seconds:.1f} s)")

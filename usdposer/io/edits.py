@@ -1,0 +1,117 @@
+"""USD side of the editing verbs: pose libraries to find, IK handle constraint prims (``IKHandleAPI``), keyframe
+lists and the pose-space stamp on the Skeleton. Everything here reads or authors prims; no algorithms."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+from pxr import Sdf, Usd, Vt
+
+from usdposer.errors import InputError
+from usdposer.io.stage import SCHEMAS_REGISTERED  # noqa: F401  (the schemas must be known before authoring)
+
+KEYFRAMES_ATTR = "usdposer:keyframes"
+
+
+def find_pose_library(stage: Usd.Stage, skel_path: str) -> Usd.Prim | None:
+    """The Skeleton's sample library: the target of ``usdposer:poseSpace:library`` or the first PoseSampleLibrary
+    under the Skeleton."""
+    skel = stage.GetPrimAtPath(skel_path)
+    if not skel:
+        return None
+    rel = skel.GetRelationship("usdposer:poseSpace:library")
+    if rel:
+        for target in rel.GetTargets():
+            prim = stage.GetPrimAtPath(target)
+            if prim and prim.GetTypeName() == "PoseSampleLibrary":
+                return prim
+    for prim in Usd.PrimRange(skel):
+        if prim.GetTypeName() == "PoseSampleLibrary":
+            return prim
+    return None
+
+
+def stamp_pose_space(stage: Usd.Stage, skel_path: str, model_id: str, library: str, num_samples: int,
+                     sampler: str = "ddim") -> None:
+    """Apply ``PoseSpaceAPI`` to the Skeleton: which model made the library, how, and where it is."""
+    skel = stage.OverridePrim(skel_path)
+    skel.ApplyAPI("PoseSpaceAPI")
+    skel.GetAttribute("usdposer:poseSpace:modelId").Set(model_id)
+    skel.GetAttribute("usdposer:poseSpace:sampler").Set(sampler)
+    skel.GetAttribute("usdposer:poseSpace:numSamples").Set(int(num_samples))
+    skel.GetRelationship("usdposer:poseSpace:library").SetTargets([Sdf.Path(library)])
+
+
+def set_keyframes(stage: Usd.Stage, anim_path: str, time_codes: Sequence[float]) -> None:
+    """Mark keyframes on a SkelAnimation: ``double[] usdposer:keyframes`` (time codes), for video conditioning."""
+    prim = stage.GetPrimAtPath(anim_path)
+    attr = prim.CreateAttribute(KEYFRAMES_ATTR, Sdf.ValueTypeNames.DoubleArray, custom=True)
+    attr.Set(Vt.DoubleArray([float(t) for t in time_codes]))
+
+
+def get_keyframes(stage: Usd.Stage, anim_path: str) -> list[float]:
+    attr = stage.GetPrimAtPath(anim_path).GetAttribute(KEYFRAMES_ATTR)
+    return [float(t) for t in attr.Get()] if attr and attr.HasAuthoredValue() else []
+
+
+def _instance_name(joint: str, used: set[str]) -> str:
+    base = re.sub(r"[^A-Za-z0-9_]", "_", joint.rsplit("/", 1)[-1]) or "handle"
+    if base[0].isdigit():
+        base = f"j{base}"
+    name, k = base, 1
+    while name in used:
+        k += 1
+        name = f"{base}_{k}"
+    used.add(name)
+    return name
+
+
+def define_ik_handles(stage: Usd.Stage, path: str, handles: Sequence[dict]) -> Usd.Prim:
+    """A Scope at ``path`` with one ``IKHandleAPI`` instance per handle. Each dict has ``joint`` (token),
+    ``target`` (stage units, world), ``weight``, ``kind`` ("position" or "pin") and optionally ``root_joint``."""
+    prim = stage.DefinePrim(path, "Scope")
+    used: set[str] = set()
+    order = []
+    for h in handles:
+        name = _instance_name(h["joint"], used)
+        order.append(name)
+        prim.ApplyAPI("IKHandleAPI", name)
+        ns = f"ikHandle:{name}:"
+        prim.GetAttribute(ns + "endJoint").Set(h["joint"])
+        prim.GetAttribute(ns + "rootJoint").Set(h.get("root_joint", ""))
+        prim.GetAttribute(ns + "target").Set(tuple(float(v) for v in h["target"]))
+        prim.GetAttribute(ns + "weight").Set(float(h["weight"]))
+        prim.GetAttribute(ns + "space").Set("world")
+        prim.GetAttribute(ns + "kind").Set(h["kind"])
+    prim.SetCustomDataByKey("usdposer:handleOrder", Vt.StringArray(order))
+    return prim
+
+
+def read_ik_handles(prim: Usd.Prim) -> list[dict]:
+    """Inverse of :func:`define_ik_handles` (handles in authoring order)."""
+    instances = [s.split(":", 1)[1] for s in prim.GetAppliedSchemas() if s.startswith("IKHandleAPI:")]
+    order = list(prim.GetCustomDataByKey("usdposer:handleOrder") or [])
+    instances = [i for i in order if i in instances] + [i for i in instances if i not in order]
+    out = []
+    for name in instances:
+        ns = f"ikHandle:{name}:"
+        space = prim.GetAttribute(ns + "space").Get()
+        if space != "world":
+            raise InputError(f"{prim.GetPath()}: handle {name} has space {space!r}; usdposer replays world-space handles")
+        target = np.asarray(prim.GetAttribute(ns + "target").Get(), dtype=np.float64)
+        out.append({"joint": str(prim.GetAttribute(ns + "endJoint").Get()),
+                    "root_joint": str(prim.GetAttribute(ns + "rootJoint").Get() or ""),
+                    "target": tuple(float(v) for v in target), "weight": float(prim.GetAttribute(ns + "weight").Get()),
+                    "kind": str(prim.GetAttribute(ns + "kind").Get())})
+    return out
+
+
+def find_ik_handles(stage: Usd.Stage, skel_path: str) -> Usd.Prim | None:
+    """The first prim under the Skeleton with an ``IKHandleAPI`` instance applied."""
+    skel = stage.GetPrimAtPath(skel_path)
+    for prim in Usd.PrimRange(skel) if skel else []:
+        if any(s.startswith("IKHandleAPI:") for s in prim.GetAppliedSchemas()):
+            return prim
+    return None
