@@ -56,7 +56,7 @@ class SourcePose:
     time_code: float | None = None
 
 
-def parse_frames(spec: str | None, time_codes: torch.Tensor) -> list[int]:
+def parse_frames(spec: str | None, time_codes: torch.Tensor, option: str = "--frames") -> list[int]:
     """Frame indices of ``time_codes`` selected by ``spec``: None (all), ``A:B`` (time codes A..B inclusive),
     ``A:B:S`` (every S-th), ``T`` or ``T1,T2,...``."""
     tc = time_codes.tolist()
@@ -80,13 +80,15 @@ def parse_frames(spec: str | None, time_codes: torch.Tensor) -> list[int]:
             for w in want:
                 near = [i for i, t in enumerate(tc) if abs(t - w) < 1e-6]
                 if not near:
-                    raise InputError(f"--frames {spec}: no frame at time code {w:g}; the clip has time codes "
+                    raise InputError(f"{option} {spec}: no frame at time code {w:g}; the clip has time codes "
                                      f"{tc[0]:g}..{tc[-1]:g}")
                 idx.append(near[0])
+    except InputError:
+        raise
     except ValueError:
-        raise InputError(f"--frames {spec!r}: expected A:B, A:B:STEP or T1,T2,... (time codes)") from None
+        raise InputError(f"{option} {spec!r}: expected A:B, A:B:STEP or T1,T2,... (time codes)") from None
     if not idx:
-        raise InputError(f"--frames {spec}: selects no frame; the clip has time codes {tc[0]:g}..{tc[-1]:g}")
+        raise InputError(f"{option} {spec}: selects no frame; the clip has time codes {tc[0]:g}..{tc[-1]:g}")
     return idx
 
 
@@ -123,7 +125,7 @@ def resolve_pose(s: Session, spec: str, anim: str | None) -> SourcePose:
     except ValueError:
         raise InputError(f"pose {spec!r}: expected a time code (e.g. 12), sample:INDEX or rest") from None
     clip = s.asset.clip(rig, anim)
-    i = parse_frames(f"{t:g}", clip.time_codes)[0]
+    i = parse_frames(f"{t:g}", clip.time_codes, option=f"pose {spec} of {clip.path}:")[0]
     one = Pose(clip.rotations[i:i + 1], clip.translations[i:i + 1], clip.scales[i:i + 1])
     return SourcePose(pose_to_6d(rig, one).float(), one, f"{clip.name}@{t:g}", t)
 

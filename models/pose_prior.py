@@ -60,20 +60,35 @@ def valid_6d(six: Tensor) -> Tensor:
     return matrix_to_6d(sixd_to_matrix(six))
 
 
-def gauss_newton(residual, x: Tensor, *, iters: int = 1, damping: float = 1.0) -> Tensor:
-    """Levenberg-Marquardt steps on ``||residual(x)||^2`` for each batch element of ``x (B, ...)``:
-    ``dx = -(J^T J + damping I)^-1 J^T r`` with ``J = dr/dx`` by reverse-mode autograd (``residual`` maps a batch
-    ``(b, ...)`` to ``(b, R)``; rows must not mix batch elements)."""
+def gauss_newton(residual, x: Tensor, *, iters: int = 1, damping: float = 1e-3) -> Tensor:
+    """Levenberg-Marquardt on ``||residual(x)||^2`` for each batch element of ``x (B, ...)``:
+    ``dx = -(J^T J + lambda I)^-1 J^T r`` with ``J = dr/dx`` by reverse-mode autograd. A step is kept only when it
+    lowers the energy (then ``lambda`` shrinks 3x); otherwise ``lambda`` grows 4x and the step is retried (up to 4
+    times), which keeps the solver steady where the residual has kinks (the grounding's lowest point switching).
+    ``residual`` maps a batch ``(b, ...)`` to ``(b, R)``; rows must not mix batch elements."""
     x = x.detach().clone()
     B, shape = x.shape[0], x.shape[1:]
-    for _ in range(iters):
-        for b in range(B):
-            xb = x[b].reshape(-1).double()
-            f = lambda v: residual(v.reshape(1, *shape).to(x.dtype))[0].double()  # noqa: E731
+    for b in range(B):
+        xb = x[b].reshape(-1).double()
+        f = lambda v: residual(v.reshape(1, *shape).to(x.dtype))[0].double()  # noqa: E731
+        lam = damping
+        for _ in range(iters):
             r = f(xb).detach()
-            Jm = torch.func.jacrev(f)(xb)  # (R, D)
-            A = Jm.T @ Jm + damping * torch.eye(len(xb), dtype=torch.float64)
-            x[b] = (xb - torch.linalg.solve(A, Jm.T @ r)).reshape(shape).to(x.dtype)
+            e0 = float(r @ r)
+            if e0 < 1e-20:
+                break
+            Jm = torch.func.jacrev(f)(xb).detach()  # (R, D)
+            JtJ, Jtr = Jm.T @ Jm, Jm.T @ r
+            eye = torch.eye(len(xb), dtype=torch.float64)
+            for _try in range(4):
+                cand = xb - torch.linalg.solve(JtJ + lam * eye, Jtr)
+                with torch.no_grad():
+                    rc = f(cand)
+                if float(rc @ rc) < e0:
+                    xb, lam = cand, max(lam / 3.0, 1e-9)
+                    break
+                lam *= 4.0
+        x[b] = xb.reshape(shape).to(x.dtype)
     return x
 
 

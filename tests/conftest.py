@@ -103,3 +103,28 @@ def tiny_usda(tmp_path) -> Path:
     path = tmp_path / "tiny.usda"
     path.write_text(TINY_USDA)
     return path
+
+
+TINY_SOURCES = ("khronos/Fox.glb", "quaternius/Trex.glb", "cmu/cmu_walk.bvh", "mujoco/rodent/rodent.xml")
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    """A dataset of the bundled assets (T-rex held out), a tiny checkpoint trained on it in seconds, and the Fox
+    imported to USD: ``{"root", "manifest", "result", "fox"}``."""
+    import subprocess
+    import sys
+
+    from usdposer.models.training import TrainConfig, train
+
+    from usdposer.dataset import build_dataset
+
+    root = tmp_path_factory.mktemp("pose_space")
+    manifest = build_dataset([str(ASSETS / s) for s in TINY_SOURCES], root / "data", holdout=["Trex"],
+                             val=["cmu_walk"])
+    result = train(root / "data", root / "ckpt", TrainConfig(steps=150, batch_size=64, width=32, depth=2, heads=2,
+                                                              val_every=50, lr=1e-3, seed=0), log=lambda m: None)
+    fox = root / "fox.usdc"
+    subprocess.run([sys.executable, "-m", "usdposer.commands._entry", "import", str(ASSETS / "khronos" / "Fox.glb"),
+                    "-o", str(fox)], check=True, capture_output=True)
+    return {"root": root, "manifest": manifest, "result": result, "fox": fox}

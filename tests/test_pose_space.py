@@ -15,26 +15,7 @@ import torch
 from conftest import ASSETS
 from pxr import Usd, UsdSkel
 
-SOURCES = [ASSETS / "khronos" / "Fox.glb", ASSETS / "quaternius" / "Trex.glb", ASSETS / "cmu" / "cmu_walk.bvh",
-           ASSETS / "mujoco" / "rodent" / "rodent.xml"]
 CLI = [sys.executable, "-m", "usdposer.commands._entry"]
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """A dataset of the bundled assets (T-rex held out) and a tiny checkpoint trained on it in seconds."""
-    from usdposer.models.training import TrainConfig, train
-
-    from usdposer.dataset import build_dataset
-
-    root = tmp_path_factory.mktemp("pose_space")
-    manifest = build_dataset([str(s) for s in SOURCES], root / "data", holdout=["Trex"], val=["cmu_walk"])
-    result = train(root / "data", root / "ckpt", TrainConfig(steps=150, batch_size=64, width=32, depth=2, heads=2,
-                                                              val_every=50, lr=1e-3, seed=0), log=lambda m: None)
-    fox = root / "fox.usdc"
-    subprocess.run(CLI + ["import", str(ASSETS / "khronos" / "Fox.glb"), "-o", str(fox)], check=True,
-                   capture_output=True)
-    return {"root": root, "manifest": manifest, "result": result, "fox": fox}
 
 
 # ------------------------------------------------------------------------------------------------ rig features
