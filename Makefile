@@ -32,6 +32,8 @@ test: setup
 bench: setup
 	$(BIN)/python bench/skinning.py
 	$(BIN)/python bench/sampling.py
+	$(BIN)/python bench/ik.py
+	$(BIN)/python bench/inversion.py
 
 # the shipped pose space (models/default): dataset from the shared data set, whole characters held out, ~30 min CPU
 DEFAULT_DATA := data/default

@@ -19,8 +19,10 @@ Examples:
 Targets are world positions in the stage's units and up axis (the Fox is
 about 80 units tall); :WEIGHT scales a
 handle. --from edits an existing pose (a time code, sample:I or rest) after
-DDIM inversion; without it the pose is sampled from noise and grounded. Each
-denoising step is nudged down the energy (handles, pins, joint limits, ground).
+DDIM inversion; without it one candidate edits the rest pose and the others
+are sampled from noise, grounded. Each denoising step is nudged down the
+energy (handles, pins, joint limits, ground); the most plausible candidate
+that reaches every handle is written.
 The layer holds SkelAnimation <Skeleton>/usdposerIK (bound), the candidates
 with their latent codes and prior scores (<Skeleton>/IKCandidates) and the
 handles as IKHandleAPI constraint prims (<Skeleton>/IKHandles), which
@@ -37,7 +39,7 @@ handles as IKHandleAPI constraint prims (<Skeleton>/IKHandles), which
 @click.option("-n", "--num", "n", type=int, default=4, show_default=True, help="Candidates to sample.")
 @click.option("--frames", type=int, default=1, show_default=True, help="Write the path from the start pose (>1).")
 @click.option("--keyframes", type=int, default=0, show_default=True, help="Mark K evenly spaced keyframes.")
-@click.option("--strength", type=float, default=None, help="Share of the noise schedule re-run (default 0.8 with --from, 1).")
+@click.option("--strength", type=float, default=None, help="Share of the noise schedule re-run when editing a pose (default 0.8).")
 @click.option("-o", "--out", type=click.Path(dir_okay=False), default=None, help="Output layer (.usdc/.usda).")
 @click.option("--anim", default=None, help="SkelAnimation --from refers to (default: the bound one).")
 @click.option("--checkpoint", type=click.Path(file_okay=False), default=None, help="Pose-space checkpoint directory.")

@@ -111,7 +111,8 @@ def resolve_pose(s: Session, spec: str, anim: str | None) -> SourcePose:
             i = int(spec.split(":", 1)[1])
         except ValueError:
             raise InputError(f"pose {spec!r}: expected sample:INDEX, e.g. sample:3") from None
-        prim = find_pose_library(open_stage(s.asset.path), rig.skeleton_path)
+        stage = open_stage(s.asset.path)
+        prim = find_pose_library(stage, rig.skeleton_path)
         if prim is None:
             raise InputError(f"pose {spec}: {s.asset.path} has no pose sample library under {rig.skeleton_path}; "
                              "run `usdposer sample` first and pass its layer")
@@ -413,6 +414,52 @@ def _world_to_stage(rig, p) -> torch.Tensor:
     return (torch.as_tensor(p, dtype=torch.float64) @ C) / rig.meters_per_unit
 
 
+EDIT_STRENGTH = 0.8  # share of the noise schedule re-run when editing a pose
+
+
+@dataclass
+class IKSolution:
+    """Candidates of one guided solve: six ``(n, J, 6)``, their starting codes ``(n, J, 6)``, handle errors ``(n, H)``
+    (fractions of height), prior scores ``(n,)``, which reached every handle, and the chosen index."""
+
+    six: torch.Tensor
+    latents: torch.Tensor
+    errors: torch.Tensor
+    scores: torch.Tensor
+    reached: torch.Tensor
+    chosen: int
+
+
+def solve_ik(prior, cond, obj, start: torch.Tensor, *, n: int, steps: int, strength: float = EDIT_STRENGTH,
+             edit: bool = False, generator: torch.Generator | None = None, progress=None) -> IKSolution:
+    """Guided IK candidates under ``obj`` (a :class:`usdposer.ik.PoseObjective`).
+
+    ``edit``: every candidate starts from ``start (1, J, 6)`` inverted to ``strength`` of the schedule, all but the
+    first with a little fresh noise (``usdposer ik --from``). Otherwise the first candidate edits ``start`` (the rest
+    pose) the same way and the others are sampled from pure noise. Nudges stop once every handle is within about
+    0.4% of the height, so that met constraints leave the prior's pose alone. The chosen candidate reaches every
+    handle within 1.5% of the height and has the lowest prior score (or, if none reaches, the smallest error).
+    """
+    H = len(obj.joints)
+    tol = float(obj.weights.sum()) * 0.004**2
+    J = start.shape[1]
+    z0 = prior.invert(cond, start, steps=steps, strength=strength)
+    k = n if edit else 1
+    z_edit = z0.expand(k, -1, -1).clone()
+    z_edit[1:] += 0.3 * torch.randn(z_edit[1:].shape, generator=generator)
+    six = prior.guided_sample(cond, obj.residuals, z_edit, steps=steps, strength=strength, tol=tol, progress=progress)
+    latents = z_edit
+    if n > k:
+        z_noise = torch.randn(n - k, J, 6, generator=generator)
+        six = torch.cat([six, prior.guided_sample(cond, obj.residuals, z_noise, steps=steps, tol=tol)])
+        latents = torch.cat([latents, z_noise])
+    err = (obj.handle_errors(six) / obj.height).float().reshape(n, H)
+    score = prior.score(cond, six)
+    ok = err.max(1).values < SUCCESS_FRACTION
+    chosen = int(torch.where(ok, score, score + 1e6 * (1 + err.max(1).values)).argmin())
+    return IKSolution(six, latents, err, score, ok, chosen)
+
+
 def ik_asset(asset, out, *, handles: list, pins: list[str] = (), pose_from: str | None = None,
              anim: str | None = None, n: int = 4, seed: int = 0, steps: int = 50, strength: float | None = None,
              frames: int = 1, keyframes: int = 0, checkpoint: str | None = None, skeleton: str | None = None,
@@ -424,7 +471,7 @@ def ik_asset(asset, out, *, handles: list, pins: list[str] = (), pose_from: str 
     ``handles`` are :class:`usdposer.ik.Handle` (targets in the stage's world space and units). The layer holds the
     pose (``usdposerIK``; with ``frames > 1`` the manifold path from the start pose to it), the candidates with
     their codes and prior scores (``<Skeleton>/IKCandidates``) and the handles as ``IKHandleAPI`` constraint prims
-    (``<Skeleton>/IKHandles``) from which ``usdposer ik --replay`` re-runs the edit.
+    (``<Skeleton>/IKHandles``) from which ``usdposer ik --replay`` re-runs the edit. See :func:`solve_ik`.
     """
     from usdposer.ik import Handle, PoseObjective, joint_of
     from usdposer.io.edits import define_ik_handles, set_keyframes, stamp_pose_space
@@ -438,7 +485,7 @@ def ik_asset(asset, out, *, handles: list, pins: list[str] = (), pose_from: str 
     s = Session.open(asset, skeleton, checkpoint, device)
     rig = s.rig
     start = resolve_pose(s, pose_from or "rest", anim)
-    strength = (0.8 if pose_from else 1.0) if strength is None else strength
+    strength = EDIT_STRENGTH if strength is None else strength
     # 1. resolve handles (joint names, units) and pins (where the joint is in the start pose)
     handles = list(handles) + [Handle(p, kind="pin") for p in pins]
     idx = [joint_of(rig, h.joint, "--pin" if h.kind == "pin" else "--handle") for h in handles]
@@ -450,19 +497,12 @@ def ik_asset(asset, out, *, handles: list, pins: list[str] = (), pose_from: str 
     weights = torch.tensor([h.weight for h in handles], dtype=torch.float64)
     obj = PoseObjective(rig, torch.tensor(idx), targets, weights, like=start.like)
     obj.check_reachable([h.joint for h in handles], roots)
-    # 2. starting codes: noise, or the start pose inverted part way with a little fresh noise per extra candidate
+    # 2.-3. guided sampling from noise and from the start pose inverted part way; pick the most plausible that
+    # reaches every handle
     g = torch.Generator().manual_seed(seed)
-    if pose_from:
-        z = s.prior.invert(s.cond, start.six, steps=steps, strength=strength).expand(n, -1, -1).clone()
-        z[1:] += 0.3 * torch.randn(z[1:].shape, generator=g)
-    else:
-        z = torch.randn(n, rig.num_joints, 6, generator=g)
-    # 3. guided sampling, then pick: reaches every handle, then most plausible
-    six = s.prior.guided_sample(s.cond, obj.residuals, z, steps=steps, strength=strength, progress=progress)
-    err = (obj.handle_errors(six) / s.height).float()  # (n, H)
-    score = s.prior.score(s.cond, six)
-    ok = err.max(1).values < SUCCESS_FRACTION
-    chosen = int(torch.where(ok, score, score + 1e6 * (1 + err.max(1).values)).argmin())
+    sol = solve_ik(s.prior, s.cond, obj, start.six, n=n, steps=steps, strength=strength, edit=bool(pose_from),
+                   generator=g, progress=progress)
+    six, z, err, score, ok, chosen = sol.six, sol.latents, sol.errors, sol.scores, sol.reached, sol.chosen
     # 4. the written animation: the pose, or the manifold path from the start pose to it
     if frames > 1:
         path, _, _ = latent_path(s, start.six, six[chosen:chosen + 1], frames, steps)

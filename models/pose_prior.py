@@ -60,12 +60,13 @@ def valid_6d(six: Tensor) -> Tensor:
     return matrix_to_6d(sixd_to_matrix(six))
 
 
-def gauss_newton(residual, x: Tensor, *, iters: int = 1, damping: float = 1e-3) -> Tensor:
+def gauss_newton(residual, x: Tensor, *, iters: int = 1, damping: float = 1e-3, tol: float = 1e-20) -> Tensor:
     """Levenberg-Marquardt on ``||residual(x)||^2`` for each batch element of ``x (B, ...)``:
     ``dx = -(J^T J + lambda I)^-1 J^T r`` with ``J = dr/dx`` by reverse-mode autograd. A step is kept only when it
     lowers the energy (then ``lambda`` shrinks 3x); otherwise ``lambda`` grows 4x and the step is retried (up to 4
     times), which keeps the solver steady where the residual has kinks (the grounding's lowest point switching).
-    ``residual`` maps a batch ``(b, ...)`` to ``(b, R)``; rows must not mix batch elements."""
+    Stops once the energy is below ``tol``. ``residual`` maps a batch ``(b, ...)`` to ``(b, R)``; rows must not mix
+    batch elements."""
     x = x.detach().clone()
     B, shape = x.shape[0], x.shape[1:]
     for b in range(B):
@@ -75,7 +76,7 @@ def gauss_newton(residual, x: Tensor, *, iters: int = 1, damping: float = 1e-3) 
         for _ in range(iters):
             r = f(xb).detach()
             e0 = float(r @ r)
-            if e0 < 1e-20:
+            if e0 < tol:
                 break
             Jm = torch.func.jacrev(f)(xb).detach()  # (R, D)
             JtJ, Jtr = Jm.T @ Jm, Jm.T @ r
@@ -196,7 +197,8 @@ class PosePrior:
         return torch.cat(out)
 
     def guided_sample(self, cond: RigCondition, residual, latents: Tensor, *, steps: int = 50, strength: float = 1.0,
-                      inner: int = 1, damping: float = 1e-3, final_inner: int = 10, progress=None) -> Tensor:
+                      inner: int = 1, damping: float = 1e-3, final_inner: int = 10, tol: float = 1e-20,
+                      progress=None) -> Tensor:
         """Energy-guided DDIM (eta = 0): every denoising step nudges the predicted clean pose down ``energy``.
 
         Notation (DDIM, Song et al. 2021, eq. 12; a = alphas_cumprod[t]):
@@ -206,7 +208,8 @@ class PosePrior:
             eps'    = (x_t - sqrt(a) x0_hat') / sqrt(1 - a)    the noise consistent with the nudged pose
             x_prev  = DDIMScheduler.step(eps', t, x_t)         so the next step sees the edit through the prior
         The last step's x0_hat' is refined ``final_inner`` more times (the prior has settled; only the constraints
-        remain). ``residual`` maps ``six (B, J, 6)`` to ``(B, R)``. Gauss-Newton's minimum-norm steps move the joints
+        remain); ``tol`` stops the nudges once the energy is below it, so that constraints already met leave the
+        prior's pose alone. ``residual`` maps ``six (B, J, 6)`` to ``(B, R)``. Gauss-Newton's minimum-norm steps move the joints
         that matter and leave the others where the prior put them (Adam's per-coordinate steps would move them all).
         Returns six ``(B, J, 6)``.
         """
@@ -217,7 +220,7 @@ class PosePrior:
         self.denoiser.eval()
 
         def nudge(x0: Tensor, iters: int) -> Tensor:
-            return gauss_newton(lambda x: residual(self.denormalize(x)), x0, iters=iters, damping=damping)
+            return gauss_newton(lambda x: residual(self.denormalize(x)), x0, iters=iters, damping=damping, tol=tol)
 
         for t in progress(timesteps) if progress else timesteps:
             # 1. predict the clean pose

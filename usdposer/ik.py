@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from usdposer.core.energy import Energy, ground_residual, position_residual, total_energy
+from usdposer.core.energy import Energy, ground_residual, largest, position_residual, total_energy
 from usdposer.core.kinematics import forward_kinematics
 from usdposer.core.limits import limit_residual, limit_violations
 from usdposer.core.rotations import axis_angle_to_quat, matrix_to_6d, quat_to_matrix, sixd_to_matrix
@@ -119,7 +119,7 @@ class PoseObjective:
         self.rig = rig.to(torch.float64)
         self.height = character_height(self.rig) or 1.0
         self.joints, self.targets, self.weights = joints.long(), targets.double(), weights.double()
-        self.hull = hull_points(self.rig, max_points=2048)
+        self.hull = hull_points(self.rig, max_points=1024)
         self.bind_inv = torch.linalg.inv(self.rig.bind_world)  # (J, 4, 4)
         self.roots = self.rig.roots
         if like is not None:
@@ -131,7 +131,7 @@ class PoseObjective:
         terms = [Energy("handles", lambda s: position_residual(s.positions, self.joints, self.targets, self.weights,
                                                                self.height))]
         if self.limits is not None and torch.isfinite(self.limits).any() and limit_weight > 0:
-            terms.append(Energy("limits", lambda s: limit_residual(s.R_rel, self.limits), limit_weight))
+            terms.append(Energy("limits", lambda s: largest(limit_residual(s.R_rel, self.limits), 16), limit_weight))
         if like is not None and ground_weight > 0 and len(self.hull[0]):
             terms.append(Energy("ground", lambda s: ground_residual(s.hull_y, self.height), ground_weight))
         self.terms = terms

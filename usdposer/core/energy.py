@@ -47,6 +47,15 @@ def position_residual(
     return (d * weights.to(positions).sqrt()[:, None] / scale).flatten(1)  # (B, 3H)
 
 
-def ground_residual(heights: Float[Tensor, "B N"], scale: float = 1.0) -> Float[Tensor, "B N"]:
-    """Ground penetration: ``max(0, -y) / scale`` for points at heights ``y`` above the ground plane."""
-    return torch.relu(-heights) / scale
+def ground_residual(heights: Float[Tensor, "B N"], scale: float = 1.0, k: int | None = 16) -> Float[Tensor, "B K"]:
+    """Ground penetration: ``max(0, -y) / scale`` for points at heights ``y`` above the ground plane, keeping the
+    ``k`` deepest points (None: all) so that a Gauss-Newton Jacobian stays small for meshes of thousands of points."""
+    return largest(torch.relu(-heights) / scale, k)
+
+
+def largest(residual: Float[Tensor, "B R"], k: int | None) -> Float[Tensor, "B K"]:
+    """The ``k`` largest entries of a non-negative residual (all when ``k`` is None or R <= k): the energy of the
+    worst offenders, with a Jacobian of k rows instead of R (hinge residuals are zero almost everywhere)."""
+    if k is None or residual.shape[1] <= k:
+        return residual
+    return residual.topk(k, dim=1).values  # (B, k)

@@ -1,0 +1,156 @@
+"""IK on the manifold vs plain damped-least-squares IK, side by side on real assets (the Step 3 goal).
+
+For each character, trials pick 3 random end joints (leaves of the skeleton) and take their positions in a real
+pose as targets (reachable by construction; for a rig without animation, in a pose sampled from the prior). Two
+scenarios:
+
+* fresh: ``usdposer ik`` without --from (best of ``-n`` candidates: one edited from the rest pose, the others
+  sampled from noise) vs DLS from the rest pose;
+* edit:  guided editing of another real frame after DDIM inversion (``usdposer ik --from``) vs DLS from that frame.
+
+Reported per method: handle error (mean and max, % of the character's height; success = every handle within 1.5%),
+joints outside their limits per pose (the asset's own limits, e.g. MJCF, or else limits learned from the
+character's animation with ``usdposer.core.limits.learn_limits``) and the prior score (denoising error, lower is
+more plausible), with the default checkpoint. Shared-data characters are used where ../shared/data exists (said so
+otherwise).
+
+    python bench/ik.py [--trials 6] [-n 4] [--steps 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+os.environ.setdefault("WARP_CACHE_PATH", str(ROOT / ".cache" / "warp"))
+ASSETS = [("Fox (train)", ROOT / "assets" / "khronos" / "Fox.glb"),
+          ("CMU walk (train)", ROOT / "assets" / "cmu" / "cmu_walk.bvh"),
+          ("CesiumMan (train)", ROOT / "assets" / "khronos" / "CesiumMan.glb"),
+          ("rodent (train, MJCF limits)", ROOT / "assets" / "mujoco" / "rodent" / "rodent.xml"),
+          ("Wolf (held out)", SHARED / "quaternius" / "animals" / "Wolf.glb"),
+          ("Knight (held out)", SHARED / "quaternius" / "humanoids" / "Knight.glb"),
+          ("dog (train, MJCF limits)", SHARED / "mujoco" / "dog" / "dog.xml")]
+
+
+def trial_poses(asset, rig, prior, cond, g):
+    """Real 6D poses of the character, or prior samples for a rig without animation."""
+    import torch
+
+    from usdposer.rigfeatures import pose_to_6d
+
+    clips = asset.clips.get(rig.skeleton_path, [])
+    if clips:
+        return torch.cat([pose_to_6d(rig, c.pose()) for c in clips]).float(), "animation"
+    six, _ = prior.sample(cond, 64, generator=g)
+    return six, "prior samples"
+
+
+def run_character(label, path, prior, args, work):
+    import torch
+    from usdposer.models.editing import solve_ik
+    from usdposer.models.pose_prior import RigCondition
+
+    from usdposer.core.limits import learn_limits
+    from usdposer.core.rotations import sixd_to_matrix
+    from usdposer.dataset import read_any
+    from usdposer.ik import PoseObjective, dls_ik
+    from usdposer.rigfeatures import IDENTITY_6D
+    from usdposer.types import Pose
+
+    asset = read_any(path, work)
+    rig = asset.rig()
+    cond = RigCondition.from_rig(rig)
+    g = torch.Generator().manual_seed(args.seed)
+    poses, origin = trial_poses(asset, rig, prior, cond, g)
+    limits, lim_src = rig.limits, "asset"
+    if limits is None or not torch.isfinite(limits).any():
+        limits, lim_src = learn_limits(sixd_to_matrix(poses.double())), "learned"
+    par = rig.parents.tolist()
+    leaves = [j for j in range(rig.num_joints) if j not in par]
+    rest = torch.tensor(IDENTITY_6D).expand(1, rig.num_joints, 6).clone()
+    rows = {k: {"err": [], "max": [], "viol": [], "score": [], "sec": 0.0} for k in
+            ("fresh/ours", "fresh/DLS", "edit/ours", "edit/DLS")}
+    for _ in range(args.trials):
+        fa, fb = torch.randint(0, len(poses), (2,), generator=g).tolist()
+        ends = [leaves[i] for i in torch.randperm(len(leaves), generator=g)[:3]]
+        for scen in ("fresh", "edit"):
+            like = None
+            if scen == "edit" and origin == "animation":
+                clip = asset.clips[rig.skeleton_path]
+                flat = torch.cat([c.rotations for c in clip]), torch.cat([c.translations for c in clip])
+                scales = torch.cat([c.scales for c in clip])
+                like = Pose(flat[0][fa:fa + 1], flat[1][fa:fa + 1], scales[fa:fa + 1])
+            probe = PoseObjective(rig, torch.tensor(ends), torch.zeros(3, 3), torch.ones(3), like=like)
+            targets = probe.pose(poses[fb:fb + 1].double()).positions[0, ends]
+            obj = PoseObjective(rig, torch.tensor(ends), targets, torch.ones(3), like=like)
+            h = obj.height
+            t0 = time.time()
+            start = rest if scen == "fresh" else poses[fa:fa + 1]
+            sol = solve_ik(prior, cond, obj, start, n=args.n, steps=args.steps, edit=scen == "edit", generator=g)
+            six, pick = sol.six, sol.chosen
+            t1 = time.time()
+            six_d = dls_ik(obj, start, iterations=100).float()
+            t2 = time.time()
+            for key, s, sec in ((f"{scen}/ours", six[pick:pick + 1], t1 - t0), (f"{scen}/DLS", six_d, t2 - t1)):
+                e = obj.handle_errors(s)[0] / h
+                r = rows[key]
+                r["err"].append(float(e.mean()))
+                r["max"].append(float(e.max()))
+                r["viol"].append(int(obj.violations(s, limits).sum()))
+                r["score"].append(float(prior.score(cond, s)[0]))
+                r["sec"] += sec
+    return rig, origin, lim_src, rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--trials", type=int, default=6)
+    ap.add_argument("-n", type=int, default=4, help="candidates per guided solve")
+    ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    import torch
+    from usdposer.models.pose_prior import PosePrior
+
+    prior = PosePrior.load(None)
+    print(f"torch threads {torch.get_num_threads()}; default checkpoint; {args.trials} trials x 3 handles per "
+          f"character, {args.n} candidates, {args.steps} DDIM steps")
+    if not SHARED.exists():
+        print(f"NOTE: shared data set not found at {SHARED}: the held-out characters and the dog are NOT benchmarked")
+    hdr = (f"{'character':<30}{'scenario':<8}{'method':<6}{'err% mean':>10}{'err% max':>10}{'success':>9}"
+           f"{'limit viol/pose':>16}{'prior score':>12}{'s/solve':>9}")
+    print("\n" + hdr + "\n" + "-" * len(hdr))
+    totals: dict[str, dict[str, list[float]]] = {}
+    with tempfile.TemporaryDirectory() as work:
+        for label, path in ASSETS:
+            if not path.exists():
+                print(f"{label:<30}(missing: {path})")
+                continue
+            rig, origin, lim_src, rows = run_character(label, path, prior, args, Path(work))
+            name = f"{label}"
+            for key, r in rows.items():
+                scen, meth = key.split("/")
+                n = len(r["err"])
+                succ = sum(m < 0.015 for m in r["max"]) / n
+                print(f"{name:<30}{scen:<8}{meth:<6}{100 * sum(r['err']) / n:>10.2f}{100 * max(r['max']):>10.2f}"
+                      f"{succ:>9.0%}{sum(r['viol']) / n:>16.2f}{sum(r['score']) / n:>12.3f}{r['sec'] / n:>9.2f}")
+                t = totals.setdefault(key, {"err": [], "max": [], "viol": [], "score": []})
+                for k in t:
+                    t[k] += r[k]
+                name = f"  ({rig.num_joints} joints, targets from {origin}, {lim_src} limits)" if scen == "fresh" and meth == "ours" else ""
+    print("-" * len(hdr))
+    for key, t in totals.items():
+        scen, meth = key.split("/")
+        n = len(t["err"])
+        succ = sum(m < 0.015 for m in t["max"]) / n
+        print(f"{'all':<30}{scen:<8}{meth:<6}{100 * sum(t['err']) / n:>10.2f}{100 * max(t['max']):>10.2f}{succ:>9.0%}"
+              f"{sum(t['viol']) / n:>16.2f}{sum(t['score']) / n:>12.3f}")
+
+
+if __name__ == "__main__":
+    main()
