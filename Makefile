@@ -24,7 +24,10 @@ demo: setup
 	$(BIN)/usdposer import assets/khronos/Fox.glb -o $(OUT)/fox.usdc
 	$(BIN)/usdposer info $(OUT)/fox.usdc --no-tree
 	$(BIN)/usdposer sample $(OUT)/fox.usdc -n 16 --seed 0 -o $(OUT)/fox.samples.usdc --preview $(OUT)/fox_samples.png
-	@echo "open $(OUT)/fox.samples.usdc in a DCC (pose i at frame i) or look at $(OUT)/fox_samples.png"
+	$(BIN)/usdposer ik $(OUT)/fox.usdc --from 12 --handle b_Head_05=-10,45,45 --frames 12 --keyframes 3 \
+		-o $(OUT)/fox.ik.usdc --preview $(OUT)/fox_ik.png
+	@echo "open $(OUT)/fox.samples.usdc in a DCC (pose i at frame i) or look at $(OUT)/fox_samples.png;"
+	@echo "$(OUT)/fox.ik.usdc lowers the Fox's head to a target along the pose manifold ($(OUT)/fox_ik.png)"
 
 test: setup
 	$(BIN)/python -m pytest -q
