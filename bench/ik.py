@@ -85,9 +85,8 @@ def run_character(label, path, prior, args, work):
                 flat = torch.cat([c.rotations for c in clip]), torch.cat([c.translations for c in clip])
                 scales = torch.cat([c.scales for c in clip])
                 like = Pose(flat[0][fa:fa + 1], flat[1][fa:fa + 1], scales[fa:fa + 1])
-            probe = PoseObjective(rig, torch.tensor(ends), torch.zeros(3, 3), torch.ones(3), like=like)
-            targets = probe.pose(poses[fb:fb + 1].double()).positions[0, ends]
-            obj = PoseObjective(rig, torch.tensor(ends), targets, torch.ones(3), like=like)
+            obj = PoseObjective(rig, torch.tensor(ends), torch.zeros(3, 3), torch.ones(3), like=like)
+            obj.targets = obj.pose(poses[fb:fb + 1].double()).positions[0, ends]
             h = obj.height
             t0 = time.time()
             start = rest if scen == "fresh" else poses[fa:fa + 1]
@@ -135,22 +134,22 @@ def main() -> None:
             name = f"{label}"
             for key, r in rows.items():
                 scen, meth = key.split("/")
-                n = len(r["err"])
-                succ = sum(m < 0.015 for m in r["max"]) / n
-                print(f"{name:<30}{scen:<8}{meth:<6}{100 * sum(r['err']) / n:>10.2f}{100 * max(r['max']):>10.2f}"
-                      f"{succ:>9.0%}{sum(r['viol']) / n:>16.2f}{sum(r['score']) / n:>12.3f}{r['sec'] / n:>9.2f}")
+                print(_row(name, scen, meth, r) + f"{r['sec'] / len(r['err']):>9.2f}")
                 t = totals.setdefault(key, {"err": [], "max": [], "viol": [], "score": []})
                 for k in t:
                     t[k] += r[k]
                 name = f"  ({rig.num_joints} joints, targets from {origin}, {lim_src} limits)" if scen == "fresh" and meth == "ours" else ""
     print("-" * len(hdr))
     for key, t in totals.items():
-        scen, meth = key.split("/")
-        n = len(t["err"])
-        succ = sum(m < 0.015 for m in t["max"]) / n
-        print(f"{'all':<30}{scen:<8}{meth:<6}{100 * sum(t['err']) / n:>10.2f}{100 * max(t['max']):>10.2f}{succ:>9.0%}"
-              f"{sum(t['viol']) / n:>16.2f}{sum(t['score']) / n:>12.3f}")
+        print(_row("all", *key.split("/"), t))
 
+
+def _row(name: str, scen: str, meth: str, r: dict) -> str:
+    """One table row: mean and max handle error (% of height), success rate, violations and prior score."""
+    n = len(r["err"])
+    succ = sum(m < 0.015 for m in r["max"]) / n
+    return (f"{name:<30}{scen:<8}{meth:<6}{100 * sum(r['err']) / n:>10.2f}{100 * max(r['max']):>10.2f}{succ:>9.0%}"
+            f"{sum(r['viol']) / n:>16.2f}{sum(r['score']) / n:>12.3f}")
 
 if __name__ == "__main__":
     main()

@@ -139,7 +139,7 @@ def place(rig, six: torch.Tensor, like) -> object:
 
 
 def joint_error(rig, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Mean joint position distance (metres) between two batches of 6D poses placed identically, ``(B,)``."""
+    """Mean joint position distance (metres) between two batches of 6D poses, each pose grounded, ``(B,)``."""
     from usdposer.posing import joint_transforms
 
     pa = joint_transforms(rig.to(torch.float64), place(rig, a, None))[..., :3, 3]
@@ -490,12 +490,12 @@ def ik_asset(asset, out, *, handles: list, pins: list[str] = (), pose_from: str 
     handles = list(handles) + [Handle(p, kind="pin") for p in pins]
     idx = [joint_of(rig, h.joint, "--pin" if h.kind == "pin" else "--handle") for h in handles]
     roots = [joint_of(rig, h.root_joint, "rootJoint") if h.root_joint else None for h in handles]
-    probe = PoseObjective(rig, torch.tensor(idx), torch.zeros(len(idx), 3), torch.ones(len(idx)), like=start.like)
-    start_pos = probe.pose(start.six.double()).positions[0]  # (J, 3)
+    weights = torch.tensor([h.weight for h in handles], dtype=torch.float64)
+    obj = PoseObjective(rig, torch.tensor(idx), torch.zeros(len(idx), 3), weights, like=start.like)
+    start_pos = obj.pose(start.six.double()).positions[0]  # (J, 3)
     targets = torch.stack([start_pos[j] if h.kind == "pin" else _stage_to_world(rig, h.target)
                            for h, j in zip(handles, idx)])
-    weights = torch.tensor([h.weight for h in handles], dtype=torch.float64)
-    obj = PoseObjective(rig, torch.tensor(idx), targets, weights, like=start.like)
+    obj.targets = targets
     obj.check_reachable([h.joint for h in handles], roots)
     # 2.-3. guided sampling from noise and from the start pose inverted part way; pick the most plausible that
     # reaches every handle

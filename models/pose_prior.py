@@ -236,27 +236,6 @@ class PosePrior:
         x = nudge(x, final_inner)
         return valid_6d(self.denormalize(x).cpu())
 
-    def prior_residual(self, cond: RigCondition, *, timesteps: tuple[int, ...] = (20, 60, 120), draws: int = 2,
-                       seed: int = 0):
-        """The prior as an energy residual ``six (B, J, 6) -> (B, R)``: ``(eps_theta(x_t, t) - eps) / sqrt(n)`` at fixed
-        noise levels and draws, differentiable through the denoiser (its squared norm is :meth:`score`)."""
-        g = torch.Generator().manual_seed(seed)
-        J = cond.features.shape[0]
-        noise = torch.randn(len(timesteps), draws, J, 6, generator=g).to(self.device)
-        a = self.train_scheduler.alphas_cumprod.to(self.device)
-        n = len(timesteps) * draws * J * 6
-
-        def residual(six: Tensor) -> Tensor:
-            x0 = self.normalize(six.float().to(self.device))  # (B, J, 6)
-            out = []
-            for k, t in enumerate(timesteps):
-                for d in range(draws):
-                    xt = a[t].sqrt() * x0 + (1 - a[t]).sqrt() * noise[k, d]
-                    out.append((self._eps(xt, t, cond) - noise[k, d]).flatten(1))
-            return (torch.cat(out, 1) / n**0.5).to(six.dtype)  # (B, R)
-
-        return residual
-
     @torch.no_grad()
     def score(self, cond: RigCondition, six: Tensor, *, timesteps: tuple[int, ...] = (20, 60, 120, 250, 400),
               draws: int = 4, seed: int = 0, batch_size: int = 256) -> Tensor:

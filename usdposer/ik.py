@@ -169,15 +169,11 @@ class PoseObjective:
     def __call__(self, six: Float[Tensor, "B J 6"]) -> Float[Tensor, " B"]:
         return total_energy(self.terms, self.pose(six))
 
-    def residuals(self, six: Float[Tensor, "B J 6"]) -> Float[Tensor, "B R"]:
-        """Every term's residual times ``sqrt(weight)``, stacked: ``||residuals||^2`` is the energy."""
+    def residuals(self, six: Float[Tensor, "B J 6"], terms: list[Energy] | None = None) -> Float[Tensor, "B R"]:
+        """Every term's (default: all of them) residual times ``sqrt(weight)``, stacked: ``||residuals||^2`` is the
+        energy."""
         s = self.pose(six)
-        return torch.cat([math.sqrt(t.weight) * t.residual(s) for t in self.terms], 1)
-
-    def breakdown(self, six: Float[Tensor, "B J 6"]) -> dict[str, Tensor]:
-        """Each term's energy ``(B,)`` by name."""
-        s = self.pose(six)
-        return {t.name: total_energy([t], s) for t in self.terms}
+        return torch.cat([math.sqrt(t.weight) * t.residual(s) for t in (self.terms if terms is None else terms)], 1)
 
     # ------------------------------------------------------------------------------------------- metrics
     @torch.no_grad()
@@ -229,7 +225,7 @@ def dls_ik(objective: PoseObjective, six0: Float[Tensor, "B J 6"], *, iterations
 
             def residual(theta, R=R):
                 dR = quat_to_matrix(axis_angle_to_quat(theta.reshape(1, -1, 3)))  # (1, J, 3, 3)
-                return total_residual(handles, objective.pose(matrix_to_6d(R @ dR)))
+                return objective.residuals(matrix_to_6d(R @ dR), handles)[0]
 
             theta = torch.zeros(R.shape[1] * 3, dtype=torch.float64)
             r = residual(theta)
@@ -242,7 +238,3 @@ def dls_ik(objective: PoseObjective, six0: Float[Tensor, "B J 6"], *, iterations
         out.append(matrix_to_6d(R))
     return torch.cat(out).to(six0.dtype)
 
-
-def total_residual(terms: list[Energy], x) -> Float[Tensor, " R"]:
-    """The stacked weighted residuals of a batch of one: ``concat_k sqrt(w_k) r_k(x)``."""
-    return torch.cat([math.sqrt(t.weight) * t.residual(x)[0] for t in terms])
