@@ -31,6 +31,7 @@ class Problem:
     severity: str
     prim: str
     message: str
+    code: str = ""  # "Rule.ErrorName" of the check it belongs to (usdposer.validate), "" when none
 
     def __str__(self) -> str:
         return f"{self.severity}: {self.prim}: {self.message}"
@@ -51,6 +52,7 @@ class SkelAsset:
     clips: dict[str, list[Clip]] = field(default_factory=dict)  # skeleton path -> clips, bound clip first
     bound: dict[str, str] = field(default_factory=dict)  # skeleton path -> bound SkelAnimation path
     problems: list[Problem] = field(default_factory=list)
+    authored_metadata: tuple[str, ...] = ()  # which of upAxis, metersPerUnit, timeCodesPerSecond the root layer sets
 
     def rig(self, skeleton: str | None = None) -> Rig:
         """The rig of ``skeleton`` (a prim path or name), or the only/first one."""
@@ -89,11 +91,11 @@ class _Reporter:
     def __init__(self, strict: bool, path: str):
         self.strict, self.path, self.problems = strict, path, []
 
-    def __call__(self, severity: str, prim, message: str) -> None:
+    def __call__(self, severity: str, prim, message: str, code: str = "") -> None:
         prim = str(prim)
         if severity == "error" and self.strict:
             raise RigError(f"{self.path}: {prim}: {message}")
-        self.problems.append(Problem(severity, prim, message))
+        self.problems.append(Problem(severity, prim, message, code))
 
 
 def read_asset(path: str | Path, strict: bool = True) -> SkelAsset:
@@ -112,7 +114,7 @@ def read_stage(stage: Usd.Stage, path: str = "", strict: bool = True) -> SkelAss
         del delegate
     for d in diagnostics:
         msg = d.commentary.strip().splitlines()[0] if d.commentary.strip() else str(d.diagnosticCode)
-        asset.problems.append(Problem("warning", "usd", msg[:300]))
+        asset.problems.append(Problem("warning", "usd", msg[:300], "UsdDiagnostics.Warning"))
     return asset
 
 
@@ -123,6 +125,7 @@ def _read_stage(stage: Usd.Stage, path: str, strict: bool) -> SkelAsset:
         path=path, meters_per_unit=mpu, up_axis=up, time_codes_per_second=stage.GetTimeCodesPerSecond(),
         start_time_code=stage.GetStartTimeCode(), end_time_code=stage.GetEndTimeCode(),
         default_prim=str(stage.GetDefaultPrim().GetPath()) if stage.GetDefaultPrim() else "",
+        authored_metadata=tuple(k for k in ("upAxis", "metersPerUnit", "timeCodesPerSecond") if stage.HasAuthoredMetadata(k)),
     )
     conv = _Conversion(mpu, up)
     cache = UsdSkel.Cache()
@@ -207,10 +210,12 @@ def _read_rig(skel, sq, skinning_queries, conv, xfc, report, path) -> Rig | None
     topo = UsdSkel.Topology(joints)
     ok, why = topo.Validate()
     if not ok:
-        report("error", name, f"invalid joint order ({why.strip()}); list every parent joint before its children in `joints`")
+        report("error", name, f"invalid joint order ({why.strip()}); list every parent joint before its children in `joints`",
+               "JointOrder.ChildBeforeParent")
         return None
     if not sq:
-        report("error", name, "invalid Skeleton (UsdSkel could not build a query for it); check joints/bindTransforms")
+        report("error", name, "invalid Skeleton (UsdSkel could not build a query for it); check joints/bindTransforms",
+               "SkinBinding.InvalidSkeleton")
         return None
     parents = np.asarray(topo.GetParentIndices(), dtype=np.int64)
     is_root = parents < 0
@@ -218,15 +223,17 @@ def _read_rig(skel, sq, skinning_queries, conv, xfc, report, path) -> Rig | None
     rest = skel.GetRestTransformsAttr().Get()
     if rest is None or len(rest) != len(joints):
         rest = sq.ComputeJointLocalTransforms(Usd.TimeCode.Default(), True)
-        report("warning", name, "restTransforms missing or of the wrong length; using UsdSkel's fallback")
+        report("warning", name, "restTransforms missing or of the wrong length; using UsdSkel's fallback",
+               "SkinBinding.MissingRestTransforms")
     bind = skel.GetBindTransformsAttr().Get()
     if bind is None or len(bind) != len(joints):
         report("error", name, f"bindTransforms has {0 if bind is None else len(bind)} entries for {len(joints)} joints; "
-               "author one skeleton-space bind matrix per joint")
+               "author one skeleton-space bind matrix per joint", "SkinBinding.SizeMismatch")
         return None
     rest_np, bind_np = gf_to_np(rest), gf_to_np(bind)
     if not (np.isfinite(rest_np).all() and np.isfinite(bind_np).all()):
-        report("error", name, "non-finite values in restTransforms/bindTransforms; fix the skeleton's matrices")
+        report("error", name, "non-finite values in restTransforms/bindTransforms; fix the skeleton's matrices",
+               "NonFinite.Skeleton")
         return None
     rest_np = conv.local(rest_np, is_root)
     bind_np = conv.skel_space(bind_np)
@@ -272,7 +279,8 @@ def _read_mesh(skq, joint_index: dict[str, int], conv: _Conversion, report) -> M
     P = np.asarray(pts, dtype=np.float64)
     V = len(P)
     if not np.isfinite(P).all():
-        report("error", name, f"{int((~np.isfinite(P).all(1)).sum())} points are NaN or infinite; fix the mesh's points")
+        report("error", name, f"{int((~np.isfinite(P).all(1)).sum())} points are NaN or infinite; fix the mesh's points",
+               "NonFinite.Points")
         return None
 
     # influences, checked against the primvars themselves so the message can say what is wrong
@@ -280,22 +288,24 @@ def _read_mesh(skq, joint_index: dict[str, int], conv: _Conversion, report) -> M
     ip, wp_ = binding.GetJointIndicesPrimvar(), binding.GetJointWeightsPrimvar()
     idx_raw, w_raw = ip.Get() if ip else None, wp_.Get() if wp_ else None
     if idx_raw is None or w_raw is None:
-        report("warning", name, "bound to a skeleton but has no jointIndices/jointWeights; skipped (run `usdposer skin`)")
+        report("warning", name, "bound to a skeleton but has no jointIndices/jointWeights; skipped (run `usdposer skin`)",
+               "SkinBinding.MissingInfluences")
         return None
     idx_raw, w_raw = np.asarray(idx_raw, dtype=np.int64), np.asarray(w_raw, dtype=np.float64)
     if len(idx_raw) != len(w_raw):
         report("error", name, f"primvars:skel:jointIndices has {len(idx_raw)} values but jointWeights has {len(w_raw)}; "
-               "they must have the same length (elementSize values per point)")
+               "they must have the same length (elementSize values per point)", "SkinBinding.SizeMismatch")
         return None
     K = int(ip.GetElementSize())
     rigid = ip.GetInterpolation() == UsdGeom.Tokens.constant
     expected = K if rigid else K * V
     if K < 1 or len(idx_raw) != expected:
         report("error", name, f"jointIndices has {len(idx_raw)} values, expected {expected} "
-               f"({'constant' if rigid else f'{V} points'} x elementSize {K}); fix elementSize or the arrays")
+               f"({'constant' if rigid else f'{V} points'} x elementSize {K}); fix elementSize or the arrays", "SkinBinding.SizeMismatch")
         return None
     if not np.isfinite(w_raw).all():
-        report("error", name, "jointWeights contains NaN or infinite values; re-export the skin weights")
+        report("error", name, "jointWeights contains NaN or infinite values; re-export the skin weights",
+               "NonFinite.Weights")
         return None
     idx = idx_raw.reshape(-1, K)
     w = w_raw.reshape(-1, K)
@@ -306,7 +316,8 @@ def _read_mesh(skq, joint_index: dict[str, int], conv: _Conversion, report) -> M
     if local_order:
         missing = [str(j) for j in local_order if str(j) not in joint_index]
         if missing:
-            report("error", name, f"skel:joints names joints not in the skeleton ({', '.join(missing[:3])}); fix skel:joints")
+            report("error", name, f"skel:joints names joints not in the skeleton ({', '.join(missing[:3])}); fix skel:joints",
+                   "SkinBinding.UnknownJoint")
             return None
         remap = np.array([joint_index[str(j)] for j in local_order], dtype=np.int64)
         n_joints = len(remap)
@@ -315,20 +326,24 @@ def _read_mesh(skq, joint_index: dict[str, int], conv: _Conversion, report) -> M
     bad = (idx < 0) | (idx >= n_joints)
     if bad.any():
         report("error", name, f"{int(bad.sum())} joint indices out of range [0, {n_joints}) (first {int(idx[bad][0])}); "
-               "re-export the skin or fix the skeleton's joints")
+               "re-export the skin or fix the skeleton's joints", "SkinBinding.IndexOutOfRange")
         return None
     if remap is not None:
         idx = remap[idx]
     sums = w.sum(1)
     if not np.allclose(sums, 1.0, atol=1e-3):
-        report("warning", name, f"{int((np.abs(sums - 1) > 1e-3).sum())} of {V} points have weights not summing to 1")
+        off = np.abs(sums - 1) > 1e-3
+        first = int(np.argmax(off))
+        report("warning", name, f"{int(off.sum())} of {V} points have jointWeights not summing to 1 (first: point {first} "
+               f"sum={sums[first]:.3f}); normalise the weights", "SkinBinding.WeightsNotNormalized")
 
     G = gf_to_np(skq.GetGeomBindTransform())
     P_skel = P @ G[:3, :3].T + G[:3, 3]
     faces = _triangulate(np.asarray(mesh.GetFaceVertexCountsAttr().Get() or [], np.int64),
                          np.asarray(mesh.GetFaceVertexIndicesAttr().Get() or [], np.int64))
     if len(faces) and (faces.max() >= V or faces.min() < 0):
-        report("error", name, "faceVertexIndices refer to points that do not exist; fix the mesh topology")
+        report("error", name, "faceVertexIndices refer to points that do not exist; fix the mesh topology",
+               "SkinBinding.BadTopology")
         return None
 
     normals = None
@@ -410,7 +425,7 @@ def _read_clip(anim: UsdSkel.Animation, cache: UsdSkel.Cache, rig: Rig, conv: _C
     missing = [a for a in ("translations", "rotations", "scales") if not prim.GetAttribute(a).HasAuthoredValue()]
     if missing:
         report("warning", name, f"SkelAnimation lacks {', '.join(missing)}; UsdSkel ignores it (rest pose is used). "
-               "Author translations, rotations and scales")
+               "Author translations, rotations and scales", "SkelAnimComplete.MissingJointComponent")
         return None
     aq = cache.GetAnimQuery(anim)
     times = list(aq.GetJointTransformTimeSamples()) or [asset.start_time_code if math.isfinite(asset.start_time_code) else 0.0]
@@ -436,7 +451,7 @@ def _read_clip(anim: UsdSkel.Animation, cache: UsdSkel.Cache, rig: Rig, conv: _C
         ss = np.asarray(scales, dtype=np.float64)
         if len(tt) != len(tokens) or len(qq) != len(tokens) or len(ss) != len(tokens):
             report("error", name, f"time {t}: translations/rotations/scales have {len(tt)}/{len(qq)}/{len(ss)} entries "
-                   f"for {len(tokens)} joints; author one value per joint")
+                   f"for {len(tokens)} joints; author one value per joint", "SkelAnimComplete.SizeMismatch")
             return None
         # convert to metres / +Y up: translations scale by m; roots also rotate by C
         tt = tt * conv.m
@@ -447,7 +462,8 @@ def _read_clip(anim: UsdSkel.Animation, cache: UsdSkel.Cache, rig: Rig, conv: _C
     if bad_frames:
         report("warning", name, f"{bad_frames} frames could not be evaluated")
     if not (np.isfinite(tr).all() and np.isfinite(rot).all() and np.isfinite(sc).all()):
-        report("error", name, "non-finite values in the animation; fix or re-export the SkelAnimation")
+        report("error", name, "non-finite values in the animation; fix or re-export the SkelAnimation",
+               "NonFinite.Animation")
         return None
     return Clip(
         rotations=torch.from_numpy(rot), translations=torch.from_numpy(tr), scales=torch.from_numpy(sc),

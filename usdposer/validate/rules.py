@@ -1,0 +1,365 @@
+"""The rules. File rules read what the USD reader found (``SkelAsset`` and its coded ``Problem`` rows); clip rules
+measure every frame of every SkelAnimation, chunk by chunk, then judge the whole clip (findings cover runs of
+consecutive frames, each with its worst frame)."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import replace
+
+import torch
+
+from usdposer.validate.context import ClipContext, FileContext, runs
+from usdposer.validate.registry import Finding, Rule, register
+
+# ------------------------------------------------------------------------------------------------- file rules
+
+
+class _ProblemRule(Rule):
+    """Findings from the reader's coded problems ``<name>.<ErrorName>``: reader errors fail; warnings keep the
+    severity listed in ``warning_severity`` (default: warning)."""
+
+    warning_severity: dict[str, str] = {}
+
+    def check(self, file: FileContext) -> list[Finding]:
+        out = []
+        for p in file.asset.problems:
+            rule, _, code = p.code.partition(".")
+            if rule != self.name:
+                continue
+            severity = "failed" if p.severity == "error" else self.warning_severity.get(code, "warning")
+            out.append(file.finding(self, code, p.message, severity, prim=p.prim))
+        return out
+
+
+@register
+class Readable(Rule):
+    """The file exists, opens as USD (or converts from glTF, BVH, MJCF) and has a usable Skeleton."""
+
+    severity = "error"
+    codes = {"CannotOpen": "the file cannot be read or converted", "NotFound": "no such file or pattern"}
+
+    def check(self, file: FileContext) -> list[Finding]:
+        return []  # the engine reports unreadable files itself; a file that reached the rules was readable
+
+
+@register
+class StageMetadata(_ProblemRule):
+    """upAxis, metersPerUnit and timeCodesPerSecond are authored (USD's fallbacks are Y, centimetres and 24)."""
+
+    severity = "warning"
+    codes = {"MissingUpAxis": "upAxis not authored", "MissingMetersPerUnit": "metersPerUnit not authored",
+             "MissingTimeCodesPerSecond": "timeCodesPerSecond not authored"}
+
+    def check(self, file: FileContext) -> list[Finding]:
+        have = set(file.asset.authored_metadata)
+        fallback = {"upAxis": "Y", "metersPerUnit": "0.01", "timeCodesPerSecond": "24"}
+        return [file.finding(self, f"Missing{k[0].upper()}{k[1:]}",
+                             f"the root layer does not author {k}; readers fall back to {fallback[k]}. Author it "
+                             "(usdposer import does)", prim="/")
+                for k in ("upAxis", "metersPerUnit", "timeCodesPerSecond") if k not in have]
+
+
+@register
+class SkinBinding(_ProblemRule):
+    """Skin binding sanity: weights normalised and finite, indices in range, array sizes agree, influences present."""
+
+    codes = {"WeightsNotNormalized": "jointWeights of a point do not sum to 1",
+             "IndexOutOfRange": "jointIndices outside the skeleton (or skel:joints)",
+             "UnknownJoint": "skel:joints names a joint the skeleton lacks",
+             "SizeMismatch": "jointIndices/jointWeights/bindTransforms sizes disagree",
+             "MissingInfluences": "bound mesh without jointIndices/jointWeights",
+             "MissingRestTransforms": "restTransforms missing or of the wrong length",
+             "InvalidSkeleton": "UsdSkel cannot build a query for the skeleton",
+             "BadTopology": "faces refer to points that do not exist"}
+
+
+@register
+class SkelAnimComplete(_ProblemRule):
+    """Every SkelAnimation authors translations, rotations and scales, one value per joint (UsdSkel silently
+    ignores an incomplete one)."""
+
+    codes = {"MissingJointComponent": "translations, rotations or scales not authored",
+             "SizeMismatch": "a component has the wrong number of values"}
+    warning_severity = {"MissingJointComponent": "failed"}
+
+
+@register
+class JointOrder(_ProblemRule):
+    """Joints are listed parents before children."""
+
+    codes = {"ChildBeforeParent": "a joint is listed before its parent"}
+
+
+@register
+class NonFinite(_ProblemRule):
+    """No NaN or infinite values in points, skin weights, skeleton matrices or animation."""
+
+    codes = {"Points": "mesh points", "Weights": "skin weights", "Skeleton": "rest/bind transforms",
+             "Animation": "SkelAnimation values"}
+
+
+@register
+class UsdDiagnostics(_ProblemRule):
+    """USD's own warnings while reading the skeleton bindings (invalid influence interpolation, element size)."""
+
+    severity = "warning"
+    codes = {"Warning": "a warning USD emitted while the file was read"}
+
+
+@register
+class UniqueJointNames(Rule):
+    """Joint leaf names are unique within a skeleton (Blender names bones by leaf; duplicates merge)."""
+
+    severity = "warning"
+    codes = {"DuplicateLeafName": "two joints share a leaf name"}
+
+    def check(self, file: FileContext) -> list[Finding]:
+        out = []
+        for rig in file.asset.rigs:
+            seen: dict[str, list[str]] = defaultdict(list)
+            for token, leaf in zip(rig.joints, rig.joint_names):
+                seen[leaf].append(token)
+            for leaf, tokens in seen.items():
+                if len(tokens) > 1:
+                    out.append(file.finding(self, "DuplicateLeafName", f"{len(tokens)} joints are named {leaf!r} "
+                                            f"({', '.join(tokens[:3])}); rename them so that DCCs keep them apart",
+                                            prim=rig.skeleton_path, joint=tokens[0]))
+        return out
+
+
+# ------------------------------------------------------------------------------------------------- clip rules
+
+
+def _cat(measures: list[dict]) -> dict:
+    out: dict = {}
+    for m in measures:
+        for k, v in m.items():
+            out.setdefault(k, []).append(v)
+    return {k: torch.cat(v) if isinstance(v[0], torch.Tensor) else [x for part in v for x in part] for k, v in out.items()}
+
+
+def _joint_runs(clip: ClipContext, rule: Rule, bad: torch.Tensor, size: torch.Tensor, describe, severity=None,
+                code: str = "") -> list[Finding]:
+    """One finding per (joint, run of consecutive bad frames), at the frame where ``size`` is largest."""
+    out = []
+    for j in torch.nonzero(bad.any(0)).flatten().tolist():
+        for first, last in runs(bad[:, j]):
+            worst = first + int(size[first:last + 1, j].argmax())
+            span = "" if first == last else f"; frames {clip.time(first):g}-{clip.time(last):g}"
+            out.append(clip.finding(rule, code, describe(j, worst) + span, severity, joint=j, frame=worst,
+                                    run=(first, last), value=float(size[worst, j])))
+    return out
+
+
+def _deg(x: float) -> str:
+    return f"{math.degrees(x):.1f}°"
+
+
+@register
+class JointLimits(Rule):
+    """Joint rotations stay within their limits per frame: the joint-limits schema / MJCF hinge ranges (per-axis
+    Euler, exact for hinges) and limits learned from a dataset (swing-twist: hyperextension = swing past the cone)."""
+
+    scope = "clip"
+    codes = {"OutsideRange": "an Euler angle outside the rig's own limits",
+             "Hyperextension": "swing beyond the learned cone", "TwistOutsideRange": "twist outside the learned range"}
+
+    def measure(self, clip: ClipContext, chunk) -> dict:
+        from usdposer.core.limits import euler_xyz, swing_twist
+
+        tol = math.radians(clip.file.options.limit_tolerance_deg)
+        out = {}
+        rig = clip.rig
+        if rig.limits is not None:
+            e = euler_xyz(chunk.R_rel.double())  # (b, J, 3)
+            lim = rig.limits.double()
+            below = torch.nan_to_num(lim[..., 0] - tol - e, nan=0.0).clamp(min=0)
+            above = torch.nan_to_num(e - lim[..., 1] - tol, nan=0.0).clamp(min=0)
+            excess = torch.maximum(below, above)  # (b, J, 3)
+            out["euler_excess"], out["euler_axis"] = excess.max(-1)
+            out["euler"] = e
+        learned = clip.rig_ctx.learned
+        if learned is not None:
+            axes, lim = learned
+            swing, twist = swing_twist(chunk.R_rel.double(), axes)  # (b, J)
+            t_ex = torch.maximum(torch.nan_to_num(lim[:, 0] - tol - twist, nan=0.0),
+                                 torch.nan_to_num(twist - lim[:, 1] - tol, nan=0.0)).clamp(min=0)
+            s_ex = torch.nan_to_num(swing - lim[:, 2] - tol, nan=0.0).clamp(min=0)
+            out.update(twist_excess=t_ex, swing_excess=s_ex, swing=swing, twist=twist)
+        return out
+
+    def judge(self, clip: ClipContext, m: dict) -> list[Finding]:
+        out = []
+        rig = clip.rig
+        if "euler_excess" in m:
+            lim = rig.limits
+
+            def euler_msg(j: int, f: int) -> str:
+                ax = int(m["euler_axis"][f, j])
+                lo, hi = lim[j, ax].tolist()
+                return (f"{rig.joint_names[j]}: rotation {'XYZ'[ax]} {_deg(float(m['euler'][f, j, ax]))} outside "
+                        f"[{_deg(lo)}, {_deg(hi)}] at frame {clip.time(f):g}")
+
+            out += _joint_runs(clip, self, m["euler_excess"] > 0, m["euler_excess"], euler_msg, code="OutsideRange")
+        if "swing_excess" in m:
+            lim = clip.rig_ctx.learned[1]
+            out += _joint_runs(
+                clip, self, m["swing_excess"] > 0, m["swing_excess"],
+                lambda j, f: (f"{rig.joint_names[j]}: swing {_deg(float(m['swing'][f, j]))} beyond the learned "
+                              f"{_deg(float(lim[j, 2]))} at frame {clip.time(f):g}"), code="Hyperextension")
+            out += _joint_runs(
+                clip, self, m["twist_excess"] > 0, m["twist_excess"],
+                lambda j, f: (f"{rig.joint_names[j]}: twist {_deg(float(m['twist'][f, j]))} outside the learned "
+                              f"[{_deg(float(lim[j, 0]))}, {_deg(float(lim[j, 1]))}] at frame {clip.time(f):g}"),
+                code="TwistOutsideRange")
+        return out
+
+
+@register
+class SelfIntersection(Rule):
+    """The skinned mesh does not cross itself between parts that are not skeleton neighbours (exact
+    triangle-triangle test); reports the joint pairs and the depth. Deeper than --depth warns, deeper than
+    --depth-fail fails."""
+
+    scope = "clip"
+    needs_mesh = True
+    codes = {"Penetration": "two non-adjacent parts of the skinned mesh cross"}
+
+    def measure(self, clip: ClipContext, chunk) -> dict:
+        parts = clip.rig_ctx.parts
+        if parts is None:
+            return {"contacts": []}
+        contacts = parts.find(chunk.points)
+        return {"contacts": [(c.frame + chunk.start, c.a, c.b, c.depth, c.crossings) for c in contacts]}
+
+    def judge(self, clip: ClipContext, m: dict) -> list[Finding]:
+        by_pair: dict[tuple[int, int], dict[int, tuple[float, int]]] = defaultdict(dict)
+        for f, a, b, depth, n in m["contacts"]:
+            by_pair[(a, b)][f] = (depth, n)
+        out = []
+        names = clip.rig.joint_names
+        limit = clip.file.options.depth_fail * clip.height
+        T = len(clip.clip)
+        for (a, b), frames in sorted(by_pair.items()):
+            mask = torch.zeros(T, dtype=torch.bool)
+            mask[list(frames)] = True
+            for first, last in runs(mask):
+                worst = max(range(first, last + 1), key=lambda f: frames[f][0])
+                depth, n = frames[worst]
+                span = "" if first == last else f"; frames {clip.time(first):g}-{clip.time(last):g}"
+                if depth < clip.file.options.depth * clip.height:
+                    continue
+                sev = "failed" if depth > limit else "warning"
+                f = clip.finding(self, "Penetration", f"{names[a]} crosses {names[b]}: {n} triangle pairs, "
+                                 f"{_length(depth)} deep ({depth / clip.height:.1%} of the height) at frame "
+                                 f"{clip.time(worst):g}{span}", sev, joint=a, frame=worst, run=(first, last), value=depth)
+                out.append(replace(f, joint=f"{clip.rig.joints[a]} & {clip.rig.joints[b]}"))
+        return out
+
+
+@register
+class Ground(Rule):
+    """The lowest skinned point (joint, for rigs without a mesh) stays on the ground plane y = 0 (rigs whose rest pose
+    stands on it): sinking deeper than --penetration warns, deeper than --penetration-fail fails; a whole clip
+    hovering above --floating warns (flying and swimming clips do)."""
+
+    scope = "clip"
+    codes = {"Penetration": "the character sinks below the ground", "Floating": "the whole clip stays above ground"}
+
+    def measure(self, clip: ClipContext, chunk) -> dict:
+        if clip.rig_ctx.ground is None:
+            return {}
+        pts = chunk.points if clip.rig.meshes else chunk.world[..., :3, 3]
+        return {"lowest": pts[..., 1].amin(-1) - clip.rig_ctx.ground}  # (b,)
+
+    def judge(self, clip: ClipContext, m: dict) -> list[Finding]:
+        if "lowest" not in m:
+            return []
+        low = m["lowest"]
+        h, opt = clip.height, clip.file.options
+        out = []
+        for first, last in runs(low < -opt.penetration * h):
+            worst = first + int(low[first:last + 1].argmin())
+            d = -float(low[worst])
+            span = "" if first == last else f"; frames {clip.time(first):g}-{clip.time(last):g}"
+            sev = "failed" if d > opt.penetration_fail * h else "warning"
+            out.append(clip.finding(self, "Penetration", f"lowest point {_length(d)} below the ground "
+                                    f"({d / h:.1%} of the height) at frame {clip.time(worst):g}{span}", sev,
+                                    frame=worst, run=(first, last), value=d))
+        if len(low) and float(low.min()) > opt.floating * h:
+            f = int(low.argmin())
+            out.append(clip.finding(self, "Floating", f"the clip never comes within {_length(float(low.min()))} "
+                                    f"({float(low.min()) / h:.1%} of the height) of the ground (closest at frame "
+                                    f"{clip.time(f):g})", "warning", frame=f, run=(0, len(low) - 1),
+                                    value=float(low.min())))
+        return out
+
+
+def _length(metres: float) -> str:
+    return f"{metres * 100:.1f} cm" if abs(metres) < 10 else f"{metres:.1f} m"
+
+
+@register
+class BoneDrift(Rule):
+    """Bone lengths and joint scales hold across an animation: stretch beyond --drift of the rest length or rest
+    scale warns (bones from a root to its children are skipped: they often carry root motion)."""
+
+    severity = "warning"
+    scope = "clip"
+    codes = {"LengthDrift": "a bone's length departs from its rest length", "ScaleDrift": "a joint scale departs from its rest scale"}
+
+    def measure(self, clip: ClipContext, chunk) -> dict:
+        from usdposer.validate.context import _bone_lengths
+
+        rig = clip.rig
+        rest = clip.rig_ctx.bone_lengths.to(chunk.world)
+        L = _bone_lengths(rig, chunk.world)
+        # bones of the roots' children are skipped: many rigs carry root motion in the hips' translation
+        parents = rig.parents.clamp(min=0)
+        root_child = (rig.parents >= 0) & (rig.parents[parents] < 0)
+        has = (rest > 1e-4 * clip.height) & ~root_child
+        rel = torch.where(has, (L / rest.clamp(min=1e-12) - 1).abs(), torch.zeros_like(L))  # (b, J)
+        rest_scale = clip.rig_ctx.rest_scales.to(chunk.pose.scales)
+        scale = (chunk.pose.scales / rest_scale.clamp(min=1e-12) - 1).abs().amax(-1)  # (b, J)
+        return {"length": rel, "scale": scale}
+
+    def judge(self, clip: ClipContext, m: dict) -> list[Finding]:
+        tol = clip.file.options.drift
+        names = clip.rig.joint_names
+        out = _joint_runs(clip, self, m["length"] > tol, m["length"],
+                          lambda j, f: f"{names[j]}: bone length off its rest length by {float(m['length'][f, j]):.1%} "
+                                       f"at frame {clip.time(f):g}", code="LengthDrift")
+        out += _joint_runs(clip, self, m["scale"] > tol, m["scale"],
+                           lambda j, f: f"{names[j]}: joint scale off its rest scale by {float(m['scale'][f, j]):.1%} at frame "
+                                        f"{clip.time(f):g}", code="ScaleDrift")
+        return out
+
+
+@register
+class Plausibility(Rule):
+    """Poses lie on the pose manifold: the pose prior's score (denoising error) stays under the threshold calibrated
+    on held-in data. Runs only with --checkpoint."""
+
+    severity = "warning"
+    scope = "clip"
+    codes = {"Implausible": "the prior scores the pose above its calibrated threshold"}
+
+    def measure(self, clip: ClipContext, chunk) -> dict:
+        from usdposer.rigfeatures import pose_to_6d
+
+        scorer = clip.file.options.scorer
+        if scorer is None:
+            return {}
+        rig = clip.rig
+        return {"score": scorer(rig, pose_to_6d(rig.to(torch.float32), chunk.pose)).float()}  # (b,)
+
+    def judge(self, clip: ClipContext, m: dict) -> list[Finding]:
+        thr = clip.file.options.score_threshold
+        if "score" not in m or thr is None:
+            return []
+        s = m["score"][:, None]
+        found = _joint_runs(clip, self, s > thr, s, lambda j, f: f"prior score {float(s[f, 0]):.3f} above the "
+                            f"calibrated {thr:.3f} at frame {clip.time(f):g}", code="Implausible")
+        return [replace(f, joint="") for f in found]
