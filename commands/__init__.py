@@ -21,6 +21,8 @@ VERBS = {
     "invert": ("invert:cli", "DDIM-invert an animation's poses into latent codes (+ reconstruction error)."),
     "interpolate": ("interpolate:cli", "Interpolate between two poses along the pose manifold."),
     "ik": ("ik:cli", "IK on the manifold: guided sampling under sparse joint handles, stored as constraints."),
+    "check": ("check:cli", "Validate rigs and animations for CI (text, JSON, JUnit; exit 0/1/2)."),
+    "limits": ("limits:cli", "Learn joint limits (swing-twist) from a dataset for `check --limits`."),
 }
 
 

@@ -7,6 +7,7 @@ translation) and sums :class:`~usdposer.core.energy.Energy` terms on it:
     E(six) = w_h sum_h ||p_h(six) - target_h||^2 / height^2        handles and pins
            + w_l ||limit_residual(R_rel(six))||^2                    joint limits (when the rig has them)
            + w_g ||max(0, -y_hull(six))||^2 / height^2               ground (when the pose is not grounded)
+           + w_i ||capsule_residual(six)||^2                      self-intersection proxy (rigs with meshes)
 
 Positions are in usdposer's world: metres, +Y up (the pipelines convert stage units at the edge).
 """
@@ -108,10 +109,11 @@ class PoseObjective:
         like: a Pose (batch 1) whose root heading and translation place every pose (no grounding); None grounds the
             pose at the rest X/Z like ``usdposer sample``.
         limit_weight, ground_weight: weights of the joint-limit and ground terms (limits from ``rig.limits``).
+        intersection_weight: weight of the smooth self-intersection proxy (bone capsules, ``validate.proxy``).
     """
 
     def __init__(self, rig: Rig, joints: Tensor, targets: Tensor, weights: Tensor, *, like: Pose | None = None,
-                 limit_weight: float = 0.1, ground_weight: float = 1.0):
+                 limit_weight: float = 0.1, ground_weight: float = 1.0, intersection_weight: float = 1.0):
         from usdposer.posing import character_height, hull_points
         from usdposer.rigfeatures import root_heading
         from usdposer.types import Pose
@@ -134,6 +136,13 @@ class PoseObjective:
             terms.append(Energy("limits", lambda s: largest(limit_residual(s.R_rel, self.limits), 16), limit_weight))
         if like is not None and ground_weight > 0 and len(self.hull[0]):
             terms.append(Energy("ground", lambda s: ground_residual(s.hull_y, self.height), ground_weight))
+        if self.rig.meshes and intersection_weight > 0:
+            from usdposer.validate.proxy import CapsuleProxy
+
+            proxy = CapsuleProxy.from_rig(self.rig)
+            if len(proxy.pairs):
+                terms.append(Energy("intersection", lambda s: largest(proxy.residual(s.positions, self.height), 16),
+                                    intersection_weight))
         self.terms = terms
 
     # ------------------------------------------------------------------------------------------- placing a pose

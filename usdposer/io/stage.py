@@ -36,6 +36,15 @@ def register_schemas() -> bool:
 SCHEMAS_REGISTERED = register_schemas()
 
 
+def _register_validators() -> bool:
+    from usdposer.io.usd_validation import register_validators
+
+    return register_validators()
+
+
+VALIDATORS_REGISTERED = _register_validators()
+
+
 def open_stage(path: str | os.PathLike) -> Usd.Stage:
     """Open a USD stage read-only in spirit (usdposer never saves it), with a one-line error on failure."""
     path = Path(path)

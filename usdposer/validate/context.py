@@ -93,6 +93,26 @@ class RigContext:
         return 0.0 if abs(low) <= 0.01 * self.height and self.height > 1e-3 else None
 
     @cached_property
+    def root_chain(self) -> Tensor:
+        """(J,) bool: joints from each root down to its first joint with two or more children (the hips)."""
+        parents = self.rig.parents.tolist()
+        children: list[list[int]] = [[] for _ in parents]
+        for j, p in enumerate(parents):
+            if p >= 0:
+                children[p].append(j)
+        chain = torch.zeros(len(parents), dtype=torch.bool)
+        for r in self.rig.roots:
+            j = r
+            while True:
+                chain[j] = True
+                if len(children[j]) != 1:
+                    break
+                j = children[j][0]
+            for c in children[j]:
+                chain[c] = False
+        return chain
+
+    @cached_property
     def rest_scales(self) -> Float[Tensor, "J 3"]:
         from usdposer.core.kinematics import decompose_trs
 

@@ -304,7 +304,8 @@ def _length(metres: float) -> str:
 @register
 class BoneDrift(Rule):
     """Bone lengths and joint scales hold across an animation: stretch beyond --drift of the rest length or rest
-    scale warns (bones from a root to its children are skipped: they often carry root motion)."""
+    scale warns (bones from a root down to the first branching joint, the hips, are skipped: they carry root
+    motion)."""
 
     severity = "warning"
     scope = "clip"
@@ -316,10 +317,7 @@ class BoneDrift(Rule):
         rig = clip.rig
         rest = clip.rig_ctx.bone_lengths.to(chunk.world)
         L = _bone_lengths(rig, chunk.world)
-        # bones of the roots' children are skipped: many rigs carry root motion in the hips' translation
-        parents = rig.parents.clamp(min=0)
-        root_child = (rig.parents >= 0) & (rig.parents[parents] < 0)
-        has = (rest > 1e-4 * clip.height) & ~root_child
+        has = (rest > 1e-4 * clip.height) & ~clip.rig_ctx.root_chain
         rel = torch.where(has, (L / rest.clamp(min=1e-12) - 1).abs(), torch.zeros_like(L))  # (b, J)
         rest_scale = clip.rig_ctx.rest_scales.to(chunk.pose.scales)
         scale = (chunk.pose.scales / rest_scale.clamp(min=1e-12) - 1).abs().amax(-1)  # (b, J)

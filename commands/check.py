@@ -1,0 +1,93 @@
+"""usdposer check"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from usdposer.commands._options import device_option
+
+EPILOG = """\b
+Examples:
+  usdposer check fox.usdc
+  usdposer check assets/ 'shots/**/*.usdc' --format junit -o check.xml
+  usdposer check dog.usdc --rules JointLimits,SelfIntersection --strict
+  usdposer check walk.usdc --limits limits.json --checkpoint runs/prior
+  usdposer check --list-rules
+
+\b
+Reads USD, glTF/GLB, BVH and MuJoCo MJCF (converted in memory), every Skeleton,
+every SkelAnimation and every frame. Exit status: 0 nothing failed, 1 a check
+failed (or warned, with --strict), 2 a file could not be read (the others are
+still checked). Known findings can be accepted with --waivers FILE
+({"format": "usdposer-waivers/1", "waivers": [{"file", "rule", "prim", "reason"}]}).
+The same rules are UsdValidation validators named usdposer:<Rule>.
+"""
+
+
+@click.command("check", epilog=EPILOG)
+@click.argument("paths", nargs=-1)
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "junit"]), default="text", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@click.option("-o", "--out", type=click.Path(dir_okay=False), default=None, help="Write the report here (stdout: summary).")
+@click.option("--strict", is_flag=True, help="Warnings fail too (exit 1).")
+@click.option("--rules", "rule_names", multiple=True, help="Rules to run, comma separated (default: all).")
+@click.option("--list-rules", is_flag=True, help="List the rules and their error names, then exit.")
+@click.option("--limits", type=click.Path(dir_okay=False), default=None, help="Learned limits (`usdposer limits learn`).")
+@click.option("--checkpoint", type=click.Path(file_okay=False), default=None,
+              help="Pose-space checkpoint: enables the Plausibility rule (threshold calibrated on held-in data).")
+@click.option("--score-threshold", type=float, default=None, help="Override the checkpoint's calibrated threshold.")
+@click.option("--waivers", type=click.Path(dir_okay=False), default=None, help="Accepted findings (JSON), with reasons.")
+@click.option("--depth", type=float, default=0.01, show_default=True, help="Self-intersection depth that warns (x height).")
+@click.option("--depth-fail", type=float, default=0.15, show_default=True, help="... and that fails (x height).")
+@click.option("--penetration", type=float, default=0.02, show_default=True, help="Ground penetration that warns (x height).")
+@click.option("--penetration-fail", type=float, default=0.10, show_default=True, help="... and that fails (x height).")
+@click.option("-v", "--verbose", is_flag=True, help="Also show waived findings and per-file notes.")
+@device_option
+def cli(paths, fmt, as_json, out, strict, rule_names, list_rules, limits, checkpoint, score_threshold, waivers, depth,
+        depth_fail, penetration, penetration_fail, verbose, device) -> None:
+    """Validate rigs and animations for CI: binding sanity, joint limits, self-intersection, ground, drift,
+    plausibility."""
+    from usdposer.errors import InputError
+    from usdposer.validate import CheckOptions, check_paths, find_rules
+    from usdposer.validate.report import format_json, format_junit, format_rules, format_text
+
+    names = [n.strip() for group in rule_names for n in group.split(",") if n.strip()] or None
+    if list_rules:
+        click.echo(format_rules(type(r) for r in find_rules(names)))
+        return
+    if not paths:
+        raise InputError("no PATHS given; pass files, folders or globs (or --list-rules)")
+    options = CheckOptions(depth=depth, depth_fail=depth_fail, penetration=penetration,
+                           penetration_fail=penetration_fail)
+    if limits:
+        from usdposer.validate.learned import read_limits
+
+        options.learned_limits = read_limits(limits)
+    if checkpoint:
+        from usdposer.models.plausibility import make_scorer
+
+        options.scorer, options.score_threshold = make_scorer(checkpoint, device, score_threshold)
+    waiver_list = None
+    if waivers:
+        from usdposer.validate.engine import read_waivers
+
+        waiver_list = read_waivers(waivers)
+    from tqdm import tqdm
+
+    bar = lambda it: tqdm(it, desc="checking", unit="file", leave=False, disable=not sys.stderr.isatty())
+    report = check_paths(paths, names, options, strict=strict, waivers=waiver_list, progress=bar)
+    fmt = "json" if as_json else fmt
+    text = {"text": lambda: format_text(report, verbose), "json": lambda: format_json(report),
+            "junit": lambda: format_junit(report)}[fmt]()
+    if out:
+        from pathlib import Path
+
+        from usdposer.io.stage import atomic_path
+
+        with atomic_path(Path(out)) as tmp:
+            tmp.write_text(text + "\n")
+        click.echo(format_text(report, verbose).splitlines()[-2] + f" -> {out}")
+    else:
+        click.echo(text)
+    sys.exit(report.exit_code)
