@@ -1,0 +1,407 @@
+"""Step 4: rules on crafted bad cases and clean assets, the check verb (formats, exit codes, unreadable files), learned
+limits, UsdValidation registration, the exact and smooth self-intersection, and gradchecks of the energies."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import pytest
+import torch
+from conftest import ASSETS, ROOT, SHARED, require_shared
+
+from usdposer.core.intersect import capsule_residual, segment_distance, triangles_intersect
+from usdposer.core.limits import swing_twist, swing_twist_residual
+from usdposer.core.rotations import axis_angle_to_quat, matrix_to_quat, quat_multiply, quat_to_matrix
+from usdposer.io.importers import import_any
+from usdposer.io.read_skel import read_asset
+from usdposer.io.write_skel import provenance, write_clip_layer
+from usdposer.types import Clip, Pose
+from usdposer.validate import RULES, CheckOptions, check_paths, find_rules
+
+CLI = [sys.executable, "-m", "usdposer.commands._entry"]
+I4 = "((1,0,0,0),(0,1,0,0),(0,0,1,0),(0,0,0,1))"
+UP = "((1,0,0,0),(0,1,0,0),(0,0,1,0),(0,1,0,1))"
+
+
+def stage_text(*, meta: str = 'upAxis = "Y"\n    metersPerUnit = 1\n    timeCodesPerSecond = 24',
+               joints: str = '["A", "A/B", "A/B/C"]', weights: str = "[1, 1, 1, 1]", indices: str = "[0, 1, 1, 2]",
+               anim: str | None = None) -> str:
+    """A 3-joint Y-up metre stage with a two-triangle skinned quad, and a complete one-frame animation."""
+    anim = anim or ('uniform token[] joints = ["A", "A/B", "A/B/C"]\n'
+                    '            quatf[] rotations = [(1,0,0,0), (1,0,0,0), (1,0,0,0)]\n'
+                    '            float3[] translations = [(0,0,0), (0,1,0), (0,1,0)]\n'
+                    '            half3[] scales = [(1,1,1), (1,1,1), (1,1,1)]')
+    return f"""#usda 1.0
+(
+    {meta}
+)
+def SkelRoot "Root" (prepend apiSchemas = ["SkelBindingAPI"]) {{
+    rel skel:skeleton = </Root/Skel>
+    def Skeleton "Skel" (prepend apiSchemas = ["SkelBindingAPI"]) {{
+        uniform token[] joints = {joints}
+        uniform matrix4d[] bindTransforms = [{I4}, ((1,0,0,0),(0,1,0,0),(0,0,1,0),(0,1,0,1)), ((1,0,0,0),(0,1,0,0),(0,0,1,0),(0,2,0,1))]
+        uniform matrix4d[] restTransforms = [{I4}, {UP}, {UP}]
+        rel skel:animationSource = </Root/Skel/Anim>
+        def SkelAnimation "Anim" {{
+            {anim}
+        }}
+    }}
+    def Mesh "Quad" (prepend apiSchemas = ["SkelBindingAPI"]) {{
+        point3f[] points = [(-0.1,0,0), (0.1,0,0), (0.1,2,0), (-0.1,2,0)]
+        int[] faceVertexCounts = [3, 3]
+        int[] faceVertexIndices = [0, 1, 2, 0, 2, 3]
+        int[] primvars:skel:jointIndices = {indices} (elementSize = 1; interpolation = "vertex")
+        float[] primvars:skel:jointWeights = {weights} (elementSize = 1; interpolation = "vertex")
+        matrix4d primvars:skel:geomBindTransform = {I4}
+        rel skel:skeleton = </Root/Skel>
+    }}
+}}
+"""
+
+
+BAD_CASES = {
+    "StageMetadata.MissingUpAxis": {"meta": "metersPerUnit = 1\n    timeCodesPerSecond = 24"},
+    "SkinBinding.WeightsNotNormalized": {"weights": "[1, 0.5, 1, 1]"},
+    "SkinBinding.IndexOutOfRange": {"indices": "[0, 1, 7, 2]"},
+    "SkinBinding.SizeMismatch": {"indices": "[0, 1, 1]"},
+    "SkelAnimComplete.MissingJointComponent": {"anim": 'uniform token[] joints = ["A"]\n'
+                                                       '            quatf[] rotations = [(1,0,0,0)]'},
+    "JointOrder.ChildBeforeParent": {"joints": '["A/B", "A", "A/B/C"]'},
+    "NonFinite.Animation": {"anim": 'uniform token[] joints = ["A"]\n            quatf[] rotations = [(1,0,0,0)]\n'
+                                    '            float3[] translations = [(0,nan,0)]\n            half3[] scales = [(1,1,1)]'},
+    "UniqueJointNames.DuplicateLeafName": {"joints": '["A", "A/B", "A/B/B"]'},
+}
+
+
+def test_clean_small_stage_is_silent(tmp_path):
+    path = tmp_path / "clean.usda"
+    path.write_text(stage_text())
+    report = check_paths([str(path)])
+    assert report.findings == [] and report.exit_code == 0 and report.frames == 1
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CASES))
+def test_each_file_rule_fires_on_its_bad_case(tmp_path, case):
+    path = tmp_path / "bad.usda"
+    path.write_text(stage_text(**BAD_CASES[case]))
+    report = check_paths([str(path)])
+    ids = {f.id for f in report.findings}
+    assert case in ids, report.findings
+    rule = case.split(".")[0]
+    # only this rule speaks (the others stay silent on the otherwise clean stage)
+    assert {i.split(".")[0] for i in ids} <= {rule, "UsdDiagnostics"}, ids
+    expected = 1 if RULES[rule].severity == "failed" or case == "SkelAnimComplete.MissingJointComponent" else 0
+    if case == "SkinBinding.WeightsNotNormalized":
+        expected = 0  # a warning (USD.md): the skin still deforms, only scaled
+    assert report.exit_code == expected
+    assert check_paths([str(path)], strict=True).exit_code == 1
+
+
+@pytest.fixture(scope="module")
+def fox(tmp_path_factory):
+    out = tmp_path_factory.mktemp("fox") / "fox.usdc"
+    import_any(ASSETS / "khronos" / "Fox.glb", out)
+    asset = read_asset(out)
+    return out, asset, asset.rigs[0]
+
+
+def _clip_layer(src: Path, rig, rotations: torch.Tensor, out: Path, name: str = "Check", translations=None,
+                scales=None) -> Path:
+    B = len(rotations)
+    rest = Pose.rest(rig, B)
+    clip = Clip(rotations.double(), rest.translations if translations is None else translations,
+                rest.scales if scales is None else scales, name=name)
+    return write_clip_layer(src, out, rig, [clip], prov=provenance("test"))
+
+
+def _rotate(rig, joint: str, axis, degrees: float, base: Pose | None = None) -> torch.Tensor:
+    pose = base or Pose.rest(rig)
+    j = rig.joint_index(joint)
+    q = pose.rotations.clone()
+    aa = torch.tensor(axis, dtype=torch.float64) * math.radians(degrees)
+    q[0, j] = quat_multiply(q[0, j], axis_angle_to_quat(aa))
+    return q
+
+
+def _mine(report, name="Check"):
+    return [f for f in report.findings if f.prim.endswith("/" + name)]
+
+
+def test_fox_leg_rotated_into_the_body_is_self_intersecting(fox, tmp_path):
+    src, _, rig = fox
+    bad = _clip_layer(src, rig, torch.cat([Pose.rest(rig).rotations, _rotate(rig, "b_LeftLeg01_015", [0, 0, 1], 110)]),
+                      tmp_path / "leg.usdc")
+    found = _mine(check_paths([str(bad)], ["SelfIntersection"]))
+    assert found and all(f.frame == 1.0 for f in found), found  # frame 0 (rest) is clean, frame 1 is not
+    assert any("b_LeftFoot" in f.joint and "b_Spine" in f.joint for f in found)
+    assert all(f.value > 0 and "deep" in f.message for f in found)
+
+
+def test_ground_and_drift_fire_and_stay_silent_on_rest(fox, tmp_path):
+    src, _, rig = fox
+    rest = Pose.rest(rig, 3)
+    h = 79.0 * rig.meters_per_unit if rig.meters_per_unit < 1 else 1.0
+    from usdposer.posing import character_height
+
+    h = character_height(rig)
+    trans = rest.translations.clone()
+    trans[2, 0, 1] -= 0.3 * h  # the root sinks by 30% of the height on frame 2
+    scales = rest.scales.clone()
+    scales[1, rig.joint_index("b_Head_05")] *= 1.5  # a scale pop on frame 1
+    layer = _clip_layer(src, rig, rest.rotations, tmp_path / "g.usdc", translations=trans, scales=scales)
+    found = _mine(check_paths([str(layer)], ["Ground", "BoneDrift"]))
+    ids = {(f.id, f.frame, f.severity) for f in found}
+    assert ("Ground.Penetration", 2.0, "failed") in ids
+    assert ("BoneDrift.ScaleDrift", 1.0, "warning") in ids
+    assert not any(f.frame == 0.0 for f in found)  # the rest frame is clean
+
+
+def test_dog_beyond_its_mjcf_hinge_ranges_is_flagged(tmp_path):
+    from scipy.spatial.transform import Rotation
+
+    src = tmp_path / "dog.usdc"
+    import_any(ASSETS / "mujoco" / "dog" / "dog.xml", src)
+    rig = read_asset(src).rigs[0]
+    lim = rig.limits.double()  # (J, 3, 2) radians
+    mid = torch.nan_to_num(lim.mean(-1), nan=0.0)  # (J, 3) inside every range
+    beyond = mid.clone()
+    span = (lim[..., 1] - lim[..., 0]).nan_to_num(0)
+    j, ax = divmod(int(span.flatten().argmax()), 3)
+    beyond[j, ax] = lim[j, ax, 1] + math.radians(25)
+    from usdposer.core.kinematics import decompose_trs
+
+    q_rest = decompose_trs(rig.rest_local)[1]
+
+    def rotations(e):
+        q = torch.from_numpy(Rotation.from_euler("xyz", e.numpy()).as_quat()[:, [3, 0, 1, 2]])
+        return quat_multiply(q_rest, q)[None]
+
+    layer = _clip_layer(src, rig, torch.cat([rotations(mid), rotations(beyond)]), tmp_path / "dog_limits.usdc")
+    found = _mine(check_paths([str(layer)], ["JointLimits"]))
+    assert [(f.joint, f.frame, f.code) for f in found] == [(rig.joints[j], 1.0, "OutsideRange")], found
+    assert f"{math.degrees(float(beyond[j, ax])):.1f}°" in found[0].message
+
+
+def test_fifty_files_one_truncated_reports_all_and_exits_2(tmp_path):
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    text = stage_text()
+    for i in range(50):
+        (folder / f"shot_{i:02d}.usda").write_text(text if i != 17 else text[: len(text) // 2])
+    proc = subprocess.run(CLI + ["check", str(folder), "--json"], capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["summary"]["files"] == 50 and data["summary"]["error"] == 1
+    bad = [f for f in data["files"] if not f["readable"]]
+    assert [Path(f["path"]).name for f in bad] == ["shot_17.usda"]
+    assert bad[0]["findings"][0]["id"] == "Readable.CannotOpen"
+    assert sum(f["frames"] for f in data["files"]) == 49
+
+
+def test_check_cli_formats_and_exit_codes(tmp_path):
+    clean, bad = tmp_path / "clean.usda", tmp_path / "bad.usda"
+    clean.write_text(stage_text())
+    bad.write_text(stage_text(**BAD_CASES["JointOrder.ChildBeforeParent"]))
+    warn = tmp_path / "warn.usda"
+    warn.write_text(stage_text(**BAD_CASES["StageMetadata.MissingUpAxis"]))
+    run = lambda *a: subprocess.run(CLI + ["check", *map(str, a)], capture_output=True, text=True)
+    ok = run(clean)
+    assert ok.returncode == 0 and ok.stdout.strip().endswith("Success!")
+    failed = run(bad, clean)
+    assert failed.returncode == 1 and "Failed: (usdposer:JointOrder.ChildBeforeParent)" in failed.stdout
+    assert run(warn).returncode == 0 and run(warn, "--strict").returncode == 1
+    junit = run(bad, clean, "--format", "junit")
+    root = ET.fromstring(junit.stdout.split("\n", 1)[1])
+    assert root.get("failures") == "1" and len(root.findall("testsuite")) == 2
+    assert root.find(".//failure").get("type") == "JointOrder.ChildBeforeParent"
+    out = tmp_path / "report.xml"
+    assert run(bad, "--format", "junit", "-o", out).returncode == 1 and ET.parse(out).getroot().tag == "testsuites"
+    rules = run("--list-rules")
+    assert rules.returncode == 0 and all(f"usdposer:{n}" in rules.stdout for n in RULES)
+    only = json.loads(run(bad, "--rules", "StageMetadata", "--json").stdout)
+    assert only["rules"] == ["StageMetadata"] and only["summary"]["exit_code"] == 0
+    unknown = run(clean, "--rules", "Nope")
+    assert unknown.returncode == 2 and "unknown rule 'Nope'" in unknown.stderr
+    missing = run(tmp_path / "nope.usda", clean)
+    assert missing.returncode == 2 and "Readable.NotFound" in missing.stdout
+    before = bad.read_bytes()
+    run(bad, "--json")
+    assert bad.read_bytes() == before  # inputs are never modified
+
+
+def test_waivers_accept_findings_with_a_reason(tmp_path):
+    bad = tmp_path / "bad.usda"
+    bad.write_text(stage_text(**BAD_CASES["JointOrder.ChildBeforeParent"]))
+    waivers = [{"file": "*/bad.usda", "rule": "JointOrder", "reason": "legacy rig, fixed upstream"}]
+    report = check_paths([str(bad)], waivers=waivers)
+    assert report.exit_code == 0 and report.findings[0].waived == "legacy rig, fixed upstream"
+    from usdposer.validate.engine import read_waivers
+
+    (tmp_path / "w.json").write_text("{}")
+    with pytest.raises(Exception, match="not a waivers file"):
+        read_waivers(tmp_path / "w.json")
+
+
+def test_shared_clips_have_no_unexplained_failed_checks():
+    """Every shared asset, every clip, every frame, every rule: the failed findings are exactly the explained ones of
+    tests/data/shared_waivers.json (death clips sinking into the ground, limbs crossing in stylised game clips)."""
+    require_shared()
+    waivers = json.loads((ROOT / "tests" / "data" / "shared_waivers.json").read_text())["waivers"]
+    report = check_paths([str(SHARED)], waivers=waivers)
+    failed = [f for f in report.findings if f.severity in ("failed", "error") and not f.waived]
+    assert failed == [], "\n".join(f"{f.file} {f.prim} {f.id}: {f.message}" for f in failed)
+    used = {(w["file"], w["rule"], w.get("prim", "*")) for w in waivers
+            if any(f.waived == w["reason"] for f in report.findings)}
+    assert used == {(w["file"], w["rule"], w.get("prim", "*")) for w in waivers}, "stale waivers"
+    assert report.exit_code == 0 and report.frames > 15000
+
+
+def test_learned_limits_flag_hyperextension(tiny, fox, tmp_path):
+    out = tmp_path / "limits.json"
+    proc = subprocess.run(CLI + ["limits", "learn", str(tiny["root"] / "data"), "-o", str(out), "--json"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(out.read_text())
+    fox_lim = [c for c in data["characters"] if "Fox" in c["id"]][0]
+    src, _, rig = fox
+    j = rig.joint_index("b_Neck_04")
+    assert fox_lim["swing_twist"][j][2] is not None and fox_lim["swing_twist"][j][2] < 120
+    twist_axis = torch.tensor(fox_lim["axes"][j], dtype=torch.float64)
+    swing_axis = torch.linalg.cross(twist_axis, torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64))
+    if swing_axis.norm() < 0.1:
+        swing_axis = torch.linalg.cross(twist_axis, torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64))
+    swing_axis = (swing_axis / swing_axis.norm()).tolist()
+    layer = _clip_layer(src, rig, torch.cat([Pose.rest(rig).rotations, _rotate(rig, "b_Neck_04", swing_axis, 150)]),
+                        tmp_path / "neck.usdc")
+    proc = subprocess.run(CLI + ["check", str(layer), "--rules", "JointLimits", "--limits", str(out), "--json"],
+                          capture_output=True, text=True)
+    found = [f for r in json.loads(proc.stdout)["files"] for f in r["findings"] if f["prim"].endswith("/Check")]
+    assert any(f["id"] == "JointLimits.Hyperextension" and f["joint"].endswith("b_Neck_04") and f["frame"] == 1.0
+               for f in found), found
+    assert not any(f["frame"] == 0.0 for f in found)
+
+
+def test_plausibility_with_the_default_checkpoint(fox, tmp_path):
+    src, _, rig = fox
+    g = torch.Generator().manual_seed(0)
+    aa = torch.randn(4, rig.num_joints, 3, generator=g, dtype=torch.float64) * 1.5
+    from usdposer.core.kinematics import decompose_trs
+
+    q_rest = decompose_trs(rig.rest_local)[1]
+    wild = quat_multiply(q_rest.expand(4, -1, -1), axis_angle_to_quat(aa))
+    layer = _clip_layer(src, rig, torch.cat([Pose.rest(rig).rotations, wild]), tmp_path / "wild.usdc")
+    from usdposer.models.plausibility import make_scorer
+
+    scorer, thr = make_scorer(None)
+    report = check_paths([str(layer)], ["Plausibility"], CheckOptions(scorer=scorer, score_threshold=thr))
+    frames = {f.frame for f in _mine(report)} | {t for f in _mine(report) for t in (f.frames or ())}
+    assert 0.0 not in frames and frames & {1.0, 2.0, 3.0, 4.0}
+
+
+def test_usd_validation_plugin_in_a_stock_process(tmp_path):
+    bad = tmp_path / "bad.usda"
+    bad.write_text(stage_text(**BAD_CASES["SkelAnimComplete.MissingJointComponent"]))
+    script = (
+        "import sys\nfrom pxr import Usd, UsdValidation as V\nreg = V.ValidationRegistry()\n"
+        "names = [m.name for m in reg.GetAllValidatorMetadata() if m.name.startswith('usdposer:')]\n"
+        "assert 'usdposer' not in sys.modules\n"
+        "vs = reg.GetOrLoadValidatorsByName(names)\n"
+        "errs = V.ValidationContext(vs).Validate(Usd.Stage.Open(sys.argv[1]))\n"
+        "print(len(names)); [print(e.GetErrorAsString()) for e in errs]\n")
+    env = {**os.environ, "PXR_PLUGINPATH_NAME": str(ROOT / "schemas" / "usdPoserValidators" / "resources")}
+    proc = subprocess.run([sys.executable, "-c", script, str(bad)], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert int(lines[0]) == len(RULES)
+    assert any(line.startswith("Error: (usdposer:SkelAnimComplete.MissingJointComponent)") for line in lines[1:])
+
+
+def test_plugin_info_lists_every_rule():
+    from usdposer.io.usd_validation import PLUGIN_INFO, plugin_info, validate_stage
+
+    assert json.loads(PLUGIN_INFO.read_text()) == plugin_info(), "regenerate schemas/usdPoserValidators plugInfo.json"
+    errs = validate_stage(ASSETS / "openusd" / "skinnedArm.usda")
+    assert {e.GetValidator().GetMetadata().name for e in errs} <= {f"usdposer:{n}" for n in RULES}
+
+
+# ------------------------------------------------------------------------------------------- exact and smooth tests
+
+
+def test_triangle_test_by_hand():
+    a = torch.tensor([[[0.0, 0, 0], [1, 0, 0], [0, 1, 0]]] * 4, dtype=torch.float64)
+    b = torch.tensor([
+        [[0.2, 0.2, -1], [0.2, 0.2, 1], [0.3, 0.5, 1]],  # pierces a
+        [[0.2, 0.2, 0.1], [0.2, 0.3, 1], [0.3, 0.5, 1]],  # above a
+        [[2.0, 2, -1], [2, 2, 1], [3, 3, 1]],  # far away
+        [[1.0, 0, 0], [1, 0, 1], [1, 1, 1]],  # touches a corner only: shares no interior
+    ], dtype=torch.float64)
+    assert triangles_intersect(a, b).tolist()[:3] == [True, False, False]
+    assert triangles_intersect(b, a).tolist()[:3] == [True, False, False]
+
+
+def test_proxy_is_zero_at_rest_and_positive_when_a_leg_enters_the_body(fox):
+    from usdposer.posing import joint_transforms
+    from usdposer.validate.proxy import CapsuleProxy
+
+    _, _, rig = fox
+    px = CapsuleProxy.from_rig(rig)
+    r = rig.to(torch.float64)
+    rest = Pose.rest(r)
+    bent = Pose(_rotate(r, "b_LeftLeg01_015", [0, 0, 1], 110), rest.translations, rest.scales)
+    pos = lambda p: joint_transforms(r, p)[..., :3, 3]
+    assert float(px.residual(pos(rest)).abs().max()) == 0.0
+    assert float(px.residual(pos(bent)).max()) > 0.0
+
+
+def test_energies_gradcheck_float64():
+    g = torch.Generator().manual_seed(0)
+    p = [torch.randn(2, 5, 3, generator=g, dtype=torch.float64, requires_grad=True) for _ in range(4)]
+    r = torch.rand(5, dtype=torch.float64, generator=g) + 1.0  # large radii: every pair overlaps
+    zero = torch.zeros(5, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda *x: segment_distance(*x), tuple(p))
+    assert torch.autograd.gradcheck(lambda *x: capsule_residual(*x, r, r, zero, 2.0), tuple(p))
+    # swing-twist limit energy on a 4-joint chain, away from the hinge points of the excess
+    axes = torch.nn.functional.normalize(torch.randn(4, 3, generator=g, dtype=torch.float64), dim=-1)
+    lim = torch.tensor([[-0.2, 0.2, 0.3]] * 4, dtype=torch.float64)
+    aa = (torch.randn(2, 4, 3, generator=g, dtype=torch.float64) * 0.8).requires_grad_()
+    f = lambda a: swing_twist_residual(quat_to_matrix(axis_angle_to_quat(a)), axes, lim)
+    assert (f(aa) > 0).any()
+    assert torch.autograd.gradcheck(f, (aa,))
+
+
+def test_swing_twist_matches_scipy():
+    from scipy.spatial.transform import Rotation
+
+    g = torch.Generator().manual_seed(1)
+    aa = torch.randn(50, 1, 3, generator=g, dtype=torch.float64)
+    R = quat_to_matrix(axis_angle_to_quat(aa))
+    axis = torch.tensor([[0.0, 1.0, 0.0]], dtype=torch.float64)
+    swing, twist = swing_twist(R, axis)
+    q = matrix_to_quat(R)[:, 0]
+    # twist quaternion about Y, swing = the rest: R = swing * twist
+    tw = torch.nn.functional.normalize(torch.stack([q[:, 0], 0 * q[:, 1], q[:, 2], 0 * q[:, 3]], -1), dim=-1)
+    swing_q = Rotation.from_matrix(R[:, 0].numpy()) * Rotation.from_quat(tw[:, [1, 2, 3, 0]].numpy()).inv()
+    assert torch.allclose(swing[:, 0], torch.from_numpy(swing_q.magnitude()), atol=1e-9)
+    assert torch.allclose(twist[:, 0].abs(), torch.from_numpy(Rotation.from_quat(tw[:, [1, 2, 3, 0]].numpy()).magnitude()),
+                          atol=1e-9)
+
+
+def test_rule_names_resolve_and_unknown_names_fail():
+    assert [r.name for r in find_rules(["joint-limits", "usdposer:Ground"])] == ["JointLimits", "Ground"]
+    with pytest.raises(Exception, match="unknown rule"):
+        find_rules(["NoSuchRule"])
+
+
+def test_bundled_assets_check_clean_of_errors(tmp_path):
+    """The bundled assets read, and none of them has a file-level failure."""
+    for f in ("khronos/Fox.glb", "khronos/CesiumMan.glb", "mujoco/dog/dog.xml", "mujoco/dog/dog_skin.skn"):
+        shutil.copy(ASSETS / f, tmp_path / Path(f).name)
+    report = check_paths([str(tmp_path)], ["Readable", "SkinBinding", "SkelAnimComplete", "JointOrder", "NonFinite"])
+    assert len(report.files) == 3 and report.exit_code == 0, report.findings
