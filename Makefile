@@ -37,6 +37,7 @@ bench: setup
 	$(BIN)/python bench/sampling.py
 	$(BIN)/python bench/ik.py
 	$(BIN)/python bench/inversion.py
+	$(BIN)/python bench/check.py
 
 # the shipped pose space (models/default): dataset from the shared data set, whole characters held out, ~30 min CPU
 DEFAULT_DATA := data/default

@@ -15,8 +15,9 @@ from usdposer.errors import InputError
 def calibrate_plausibility(checkpoint: str | os.PathLike | None, dataset: str | os.PathLike, *, quantile: float = 0.99,
                            max_poses: int = 4000, seed: int = 0, device: str = "cpu") -> dict:
     """Score up to ``max_poses`` held-in poses (train split) and return ``{"threshold", "quantile", "poses"}``."""
-    from usdposer.dataset import load_dataset
     from usdposer.models.pose_prior import PosePrior, RigCondition
+
+    from usdposer.dataset import load_dataset
 
     prior = PosePrior.load(checkpoint, device=device)
     chars = [c for c in load_dataset(dataset, ("train",)) if len(c.poses)]

@@ -66,7 +66,7 @@ def crossing_depth(a: Float[Tensor, "N 3 3"], b: Float[Tensor, "N 3 3"]) -> Floa
 def segment_distance(
     p0: Float[Tensor, "... 3"], p1: Float[Tensor, "... 3"], q0: Float[Tensor, "... 3"], q1: Float[Tensor, "... 3"],
     eps: float = 1e-12,
-) -> Float[Tensor, "..."]:
+) -> Float[Tensor, ...]:
     """Distance between segments ``p0 p1`` and ``q0 q1`` (Ericson 5.1.9); degenerate segments are points."""
     d1, d2, r = p1 - p0, q1 - q0, p0 - q0
     a, e = (d1 * d1).sum(-1), (d2 * d2).sum(-1)

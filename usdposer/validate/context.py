@@ -94,7 +94,8 @@ class RigContext:
 
     @cached_property
     def root_chain(self) -> Tensor:
-        """(J,) bool: joints from each root down to its first joint with two or more children (the hips)."""
+        """(J,) bool: each root, its children, and the chain below down to the first joint with two or more
+        children (the hips): the joints that carry root motion."""
         parents = self.rig.parents.tolist()
         children: list[list[int]] = [[] for _ in parents]
         for j, p in enumerate(parents):
@@ -108,8 +109,7 @@ class RigContext:
                 if len(children[j]) != 1:
                     break
                 j = children[j][0]
-            for c in children[j]:
-                chain[c] = False
+            chain[children[r]] = True  # a root's own children too (several rigs hang the hips off the root)
         return chain
 
     @cached_property

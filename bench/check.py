@@ -1,0 +1,91 @@
+"""`usdposer check` speed: frames per second per rule on the dog (24k vertices, a generated 64-frame clip of poses
+within its MJCF ranges) and the Fox (its own clips), and the whole rule set over every clip of ../shared/data
+(goal: under a minute on 2 CPU cores; said so when the shared set is missing).
+
+    python bench/check.py
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+os.environ.setdefault("WARP_CACHE_PATH", str(ROOT / ".cache" / "warp"))
+
+
+def dog_clip_layer(work: Path) -> Path:
+    import torch
+    from scipy.spatial.transform import Rotation
+
+    from usdposer.core.kinematics import decompose_trs
+    from usdposer.core.rotations import quat_multiply
+    from usdposer.io.importers import import_any
+    from usdposer.io.read_skel import read_asset
+    from usdposer.io.write_skel import provenance, write_clip_layer
+    from usdposer.types import Clip, Pose
+
+    src = work / "dog.usdc"
+    import_any(ROOT / "assets" / "mujoco" / "dog" / "dog.xml", src)
+    rig = read_asset(src).rigs[0]
+    lim = rig.limits.double()
+    g = torch.Generator().manual_seed(0)
+    T = 64
+    u = torch.rand(T, *lim.shape[:2], generator=g, dtype=torch.float64)
+    e = torch.nan_to_num(lim[..., 0] + u * (lim[..., 1] - lim[..., 0]), nan=0.0)  # (T, J, 3) within the ranges
+    q = torch.from_numpy(Rotation.from_euler("xyz", e.reshape(-1, 3).numpy()).as_quat()[:, [3, 0, 1, 2]]).reshape(T, -1, 4)
+    q = quat_multiply(decompose_trs(rig.rest_local)[1].expand(T, -1, -1), q)
+    rest = Pose.rest(rig, T)
+    clip = Clip(q, rest.translations, rest.scales, name="BenchWithinLimits")
+    return write_clip_layer(src, work / "dog_bench.usdc", rig, [clip], prov=provenance("bench"))
+
+
+def per_rule(path: Path, label: str) -> None:
+    from usdposer.validate import CheckOptions, check_paths
+
+    report = check_paths([str(path)], options=CheckOptions())
+    frames = report.frames
+    print(f"\n{label}: {frames} frames, {sum(len(r.findings) for r in report.files)} findings, "
+          f"{report.seconds:.2f} s in all ({frames / report.seconds:.0f} frames/s)")
+    print(f"| {'rule':18s} | seconds | frames/s |")
+    print("|---|---:|---:|")
+    for rule, sec in sorted(report.rule_seconds.items(), key=lambda kv: -kv[1]):
+        if sec > 1e-3:
+            print(f"| {rule:18s} | {sec:7.3f} | {frames / sec:8.0f} |")
+
+
+def main() -> None:
+    import torch
+
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    with tempfile.TemporaryDirectory() as d:
+        per_rule(dog_clip_layer(Path(d)), "MuJoCo dog (24k vertices, 64 generated frames within its limits)")
+    per_rule(ROOT / "assets" / "khronos" / "Fox.glb", "Khronos Fox (its own clips)")
+    if not SHARED.exists():
+        print(f"\nshared data set not found at {SHARED}: the whole-set timing did NOT run")
+        return
+    from usdposer.validate import check_paths
+
+    t = time.perf_counter()
+    report = check_paths([str(SHARED)])
+    wall = time.perf_counter() - t
+    print(f"\nall of ../shared/data: {len(report.files)} files, {report.frames} frames, every rule: {wall:.1f} s "
+          f"({'under' if wall < 60 else 'OVER'} the 60 s goal), torch threads {torch.get_num_threads()}")
+    by = defaultdict(int)
+    for f in report.findings:
+        by[(f.id, f.severity)] += 1
+    for (rid, sev), n in sorted(by.items()):
+        print(f"  {n:5d} {sev:8s} {rid}")
+    print("| rule | seconds |")
+    print("|---|---:|")
+    for rule, sec in sorted(report.rule_seconds.items(), key=lambda kv: -kv[1]):
+        if sec > 1e-2:
+            print(f"| {rule} | {sec:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
