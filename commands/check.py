@@ -50,7 +50,7 @@ def cli(paths, fmt, as_json, out, strict, rule_names, list_rules, limits, checkp
     plausibility."""
     from usdposer.errors import InputError
     from usdposer.validate import CheckOptions, check_paths, find_rules
-    from usdposer.validate.report import format_json, format_junit, format_rules, format_text
+    from usdposer.validate.report import format_json, format_junit, format_rules, format_text, summary_line
 
     names = [n.strip() for group in rule_names for n in group.split(",") if n.strip()] or None
     if list_rules:
@@ -87,7 +87,7 @@ def cli(paths, fmt, as_json, out, strict, rule_names, list_rules, limits, checkp
 
         with atomic_path(Path(out)) as tmp:
             tmp.write_text(text + "\n")
-        click.echo(format_text(report, verbose).splitlines()[-2] + f" -> {out}")
+        click.echo(summary_line(report) + f" -> {out}")
     else:
         click.echo(text)
     sys.exit(report.exit_code)

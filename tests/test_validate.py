@@ -147,7 +147,6 @@ def test_fox_leg_rotated_into_the_body_is_self_intersecting(fox, tmp_path):
 def test_ground_and_drift_fire_and_stay_silent_on_rest(fox, tmp_path):
     src, _, rig = fox
     rest = Pose.rest(rig, 3)
-    h = 79.0 * rig.meters_per_unit if rig.meters_per_unit < 1 else 1.0
     from usdposer.posing import character_height
 
     h = character_height(rig)

@@ -29,7 +29,8 @@ from usdposer import __version__
 from usdposer.errors import InputError
 
 USD_EXT = (".usd", ".usda", ".usdc", ".usdz")
-IMPORT_EXT = (".glb", ".gltf", ".bvh", ".xml")
+IMPORT_EXT = (".glb", ".gltf", ".bvh", ".xml", ".mjcf")
+READABLE = USD_EXT + IMPORT_EXT
 LICENCES = [  # (path fragment, licence): the shared data set's README, most specific first
     ("khronos/Fox", "CC0-1.0 model (PixelMannen), CC-BY-4.0 rig and animation (@tomkranis), CC-BY-4.0 glTF (@AsoboStudio, @scurest)"),
     ("khronos/CesiumMan", "CC-BY-4.0 (Cesium)"),
@@ -54,31 +55,51 @@ def licence_of(path: str | os.PathLike) -> str:
     return "unknown (check the source's licence)"
 
 
-def expand_sources(sources: list[str]) -> list[Path]:
-    """Files and globs -> existing files with a readable extension, in a stable order (directories recurse)."""
-    out: list[Path] = []
-    for s in sources:
-        matches = sorted(glob.glob(s, recursive=True)) or ([s] if Path(s).exists() else [])
+def expand_paths(paths: list[str]) -> list[tuple[str, Path | None]]:
+    """(argument, file) for every file under the given files, folders and globs, in a stable order without
+    repeats; (argument, None) when an argument matches nothing. Folders recurse and keep readable extensions; files
+    named explicitly are kept whatever their extension (the reader then says what is wrong)."""
+    out: list[tuple[str, Path | None]] = []
+    seen: set[Path] = set()
+    for arg in paths:
+        matches = sorted(glob.glob(arg, recursive=True)) or ([arg] if Path(arg).exists() else [])
         if not matches:
-            raise InputError(f"{s}: no such file or pattern matches nothing")
+            out.append((arg, None))
         for m in matches:
             p = Path(m)
-            files = sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p]
-            out.extend(f for f in files if f.suffix.lower() in USD_EXT + IMPORT_EXT and f not in out)
+            files = sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in READABLE) if p.is_dir() else [p]
+            for f in files:
+                if f not in seen:
+                    seen.add(f)
+                    out.append((arg, f))
     return out
 
 
-def read_any(path: Path, workdir: Path):
-    """A ``SkelAsset`` from any supported file (non-USD files are imported to a temporary stage first)."""
+def expand_sources(sources: list[str]) -> list[Path]:
+    """Files and globs -> existing files with a readable extension, in a stable order (directories recurse)."""
+    out: list[Path] = []
+    for arg, f in expand_paths(sources):
+        if f is None:
+            raise InputError(f"{arg}: no such file or pattern matches nothing")
+        if f.suffix.lower() in READABLE:
+            out.append(f)
+    return out
+
+
+def read_any(path: Path, workdir: Path, strict: bool = True, verb: str = "dataset"):
+    """A ``SkelAsset`` from any supported file (non-USD files are imported to a temporary stage in ``workdir``
+    first; the asset keeps ``path`` as its path). ``strict=False`` collects problems instead of raising."""
     from usdposer.io.read_skel import read_asset
 
     if path.suffix.lower() in USD_EXT:
-        return read_asset(path)
+        return read_asset(path, strict=strict)
     from usdposer.io.importers import import_any
 
     out = workdir / f"{path.stem}_{abs(hash(str(path))) % 10**8}.usdc"
-    import_any(path, out, arguments=["dataset", str(path)])
-    return read_asset(out)
+    import_any(path, out, arguments=[verb, str(path)])
+    asset = read_asset(out, strict=strict)
+    asset.path = str(path)
+    return asset
 
 
 def dedupe(six: torch.Tensor, degrees: float) -> torch.Tensor:

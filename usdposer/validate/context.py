@@ -8,7 +8,7 @@ lazily, in float32, ``CheckOptions.chunk`` frames at a time.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -79,16 +79,10 @@ class RigContext:
     def ground(self) -> float | None:
         """Height of the ground plane (0), or None when the rest pose does not stand on y = 0 (within 1% of the
         height: test geometry, BVH skeletons rooted at the origin), where a ground check means nothing."""
-        from usdposer.posing import skin
         from usdposer.types import Pose
 
         rest = Pose.rest(self.rig)
-        if self.rig.meshes:
-            pts = torch.cat(skin(self.rig, rest, backend="torch"), 1)[0]
-            to_world = self.rig.skel_to_world.to(pts)
-            pts = pts @ to_world[:3, :3].T + to_world[:3, 3]
-        else:
-            pts = _world(self.rig, rest)[0, :, :3, 3]
+        pts = world_points(self.rig, rest)[0] if self.rig.meshes else _world(self.rig, rest)[0, :, :3, 3]
         low = float(pts[:, 1].min()) if len(pts) else 0.0
         return 0.0 if abs(low) <= 0.01 * self.height and self.height > 1e-3 else None
 
@@ -184,7 +178,6 @@ class Chunk:
     clip_ctx: ClipContext
     start: int
     stop: int
-    cache: dict = field(default_factory=dict)
 
     @cached_property
     def pose(self):
@@ -201,19 +194,7 @@ class Chunk:
     @cached_property
     def points(self) -> Float[Tensor, "b V 3"]:
         """Skinned points of every mesh, concatenated, in world space."""
-        from usdposer.core.kinematics import forward_kinematics, pose_local_transforms, skinning_transforms
-        from usdposer.core.skinning import linear_blend_skinning
-
-        rig = self.clip_ctx.rig
-        skel = forward_kinematics(pose_local_transforms(self.pose), rig.parents)  # (b, J, 4, 4)
-        S = skinning_transforms(skel, rig.bind_world.float())
-        to_world = rig.skel_to_world.float()
-        pts = [linear_blend_skinning(m.points.float(), m.joint_indices, m.joint_weights.float(), S, backend="torch")
-               for m in rig.meshes]
-        if not pts:
-            return torch.zeros(len(self.pose), 0, 3)
-        P = torch.cat(pts, 1)  # (b, V, 3)
-        return P @ to_world[:3, :3].T + to_world[:3, 3]
+        return world_points(self.clip_ctx.rig, self.pose)
 
     @cached_property
     def R_rel(self) -> Float[Tensor, "b J 3 3"]:
@@ -228,6 +209,17 @@ def _world(rig: Rig, pose) -> Float[Tensor, "B J 4 4"]:
 
     W = joint_transforms(rig, pose)
     return rig.skel_to_world.to(W) @ W
+
+
+def world_points(rig: Rig, pose) -> Float[Tensor, "B V 3"]:
+    """Skinned points of every mesh of ``rig`` (concatenated) in world space, in the pose's dtype."""
+    from usdposer.posing import skin
+
+    pts = skin(rig, pose, backend="torch")
+    if not pts:
+        return torch.zeros(len(pose), 0, 3, dtype=pose.rotations.dtype)
+    to_world = rig.skel_to_world.to(pose.rotations)
+    return torch.cat(pts, 1) @ to_world[:3, :3].T + to_world[:3, 3]
 
 
 def _bone_lengths(rig: Rig, world: Tensor) -> Tensor:

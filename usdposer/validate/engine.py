@@ -16,9 +16,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from usdposer.dataset import expand_paths, read_any
 from usdposer.errors import InputError, UsdPoserError
 from usdposer.validate.context import CheckOptions, ClipContext, FileContext, RigContext
 from usdposer.validate.registry import Finding, Rule, find_rules
+from usdposer.validate.rules import concat_measures
 
 
 @dataclass
@@ -76,30 +78,6 @@ class CheckReport:
 
 
 WAIVERS_FORMAT = "usdposer-waivers/1"
-CHECKABLE = (".usd", ".usda", ".usdc", ".usdz", ".gltf", ".glb", ".bvh", ".xml", ".mjcf")
-
-
-def expand_paths(paths: Iterable[str]) -> list[tuple[str, Path | None]]:
-    """(argument, file) for every file under the given files, folders and globs; (argument, None) when an argument
-    matches nothing. Folders recurse and keep files with a checkable extension; order is stable."""
-    import glob
-
-    out: list[tuple[str, Path | None]] = []
-    seen: set[Path] = set()
-    for arg in paths:
-        matches = sorted(glob.glob(arg, recursive=True)) or ([arg] if Path(arg).exists() else [])
-        if not matches:
-            out.append((arg, None))
-        for m in matches:
-            p = Path(m)
-            files = sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in CHECKABLE) if p.is_dir() else [p]
-            for f in files:
-                if f not in seen:
-                    seen.add(f)
-                    out.append((arg, f))
-    return out
-
-
 def read_waivers(path: str | os.PathLike) -> list[dict]:
     """Accepted findings: ``{"format": "usdposer-waivers/1", "waivers": [{"file": GLOB, "rule": "Rule[.Code]",
     "prim": GLOB (optional), "reason": TEXT}]}``; raises InputError naming the fix."""
@@ -173,19 +151,9 @@ def check_file(path: Path, rules: list[Rule], options: CheckOptions, workdir: Pa
 
 
 def _read(path: Path, workdir: Path):
-    from usdposer.io.read_skel import read_asset
-
     if not path.exists():
         raise UsdPoserError(f"{path}: no such file")
-    if path.suffix.lower() in (".usd", ".usda", ".usdc", ".usdz"):
-        return read_asset(path, strict=False)
-    from usdposer.io.importers import import_any
-
-    out = workdir / f"{path.stem}_{abs(hash(str(path))) % 10**8}.usdc"
-    import_any(path, out, arguments=["check", str(path)])
-    asset = read_asset(out, strict=False)
-    asset.path = str(path)
-    return asset
+    return read_any(path, workdir, strict=False, verb="check")
 
 
 def check_asset(asset, path: str, rules: list[Rule], options: CheckOptions, timings: dict[str, float] | None = None,
@@ -225,11 +193,9 @@ def check_asset(asset, path: str, rules: list[Rule], options: CheckOptions, timi
                     t = time.perf_counter()
                     measures[r.name].append(r.measure(ctx, chunk))
                     timings[r.name] += time.perf_counter() - t
-            from usdposer.validate.rules import _cat
-
             for r in active:
                 t = time.perf_counter()
-                findings += r.judge(ctx, _cat(measures[r.name]))
+                findings += r.judge(ctx, concat_measures(measures[r.name]))
                 timings[r.name] += time.perf_counter() - t
     return findings
 

@@ -25,14 +25,18 @@ def format_text(report: CheckReport, verbose: bool = False) -> str:
         lines += [finding_line(f) for f in shown]
         if verbose:
             lines += [f"Note: {r.path}: {n}" for n in r.notes]
-    waived = sum(bool(f.waived) for f in report.findings)
-    lines.append(f"{len(report.files)} files, {report.frames} frames: {report.count('failed')} failed, "
-                 f"{report.count('error')} errors, {report.count('warning')} warnings"
-                 + (f", {waived} waived" if waived else "") + f" ({report.seconds:.1f} s)")
+    lines.append(summary_line(report))
     code = report.exit_code
     lines.append("Success!" if code == 0 and not report.count("warning") else
                  "Success with warnings..." if code == 0 else "Failed!")
     return "\n".join(lines)
+
+
+def summary_line(report: CheckReport) -> str:
+    waived = sum(bool(f.waived) for f in report.findings)
+    return (f"{len(report.files)} files, {report.frames} frames: {report.count('failed')} failed, "
+            f"{report.count('error')} errors, {report.count('warning')} warnings"
+            + (f", {waived} waived" if waived else "") + f" ({report.seconds:.1f} s)")
 
 
 def format_json(report: CheckReport) -> str:

@@ -45,7 +45,7 @@ class Readable(Rule):
 
 
 @register
-class StageMetadata(_ProblemRule):
+class StageMetadata(Rule):
     """upAxis, metersPerUnit and timeCodesPerSecond are authored (USD's fallbacks are Y, centimetres and 24)."""
 
     severity = "warning"
@@ -132,7 +132,8 @@ class UniqueJointNames(Rule):
 # ------------------------------------------------------------------------------------------------- clip rules
 
 
-def _cat(measures: list[dict]) -> dict:
+def concat_measures(measures: list[dict]) -> dict:
+    """Per-chunk measures of one rule -> one dict: tensors concatenated along frames, lists joined."""
     out: dict = {}
     for m in measures:
         for k, v in m.items():
@@ -167,27 +168,22 @@ class JointLimits(Rule):
              "Hyperextension": "swing beyond the learned cone", "TwistOutsideRange": "twist outside the learned range"}
 
     def measure(self, clip: ClipContext, chunk) -> dict:
-        from usdposer.core.limits import euler_xyz, swing_twist
+        from usdposer.core.limits import euler_xyz, limit_residual, swing_twist, swing_twist_residual
 
         tol = math.radians(clip.file.options.limit_tolerance_deg)
         out = {}
-        rig = clip.rig
-        if rig.limits is not None:
-            e = euler_xyz(chunk.R_rel.double())  # (b, J, 3)
-            lim = rig.limits.double()
-            below = torch.nan_to_num(lim[..., 0] - tol - e, nan=0.0).clamp(min=0)
-            above = torch.nan_to_num(e - lim[..., 1] - tol, nan=0.0).clamp(min=0)
-            excess = torch.maximum(below, above)  # (b, J, 3)
+        R = chunk.R_rel.double()
+        b, J = R.shape[:2]
+        if clip.rig.limits is not None:
+            excess = limit_residual(R, clip.rig.limits, margin=tol).reshape(b, J, 3)
             out["euler_excess"], out["euler_axis"] = excess.max(-1)
-            out["euler"] = e
+            out["euler"] = euler_xyz(R)  # (b, J, 3) for the messages
         learned = clip.rig_ctx.learned
         if learned is not None:
             axes, lim = learned
-            swing, twist = swing_twist(chunk.R_rel.double(), axes)  # (b, J)
-            t_ex = torch.maximum(torch.nan_to_num(lim[:, 0] - tol - twist, nan=0.0),
-                                 torch.nan_to_num(twist - lim[:, 1] - tol, nan=0.0)).clamp(min=0)
-            s_ex = torch.nan_to_num(swing - lim[:, 2] - tol, nan=0.0).clamp(min=0)
-            out.update(twist_excess=t_ex, swing_excess=s_ex, swing=swing, twist=twist)
+            excess = swing_twist_residual(R, axes, lim, margin=tol).reshape(b, J, 2)
+            swing, twist = swing_twist(R, axes)  # (b, J) for the messages
+            out.update(twist_excess=excess[..., 0], swing_excess=excess[..., 1], swing=swing, twist=twist)
         return out
 
     def judge(self, clip: ClipContext, m: dict) -> list[Finding]:
