@@ -14,6 +14,8 @@ from usdposer import __version__
 VERBS = {
     "info": ("info:cli", "Skeletons, joints, meshes, skins, clips, units and problems of a USD asset."),
     "import": ("import_:cli", "Convert glTF/GLB, BVH or MuJoCo MJCF to UsdSkel (skins, clips, joint limits)."),
+    "skin": ("skin:cli", "Bone-heat skinning weights for meshes that have a skeleton but no weights."),
+    "fit": ("fit:cli", "Fit per-frame skeleton poses to a mesh or point-cloud sequence (Chamfer + edge length)."),
     "dataset": ("dataset:cli", "Build pose datasets from USD, glTF, BVH and MJCF files."),
     "train": ("train:cli", "Train the pose-space diffusion model on a dataset."),
     "sample": ("sample:cli", "Sample plausible poses of a rig into a USD layer (+ contact sheet)."),
