@@ -20,6 +20,10 @@ closest point stays inside the mesh: it leaves the vertex inwards (against the v
 body; a leaf joint outside the mesh and away from it is such a control and gets no bone (:func:`control_joints`). A connected component that sees no bone at all (eyes, buttons, a hat) is made
 visible to its nearest bone (the paper's extension for disconnected meshes), so the system is never singular.
 
+A bone that is no vertex's nearest visible bone (hidden by its neighbours) would get no weight; it shares the vertices
+that see it and are nearly as close to it as to their own nearest bone (:func:`claim_orphans`), so every bone moves
+part of the mesh.
+
 Coincident vertices (UV seams split glTF meshes into patches) are welded before the Laplacian is built, so that heat
 flows across seams; the weights are copied back to every original vertex.
 """
@@ -224,15 +228,18 @@ def vertex_normals(points: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return N / np.maximum(np.linalg.norm(N, axis=1, keepdims=True), 1e-30)
 
 
-def heat_sources(P: np.ndarray, faces: np.ndarray, D: np.ndarray, Q: np.ndarray, *, rounds: int | None = None,
-                 backend: str = "warp", inward: float = INWARD) -> tuple[np.ndarray, np.ndarray]:
+def _inward(P: np.ndarray, normals: np.ndarray, v: np.ndarray, target: np.ndarray, inward: float = INWARD) -> np.ndarray:
+    d = target - P[v]  # (n, 3)
+    return (d * normals[v]).sum(1) <= inward * np.linalg.norm(d, axis=1)
+
+
+def heat_sources(P: np.ndarray, D: np.ndarray, Q: np.ndarray, visible, normals: np.ndarray, *,
+                 rounds: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The nearest visible joint of every vertex and its distance: (nearest (V,) or -1, dist (V,) or inf).
 
     Joints are tried nearest first; each round tests, for every vertex still unresolved, its next candidate (one
     batched visibility call per round). Joints farther than the nearest visible one are never tested."""
     V, J = D.shape
-    visible = segment_visibility(P, faces, backend)
-    normals = vertex_normals(P, faces)
     order = np.argsort(D, axis=1, kind="stable")  # (V, J)
     nearest = np.full(V, -1, np.int64)
     pending = np.arange(V)
@@ -242,14 +249,40 @@ def heat_sources(P: np.ndarray, faces: np.ndarray, D: np.ndarray, Q: np.ndarray,
         cand = order[pending, r]
         finite = np.isfinite(D[pending, cand])
         pending, cand = pending[finite], cand[finite]
-        d = Q[pending, cand] - P[pending]  # (n, 3)
-        into = (d * normals[pending]).sum(1) <= inward * np.linalg.norm(d, axis=1)
+        into = _inward(P, normals, pending, Q[pending, cand])
         vis = into.copy()
         vis[into] = visible(pending[into], Q[pending[into], cand[into]])
         nearest[pending[vis]] = cand[vis]
         pending = pending[~vis]
     dist = np.where(nearest >= 0, D[np.arange(V), nearest.clip(0)], np.inf)
     return nearest, dist
+
+
+def claim_orphans(P: np.ndarray, D: np.ndarray, Q: np.ndarray, nearest: np.ndarray, dist: np.ndarray,
+                  bones: np.ndarray, visible, normals: np.ndarray, probe: int = 64, slack: float = 1.05) -> dict:
+    """Bones that are nobody's nearest visible bone (hidden by neighbours, or a point-like bone inside a thick body)
+    would get no weight at all. Each takes, as a tie with their own nearest bone, the vertices that see it and are
+    nearly as close to it as to their nearest bone: of the ``probe`` vertices with the smallest distance ratio
+    ``D[v, b] / dist[v]``, the visible ones within ``slack`` of the best visible ratio (the best one when none sees
+    it). Returns {bone: vertices}."""
+    out = {}
+    has = nearest >= 0
+    owned = set(nearest[has].tolist())
+    for b in bones:
+        if b in owned:
+            continue
+        ratio = np.where(has, D[:, b] / np.maximum(dist, 1e-30), np.inf)
+        cand = np.argsort(ratio)[:probe]
+        cand = cand[np.isfinite(ratio[cand])]
+        if not len(cand):
+            continue
+        ok = _inward(P, normals, cand, Q[cand, b])
+        ok[ok] = visible(cand[ok], Q[cand[ok], b])
+        if not ok.any():  # seen from nowhere (buried in a thick body): the nearest vertex in the ratio sense
+            ok[:1] = True
+        best = ratio[cand[ok]].min()
+        out[int(b)] = cand[ok & (ratio[cand] <= best * slack)]
+    return out
 
 
 def bone_heat(points: np.ndarray, faces: np.ndarray, parents, joint_pos: np.ndarray, *, influences: int = 4,
@@ -292,7 +325,10 @@ def bone_heat(points: np.ndarray, faces: np.ndarray, parents, joint_pos: np.ndar
 
     # 2. nearest visible bone per vertex (BVH ray tests), then components that see no bone take their nearest one
     t0 = time.perf_counter()
-    nearest, dist = heat_sources(P, F, D, Q, backend=backend)
+    visible = segment_visibility(P, F, backend)
+    normals = vertex_normals(P, F)
+    nearest, dist = heat_sources(P, D, Q, visible, normals)
+    orphans = claim_orphans(P, D, Q, nearest, dist, np.unique(owner), visible, normals)
     stats["visibility_s"] = time.perf_counter() - t0
     invisible = int((nearest < 0).sum())
     L, area = cotangent_laplacian(P, F)
@@ -311,6 +347,8 @@ def bone_heat(points: np.ndarray, faces: np.ndarray, parents, joint_pos: np.ndar
     tied = has[:, None] & (D <= dist[:, None] * (1 + TIE) + 1e-12 * diag)  # (V, J)
     tied &= np.linalg.norm(Q - Q[np.arange(V), nearest.clip(0)][:, None], axis=-1) <= 1e-6 * diag
     tied[np.nonzero(has)[0], nearest[has]] = True
+    for b, verts in orphans.items():
+        tied[verts, b] = True
     n_tied = tied.sum(1)
     H = np.where(has, n_tied * c / dmin**2, 0.0)  # (V,)
     area = np.maximum(area, 1e-12 * diag**2)
@@ -321,7 +359,7 @@ def bone_heat(points: np.ndarray, faces: np.ndarray, parents, joint_pos: np.ndar
     # 4. one sparse LU of (L + M H) for every bone; weights clipped to [0, 1], top-K, renormalised
     t0 = time.perf_counter()
     system = (L + diags(MH)).tocsc()
-    lu = splu(system, permc_spec="MMD_AT_PLUS_A")
+    lu = splu(system, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options={"SymmetricMode": True})
     Wc = np.clip(lu.solve(rhs), 0.0, 1.0)  # (V, C)
     stats["solve_s"] = time.perf_counter() - t0
     K = min(influences, len(cols))
@@ -329,6 +367,17 @@ def bone_heat(points: np.ndarray, faces: np.ndarray, parents, joint_pos: np.ndar
     w = np.take_along_axis(Wc, top, 1)
     idx = cols[top]
     w = np.where(w > 1e-4, w, 0.0)
+    kept = np.zeros(len(cols), bool)
+    kept[np.unique(top[w > 0])] = True
+    locked = np.zeros_like(w, dtype=bool)
+    for c_ in np.nonzero(~kept & (Wc.max(0) > 0))[0]:  # a bone out-voted everywhere keeps its strongest vertex
+        order = np.argsort(-Wc[:, c_], kind="stable")[:8]  # its strongest vertices, in case one is taken
+        for v in order[Wc[order, c_] > 0]:
+            free = ~locked[v]
+            if free.any():
+                k = int(np.flatnonzero(free)[np.argmin(w[v][free])])
+                idx[v, k], w[v, k], locked[v, k] = cols[c_], Wc[v, c_], True
+                break
     s = w.sum(1, keepdims=True)
     lost = s[:, 0] <= 0
     if lost.any():  # numerically nothing reached the vertex: give it to its nearest bone
