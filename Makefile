@@ -38,6 +38,8 @@ bench: setup
 	$(BIN)/python bench/ik.py
 	$(BIN)/python bench/inversion.py
 	$(BIN)/python bench/check.py
+	$(BIN)/python bench/skin.py
+	$(BIN)/python bench/fit.py
 
 # the shipped pose space (models/default): dataset from the shared data set, whole characters held out, ~30 min CPU
 DEFAULT_DATA := data/default

@@ -117,15 +117,23 @@ def winding_number(points: np.ndarray, faces: np.ndarray, query: np.ndarray, chu
     return out
 
 
+def boundary_fraction(faces: np.ndarray) -> float:
+    """Share of the mesh's edges that only one triangle uses (0 for a closed surface)."""
+    e = np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), axis=1)  # (3F, 2)
+    _, count = np.unique(e, axis=0, return_counts=True)
+    return float(np.mean(count == 1)) if len(count) else 1.0
+
+
 def control_joints(points: np.ndarray, faces: np.ndarray, parents, joint_pos: np.ndarray,
                    distance: float = CONTROL_DISTANCE) -> np.ndarray:
     """Leaf joints that float outside the mesh, farther than ``distance`` x the mesh's bounding-box diagonal from
     every vertex (IK pole targets and other controls): sorted joint indices. They get no weight by default; on the
-    shared assets this picks every pole target and no joint an artist weighted."""
+    shared assets this picks every pole target and no joint an artist weighted. Only for mostly closed meshes (at
+    most 10% boundary edges): the winding number of an open sheet says nothing about inside and outside."""
     parents = np.asarray(parents, dtype=np.int64)
     leaves = np.array([j for j in range(len(parents)) if not (parents == j).any()], np.int64)
-    if not len(leaves) or not len(faces):
-        return np.zeros(0, np.int64)
+    if not len(leaves) or not len(faces) or boundary_fraction(faces) > 0.1:
+        return np.zeros(0, np.int64)  # an open sheet has no inside: nothing can be said to float outside it
     diag = float(np.linalg.norm(points.max(0) - points.min(0))) or 1.0
     from scipy.spatial import cKDTree
 
