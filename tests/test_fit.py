@@ -133,3 +133,35 @@ def test_fit_bad_input_exits_2(fox_sequence, tmp_path):
                              capture_output=True, text=True)
         assert run.returncode == 2 and needle in run.stderr, run.stderr
         assert not (tmp_path / "o.usdc").exists()
+
+
+@pytest.mark.parametrize("name", ["quaternius/animals/Horse.glb", "quaternius/humanoids/Knight.glb"])
+def test_fit_recovers_shared_assets_own_clips(name, tmp_path):
+    """Shared assets' first clips, resampled to noisy 4000-point clouds: joints recovered within 1 % of height."""
+    from conftest import SHARED, require_shared
+
+    require_shared()
+    import trimesh
+
+    from usdposer.dataset import read_any
+    from usdposer.fitting import as_pose, fit_frames
+    from usdposer.posing import character_height, skin
+    from usdposer.types import Pose
+
+    asset = read_any(SHARED / name, tmp_path, strict=False)
+    rig = asset.rig().to(torch.float64)
+    clip = asset.clip(rig)
+    n = 4
+    pose = Pose(clip.rotations[:n].double(), clip.translations[:n].double(), clip.scales[:n].double())
+    h = character_height(rig)
+    F = np.concatenate([m.faces.numpy() + o for m, o in zip(rig.meshes, np.cumsum([0] + [m.num_points for m in rig.meshes]))])
+    pts = skin(rig, pose, backend="torch")
+    rng = np.random.default_rng(1)
+    clouds = []
+    for t in range(n):
+        s, _ = trimesh.sample.sample_surface(trimesh.Trimesh(torch.cat([p[t] for p in pts]).numpy(), F, process=False),
+                                             4000, seed=t)
+        clouds.append(s + rng.normal(0, 0.002 * h, s.shape))
+    q, r, _ = fit_frames(rig, clouds)
+    err = _weighted_joint_error(rig, clip, as_pose(rig, q, r), n)
+    assert err < 0.01, f"{name}: mean joint error {err:.3%} of height"

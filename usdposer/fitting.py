@@ -53,7 +53,7 @@ def chamfer(a: torch.Tensor, b: torch.Tensor, b_tree=None) -> torch.Tensor:
 @dataclass
 class RigSurface:
     """The rig's meshes as one skinned surface: points (V, 3), indices/weights (V, K), unique edges (E, 2) with their
-    bind lengths (E,), and fixed surface samples for the Chamfer term: (S, 3) vertex indices of their triangles and
+    lengths (E,) (bind pose here; :func:`fit_frames` measures them on the skinned rest pose), and fixed surface samples for the Chamfer term: (S, 3) vertex indices of their triangles and
     (S, 3) barycentric coordinates (area-uniform)."""
 
     points: torch.Tensor
@@ -97,8 +97,7 @@ class RigSurface:
         from usdposer.types import Pose
 
         t = base.translations.clone()
-        for r in rig.roots:
-            t[:, r] = root
+        t[:, rig.roots[0]] = root  # other roots (IK targets, props) keep their rest placement
         pose = Pose(rotations[None], t, base.scales)
         S = skinning_transforms(forward_kinematics(pose_local_transforms(pose), rig.parents), rig.bind_world.to(rotations))
         return linear_blend_skinning(self.points, self.indices, self.weights, S, backend="torch")[0]
@@ -119,7 +118,10 @@ def fit_frames(rig, frames: Sequence[np.ndarray], cfg: FitConfig = FitConfig(),
     base = Pose.rest(rig)
     q = base.rotations[0].clone()  # (J, 4)
     root = base.translations[0, rig.roots[0]].clone()  # (3,)
-    rest_pts = surf.samples(surf.skin(rig, q, root, base))
+    X_rest = surf.skin(rig, q, root, base)
+    rest_pts = surf.samples(X_rest)
+    # edge lengths of the rest pose as skinned (bind points may sit at another scale than the posed skeleton)
+    surf.rest_len = (X_rest[surf.edges[:, 0]] - X_rest[surf.edges[:, 1]]).norm(dim=1).clamp(min=1e-9 * h)
     out_q, out_r, res = [], [], []
     it = range(len(frames)) if progress is None else progress(range(len(frames)))
     for t in it:
@@ -164,6 +166,16 @@ def fit_frames(rig, frames: Sequence[np.ndarray], cfg: FitConfig = FitConfig(),
     return torch.stack(out_q), torch.stack(out_r), np.asarray(res)
 
 
+def as_pose(rig, rotations: torch.Tensor, root: torch.Tensor):
+    """The fitted Pose: rotations (T, J, 4), the first root's translation (T, 3), everything else at rest."""
+    from usdposer.types import Pose
+
+    base = Pose.rest(rig.to(torch.float64), len(rotations))
+    t = base.translations.clone()
+    t[:, rig.roots[0]] = root
+    return Pose(rotations, t, base.scales)
+
+
 @dataclass
 class FitReport:
     """What ``usdposer fit`` did (its ``--json`` result). Residuals are Chamfer RMS distances in % of height."""
@@ -204,7 +216,7 @@ def fit_asset(meshseq: str | os.PathLike, rig_asset: str | os.PathLike, out: str
 
         pick = parse_frames(frames, torch.as_tensor(seq.time_codes))
     q, r, res = fit_frames(rig, [seq.frames[i] for i in pick], cfg, progress=progress)
-    pose = Pose.from_rotations(rig.to(torch.float64), q, r)
+    pose = as_pose(rig, q, r)
     clip = Clip(pose.rotations, pose.translations, pose.scales, time_codes=torch.as_tensor(seq.time_codes[pick]),
                 time_codes_per_second=seq.time_codes_per_second, name=name)
     path = f"{rig.skeleton_path}/{name}"
