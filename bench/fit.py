@@ -54,7 +54,6 @@ def bench(path: Path, frames: int) -> str:
     gt = joint_positions(joint_transforms(rig, pose))
     fit = joint_positions(joint_transforms(rig, as_pose(rig, q, r)))
     err = (gt - fit).norm(dim=-1)[:, W > 0].mean() / h
-    later = (len(sel) - 1) / max(secs - secs / len(sel), 1e-9)
     return (f"{path.stem:8s} {sum(m.num_points for m in rig.meshes):6d} vertices {rig.num_joints:3d} joints, {len(sel)} "
             f"frames of {clip.name}: {len(sel) / secs:5.2f} frames/s overall, joint error {100 * float(err):.2f}% of "
             f"height, Chamfer residual {res.mean():.2f}%")

@@ -15,9 +15,9 @@ import pytest
 import torch
 from conftest import ASSETS, SHARED, require_shared
 
-CLI = [sys.executable, "-m", "usdposer.commands._entry"]
-
 from usdposer.core import heat
+
+CLI = [sys.executable, "-m", "usdposer.commands._entry"]
 
 
 def tube(n_ring: int = 16, n_len: int = 24, radius: float = 0.1, length: float = 1.0):

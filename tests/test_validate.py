@@ -404,3 +404,66 @@ def test_bundled_assets_check_clean_of_errors(tmp_path):
         shutil.copy(ASSETS / f, tmp_path / Path(f).name)
     report = check_paths([str(tmp_path)], ["Readable", "SkinBinding", "SkelAnimComplete", "JointOrder", "NonFinite"])
     assert len(report.files) == 3 and report.exit_code == 0, report.findings
+
+
+PHYSICS_OVER = """
+    def Xform "Physics" {
+        def PhysicsRevoluteJoint "B" (customData = {string "usdposer:skelJoint" = "A/B"}) {
+            uniform token physics:axis = "Z"
+            float physics:lowerLimit = -10
+            float physics:upperLimit = 45
+        }
+        def PhysicsJoint "C" (
+            prepend apiSchemas = ["PhysicsLimitAPI:rotX", "PhysicsLimitAPI:rotY"]
+            customData = {string "usdposer:skelJoint" = "A/B/C"}
+        ) {
+            float limit:rotX:physics:low = -30
+            float limit:rotX:physics:high = 20
+            float limit:rotY:physics:low = 1
+            float limit:rotY:physics:high = -1
+        }
+        def PhysicsSphericalJoint "RootBall" {
+            rel physics:body1 = </Root/Bodies/A>
+            uniform token physics:axis = "Y"
+            float physics:coneAngle0Limit = 25
+            float physics:coneAngle1Limit = 15
+        }
+    }
+}
+"""
+
+
+def with_physics(text: str) -> str:
+    """``stage_text`` with the physics joints added inside the SkelRoot."""
+    return text.rstrip()[:-1] + PHYSICS_OVER
+
+
+def test_usdphysics_joint_limits_are_a_limit_source_for_check(tmp_path):
+    """Revolute (one axis, others locked), D6 LimitAPI (low > high locks), spherical cones (bound by body1's name):
+    read into Rig.limits and enforced by the JointLimits rule."""
+    import math
+
+    from usdposer.io.read_skel import read_asset
+
+    bent = ('uniform token[] joints = ["A", "A/B", "A/B/C"]\n'
+            f'            quatf[] rotations = [(1,0,0,0), ({math.cos(math.radians(15))},0,0,{math.sin(math.radians(15))}), (1,0,0,0)]\n'
+            '            float3[] translations = [(0,0,0), (0,1,0), (0,1,0)]\n'
+            '            half3[] scales = [(1,1,1), (1,1,1), (1,1,1)]')
+    for name, anim in (("ok", None), ("bent", bent)):
+        (tmp_path / f"{name}.usda").write_text(with_physics(stage_text(anim=anim)))
+    rig = read_asset(tmp_path / "ok.usda").rig()
+    deg = torch.rad2deg(rig.limits).round(decimals=6)
+    assert deg[1].tolist() == [[0, 0], [0, 0], [-10, 45]]
+    assert deg[2, 0].tolist() == [-30, 20] and deg[2, 1].tolist() == [0, 0] and torch.isnan(deg[2, 2]).all()
+    assert torch.isnan(deg[0, 1]).all() and deg[0, 0].tolist() == [-25, 25] and deg[0, 2].tolist() == [-15, 15]
+    run = lambda f: subprocess.run(CLI + ["check", str(f), "--rules", "JointLimits", "--json"], capture_output=True,
+                                   text=True)
+    assert run(tmp_path / "ok.usda").returncode == 0
+    proc = run(tmp_path / "bent.usda")  # 30 degrees about Z on a joint whose revolute range stops at 45: fine ...
+    assert proc.returncode == 0, proc.stdout
+    (tmp_path / "over.usda").write_text((tmp_path / "bent.usda").read_text().replace("float physics:upperLimit = 45",
+                                                                                         "float physics:upperLimit = 20"))
+    proc = run(tmp_path / "over.usda")  # ... and beyond a range that stops at 20
+    assert proc.returncode == 1, proc.stdout
+    findings = [f for r in json.loads(proc.stdout)["files"] for f in r["findings"] if f["rule"] == "JointLimits"]
+    assert findings and findings[0]["joint"].endswith("B") and findings[0]["severity"] == "failed"

@@ -103,14 +103,40 @@ class RigSurface:
         return linear_blend_skinning(self.points, self.indices, self.weights, S, backend="torch")[0]
 
 
-def fit_frames(rig, frames: Sequence[np.ndarray], cfg: FitConfig = FitConfig(),
+def _minimise(surf, rig, base, q, root, Y, tree, omega, delta, h: float, cfg: FitConfig, first: bool) -> None:
+    """L-BFGS on the rotation deltas ``omega`` (J, 3) and root delta ``delta`` (3,) of one frame (module docstring)."""
+    from usdposer.core.rotations import axis_angle_to_quat, quat_multiply, quat_normalize
+
+    opt = torch.optim.LBFGS([omega, delta], lr=1.0, max_iter=cfg.first_iterations if first else cfg.iterations,
+                            history_size=20, line_search_fn="strong_wolfe", tolerance_grad=1e-12,
+                            tolerance_change=1e-14)
+
+    def closure():
+        opt.zero_grad()
+        qt = quat_normalize(quat_multiply(axis_angle_to_quat(omega), q))
+        X = surf.skin(rig, qt, root + delta, base)
+        e = (X[surf.edges[:, 0]] - X[surf.edges[:, 1]]).norm(dim=1)
+        loss = (chamfer(surf.samples(X), Y, tree) / h**2
+                + cfg.edge_weight * (((e - surf.rest_len) / surf.rest_len) ** 2).mean())
+        if not first:
+            loss = loss + cfg.smooth_weight * ((omega**2).sum() + (delta**2).sum() / h**2)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+
+
+def fit_frames(rig, frames: Sequence[np.ndarray], cfg: FitConfig | None = None,
                progress: Callable | None = None) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
     """Fit every frame in order (module docstring). Returns (rotations (T, J, 4), root translations (T, 3), residuals
     (T,) Chamfer RMS in % of height)."""
-    from usdposer.core.rotations import axis_angle_to_quat, quat_multiply, quat_normalize
+    from scipy.spatial import cKDTree
+
+    from usdposer.core.rotations import axis_angle_to_quat, quat_conjugate, quat_multiply, quat_normalize
     from usdposer.posing import character_height
     from usdposer.types import Pose
 
+    cfg = cfg or FitConfig()
     rig = rig.to(torch.float64)
     g = torch.Generator().manual_seed(cfg.seed)
     surf = RigSurface.from_rig(rig, cfg.samples, g)
@@ -125,8 +151,6 @@ def fit_frames(rig, frames: Sequence[np.ndarray], cfg: FitConfig = FitConfig(),
     out_q, out_r, res = [], [], []
     it = range(len(frames)) if progress is None else progress(range(len(frames)))
     for t in it:
-        from scipy.spatial import cKDTree
-
         Y = torch.as_tensor(frames[t], dtype=torch.float64)
         if len(Y) > 2 * cfg.samples:
             Y = Y[torch.randperm(len(Y), generator=g)[:2 * cfg.samples]]
@@ -134,28 +158,11 @@ def fit_frames(rig, frames: Sequence[np.ndarray], cfg: FitConfig = FitConfig(),
         if t == 0:
             root = root + (Y.mean(0) - rest_pts.mean(0))
         if t >= 2 and cfg.extrapolate:  # constant velocity from the last two frames
-            from usdposer.core.rotations import quat_conjugate
-
             q = quat_normalize(quat_multiply(q, quat_multiply(quat_conjugate(out_q[-2]), q)))
             root = root + (out_r[-1] - out_r[-2])
         omega = torch.zeros(rig.num_joints, 3, dtype=torch.float64, requires_grad=True)
         delta = torch.zeros(3, dtype=torch.float64, requires_grad=True)
-        opt = torch.optim.LBFGS([omega, delta], lr=1.0, max_iter=cfg.first_iterations if t == 0 else cfg.iterations,
-                                history_size=20, line_search_fn="strong_wolfe", tolerance_grad=1e-12,
-                                tolerance_change=1e-14)
-
-        def closure():
-            opt.zero_grad()
-            qt = quat_normalize(quat_multiply(axis_angle_to_quat(omega), q))
-            X = surf.skin(rig, qt, root + delta, base)
-            e = (X[surf.edges[:, 0]] - X[surf.edges[:, 1]]).norm(dim=1)
-            loss = (chamfer(surf.samples(X), Y, tree) / h**2
-                    + cfg.edge_weight * (((e - surf.rest_len) / surf.rest_len) ** 2).mean()
-                    + (cfg.smooth_weight * ((omega**2).sum() + (delta**2).sum() / h**2) if t else 0.0))
-            loss.backward()
-            return loss
-
-        opt.step(closure)
+        _minimise(surf, rig, base, q, root, Y, tree, omega, delta, h, cfg, first=t == 0)
         with torch.no_grad():
             q = quat_normalize(quat_multiply(axis_angle_to_quat(omega), q))
             root = root + delta
@@ -194,7 +201,7 @@ class FitReport:
 
 
 def fit_asset(meshseq: str | os.PathLike, rig_asset: str | os.PathLike, out: str | os.PathLike, *,
-              cfg: FitConfig = FitConfig(), skeleton: str | None = None, prim: str | None = None,
+              cfg: FitConfig | None = None, skeleton: str | None = None, prim: str | None = None,
               name: str = "usdposerFit", frames: str | None = None, preview: str | None = None, arguments: Sequence[str] | None = None,
               progress: Callable | None = None) -> FitReport:
     """Fit the rig of ``rig_asset`` to the sequence ``meshseq`` and write the SkelAnimation (bound) as a layer over
@@ -206,6 +213,7 @@ def fit_asset(meshseq: str | os.PathLike, rig_asset: str | os.PathLike, out: str
     from usdposer.io.write_skel import provenance, write_clip_layer
     from usdposer.types import Clip, Pose
 
+    cfg = cfg or FitConfig()
     tick = time.perf_counter()
     asset = read_asset(rig_asset)
     rig = asset.rig(skeleton)

@@ -399,6 +399,19 @@ def _read_look(prim: Usd.Prim, V: int):
 
 
 def _read_limits(prim: Usd.Prim, joints: list[str]) -> torch.Tensor | None:
+    """(J, 3, 2) radians (NaN = unlimited) from the Skeleton's JointLimitsAPI values, completed by the stage's
+    UsdPhysics joints that drive its joints (``usdposer.io.physics_limits``) where the former say nothing; or None."""
+    from usdposer.io.physics_limits import physics_joint_limits
+
+    own = _read_limit_api(prim, joints)
+    phys = physics_joint_limits(prim.GetStage(), joints)
+    if phys is None:
+        return own
+    phys = torch.from_numpy(phys)
+    return phys if own is None else torch.where(torch.isnan(own), phys, own)
+
+
+def _read_limit_api(prim: Usd.Prim, joints: list[str]) -> torch.Tensor | None:
     """JointLimitsAPI values -> (J, 3, 2) radians (NaN = unlimited), or None."""
     attr = prim.GetAttribute("usdposer:jointLimits:joints")
     if not attr or not attr.HasAuthoredValue():

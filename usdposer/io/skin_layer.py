@@ -13,7 +13,14 @@ from pxr import Gf, Sdf, Usd, UsdGeom, UsdSkel, Vt
 
 from usdposer.errors import InputError
 from usdposer.io.read_skel import _Conversion, _triangulate
-from usdposer.io.stage import atomic_path, author_stage_metadata, check_output_path, gf_to_np, relative_asset_path, stage_units
+from usdposer.io.stage import (
+    atomic_path,
+    author_stage_metadata,
+    check_output_path,
+    gf_to_np,
+    relative_asset_path,
+    stage_units,
+)
 
 
 @dataclass

@@ -1,0 +1,86 @@
+"""Joint limits from UsdPhysics joints, a second limit source for a Skeleton besides ``JointLimitsAPI``.
+
+A physics joint drives a skeleton joint when its ``customData["usdposer:skelJoint"]`` names the joint's token (the
+convention of ../shared/USD.md section 5, which ``usdposer track`` writes), or else when its ``body1`` prim is named
+like the joint's leaf. Its frame is the child joint's bind frame, so the joint's local axes are the limit axes:
+
+    RevoluteJoint  axis A, lower/upper       -> A in [lower, upper]; the two other axes locked at 0
+    SphericalJoint axis A, coneAngle0/1      -> A free (twist); the other two axes (in X, Y, Z order after A) within
+                                                 +-coneAngle0 and +-coneAngle1 (the cone as a box, an outer bound)
+    Joint (D6)     LimitAPI rotX / rotY / rotZ -> that axis in [low, high]; low > high locks it at 0; no LimitAPI
+                                                 on an axis leaves it free
+    FixedJoint                                -> all three locked at 0
+
+Angles are degrees in USD and radians in the result (NaN = unlimited), as ``Rig.limits``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pxr import Usd, UsdPhysics
+
+AXES = "XYZ"
+
+
+def _axis(token) -> int:
+    return AXES.index(str(token or "X").upper()[0]) if str(token or "X").upper()[0] in AXES else 0
+
+
+def physics_joint_limits(stage: Usd.Stage, joints: list[str]) -> np.ndarray | None:
+    """(J, 3, 2) radians from the stage's UsdPhysics joints that drive ``joints``, or None when none does."""
+    index = {j: i for i, j in enumerate(joints)}
+    leaves: dict[str, list[int]] = {}
+    for i, j in enumerate(joints):
+        leaves.setdefault(j.rsplit("/", 1)[-1], []).append(i)
+    out = np.full((len(joints), 3, 2), np.nan)
+    found = False
+    for prim in stage.Traverse():
+        if not prim.IsA(UsdPhysics.Joint):
+            continue
+        token = prim.GetCustomData().get("usdposer:skelJoint")  # a flat key: ByKey would split it at the colon
+        j = index.get(str(token)) if token else None
+        if j is None:
+            targets = UsdPhysics.Joint(prim).GetBody1Rel().GetTargets()
+            named = leaves.get(targets[0].name, []) if targets else []
+            j = named[0] if len(named) == 1 else None
+        if j is None:
+            continue
+        lim = _limits_of(prim)
+        if lim is None:
+            continue
+        out[j] = np.radians(lim)
+        found = True
+    return out if found else None
+
+
+def _limits_of(prim: Usd.Prim) -> np.ndarray | None:
+    """(3, 2) degrees for one physics joint (module docstring), or None when it limits nothing."""
+    lim = np.full((3, 2), np.nan)
+    if prim.IsA(UsdPhysics.FixedJoint):
+        return np.zeros((3, 2))
+    if prim.IsA(UsdPhysics.RevoluteJoint):
+        j = UsdPhysics.RevoluteJoint(prim)
+        a = _axis(j.GetAxisAttr().Get())
+        lim[:] = 0.0
+        lo, hi = j.GetLowerLimitAttr().Get(), j.GetUpperLimitAttr().Get()
+        lim[a] = (lo if lo is not None and np.isfinite(lo) else np.nan, hi if hi is not None and np.isfinite(hi) else np.nan)
+        return lim
+    if prim.IsA(UsdPhysics.SphericalJoint):
+        j = UsdPhysics.SphericalJoint(prim)
+        a = _axis(j.GetAxisAttr().Get())
+        others = [k for k in range(3) if k != a]
+        for k, cone in zip(others, (j.GetConeAngle0LimitAttr().Get(), j.GetConeAngle1LimitAttr().Get())):
+            if cone is not None and np.isfinite(cone) and cone >= 0:
+                lim[k] = (-cone, cone)
+        return lim if np.isfinite(lim).any() else None
+    if prim.GetTypeName() in ("PhysicsJoint", ""):  # the generic (D6) joint
+        for k, axis in enumerate(("rotX", "rotY", "rotZ")):
+            api = UsdPhysics.LimitAPI.Get(prim, axis)
+            if not api or not prim.HasAPI(UsdPhysics.LimitAPI, axis):
+                continue
+            lo, hi = api.GetLowAttr().Get(), api.GetHighAttr().Get()
+            if lo is None or hi is None:
+                continue
+            lim[k] = (0.0, 0.0) if lo > hi else (lo, hi)
+        return lim if np.isfinite(lim).any() else None
+    return None
