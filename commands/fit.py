@@ -48,9 +48,9 @@ def cli(meshseq, rig_asset, out, frames, iterations, first_iterations, samples, 
         skeleton, preview, seed, as_json) -> None:
     """Fit the rig of --rig to every frame of MESHSEQ; write the SkelAnimation as a layer over the rig."""
     from tqdm import tqdm
-    from usdposer.models.editing import default_output
 
     from usdposer.fitting import FitConfig, fit_asset
+    from usdposer.selection import default_output
 
     cfg = FitConfig(iterations=iterations, first_iterations=first_iterations, samples=samples,
                     edge_weight=edge_weight, smooth_weight=smooth_weight, seed=seed)

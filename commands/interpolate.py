@@ -19,7 +19,8 @@ A pose is a time code of the bound (or --anim) animation, sample:I (the sample
 library of a `usdposer sample` layer) or rest. The manifold path inverts both
 poses, slerps their latent codes (variance preserving) and decodes each frame;
 --space joint slerps each joint instead. --report prints both side by side:
-prior score (lower is more plausible) and joints outside their limits.
+prior score (lower is more plausible), joints outside their limits and the
+skinned mesh's crossing part pairs (the SelfIntersection check).
 Writes SkelAnimation <Skeleton>/usdposerInterpolation (bound, frame i at time
 code i); --keyframes K lists K evenly spaced time codes in usdposer:keyframes.
 """
@@ -60,14 +61,16 @@ def _human(r) -> str:
              + (f"; preview {r.preview}" if r.preview else "") + f" ({r.seconds:.1f} s)"]
     if r.paths:
         lat, jnt = r.paths
-        lines.append("frame  score(latent)  score(joint)  limits(latent)  limits(joint)")
+        lines.append("frame  score(latent)  score(joint)  limits(latent)  limits(joint)  crossings(latent)  crossings(joint)")
+        cell = lambda v, i: "-" if v is None else v[i]  # noqa: E731
+        total = lambda v: "-" if v is None else sum(v)  # noqa: E731
         for i in range(r.frames):
-            lv = "-" if lat.limit_violations is None else lat.limit_violations[i]
-            jv = "-" if jnt.limit_violations is None else jnt.limit_violations[i]
-            lines.append(f"{i:5d}  {lat.score[i]:13.3f}  {jnt.score[i]:12.3f}  {lv!s:>14}  {jv!s:>13}")
-        lines.append(f" mean  {lat.mean_score:13.3f}  {jnt.mean_score:12.3f}"
-                     + ("" if lat.limit_violations is None else
-                        f"  {sum(lat.limit_violations):14d}  {sum(jnt.limit_violations):13d}"))
-        lines.append("(score: the prior's denoising error, lower is more plausible; limits: joints outside their "
-                     "limits; self-intersection arrives with `usdposer check`)")
+            lines.append(f"{i:5d}  {lat.score[i]:13.3f}  {jnt.score[i]:12.3f}  {cell(lat.limit_violations, i)!s:>14}  "
+                         f"{cell(jnt.limit_violations, i)!s:>13}  {cell(lat.self_intersections, i)!s:>17}  "
+                         f"{cell(jnt.self_intersections, i)!s:>15}")
+        lines.append(f" mean  {lat.mean_score:13.3f}  {jnt.mean_score:12.3f}  {total(lat.limit_violations)!s:>14}  "
+                     f"{total(jnt.limit_violations)!s:>13}  {total(lat.self_intersections)!s:>17}  "
+                     f"{total(jnt.self_intersections)!s:>15}   (totals for the last four)")
+        lines.append("(score: the prior's denoising error, lower is more plausible; limits: joints outside their limits; "
+                     "crossings: pairs of skeleton parts whose skinned triangles intersect, as `usdposer check` reports)")
     return "\n".join(lines)

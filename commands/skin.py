@@ -39,9 +39,8 @@ animations in % of height.
 @json_option
 def cli(asset, out, influences, exclude, meshes, replace, skeleton, as_json) -> None:
     """Compute bone-heat skinning weights for ASSET's meshes, written as a layer over it."""
-    from usdposer.models.editing import default_output
-
     from usdposer.autoskin import skin_asset
+    from usdposer.selection import default_output
 
     rep = skin_asset(asset, out or default_output(asset, "skin"), influences=influences, exclude=exclude,
                      replace_weights=replace, meshes=meshes, skeleton=skeleton, arguments=sys.argv[1:])

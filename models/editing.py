@@ -11,12 +11,12 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from usdposer.errors import InputError
+from usdposer.selection import default_output, parse_frames  # noqa: F401  (re-exported for the commands)
 
 SUCCESS_FRACTION = 0.015  # a handle counts as reached within 1.5% of the character's height
 
@@ -54,42 +54,6 @@ class SourcePose:
     like: object | None
     label: str
     time_code: float | None = None
-
-
-def parse_frames(spec: str | None, time_codes: torch.Tensor, option: str = "--frames") -> list[int]:
-    """Frame indices of ``time_codes`` selected by ``spec``: None (all), ``A:B`` (time codes A..B inclusive),
-    ``A:B:S`` (every S-th), ``T`` or ``T1,T2,...``."""
-    tc = time_codes.tolist()
-    if spec is None:
-        return list(range(len(tc)))
-    spec = spec.strip()
-    try:
-        if ":" in spec:
-            parts = [float(p) if p else None for p in spec.split(":")]
-            if len(parts) not in (2, 3):
-                raise ValueError
-            lo = -math.inf if parts[0] is None else parts[0]
-            hi = math.inf if parts[1] is None else parts[1]
-            step = int(parts[2]) if len(parts) == 3 and parts[2] is not None else 1
-            if step < 1:
-                raise ValueError
-            idx = [i for i, t in enumerate(tc) if lo - 1e-6 <= t <= hi + 1e-6][::step]
-        else:
-            want = [float(p) for p in spec.split(",") if p.strip()]
-            idx = []
-            for w in want:
-                near = [i for i, t in enumerate(tc) if abs(t - w) < 1e-6]
-                if not near:
-                    raise InputError(f"{option} {spec}: no frame at time code {w:g}; the clip has time codes "
-                                     f"{tc[0]:g}..{tc[-1]:g}")
-                idx.append(near[0])
-    except InputError:
-        raise
-    except ValueError:
-        raise InputError(f"{option} {spec!r}: expected A:B, A:B:STEP or T1,T2,... (time codes)") from None
-    if not idx:
-        raise InputError(f"{option} {spec}: selects no frame; the clip has time codes {tc[0]:g}..{tc[-1]:g}")
-    return idx
 
 
 def resolve_pose(s: Session, spec: str, anim: str | None) -> SourcePose:
@@ -234,12 +198,13 @@ def invert_asset(asset, out, *, anim: str | None = None, frames: str | None = No
 # ------------------------------------------------------------------------------------------------ interpolate
 @dataclass
 class PathStats:
-    """Per-frame plausibility of one path: prior score (lower is more plausible), joints outside limits."""
+    """Per-frame plausibility of one path: prior score (lower is more plausible), joints outside limits, part pairs
+    of the skinned mesh that cross."""
 
     space: str
     score: list[float]
     limit_violations: list[int] | None
-    self_intersections: list[int] | None = None  # filled in once `usdposer check` (Step 4) exists
+    self_intersections: list[int] | None = None  # crossing part pairs per frame (None: no mesh)
 
     @property
     def mean_score(self) -> float:
@@ -273,7 +238,26 @@ def path_stats(s: Session, six: torch.Tensor, space: str) -> PathStats:
     viol = None
     if s.rig.limits is not None and torch.isfinite(s.rig.limits).any():
         viol = limit_violations(sixd_to_matrix(six.double()), s.rig.limits).sum(1).tolist()
-    return PathStats(space, [round(x, 5) for x in score], viol)
+    return PathStats(space, [round(x, 5) for x in score], viol, self_intersections(s.rig, six))
+
+
+def self_intersections(rig, six: torch.Tensor) -> list[int] | None:
+    """Per pose of ``six`` (N, J, 6), the number of part pairs whose skinned triangles cross (the exact test of
+    ``usdposer check``'s SelfIntersection rule, rest/bind crossings allowed); None for a rig without meshes."""
+    from usdposer.core.rotations import sixd_to_quat
+    from usdposer.posing import skin
+    from usdposer.types import Pose
+    from usdposer.validate.selfintersect import TriangleParts
+
+    if not rig.meshes:
+        return None
+    rig = rig.to(torch.float64, "cpu")
+    parts = TriangleParts.from_rig(rig)
+    pose = Pose.from_rotations(rig, sixd_to_quat(six.detach().double().cpu()))
+    counts = [0] * len(six)
+    for c in parts.find(torch.cat(skin(rig, pose, backend="torch"), 1).float()):
+        counts[c.frame] += 1
+    return counts
 
 
 def joint_path(a: torch.Tensor, b: torch.Tensor, frames: int) -> torch.Tensor:
@@ -589,8 +573,3 @@ def replay_ik(layer: str | os.PathLike, out, *, device: str = "cpu", preview: st
     qb = new.clip(rig_new, "usdposerIK").rotations[-1]
     rep.replay_max_angle_deg = float(quat_angle(qa, qb).max() * 180 / math.pi)
     return rep
-
-
-def default_output(asset, suffix: str) -> str:
-    p = Path(asset)
-    return str(p.with_name(f"{p.stem}.{suffix}.usdc"))

@@ -269,6 +269,8 @@ def test_interpolate_layer_report_and_keyframes(tiny, tmp_path):
     assert rep["keyframes"] == [0.0, 4.0, 8.0]
     assert [p["space"] for p in rep["paths"]] == ["latent", "joint"] and all(len(p["score"]) == 9 for p in rep["paths"])
     assert max(rep["endpoint_inversion_error"]) < 0.005
+    assert all(len(p["self_intersections"]) == 9 and all(isinstance(n, int) for n in p["self_intersections"])
+               for p in rep["paths"])
     stage = Usd.Stage.Open(str(out))
     assert get_keyframes(stage, rep["animation"]) == [0.0, 4.0, 8.0]
     path = read_asset(out)
@@ -340,3 +342,22 @@ def test_invert_needs_usd_and_animation(tmp_path):
     assert r.returncode == 2 and "usdposer import" in r.stderr
     r = cli("invert", tmp_path / "missing.usdc")
     assert r.returncode == 2 and "no such file" in r.stderr
+
+
+def test_path_report_counts_self_intersections_like_check(tiny):
+    """The report's crossings column is the SelfIntersection rule's exact test: the rest pose is clean, a Fox leg
+    rotated 110 degrees into the body crosses."""
+    import math
+
+    from usdposer.core.rotations import axis_angle_to_quat, quat_multiply, quat_to_6d
+    from usdposer.io.read_skel import read_asset
+    from usdposer.models.editing import self_intersections
+    from usdposer.types import Pose
+
+    rig = read_asset(tiny["fox"]).rig()
+    q = Pose.rest(rig).rotations.double()
+    j = rig.joint_index("b_LeftLeg01_015")
+    bent = q.clone()
+    bent[0, j] = quat_multiply(q[0, j], axis_angle_to_quat(torch.tensor([0, 0, math.radians(110)], dtype=torch.float64)))
+    counts = self_intersections(rig, quat_to_6d(torch.cat([q, bent])))
+    assert counts[0] == 0 and counts[1] > 0

@@ -220,7 +220,7 @@ def fit_asset(meshseq: str | os.PathLike, rig_asset: str | os.PathLike, out: str
     seq = read_mesh_sequence(meshseq, meters_per_unit=rig.meters_per_unit, up_axis=rig.up_axis, prim=prim)
     pick = list(range(len(seq.frames)))
     if frames:
-        from usdposer.models.editing import parse_frames
+        from usdposer.selection import parse_frames
 
         pick = parse_frames(frames, torch.as_tensor(seq.time_codes))
     q, r, res = fit_frames(rig, [seq.frames[i] for i in pick], cfg, progress=progress)

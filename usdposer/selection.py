@@ -1,0 +1,49 @@
+"""Selecting frames and naming outputs: the small conventions every verb shares."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from usdposer.errors import InputError
+
+
+def parse_frames(spec: str | None, time_codes, option: str = "--frames") -> list[int]:
+    """Frame indices of ``time_codes`` selected by ``spec``: None (all), ``A:B`` (time codes A..B inclusive),
+    ``A:B:S`` (every S-th), ``T`` or ``T1,T2,...``."""
+    tc = time_codes.tolist()
+    if spec is None:
+        return list(range(len(tc)))
+    spec = spec.strip()
+    try:
+        if ":" in spec:
+            parts = [float(p) if p else None for p in spec.split(":")]
+            if len(parts) not in (2, 3):
+                raise ValueError
+            lo = -math.inf if parts[0] is None else parts[0]
+            hi = math.inf if parts[1] is None else parts[1]
+            step = int(parts[2]) if len(parts) == 3 and parts[2] is not None else 1
+            if step < 1:
+                raise ValueError
+            idx = [i for i, t in enumerate(tc) if lo - 1e-6 <= t <= hi + 1e-6][::step]
+        else:
+            want = [float(p) for p in spec.split(",") if p.strip()]
+            idx = []
+            for w in want:
+                near = [i for i, t in enumerate(tc) if abs(t - w) < 1e-6]
+                if not near:
+                    raise InputError(f"{option} {spec}: no frame at time code {w:g}; the clip has time codes "
+                                     f"{tc[0]:g}..{tc[-1]:g}")
+                idx.append(near[0])
+    except InputError:
+        raise
+    except ValueError:
+        raise InputError(f"{option} {spec!r}: expected A:B, A:B:STEP or T1,T2,... (time codes)") from None
+    if not idx:
+        raise InputError(f"{option} {spec}: selects no frame; the clip has time codes {tc[0]:g}..{tc[-1]:g}")
+    return idx
+
+
+def default_output(asset, suffix: str) -> str:
+    p = Path(asset)
+    return str(p.with_name(f"{p.stem}.{suffix}.usdc"))
