@@ -242,21 +242,21 @@ def path_stats(s: Session, six: torch.Tensor, space: str) -> PathStats:
 
 
 def self_intersections(rig, six: torch.Tensor) -> list[int] | None:
-    """Per pose of ``six`` (N, J, 6), the number of part pairs whose skinned triangles cross (the exact test of
-    ``usdposer check``'s SelfIntersection rule, rest/bind crossings allowed); None for a rig without meshes."""
-    from usdposer.core.rotations import sixd_to_quat
-    from usdposer.posing import skin
-    from usdposer.types import Pose
+    """Per pose of ``six`` (N, J, 6) pose-space codes (rotations relative to rest), the number of part pairs whose skinned triangles cross deeper than the
+    SelfIntersection rule's warning depth (its exact test; rest/bind crossings allowed); None without meshes."""
+    from usdposer.posing import character_height, skin
+    from usdposer.validate.context import CheckOptions
     from usdposer.validate.selfintersect import TriangleParts
 
     if not rig.meshes:
         return None
     rig = rig.to(torch.float64, "cpu")
     parts = TriangleParts.from_rig(rig)
-    pose = Pose.from_rotations(rig, sixd_to_quat(six.detach().double().cpu()))
+    pose = place(rig, six.detach().cpu(), None)  # rest-relative 6D codes -> joint-local rotations, grounded
     counts = [0] * len(six)
+    floor = CheckOptions().depth * character_height(rig)  # the rule's warning depth: shallower grazes are not counted
     for c in parts.find(torch.cat(skin(rig, pose, backend="torch"), 1).float()):
-        counts[c.frame] += 1
+        counts[c.frame] += c.depth > floor
     return counts
 
 

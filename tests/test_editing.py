@@ -347,17 +347,14 @@ def test_invert_needs_usd_and_animation(tmp_path):
 def test_path_report_counts_self_intersections_like_check(tiny):
     """The report's crossings column is the SelfIntersection rule's exact test: the rest pose is clean, a Fox leg
     rotated 110 degrees into the body crosses."""
-    import math
-
-    from usdposer.core.rotations import axis_angle_to_quat, quat_multiply, quat_to_6d
+    from usdposer.core.rotations import axis_angle_to_quat, quat_to_6d
     from usdposer.io.read_skel import read_asset
     from usdposer.models.editing import self_intersections
-    from usdposer.types import Pose
 
     rig = read_asset(tiny["fox"]).rig()
-    q = Pose.rest(rig).rotations.double()
-    j = rig.joint_index("b_LeftLeg01_015")
-    bent = q.clone()
-    bent[0, j] = quat_multiply(q[0, j], axis_angle_to_quat(torch.tensor([0, 0, math.radians(110)], dtype=torch.float64)))
-    counts = self_intersections(rig, quat_to_6d(torch.cat([q, bent])))
+    rel = torch.zeros(2, rig.num_joints, 4, dtype=torch.float64)
+    rel[..., 0] = 1  # pose-space codes are rotations relative to rest: identity = the rest pose
+    rel[1, rig.joint_index("b_LeftLeg01_015")] = axis_angle_to_quat(
+        torch.tensor([0, 0, math.radians(110)], dtype=torch.float64))
+    counts = self_intersections(rig, quat_to_6d(rel))
     assert counts[0] == 0 and counts[1] > 0
