@@ -347,9 +347,10 @@ def test_invert_needs_usd_and_animation(tmp_path):
 def test_path_report_counts_self_intersections_like_check(tiny):
     """The report's crossings column is the SelfIntersection rule's exact test: the rest pose is clean, a Fox leg
     rotated 110 degrees into the body crosses."""
+    from usdposer.models.editing import self_intersections
+
     from usdposer.core.rotations import axis_angle_to_quat, quat_to_6d
     from usdposer.io.read_skel import read_asset
-    from usdposer.models.editing import self_intersections
 
     rig = read_asset(tiny["fox"]).rig()
     rel = torch.zeros(2, rig.num_joints, 4, dtype=torch.float64)
