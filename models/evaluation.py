@@ -8,7 +8,8 @@ kinematics (root at rest, heading removed, as in the dataset), with distances as
 * precision: mean over samples of the MPJPE to the nearest real pose (lower is better);
 * recall: mean over real poses of the MPJPE to the nearest sample (lower is better), and coverage: the share of real
   poses with a sample within 5 % of the height;
-* limit violations: share of samples with a joint outside its known limits (characters with limits only).
+* limit violations: share of samples with a joint outside its limits: the rig's own where it states them (MJCF
+  hinges), else swing-twist limits learned from all of the character's real poses (marked "learned").
 
 Baselines: (a) ``random-rotations``: independent per-joint random rotations (uniform axis) whose angles are drawn
 from the training data's per-joint rotation angles (pooled over joints at the same tree depth, so that it applies
@@ -43,6 +44,7 @@ class EvalRow:
     recall: float
     coverage: float
     limit_violations: float | None
+    limit_source: str = "rig"  # "rig" (the asset's own limits), "learned" (from its real poses) or "none"
 
 
 def joint_positions(ch: Character, six: torch.Tensor) -> torch.Tensor:
@@ -68,10 +70,18 @@ def apd(x: torch.Tensor) -> float:
     return float(D.sum() / max(n * (n - 1), 1))
 
 
-def limit_violation_rate(ch: Character, six: torch.Tensor) -> float | None:
-    """Share of poses with any joint's XYZ Euler angle (relative to rest) outside its known limits."""
+def limit_violation_rate(ch: Character, six: torch.Tensor, learned: torch.Tensor | None = None) -> float | None:
+    """Share of poses with a joint outside its limits: the rig's own (XYZ Euler angles relative to rest, 1 degree
+    tolerance) when it has them, else ``learned`` swing-twist limits ``(J, 3)`` (:func:`learned_limits`)."""
     if ch.limits is None:
-        return None
+        if learned is None or not torch.isfinite(learned).any():
+            return None
+        from usdposer.core.limits import swing_twist_residual, twist_axes
+        from usdposer.core.rotations import sixd_to_matrix
+
+        axes = twist_axes(ch.rest_local.double(), ch.parents.long())
+        excess = swing_twist_residual(sixd_to_matrix(six.double()), axes, learned, margin=math.radians(1.0))
+        return float((excess > 0).any(1).double().mean())
     from scipy.spatial.transform import Rotation
 
     from usdposer.core.rotations import sixd_to_matrix
@@ -85,6 +95,17 @@ def limit_violation_rate(ch: Character, six: torch.Tensor) -> float | None:
     tol = math.radians(1.0)
     bad = ((eul < lim[:, :, 0] - tol) | (eul > lim[:, :, 1] + tol)) & known
     return float(bad.flatten(1).any(1).double().mean())
+
+
+def learned_limits(ch: Character) -> torch.Tensor:
+    """Swing-twist limits ``(J, 3)`` learned from every real pose of the character (0.5 % / 99.5 % quantiles widened
+    by 5 degrees, as ``usdposer limits learn``): for characters whose rig states no limits, "outside the range its own
+    animation ever reaches"."""
+    from usdposer.core.limits import learn_swing_twist, twist_axes
+    from usdposer.core.rotations import sixd_to_matrix
+
+    axes = twist_axes(ch.rest_local.double(), ch.parents.long())
+    return learn_swing_twist(sixd_to_matrix(ch.poses.double()), axes)
 
 
 def _depths(parents: torch.Tensor) -> list[int]:
@@ -138,13 +159,14 @@ def rest_noise_baseline(ch: Character, n: int, target_apd: float, g_seed: int) -
     return quat_to_6d(axis_angle_to_quat((lo + hi) / 2 * noise))
 
 
-def _row(ch, topology, method, six, real_pos) -> EvalRow:
+def _row(ch, topology, method, six, real_pos, learned=None) -> EvalRow:
     pos = joint_positions(ch, six)
     h = ch.height or 1.0
     D = mpjpe_matrix(pos, real_pos) / h * 100
     return EvalRow(ch.id, topology, method, len(ch.parents), len(real_pos), len(six), apd(pos) / h * 100,
                    float(D.min(1).values.mean()), float(D.min(0).values.mean()),
-                   float((D.min(0).values < COVERAGE_THRESHOLD).double().mean()), limit_violation_rate(ch, six))
+                   float((D.min(0).values < COVERAGE_THRESHOLD).double().mean()), limit_violation_rate(ch, six, learned),
+                   "rig" if ch.limits is not None else ("learned" if learned is not None else "none"))
 
 
 def _signature(c: Character) -> tuple:
@@ -171,11 +193,12 @@ def evaluate(checkpoint: str | None, dataset: str, *, n: int = 256, steps: int =
         cond = RigCondition(ch.features.float(), ch.tree.long())  # the dataset's features include the mesh
         six, _ = prior.sample(cond, n, steps=steps, generator=torch.Generator().manual_seed(seed))
         topology = "seen" if _signature(ch) in seen else "unseen"
-        model_row = _row(ch, topology, "usdposer", six, real_pos)
+        learned = learned_limits(ch) if ch.limits is None else None
+        model_row = _row(ch, topology, "usdposer", six, real_pos, learned)
         rows.append(model_row)
-        rows.append(_row(ch, topology, "random-rotations", random_rotation_baseline(ch, bank, n, g), real_pos))
+        rows.append(_row(ch, topology, "random-rotations", random_rotation_baseline(ch, bank, n, g), real_pos, learned))
         target = model_row.apd / 100 * (ch.height or 1.0)
-        rows.append(_row(ch, topology, "rest+noise", rest_noise_baseline(ch, n, target, seed + 1), real_pos))
+        rows.append(_row(ch, topology, "rest+noise", rest_noise_baseline(ch, n, target, seed + 1), real_pos, learned))
     return rows
 
 
@@ -184,7 +207,8 @@ def format_table(rows: list[EvalRow]) -> str:
             "coverage @5% | limit violations |")
     lines = [head, "|" + "---|" * 8]
     for r in rows:
-        lv = "n/a" if r.limit_violations is None else f"{100 * r.limit_violations:.1f} %"
+        lv = "n/a" if r.limit_violations is None else f"{100 * r.limit_violations:.1f} %" + (
+            " (learned)" if r.limit_source == "learned" else "")
         lines.append(f"| {r.character} | {r.topology} | {r.method} | {r.apd:.2f} | {r.precision:.2f} | {r.recall:.2f} | "
                      f"{100 * r.coverage:.0f} % | {lv} |")
     return "\n".join(lines)

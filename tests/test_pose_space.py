@@ -272,6 +272,20 @@ def test_eval_table_has_model_and_both_baselines(tiny):
     assert abs(rows[2].apd - rows[0].apd) < 0.05 * rows[0].apd + 1e-3
     assert all(np.isfinite([r.precision, r.recall, r.apd]).all() for r in rows)
     assert "| quaternius/Trex |" in format_table(rows)
+    # the Trex states no limits: violations are measured against swing-twist limits learned from its real poses,
+    # which its real poses themselves (nearly) never leave, while random rotations do
+    assert all(r.limit_source == "learned" and r.limit_violations is not None for r in rows)
+    assert rows[1].limit_violations > 0.5 and "(learned)" in format_table(rows)
+
+
+def test_learned_limit_violations_hold_for_real_poses(tiny):
+    from usdposer.dataset import load_dataset
+    from usdposer.models.evaluation import learned_limits, limit_violation_rate
+
+    ch = [c for c in load_dataset(str(tiny["root"] / "data"), ("heldout",)) if len(c.poses)][0]
+    learned = learned_limits(ch)
+    assert torch.isfinite(learned).any()
+    assert limit_violation_rate(ch, ch.poses, learned) < 0.02  # quantiles 0.5 / 99.5 % widened by 5 degrees
 
 
 def test_default_checkpoint_ships_small_and_loads():
