@@ -112,6 +112,7 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=4, help="candidates per guided solve")
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--only", default=None, help="only characters whose label contains this text")
     args = ap.parse_args()
     import torch
     from usdposer.models.pose_prior import PosePrior
@@ -127,6 +128,8 @@ def main() -> None:
     totals: dict[str, dict[str, list[float]]] = {}
     with tempfile.TemporaryDirectory() as work:
         for label, path in ASSETS:
+            if args.only and args.only.lower() not in label.lower():
+                continue
             if not path.exists():
                 print(f"{label:<30}(missing: {path})")
                 continue
