@@ -279,8 +279,9 @@ def test_eval_table_has_model_and_both_baselines(tiny):
 
 
 def test_learned_limit_violations_hold_for_real_poses(tiny):
-    from usdposer.dataset import load_dataset
     from usdposer.models.evaluation import learned_limits, limit_violation_rate
+
+    from usdposer.dataset import load_dataset
 
     ch = [c for c in load_dataset(str(tiny["root"] / "data"), ("heldout",)) if len(c.poses)][0]
     learned = learned_limits(ch)
