@@ -1,0 +1,86 @@
+"""usdposer distill"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from usdposer.commands._options import device_option, json_option, seed_option
+from usdposer.commands._output import emit
+
+EPILOG = """\b
+Examples:
+  usdposer distill fox.usdc --prompt "a fox running" --model tiny-wan --iterations 50
+  usdposer distill fox.usdc --prompt "a fox jumping" --model /models/Wan2.1-T2V-1.3B-Diffusers \\
+      --device cuda --frames 49 --size 480x320 --state runs/fox --preview fox.gif
+  usdposer distill fox.usdc --prompt "a fox jumping" --model ... --resume runs/fox
+
+\b
+AKD: the rig becomes skinned 3D Gaussians, rendered over a checkerboard
+ground by a differentiable splatting renderer (gsplat on CUDA, PyTorch
+elsewhere); per-frame joint angles and the root are optimised by Score
+Distillation Sampling through a video diffusion model, with smoothness and
+ground terms (the paper's weights and noise schedule by default).
+--model takes a local diffusers folder or a hub id you already have
+(Wan2.1-T2V-1.3B-Diffusers by default on GPU; CogVideoX folders are
+recognised by name), or tiny-wan / tiny-cogvideox: random-weight models
+for trying the pipeline on CPU. Real models need `transformers` for their
+text encoder. Memory: the VAE encoder's backward is the wall; it runs
+checkpointed. Writes SkelAnimation <Skeleton>/usdposerDistill (bound) over
+ASSET (default ASSET_STEM.distill.usdc) with a JSON + PNG loss report.
+"""
+
+
+@click.command("distill", epilog=EPILOG)
+@click.argument("asset", type=click.Path(dir_okay=False))
+@click.option("--prompt", required=True, help="What the character does.")
+@click.option("--model", default="tiny-wan", show_default=True, help="Video prior: folder, hub id, tiny-wan, tiny-cogvideox.")
+@click.option("-o", "--out", type=click.Path(dir_okay=False), default=None, help="Output layer (.usdc/.usda).")
+@click.option("--iterations", type=int, default=1000, show_default=True)
+@click.option("--frames", type=int, default=9, show_default=True, help="Frames (4k+1 for video VAEs).")
+@click.option("--size", default="64x64", show_default=True, help="Render size WxH (multiples of 16).")
+@click.option("--gaussians", type=int, default=5000, show_default=True)
+@click.option("--guidance", type=float, default=100.0, show_default=True, help="Classifier-free guidance scale.")
+@click.option("--lr", type=float, default=0.01, show_default=True, help="Adam step for joint angles (radians).")
+@click.option("--no-ground-render", is_flag=True, help="Ablation: render without the ground.")
+@click.option("--no-smooth", is_flag=True, help="Ablation: no smoothness term.")
+@click.option("--no-ground-loss", is_flag=True, help="Ablation: no ground-penetration term.")
+@click.option("--state", "state_dir", type=click.Path(file_okay=False), default=None, help="Save the optimisation state here.")
+@click.option("--resume", type=click.Path(file_okay=False), default=None, help="Resume from a saved --state folder.")
+@click.option("--skeleton", default=None, help="Skeleton prim path or name (default: the first).")
+@click.option("--preview", type=click.Path(dir_okay=False), default=None, help="Write the rendered motion as a GIF.")
+@seed_option
+@device_option
+@json_option
+def cli(asset, prompt, model, out, iterations, frames, size, gaussians, guidance, lr, no_ground_render, no_smooth,
+        no_ground_loss, state_dir, resume, skeleton, preview, seed, device, as_json) -> None:
+    """Distill an animation of ASSET's rig from a video diffusion model (AKD)."""
+    from tqdm import tqdm
+    from usdposer.models.distill import DistillConfig, distill_asset
+
+    from usdposer.errors import InputError
+    from usdposer.selection import default_output
+
+    try:
+        w, h = (int(v) for v in size.lower().split("x"))
+    except ValueError:
+        raise InputError(f"--size {size!r}: expected WxH, e.g. 64x64") from None
+    if w % 16 or h % 16 or w <= 0 or h <= 0:
+        raise InputError(f"--size {size}: width and height must be positive multiples of 16")
+    if frames < 1 or (model.startswith("tiny-") or "wan" in model.lower() or "cogvideo" in model.lower()) and (frames - 1) % 4:
+        raise InputError(f"--frames {frames}: video VAEs take 4k+1 frames (5, 9, 13, ..., 49)")
+    cfg = DistillConfig(iterations=iterations, frames=frames, width=w, height=h, gaussians=gaussians, guidance=guidance,
+                        lr=lr, render_ground=not no_ground_render, smooth_weight=0.0 if no_smooth else 2e5,
+                        ground_weight=0.0 if no_ground_loss else 1e7, seed=seed)
+    bar = lambda it: tqdm(it, desc="distilling", unit="it", leave=False, disable=as_json or not sys.stderr.isatty())
+    rep = distill_asset(asset, out or default_output(asset, "distill"), prompt=prompt, model=model, cfg=cfg,
+                        skeleton=skeleton, device=device, state_dir=state_dir, resume=resume, preview=preview,
+                        arguments=sys.argv[1:], progress=bar)
+    emit(rep, as_json, _human)
+
+
+def _human(r) -> str:
+    split = ", ".join(f"{k} {v:.3f}" for k, v in r.seconds_per_iteration.items())
+    return (f"wrote {r.output}: {r.frames} frames distilled into {r.animation} in {r.iterations} iterations "
+            f"({r.seconds:.1f} s; per iteration: {split}); losses in {r.report} and {r.loss_png}"
+            + (f"; preview {r.preview}" if r.preview else ""))

