@@ -40,6 +40,7 @@ bench: setup
 	$(BIN)/python bench/check.py
 	$(BIN)/python bench/skin.py
 	$(BIN)/python bench/fit.py
+	$(BIN)/python bench/distill.py
 
 # the shipped pose space (models/default): dataset from the shared data set, whole characters held out, ~30 min CPU
 DEFAULT_DATA := data/default
