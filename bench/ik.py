@@ -47,7 +47,27 @@ def trial_poses(asset, rig, prior, cond, g):
     if clips:
         return torch.cat([pose_to_6d(rig, c.pose()) for c in clips]).float(), "animation"
     six, _ = prior.sample(cond, 64, generator=g)
+    if rig.limits is not None and torch.isfinite(rig.limits).any():
+        return within_limits(six, rig.limits), "prior samples within the asset's limits"
     return six, "prior samples"
+
+
+def within_limits(six, limits):
+    """Poses (N, J, 6) projected into the rig's per-axis Euler limits (J, 3, 2): reachable targets for a limited
+    rig, so that neither method is asked for a pose its joints cannot take."""
+    import torch
+    from scipy.spatial.transform import Rotation
+
+    from usdposer.core.rotations import matrix_to_6d, sixd_to_matrix
+
+    N, J = six.shape[:2]
+    R = sixd_to_matrix(six.double()).reshape(-1, 3, 3).numpy()
+    e = torch.from_numpy(Rotation.from_matrix(R).as_euler("xyz")).reshape(N, J, 3)
+    lo, hi = limits[..., 0].double(), limits[..., 1].double()
+    e = torch.where(torch.isfinite(lo), torch.maximum(e, lo), e)
+    e = torch.where(torch.isfinite(hi), torch.minimum(e, hi), e)
+    M = torch.from_numpy(Rotation.from_euler("xyz", e.reshape(-1, 3).numpy()).as_matrix()).reshape(N, J, 3, 3)
+    return matrix_to_6d(M).float()
 
 
 def run_character(label, path, prior, args, work):

@@ -126,7 +126,7 @@ def distill_motion(rig, prior, text, cfg: DistillConfig | None = None, *, camera
         timing["rendering"] += time.perf_counter() - tick
         # 4-5. encode with gradient, SDS gradient without
         tick = time.perf_counter()
-        z = prior.encode(video.float())
+        z = prior.encode(video.float().to(getattr(prior, "device", video.device)))
         timing["encode"] += time.perf_counter() - tick
         tick = time.perf_counter()
         t = t_schedule(i, cfg, g)
