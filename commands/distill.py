@@ -26,7 +26,8 @@ ground terms (the paper's weights and noise schedule by default).
 recognised by name), or tiny-wan / tiny-cogvideox: random-weight models
 for trying the pipeline on CPU. Real models need `transformers` for their
 text encoder. Memory: the VAE encoder's backward is the wall; it runs
-checkpointed. Writes SkelAnimation <Skeleton>/usdposerDistill (bound) over
+checkpointed, and --vae-grad subset backpropagates through a random run of
+2 latent frames only (about 9 pixel frames of activations instead of F). Writes SkelAnimation <Skeleton>/usdposerDistill (bound) over
 ASSET (default ASSET_STEM.distill.usdc) with a JSON + PNG loss report.
 """
 
@@ -42,6 +43,8 @@ ASSET (default ASSET_STEM.distill.usdc) with a JSON + PNG loss report.
 @click.option("--gaussians", type=int, default=5000, show_default=True)
 @click.option("--guidance", type=float, default=100.0, show_default=True, help="Classifier-free guidance scale.")
 @click.option("--lr", type=float, default=0.01, show_default=True, help="Adam step for joint angles (radians).")
+@click.option("--vae-grad", type=click.Choice(["full", "subset"]), default="full", show_default=True,
+              help="Encoder backward: full (checkpointed) or a random run of latent frames (less memory).")
 @click.option("--no-ground-render", is_flag=True, help="Ablation: render without the ground.")
 @click.option("--no-smooth", is_flag=True, help="Ablation: no smoothness term.")
 @click.option("--no-ground-loss", is_flag=True, help="Ablation: no ground-penetration term.")
@@ -52,7 +55,7 @@ ASSET (default ASSET_STEM.distill.usdc) with a JSON + PNG loss report.
 @seed_option
 @device_option
 @json_option
-def cli(asset, prompt, model, out, iterations, frames, size, gaussians, guidance, lr, no_ground_render, no_smooth,
+def cli(asset, prompt, model, out, iterations, frames, size, gaussians, guidance, lr, vae_grad, no_ground_render, no_smooth,
         no_ground_loss, state_dir, resume, skeleton, preview, seed, device, as_json) -> None:
     """Distill an animation of ASSET's rig from a video diffusion model (AKD)."""
     from tqdm import tqdm
@@ -71,7 +74,7 @@ def cli(asset, prompt, model, out, iterations, frames, size, gaussians, guidance
         raise InputError(f"--frames {frames}: video VAEs take 4k+1 frames (5, 9, 13, ..., 49)")
     cfg = DistillConfig(iterations=iterations, frames=frames, width=w, height=h, gaussians=gaussians, guidance=guidance,
                         lr=lr, render_ground=not no_ground_render, smooth_weight=0.0 if no_smooth else 2e5,
-                        ground_weight=0.0 if no_ground_loss else 1e7, seed=seed)
+                        ground_weight=0.0 if no_ground_loss else 1e7, vae_grad=vae_grad, seed=seed)
     bar = lambda it: tqdm(it, desc="distilling", unit="it", leave=False, disable=as_json or not sys.stderr.isatty())
     rep = distill_asset(asset, out or default_output(asset, "distill"), prompt=prompt, model=model, cfg=cfg,
                         skeleton=skeleton, device=device, state_dir=state_dir, resume=resume, preview=preview,

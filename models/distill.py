@@ -41,6 +41,8 @@ class DistillConfig:
     fps: float = 8.0
     render_ground: bool = True  # ablation: no ground in the renders
     cuboid_radius: float = 0.04  # bone cuboid half-width, in heights
+    vae_grad: str = "full"  # "full" (checkpointed for loaded models) or "subset" (a random run of latent frames)
+    vae_chunk: int = 2  # latent frames with gradient in "subset" mode
     seed: int = 0
 
 
@@ -74,6 +76,8 @@ def distill_motion(rig, prior, text, cfg: DistillConfig | None = None, *, camera
                    on_step: Callable[[int, dict], None] | None = None) -> DistillResult:
     """Optimise a motion of ``rig`` under ``prior`` (module docstring). ``cameras`` (one per frame) replaces the
     following camera; ``state`` (from a previous :class:`DistillResult`) resumes the optimisation."""
+    from usdposer.models.video_prior import encode_with_grad, sds_loss
+
     from usdposer.core.kinematics import decompose_trs
     from usdposer.core.rotations import axis_angle_to_quat, quat_multiply
     from usdposer.posing import character_height, joint_transforms
@@ -126,13 +130,13 @@ def distill_motion(rig, prior, text, cfg: DistillConfig | None = None, *, camera
         timing["rendering"] += time.perf_counter() - tick
         # 4-5. encode with gradient, SDS gradient without
         tick = time.perf_counter()
-        z = prior.encode(video.float().to(getattr(prior, "device", video.device)))
+        z = encode_with_grad(prior, video.float().to(getattr(prior, "device", video.device)), cfg.vae_grad,
+                             cfg.vae_chunk, generator=g)
         timing["encode"] += time.perf_counter() - tick
         tick = time.perf_counter()
         t = t_schedule(i, cfg, g)
         grad = prior.sds_gradient(z, t, text, cfg.guidance, generator=g)
         timing["prior"] += time.perf_counter() - tick
-        from usdposer.models.video_prior import sds_loss
 
         loss_sds = sds_loss(z, grad)
         # 6. smoothness (second differences of the angles and root) and ground (bone cuboids above y = 0)

@@ -80,6 +80,40 @@ class VideoPrior:
         raise NotImplementedError
 
 
+def encode_with_grad(prior: VideoPrior, video: Tensor, mode: str = "full", chunk: int = 2,
+                     generator: torch.Generator | None = None) -> Tensor:
+    """The prior's latents of ``video`` (B, 3, F, H, W) with gradient, by ``mode``:
+
+    "full"        the encoder's whole backward (checkpointed inside the prior when it was loaded so);
+    "subset"      exact latent values from a gradient-free encode of the whole clip, and gradient only through a
+                  random run of ``chunk`` latent frames re-encoded from their own pixel frames (straight through:
+                  ``z = z_all + (z_win - sg(z_win))``). The causal video VAEs map latent 0 to frame 0 and latent k
+                  to frames 4k-3..4k, so the window starts one frame early (its own first latent is dropped) and
+                  needs no history; its gradient ignores the causal context before the window, which is the
+                  approximation that buys the memory (encoder activations for ``4 chunk + 1`` frames).
+    Priors whose ``frames_multiple`` is 1 encode frames independently, so their windows are exact.
+    """
+    if mode == "full":
+        return prior.encode(video)
+    if mode != "subset":
+        raise ValueError(f"unknown VAE gradient mode {mode!r}; use full or subset")
+    with torch.no_grad():
+        z_all = prior.encode(video)
+    n = z_all.shape[2]
+    k = min(chunk, n)
+    a = int(torch.randint(0, n - k + 1, (1,), generator=generator))
+    m = prior.frames_multiple
+    if m == 1:
+        z_win = prior.encode(video[:, :, a:a + k])
+    elif a == 0:
+        z_win = prior.encode(video[:, :, : m * (k - 1) + 1])
+    else:
+        z_win = prior.encode(video[:, :, m * a - m: m * (a + k - 1) + 1])[:, :, 1:]
+    pad = torch.zeros_like(z_all)
+    pad[:, :, a:a + k] = z_win - z_win.detach()
+    return z_all + pad
+
+
 def sds_loss(z: Tensor, grad: Tensor) -> Tensor:
     """``0.5 ||z - stopgrad(z - g)||^2`` summed over the latent: its gradient w.r.t. ``z`` is exactly ``g``."""
     return 0.5 * ((z - (z - grad).detach()) ** 2).sum()

@@ -142,7 +142,8 @@ def test_distill_cli_writes_layer_report_and_resumes(fox, tmp_path):
     out, state = tmp_path / "fox.distill.usdc", tmp_path / "state"
     base = CLI + ["distill", str(d / "fox.usdc"), "--prompt", "a fox running", "--model", "tiny-wan", "--frames", "5",
                   "--size", "32x32", "--gaussians", "400", "-o", str(out)]
-    r = subprocess.run(base + ["--iterations", "2", "--state", str(state), "--json"], capture_output=True, text=True)
+    r = subprocess.run(base + ["--iterations", "2", "--state", str(state), "--vae-grad", "subset", "--json"],
+                       capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     rep = json.loads(r.stdout)
     assert rep["iterations"] == 2 and set(rep["seconds_per_iteration"]) >= {"rendering", "encode", "prior", "backward"}
@@ -194,3 +195,18 @@ def test_analytic_teacher_recovers_a_shared_assets_motion_within_5_degrees(tmp_p
     start = math.degrees(float(quat_angle(q.expand(F, J, 4), q_target).mean()))
     err = math.degrees(float(quat_angle(res.rotations, q_target).mean()))
     assert start > 5 and err < 5, (start, err)
+
+
+@pytest.mark.parametrize("kind", ["wan", "cogvideox"])
+def test_vae_gradient_subset_keeps_values_and_limits_the_gradient_to_its_window(kind):
+    from usdposer.models.video_prior import encode_with_grad, tiny_prior
+
+    prior = tiny_prior(kind)
+    video = (torch.rand(1, 3, 9, 32, 32, generator=torch.Generator().manual_seed(3)) * 2 - 1).requires_grad_()
+    with torch.no_grad():
+        full = prior.encode(video)
+    z = encode_with_grad(prior, video, "subset", chunk=1, generator=torch.Generator().manual_seed(5))
+    assert torch.allclose(z, full, atol=1e-6)  # values from the whole clip
+    z[:, :, 1:].sum().backward()  # latents 1 and 2 (frames 1-8)
+    grad_frames = video.grad.abs().sum((0, 1, 3, 4)) > 0  # (F,)
+    assert grad_frames.any() and grad_frames.sum() <= 5  # one latent's window: at most 5 frames carry gradient
