@@ -45,15 +45,13 @@ def time_heat(rig, repeats: int = 5) -> float:
 
 
 def quality(asset) -> dict:
-    import numpy as np
 
     from usdposer.autoskin import heat_weights, weight_quality, with_weights
 
     rig = asset.rig()
     idx, w, res = heat_weights(rig, [m.points.double().numpy() for m in rig.meshes], [m.faces.numpy() for m in rig.meshes])
-    used = np.unique(np.concatenate([i[x > 0] for i, x in zip(idx, w)]))
     q = weight_quality(rig, with_weights(rig, idx, w), asset.clips.get(rig.skeleton_path, []))
-    q["unweighted"] = [rig.joint_names[j] for j in np.setdiff1d(res.bones, used)]
+    q["unweighted"] = [rig.joint_names[j] for j in res.unweighted]
     q["controls"] = len(res.controls)
     return q
 

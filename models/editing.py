@@ -230,7 +230,8 @@ class InterpolateReport:
     seconds: float = 0.0
 
 
-def path_stats(s: Session, six: torch.Tensor, space: str) -> PathStats:
+def path_stats(s: Session, six: torch.Tensor, space: str, parts=None) -> PathStats:
+    """Per-frame plausibility of a path; ``parts`` (:func:`triangle_parts`) is shared between the paths of a report."""
     from usdposer.core.limits import limit_violations
     from usdposer.core.rotations import sixd_to_matrix
 
@@ -238,20 +239,27 @@ def path_stats(s: Session, six: torch.Tensor, space: str) -> PathStats:
     viol = None
     if s.rig.limits is not None and torch.isfinite(s.rig.limits).any():
         viol = limit_violations(sixd_to_matrix(six.double()), s.rig.limits).sum(1).tolist()
-    return PathStats(space, [round(x, 5) for x in score], viol, self_intersections(s.rig, six))
+    return PathStats(space, [round(x, 5) for x in score], viol, self_intersections(s.rig, six, parts))
 
 
-def self_intersections(rig, six: torch.Tensor) -> list[int] | None:
-    """Per pose of ``six`` (N, J, 6) pose-space codes (rotations relative to rest), the number of part pairs whose skinned triangles cross deeper than the
-    SelfIntersection rule's warning depth (its exact test; rest/bind crossings allowed); None without meshes."""
+def triangle_parts(rig):
+    """The SelfIntersection rule's part grouping of ``rig`` (float64, CPU), or None for a rig without meshes."""
+    from usdposer.validate.selfintersect import TriangleParts
+
+    return TriangleParts.from_rig(rig.to(torch.float64, "cpu")) if rig.meshes else None
+
+
+def self_intersections(rig, six: torch.Tensor, parts=None) -> list[int] | None:
+    """Per pose of ``six`` (N, J, 6) pose-space codes (rotations relative to rest), the number of part pairs whose
+    skinned triangles cross deeper than the SelfIntersection rule's warning depth (its exact test; rest/bind
+    crossings allowed); None without meshes."""
     from usdposer.posing import character_height, skin
     from usdposer.validate.context import CheckOptions
-    from usdposer.validate.selfintersect import TriangleParts
 
     if not rig.meshes:
         return None
+    parts = parts if parts is not None else triangle_parts(rig)
     rig = rig.to(torch.float64, "cpu")
-    parts = TriangleParts.from_rig(rig)
     pose = place(rig, six.detach().cpu(), None)  # rest-relative 6D codes -> joint-local rotations, grounded
     counts = [0] * len(six)
     floor = CheckOptions().depth * character_height(rig)  # the rule's warning depth: shallower grazes are not counted
@@ -337,7 +345,8 @@ def interpolate_asset(asset, out, *, pose_from: str, pose_to: str, frames: int =
     rep = InterpolateReport(str(asset), str(outp), s.rig.skeleton_path, a.label, b.label, frames, space, anim_path,
                             [float(k) for k in keys], [round(e, 6) for e in end_err])
     if report:
-        rep.paths = [path_stats(s, six_l, "latent"), path_stats(s, six_j, "joint")]
+        parts = triangle_parts(s.rig)  # built once for both paths
+        rep.paths = [path_stats(s, six_l, "latent", parts), path_stats(s, six_j, "joint", parts)]
     if preview:
         from usdposer.preview import contact_sheet
 

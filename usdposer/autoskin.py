@@ -142,11 +142,11 @@ def skin_asset(asset: str | os.PathLike, out: str | os.PathLike, *, influences: 
     excluded = select_joints(rig, exclude)
     idx, w, res = heat_weights(rig, [m.points for m in bare], [m.faces for m in bare], influences=influences,
                                exclude=excluded, backend=backend)
-    used = np.unique(np.concatenate([i[ww > 0] for i, ww in zip(idx, w)]))
     report = SkinReport(
         output=str(out), skeleton=rig.skeleton_path, meshes=[m.path for m in bare], vertices=int(sum(len(m.points) for m in bare)),
-        joints=rig.num_joints, influences=influences, weighted_joints=int(len(used)),
-        unweighted_joints=[rig.joint_names[j] for j in np.setdiff1d(res.bones, used)],
+        joints=rig.num_joints, influences=influences,
+        weighted_joints=int(len(np.unique(res.indices[res.weights > 0]))),
+        unweighted_joints=[rig.joint_names[j] for j in res.unweighted],
         control_joints=[rig.joint_names[j] for j in res.controls], excluded_joints=[rig.joint_names[j] for j in excluded],
         components=res.components, forced_components=res.forced_components, invisible_vertices=res.invisible_vertices,
         timings={k: round(v, 4) for k, v in res.stats.items()},

@@ -52,17 +52,19 @@ def chamfer(a: torch.Tensor, b: torch.Tensor, b_tree=None) -> torch.Tensor:
 
 @dataclass
 class RigSurface:
-    """The rig's meshes as one skinned surface: points (V, 3), indices/weights (V, K), unique edges (E, 2) with their
-    lengths (E,) (bind pose here; :func:`fit_frames` measures them on the skinned rest pose), and fixed surface samples for the Chamfer term: (S, 3) vertex indices of their triangles and
-    (S, 3) barycentric coordinates (area-uniform)."""
+    """The rig's meshes as one skinned surface: bind points (V, 3), indices/weights (V, K), unique edges (E, 2), the
+    skinned rest pose ``rest`` (V, 3) and its edge lengths ``rest_len`` (E,) (measured posed, because bind points may
+    sit at another scale than the posed skeleton), and fixed surface samples for the Chamfer term: (S, 3) vertex
+    indices of their triangles and (S, 3) barycentric coordinates (area-uniform)."""
 
     points: torch.Tensor
     indices: torch.Tensor
     weights: torch.Tensor
     edges: torch.Tensor
-    rest_len: torch.Tensor
     tri: torch.Tensor
     bary: torch.Tensor
+    rest: torch.Tensor | None = None
+    rest_len: torch.Tensor | None = None
 
     def samples(self, X: torch.Tensor) -> torch.Tensor:
         """(S, 3) surface samples of the skinned points X (V, 3)."""
@@ -88,7 +90,15 @@ class RigSurface:
         flip = u + v > 1
         u, v = torch.where(flip, 1 - u, u), torch.where(flip, 1 - v, v)
         bary = torch.stack([1 - u - v, u, v], 1)
-        return cls(P, I, W, e[keep], L0[keep], F[face], bary)
+        surf = cls(P, I, W, e[keep], F[face], bary)
+        from usdposer.types import Pose
+
+        base = Pose.rest(rig)
+        X = surf.skin(rig, base.rotations[0], base.translations[0, rig.roots[0]], base)  # (V, 3)
+        h = float(X[:, 1].max() - X[:, 1].min())  # posing.character_height of the same points
+        surf.rest = X
+        surf.rest_len = (X[surf.edges[:, 0]] - X[surf.edges[:, 1]]).norm(dim=1).clamp(min=1e-9 * h)
+        return surf
 
     def skin(self, rig, rotations: torch.Tensor, root: torch.Tensor, base) -> torch.Tensor:
         """Skinned points (V, 3) for one pose: rotations (J, 4), root translation (3,), other channels from ``base``."""
@@ -133,21 +143,17 @@ def fit_frames(rig, frames: Sequence[np.ndarray], cfg: FitConfig | None = None,
     from scipy.spatial import cKDTree
 
     from usdposer.core.rotations import axis_angle_to_quat, quat_conjugate, quat_multiply, quat_normalize
-    from usdposer.posing import character_height
     from usdposer.types import Pose
 
     cfg = cfg or FitConfig()
     rig = rig.to(torch.float64)
     g = torch.Generator().manual_seed(cfg.seed)
     surf = RigSurface.from_rig(rig, cfg.samples, g)
-    h = max(character_height(rig), 1e-9)
+    h = max(float(surf.rest[:, 1].max() - surf.rest[:, 1].min()), 1e-9)  # the character's height
     base = Pose.rest(rig)
     q = base.rotations[0].clone()  # (J, 4)
     root = base.translations[0, rig.roots[0]].clone()  # (3,)
-    X_rest = surf.skin(rig, q, root, base)
-    rest_pts = surf.samples(X_rest)
-    # edge lengths of the rest pose as skinned (bind points may sit at another scale than the posed skeleton)
-    surf.rest_len = (X_rest[surf.edges[:, 0]] - X_rest[surf.edges[:, 1]]).norm(dim=1).clamp(min=1e-9 * h)
+    rest_pts = surf.samples(surf.rest)
     out_q, out_r, res = [], [], []
     it = range(len(frames)) if progress is None else progress(range(len(frames)))
     for t in it:

@@ -37,7 +37,6 @@ import numpy as np
 import torch
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
 
     from jaxtyping import Bool, Float, Int
     from torch import Tensor
@@ -226,6 +225,11 @@ class HeatResult:
     components: int = 0
     stats: dict = field(default_factory=dict)
 
+    @property
+    def unweighted(self) -> np.ndarray:
+        """Joints that have a bone but received no weight on any vertex (sorted)."""
+        return np.setdiff1d(self.bones, np.unique(self.indices[self.weights > 0]))
+
 
 def vertex_normals(points: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """(V, 3) area-weighted unit vertex normals (zero for vertices no triangle uses)."""
@@ -294,8 +298,7 @@ def claim_orphans(P: np.ndarray, D: np.ndarray, Q: np.ndarray, nearest: np.ndarr
 
 
 def bone_heat(points: np.ndarray, faces: np.ndarray, parents, joint_pos: np.ndarray, *, influences: int = 4,
-              exclude=(), c: float = C_WEIGHT, backend: str = "warp",
-              progress: Callable[[str], None] | None = None) -> HeatResult:
+              exclude=(), c: float = C_WEIGHT, backend: str = "warp") -> HeatResult:
     """Bone-heat skinning weights of one triangle mesh (module docstring).
 
     Args:

@@ -23,7 +23,9 @@ AXES = "XYZ"
 
 
 def _axis(token) -> int:
-    return AXES.index(str(token or "X").upper()[0]) if str(token or "X").upper()[0] in AXES else 0
+    """Index of a UsdPhysics axis token ("X", "Y", "Z"); X when unset."""
+    letter = str(token or "X").upper()[:1]
+    return AXES.index(letter) if letter in AXES else 0
 
 
 def physics_joint_limits(stage: Usd.Stage, joints: list[str]) -> np.ndarray | None:
