@@ -263,21 +263,31 @@ def load_prior(model: str, kind: str | None = None, *, device: str = "cpu", dtyp
     """A prior from a local diffusers pipeline folder or a hub id the user already has (``vae/`` and
     ``transformer/`` subfolders; nothing is downloaded in tests). ``kind`` defaults from the name ("wan" unless it
     says CogVideoX); ``model="tiny-wan"`` / ``"tiny-cogvideox"`` give random-weight tiny models."""
+    from usdposer.errors import InputError
+
     if model.startswith("tiny-"):
+        if model[5:] not in PRIORS:
+            raise InputError(f"--model {model}: no such tiny prior; use tiny-wan or tiny-cogvideox")
         return tiny_prior(model[5:], device=device)
     kind = kind or ("cogvideox" if "cogvideo" in model.lower() else "wan")
+    if kind not in PRIORS:
+        raise InputError(f"unknown video prior kind {kind!r}; choose one of {', '.join(PRIORS)}")
     import diffusers
 
-    if kind == "wan":
-        vae = _from_pretrained(diffusers.AutoencoderKLWan, model, "vae", torch.float32)
-        tr = _from_pretrained(diffusers.WanTransformer3DModel, model, "transformer", dtype)
-        return WanPrior(vae.to(device), tr.to(device), path=model, text_length=512, checkpoint_vae=checkpoint_vae)
-    if kind == "cogvideox":
+    try:
+        if kind == "wan":
+            vae = _from_pretrained(diffusers.AutoencoderKLWan, model, "vae", torch.float32)
+            tr = _from_pretrained(diffusers.WanTransformer3DModel, model, "transformer", dtype)
+            return WanPrior(vae.to(device), tr.to(device), path=model, text_length=512, checkpoint_vae=checkpoint_vae)
         vae = _from_pretrained(diffusers.AutoencoderKLCogVideoX, model, "vae", dtype)
         tr = _from_pretrained(diffusers.CogVideoXTransformer3DModel, model, "transformer", dtype)
         sched = diffusers.CogVideoXDDIMScheduler.from_pretrained(model, subfolder="scheduler").config
         return CogVideoXPrior(vae.to(device), tr.to(device), dict(sched), path=model, checkpoint_vae=checkpoint_vae)
-    raise ValueError(f"unknown video prior kind {kind!r}; choose one of {', '.join(PRIORS)}")
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"--model {model}: cannot load a {kind} video prior ({first[:200]}); pass a diffusers "
+                         "pipeline folder with vae/ and transformer/ (safetensors), a hub id already in the local "
+                         "cache, or tiny-wan / tiny-cogvideox") from exc
 
 
 TINY_TEXT_DIM = 32
