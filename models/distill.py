@@ -43,6 +43,8 @@ class DistillConfig:
     cuboid_radius: float = 0.04  # bone cuboid half-width, in heights
     vae_grad: str = "full"  # "full" (checkpointed for loaded models) or "subset" (a random run of latent frames)
     vae_chunk: int = 2  # latent frames with gradient in "subset" mode
+    render_backend: str = "auto"  # gsplat on CUDA when installed, else the torch rasteriser
+    device: str = "cpu"  # where the pose, skinning and rendering run (float64 on CPU, float32 elsewhere)
     seed: int = 0
 
 
@@ -52,6 +54,7 @@ class DistillResult:
     root: Tensor  # (F, 3) root translations
     losses: list[dict] = field(default_factory=list)
     seconds: dict = field(default_factory=dict)
+    peak_memory: int | None = None  # bytes on the CUDA device, when there is one
 
 
 def bone_cuboid_vertices(world: Tensor, parents: Tensor, radius: float) -> Tensor:
@@ -86,16 +89,29 @@ def distill_motion(rig, prior, text, cfg: DistillConfig | None = None, *, camera
     from usdposer.types import Pose
 
     cfg = cfg or DistillConfig()
+    dev = torch.device(cfg.device)
+    dt = torch.float64 if dev.type == "cpu" else torch.float32
+    cuda = dev.type == "cuda"
     rig = rig.to(torch.float64)
     g = torch.Generator().manual_seed(cfg.seed)
     F, J = cfg.frames, rig.num_joints
     h = character_height(rig) or 1.0
-    ga = gaussians_from_rig(rig, cfg.gaussians, generator=torch.Generator().manual_seed(cfg.seed))
+    ga = gaussians_from_rig(rig, cfg.gaussians, generator=torch.Generator().manual_seed(cfg.seed)).to(dt, dev)
+    rig = rig.to(dt, dev)
     t_rest, q_rest, s_rest = decompose_trs(rig.rest_local)
     root_j = rig.roots[0]
+    prior_device = getattr(prior, "device", dev)
+
+    def clock() -> float:  # wall clock after the device's queued work
+        if cuda:
+            torch.cuda.synchronize(dev)
+        return time.perf_counter()
+
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(dev)
     # 1. parameters: angles relative to rest, root translation moving forward from its rest place
-    angles = torch.zeros(F, J, 3, dtype=torch.float64, requires_grad=True)
-    times = torch.arange(F, dtype=torch.float64) / cfg.fps
+    angles = torch.zeros(F, J, 3, dtype=dt, device=dev, requires_grad=True)
+    times = torch.arange(F, dtype=dt, device=dev) / cfg.fps
     root0 = t_rest[root_j].expand(F, 3).clone()
     root0[:, 2] += cfg.forward_speed * h * times
     root = root0.clone().requires_grad_(True)
@@ -105,59 +121,59 @@ def distill_motion(rig, prior, text, cfg: DistillConfig | None = None, *, camera
         with torch.no_grad():
             angles.copy_(state["angles"])
             root.copy_(state["root"])
-        opt.load_state_dict(state["optimizer"])
+        opt.load_state_dict(state["optimizer"])  # moments follow the parameters' device and dtype
         start = int(state["iteration"])
     losses: list[dict] = []
     timing = {"skinning": 0.0, "rendering": 0.0, "encode": 0.0, "prior": 0.0, "backward": 0.0}
     steps = range(start, cfg.iterations)
     for i in progress(steps) if progress else steps:
         # 2. pose and skin
-        tick = time.perf_counter()
+        tick = clock()
         q = quat_multiply(q_rest.expand(F, J, 4), axis_angle_to_quat(angles))
         trans = t_rest.expand(F, J, 3).clone()
         trans[:, root_j] = root
         pose = Pose(q, trans, s_rest.expand(F, J, 3).clone())
         mu, cov = ga.posed(rig, pose, backend="torch")  # (F, N, 3), (F, N, 3, 3)
-        timing["skinning"] += time.perf_counter() - tick
+        timing["skinning"] += clock() - tick
         # 3. render every frame (the camera follows the character unless given)
-        tick = time.perf_counter()
+        tick = clock()
         frames = []
         for f in range(F):
             cam = cameras[f] if cameras else follow_camera(mu[f], cfg.width, cfg.height)
-            rgb, _ = render(mu[f], cov[f], ga.colors, ga.opacities, cam, ground=0.0 if cfg.render_ground else None)
+            rgb, _ = render(mu[f], cov[f], ga.colors, ga.opacities, cam, ground=0.0 if cfg.render_ground else None,
+                            backend=cfg.render_backend)
             frames.append(rgb)
         video = torch.stack(frames).permute(3, 0, 1, 2)[None] * 2 - 1  # (1, 3, F, H, W) in [-1, 1]
-        timing["rendering"] += time.perf_counter() - tick
+        timing["rendering"] += clock() - tick
         # 4-5. encode with gradient, SDS gradient without
-        tick = time.perf_counter()
-        z = encode_with_grad(prior, video.float().to(getattr(prior, "device", video.device)), cfg.vae_grad,
-                             cfg.vae_chunk, generator=g)
-        timing["encode"] += time.perf_counter() - tick
-        tick = time.perf_counter()
+        tick = clock()
+        z = encode_with_grad(prior, video.float().to(prior_device), cfg.vae_grad, cfg.vae_chunk, generator=g).float()
+        timing["encode"] += clock() - tick
+        tick = clock()
         t = t_schedule(i, cfg, g)
         grad = prior.sds_gradient(z, t, text, cfg.guidance, generator=g)
-        timing["prior"] += time.perf_counter() - tick
+        timing["prior"] += clock() - tick
 
         loss_sds = sds_loss(z, grad)
         # 6. smoothness (second differences of the angles and root) and ground (bone cuboids above y = 0)
         loss = loss_sds
-        smooth = torch.zeros((), dtype=torch.float64)
+        smooth = torch.zeros((), dtype=dt, device=dev)
         if cfg.smooth_weight and F > 2:
             smooth = (angles[2:] - 2 * angles[1:-1] + angles[:-2]).abs().mean() \
                 + ((root[2:] - 2 * root[1:-1] + root[:-2]) / h).abs().mean()
             loss = loss + cfg.smooth_weight * smooth
-        ground = torch.zeros((), dtype=torch.float64)
+        ground = torch.zeros((), dtype=dt, device=dev)
         if cfg.ground_weight:
             world = joint_transforms(rig, pose)[:, :, :3, 3]
             corners = bone_cuboid_vertices(world, rig.parents, cfg.cuboid_radius * h)
             ground = torch.relu(-corners[..., 1] / h).mean()
             loss = loss + cfg.ground_weight * ground
         # 7. step
-        tick = time.perf_counter()
+        tick = clock()
         opt.zero_grad()
         loss.backward()
         opt.step()
-        timing["backward"] += time.perf_counter() - tick
+        timing["backward"] += clock() - tick
         rec = {"iteration": i, "t": t, "sds": float(0.5 * (grad**2).sum()), "smooth": float(smooth.detach()),
                "ground": float(ground.detach()), "total": float(loss.detach())}
         losses.append(rec)
@@ -167,7 +183,9 @@ def distill_motion(rig, prior, text, cfg: DistillConfig | None = None, *, camera
     with torch.no_grad():
         q = quat_multiply(q_rest.expand(F, J, 4), axis_angle_to_quat(angles))
     n = max(1, len(losses))
-    return DistillResult(q.detach(), root.detach().clone(), losses, {k: v / n for k, v in timing.items()})
+    peak = int(torch.cuda.max_memory_allocated(dev)) if cuda else None
+    return DistillResult(q.detach().cpu().double(), root.detach().cpu().double(), losses,
+                         {k: v / n for k, v in timing.items()}, peak)
 
 
 def config_dict(cfg: DistillConfig) -> dict:
@@ -186,11 +204,11 @@ def save_state(path, state: dict, cfg: DistillConfig) -> None:
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    tensors = {"angles": state["angles"].contiguous(), "root": state["root"].contiguous()}
+    tensors = {"angles": state["angles"].cpu().contiguous(), "root": state["root"].cpu().contiguous()}
     steps = {}
     for k, s in state["optimizer"]["state"].items():
-        tensors[f"exp_avg.{k}"] = s["exp_avg"].contiguous()
-        tensors[f"exp_avg_sq.{k}"] = s["exp_avg_sq"].contiguous()
+        tensors[f"exp_avg.{k}"] = s["exp_avg"].cpu().contiguous()
+        tensors[f"exp_avg_sq.{k}"] = s["exp_avg_sq"].cpu().contiguous()
         steps[str(k)] = float(s["step"])
     save_file(tensors, str(path / "state.safetensors.tmp"))
     os.replace(path / "state.safetensors.tmp", path / "state.safetensors")
@@ -281,6 +299,10 @@ def distill_asset(asset, out, *, prompt: str, model: str = "tiny-wan", cfg: Dist
     tick = time.perf_counter()
     src = read_asset(asset)
     rig = src.rig(skeleton).to(torch.float64)
+    if device != "cpu":
+        from dataclasses import replace
+
+        cfg = replace(cfg, device=device)
     prior = load_prior(model, device=device)
     text = tiny_text(cfg.seed) if model.startswith("tiny-") else prior.embed(prompt)
     out = Path(out)

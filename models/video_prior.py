@@ -184,7 +184,7 @@ class WanPrior(_DiffusersPrior):
     def clean_estimate(self, z_t: Tensor, t: float, text: TextEmbeddings, guidance: float) -> Tensor:
         dtype = next(self.transformer.parameters()).dtype
         x = torch.cat([z_t, z_t]).to(dtype)
-        emb = torch.cat([text.uncond, text.cond]).to(dtype)
+        emb = torch.cat([text.uncond, text.cond]).to(z_t.device, dtype)
         step = torch.full((2,), 1000.0 * t, device=z_t.device)
         u_u, u_c = self.transformer(hidden_states=x, timestep=step, encoder_hidden_states=emb,
                                     return_dict=False)[0].float().chunk(2)
@@ -207,6 +207,30 @@ class CogVideoXPrior(_DiffusersPrior):
         self.scheduler = CogVideoXDDIMScheduler(**cfg)
         self.alphas = self.scheduler.alphas_cumprod.float()
 
+    def rotary(self, f: int, h: int, w: int, device) -> tuple[Tensor, Tensor] | None:
+        """The 3D rotary embeddings the CogVideoX pipeline passes to its transformer for ``f`` x ``h`` x ``w``
+        latents (CogVideoX-5B and 1.5 use them; 2B has none): ``CogVideoXPipeline._prepare_rotary_positional_embeddings``
+        with its crop region for 1.0 models."""
+        cfg = self.transformer.config
+        if not cfg.use_rotary_positional_embeddings:
+            return None
+        from diffusers.models.embeddings import get_3d_rotary_pos_embed
+
+        p, p_t = cfg.patch_size, cfg.patch_size_t
+        gh, gw = h // p, w // p
+        bw, bh = cfg.sample_width // p, cfg.sample_height // p
+        if p_t is None:  # 1.0: the grid resized into the base grid, centred
+            if gh / gw > bh / bw:
+                rh, rw = bh, int(round(bh / gh * gw))
+            else:
+                rw, rh = bw, int(round(bw / gw * gh))
+            top, left = int(round((bh - rh) / 2.0)), int(round((bw - rw) / 2.0))
+            return get_3d_rotary_pos_embed(embed_dim=cfg.attention_head_dim, crops_coords=((top, left), (top + rh, left + rw)),
+                                           grid_size=(gh, gw), temporal_size=f, device=device)
+        return get_3d_rotary_pos_embed(embed_dim=cfg.attention_head_dim, crops_coords=None, grid_size=(gh, gw),
+                                       temporal_size=(f + p_t - 1) // p_t, grid_type="slice", max_size=(bh, bw),
+                                       device=device)
+
     def _index(self, t: float) -> int:
         n = len(self.alphas)
         return min(n - 1, max(0, round(t * (n - 1))))
@@ -225,9 +249,10 @@ class CogVideoXPrior(_DiffusersPrior):
         k = self._index(t)
         a = float(self.alphas[k])
         x = torch.cat([z_t, z_t]).permute(0, 2, 1, 3, 4).to(dtype)  # (2B, f, C, h, w)
-        emb = torch.cat([text.uncond, text.cond]).to(dtype)
+        emb = torch.cat([text.uncond, text.cond]).to(z_t.device, dtype)
         step = torch.full((2,), k, device=z_t.device, dtype=torch.long)
-        v = self.transformer(hidden_states=x, encoder_hidden_states=emb, timestep=step, return_dict=False)[0]
+        v = self.transformer(hidden_states=x, encoder_hidden_states=emb, timestep=step, return_dict=False,
+                             image_rotary_emb=self.rotary(*z_t.shape[2:], z_t.device))[0]
         v_u, v_c = v.float().permute(0, 2, 1, 3, 4).chunk(2)
         v_hat = v_u + guidance * (v_c - v_u)
         return math.sqrt(a) * z_t - math.sqrt(1 - a) * v_hat
@@ -318,6 +343,46 @@ def tiny_prior(kind: str = "wan", *, seed: int = 0, device: str = "cpu") -> Vide
                                                    patch_size=2, temporal_compression_ratio=4, max_text_seq_length=8)
         return CogVideoXPrior(vae.to(device), tr.to(device))
     raise ValueError(f"unknown tiny prior {kind!r}; choose wan or cogvideox")
+
+
+# The released architectures (the pipelines' transformer/config.json; the VAEs are diffusers' defaults, with the
+# 5B's latent scaling). Random weights at these sizes cost what the real weights cost: bench/distill.py times them.
+FULL_SIZE = {
+    "wan2.1-t2v-1.3b": ("wan", {"patch_size": (1, 2, 2), "num_attention_heads": 12, "attention_head_dim": 128,
+                                "in_channels": 16, "out_channels": 16, "text_dim": 4096, "freq_dim": 256,
+                                "ffn_dim": 8960, "num_layers": 30, "cross_attn_norm": True,
+                                "qk_norm": "rms_norm_across_heads", "eps": 1e-6, "rope_max_seq_len": 1024},
+                        {}, 512, (480, 832)),
+    "cogvideox-5b": ("cogvideox", {"num_attention_heads": 48, "attention_head_dim": 64, "in_channels": 16,
+                                   "out_channels": 16, "time_embed_dim": 512, "text_embed_dim": 4096,
+                                   "num_layers": 42, "sample_width": 90, "sample_height": 60, "sample_frames": 49,
+                                   "patch_size": 2, "temporal_compression_ratio": 4, "max_text_seq_length": 226,
+                                   "use_rotary_positional_embeddings": True},
+                     {"scaling_factor": 0.7}, 226, (480, 720)),
+}
+
+
+def full_size_prior(name: str, *, device="cpu", dtype=torch.bfloat16, seed: int = 0) -> tuple[VideoPrior, TextEmbeddings]:
+    """A prior with the released architecture ``name`` (a key of ``FULL_SIZE``) at random weights, built directly on
+    ``device``, and random text embeddings of the pipeline's length (no text encoder). For timing and memory: the
+    compute is the real model's, the output is noise."""
+    import diffusers
+
+    kind, tr_cfg, vae_cfg, text_len, _ = FULL_SIZE[name]
+    torch.manual_seed(seed)
+    with torch.device(device):
+        if kind == "wan":
+            vae = diffusers.AutoencoderKLWan(**vae_cfg)
+            tr = diffusers.WanTransformer3DModel(**tr_cfg)
+        else:
+            vae = diffusers.AutoencoderKLCogVideoX(**vae_cfg)
+            tr = diffusers.CogVideoXTransformer3DModel(**tr_cfg)
+    vae, tr = vae.to(dtype), tr.to(dtype)
+    prior = (WanPrior if kind == "wan" else CogVideoXPrior)(vae, tr, text_length=text_len)
+    g = torch.Generator().manual_seed(seed)
+    text = TextEmbeddings(torch.randn(1, text_len, 4096, generator=g).to(device, dtype),
+                          torch.randn(1, text_len, 4096, generator=g).to(device, dtype))
+    return prior, text
 
 
 def tiny_text(seed: int = 0, length: int = 8) -> TextEmbeddings:

@@ -109,6 +109,16 @@ def test_commands_and_models_install_under_usdposer():
     assert out.stdout.strip() == "None None"
 
 
+def test_pyproject_lists_every_package():
+    """A non-editable install ships only the packages pyproject names: every folder of usdposer/ with an
+    __init__.py must be listed (usdposer.render and usdposer.validate were once missing)."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "usdposer").rglob("__init__.py")}
+    assert found <= listed, f"add {sorted(found - listed)} to [tool.setuptools] packages in pyproject.toml"
+
+
 def test_ruff_clean():
     ruff = Path(sys.executable).parent / "ruff"
     if not ruff.exists():

@@ -96,6 +96,48 @@ def test_priors_load_from_a_local_diffusers_folder(tmp_path):
                               tiny.clean_estimate(z_t, 0.3, tiny_text(), 2.0), atol=1e-5)
 
 
+def test_full_size_architectures_have_the_released_parameter_counts():
+    """The configs bench/distill.py times on a GPU are the released models': built on the meta device (no memory),
+    Wan2.1-T2V-1.3B's transformer has 1.42 B parameters and CogVideoX-5B's 5.57 B."""
+    import diffusers
+    from usdposer.models.video_prior import FULL_SIZE
+
+    want = {"wan2.1-t2v-1.3b": 1.419e9, "cogvideox-5b": 5.570e9}
+    for name, (kind, tr_cfg, _, _, (H, W)) in FULL_SIZE.items():
+        with torch.device("meta"):
+            cls = diffusers.WanTransformer3DModel if kind == "wan" else diffusers.CogVideoXTransformer3DModel
+            n = sum(p.numel() for p in cls(**tr_cfg).parameters())
+        assert abs(n - want[name]) / want[name] < 2e-3, (name, n)
+        assert H % 16 == 0 and W % 16 == 0
+
+
+def test_cogvideox_prior_passes_rotary_embeddings_like_the_pipeline():
+    """CogVideoX-5B is trained with 3D rotary embeddings that its pipeline, not its transformer, computes: the prior
+    must pass them (a tiny rotary config: the guided estimate differs from the transformer run without them, and the
+    embeddings cover every latent token)."""
+    import diffusers
+    from usdposer.models.video_prior import CogVideoXPrior, tiny_prior, tiny_text
+
+    torch.manual_seed(0)
+    tr = diffusers.CogVideoXTransformer3DModel(num_attention_heads=4, attention_head_dim=16, in_channels=4,
+                                               out_channels=4, time_embed_dim=2, text_embed_dim=32, num_layers=1,
+                                               sample_width=8, sample_height=8, sample_frames=9, patch_size=2,
+                                               temporal_compression_ratio=4, max_text_seq_length=8,
+                                               use_rotary_positional_embeddings=True)
+    prior = CogVideoXPrior(tiny_prior("cogvideox").vae, tr)
+    cos, sin = prior.rotary(3, 8, 6, "cpu")
+    assert cos.shape == sin.shape == (3 * 4 * 3, 16)  # f x (h/p) x (w/p) tokens, head dim
+    z_t, text = torch.randn(1, 4, 3, 8, 6, generator=torch.Generator().manual_seed(3)), tiny_text()
+    with_rope = prior.clean_estimate(z_t, 0.5, text, 1.0)
+    emb = torch.cat([text.uncond, text.cond])
+    k = prior._index(0.5)
+    a = float(prior.alphas[k])
+    v = tr(hidden_states=z_t.permute(0, 2, 1, 3, 4).repeat(2, 1, 1, 1, 1), encoder_hidden_states=emb,
+           timestep=torch.full((2,), k), return_dict=False)[0][1:].permute(0, 2, 1, 3, 4)
+    without = math.sqrt(a) * z_t - math.sqrt(1 - a) * v
+    assert with_rope.shape == without.shape and not torch.allclose(with_rope, without, atol=1e-4)
+
+
 def _analytic_teacher_run(rig, target, cfg):
     """Render the target motion (angles relative to rest, (F, J, 3)) from the side, make it the analytic teacher,
     distill from the rest pose: (rest rotations, target rotations, DistillResult)."""

@@ -49,6 +49,15 @@ class GaussianAsset:
     def __len__(self) -> int:
         return int(self.means.shape[0])
 
+    def to(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> GaussianAsset:
+        """Copy with the floating tensors cast to ``dtype`` and every tensor moved to ``device``."""
+        from dataclasses import fields, replace
+
+        def cast(t):
+            return t.to(device=device, dtype=dtype if t.is_floating_point() and dtype is not None else t.dtype)
+
+        return replace(self, **{f.name: cast(getattr(self, f.name)) for f in fields(self)})
+
     def posed(self, rig: Rig, pose: Pose, backend: str = "auto") -> tuple[Float[Tensor, "B N 3"], Float[Tensor, "B N 3 3"]]:
         """Means (B, N, 3) and covariances (B, N, 3, 3) of every pose, differentiable in the pose."""
         from usdposer.core.kinematics import skinning_transforms

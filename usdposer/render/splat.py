@@ -74,7 +74,7 @@ def follow_camera(means: Tensor, width: int, height: int, *, yaw_deg: float = 30
                   fov_deg: float = 40.0, margin: float = 1.3) -> Camera:
     """A camera that frames the bounding box of ``means`` (N, 3) from the given yaw and pitch (degrees) and
     follows its centre (AKD: the camera follows the character)."""
-    lo, hi = means.detach().double().amin(0), means.detach().double().amax(0)
+    lo, hi = means.detach().double().amin(0).cpu(), means.detach().double().amax(0).cpu()  # cameras live on the CPU
     center = (lo + hi) / 2
     radius = float((hi - lo).norm()) / 2 or 1.0
     dist = margin * radius / math.tan(math.radians(fov_deg) / 2)
