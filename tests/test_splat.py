@@ -123,7 +123,16 @@ def test_gsplat_matches_torch_backend_forward_and_backward(fox):
         out[backend] = (rgb.detach(), g)
     assert (out["torch"][0] - out["gsplat"][0]).abs().max() < 2e-3
     for a, b in zip(out["torch"][1], out["gsplat"][1]):
-        assert (a - b).norm() <= 0.05 * a.norm() + 1e-6
+        if a.ndim == 3:  # covariances: gsplat reads the upper triangle, so compare gradients on symmetric matrices
+            a, b = (symmetric_gradient(x) for x in (a, b))
+        assert (a - b).norm() <= 0.01 * a.norm() + 1e-6
+
+
+def symmetric_gradient(g):
+    """The gradient w.r.t. the 6 unique entries of symmetric (…, 3, 3) matrices, g_ij + g_ji off the diagonal: what
+    any two parameterisations of a symmetric input agree on (gsplat puts it in the upper triangle, autograd spreads it
+    over both)."""
+    return torch.triu(g + g.transpose(-1, -2)) - torch.diag_embed(torch.diagonal(g, dim1=-2, dim2=-1))
 
 
 def test_follow_camera_frames_the_character(fox):

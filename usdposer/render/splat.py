@@ -12,8 +12,12 @@ Zwicker et al. 2002):
     t      = W mu + w                                        camera-space mean
     J      = [[fx / t_z, 0, -fx t_x / t_z^2], [0, fy / t_z, -fy t_y / t_z^2]]
     S2     = J W Sigma W^T J^T + eps2d I                      screen covariance (eps2d = 0.3 px^2 low-pass)
-    alpha  = min(0.999, o exp(-d^T S2^-1 d / 2)),  0 below 1/255 or outside the 3-sigma square (gsplat's tiles)
-    C      = sum_i c_i alpha_i T_i,  T_i = prod_{j < i} (1 - alpha_j)   front to back by t_z
+    alpha  = min(0.999, o exp(-d^T S2^-1 d / 2)),  0 below 1/255
+    C      = sum_i c_i alpha_i T_i,  T_i = prod_{j < i} (1 - alpha_j)   front to back by t_z, stopping before the
+             Gaussian that would take T to 1e-4 or below (gsplat's early termination)
+A Gaussian reaches alpha >= 1/255 only within Mahalanobis distance e = sqrt(2 ln(255 o)) (at most 3.33), i.e. inside
+the box m +- e sqrt(diag S2): the tiled rasteriser and gsplat test Gaussians against tiles with that box, so both
+equal the brute-force sum over every Gaussian.
 
 The ground y = ``ground`` (world, metres) is ray cast per pixel and shows through the remaining transmittance:
 ``C += T_N * ground_colour``. Its checkerboard is darkened by the heuristic shadow
@@ -38,6 +42,8 @@ if TYPE_CHECKING:
 ALPHA_MIN = 1.0 / 255.0
 ALPHA_MAX = 0.999
 EPS2D = 0.3
+T_MIN = 1e-4
+EXTEND_MAX = 3.33
 
 
 @dataclass(frozen=True)
@@ -86,7 +92,8 @@ def follow_camera(means: Tensor, width: int, height: int, *, yaw_deg: float = 30
 
 def project(means: Float[Tensor, "N 3"], covs: Float[Tensor, "N 3 3"], cam: Camera, near: float = 0.01):
     """EWA projection (module docstring): (mean2d (N, 2), conic (N, 3) = upper triangle of S2^-1, depth (N,),
-    radius (N,) = 3 sqrt(largest eigenvalue of S2), valid (N,) in front of the near plane)."""
+    radius (N, 2) = 3.33 sqrt(diag S2), the half-extents of the largest box a Gaussian can touch, valid (N,) in front
+    of the near plane)."""
     Vm = cam.viewmat.to(means)
     R, w = Vm[:3, :3], Vm[:3, 3]
     t = means @ R.T + w  # (N, 3)
@@ -100,25 +107,31 @@ def project(means: Float[Tensor, "N 3"], covs: Float[Tensor, "N 3 3"], cam: Came
     a, b, c = S2[:, 0, 0], S2[:, 0, 1], S2[:, 1, 1]
     det = (a * c - b * b).clamp(min=1e-12)
     conic = torch.stack([c / det, -b / det, a / det], 1)  # (N, 3)
-    mid = (a + c) / 2
-    lam = mid + ((mid**2 - det).clamp(min=0.0)).sqrt()
-    radius = 3.0 * lam.sqrt()
+    radius = EXTEND_MAX * torch.stack([a, c], 1).sqrt()
     mean2d = torch.stack([fx * t[:, 0] / tz + cx, fy * t[:, 1] / tz + cy], 1)
     return mean2d, conic, t[:, 2], radius, t[:, 2] > near
 
 
-def _alpha(px: Tensor, mean2d: Tensor, conic: Tensor, opac: Tensor, radius: Tensor) -> Tensor:
+def _alpha(px: Tensor, mean2d: Tensor, conic: Tensor, opac: Tensor) -> Tensor:
     """(n, P) opacities of n Gaussians at P pixel centres (module docstring)."""
     d = px[None] - mean2d[:, None]  # (n, P, 2)
     power = -0.5 * (conic[:, None, 0] * d[..., 0] ** 2 + conic[:, None, 2] * d[..., 1] ** 2) \
         - conic[:, None, 1] * d[..., 0] * d[..., 1]
     a = (opac[:, None] * power.clamp(max=0.0).exp()).clamp(max=ALPHA_MAX)
-    inside = (d.abs() <= radius[:, None, None]).all(-1)
-    return torch.where(inside & (a >= ALPHA_MIN) & (power <= 0), a, torch.zeros_like(a))
+    return torch.where((a >= ALPHA_MIN) & (power <= 0), a, torch.zeros_like(a))
+
+
+def _extent(radius: Tensor, opac: Tensor) -> Tensor:
+    """(n, 2) half-extents of the boxes outside which alpha < 1/255 (module docstring)."""
+    e = (2 * torch.log((opac.detach() / ALPHA_MIN).clamp(min=1.0))).sqrt().clamp(max=EXTEND_MAX)
+    return radius.detach() * (e / EXTEND_MAX)[:, None]
 
 
 def _composite(alpha: Tensor, colors: Tensor) -> tuple[Tensor, Tensor]:
-    """Front-to-back compositing of depth-sorted (n, P) alphas: (rgb (P, 3), transmittance (P,))."""
+    """Front-to-back compositing of depth-sorted (n, P) alphas, stopping where gsplat stops (T_MIN): (rgb (P, 3),
+    transmittance (P,))."""
+    keep = torch.cumprod(1 - alpha.detach(), 0) > T_MIN  # a prefix along the depth order
+    alpha = alpha * keep
     one_minus = 1 - alpha
     T = torch.cumprod(torch.cat([torch.ones_like(alpha[:1]), one_minus[:-1]]), 0)  # (n, P) exclusive
     rgb = ((alpha * T)[..., None] * colors[:, None]).sum(0)  # (P, 3)
@@ -138,7 +151,7 @@ def _rasterize_ref(means, covs, colors, opacities, cam: Camera) -> tuple[Tensor,
     order = torch.argsort(depth.detach())
     order = order[valid[order]]
     px = _pixels(cam, means.dtype, means.device)
-    a = _alpha(px, mean2d[order], conic[order], opacities[order], radius[order])
+    a = _alpha(px, mean2d[order], conic[order], opacities[order])
     if not len(order):
         return torch.zeros(cam.height, cam.width, 3, dtype=means.dtype), torch.ones(cam.height, cam.width, dtype=means.dtype)
     rgb, T = _composite(a, colors[order])
@@ -153,7 +166,8 @@ def _rasterize_torch(means, covs, colors, opacities, cam: Camera, tile: int = 16
     order = torch.argsort(depth.detach())
     order = order[valid[order]]
     m2, co, op, rad, col = mean2d[order], conic[order], opacities[order], radius[order], colors[order]
-    lo, hi = (m2 - rad[:, None]).detach(), (m2 + rad[:, None]).detach()  # (n, 2) pixel boxes
+    ext = _extent(rad, op)
+    lo, hi = m2.detach() - ext, m2.detach() + ext  # (n, 2) pixel boxes
     px_all = _pixels(cam, means.dtype, means.device).reshape(H, W, 2)
     rgb = torch.zeros(H, W, 3, dtype=means.dtype, device=means.device)
     trans = torch.ones(H, W, dtype=means.dtype, device=means.device)
@@ -166,7 +180,7 @@ def _rasterize_torch(means, covs, colors, opacities, cam: Camera, tile: int = 16
             idx = torch.nonzero(hit).flatten()
             px = px_all[y0:y1, x0:x1].reshape(-1, 2)
             if len(idx):
-                c, t = _composite(_alpha(px, m2[idx], co[idx], op[idx], rad[idx]), col[idx])
+                c, t = _composite(_alpha(px, m2[idx], co[idx], op[idx]), col[idx])
             else:
                 c, t = rgb[y0:y1, x0:x1].reshape(-1, 3), trans[y0:y1, x0:x1].reshape(-1)
             cols.append((c.reshape(y1 - y0, x1 - x0, 3), t.reshape(y1 - y0, x1 - x0)))
