@@ -241,26 +241,6 @@ def load_state(path) -> dict:
             "optimizer": {"state": opt_state, "param_groups": groups}}
 
 
-def loss_plot(losses: list[dict], out, keys=("sds", "smooth", "ground"), size=(480, 240)) -> None:
-    """A small PNG of the loss curves (log scale), drawn with PIL."""
-    from PIL import Image, ImageDraw
-
-    img = Image.new("RGB", size, (255, 255, 255))
-    d = ImageDraw.Draw(img)
-    colors = {"sds": (200, 60, 40), "smooth": (40, 120, 200), "ground": (60, 160, 60)}
-    W, H = size
-    for i, k in enumerate(keys):
-        ys = [max(float(r[k]), 1e-12) for r in losses]
-        if not ys or max(ys) <= 1e-12:
-            continue
-        lo, hi = math.log10(min(ys)), math.log10(max(ys))
-        pts = [(10 + (W - 20) * j / max(1, len(ys) - 1),
-                H - 20 - (H - 40) * ((math.log10(y) - lo) / (hi - lo) if hi > lo else 0.5)) for j, y in enumerate(ys)]
-        d.line(pts, fill=colors.get(k, (0, 0, 0)), width=2)
-        d.text((10 + 90 * i, 4), f"{k} {ys[-1]:.3g}", fill=colors.get(k, (0, 0, 0)))
-    img.save(out)
-
-
 @dataclass
 class DistillReport:
     """What ``usdposer distill`` did (its ``--json`` result)."""
@@ -329,7 +309,9 @@ def distill_asset(asset, out, *, prompt: str, model: str = "tiny-wan", cfg: Dist
     report_path.write_text(json.dumps({"config": config_dict(cfg), "losses": res.losses,
                                        "seconds_per_iteration": res.seconds}, indent=1))
     png = out.with_suffix(".loss.png")
-    loss_plot(res.losses, png)
+    from usdposer.preview import loss_plot
+
+    loss_plot(res.losses, png, keys=("sds", "smooth", "ground"))
     rep = DistillReport(str(out), f"{rig.skeleton_path}/usdposerDistill", prompt, model, cfg.iterations, F,
                         res.losses[-1] if res.losses else {}, {k: round(v, 4) for k, v in res.seconds.items()},
                         time.perf_counter() - tick, str(report_path), str(png), None,

@@ -96,3 +96,24 @@ def contact_sheet(rig: Rig, pose: Pose, out: str | os.PathLike, *, tile: int = 1
     sheet.save(tmp, format="PNG")
     os.replace(tmp, out)
     return out
+
+
+def loss_plot(losses: list[dict], out, keys: tuple[str, ...], size=(480, 240)) -> None:
+    """A small PNG of the loss curves ``keys`` of ``losses`` (one dict per iteration; log scale), drawn with PIL."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", size, (255, 255, 255))
+    d = ImageDraw.Draw(img)
+    palette = [(200, 60, 40), (40, 120, 200), (60, 160, 60), (150, 80, 170), (120, 120, 120)]
+    colors = {k: palette[i % len(palette)] for i, k in enumerate(keys)}
+    W, H = size
+    for i, k in enumerate(keys):
+        ys = [max(float(r[k]), 1e-12) for r in losses]
+        if not ys or max(ys) <= 1e-12:
+            continue
+        lo, hi = math.log10(min(ys)), math.log10(max(ys))
+        pts = [(10 + (W - 20) * j / max(1, len(ys) - 1),
+                H - 20 - (H - 40) * ((math.log10(y) - lo) / (hi - lo) if hi > lo else 0.5)) for j, y in enumerate(ys)]
+        d.line(pts, fill=colors.get(k, (0, 0, 0)), width=2)
+        d.text((10 + 90 * i, 4), f"{k} {ys[-1]:.3g}", fill=colors.get(k, (0, 0, 0)))
+    img.save(out)

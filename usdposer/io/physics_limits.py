@@ -8,7 +8,7 @@ like the joint's leaf. Its frame is the child joint's bind frame, so the joint's
     SphericalJoint axis A, coneAngle0/1      -> A free (twist); the other two axes (in X, Y, Z order after A) within
                                                  +-coneAngle0 and +-coneAngle1 (the cone as a box, an outer bound)
     Joint (D6)     LimitAPI rotX / rotY / rotZ -> that axis in [low, high]; low > high locks it at 0; no LimitAPI
-                                                 on an axis leaves it free
+                                                 on an axis, or [-180, 180], leaves it free
     FixedJoint                                -> all three locked at 0
 
 Angles are degrees in USD and radians in the result (NaN = unlimited), as ``Rig.limits``.
@@ -83,6 +83,8 @@ def _limits_of(prim: Usd.Prim) -> np.ndarray | None:
             lo, hi = api.GetLowAttr().Get(), api.GetHighAttr().Get()
             if lo is None or hi is None:
                 continue
+            if lo <= -180.0 and hi >= 180.0:
+                continue  # a full turn each way limits nothing (how usdposer writes a free axis for Newton)
             lim[k] = (0.0, 0.0) if lo > hi else (lo, hi)
         return lim if np.isfinite(lim).any() else None
     return None

@@ -1,0 +1,241 @@
+"""Physics tracking (AKD section 4.5): the Fox as a Newton articulation, the Warp ground contact against its torch twin,
+the chunked autograd gradient against finite differences, a tracking run that lowers its loss, tracking a real walk
+shifted into the ground with jitter (penetration and skating cut, tracking error under 3 % of height), the UsdPhysics
+layer through USD's own validators, Newton's add_usd and usdposer's limit reader, and `usdposer track`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from conftest import ASSETS
+
+CLI = [sys.executable, "-m", "usdposer.commands._entry"]
+
+
+@pytest.fixture(scope="module")
+def fox(tmp_path_factory):
+    from usdposer.io.importers import import_any
+    from usdposer.io.read_skel import read_asset
+    from usdposer.physics.articulation import build_articulation
+
+    d = tmp_path_factory.mktemp("track")
+    import_any(ASSETS / "khronos" / "Fox.glb", d / "fox.usdc")
+    asset = read_asset(d / "fox.usdc")
+    rig = asset.rig().to(torch.float64)
+    return d, asset, rig, build_articulation(rig)
+
+
+def test_fox_articulation_bodies_joints_and_gains(fox):
+    """Bodies for the joints that move vertices (and those between them), the massless scene root and end sites
+    welded; one free root, D6 joints elsewhere with positive gains; simulated 1 m tall (the Fox is 79 m)."""
+    import newton
+
+    _, _, rig, art = fox
+    m = art.model
+    names = [rig.joints[j].rsplit("/", 1)[-1] for j in art.joints]
+    assert "_rootJoint" not in names and "b_Hip_01" in names and "b_Tail02_013" in names  # massless but mid-tail
+    assert art.num_bodies == m.body_count < rig.num_joints
+    types = m.joint_type.numpy()
+    assert (types == int(newton.JointType.FREE)).sum() == 1 and (types == int(newton.JointType.D6)).sum() == art.num_bodies - 1
+    assert abs(art.height - 1.0) < 1e-6 and art.scale < 0.02
+    d6 = art.parent_body >= 0
+    assert (art.ke[d6] > 0).all() and (art.kd[d6] > 0).all()
+    # the boxes hold the vertices they move: every bind-pose vertex lies in (or on) its dominant joint's box
+    from usdposer.physics.articulation import body_boxes
+
+    _, halves, moves = body_boxes(art.rig, 0.0, 0.0)
+    assert moves[art.joints].sum() >= art.num_bodies - 2
+
+
+def test_ground_contact_kernel_matches_torch(fox):
+    """The Warp contact kernel and its torch twin agree on wrenches of bodies pushed into the ground and moving."""
+    from usdposer.core._warp import get_warp
+    from usdposer.physics._warp_contact import ground_contact_kernel
+    from usdposer.physics.contact import ground_wrench_ref
+
+    wp = get_warp()
+    _, _, _, art = fox
+    B = art.num_bodies
+    g = torch.Generator().manual_seed(0)
+    q = torch.cat([torch.randn(B, 3, generator=g) * 0.2, torch.nn.functional.normalize(torch.randn(B, 4, generator=g), dim=1)], 1)
+    qd = torch.randn(B, 6, generator=g)
+    com = torch.from_numpy(art.model.body_com.numpy()).double()
+    gains = [torch.from_numpy(np.asarray(art.contact[k], dtype=np.float64)) for k in ("ke", "kd", "kf", "mu")]
+    want = ground_wrench_ref(q.double(), qd.double(), com, torch.from_numpy(art.centers), torch.from_numpy(art.halves),
+                             *gains)
+    f = wp.zeros(B, dtype=wp.spatial_vector)
+    wp.launch(ground_contact_kernel, dim=B * 8,
+              inputs=[wp.array(q.numpy(), dtype=wp.transform), wp.array(qd.numpy(), dtype=wp.spatial_vector),
+                      art.model.body_com, wp.array(art.centers.astype(np.float32), dtype=wp.vec3),
+                      wp.array(art.halves.astype(np.float32), dtype=wp.vec3),
+                      *[wp.array(x.float().numpy(), dtype=float) for x in gains]], outputs=[f])
+    got = torch.from_numpy(f.numpy()).double()
+    assert (want.abs().sum(1) > 0).sum() >= B // 4  # some bodies are in contact
+    assert torch.allclose(got, want, rtol=2e-3, atol=1e-3 * float(want.abs().max()))
+
+
+def _small_tree(contact: bool):
+    """Three boxes in a chain (free root, two D6 joints) built from a tiny Rig, no friction."""
+    from usdposer.physics.articulation import ArticulationConfig, build_articulation
+    from usdposer.types import Rig
+
+    rest = torch.eye(4, dtype=torch.float64).repeat(3, 1, 1)
+    rest[1, :3, 3] = torch.tensor([0.3, 0.0, 0.0])
+    rest[2, :3, 3] = torch.tensor([0.3, 0.0, 0.0])
+    bind = rest.clone()
+    bind[1] = rest[0] @ rest[1]
+    bind[2] = bind[1] @ rest[2]
+    rig = Rig(name="tree", skeleton_path="/T/Skel", joints=("a", "a/b", "a/b/c"), parents=torch.tensor([-1, 0, 1]),
+              rest_local=rest, bind_world=bind, meshes=())
+    cfg = ArticulationConfig(friction=0.0, friction_stiffness=0.0, min_half=0.1)
+    return build_articulation(rig, cfg)
+
+
+def test_chunked_gradient_matches_finite_differences():
+    """d loss / d (PD targets, initial twist) through two SimChunks (a tape replayed in backward) against central
+    differences of the same simulation (float32 Warp, so a few percent)."""
+    from usdposer.physics.tracking import ChunkSimulator, simulate
+
+    art = _small_tree(contact=False)
+    sim = ChunkSimulator(art, 12, contact=False)
+    C = art.model.joint_coord_count
+    q0 = torch.tensor([[0.0, 1.0, 0.0, 0, 0, 0, 1], [0.3, 1.0, 0.0, 0, 0, 0, 1], [0.6, 1.0, 0.0, 0, 0, 0, 1]])
+    qd0 = torch.zeros(3, 6)
+    targets = torch.zeros(3, C)
+    d6 = torch.from_numpy(art.d6_coords)
+    targets[:, d6] = torch.tensor([[0.0] * 6, [0.2, -0.1, 0.3, 0.1, 0.2, -0.2], [0.3, 0.0, 0.4, 0.2, 0.1, -0.3]])
+    w = torch.randn(2, C, generator=torch.Generator().manual_seed(1))
+
+    def loss(t, v):
+        return (simulate(sim, q0, v, t)[2] * w).sum()
+
+    t = targets.clone().requires_grad_(True)
+    v = qd0.clone().requires_grad_(True)
+    loss(t, v).backward()
+    eps = 2e-3
+    for idx in [(1, int(d6[0])), (2, int(d6[2])), (1, int(d6[4]))]:
+        tp, tm = targets.clone(), targets.clone()
+        tp[idx] += eps
+        tm[idx] -= eps
+        fd = (float(loss(tp, qd0)) - float(loss(tm, qd0))) / (2 * eps)
+        assert abs(float(t.grad[idx]) - fd) <= 0.05 * abs(fd) + 1e-3, (idx, float(t.grad[idx]), fd)
+    for idx in [(0, 1), (2, 5)]:
+        vp, vm = qd0.clone(), qd0.clone()
+        vp[idx] += eps
+        vm[idx] -= eps
+        fd = (float(loss(targets, vp)) - float(loss(targets, vm))) / (2 * eps)
+        assert abs(float(v.grad[idx]) - fd) <= 0.05 * abs(fd) + 1e-3, (idx, float(v.grad[idx]), fd)
+
+
+def test_tiny_tracking_run_lowers_its_loss(fox):
+    from usdposer.physics.tracking import TrackConfig, track_clip
+
+    _, asset, rig, art = fox
+    clip = asset.clip(rig, "Walk")
+    short = replace(clip, rotations=clip.rotations[:6], translations=clip.translations[:6], scales=clip.scales[:6],
+                    time_codes=clip.time_codes[:6])
+    res = track_clip(art, short, TrackConfig(iterations=16))
+    losses = [r["loss"] for r in res.losses]
+    assert all(np.isfinite(losses)) and min(losses[-4:]) < 0.7 * losses[0], losses
+    assert res.clip.rotations.shape == short.rotations.shape and torch.isfinite(res.clip.rotations).all()
+
+
+def test_physics_layer_passes_usd_validators_and_loads_in_newton(fox, tmp_path):
+    """The articulation as UsdPhysics over the asset: USD's own physics validators find nothing; Newton's add_usd
+    builds the same bodies, D6 joints, masses and drive gains (per degree in USD) as the model built directly at
+    the asset's scale; usdposer's limit reader finds every joint through customData."""
+    import newton
+    from pxr import Usd, UsdPhysics, UsdValidation
+
+    from usdposer.io.physics_layer import write_physics_layer
+    from usdposer.io.physics_limits import physics_joint_limits
+    from usdposer.io.write_skel import provenance
+    from usdposer.physics.articulation import ArticulationConfig, build_articulation
+
+    d, _, rig, art = fox
+    out = write_physics_layer(d / "fox.usdc", tmp_path / "fox.physics.usda", art, prov=provenance("track", []))
+    stage = Usd.Stage.Open(str(out))
+    reg = UsdValidation.ValidationRegistry()
+    names = ["usdPhysicsValidators:ArticulationChecker", "usdPhysicsValidators:RigidBodyChecker",
+             "usdPhysicsValidators:PhysicsJointChecker", "usdPhysicsValidators:ColliderChecker"]
+    validators = reg.GetOrLoadValidatorsByName(names)
+    assert len(validators) == 4
+    errors = UsdValidation.ValidationContext(validators).Validate(stage)
+    assert not errors, [e.GetMessage() for e in errors]
+    bodies = [p for p in stage.Traverse() if p.HasAPI(UsdPhysics.RigidBodyAPI)]
+    assert len(bodies) == art.num_bodies
+    assert sum(p.HasAPI(UsdPhysics.ArticulationRootAPI) for p in bodies) == 1
+    assert stage.GetRootLayer().customLayerData["usdposer"]["simulationScale"] == pytest.approx(art.scale)
+    # usdposer's own limit reader: the Fox has no limits, and the free axes (+-180 for Newton) read as none
+    assert physics_joint_limits(stage, list(rig.joints)) is None
+    tokens = {p.GetCustomData().get("usdposer:skelJoint") for p in stage.Traverse() if p.IsA(UsdPhysics.Joint)}
+    assert tokens == {rig.joints[j] for j, pb in zip(art.joints, art.parent_body) if pb >= 0}
+    # Newton reads it back
+    builder = newton.ModelBuilder(up_axis=newton.Axis.Y)
+    builder.add_usd(stage)
+    model = builder.finalize()
+    direct = build_articulation(rig, ArticulationConfig(scale=1.0)).model
+    assert model.body_count == direct.body_count
+    t = model.joint_type.numpy()
+    assert (t == int(newton.JointType.D6)).sum() == art.num_bodies - 1
+    assert np.allclose(np.sort(model.body_mass.numpy()), np.sort(direct.body_mass.numpy()), rtol=1e-3)
+    ke_usd = np.sort(model.joint_target_ke.numpy()[model.joint_target_ke.numpy() > 0])
+    ke_direct = np.sort(direct.joint_target_ke.numpy()[direct.joint_target_ke.numpy() > 0])
+    assert np.allclose(ke_usd, ke_direct, rtol=1e-3)
+
+
+def test_physics_layer_limits_round_trip(tmp_path):
+    """A rig with joint limits: the D6 LimitAPI values written for Newton are read back by usdposer as the rig's
+    limits, and Newton's add_usd takes the same limits."""
+    import math
+
+    import newton
+    from pxr import Usd
+
+    from usdposer.io.physics_layer import author_articulation
+    from usdposer.io.physics_limits import physics_joint_limits
+
+    art = _small_tree(contact=False)
+    lim = torch.full((3, 3, 2), math.nan, dtype=torch.float64)
+    lim[1] = torch.tensor([[-0.5, 0.5], [-0.2, 0.3], [-1.0, 0.1]])
+    art.rig = replace(art.rig, limits=lim)
+    stage = Usd.Stage.CreateInMemory()
+    author_articulation(stage, art)
+    got = physics_joint_limits(stage, list(art.rig.joints))
+    assert np.allclose(got[1], lim[1].numpy()) and np.isnan(got[2]).all()
+    builder = newton.ModelBuilder(up_axis=newton.Axis.Y)
+    builder.add_usd(stage)
+    m = builder.finalize()
+    lo, hi = m.joint_limit_lower.numpy(), m.joint_limit_upper.numpy()
+    assert np.allclose(sorted(lo[lo > -3.0]), sorted([-0.5, -0.2, -1.0]), atol=1e-4)  # the rest: free (+-pi)
+    assert np.allclose(sorted(hi[hi < 3.0]), sorted([0.5, 0.3, 0.1]), atol=1e-4)
+
+
+def test_track_cli_writes_animation_physics_and_report(fox, tmp_path):
+    d, _, _, _ = fox
+    out = tmp_path / "fox.track.usdc"
+    proc = subprocess.run(CLI + ["track", str(d / "fox.usdc"), "--anim", "Walk", "--frames", "0:6",
+                                 "--iterations", "3", "-o", str(out), "--json"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rep = json.loads(proc.stdout)
+    assert rep["frames"] == 7 and rep["substeps_per_frame"] == 50
+    from pxr import Usd, UsdSkel
+
+    stage = Usd.Stage.Open(str(out))
+    anim = UsdSkel.Animation(stage.GetPrimAtPath(rep["animation"]))
+    assert anim and len(anim.GetRotationsAttr().GetTimeSamples()) == 7
+    assert Usd.Stage.Open(rep["physics"]).GetPrimAtPath("/Physics")
+    report = json.loads(open(rep["report"]).read())
+    assert {"before", "after", "losses"} <= set(report) and len(report["losses"]) == 3
+    for key in ("penetration_mean", "skating", "upright_mean"):
+        assert key in rep["before"] and key in rep["after"]
+    # bad input: an unknown animation is a one-line error with exit 2
+    bad = subprocess.run(CLI + ["track", str(d / "fox.usdc"), "--anim", "Dance", "-o", str(tmp_path / "x.usdc")],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "Dance" in bad.stderr and not (tmp_path / "x.usdc").exists()

@@ -1,0 +1,140 @@
+"""How physical an animation looks, from the rig and a clip alone (for ``usdposer track`` reports and ``usdposer check``).
+
+On the skinned hull points (``usdposer.posing.hull_points``: the convex-hull vertices of each joint's dominant
+vertices, a superset of every pose's extremes) in world (metres, +Y up, ground y = 0), per frame t:
+
+    penetration      max(0, -min_p y_p(t))                         depth of the lowest point below the ground
+    contact          points with y_p(t) < eps and y_p(t+1) < eps    (eps = ``contact_eps`` heights)
+    skating          mean over contact points of |xz_p(t+1) - xz_p(t)| fps    horizontal speed while in contact
+    uprightness      angle between the main body's rest up direction carried by its rotation, and +Y (the main body:
+                     the first joint that is the largest influence of a vertex, e.g. the hips under a scene root)
+    tracking error   mean joint distance to a reference clip, after moving each frame horizontally so that the roots
+                     coincide (a physical body walking where its reference walked in place is still tracking it);
+                     ``tracking_drift`` is the root's horizontal distance itself
+
+Lengths are reported in % of the character's height, speeds in heights per second, angles in degrees.
+Shapes: F frames, P hull points, J joints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+if TYPE_CHECKING:
+    from usdposer.types import Clip, Pose, Rig
+
+
+@dataclass
+class MotionMetrics:
+    frames: int
+    penetration_mean: float  # % of height, mean over frames
+    penetration_max: float  # % of height
+    skating: float  # heights / s, mean horizontal speed of the points in contact
+    contact_fraction: float  # frames with at least one point in contact
+    upright_mean: float  # degrees of tilt of the root's rest up axis
+    upright_max: float
+    tracking_error: float | None = None  # % of height, mean joint distance to the reference, roots aligned in xz
+    tracking_error_max: float | None = None
+    tracking_drift: float | None = None  # % of height, mean horizontal root distance to the reference
+
+    def as_dict(self) -> dict:
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
+def world_hull(rig: Rig, pose: Pose, max_points: int = 2048) -> Tensor:
+    """(F, P, 3) skinned hull points in world (or the joints, for a rig without meshes)."""
+    from usdposer.core.kinematics import skinning_transforms
+    from usdposer.core.skinning import linear_blend_skinning
+    from usdposer.posing import hull_points, joint_transforms
+
+    rig = rig.to(torch.float64)
+    skel = joint_transforms(rig, pose)
+    world = rig.skel_to_world @ skel
+    P, I, W = hull_points(rig, max_points=max_points)
+    if not len(P):
+        return world[..., :3, 3]
+    return linear_blend_skinning(P, I, W, skinning_transforms(world, rig.bind_world), backend="torch")
+
+
+def ground_penetration(points: Tensor) -> Tensor:
+    """(F,) depth of the lowest point below y = 0 (points (F, P, 3))."""
+    return torch.relu(-points[..., 1].amin(-1))
+
+
+def foot_skating(points: Tensor, fps: float, eps: float) -> tuple[float, float]:
+    """(mean horizontal speed of the points within ``eps`` of the ground at both ends of a frame step, fraction of
+    frames with a contact)."""
+    if len(points) < 2:
+        return 0.0, float((points[..., 1] < eps).any(-1).float().mean()) if len(points) else 0.0
+    y = points[..., 1]
+    contact = (y[:-1] < eps) & (y[1:] < eps)  # (F - 1, P)
+    step = (points[1:, :, [0, 2]] - points[:-1, :, [0, 2]]).norm(dim=-1) * fps  # (F - 1, P)
+    n = contact.sum()
+    speed = float((step * contact).sum() / n) if n else 0.0
+    return speed, float((y < eps).any(-1).float().mean())
+
+
+def main_joint(rig: Rig) -> int:
+    """The first joint that is the largest influence of some vertex (the hips of a rig under a scene root), else the
+    first root."""
+    best = None
+    for m in rig.meshes:
+        owner = m.joint_indices.gather(1, m.joint_weights.argmax(1, keepdim=True))[:, 0]
+        if len(owner):
+            j = int(owner.min())
+            best = j if best is None else min(best, j)
+    return rig.roots[0] if best is None else best
+
+
+def root_tilt(rig: Rig, pose: Pose) -> Tensor:
+    """(F,) degrees between +Y and the main joint's rest up direction (the world +Y at rest, expressed in its frame)
+    carried by the pose."""
+    from usdposer.posing import joint_transforms
+    from usdposer.types import Pose as P
+
+    rig = rig.to(torch.float64)
+    r = main_joint(rig)
+    world = rig.skel_to_world @ joint_transforms(rig, pose)
+    rest = rig.skel_to_world @ joint_transforms(rig, P.rest(rig))
+    R0 = rest[0, r, :3, :3]
+    up_local = torch.linalg.solve(R0, torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64))
+    up = world[:, r, :3, :3] @ up_local
+    up = up / up.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+    return torch.rad2deg(torch.acos(up[:, 1].clamp(-1.0, 1.0)))
+
+
+def motion_metrics(rig: Rig, clip: Clip, reference: Clip | None = None, *, contact_eps: float = 0.02) -> MotionMetrics:
+    """The metrics of the module docstring for ``clip`` (and its tracking error against ``reference``)."""
+    from usdposer.posing import character_height, joint_transforms
+    from usdposer.types import Pose
+
+    rig = rig.to(torch.float64)
+    h = character_height(rig) or 1.0
+    pose = Pose(clip.rotations.double(), clip.translations.double(), clip.scales.double())
+    pts = world_hull(rig, pose)
+    pen = ground_penetration(pts) / h * 100
+    fps = clip.fps if len(clip) > 1 else 24.0
+    skate, contact = foot_skating(pts, fps, contact_eps * h)
+    tilt = root_tilt(rig, pose)
+    err = err_max = drift = None
+    if reference is not None:
+        ref = Pose(reference.rotations.double(), reference.translations.double(), reference.scales.double())
+        a = (rig.skel_to_world @ joint_transforms(rig, pose))[..., :3, 3]
+        b = (rig.skel_to_world @ joint_transforms(rig, ref))[..., :3, 3]
+        n = min(len(a), len(b))
+        a, b = a[:n], b[:n]
+        r = main_joint(rig)
+        shift = torch.zeros_like(a[:, :1])
+        shift[..., [0, 2]] = (b[:, r:r + 1, [0, 2]] - a[:, r:r + 1, [0, 2]])
+        d = (a + shift - b).norm(dim=-1) / h * 100  # (F, J)
+        err, err_max = float(d.mean()), float(d.max())
+        drift = float(shift[:, 0].norm(dim=-1).mean() / h * 100)
+    return MotionMetrics(frames=len(clip), penetration_mean=float(pen.mean()), penetration_max=float(pen.max()),
+                         skating=skate / h, contact_fraction=contact, upright_mean=float(tilt.mean()),
+                         upright_max=float(tilt.max()), tracking_error=err, tracking_error_max=err_max,
+                         tracking_drift=drift)
+
