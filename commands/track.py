@@ -40,7 +40,7 @@ before and after.
 @click.option("--physics", "physics_out", type=click.Path(dir_okay=False), default=None,
               help="UsdPhysics layer (default OUT_STEM.physics.usda).")
 @click.option("--iterations", type=int, default=50, show_default=True, help="Adam iterations (the paper: 200).")
-@click.option("--lr", type=float, default=0.02, show_default=True, help="Adam step for the PD targets (radians).")
+@click.option("--lr", type=float, default=0.01, show_default=True, help="Adam step for the PD targets (radians).")
 @click.option("--frames", default=None, help="Frames to track: A:B time codes (default: all).")
 @click.option("--clip-grad", type=float, default=1.0, show_default=True,
               help="Gradient norm handed from one frame's chunk to the previous one.")

@@ -146,6 +146,35 @@ def test_tiny_tracking_run_lowers_its_loss(fox):
     assert res.clip.rotations.shape == short.rotations.shape and torch.isfinite(res.clip.rotations).all()
 
 
+def test_tracking_grounds_a_real_walk_shifted_into_the_ground_with_jitter(fox):
+    """The Fox's walk (its first 12 frames, 0.5 s), sunk 5 % of its height into the ground and with 1 degree of
+    per-frame noise on every non-root joint: tracking cuts the ground penetration and the foot skating, and the tracked
+    pose stays close to the clean walk (root-aligned joint error; measured 3.5 % here after 80 iterations, against
+    1.8 % for the noise alone: the issue's goal of 3 % is not reached yet)."""
+    from usdposer.core.rotations import axis_angle_to_quat, quat_multiply
+    from usdposer.physics.metrics import motion_metrics
+    from usdposer.physics.tracking import TrackConfig, track_clip
+
+    _, asset, rig, art = fox
+    walk = asset.clip(rig, "Walk")
+    clean = replace(walk, rotations=walk.rotations[:12].double(), translations=walk.translations[:12].double(),
+                    scales=walk.scales[:12].double(), time_codes=walk.time_codes[:12])
+    h = art.height / art.scale  # the Fox's own height
+    t = clean.translations.clone()
+    t[:, list(rig.roots), 1] -= 0.05 * h
+    noise = torch.randn(clean.rotations.shape[:-1] + (3,), generator=torch.Generator().manual_seed(0),
+                        dtype=torch.float64) * 0.0175
+    noise[:, list(rig.roots)] = 0
+    noisy = replace(clean, translations=t, rotations=quat_multiply(clean.rotations, axis_angle_to_quat(noise)))
+    before = motion_metrics(rig, noisy, clean)
+    res = track_clip(art, noisy, TrackConfig(iterations=80))
+    after = motion_metrics(rig, res.clip, clean)
+    assert before.penetration_mean > 5.0 and after.penetration_mean < 0.3 * before.penetration_mean
+    assert after.skating < 0.8 * before.skating
+    assert after.tracking_error < 4.0, after
+    assert after.upright_mean < before.upright_mean + 2.0
+
+
 def test_physics_layer_passes_usd_validators_and_loads_in_newton(fox, tmp_path):
     """The articulation as UsdPhysics over the asset: USD's own physics validators find nothing; Newton's add_usd
     builds the same bodies, D6 joints, masses and drive gains (per degree in USD) as the model built directly at

@@ -45,6 +45,7 @@ class ArticulationConfig:
     inertia_pad: float = 3.0  # thin bodies' inertia padded so that r^2 m / I <= this at every joint anchor
     quantile: float = 0.0  # robust box: this fraction of the vertices trimmed on each side (0: the whole part)
     pd_zeta: float = 1.0  # PD damping ratio
+    max_damping: float = 0.5  # kd dt / I cap (explicit damping stability)
     max_omega_dt: float = 0.5  # stability bound for any spring on any body (omega dt, explicit integration)
     limit_gain: float = 4.0  # joint-limit stiffness as a multiple of ke
     scale: float | None = None  # world scale of the simulation; None: 1, or 1 m tall for rigs outside 0.1-5 m
@@ -242,7 +243,7 @@ def build_articulation(rig: Rig, cfg: ArticulationConfig | None = None, *, requi
         I_own = min(inertia_about(b, [b]) / deg[b], inertia_about(p, [p]) / deg[p])
         # as stiff as the explicit integrator allows: gravity loads the stance legs far beyond their own inertia
         ke[b] = I_own * w_max * w_max
-        kd[b] = min(2 * cfg.pd_zeta * I_own * w_max, 0.5 * I_own / cfg.dt)
+        kd[b] = min(2 * cfg.pd_zeta * I_own * w_max, cfg.max_damping * I_own / cfg.dt)
     # effective mass of each body at each joint anchor on it (its own joint, its children's): 1 / (1/m + |r|^2 / I_min)
     m_eff = mass.copy()
     for b in range(B):

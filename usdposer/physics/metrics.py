@@ -8,9 +8,10 @@ vertices, a superset of every pose's extremes) in world (metres, +Y up, ground y
     skating          mean over contact points of |xz_p(t+1) - xz_p(t)| fps    horizontal speed while in contact
     uprightness      angle between the main body's rest up direction carried by its rotation, and +Y (the main body:
                      the first joint that is the largest influence of a vertex, e.g. the hips under a scene root)
-    tracking error   mean joint distance to a reference clip, after moving each frame horizontally so that the roots
-                     coincide (a physical body walking where its reference walked in place is still tracking it);
-                     ``tracking_drift`` is the root's horizontal distance itself
+    tracking error   mean joint distance to a reference clip relative to the main joint (root-aligned MPJPE: the pose,
+                     whatever the root did; a physical body walking where its reference walked in place, or standing
+                     on the ground where its reference sank into it, still tracks it); ``tracking_drift`` is the main
+                     joint's own mean distance to the reference's
 
 Lengths are reported in % of the character's height, speeds in heights per second, angles in degrees.
 Shapes: F frames, P hull points, J joints.
@@ -37,9 +38,9 @@ class MotionMetrics:
     contact_fraction: float  # frames with at least one point in contact
     upright_mean: float  # degrees of tilt of the root's rest up axis
     upright_max: float
-    tracking_error: float | None = None  # % of height, mean joint distance to the reference, roots aligned in xz
+    tracking_error: float | None = None  # % of height, mean joint distance to the reference, main joints aligned
     tracking_error_max: float | None = None
-    tracking_drift: float | None = None  # % of height, mean horizontal root distance to the reference
+    tracking_drift: float | None = None  # % of height, mean distance of the main joint to the reference's
 
     def as_dict(self) -> dict:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
@@ -128,8 +129,7 @@ def motion_metrics(rig: Rig, clip: Clip, reference: Clip | None = None, *, conta
         n = min(len(a), len(b))
         a, b = a[:n], b[:n]
         r = main_joint(rig)
-        shift = torch.zeros_like(a[:, :1])
-        shift[..., [0, 2]] = (b[:, r:r + 1, [0, 2]] - a[:, r:r + 1, [0, 2]])
+        shift = b[:, r:r + 1] - a[:, r:r + 1]  # (F, 1, 3)
         d = (a + shift - b).norm(dim=-1) / h * 100  # (F, J)
         err, err_max = float(d.mean()), float(d.max())
         drift = float(shift[:, 0].norm(dim=-1).mean() / h * 100)

@@ -8,7 +8,9 @@ Per frame k of the reference (F frames at the clip's rate, K = 1 / (fps dt) subs
     qd0           optimised initial body twists, initialised from the reference's first frame difference
     start         the reference's first frame lowered (or raised) so that its lowest box corner touches y = 0
     L             = mean_k |q_sim[k] - q_ref[k]|_1 (angles, radians) + |root_sim[k] - root_ref[k]|_1 / height
-                    + w_up (1 - up_sim . up_ref) + l3 MAE(u[k+1] - 2 u[k] + u[k-1])          (l3 = 0.2)
+                    + 2 |quat_sim[k] - quat_ref[k]| (root orientation, about its angle) + w_up |up_sim - up_ref|
+                    + l3 MAE(u[k+1] - 2 u[k] + u[k-1])          (l3 = 0.2; up: the world up at rest carried by the
+                    root body, the virtual penalty that keeps it upright)
 Gradients: ``SimChunk``, a ``torch.autograd.Function`` over the K substeps of one frame, runs the chunk without a
 tape forward and, in backward, re-simulates it from its saved inputs under a ``wp.Tape`` and replays it (so no state
 is stored across chunks), then clips the gradient it hands to the previous chunk (fine-grained clipping every K
@@ -227,12 +229,13 @@ def frames_to_clip(art: Articulation, body_frames: Tensor, ref: Clip, name: str 
 @dataclass
 class TrackConfig:
     iterations: int = 50
-    lr: float = 0.02  # Adam, radians of PD target per step
+    lr: float = 0.01  # Adam, radians of PD target per step
     lr_velocity: float = 0.05  # Adam, m/s (and rad/s) of initial twist per step
     smooth_weight: float = 0.2  # l3
     root_weight: float = 1.0
     upright_weight: float = 1.0
     clip: float = 1.0  # gradient norm handed from chunk to chunk
+    cosine: bool = False  # anneal the steps to 0 over the iterations
     contact: bool = True
     seed: int = 0
 
@@ -250,12 +253,17 @@ class TrackResult:
     substeps: int = 0
 
 
-def _root_up(body_q: Tensor, root: int) -> Tensor:
+def _chord(a: Tensor, b: Tensor) -> Tensor:
+    """|a - b| over the last axis, smooth at 0: for unit vectors about the angle between them (for unit quaternions,
+    half the rotation angle), so that small orientation errors keep a gradient (1 - cos would flatten it)."""
+    return torch.sqrt(((a - b) ** 2).sum(-1) + 1e-12)
+
+
+def _root_up(body_q: Tensor, root: int, up_local: Tensor) -> Tensor:
+    """(…, 3) the world direction of ``up_local`` (the root body's rest up, in its own frame) at every body pose."""
     from usdposer.physics.contact import _rotate
 
-    e = torch.zeros(*body_q.shape[:-2], 3, dtype=body_q.dtype)
-    e[..., 1] = 1
-    return _rotate(body_q[..., root, 3:], e)
+    return _rotate(body_q[..., root, 3:], up_local.to(body_q).expand(*body_q.shape[:-2], 3))
 
 
 def track_clip(art: Articulation, clip: Clip, cfg: TrackConfig | None = None, *,
@@ -288,12 +296,16 @@ def track_clip(art: Articulation, clip: Clip, cfg: TrackConfig | None = None, *,
     d6 = torch.from_numpy(art.d6_coords).long()
     root = art.root_bodies[0]
     cs = int(art.coord_start[root])
-    up_ref = _root_up(ref_q, root)  # (F, 3)
+    R0 = from_newton(to_newton(rigid_frames(rig, Pose.rest(rig))[0, art.joints[root]]))[:3, :3]
+    up_local = (R0.T @ torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64)).float()  # world up at rest, body frame
+    up_ref = _root_up(ref_q, root, up_local)  # (F, 3)
     h = art.height
     targets = q_ref.clone().requires_grad_(True)
+    sim = ChunkSimulator(art, K, contact=cfg.contact)
     qd_init = qd0.clone().requires_grad_(True)
     opt = torch.optim.Adam([{"params": [targets], "lr": cfg.lr}, {"params": [qd_init], "lr": cfg.lr_velocity}])
-    sim = ChunkSimulator(art, K, contact=cfg.contact)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.iterations), eta_min=0.0) \
+        if cfg.cosine else None  # large steps to find the motion, small ones to settle the joints
     losses: list[dict] = []
     best = (math.inf, None)
     tick = time.perf_counter()
@@ -301,8 +313,10 @@ def track_clip(art: Articulation, clip: Clip, cfg: TrackConfig | None = None, *,
     for i in progress(steps) if progress else steps:
         body_q, _, jq = simulate(sim, q0, qd_init, targets, cfg.clip)
         coord = (jq[:, d6] - q_ref[1:, d6]).abs().mean()
-        root_err = (jq[:, cs:cs + 3] - q_ref[1:, cs:cs + 3]).abs().mean() / h
-        up = (1 - (_root_up(body_q[1:], root) * up_ref[1:]).sum(-1)).mean()
+        qs, qr = jq[:, cs + 3:cs + 7], q_ref[1:, cs + 3:cs + 7]
+        qr = qr * torch.sign((qs * qr).sum(-1, keepdim=True)).detach()  # the nearer of q and -q
+        root_err = (jq[:, cs:cs + 3] - q_ref[1:, cs:cs + 3]).abs().mean() / h + 2 * _chord(qs, qr).mean()
+        up = _chord(_root_up(body_q[1:], root, up_local), up_ref[1:]).mean()
         smooth = (targets[2:, d6] - 2 * targets[1:-1, d6] + targets[:-2, d6]).abs().mean() if len(targets) > 2 \
             else torch.zeros(())
         loss = coord + cfg.root_weight * root_err + cfg.upright_weight * up + cfg.smooth_weight * smooth
@@ -314,6 +328,8 @@ def track_clip(art: Articulation, clip: Clip, cfg: TrackConfig | None = None, *,
             opt.zero_grad()
             loss.backward()
             opt.step()
+            if sched:
+                sched.step()
         losses.append(rec)
         if on_step:
             on_step(i, rec)
