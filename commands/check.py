@@ -42,12 +42,14 @@ The same rules are UsdValidation validators named usdposer:<Rule>.
 @click.option("--depth-fail", type=float, default=0.15, show_default=True, help="... and that fails (x height).")
 @click.option("--penetration", type=float, default=0.02, show_default=True, help="Ground penetration that warns (x height).")
 @click.option("--penetration-fail", type=float, default=0.10, show_default=True, help="... and that fails (x height).")
+@click.option("--skating", type=float, default=1.0, show_default=True,
+              help="Contact points sliding faster than this warns (heights per second).")
 @click.option("-v", "--verbose", is_flag=True, help="Also show waived findings and per-file notes.")
 @device_option
 def cli(paths, fmt, as_json, out, strict, rule_names, list_rules, limits, checkpoint, score_threshold, waivers, depth,
-        depth_fail, penetration, penetration_fail, verbose, device) -> None:
-    """Validate rigs and animations for CI: binding sanity, joint limits, self-intersection, ground, drift,
-    plausibility."""
+        depth_fail, penetration, penetration_fail, skating, verbose, device) -> None:
+    """Validate rigs and animations for CI: binding sanity, joint limits, self-intersection, ground, foot skating,
+    drift, plausibility."""
     from usdposer.errors import InputError
     from usdposer.validate import CheckOptions, check_paths, find_rules
     from usdposer.validate.report import format_json, format_junit, format_rules, format_text, summary_line
@@ -59,7 +61,7 @@ def cli(paths, fmt, as_json, out, strict, rule_names, list_rules, limits, checkp
     if not paths:
         raise InputError("no PATHS given; pass files, folders or globs (or --list-rules)")
     options = CheckOptions(depth=depth, depth_fail=depth_fail, penetration=penetration,
-                           penetration_fail=penetration_fail)
+                           penetration_fail=penetration_fail, skating=skating)
     if limits:
         from usdposer.validate.learned import read_limits
 

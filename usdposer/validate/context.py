@@ -37,6 +37,8 @@ class CheckOptions:
     penetration: float = 0.02  # lowest point below the ground by more than this warns
     penetration_fail: float = 0.10  # ... and by more than this fails
     floating: float = 0.05  # a whole clip above the ground by more than this warns
+    contact: float = 0.02  # points this close to the ground touch it
+    skating: float = 1.0  # contact points sliding faster than this (heights per second) warns
     depth: float = 0.01  # self-intersection deeper than this warns
     depth_fail: float = 0.15  # ... and deeper than this fails
     drift: float = 0.01  # bone length off its rest length by more than this (relative) warns

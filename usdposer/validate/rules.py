@@ -293,6 +293,43 @@ class Ground(Rule):
         return out
 
 
+@register
+class FootSkating(Rule):
+    """Points on the ground stay put: the mean horizontal speed of the skinned points within --contact of the ground
+    at two consecutive frames (the feet in contact) above --skating heights per second warns (a walk cycle played in
+    place skates; ``usdposer track`` grounds it). Frame pairs that straddle two chunks are not measured."""
+
+    severity = "warning"
+    scope = "clip"
+    codes = {"Skating": "points in contact with the ground slide"}
+
+    def measure(self, clip: ClipContext, chunk) -> dict:
+        if clip.rig_ctx.ground is None or len(clip.clip) < 2:
+            return {}
+        pts = chunk.points if clip.rig.meshes else chunk.world[..., :3, 3]
+        y = pts[..., 1] - clip.rig_ctx.ground  # (b, P)
+        eps = clip.file.options.contact * clip.height
+        fps = clip.clip.fps
+        contact = (y[:-1] < eps) & (y[1:] < eps)  # (b - 1, P)
+        step = (pts[1:, :, [0, 2]] - pts[:-1, :, [0, 2]]).norm(dim=-1) * fps
+        n = contact.sum(-1)
+        speed = torch.where(n > 0, (step * contact).sum(-1) / n.clamp(min=1), torch.zeros_like(n, dtype=step.dtype))
+        return {"speed": torch.cat([torch.zeros(1, dtype=speed.dtype), speed]) / clip.height}  # (b,) heights / s
+
+    def judge(self, clip: ClipContext, m: dict) -> list[Finding]:
+        if "speed" not in m:
+            return []
+        v, tol = m["speed"], clip.file.options.skating
+        out = []
+        for first, last in runs(v > tol):
+            worst = first + int(v[first:last + 1].argmax())
+            span = "" if first == last else f"; frames {clip.time(first):g}-{clip.time(last):g}"
+            out.append(clip.finding(self, "Skating", f"feet on the ground slide at {float(v[worst]):.2f} heights/s "
+                                    f"at frame {clip.time(worst):g}{span} (mean {float(v[first:last + 1].mean()):.2f})",
+                                    frame=worst, run=(first, last), value=float(v[worst])))
+        return out
+
+
 def _length(metres: float) -> str:
     return f"{metres * 100:.1f} cm" if abs(metres) < 10 else f"{metres:.1f} m"
 
