@@ -41,6 +41,8 @@ bench: setup
 	$(BIN)/python bench/skin.py
 	$(BIN)/python bench/fit.py
 	$(BIN)/python bench/distill.py
+	$(BIN)/python bench/splat.py
+	$(BIN)/python bench/track.py
 
 # the shipped pose space (models/default): dataset from the shared data set, whole characters held out, ~30 min CPU
 DEFAULT_DATA := data/default

@@ -67,14 +67,15 @@ def test_ground_contact_kernel_matches_torch(fox):
     qd = torch.randn(B, 6, generator=g)
     com = torch.from_numpy(art.model.body_com.numpy()).double()
     gains = [torch.from_numpy(np.asarray(art.contact[k], dtype=np.float64)) for k in ("ke", "kd", "kf", "mu")]
+    margin = float(art.contact["margin"])
     want = ground_wrench_ref(q.double(), qd.double(), com, torch.from_numpy(art.centers), torch.from_numpy(art.halves),
-                             *gains)
+                             *gains, margin=margin)
     f = wp.zeros(B, dtype=wp.spatial_vector)
     wp.launch(ground_contact_kernel, dim=B * 8,
               inputs=[wp.array(q.numpy(), dtype=wp.transform), wp.array(qd.numpy(), dtype=wp.spatial_vector),
                       art.model.body_com, wp.array(art.centers.astype(np.float32), dtype=wp.vec3),
                       wp.array(art.halves.astype(np.float32), dtype=wp.vec3),
-                      *[wp.array(x.float().numpy(), dtype=float) for x in gains]], outputs=[f])
+                      *[wp.array(x.float().numpy(), dtype=float) for x in gains], margin], outputs=[f])
     got = torch.from_numpy(f.numpy()).double()
     assert (want.abs().sum(1) > 0).sum() >= B // 4  # some bodies are in contact
     assert torch.allclose(got, want, rtol=2e-3, atol=1e-3 * float(want.abs().max()))

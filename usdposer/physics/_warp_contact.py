@@ -18,6 +18,7 @@ def ground_contact_kernel(
     kd: wp.array(dtype=float),
     kf: wp.array(dtype=float),
     mu: wp.array(dtype=float),
+    margin: float,  # contact starts this far above the ground (the depth that carries the weight)
     body_f: wp.array(dtype=wp.spatial_vector),  # (B,) accumulated (force, torque about the COM)
 ):
     tid = wp.tid()
@@ -29,7 +30,7 @@ def ground_contact_kernel(
     X = body_q[b]
     e = halves[b]
     p = wp.transform_point(X, centers[b] + wp.vec3(sx * e[0], sy * e[1], sz * e[2]))
-    depth = -p[1]
+    depth = margin - p[1]
     if depth <= 0.0:
         return
     x_com = wp.transform_point(X, body_com[b])

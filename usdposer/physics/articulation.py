@@ -3,9 +3,10 @@ built directly with newton's ``ModelBuilder`` (newton's USD importer drops spher
 from the Rig and ``usdposer.io.physics_layer`` writes the same articulation as UsdPhysics).
 
 Conventions (world = the rig's stage converted to metres, +Y up, ground at y = 0):
-    bodies        one per joint that is the largest influence of some vertex or lies between two such joints
-                  (massless joints at the ends of the tree, such as a scene root or an end site, get none and follow
-                  their parent rigidly); body b sits at the rigid frame of its
+    bodies        one per joint that is the largest influence of some vertex or lies between two such joints, in the
+                  tree of the first such joint (massless joints at the ends of the tree, such as a scene root or an
+                  end site, get none and follow their parent rigidly; other roots, such as IK targets, keep their
+                  reference motion); body b sits at the rigid frame of its
                   joint (its world transform with any scale removed) and its box is the robust bounding box, in that
                   frame, of those vertices, at least ``min_half`` (a fraction of the height) on every side, weighing
                   at least ``min_mass`` of the whole (light bodies between heavy ones make penalty joints explode)
@@ -188,6 +189,14 @@ def build_articulation(rig: Rig, cfg: ArticulationConfig | None = None, *, requi
     centers, halves, moves = body_boxes(rig, cfg.min_half * h, cfg.quantile)
     if not moves.any():  # no mesh: every joint is a body
         moves[:] = True
+    # one articulation: the tree of the first joint that moves vertices (other roots, such as IK targets, follow
+    # their reference)
+    main = int(np.nonzero(moves)[0][0])
+    tree = np.zeros(J, bool)
+    tree[main] = True
+    for j in range(main + 1, J):
+        tree[j] = parents[j] >= 0 and tree[parents[j]]
+    moves &= tree
     # a massless joint between two bodies still rotates them: it gets a (minimal) body of its own
     below = np.zeros(J, bool)
     for j in reversed(range(J)):
@@ -259,7 +268,8 @@ def build_articulation(rig: Rig, cfg: ArticulationConfig | None = None, *, requi
     weight = float(mass.sum()) * abs(cfg.gravity)
     c_ke = np.minimum(weight / (4 * cfg.contact_depth * h), m_eff * w_max * w_max / 4)
     contact = {"ke": c_ke, "kd": np.minimum(2 * np.sqrt(c_ke * m_eff), 0.5 * m_eff / cfg.dt / 4),
-               "kf": cfg.friction_stiffness * m_eff / cfg.dt / 4, "mu": np.full(B, cfg.friction)}
+               "kf": cfg.friction_stiffness * m_eff / cfg.dt / 4, "mu": np.full(B, cfg.friction),
+               "margin": float(weight / (4 * float(np.median(c_ke))))}  # what the weight sinks in at rest
 
     builder = newton.ModelBuilder(up_axis=newton.Axis.Y, gravity=(0.0, cfg.gravity, 0.0))
 

@@ -1,7 +1,8 @@
 """Penalty ground contact for the bone boxes, y = 0, added to newton's body wrenches before each solver step.
 
 Each box corner c of body b (box centre m, half-extents e, corner m + s * e for the 8 sign vectors s) at world point
-p = X_b c with velocity v = v_com + w x (p - x_com) feels, when below the ground (depth d = -p_y > 0):
+p = X_b c with velocity v = v_com + w x (p - x_com) feels, when below the contact height (depth d = margin - p_y > 0;
+``margin`` is the depth that carries the character's weight, so that a body at rest stands on y = 0, not in it):
 
     f_n = max(ke d - kd v_y, 0)                               normal force (+Y)
     f_t = -v_t min(kf, mu f_n / (|v_t| + eps))                 viscous friction capped by Coulomb (smooth enough for
@@ -35,14 +36,14 @@ def box_corners(body_q: Tensor, centers: Tensor, halves: Tensor) -> Tensor:
 
 
 def ground_wrench_ref(body_q: Tensor, body_qd: Tensor, body_com: Tensor, centers: Tensor, halves: Tensor,
-                      ke: Tensor, kd: Tensor, kf: Tensor, mu: Tensor) -> Tensor:
+                      ke: Tensor, kd: Tensor, kf: Tensor, mu: Tensor, margin: float = 0.0) -> Tensor:
     """(B, 6) contact wrenches (force, torque about the COM) of the module docstring; gains (B,) per body."""
     ke, kd, kf, mu = (x[:, None] for x in (ke, kd, kf, mu))
     p = box_corners(body_q, centers, halves)  # (B, 8, 3)
     x_com = body_q[:, :3] + _rotate(body_q[:, 3:], body_com)  # (B, 3)
     r = p - x_com[:, None]
     v = body_qd[:, None, :3] + torch.linalg.cross(body_qd[:, None, 3:].expand(-1, 8, -1), r, dim=-1)
-    depth = -p[..., 1]
+    depth = margin - p[..., 1]
     fn = torch.clamp(ke * depth - kd * v[..., 1], min=0.0) * (depth > 0)
     vt = v.clone()
     vt[..., 1] = 0

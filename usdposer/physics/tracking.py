@@ -83,7 +83,8 @@ class ChunkSimulator:
                       outputs=[self.controls[k].joint_target_q])
             if self.contact:
                 wp.launch(ground_contact_kernel, dim=m.body_count * 8,
-                          inputs=[s0.body_q, s0.body_qd, m.body_com, self.centers, self.halves, *self.gains],
+                          inputs=[s0.body_q, s0.body_qd, m.body_com, self.centers, self.halves, *self.gains,
+                                  float(self.art.contact["margin"])],
                           outputs=[s0.body_f])
             self.solver.step(s0, s1, self.controls[k], None, self.art.cfg.dt)
         self.newton.eval_ik(m, self.states[self.K], self.jq, self.jqd)
