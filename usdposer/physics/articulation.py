@@ -4,13 +4,13 @@ from the Rig and ``usdposer.io.physics_layer`` writes the same articulation as U
 
 Conventions (world = the rig's stage converted to metres, +Y up, ground at y = 0):
     bodies        one per joint that is the largest influence of some vertex or lies between two such joints, in the
-                  tree of the first such joint (massless joints at the ends of the tree, such as a scene root or an
-                  end site, get none and follow their parent rigidly; other roots, such as IK targets, keep their
-                  reference motion); body b sits at the rigid frame of its
+                  tree (massless joints at the ends of the tree, such as a scene root or an end site, get none and
+                  follow their parent rigidly; a tree with no body above it, such as an IK-target root carrying the
+                  hooves, hangs from the body nearest to it at rest); body b sits at the rigid frame of its
                   joint (its world transform with any scale removed) and its box is the robust bounding box, in that
                   frame, of those vertices, at least ``min_half`` (a fraction of the height) on every side, weighing
                   at least ``min_mass`` of the whole (light bodies between heavy ones make penalty joints explode)
-    joints        a free joint for each body without an ancestor body; else nearest ancestor body -> body, a D6
+    joints        a free joint for the first body; every other body hangs from its parent body by a D6
                   with locked translation and rotX / rotY / rotZ in the child's rest frame expressed in the parent
                   body (``parent_xform`` = rest relative transform), so its coordinates are 0 at rest and rotate
                   about the joint's own local axes (``Rig.limits`` use the same axes)
@@ -189,14 +189,6 @@ def build_articulation(rig: Rig, cfg: ArticulationConfig | None = None, *, requi
     centers, halves, moves = body_boxes(rig, cfg.min_half * h, cfg.quantile)
     if not moves.any():  # no mesh: every joint is a body
         moves[:] = True
-    # one articulation: the tree of the first joint that moves vertices (other roots, such as IK targets, follow
-    # their reference)
-    main = int(np.nonzero(moves)[0][0])
-    tree = np.zeros(J, bool)
-    tree[main] = True
-    for j in range(main + 1, J):
-        tree[j] = parents[j] >= 0 and tree[parents[j]]
-    moves &= tree
     # a massless joint between two bodies still rotates them: it gets a (minimal) body of its own
     below = np.zeros(J, bool)
     for j in reversed(range(J)):
@@ -217,8 +209,24 @@ def build_articulation(rig: Rig, cfg: ArticulationConfig | None = None, *, requi
         while p >= 0 and body_of[p] < 0:
             p = parents[p]
         parent_body[b] = body_of[p] if p >= 0 else -1
+    # one articulation: a tree with no body above it (an IK-target root carrying the hooves, say) hangs from the
+    # nearest earlier body at rest
+    rest_all = rigid_frames(rig, Pose.rest(rig))[0].numpy()
+    main_tree = np.zeros(B, bool)
+    for b in range(B):
+        main_tree[b] = b == 0 or (parent_body[b] >= 0 and main_tree[parent_body[b]])
+    for b in range(1, B):
+        if parent_body[b] < 0:  # the distance from its joint to each main-tree box
+            o = rest_all[joints[b], :3, 3]
+            d = []
+            for c in range(b):
+                F = rest_all[joints[c]]
+                local = F[:3, :3].T @ (o - F[:3, 3])
+                lo, hi = centers[joints[c]] - halves[joints[c]], centers[joints[c]] + halves[joints[c]]
+                d.append(np.linalg.norm(local - np.clip(local, lo, hi)) if main_tree[c] else np.inf)
+            parent_body[b] = int(np.argmin(d))
     centers, halves = centers[joints], halves[joints]
-    rest = rigid_frames(rig, Pose.rest(rig))[0].numpy()[joints]  # (B, 4, 4)
+    rest = rest_all[joints]  # (B, 4, 4)
     vol = 8 * np.prod(halves, 1)
     mass = np.maximum(cfg.density * vol, cfg.min_mass * cfg.density * vol.sum())
     # inertia of each box about its centre, of a body about its joint and of a subtree about its joint

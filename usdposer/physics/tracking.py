@@ -193,10 +193,19 @@ def reference_coordinates(art: Articulation, body_q: Tensor) -> Tensor:
     return torch.stack(out)
 
 
+def _ancestors(parents: Tensor, j: int) -> list[int]:
+    out, p = [], int(parents[j])
+    while p >= 0:
+        out.append(p)
+        p = int(parents[p])
+    return out
+
+
 def frames_to_clip(art: Articulation, body_frames: Tensor, ref: Clip, name: str = "usdposerTrack") -> Clip:
     """The Clip of simulated body frames (F, B, 4, 4) in the articulation's (scaled) rig: every joint with a body
-    takes its rotation from its frame relative to its parent joint's output frame (q = polar(W_p^-1 W_b)); a body
-    without a parent body (a free root) takes its translation the same way; every other joint keeps the reference's
+    takes its rotation from its frame relative to its parent joint's output frame (q = polar(W_p^-1 W_b)); a joint
+    with no simulated joint above it (the free root, an IK-target root) takes its translation the same way; every
+    other joint keeps the reference's
     local transform, so bone lengths stay exact whatever the penalty joints stretched and massless joints follow their
     parents. ``ref`` is the reference clip in the same (scaled) units."""
     from usdposer.core.kinematics import compose_trs
@@ -219,7 +228,7 @@ def frames_to_clip(art: Articulation, body_frames: Tensor, ref: Clip, name: str 
             d = torch.sign(torch.det(U @ Vh))
             U = torch.cat([U[..., :2], U[..., 2:] * d[:, None, None]], -1)
             q_out[:, j] = matrix_to_quat(U @ Vh)
-            if art.parent_body[b] < 0:
+            if not any(int(a) in body_of for a in _ancestors(rig.parents, j)):  # the top of a simulated tree
                 t_out[:, j] = local[:, :3, 3]
         world[j] = Wp @ compose_trs(t_out[:, j], q_out[:, j], s_ref[:, j])
     return Clip(q_out, t_out, s_ref.clone(), time_codes=ref.time_codes.clone(),
