@@ -269,3 +269,25 @@ def test_track_cli_writes_animation_physics_and_report(fox, tmp_path):
     bad = subprocess.run(CLI + ["track", str(d / "fox.usdc"), "--anim", "Dance", "-o", str(tmp_path / "x.usdc")],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "Dance" in bad.stderr and not (tmp_path / "x.usdc").exists()
+
+
+def test_ik_target_roots_hang_from_the_nearest_limb(tmp_path):
+    """The Quaternius Horse skins its hooves to IK-target joints that are roots of their own: one articulation still,
+    each IK root hanging from its own lower leg (the nearest main-tree box), and tracking writes them back."""
+    from conftest import SHARED, require_shared
+
+    require_shared()
+    from usdposer.io.importers import import_any
+    from usdposer.io.read_skel import read_asset
+    from usdposer.physics.articulation import build_articulation
+
+    import_any(SHARED / "quaternius" / "animals" / "Horse.glb", tmp_path / "horse.usdc")
+    rig = read_asset(tmp_path / "horse.usdc").rig()
+    assert len(rig.roots) == 5
+    art = build_articulation(rig)
+    assert len(art.root_bodies) == 1
+    name = lambda b: rig.joints[art.joints[b]].rsplit("/", 1)[-1]  # noqa: E731
+    hung = {name(b): name(art.parent_body[b]) for b in range(art.num_bodies)
+            if rig.parents[art.joints[b]] < 0 and art.parent_body[b] >= 0}
+    assert hung == {"IKBackLeg_L": "BackLowerLeg_L", "IKBackLeg_R": "BackLowerLeg_R",
+                    "IKFrontLeg_L": "FrontLowerLeg_L", "IKFrontLeg_R": "FrontLowerLeg_R"}
