@@ -21,8 +21,9 @@ drives as stiff as dt = 1/1200 s allows, joint limits when known, gravity,
 penalty ground contact) simulated by SolverSemiImplicit. Per-frame PD
 targets (interpolated per substep) and the initial velocity are optimised
 with Adam so that the simulation follows the animation (L1 on joint
-coordinates and root, an uprightness penalty, 0.2 x MAE of the targets'
-second differences), from its first frame lowered onto the ground; gradients
+coordinates and root, uprightness, 0.2 x MAE of the targets' second
+differences), from its first frame lowered onto the ground; a virtual torque
+on the root's tilt (--upright-assist, 0 for none) keeps it upright; gradients
 come through chunks of one frame's substeps re-simulated under a wp.Tape,
 clipped between chunks. Characters authored at implausible sizes are
 simulated 1 m tall. Writes SkelAnimation <Skeleton>/usdposerTrack (bound)
@@ -44,13 +45,15 @@ before and after.
 @click.option("--frames", default=None, help="Frames to track: A:B time codes (default: all).")
 @click.option("--clip-grad", type=float, default=1.0, show_default=True,
               help="Gradient norm handed from one frame's chunk to the previous one.")
+@click.option("--upright-assist", type=float, default=1.0, show_default=True,
+              help="Virtual torque keeping the root upright, per radian of tilt, x weight x height (0: none).")
 @click.option("--no-contact", is_flag=True, help="Ablation: no ground contact.")
 @click.option("--no-limits", is_flag=True, help="Ignore the rig's joint limits.")
 @click.option("--skeleton", default=None, help="Skeleton prim path or name (default: the first).")
 @seed_option
 @json_option
-def cli(asset, anim, out, physics_out, iterations, lr, frames, clip_grad, no_contact, no_limits, skeleton, seed,
-        as_json) -> None:
+def cli(asset, anim, out, physics_out, iterations, lr, frames, clip_grad, upright_assist, no_contact, no_limits,
+        skeleton, seed, as_json) -> None:
     """Ground ASSET's animation in physics: simulate it, optimise PD targets, write what the body can do."""
     from tqdm import tqdm
 
@@ -61,12 +64,21 @@ def cli(asset, anim, out, physics_out, iterations, lr, frames, clip_grad, no_con
 
     if iterations < 1:
         raise InputError(f"--iterations {iterations}: need at least 1")
-    cfg = TrackConfig(iterations=iterations, lr=lr, clip=clip_grad, contact=not no_contact, seed=seed)
-    bar = lambda it: tqdm(it, desc="tracking", unit="it", leave=False,  # noqa: E731
-                          disable=as_json or not sys.stderr.isatty())
-    rep = track_asset(asset, out or default_output(asset, "track"), anim=anim, skeleton=skeleton, cfg=cfg,
-                      art_cfg=ArticulationConfig(use_limits=not no_limits), physics_out=physics_out, frames=frames,
-                      arguments=sys.argv[1:], progress=bar)
+    cfg = TrackConfig(iterations=iterations, lr=lr, clip=clip_grad, contact=not no_contact, seed=seed,
+                      upright_assist=upright_assist)
+    bar = tqdm(total=iterations, desc="tracking", unit="it", leave=False, disable=as_json or not sys.stderr.isatty())
+
+    def step(i: int, rec: dict) -> None:  # the progress bar shows the current loss and its parts
+        bar.set_postfix(loss=f"{rec['loss']:.4f}", coords=f"{rec['coords']:.4f}", root=f"{rec['root']:.4f}",
+                        refresh=False)
+        bar.update(1)
+
+    try:
+        rep = track_asset(asset, out or default_output(asset, "track"), anim=anim, skeleton=skeleton, cfg=cfg,
+                          art_cfg=ArticulationConfig(use_limits=not no_limits), physics_out=physics_out,
+                          frames=frames, arguments=sys.argv[1:], on_step=step)
+    finally:
+        bar.close()
     emit(rep, as_json, _human)
 
 

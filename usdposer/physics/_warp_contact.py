@@ -43,3 +43,25 @@ def ground_contact_kernel(
     ft = -vt * wp.min(kf[b], mu[b] * fn / (speed + 1.0e-6))
     f = wp.vec3(ft[0], fn, ft[2])
     wp.atomic_add(body_f, b, wp.spatial_vector(f, wp.cross(r, f)))
+
+
+@wp.kernel
+def upright_kernel(
+    body_q: wp.array(dtype=wp.transform),  # (B,)
+    body_qd: wp.array(dtype=wp.spatial_vector),  # (B,)
+    root: int,
+    up_local: wp.vec3,  # the root body's rest up direction, in its own frame
+    up_a: wp.vec3,  # the reference's up direction at the chunk's start and end frames
+    up_b: wp.vec3,
+    s: float,  # position within the chunk
+    ke: float,
+    kd: float,
+    body_f: wp.array(dtype=wp.spatial_vector),
+):
+    """The virtual uprightness torque of ``usdposer.physics.contact.upright_torque_ref`` (its torch twin)."""
+    up = wp.quat_rotate(wp.transform_get_rotation(body_q[root]), up_local)
+    target = wp.normalize(up_a + s * (up_b - up_a))
+    w = wp.spatial_bottom(body_qd[root])
+    tilt_rate = w - wp.dot(w, up) * up
+    tau = ke * wp.cross(up, target) - kd * tilt_rate
+    wp.atomic_add(body_f, root, wp.spatial_vector(wp.vec3(0.0), tau))

@@ -53,3 +53,18 @@ def ground_wrench_ref(body_q: Tensor, body_qd: Tensor, body_com: Tensor, centers
     f[..., 1] = f[..., 1] + fn
     f = f * (depth > 0)[..., None]
     return torch.cat([f.sum(1), torch.linalg.cross(r, f, dim=-1).sum(1)], 1)
+
+
+def upright_torque_ref(body_q: Tensor, body_qd: Tensor, root: int, up_local: Tensor, up_a: Tensor, up_b: Tensor,
+                       s: float, ke: float, kd: float) -> Tensor:
+    """(3,) the virtual torque that keeps the root upright (AKD's "virtual penalty"): a spring pulling the root
+    body's rest up direction u = R up_local towards the reference's (interpolated) up direction, and a damper on the
+    tilting part of its angular velocity; no torque about u itself, so the heading stays free:
+
+        tau = ke (u x u_ref) - kd (w - (w . u) u)
+    """
+    u = _rotate(body_q[root, 3:], up_local.to(body_q))
+    target = up_a + s * (up_b - up_a)
+    target = target / target.norm()
+    w = body_qd[root, 3:]
+    return ke * torch.linalg.cross(u, target.to(u), dim=-1) - kd * (w - (w * u).sum() * u)

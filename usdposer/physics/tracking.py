@@ -11,7 +11,10 @@ Per frame k of the reference (F frames at the clip's rate, K = 1 / (fps dt) subs
                     + 2 |quat_sim[k] - quat_ref[k]| (root orientation, about its angle) + w_up |up_sim - up_ref|
                     + l3 MAE(u[k+1] - 2 u[k] + u[k-1])          (l3 = 0.2; up: the world up at rest carried by the
                     root body, the virtual penalty that keeps it upright)
-Gradients: ``SimChunk``, a ``torch.autograd.Function`` over the K substeps of one frame, runs the chunk without a
+The virtual penalty that keeps the root upright acts twice: in the loss above, and (``upright_assist``) as a
+virtual torque on the root body pulling its rest up direction towards the reference's, with no torque about that
+direction (``usdposer.physics.contact.upright_torque_ref``): an external aid, as residual forces are, reported in
+the config. Gradients: ``SimChunk``, a ``torch.autograd.Function`` over the K substeps of one frame, runs the chunk without a
 tape forward and, in backward, re-simulates it from its saved inputs under a ``wp.Tape`` and replays it (so no state
 is stored across chunks), then clips the gradient it hands to the previous chunk (fine-grained clipping every K
 substeps). Optimiser: Adam.
@@ -40,7 +43,7 @@ if TYPE_CHECKING:
 class ChunkSimulator:
     """K substeps of one articulation, forward without a tape or replayed under one (module docstring)."""
 
-    def __init__(self, art: Articulation, substeps: int, *, contact: bool = True):
+    def __init__(self, art: Articulation, substeps: int, *, contact: bool = True, upright: tuple | None = None):
         import newton
 
         from usdposer.core._warp import get_warp
@@ -48,6 +51,9 @@ class ChunkSimulator:
         self.wp = wp = get_warp()
         self.newton = newton
         self.art, self.K, self.contact = art, substeps, contact
+        # (root body, up_local (3,), reference up directions (F, 3), ke, kd) of the virtual uprightness torque
+        self.upright = upright
+        self.frame = 0  # the chunk's first frame (for the reference up directions)
         m = self.model = art.model
         self.solver = art.solver()
         self.states = [m.state(requires_grad=True) for _ in range(substeps + 1)]
@@ -72,7 +78,7 @@ class ChunkSimulator:
         del wp
 
     def _run(self) -> None:
-        from usdposer.physics._warp_contact import ground_contact_kernel
+        from usdposer.physics._warp_contact import ground_contact_kernel, upright_kernel
         from usdposer.physics._warp_tracking import lerp_kernel
 
         wp, m = self.wp, self.model
@@ -85,6 +91,13 @@ class ChunkSimulator:
                 wp.launch(ground_contact_kernel, dim=m.body_count * 8,
                           inputs=[s0.body_q, s0.body_qd, m.body_com, self.centers, self.halves, *self.gains,
                                   float(self.art.contact["margin"])],
+                          outputs=[s0.body_f])
+            if self.upright is not None:
+                r, up_local, ups, ke, kd = self.upright
+                a_, b_ = ups[self.frame], ups[min(self.frame + 1, len(ups) - 1)]
+                wp.launch(upright_kernel, dim=1, inputs=[s0.body_q, s0.body_qd, int(r), wp.vec3(*up_local.tolist()),
+                                                         wp.vec3(*a_.tolist()), wp.vec3(*b_.tolist()),
+                                                         float(k) / self.K, float(ke), float(kd)],
                           outputs=[s0.body_f])
             self.solver.step(s0, s1, self.controls[k], None, self.art.cfg.dt)
         self.newton.eval_ik(m, self.states[self.K], self.jq, self.jqd)
@@ -123,21 +136,23 @@ class SimChunk(torch.autograd.Function):
     """One chunk of substeps as an autograd node; backward re-simulates under a ``wp.Tape`` and clips."""
 
     @staticmethod
-    def forward(ctx, sim: ChunkSimulator, clip: float, q0: Tensor, qd0: Tensor, ta: Tensor, tb: Tensor):
-        ctx.sim, ctx.clip = sim, clip
+    def forward(ctx, sim: ChunkSimulator, clip: float, frame: int, q0: Tensor, qd0: Tensor, ta: Tensor, tb: Tensor):
+        ctx.sim, ctx.clip, ctx.frame = sim, clip, frame
         ctx.save_for_backward(q0, qd0, ta, tb)
+        sim.frame = frame
         return sim.forward(q0, qd0, ta, tb)
 
     @staticmethod
     def backward(ctx, g_q: Tensor, g_qd: Tensor, g_jq: Tensor):
         inputs = ctx.saved_tensors
+        ctx.sim.frame = ctx.frame
         grads = ctx.sim.backward(inputs, (g_q, g_qd, g_jq))
         grads = tuple(torch.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0) for g in grads)
         if ctx.clip and ctx.clip > 0:
             norm = math.sqrt(sum(float((g.double() ** 2).sum()) for g in grads))
             if norm > ctx.clip:
                 grads = tuple(g * (ctx.clip / norm) for g in grads)
-        return (None, None, *(g.to(x.dtype) for g, x in zip(grads, inputs)))
+        return (None, None, None, *(g.to(x.dtype) for g, x in zip(grads, inputs)))
 
 
 def simulate(sim: ChunkSimulator, q0: Tensor, qd0: Tensor, targets: Tensor, clip: float = 0.0):
@@ -146,7 +161,7 @@ def simulate(sim: ChunkSimulator, q0: Tensor, qd0: Tensor, targets: Tensor, clip
     qs, qds, jqs = [q0], [qd0], []
     q, qd = q0, qd0
     for k in range(len(targets) - 1):
-        q, qd, jq = SimChunk.apply(sim, clip, q, qd, targets[k], targets[k + 1])
+        q, qd, jq = SimChunk.apply(sim, clip, k, q, qd, targets[k], targets[k + 1])
         qs.append(q)
         qds.append(qd)
         jqs.append(jq)
@@ -245,6 +260,7 @@ class TrackConfig:
     root_weight: float = 1.0
     upright_weight: float = 1.0
     clip: float = 1.0  # gradient norm handed from chunk to chunk
+    upright_assist: float = 1.0  # virtual root torque per radian of tilt, x weight x height (0: none)
     cosine: bool = False  # anneal the steps to 0 over the iterations
     contact: bool = True
     seed: int = 0
@@ -311,7 +327,14 @@ def track_clip(art: Articulation, clip: Clip, cfg: TrackConfig | None = None, *,
     up_ref = _root_up(ref_q, root, up_local)  # (F, 3)
     h = art.height
     targets = q_ref.clone().requires_grad_(True)
-    sim = ChunkSimulator(art, K, contact=cfg.contact)
+    upright = None
+    if cfg.upright_assist > 0:  # ke: the fraction of the torque that holds the whole weight a height off-balance
+        I_root = float(np.linalg.eigvalsh(art.model.body_inertia.numpy()[root].astype(np.float64))[0])
+        w_max = art.cfg.max_omega_dt / art.cfg.dt
+        ke = min(cfg.upright_assist * float(art.mass.sum()) * abs(art.cfg.gravity) * h, I_root * w_max * w_max)
+        kd = min(2 * math.sqrt(ke * I_root), art.cfg.max_damping * I_root / art.cfg.dt)
+        upright = (root, up_local.double(), up_ref.double(), ke, kd)
+    sim = ChunkSimulator(art, K, contact=cfg.contact, upright=upright)
     qd_init = qd0.clone().requires_grad_(True)
     opt = torch.optim.Adam([{"params": [targets], "lr": cfg.lr}, {"params": [qd_init], "lr": cfg.lr_velocity}])
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.iterations), eta_min=0.0) \
@@ -378,7 +401,7 @@ class TrackReport:
 
 def track_asset(asset, out, *, anim: str | None = None, skeleton: str | None = None, cfg: TrackConfig | None = None,
                 art_cfg=None, physics_out=None, frames: str | None = None, arguments=None,
-                progress=None) -> TrackReport:
+                progress=None, on_step: Callable[[int, dict], None] | None = None) -> TrackReport:
     """Track ``asset``'s animation ``anim`` (the bound one by default) and write the tracked SkelAnimation over the
     asset at ``out``, the UsdPhysics layer beside it (``physics_out``, default OUT_STEM.physics.usda) and a JSON + PNG
     report (loss curve, before/after metrics)."""
@@ -408,7 +431,7 @@ def track_asset(asset, out, *, anim: str | None = None, skeleton: str | None = N
         raise InputError(f"{asset}: {clip.path or clip.name} has {len(clip)} frame(s) selected; tracking needs at least "
                          "2 (widen --frames or pick another --anim)")
     art = build_articulation(rig, art_cfg)
-    res = track_clip(art, clip, cfg, progress=progress)
+    res = track_clip(art, clip, cfg, progress=progress, on_step=on_step)
     out = Path(out)
     physics_out = Path(physics_out) if physics_out else out.with_name(out.name.split(".")[0] + ".physics.usda")
     prov = provenance("track", arguments, seed=cfg.seed, source_animation=clip.path or clip.name,
