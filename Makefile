@@ -43,6 +43,7 @@ bench: setup
 	$(BIN)/python bench/distill.py
 	$(BIN)/python bench/splat.py
 	$(BIN)/python bench/track.py
+	$(BIN)/python bench/render.py
 
 # the shipped pose space (models/default): dataset from the shared data set, whole characters held out, ~30 min CPU
 DEFAULT_DATA := data/default

@@ -25,6 +25,7 @@ VERBS = {
     "ik": ("ik:cli", "IK on the manifold: guided sampling under sparse joint handles, stored as constraints."),
     "distill": ("distill:cli", "AKD: distill an animation from a video diffusion model by SDS (Gaussians + ground)."),
     "track": ("track:cli", "Physics tracking: the nearest motion a body can perform (Newton), + UsdPhysics layer."),
+    "render": ("render:cli", "Pictures: contact sheets, turntables, videos and keyframe proxies (CPU rasteriser)."),
     "check": ("check:cli", "Validate rigs and animations for CI (text, JSON, JUnit; exit 0/1/2)."),
     "limits": ("limits:cli", "Learn joint limits (swing-twist) from a dataset for `check --limits`."),
 }

@@ -44,10 +44,12 @@ The same rules are UsdValidation validators named usdposer:<Rule>.
 @click.option("--penetration-fail", type=float, default=0.10, show_default=True, help="... and that fails (x height).")
 @click.option("--skating", type=float, default=1.0, show_default=True,
               help="Contact points sliding faster than this warns (heights per second).")
+@click.option("--preview", type=click.Path(file_okay=False), default=None,
+              help="Write a contact sheet per animation with findings into this folder (flagged joints in red).")
 @click.option("-v", "--verbose", is_flag=True, help="Also show waived findings and per-file notes.")
 @device_option
 def cli(paths, fmt, as_json, out, strict, rule_names, list_rules, limits, checkpoint, score_threshold, waivers, depth,
-        depth_fail, penetration, penetration_fail, skating, verbose, device) -> None:
+        depth_fail, penetration, penetration_fail, skating, preview, verbose, device) -> None:
     """Validate rigs and animations for CI: binding sanity, joint limits, self-intersection, ground, foot skating,
     drift, plausibility."""
     from usdposer.errors import InputError
@@ -79,6 +81,11 @@ def cli(paths, fmt, as_json, out, strict, rule_names, list_rules, limits, checkp
 
     bar = lambda it: tqdm(it, desc="checking", unit="file", leave=False, disable=not sys.stderr.isatty())
     report = check_paths(paths, names, options, strict=strict, waivers=waiver_list, progress=bar)
+    if preview:
+        from usdposer.render.media import findings_sheets
+
+        for path in findings_sheets(report, preview):
+            click.echo(f"preview {path}", err=True)
     fmt = "json" if as_json else fmt
     text = {"text": lambda: format_text(report, verbose), "json": lambda: format_json(report),
             "junit": lambda: format_junit(report)}[fmt]()

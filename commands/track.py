@@ -49,11 +49,13 @@ before and after.
               help="Virtual torque keeping the root upright, per radian of tilt, x weight x height (0: none).")
 @click.option("--no-contact", is_flag=True, help="Ablation: no ground contact.")
 @click.option("--no-limits", is_flag=True, help="Ignore the rig's joint limits.")
+@click.option("--preview", type=click.Path(dir_okay=False), default=None,
+              help="Render the tracked animation: .gif/.mp4 (video) or .png (contact sheet).")
 @click.option("--skeleton", default=None, help="Skeleton prim path or name (default: the first).")
 @seed_option
 @json_option
 def cli(asset, anim, out, physics_out, iterations, lr, frames, clip_grad, upright_assist, no_contact, no_limits,
-        skeleton, seed, as_json) -> None:
+        preview, skeleton, seed, as_json) -> None:
     """Ground ASSET's animation in physics: simulate it, optimise PD targets, write what the body can do."""
     from tqdm import tqdm
 
@@ -76,7 +78,7 @@ def cli(asset, anim, out, physics_out, iterations, lr, frames, clip_grad, uprigh
     try:
         rep = track_asset(asset, out or default_output(asset, "track"), anim=anim, skeleton=skeleton, cfg=cfg,
                           art_cfg=ArticulationConfig(use_limits=not no_limits), physics_out=physics_out,
-                          frames=frames, arguments=sys.argv[1:], on_step=step)
+                          frames=frames, arguments=sys.argv[1:], on_step=step, preview=preview)
     finally:
         bar.close()
     emit(rep, as_json, _human)
@@ -91,4 +93,4 @@ def _human(r) -> str:
             f"{b['penetration_max']:.2f} -> {a['penetration_max']:.2f}); foot skating {b['skating']:.3f} -> "
             f"{a['skating']:.3f} heights/s; tilt {b['upright_mean']:.1f} -> {a['upright_mean']:.1f} deg; tracking "
             f"error {a['tracking_error']:.2f} % of height (drift {a['tracking_drift']:.2f} %)\n"
-            f"  report {r.report}, loss curve {r.loss_png}")
+            f"  report {r.report}, loss curve {r.loss_png}" + (f", preview {r.preview}" if r.preview else ""))

@@ -397,11 +397,12 @@ class TrackReport:
     seconds: float
     report: str | None = None
     loss_png: str | None = None
+    preview: str | None = None
 
 
 def track_asset(asset, out, *, anim: str | None = None, skeleton: str | None = None, cfg: TrackConfig | None = None,
                 art_cfg=None, physics_out=None, frames: str | None = None, arguments=None,
-                progress=None, on_step: Callable[[int, dict], None] | None = None) -> TrackReport:
+                progress=None, on_step: Callable[[int, dict], None] | None = None, preview=None) -> TrackReport:
     """Track ``asset``'s animation ``anim`` (the bound one by default) and write the tracked SkelAnimation over the
     asset at ``out``, the UsdPhysics layer beside it (``physics_out``, default OUT_STEM.physics.usda) and a JSON + PNG
     report (loss curve, before/after metrics)."""
@@ -446,8 +447,14 @@ def track_asset(asset, out, *, anim: str | None = None, skeleton: str | None = N
     from usdposer.preview import loss_plot
 
     loss_plot(res.losses, png, keys=("loss", "coords", "root", "upright"))
+    if preview:
+        from usdposer.render.media import render_clip
+
+        mode = "sheet" if str(preview).lower().endswith(".png") else "video"
+        preview = render_clip(rig, res.clip, preview, mode=mode, width=192 if mode == "sheet" else 384,
+                              height=192 if mode == "sheet" else 384).outputs[0]
     fps = clip.fps if len(clip) > 1 else 24.0
     return TrackReport(str(out), f"{rig.skeleton_path}/{res.clip.name}", str(physics_out), clip.path or clip.name,
                        cfg.iterations, len(clip), max(1, round(1.0 / (fps * art.cfg.dt))), art.scale, before.as_dict(),
                        after.as_dict(), res.losses[-1] if res.losses else {}, res.seconds_per_iteration,
-                       time.perf_counter() - tick, str(report), str(png))
+                       time.perf_counter() - tick, str(report), str(png), preview)

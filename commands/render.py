@@ -1,0 +1,63 @@
+"""usdposer render"""
+
+from __future__ import annotations
+
+import click
+from usdposer.commands._options import json_option
+from usdposer.commands._output import emit
+
+EPILOG = """\b
+Examples:
+  usdposer render fox.usdc --anim Walk --mode video -o fox_walk.gif
+  usdposer render fox.usdc --samples fox.samples.usdc --mode sheet --check -o fox_samples.png
+  usdposer render fox.usdc --frames 12 --mode turntable -o fox_turn.mp4
+  usdposer render fox.interp.usdc --mode keyframes --size 832x480 --fps 16 -o fox_keys.mp4
+
+\b
+A CPU z-buffer rasteriser (PyTorch, no display needed): the skinned mesh
+shaded with its base-colour texture, the skeleton drawn over it (bones and
+joints; --check marks joints outside the rig's limits in red), a
+checkerboard ground with grid lines. Modes: sheet (PNG contact sheet of an
+animation's frames or of a samples layer's poses), turntable (one pose from
+all around), video (an animation; --camera follow|fixed|orbit) and keyframes
+(mesh + skeleton proxy frames at a video model's resolution and frame rate:
+a PNG sequence, a video and cameras.json with the view and intrinsic matrices
+and time codes; when the animation lists usdposer:keyframes, as interpolate
+--keyframes and ik --keyframes write, only those frames). Videos are .gif,
+or .mp4 with imageio-ffmpeg installed.
+"""
+
+
+@click.command("render", epilog=EPILOG)
+@click.argument("asset", type=click.Path(dir_okay=False))
+@click.option("-o", "--out", type=click.Path(), required=True, help="Output: .png (sheet), .gif/.mp4, or a folder (keyframes).")
+@click.option("--mode", type=click.Choice(["sheet", "turntable", "video", "keyframes"]), default="video", show_default=True)
+@click.option("--anim", default=None, help="SkelAnimation prim path or name (default: the bound one).")
+@click.option("--samples", type=click.Path(dir_okay=False), default=None, help="A `usdposer sample` layer: its poses.")
+@click.option("--frames", default=None, help="Time codes: A:B, A:B:S or T1,T2,...")
+@click.option("--size", default="512x512", show_default=True, help="Image size WxH.")
+@click.option("--fps", type=float, default=None, help="Video frame rate (default: the animation's).")
+@click.option("--camera", type=click.Choice(["fixed", "follow", "orbit"]), default=None,
+              help="Camera (default: follow for video, fixed for sheet/keyframes, orbit for turntable).")
+@click.option("--yaw", type=float, default=30.0, show_default=True, help="Camera azimuth, degrees (0: from +Z).")
+@click.option("--pitch", type=float, default=15.0, show_default=True, help="Camera elevation, degrees.")
+@click.option("--check", is_flag=True, help="Mark joints outside the rig's limits in red.")
+@click.option("--no-skeleton", is_flag=True, help="Do not draw the skeleton over the mesh.")
+@click.option("--skeleton", "skeleton_path", default=None, help="Skeleton prim path or name (default: the first).")
+@json_option
+def cli(asset, out, mode, anim, samples, frames, size, fps, camera, yaw, pitch, check, no_skeleton, skeleton_path,
+        as_json) -> None:
+    """Pictures of ASSET's poses and animations: contact sheets, turntables, videos, keyframe proxies."""
+    from usdposer.render.media import render_asset
+
+    rep = render_asset(asset, out, mode=mode, anim=anim, samples=samples, frames=frames, size=size, fps=fps,
+                       camera=camera, yaw=yaw, pitch=pitch, check=check, skeleton=not no_skeleton,
+                       skeleton_path=skeleton_path)
+    emit(rep, as_json, _human)
+
+
+def _human(r) -> str:
+    flagged = f"; joints outside their limits at {len(r.flagged_joints)} frame(s)" if r.flagged_joints else ""
+    extra = f" and {r.sidecar}" if r.sidecar else ""
+    return (f"wrote {', '.join(r.outputs[-2:]) if len(r.outputs) > 2 else ', '.join(r.outputs)}{extra}: {r.frames} "
+            f"frame(s) at {r.size[0]}x{r.size[1]}, {r.camera} camera, {r.seconds:.1f} s{flagged}")
