@@ -26,6 +26,7 @@ demo: setup
 	$(BIN)/usdposer sample $(OUT)/fox.usdc -n 16 --seed 0 -o $(OUT)/fox.samples.usdc --preview $(OUT)/fox_samples.png
 	$(BIN)/usdposer ik $(OUT)/fox.usdc --from 12 --handle b_Head_05=-10,45,45 --frames 12 --keyframes 3 \
 		-o $(OUT)/fox.ik.usdc --preview $(OUT)/fox_ik.png
+	$(BIN)/usdposer render $(OUT)/fox.usdc --anim Walk --mode video --size 384x384 -o $(OUT)/fox_walk.gif
 	@echo "open $(OUT)/fox.samples.usdc in a DCC (pose i at frame i) or look at $(OUT)/fox_samples.png;"
 	@echo "$(OUT)/fox.ik.usdc lowers the Fox's head to a target along the pose manifold ($(OUT)/fox_ik.png)"
 

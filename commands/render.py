@@ -11,7 +11,7 @@ Examples:
   usdposer render fox.usdc --anim Walk --mode video -o fox_walk.gif
   usdposer render fox.usdc --samples fox.samples.usdc --mode sheet --check -o fox_samples.png
   usdposer render fox.usdc --frames 12 --mode turntable -o fox_turn.mp4
-  usdposer render fox.interp.usdc --mode keyframes --size 832x480 --fps 16 -o fox_keys.mp4
+  usdposer render fox.interp.usdc --mode keyframes --preset wan2.1 -o fox_keys.mp4
 
 \b
 A CPU z-buffer rasteriser (PyTorch, no display needed): the skinned mesh
@@ -23,8 +23,8 @@ all around), video (an animation; --camera follow|fixed|orbit) and keyframes
 (mesh + skeleton proxy frames at a video model's resolution and frame rate:
 a PNG sequence, a video and cameras.json with the view and intrinsic matrices
 and time codes; when the animation lists usdposer:keyframes, as interpolate
---keyframes and ik --keyframes write, only those frames). Videos are .gif,
-or .mp4 with imageio-ffmpeg installed.
+--keyframes and ik --keyframes write, only those frames; --preset sets a
+video model's size and frame rate). Videos are .gif or .mp4.
 """
 
 
@@ -35,7 +35,9 @@ or .mp4 with imageio-ffmpeg installed.
 @click.option("--anim", default=None, help="SkelAnimation prim path or name (default: the bound one).")
 @click.option("--samples", type=click.Path(dir_okay=False), default=None, help="A `usdposer sample` layer: its poses.")
 @click.option("--frames", default=None, help="Time codes: A:B, A:B:S or T1,T2,...")
-@click.option("--size", default="512x512", show_default=True, help="Image size WxH.")
+@click.option("--size", default=None, help="Image size WxH (default 512x512; sheet tiles 192x192).")
+@click.option("--preset", type=click.Choice(["wan2.1", "cogvideox", "cogvideox1.5"]), default=None,
+              help="A video model's resolution and frame rate (keyframe proxies): 832x480@16, 720x480@8, 1360x768@16.")
 @click.option("--fps", type=float, default=None, help="Video frame rate (default: the animation's).")
 @click.option("--camera", type=click.Choice(["fixed", "follow", "orbit"]), default=None,
               help="Camera (default: follow for video, fixed for sheet/keyframes, orbit for turntable).")
@@ -45,14 +47,14 @@ or .mp4 with imageio-ffmpeg installed.
 @click.option("--no-skeleton", is_flag=True, help="Do not draw the skeleton over the mesh.")
 @click.option("--skeleton", "skeleton_path", default=None, help="Skeleton prim path or name (default: the first).")
 @json_option
-def cli(asset, out, mode, anim, samples, frames, size, fps, camera, yaw, pitch, check, no_skeleton, skeleton_path,
-        as_json) -> None:
+def cli(asset, out, mode, anim, samples, frames, size, preset, fps, camera, yaw, pitch, check, no_skeleton,
+        skeleton_path, as_json) -> None:
     """Pictures of ASSET's poses and animations: contact sheets, turntables, videos, keyframe proxies."""
     from usdposer.render.media import render_asset
 
     rep = render_asset(asset, out, mode=mode, anim=anim, samples=samples, frames=frames, size=size, fps=fps,
                        camera=camera, yaw=yaw, pitch=pitch, check=check, skeleton=not no_skeleton,
-                       skeleton_path=skeleton_path)
+                       skeleton_path=skeleton_path, preset=preset)
     emit(rep, as_json, _human)
 
 

@@ -155,6 +155,14 @@ def test_render_cli_modes(fox, tmp_path):
     assert side["fps"] == 16 and side["width"] == 128 and [f["time_code"] for f in side["frames"]] == [0, 4, 8, 12]
     assert len(side["frames"][0]["viewmat"]) == 4 and len(side["frames"][0]["K"]) == 3
     assert Image.open(tmp_path / "keys" / "frame_0002.png").size == (128, 80)
+    proc = run("--anim", "Walk", "--frames", "0:12:4", "--mode", "keyframes", "--preset", "wan2.1",
+               "-o", str(tmp_path / "wan.mp4"))
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    import imageio_ffmpeg
+
+    reader = imageio_ffmpeg.read_frames(str(tmp_path / "wan" / "proxy.mp4"))
+    meta = next(reader)
+    assert tuple(meta["size"]) == (832, 480) and meta["fps"] == 16 and sum(1 for _ in reader) == 4
     bad = run("--mode", "video", "-o", str(tmp_path / "x.avi"))
     assert bad.returncode == 2 and "gif" in bad.stderr and not (tmp_path / "x.avi").exists()
 

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from usdposer.types import Clip, Pose, Rig
 
 MODES = ("sheet", "turntable", "video", "keyframes")
+# resolution (W, H) and frame rate of the video models' outputs, for keyframe proxies
+PRESETS = {"wan2.1": (832, 480, 16.0), "cogvideox": (720, 480, 8.0), "cogvideox1.5": (1360, 768, 16.0)}
 
 
 @dataclass
@@ -132,8 +134,8 @@ def write_video(images: list[np.ndarray], out, fps: float) -> Path:
 
         def save(p: Path) -> None:
             h, w = images[0].shape[:2]
-            writer = imageio_ffmpeg.write_frames(str(p), (w, h), fps=fps, macro_block_size=1, quality=7,
-                                                 output_params=["-f", out.suffix.lstrip(".").replace("mov", "mov")])
+            writer = imageio_ffmpeg.write_frames(str(p), (w, h), fps=fps, macro_block_size=2, quality=7,
+                                                 output_params=["-f", out.suffix.lstrip(".")])
             writer.send(None)
             for im in images:
                 writer.send(np.ascontiguousarray(im))
@@ -221,9 +223,9 @@ def parse_size(size: str) -> tuple[int, int]:
 
 
 def render_asset(asset, out, *, mode: str = "video", anim: str | None = None, samples=None, frames: str | None = None,
-                 size: str = "512x512", fps: float | None = None, camera: str | None = None, yaw: float = 30.0,
+                 size: str | None = None, fps: float | None = None, camera: str | None = None, yaw: float = 30.0,
                  pitch: float = 15.0, check: bool = False, skeleton: bool = True,
-                 skeleton_path: str | None = None) -> RenderReport:
+                 skeleton_path: str | None = None, preset: str | None = None) -> RenderReport:
     """``usdposer render``: read ``asset`` (and a samples layer), pick the frames, render (module docstring)."""
     from dataclasses import replace
 
@@ -234,7 +236,13 @@ def render_asset(asset, out, *, mode: str = "video", anim: str | None = None, sa
     from usdposer.io.read_skel import read_asset
     from usdposer.selection import parse_frames
 
-    w, h = parse_size(size)
+    if preset:
+        if preset not in PRESETS:
+            raise InputError(f"--preset {preset!r}: choose one of {', '.join(PRESETS)}")
+        pw, ph, pfps = PRESETS[preset]
+        size = size or f"{pw}x{ph}"
+        fps = fps or pfps
+    w, h = parse_size(size or "512x512")
     src = read_asset(samples or asset)
     rig = src.rig(skeleton_path)
     clip = src.clip(rig, anim or ("usdposerSamples" if samples else None))
@@ -253,7 +261,7 @@ def render_asset(asset, out, *, mode: str = "video", anim: str | None = None, sa
         idx = list(range(0, len(clip), step))
         clip = replace(clip, rotations=clip.rotations[idx], translations=clip.translations[idx],
                        scales=clip.scales[idx], time_codes=clip.time_codes[idx])
-    if mode == "sheet" and w == 512 and h == 512:
+    if mode == "sheet" and size is None:
         w = h = 192  # sheet tiles
     return render_clip(rig, clip, out, mode=mode, width=w, height=h, camera=camera, fps=fps, check=check,
                        skeleton=skeleton, yaw=yaw, pitch=pitch)
