@@ -31,10 +31,12 @@ Errors are mean joint distances as a fraction of the character's height.
 @click.option("--checkpoint", type=click.Path(file_okay=False), default=None, help="Pose-space checkpoint directory.")
 @click.option("--steps", type=int, default=50, show_default=True, help="DDIM steps.")
 @click.option("--refine", type=int, default=3, show_default=True, help="Fixed-point iterations per inversion step.")
+@click.option("--preview", type=click.Path(dir_okay=False), default=None,
+              help="Write a PNG contact sheet: source poses over their decoded reconstructions.")
 @click.option("--skeleton", default=None, help="Skeleton prim path or name (default: the first).")
 @device_option
 @json_option
-def cli(asset, out, anim, frames, checkpoint, steps, refine, skeleton, device, as_json) -> None:
+def cli(asset, out, anim, frames, checkpoint, steps, refine, preview, skeleton, device, as_json) -> None:
     """Invert ASSET's poses into the pose space's latent codes, stored in a USD layer over it."""
     from tqdm import tqdm
     from usdposer.models.editing import default_output, invert_asset
@@ -42,10 +44,11 @@ def cli(asset, out, anim, frames, checkpoint, steps, refine, skeleton, device, a
     bar = lambda it: tqdm(it, desc="inverting", leave=False, disable=as_json or not sys.stderr.isatty())
     report = invert_asset(asset, out or default_output(asset, "latents"), anim=anim, frames=frames,
                           checkpoint=checkpoint, steps=steps, refine=refine, skeleton=skeleton, device=device,
-                          arguments=sys.argv[1:], progress=bar)
+                          arguments=sys.argv[1:], progress=bar, preview=preview)
     emit(report, as_json, _human)
 
 
 def _human(r) -> str:
     return (f"wrote {r.output}: {r.frames} poses of {r.animation} inverted into {r.library}; reconstruction error "
-            f"mean {r.mean_error:.3%} / max {r.max_error:.3%} of the height ({r.height_m:.3f} m) ({r.seconds:.1f} s)")
+            f"mean {r.mean_error:.3%} / max {r.max_error:.3%} of the height ({r.height_m:.3f} m) ({r.seconds:.1f} s)"
+            + (f"; preview {r.preview}" if r.preview else ""))

@@ -151,11 +151,12 @@ class InvertReport:
     max_error: float
     errors: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    preview: str | None = None
 
 
 def invert_asset(asset, out, *, anim: str | None = None, frames: str | None = None, checkpoint: str | None = None,
                  steps: int = 50, refine: int = 3, skeleton: str | None = None, device: str = "cpu",
-                 arguments: list[str] | None = None, progress=None) -> InvertReport:
+                 arguments: list[str] | None = None, progress=None, preview: str | None = None) -> InvertReport:
     """DDIM-invert an animation's poses into latent codes (layout B library ``<Skeleton>/PoseLatents`` with each
     pose's reconstruction error as its score) and write the decoded poses as ``usdposerReconstruction`` (not bound)."""
     from usdposer.io.edits import stamp_pose_space
@@ -190,9 +191,18 @@ def invert_asset(asset, out, *, anim: str | None = None, frames: str | None = No
 
     prov = provenance("invert", arguments, checkpoint=s.model_id, steps=steps, refine=refine, animation=clip.path)
     outp = write_clip_layer(asset, out, s.rig, [rec_clip], prov=prov, bind=None, author=author)
+    if preview:  # source over decoded, pose by pose (at most 8)
+        from usdposer.preview import contact_sheet
+
+        show = list(range(0, len(idx), max(1, -(-len(idx) // 8))))
+        both = Pose(torch.cat([src.rotations[show].double(), decoded.rotations[show].double()]),
+                    torch.cat([src.translations[show].double(), decoded.translations[show].double()]),
+                    torch.cat([src.scales[show].double(), decoded.scales[show].double()]))
+        labels = [f"{float(tc[i]):g} source" for i in show] + [f"{float(tc[i]):g} decoded" for i in show]
+        contact_sheet(s.rig, both, preview, columns=len(show), labels=labels)
     return InvertReport(str(asset), str(outp), s.rig.skeleton_path, clip.path, len(idx), steps, refine, s.model_id,
                         lib, f"{s.rig.skeleton_path}/usdposerReconstruction", s.height, float(err.mean()),
-                        float(err.max()), [round(float(e), 6) for e in err], time.time() - t0)
+                        float(err.max()), [round(float(e), 6) for e in err], time.time() - t0, preview)
 
 
 # ------------------------------------------------------------------------------------------------ interpolate

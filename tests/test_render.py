@@ -174,3 +174,28 @@ def test_check_preview_draws_the_frames_with_findings(fox, tmp_path):
     assert proc.returncode == 0, proc.stderr[-1500:]
     sheets = sorted(p.name for p in (tmp_path / "pv").glob("*.png"))
     assert sheets and all(s.startswith("fox.Fox_Skel_") for s in sheets)
+
+
+def test_keyframes_mode_renders_the_marked_keyframes(fox, tmp_path):
+    """An animation whose usdposer:keyframes lists time codes (interpolate --keyframes and ik --keyframes write it):
+    --mode keyframes renders only those frames, in order, with their time codes in the sidecar."""
+    from pxr import Usd
+
+    from usdposer.io.edits import set_keyframes
+
+    d, asset, rig = fox
+    walk = asset.clip(rig, "Walk").path
+    stage = Usd.Stage.Open(str(d / "fox.usdc"))
+    layer = tmp_path / "keys_layer.usda"
+    over = Usd.Stage.CreateNew(str(layer))
+    over.GetRootLayer().subLayerPaths.append(str(d / "fox.usdc"))
+    set_keyframes(over, walk, [2.0, 9.0, 15.0])
+    over.GetRootLayer().Save()
+    del stage
+    proc = subprocess.run(CLI + ["render", str(layer), "--anim", "Walk", "--mode", "keyframes", "--size", "96x64",
+                                 "-o", str(tmp_path / "kf")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    side = json.loads((tmp_path / "kf" / "cameras.json").read_text())
+    assert [f["time_code"] for f in side["frames"]] == [2.0, 9.0, 15.0]
+    assert sorted(p.name for p in (tmp_path / "kf").glob("frame_*.png")) == ["frame_0000.png", "frame_0001.png",
+                                                                             "frame_0002.png"]

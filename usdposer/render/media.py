@@ -149,7 +149,8 @@ def write_video(images: list[np.ndarray], out, fps: float) -> Path:
 
 def render_clip(rig: Rig, clip: Clip, out, *, mode: str = "video", width: int = 512, height: int = 512,
                 camera: str | None = None, fps: float | None = None, check: bool = False, skeleton: bool = True,
-                yaw: float = 30.0, pitch: float = 15.0, labels: list[str] | None = None) -> RenderReport:
+                yaw: float = 30.0, pitch: float = 15.0, labels: list[str] | None = None,
+                device: str | None = None) -> RenderReport:
     """Render ``clip`` (an animation, or a set of poses for ``sheet``) of ``rig`` in ``mode`` (module docstring)."""
     import time
 
@@ -171,13 +172,13 @@ def render_clip(rig: Rig, clip: Clip, out, *, mode: str = "video", width: int = 
                    pose.scales[:1].expand(n, -1, -1))
         camera = camera or "orbit"
         cams = cameras(rig, one, width, height, camera, yaw=yaw, pitch=pitch, turns=1.0)
-        images = render_pose(rig, one, cams, style=style)
+        images = render_pose(rig, one, cams, style=style, device=device)
         path = write_video(images, out, fps)
         return RenderReport(mode, [str(path)], n, (width, height), time.perf_counter() - tick, camera)
     camera = camera or ("fixed" if mode in ("sheet", "keyframes") else "follow")
     cams = cameras(rig, pose, width, height, camera, yaw=yaw, pitch=pitch)
     flags = limit_flags(rig, pose) if check else None
-    images = render_pose(rig, pose, cams, style=style, bad_joints=flags)
+    images = render_pose(rig, pose, cams, style=style, bad_joints=flags, device=device)
     flagged = {}
     if flags:
         names = rig.joint_names
@@ -225,7 +226,7 @@ def parse_size(size: str) -> tuple[int, int]:
 def render_asset(asset, out, *, mode: str = "video", anim: str | None = None, samples=None, frames: str | None = None,
                  size: str | None = None, fps: float | None = None, camera: str | None = None, yaw: float = 30.0,
                  pitch: float = 15.0, check: bool = False, skeleton: bool = True,
-                 skeleton_path: str | None = None, preset: str | None = None) -> RenderReport:
+                 skeleton_path: str | None = None, preset: str | None = None, device: str | None = None) -> RenderReport:
     """``usdposer render``: read ``asset`` (and a samples layer), pick the frames, render (module docstring)."""
     from dataclasses import replace
 
@@ -264,7 +265,7 @@ def render_asset(asset, out, *, mode: str = "video", anim: str | None = None, sa
     if mode == "sheet" and size is None:
         w = h = 192  # sheet tiles
     return render_clip(rig, clip, out, mode=mode, width=w, height=h, camera=camera, fps=fps, check=check,
-                       skeleton=skeleton, yaw=yaw, pitch=pitch)
+                       skeleton=skeleton, yaw=yaw, pitch=pitch, device=device)
 
 
 def findings_sheets(report, out_dir, *, tile: int = 192, max_frames: int = 16) -> list[str]:

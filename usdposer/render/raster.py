@@ -168,10 +168,11 @@ def shade(rig: Rig, points: list[Tensor], cam: Camera, style: Style | None = Non
         colors.append(torch.tensor(m.color, dtype=torch.float64).expand(len(p), 3))
         uvs.append(m.uvs.double() if m.uvs is not None else torch.zeros(len(p), 2, dtype=torch.float64))
         tex_of.append(torch.full((len(m.faces),), len(textures) - 1 if tex is not None else -1))
-    V, F = torch.cat(verts), torch.cat(faces)
+    V, F = torch.cat(verts), torch.cat(faces).to(verts[0].device)
+    dev = V.device
     frag = rasterize(V, F, cam)
     H, W = cam.height, cam.width
-    rgb = torch.tensor(style.background, dtype=torch.float32).expand(H, W, 3).clone()
+    rgb = torch.tensor(style.background, dtype=torch.float32, device=dev).expand(H, W, 3).clone()
     hit = frag.face >= 0
     if hit.any():
         f = frag.face[hit]
@@ -180,23 +181,26 @@ def shade(rig: Rig, points: list[Tensor], cam: Camera, style: Style | None = Non
         N = vertex_normals(V, F)
         n = (N[tri] * b[..., None]).sum(1)
         n = n / n.norm(dim=1, keepdim=True).clamp(min=1e-12)
-        eye = -cam.viewmat[:3, :3].double().T @ cam.viewmat[:3, 3].double()
+        Vm = cam.viewmat.double().to(dev)
+        eye = -Vm[:3, :3].T @ Vm[:3, 3]
         pos = (V[tri] * b[..., None]).sum(1)
         view = eye - pos
         view = view / view.norm(dim=1, keepdim=True).clamp(min=1e-12)
         n = torch.where(((n * view).sum(1) < 0)[:, None], -n, n)  # two-sided
-        key = torch.tensor([0.35, 0.8, 0.5], dtype=torch.float64)
+        key = torch.tensor([0.35, 0.8, 0.5], dtype=torch.float64, device=dev)
         key = key / key.norm()
         lam = 0.35 + 0.5 * (n @ key).clamp(min=0) + 0.25 * (n * view).sum(1).clamp(min=0)
-        albedo = (torch.cat(colors)[tri] * b[..., None]).sum(1)
-        which = torch.cat(tex_of)[f]
+        albedo = (torch.cat(colors).to(dev)[tri] * b[..., None]).sum(1)
+        which = torch.cat(tex_of).to(dev)[f]
+        all_uvs = torch.cat(uvs).to(dev)
         for t, tex in enumerate(textures):
             if tex is None:
                 continue
             sel = which == t
             if not sel.any():
                 continue
-            uv = (torch.cat(uvs)[tri[sel]] * b[sel][..., None]).sum(1) % 1.0
+            uv = (all_uvs[tri[sel]] * b[sel][..., None]).sum(1) % 1.0
+            tex = tex.to(dev)
             th, tw = tex.shape[:2]
             x = (uv[:, 0] * tw).long().clamp(0, tw - 1)
             y = ((1 - uv[:, 1]) * th).long().clamp(0, th - 1)
@@ -233,9 +237,10 @@ def frame_camera(points: Tensor, width: int, height: int, *, yaw_deg: float = 30
 
 
 def render_pose(rig: Rig, pose: Pose, cams: list[Camera], *, style: Style | None = None,
-                bad_joints: list[set[int]] | None = None) -> list[np.ndarray]:
+                bad_joints: list[set[int]] | None = None, device: str | None = None) -> list[np.ndarray]:
     """sRGB uint8 images (H, W, 3), one per pose of ``pose`` with its camera: shaded skinned meshes (joints and bones
-    only for a rig without meshes), the ground, the skeleton overlay (``bad_joints[i]`` in red)."""
+    only for a rig without meshes), the ground, the skeleton overlay (``bad_joints[i]`` in red). ``device`` runs the
+    rasterisation and shading there (a CUDA device, say); the overlay is drawn on the CPU."""
     from PIL import Image, ImageDraw
 
     from usdposer.posing import joint_transforms, skin
@@ -246,18 +251,20 @@ def render_pose(rig: Rig, pose: Pose, cams: list[Camera], *, style: Style | None
     with torch.no_grad():
         world_joints = (S @ joint_transforms(rig, pose))[..., :3, 3]  # (B, J, 3)
         meshes = [(p @ S[:3, :3].T + S[:3, 3]) for p in skin(rig, pose, backend="torch")] if rig.meshes else []
+    if device is not None:
+        meshes = [m.to(device) for m in meshes]
     size = float((world_joints[0].amax(0) - world_joints[0].amin(0)).norm()) or 1.0
     out = []
     for i, cam in enumerate(cams):
         if meshes:
             rgb, depth = shade(rig, [m[i] for m in meshes], cam, style)
         else:
-            rgb = torch.tensor(style.background, dtype=torch.float32).expand(cam.height, cam.width, 3).clone()
-            depth = torch.full((cam.height, cam.width), math.inf)
+            rgb = torch.tensor(style.background, dtype=torch.float32, device=device).expand(cam.height, cam.width, 3).clone()
+            depth = torch.full((cam.height, cam.width), math.inf, device=device)
         if style.ground:
             g, mask = ground_color(cam, depth, _grid_size(size), style)
             rgb = torch.where(mask[..., None], g.float(), rgb)
-        img = Image.fromarray((rgb.clamp(0, 1) ** (1 / 2.2) * 255).round().byte().numpy())
+        img = Image.fromarray((rgb.clamp(0, 1) ** (1 / 2.2) * 255).round().byte().cpu().numpy())
         if style.skeleton or not meshes:
             _draw_skeleton(ImageDraw.Draw(img), rig, world_joints[i], cam, style, bad_joints[i] if bad_joints else set())
         out.append(np.asarray(img))
