@@ -237,10 +237,13 @@ def test_ik_handle_prims_round_trip(tmp_path):
 def test_invert_layer(tiny, tmp_path):
     out = tmp_path / "fox.latents.usdc"
     r = cli("invert", tiny["fox"], "--frames", "0:20:5", "--steps", "20", "--checkpoint", tiny["root"] / "ckpt",
-            "-o", out, "--json")
+            "-o", out, "--preview", tmp_path / "inv.png", "--json")
     assert r.returncode == 0, r.stderr
     rep = json.loads(r.stdout)
     assert rep["frames"] == 5 and rep["mean_error"] < 0.005 and len(rep["errors"]) == 5
+    from PIL import Image
+
+    assert Image.open(rep["preview"]).size == (5 * 192, 2 * 192)  # sources over their reconstructions
     stage = Usd.Stage.Open(str(out))
     lib = stage.GetPrimAtPath(rep["library"])
     assert lib.GetTypeName() == "PoseSampleLibrary"
