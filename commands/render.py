@@ -16,7 +16,7 @@ Examples:
 \b
 A CPU z-buffer rasteriser (PyTorch, no display needed): the skinned mesh
 shaded with its base-colour texture, the skeleton drawn over it (bones and
-joints; --check marks joints outside the rig's limits in red), a
+joints; --check marks the joints usdposer check flags in red), a
 checkerboard ground with grid lines. Modes: sheet (PNG contact sheet of an
 animation's frames or of a samples layer's poses), turntable (one pose from
 all around), video (an animation; --camera follow|fixed|orbit) and keyframes
@@ -43,7 +43,7 @@ video model's size and frame rate). Videos are .gif or .mp4.
               help="Camera (default: follow for video, fixed for sheet/keyframes, orbit for turntable).")
 @click.option("--yaw", type=float, default=30.0, show_default=True, help="Camera azimuth, degrees (0: from +Z).")
 @click.option("--pitch", type=float, default=15.0, show_default=True, help="Camera elevation, degrees.")
-@click.option("--check", is_flag=True, help="Mark joints outside the rig's limits in red.")
+@click.option("--check", is_flag=True, help="Mark the joints `usdposer check` flags (and those outside the limits) in red.")
 @click.option("--no-skeleton", is_flag=True, help="Do not draw the skeleton over the mesh.")
 @click.option("--skeleton", "skeleton_path", default=None, help="Skeleton prim path or name (default: the first).")
 @device_option

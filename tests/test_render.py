@@ -199,3 +199,23 @@ def test_keyframes_mode_renders_the_marked_keyframes(fox, tmp_path):
     assert [f["time_code"] for f in side["frames"]] == [2.0, 9.0, 15.0]
     assert sorted(p.name for p in (tmp_path / "kf").glob("frame_*.png")) == ["frame_0000.png", "frame_0001.png",
                                                                              "frame_0002.png"]
+
+
+def test_render_check_marks_the_joints_check_flags(tmp_path):
+    """A stage whose animation bends a joint past its UsdPhysics limit: `render --check` flags that joint at that
+    frame, as `usdposer check`'s JointLimits finding names it."""
+    import math
+
+    from test_validate import stage_text, with_physics
+
+    bent = ('uniform token[] joints = ["A", "A/B", "A/B/C"]\n'
+            f'            quatf[] rotations = [(1,0,0,0), ({math.cos(math.radians(15))},0,0,{math.sin(math.radians(15))}), (1,0,0,0)]\n'
+            '            float3[] translations = [(0,0,0), (0,1,0), (0,1,0)]\n'
+            '            half3[] scales = [(1,1,1), (1,1,1), (1,1,1)]')
+    text = with_physics(stage_text(anim=bent)).replace("float physics:upperLimit = 45", "float physics:upperLimit = 20")
+    (tmp_path / "over.usda").write_text(text)
+    proc = subprocess.run(CLI + ["render", str(tmp_path / "over.usda"), "--mode", "sheet", "--check", "--size",
+                                 "64x64", "-o", str(tmp_path / "over.png"), "--json"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    flagged = json.loads(proc.stdout)["flagged_joints"]
+    assert flagged and all("B" in joints for joints in flagged.values()), flagged

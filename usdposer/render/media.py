@@ -1,8 +1,8 @@
 """Pictures of rigs, poses and animations (``usdposer render`` and every verb's ``--preview``), drawn by
 ``usdposer.render.raster``:
 
-    sheet       a contact sheet (PNG) of poses: an animation's frames or a samples layer's poses, with joints outside
-                the rig's limits in red (``check``)
+    sheet       a contact sheet (PNG) of poses: an animation's frames or a samples layer's poses, with the joints
+                that ``usdposer check`` flags (and joints outside the rig's limits) in red (``check``)
     turntable   one pose seen from all around (GIF, or MP4 when imageio-ffmpeg is installed)
     video       an animation (GIF / MP4) with a fixed or following camera
     keyframes   mesh + skeleton proxy frames for video models: a PNG sequence and a video at the model's resolution
@@ -88,6 +88,26 @@ def limit_flags(rig: Rig, pose: Pose, tolerance_deg: float = 1.0) -> list[set[in
     return [set(torch.nonzero(b).flatten().tolist()) for b in bad]
 
 
+def check_flags(path, clip: Clip, rig: Rig) -> list[set[int]]:
+    """Per frame of ``clip``, the joints that ``usdposer check``'s rules name in their findings on this animation of
+    the file at ``path`` (every frame of each finding's run), plus joints outside the rig's own limits."""
+    from usdposer.validate import check_paths
+
+    report = check_paths([str(path)])
+    names = {j: i for i, j in enumerate(rig.joints)}
+    tc = [float(t) for t in clip.time_codes]
+    flags = [set() for _ in tc]
+    for res in report.files:
+        for f in res.findings:
+            if f.waived or f.prim != clip.path or f.joint not in names:
+                continue
+            lo, hi = f.frames if f.frames else ((f.frame, f.frame) if f.frame is not None else (-math.inf, math.inf))
+            for i, t in enumerate(tc):
+                if lo - 1e-6 <= t <= hi + 1e-6:
+                    flags[i].add(names[f.joint])
+    return flags
+
+
 def _atomic_save(out: Path, save) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
@@ -124,7 +144,7 @@ def write_video(images: list[np.ndarray], out, fps: float) -> Path:
         frames = [Image.fromarray(im) for im in images]
         return _atomic_save(out, lambda p: frames[0].save(p, format="GIF", save_all=True, append_images=frames[1:],
                                                           duration=max(20, round(1000 / fps)), loop=0))
-    if out.suffix.lower() in (".mp4", ".mov", ".webm"):
+    if out.suffix.lower() in (".mp4", ".mov"):
         try:
             import imageio_ffmpeg
         except ImportError:
@@ -150,7 +170,7 @@ def write_video(images: list[np.ndarray], out, fps: float) -> Path:
 def render_clip(rig: Rig, clip: Clip, out, *, mode: str = "video", width: int = 512, height: int = 512,
                 camera: str | None = None, fps: float | None = None, check: bool = False, skeleton: bool = True,
                 yaw: float = 30.0, pitch: float = 15.0, labels: list[str] | None = None,
-                device: str | None = None) -> RenderReport:
+                device: str | None = None, check_path=None) -> RenderReport:
     """Render ``clip`` (an animation, or a set of poses for ``sheet``) of ``rig`` in ``mode`` (module docstring)."""
     import time
 
@@ -177,7 +197,11 @@ def render_clip(rig: Rig, clip: Clip, out, *, mode: str = "video", width: int = 
         return RenderReport(mode, [str(path)], n, (width, height), time.perf_counter() - tick, camera)
     camera = camera or ("fixed" if mode in ("sheet", "keyframes") else "follow")
     cams = cameras(rig, pose, width, height, camera, yaw=yaw, pitch=pitch)
-    flags = limit_flags(rig, pose) if check else None
+    flags = None
+    if check:
+        flags = limit_flags(rig, pose)
+        if check_path is not None and clip.path:
+            flags = [a | b for a, b in zip(flags, check_flags(check_path, clip, rig))]
     images = render_pose(rig, pose, cams, style=style, bad_joints=flags, device=device)
     flagged = {}
     if flags:
@@ -265,7 +289,7 @@ def render_asset(asset, out, *, mode: str = "video", anim: str | None = None, sa
     if mode == "sheet" and size is None:
         w = h = 192  # sheet tiles
     return render_clip(rig, clip, out, mode=mode, width=w, height=h, camera=camera, fps=fps, check=check,
-                       skeleton=skeleton, yaw=yaw, pitch=pitch, device=device)
+                       skeleton=skeleton, yaw=yaw, pitch=pitch, device=device, check_path=samples or asset)
 
 
 def findings_sheets(report, out_dir, *, tile: int = 192, max_frames: int = 16) -> list[str]:
