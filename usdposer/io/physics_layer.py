@@ -54,17 +54,12 @@ def _quat(R: np.ndarray) -> Gf.Quatf:
 
 def author_articulation(stage: Usd.Stage, art: Articulation, *, root: str = "/Physics") -> dict[str, str]:
     """Define the articulation's prims on ``stage`` (module docstring); returns {joint token: body prim path}."""
-    import torch
-
-    from usdposer.physics.articulation import rigid_frames
-    from usdposer.types import Pose
-
     rig = art.rig
     s = float(art.scale)
     mpu = float(rig.meters_per_unit) or 1.0
     C = axis_matrix(rig.up_axis)[:3, :3]  # stage axes -> +Y up
     L = 1.0 / (s * mpu)  # simulation metres -> stage units
-    rest = rigid_frames(rig, Pose.rest(rig))[0].numpy()[art.joints]  # (B, 4, 4), simulation world
+    rest = art.rest  # (B, 4, 4), simulation world
     names = _names(art)
     UsdGeom.Xform.Define(stage, root)
     scene = UsdPhysics.Scene.Define(stage, f"{root}/Scene")
@@ -128,7 +123,6 @@ def author_articulation(stage: Usd.Stage, art: Articulation, *, root: str = "/Ph
             drive.CreateDampingAttr(float(art.kd[b] / s**5 / mpu**2 * per_degree))
             drive.CreateTargetPositionAttr(0.0)
         prim.SetCustomData({"usdposer:skelJoint": rig.joints[j]})  # a flat key: ...ByKey would nest it at the colon
-    del torch
     return paths
 
 

@@ -68,6 +68,7 @@ class Articulation:
     cfg: ArticulationConfig
     height: float
     joints: np.ndarray  # (B,) the rig joint of each body
+    rest: np.ndarray  # (B, 4, 4) the bodies' rest frames (world, metres, at the simulation's scale)
     parent_body: np.ndarray  # (B,) the body of each body's nearest ancestor joint with one (-1: a free root)
     centers: np.ndarray  # (B, 3) box centres in the body frames
     halves: np.ndarray  # (B, 3) box half-extents
@@ -124,6 +125,26 @@ def sim_scale(height: float, cfg: ArticulationConfig) -> float:
     if cfg.scale is not None:
         return float(cfg.scale)
     return 1.0 if 0.1 <= height <= 5.0 else 1.0 / height
+
+
+def to_newton(frames: torch.Tensor) -> torch.Tensor:
+    """(…, 4, 4) rigid frames -> (…, 7) newton transforms (position, quaternion x, y, z, w)."""
+    from usdposer.core.rotations import matrix_to_quat
+
+    q = matrix_to_quat(frames[..., :3, :3])
+    return torch.cat([frames[..., :3, 3], q[..., 1:], q[..., :1]], -1)
+
+
+def from_newton(tq: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`to_newton`: (…, 7) -> (…, 4, 4) float64."""
+    from usdposer.core.rotations import quat_to_matrix
+
+    q = torch.cat([tq[..., 6:7], tq[..., 3:6]], -1).double()
+    M = torch.zeros(*tq.shape[:-1], 4, 4, dtype=torch.float64)
+    M[..., :3, :3] = quat_to_matrix(q)
+    M[..., :3, 3] = tq[..., :3].double()
+    M[..., 3, 3] = 1
+    return M
 
 
 def rigid_frames(rig: Rig, pose: Pose) -> torch.Tensor:
@@ -282,10 +303,8 @@ def build_articulation(rig: Rig, cfg: ArticulationConfig | None = None, *, requi
     builder = newton.ModelBuilder(up_axis=newton.Axis.Y, gravity=(0.0, cfg.gravity, 0.0))
 
     def xform(M: np.ndarray):
-        from usdposer.core.rotations import matrix_to_quat
-
-        q = matrix_to_quat(torch.from_numpy(M[:3, :3].copy()))  # (w, x, y, z)
-        return wp.transform(wp.vec3(*M[:3, 3].tolist()), wp.quat(float(q[1]), float(q[2]), float(q[3]), float(q[0])))
+        t = to_newton(torch.from_numpy(M.copy())).tolist()
+        return wp.transform(wp.vec3(*t[:3]), wp.quat(*t[3:]))
 
     limits = rig.limits.double().numpy() if (cfg.use_limits and rig.limits is not None) else None
     new_joints = []
@@ -315,7 +334,7 @@ def build_articulation(rig: Rig, cfg: ArticulationConfig | None = None, *, requi
     builder.add_articulation(new_joints, label=rig.name)
     model = builder.finalize(device=device, requires_grad=requires_grad)
     coord_start = model.joint_q_start.numpy()[:B]
-    return Articulation(model=model, rig=rig, cfg=cfg, height=h, joints=joints, parent_body=parent_body,
+    return Articulation(model=model, rig=rig, cfg=cfg, height=h, joints=joints, rest=rest, parent_body=parent_body,
                         centers=centers, halves=halves, mass=model.body_mass.numpy().astype(np.float64), ke=ke, kd=kd,
                         attach_ke=attach_ke, attach_kd=attach_kd, contact=contact, coord_start=coord_start,
                         scale=scale)

@@ -34,6 +34,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from usdposer.physics.articulation import from_newton, to_newton
+
 if TYPE_CHECKING:
     from usdposer.physics.articulation import Articulation
     from usdposer.types import Clip
@@ -69,13 +71,11 @@ class ChunkSimulator:
         self.substeps_run = 0
 
     def _load(self, q0: Tensor, qd0: Tensor, ta: Tensor, tb: Tensor) -> None:
-        wp = self.wp
         s = self.states[0]
         s.body_q.assign(q0.detach().float().contiguous().numpy())
         s.body_qd.assign(qd0.detach().float().contiguous().numpy())
         self.ta.assign(ta.detach().float().contiguous().numpy())
         self.tb.assign(tb.detach().float().contiguous().numpy())
-        del wp
 
     def _run(self) -> None:
         from usdposer.physics._warp_contact import ground_contact_kernel, upright_kernel
@@ -169,26 +169,6 @@ def simulate(sim: ChunkSimulator, q0: Tensor, qd0: Tensor, targets: Tensor, clip
 
 
 # ------------------------------------------------------------------------------------------------ reference and result
-def to_newton(frames: Tensor) -> Tensor:
-    """(…, 4, 4) rigid frames -> (…, 7) newton transforms (position, quaternion x, y, z, w)."""
-    from usdposer.core.rotations import matrix_to_quat
-
-    q = matrix_to_quat(frames[..., :3, :3])
-    return torch.cat([frames[..., :3, 3], q[..., 1:], q[..., :1]], -1)
-
-
-def from_newton(tq: Tensor) -> Tensor:
-    """Inverse of :func:`to_newton`: (…, 7) -> (…, 4, 4)."""
-    from usdposer.core.rotations import quat_to_matrix
-
-    q = torch.cat([tq[..., 6:7], tq[..., 3:6]], -1).double()
-    M = torch.zeros(*tq.shape[:-1], 4, 4, dtype=torch.float64)
-    M[..., :3, :3] = quat_to_matrix(q)
-    M[..., :3, 3] = tq[..., :3].double()
-    M[..., 3, 3] = 1
-    return M
-
-
 def reference_coordinates(art: Articulation, body_q: Tensor) -> Tensor:
     """(F, C) newton joint coordinates of reference body poses (F, J, 7)."""
     import newton
@@ -322,7 +302,7 @@ def track_clip(art: Articulation, clip: Clip, cfg: TrackConfig | None = None, *,
     d6 = torch.from_numpy(art.d6_coords).long()
     root = art.root_bodies[0]
     cs = int(art.coord_start[root])
-    R0 = from_newton(to_newton(rigid_frames(rig, Pose.rest(rig))[0, art.joints[root]]))[:3, :3]
+    R0 = torch.from_numpy(art.rest[root, :3, :3])
     up_local = (R0.T @ torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64)).float()  # world up at rest, body frame
     up_ref = _root_up(ref_q, root, up_local)  # (F, 3)
     h = art.height
