@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from pxr import Gf, Sdf, Tf, Usd, UsdGeom, UsdPhysics
 
-from usdposer.io.stage import atomic_path, author_stage_metadata, axis_matrix, check_output_path, relative_asset_path
+from usdposer.io.stage import axis_matrix, layer_over
 
 if TYPE_CHECKING:
     from usdposer.physics.articulation import Articulation
@@ -129,20 +129,10 @@ def author_articulation(stage: Usd.Stage, art: Articulation, *, root: str = "/Ph
 def write_physics_layer(source: str | os.PathLike, out: str | os.PathLike, art: Articulation, *, prov: dict,
                         root: str = "/Physics") -> Path:
     """Write the articulation as a UsdPhysics layer that sublayers ``source`` (temporary file, then moved)."""
-    out = check_output_path(out, [source])
-    src = Usd.Stage.Open(str(source))
-    with atomic_path(out) as tmp:
-        layer = Sdf.Layer.CreateNew(str(tmp))
-        layer.subLayerPaths.append(relative_asset_path(source, out.parent))
-        stage = Usd.Stage.Open(layer)
-        author_stage_metadata(stage, up_axis=art.rig.up_axis, meters_per_unit=art.rig.meters_per_unit,
-                              tcps=src.GetTimeCodesPerSecond(), start=None, end=None,
-                              default_prim=src.GetDefaultPrim().GetName() if src.GetDefaultPrim() else None)
+    with layer_over(source, out, up_axis=art.rig.up_axis, meters_per_unit=art.rig.meters_per_unit,
+                    time_range=None) as (stage, layer, out):
         UsdPhysics.SetStageKilogramsPerUnit(stage, 1.0)
         author_articulation(stage, art, root=root)
-        data = dict(prov)
-        data["simulationScale"] = float(art.scale)
-        data["sourceSkeleton"] = art.rig.skeleton_path
-        layer.customLayerData = {"usdposer": data}
-        layer.Save()
+        layer.customLayerData = {"usdposer": dict(prov, simulationScale=float(art.scale),
+                                                  sourceSkeleton=art.rig.skeleton_path)}
     return out

@@ -13,14 +13,7 @@ from pxr import Gf, Sdf, Usd, UsdGeom, UsdSkel, Vt
 
 from usdposer.errors import InputError
 from usdposer.io.read_skel import _Conversion, _triangulate
-from usdposer.io.stage import (
-    atomic_path,
-    author_stage_metadata,
-    check_output_path,
-    gf_to_np,
-    relative_asset_path,
-    stage_units,
-)
+from usdposer.io.stage import gf_to_np, layer_over, stage_units
 
 
 @dataclass
@@ -92,16 +85,7 @@ def write_skin_layer(source: str | os.PathLike, out: str | os.PathLike, skeleton
     """Write the weights ((V, K) joint indices into the Skeleton's joints, (V, K) weights) of ``meshes`` as a new
     layer over ``source`` at ``out`` (temporary file, then moved). A mesh outside every SkelRoot is placed under one
     by typing the nearest common ancestor of mesh and Skeleton as a SkelRoot in the new layer."""
-    out = check_output_path(out, [source])
-    src = Usd.Stage.Open(str(source))
-    with atomic_path(out) as tmp:
-        layer = Sdf.Layer.CreateNew(str(tmp))
-        layer.subLayerPaths.append(relative_asset_path(source, out.parent))
-        stage = Usd.Stage.Open(layer)
-        mpu, up = stage_units(src)
-        author_stage_metadata(stage, up_axis=up, meters_per_unit=mpu, tcps=src.GetTimeCodesPerSecond(),
-                              start=src.GetStartTimeCode(), end=src.GetEndTimeCode(),
-                              default_prim=src.GetDefaultPrim().GetName() if src.GetDefaultPrim() else None)
+    with layer_over(source, out) as (stage, layer, out):
         for mesh, idx, w in zip(meshes, indices, weights):
             prim = stage.OverridePrim(mesh.path)
             if skel_root_of(prim) is None:
@@ -119,5 +103,4 @@ def write_skin_layer(source: str | os.PathLike, out: str | os.PathLike, skeleton
             binding.CreateJointsAttr().Set(Vt.TokenArray(list(joints)))  # indices are in the Skeleton's order
         layer.customLayerData = {"usdposer": dict(prov, sourceSkeleton=skeleton_path,
                                                   meshes=Vt.StringArray([m.path for m in meshes]))}
-        layer.Save()
     return out

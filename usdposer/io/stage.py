@@ -157,6 +157,31 @@ def author_stage_metadata(stage: Usd.Stage, *, up_axis: str, meters_per_unit: fl
         stage.GetRootLayer().defaultPrim = default_prim
 
 
+@contextlib.contextmanager
+def layer_over(source: str | os.PathLike, out: str | os.PathLike, *, up_axis: str | None = None,
+               meters_per_unit: float | None = None, time_range: tuple[float, float] | str | None = "source",
+               source_stage: Usd.Stage | None = None) -> Iterator[tuple[Usd.Stage, Sdf.Layer, Path]]:
+    """A new layer that sublayers ``source``, written to a temporary file beside ``out`` and moved into place when the
+    block succeeds: yields (stage, layer, out). The root layer's metadata (USD.md checklist item 1) follows the source
+    (units and up axis unless given; time codes per second and default prim always; ``time_range`` "source", a
+    (start, end) pair, or None for none). The layer is saved after the block."""
+    out = check_output_path(out, [source])
+    src = source_stage or Usd.Stage.Open(str(source))
+    mpu, up = stage_units(src)
+    if time_range == "source":
+        time_range = (src.GetStartTimeCode(), src.GetEndTimeCode())
+    with atomic_path(out) as tmp:
+        layer = Sdf.Layer.CreateNew(str(tmp))
+        layer.subLayerPaths.append(relative_asset_path(source, out.parent))
+        stage = Usd.Stage.Open(layer)
+        author_stage_metadata(stage, up_axis=up_axis or up, meters_per_unit=meters_per_unit or mpu,
+                              tcps=src.GetTimeCodesPerSecond(), start=time_range[0] if time_range else None,
+                              end=time_range[1] if time_range else None,
+                              default_prim=src.GetDefaultPrim().GetName() if src.GetDefaultPrim() else None)
+        yield stage, layer, out
+        layer.Save()
+
+
 def relative_asset_path(target: str | os.PathLike, start_dir: str | os.PathLike) -> str:
     rel = os.path.relpath(Path(target).resolve(), Path(start_dir).resolve())
     return rel if rel.startswith(".") else "./" + rel

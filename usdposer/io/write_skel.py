@@ -21,7 +21,7 @@ from pxr import Sdf, Tf, Usd, UsdSkel, Vt
 
 from usdposer import __version__
 from usdposer.core.rotations import quat_conjugate, quat_multiply, wxyz_to_xyzw
-from usdposer.io.stage import atomic_path, author_stage_metadata, axis_matrix, check_output_path, relative_asset_path
+from usdposer.io.stage import axis_matrix, layer_over
 from usdposer.types import Clip, Pose, Rig
 
 CLIP_VARIANT_SET = "usdposerClip"
@@ -153,22 +153,13 @@ def write_clip_layer(source: str | os.PathLike, out: str | os.PathLike, rig: Rig
     set to the bound clip's. ``author(stage)``, when given, adds more prims to the layer before it is saved.
     Returns the output path.
     """
-    out = check_output_path(out, [source])
     if not clips:
         raise ValueError("write_clip_layer needs at least one clip")
-    src_stage = source_stage or Usd.Stage.Open(str(source))
     names = unique_names([c.name for c in clips])
-    with atomic_path(out) as tmp:
-        layer = Sdf.Layer.CreateNew(str(tmp))
-        layer.subLayerPaths.append(relative_asset_path(source, out.parent))
-        stage = Usd.Stage.Open(layer)
-        bound = clips[bind or 0]
-        author_stage_metadata(
-            stage, up_axis=rig.up_axis, meters_per_unit=rig.meters_per_unit,
-            tcps=src_stage.GetTimeCodesPerSecond(),
-            start=float(bound.time_codes[0]), end=float(bound.time_codes[-1]),
-            default_prim=src_stage.GetDefaultPrim().GetName() if src_stage.GetDefaultPrim() else None,
-        )
+    bound = clips[bind or 0]
+    with layer_over(source, out, up_axis=rig.up_axis, meters_per_unit=rig.meters_per_unit,
+                    time_range=(float(bound.time_codes[0]), float(bound.time_codes[-1])),
+                    source_stage=source_stage) as (stage, layer, out):
         paths = []
         for name, clip in zip(names, clips):
             path = f"{rig.skeleton_path}/{name}"
@@ -185,7 +176,6 @@ def write_clip_layer(source: str | os.PathLike, out: str | os.PathLike, rig: Rig
         layer.customLayerData = {"usdposer": dict(prov, sourceSkeleton=rig.skeleton_path, clips=Vt.StringArray(paths))}
         if author is not None:
             author(stage)
-        layer.Save()
     return out
 
 
