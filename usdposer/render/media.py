@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -109,14 +108,14 @@ def check_flags(path, clip: Clip, rig: Rig) -> list[set[int]]:
 
 
 def _atomic_save(out: Path, save) -> Path:
+    """``save(tmp)`` into a temporary file beside ``out`` (its folder created), moved into place when it succeeds
+    (``usdposer.io.stage.atomic_path``)."""
+    from usdposer.io.stage import atomic_path
+
+    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
-    try:
+    with atomic_path(out) as tmp:
         save(tmp)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return out
 
 
