@@ -66,17 +66,23 @@ def ground_penetration(points: Tensor) -> Tensor:
     return torch.relu(-points[..., 1].amin(-1))
 
 
+def contact_slide(points: Tensor, fps: float, eps: float, ground: float = 0.0) -> tuple[Tensor, Tensor]:
+    """Per frame step of ``points`` (F, P, 3): (the summed horizontal speed of the points within ``eps`` of the ground
+    at both ends (F - 1,), how many there are (F - 1,)). ``foot_skating`` and ``check``'s FootSkating rule share it."""
+    y = points[..., 1] - ground
+    contact = (y[:-1] < eps) & (y[1:] < eps)  # (F - 1, P)
+    step = (points[1:, :, [0, 2]] - points[:-1, :, [0, 2]]).norm(dim=-1) * fps  # (F - 1, P)
+    return (step * contact).sum(-1), contact.sum(-1)
+
+
 def foot_skating(points: Tensor, fps: float, eps: float) -> tuple[float, float]:
     """(mean horizontal speed of the points within ``eps`` of the ground at both ends of a frame step, fraction of
     frames with a contact)."""
     if len(points) < 2:
         return 0.0, float((points[..., 1] < eps).any(-1).float().mean()) if len(points) else 0.0
-    y = points[..., 1]
-    contact = (y[:-1] < eps) & (y[1:] < eps)  # (F - 1, P)
-    step = (points[1:, :, [0, 2]] - points[:-1, :, [0, 2]]).norm(dim=-1) * fps  # (F - 1, P)
-    n = contact.sum()
-    speed = float((step * contact).sum() / n) if n else 0.0
-    return speed, float((y < eps).any(-1).float().mean())
+    slide, n = contact_slide(points, fps, eps)
+    speed = float(slide.sum() / n.sum()) if n.sum() else 0.0
+    return speed, float((points[..., 1] < eps).any(-1).float().mean())
 
 
 def main_joint(rig: Rig) -> int:

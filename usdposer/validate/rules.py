@@ -306,14 +306,11 @@ class FootSkating(Rule):
     def measure(self, clip: ClipContext, chunk) -> dict:
         if clip.rig_ctx.ground is None or len(clip.clip) < 2:
             return {}
+        from usdposer.physics.metrics import contact_slide
+
         pts = chunk.points if clip.rig.meshes else chunk.world[..., :3, 3]
-        y = pts[..., 1] - clip.rig_ctx.ground  # (b, P)
-        eps = clip.file.options.contact * clip.height
-        fps = clip.clip.fps
-        contact = (y[:-1] < eps) & (y[1:] < eps)  # (b - 1, P)
-        step = (pts[1:, :, [0, 2]] - pts[:-1, :, [0, 2]]).norm(dim=-1) * fps
-        n = contact.sum(-1)
-        speed = torch.where(n > 0, (step * contact).sum(-1) / n.clamp(min=1), torch.zeros_like(n, dtype=step.dtype))
+        slide, n = contact_slide(pts, clip.clip.fps, clip.file.options.contact * clip.height, clip.rig_ctx.ground)
+        speed = torch.where(n > 0, slide / n.clamp(min=1), torch.zeros_like(slide))
         return {"speed": torch.cat([torch.zeros(1, dtype=speed.dtype), speed]) / clip.height}  # (b,) heights / s
 
     def judge(self, clip: ClipContext, m: dict) -> list[Finding]:
