@@ -62,13 +62,10 @@ def cli(asset, prompt, model, out, iterations, frames, size, gaussians, guidance
     from usdposer.models.distill import DistillConfig, distill_asset
 
     from usdposer.errors import InputError
-    from usdposer.selection import default_output
+    from usdposer.selection import default_output, parse_size
 
-    try:
-        w, h = (int(v) for v in size.lower().split("x"))
-    except ValueError:
-        raise InputError(f"--size {size!r}: expected WxH, e.g. 64x64") from None
-    if w % 16 or h % 16 or w <= 0 or h <= 0:
+    w, h = parse_size(size)
+    if w % 16 or h % 16:
         raise InputError(f"--size {size}: width and height must be positive multiples of 16")
     if frames < 1 or (model.startswith("tiny-") or "wan" in model.lower() or "cogvideo" in model.lower()) and (frames - 1) % 4:
         raise InputError(f"--frames {frames}: video VAEs take 4k+1 frames (5, 9, 13, ..., 49)")

@@ -128,3 +128,13 @@ def tiny(tmp_path_factory):
     subprocess.run([sys.executable, "-m", "usdposer.commands._entry", "import", str(ASSETS / "khronos" / "Fox.glb"),
                     "-o", str(fox)], check=True, capture_output=True)
     return {"root": root, "manifest": manifest, "result": result, "fox": fox}
+
+
+@pytest.fixture(scope="session")
+def fox_usdc(tmp_path_factory) -> Path:
+    """The bundled Fox imported to USD once per session. Read-only: tests write their outputs elsewhere."""
+    from usdposer.io.importers import import_any
+
+    path = tmp_path_factory.mktemp("fox") / "fox.usdc"
+    import_any(ASSETS / "khronos" / "Fox.glb", path)
+    return path

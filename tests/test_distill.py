@@ -11,19 +11,15 @@ import sys
 
 import pytest
 import torch
-from conftest import ASSETS
 
 CLI = [sys.executable, "-m", "usdposer.commands._entry"]
 
 
 @pytest.fixture(scope="module")
-def fox(tmp_path_factory):
-    from usdposer.io.importers import import_any
+def fox(fox_usdc):
     from usdposer.io.read_skel import read_asset
 
-    d = tmp_path_factory.mktemp("distill")
-    import_any(ASSETS / "khronos" / "Fox.glb", d / "fox.usdc")
-    return d, read_asset(d / "fox.usdc").rig().to(torch.float64)
+    return fox_usdc.parent, read_asset(fox_usdc).rig().to(torch.float64)
 
 
 def _render_clip(rig, angles, size=32, gaussians=600):

@@ -19,14 +19,11 @@ GOLDEN = ROOT / "tests" / "data" / "golden_cesiumman_96.png"
 
 
 @pytest.fixture(scope="module")
-def fox(tmp_path_factory):
-    from usdposer.io.importers import import_any
+def fox(fox_usdc):
     from usdposer.io.read_skel import read_asset
 
-    d = tmp_path_factory.mktemp("render")
-    import_any(ASSETS / "khronos" / "Fox.glb", d / "fox.usdc")
-    asset = read_asset(d / "fox.usdc")
-    return d, asset, asset.rig().to(torch.float64)
+    asset = read_asset(fox_usdc)
+    return fox_usdc.parent, asset, asset.rig().to(torch.float64)
 
 
 def test_rasteriser_depth_order_coverage_and_perspective_depth():

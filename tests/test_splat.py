@@ -8,19 +8,15 @@ import math
 
 import pytest
 import torch
-from conftest import ASSETS
 
 
 @pytest.fixture(scope="module")
-def fox(tmp_path_factory):
-    from usdposer.io.importers import import_any
+def fox(fox_usdc):
     from usdposer.io.read_skel import read_asset
     from usdposer.render.gaussians import gaussians_from_rig
     from usdposer.types import Pose
 
-    d = tmp_path_factory.mktemp("splat")
-    import_any(ASSETS / "khronos" / "Fox.glb", d / "fox.usdc")
-    asset = read_asset(d / "fox.usdc")
+    asset = read_asset(fox_usdc)
     rig = asset.rig().to(torch.float64)
     clip = asset.clip(rig)
     pose = Pose(clip.rotations[30:31].double(), clip.translations[30:31].double(), clip.scales[30:31].double())

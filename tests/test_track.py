@@ -13,22 +13,18 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from conftest import ASSETS
 
 CLI = [sys.executable, "-m", "usdposer.commands._entry"]
 
 
 @pytest.fixture(scope="module")
-def fox(tmp_path_factory):
-    from usdposer.io.importers import import_any
+def fox(fox_usdc):
     from usdposer.io.read_skel import read_asset
     from usdposer.physics.articulation import build_articulation
 
-    d = tmp_path_factory.mktemp("track")
-    import_any(ASSETS / "khronos" / "Fox.glb", d / "fox.usdc")
-    asset = read_asset(d / "fox.usdc")
+    asset = read_asset(fox_usdc)
     rig = asset.rig().to(torch.float64)
-    return d, asset, rig, build_articulation(rig)
+    return fox_usdc.parent, asset, rig, build_articulation(rig)
 
 
 def test_fox_articulation_bodies_joints_and_gains(fox):

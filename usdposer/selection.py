@@ -47,3 +47,16 @@ def parse_frames(spec: str | None, time_codes, option: str = "--frames") -> list
 def default_output(asset, suffix: str) -> str:
     p = Path(asset)
     return str(p.with_name(f"{p.stem}.{suffix}.usdc"))
+
+
+def parse_size(size: str, option: str = "--size") -> tuple[int, int]:
+    """``WxH`` as (width, height), each between 16 and 8192 pixels."""
+    from usdposer.errors import InputError
+
+    try:
+        w, h = (int(v) for v in size.lower().split("x"))
+    except ValueError:
+        raise InputError(f"{option} {size!r}: expected WxH, e.g. 512x512") from None
+    if w < 16 or h < 16 or w > 8192 or h > 8192:
+        raise InputError(f"{option} {size}: width and height must be between 16 and 8192")
+    return w, h

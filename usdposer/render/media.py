@@ -234,18 +234,6 @@ def render_clip(rig: Rig, clip: Clip, out, *, mode: str = "video", width: int = 
                         sidecar=str(side), flagged_joints=flagged)
 
 
-def parse_size(size: str) -> tuple[int, int]:
-    from usdposer.errors import InputError
-
-    try:
-        w, h = (int(v) for v in size.lower().split("x"))
-    except ValueError:
-        raise InputError(f"--size {size!r}: expected WxH, e.g. 512x512") from None
-    if w < 16 or h < 16 or w > 8192 or h > 8192:
-        raise InputError(f"--size {size}: width and height must be between 16 and 8192")
-    return w, h
-
-
 def render_asset(asset, out, *, mode: str = "video", anim: str | None = None, samples=None, frames: str | None = None,
                  size: str | None = None, fps: float | None = None, camera: str | None = None, yaw: float = 30.0,
                  pitch: float = 15.0, check: bool = False, skeleton: bool = True,
@@ -258,7 +246,7 @@ def render_asset(asset, out, *, mode: str = "video", anim: str | None = None, sa
     from usdposer.errors import InputError
     from usdposer.io.edits import get_keyframes
     from usdposer.io.read_skel import read_asset
-    from usdposer.selection import parse_frames
+    from usdposer.selection import parse_frames, parse_size
 
     if preset:
         if preset not in PRESETS:
@@ -327,8 +315,8 @@ def findings_sheets(report, out_dir, *, tile: int = 192, max_frames: int = 16) -
             bad = [{names[f.joint] for f in frames[t] if f.joint in names} for t in chosen]
             labels = [f"{t:g}: " + ",".join(sorted({f.rule for f in frames[t]})) for t in chosen]
             pose = Pose(clip.rotations[idx].double(), clip.translations[idx].double(), clip.scales[idx].double())
-            images = render_pose(rig.to(torch.float64), pose, cameras(rig.to(torch.float64), pose, tile, tile, "follow"),
-                                 bad_joints=bad)
+            rig = rig.to(torch.float64)
+            images = render_pose(rig, pose, cameras(rig, pose, tile, tile, "follow"), bad_joints=bad)
             name = f"{Path(res.path).stem}.{prim.strip('/').replace('/', '_')}.png"
             written.append(str(write_sheet(images, out_dir / name, labels)))
     return written
