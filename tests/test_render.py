@@ -162,6 +162,13 @@ def test_render_cli_modes(fox, tmp_path):
     assert tuple(meta["size"]) == (832, 480) and meta["fps"] == 16 and sum(1 for _ in reader) == 4
     bad = run("--mode", "video", "-o", str(tmp_path / "x.avi"))
     assert bad.returncode == 2 and "gif" in bad.stderr and not (tmp_path / "x.avi").exists()
+    before = (d / "fox.usdc").read_bytes()
+    for mode in ("sheet", "video"):  # the input is never written over, whatever the mode
+        bad = run("--mode", mode, "-o", str(d / "fox.usdc"))
+        assert bad.returncode == 2 and "refusing to overwrite the input" in bad.stderr
+    assert (d / "fox.usdc").read_bytes() == before
+    bad = run("--mode", "sheet", "-o", str(tmp_path / "sheet.gif"))
+    assert bad.returncode == 2 and ".png" in bad.stderr and not (tmp_path / "sheet.gif").exists()
 
 
 def test_check_preview_draws_the_frames_with_findings(fox, tmp_path):

@@ -255,6 +255,11 @@ def render_asset(asset, out, *, mode: str = "video", anim: str | None = None, sa
         size = size or f"{pw}x{ph}"
         fps = fps or pfps
     w, h = parse_size(size or "512x512")
+    for given in (asset, samples):
+        if given is not None and Path(out).resolve() == Path(given).resolve():
+            raise InputError(f"{out}: refusing to overwrite the input; choose another output path")
+    if mode == "sheet" and Path(out).suffix.lower() != ".png":
+        raise InputError(f"{out}: a contact sheet is written as .png; choose an output ending in .png")
     src = read_asset(samples or asset)
     rig = src.rig(skeleton_path)
     clip = src.clip(rig, anim or ("usdposerSamples" if samples else None))
