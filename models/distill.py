@@ -322,10 +322,9 @@ def distill_asset(asset, out, *, prompt: str, model: str = "tiny-wan", cfg: Dist
 
 
 def render_preview(rig, pose, out, cfg: DistillConfig, size: int = 192):
-    """The distilled clip rendered as an animated GIF (the same Gaussians, ground and following camera)."""
-    from PIL import Image
-
+    """The distilled clip rendered as a video, .gif or .mp4 (the same Gaussians, ground and following camera)."""
     from usdposer.render.gaussians import gaussians_from_rig
+    from usdposer.render.media import write_video
     from usdposer.render.splat import follow_camera, render
 
     ga = gaussians_from_rig(rig, cfg.gaussians, generator=torch.Generator().manual_seed(cfg.seed))
@@ -334,6 +333,5 @@ def render_preview(rig, pose, out, cfg: DistillConfig, size: int = 192):
         frames = []
         for f in range(len(mu)):
             rgb, _ = render(mu[f], cov[f], ga.colors, ga.opacities, follow_camera(mu[f], size, size))
-            frames.append(Image.fromarray((rgb.clamp(0, 1) ** (1 / 2.2) * 255).byte().numpy()))
-    frames[0].save(out, save_all=True, append_images=frames[1:], duration=int(1000 / cfg.fps), loop=0)
-    return out
+            frames.append((rgb.clamp(0, 1) ** (1 / 2.2) * 255).byte().numpy())
+    return write_video(frames, out, cfg.fps)

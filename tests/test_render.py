@@ -223,3 +223,19 @@ def test_render_check_marks_the_joints_check_flags(tmp_path):
     assert proc.returncode == 0, proc.stderr[-1500:]
     flagged = json.loads(proc.stdout)["flagged_joints"]
     assert flagged and all("B" in joints for joints in flagged.values()), flagged
+
+
+def test_previews_never_write_to_usd_file_names(fox, tmp_path):
+    """Every preview (contact sheets of sample, ik, interpolate, fit, invert; track and distill videos) goes through
+    one writer, which refuses a USD file name: `--preview asset.usdc` once replaced the asset with a PNG."""
+    from usdposer.errors import InputError
+    from usdposer.preview import contact_sheet
+    from usdposer.render.media import write_video
+
+    d, asset, rig = fox
+    before = (d / "fox.usdc").read_bytes()
+    with pytest.raises(InputError, match="USD file name"):
+        contact_sheet(rig, _fox_pose(asset, rig), d / "fox.usdc")
+    with pytest.raises(InputError, match="use .gif or .mp4"):
+        write_video([np.zeros((16, 16, 3), np.uint8)] * 2, d / "fox.usdc", 8.0)
+    assert (d / "fox.usdc").read_bytes() == before

@@ -110,9 +110,12 @@ def check_flags(path, clip: Clip, rig: Rig) -> list[set[int]]:
 def _atomic_save(out: Path, save) -> Path:
     """``save(tmp)`` into a temporary file beside ``out`` (its folder created), moved into place when it succeeds
     (``usdposer.io.stage.atomic_path``)."""
+    from usdposer.errors import InputError
     from usdposer.io.stage import atomic_path
 
     out = Path(out)
+    if out.suffix.lower() in (".usd", ".usda", ".usdc", ".usdz"):  # previews are pictures: never over an asset
+        raise InputError(f"{out}: a picture cannot be written to a USD file name; choose .png, .gif or .mp4")
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
         save(tmp)
