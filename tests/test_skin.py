@@ -5,6 +5,7 @@ through OpenUSD's own skinning); a sweep over every shared rigged asset."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -113,6 +114,68 @@ def test_a_component_that_sees_no_bone_follows_its_nearest_bone_and_controls_get
     assert W[:, 3].max() == 0
 
 
+def test_bones_follow_the_local_y_axis_only_on_rigs_that_keep_that_convention():
+    """Blender-made rigs point every bone along its joint's local +Y; bone heat then builds bones as Blender's glTF
+    importer does (along the axis, as long as the nearest child; a leaf as long as its parent). Other rigs point
+    bones at their children."""
+    parents = np.array([-1, 0, 1, 1, 0])
+    pos = np.array([[0, 0, 0], [0, 1.0, 0], [-0.3, 1.2, 0], [0.3, 1.2, 0], [0, -1.0, 0]])
+    up = np.tile([0.0, 1, 0], (5, 1))
+    axes = up.copy()
+    axes[4] = [0, -1, 0]  # the leg points down its own +Y
+    axes[2], axes[3] = [-1, 0, 0], [1, 0, 0]
+    assert not heat.follows_y(parents, pos, axes)  # no joint has a single child: nothing tells the convention
+    chain_p = np.array([-1, 0, 1, 2, 3])
+    chain = np.array([[0, 0, 0], [0, 1.0, 0], [1, 1, 0], [1, 1, 1], [1, 2, 1]])
+    toward = np.diff(chain, axis=0, append=[[1, 3, 1]])
+    assert heat.follows_y(chain_p, chain, toward)
+    assert not heat.follows_y(chain_p, chain, np.tile([0.0, 0, 1], (5, 1)))
+    # along-axis bones: the head (joint 1, two children beside it) runs up its own axis for the nearest child's
+    # distance; the leaf 2 continues for its parent's length; children mode points joint 1 at the children's mean
+    A, B, owner = heat.bone_segments(parents, pos, axes=up)
+    seg = {int(o): (a, b) for a, b, o in zip(A, B, owner)}
+    near = np.linalg.norm(pos[2] - pos[1])
+    assert np.allclose(seg[1][1], pos[1] + [0, near, 0]) and np.allclose(seg[2][1], pos[2] + [0, near, 0])
+    A, B, owner = heat.bone_segments(parents, pos)
+    assert np.allclose(B[list(owner).index(1)], pos[[2, 3]].mean(0))
+
+
+def blender_weights(path: Path, work: Path, rig):
+    """Blender's Automatic Weights on ``path`` (bench/blender_skin.py), moved onto ``rig``'s vertices."""
+    sys.path.insert(0, str(ASSETS.parent / "bench"))
+    try:
+        from skin import blender_rig, run_blender
+    finally:
+        sys.path.pop(0)
+    runs = run_blender([path], work)
+    return blender_rig(rig, runs[str(path)]["npz"])
+
+
+@pytest.mark.skipif(shutil.which("blender") is None, reason="Blender is not installed (apt install blender "
+                    "python3-numpy): the outside bone-heat reference is not run")
+def test_bone_heat_against_blenders_automatic_weights_on_the_fox(tmp_path):
+    """Blender's Automatic Weights is bone heat: on the bundled Fox (artist weights stripped) usdposer gives most
+    vertices the same dominant bone as Blender, and is as close to the artist's weights (measured: 86 % agree;
+    L1 to the artist 0.62 against Blender's 0.58; ours is closer on 15 of the 17 shared assets Blender skins)."""
+    from usdposer.autoskin import heat_weights, weight_quality, with_weights
+    from usdposer.dataset import read_any
+
+    fox = ASSETS / "khronos" / "Fox.glb"
+    asset = read_any(fox, tmp_path, strict=False)
+    rig = asset.rig()
+    theirs, info = blender_weights(fox, tmp_path, rig)
+    assert info["match_gap"] < 1e-4 and info["bare_vertices"] == 0
+    idx, w, _ = heat_weights(rig, [m.points.double().numpy() for m in rig.meshes], [m.faces.numpy() for m in rig.meshes])
+    ours = with_weights(rig, idx, w)
+    J = rig.num_joints
+    dense = [np.concatenate([heat.dense_weights(m.joint_indices.numpy(), m.joint_weights.double().numpy(), J)
+                             for m in r.meshes]) for r in (ours, theirs)]
+    assert (dense[0].argmax(1) == dense[1].argmax(1)).mean() > 0.8
+    q_ours = weight_quality(rig, ours, [])
+    q_blender = weight_quality(rig, theirs, [])
+    assert q_ours["l1"] < q_blender["l1"] + 0.1, (q_ours, q_blender)
+
+
 def _strip_weights(src: Path, out: Path) -> None:
     from pxr import Sdf
 
@@ -213,4 +276,4 @@ def test_shared_assets_every_bone_gets_weight_and_recomputed_weights_track_the_a
             clips = asset.clips.get(rig.skeleton_path, [])
             if clips and "Cyberpunk" not in f.name:  # its mesh and skeleton do not overlap at bind time
                 rmse.append(weight_quality(rig, with_weights(rig, idx, w), clips, max_frames=60)["rmse_pct"])
-    assert len(rmse) >= 25 and np.median(rmse) < 2.0, rmse  # measured: median 1.34 % of height
+    assert len(rmse) >= 25 and np.median(rmse) < 1.5, rmse  # measured: median 1.05 % of height

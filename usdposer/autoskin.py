@@ -72,7 +72,8 @@ def heat_weights(rig, points: Sequence[np.ndarray], faces: Sequence[np.ndarray],
     F = np.concatenate([np.asarray(f, np.int64) + o for f, o in zip(faces, offsets)])
     joint_pos = rig.bind_world[:, :3, 3].double().cpu().numpy()
     parents = rig.parents.cpu().numpy()
-    res = bone_heat(P, F, parents, joint_pos, influences=influences, exclude=exclude, backend=backend)
+    axes = rig.bind_world[:, :3, 1].double().cpu().numpy()
+    res = bone_heat(P, F, parents, joint_pos, influences=influences, exclude=exclude, axes=axes, backend=backend)
     idx = [res.indices[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
     w = [res.weights[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
     return idx, w, res
@@ -89,7 +90,8 @@ def with_weights(rig, indices: Sequence[np.ndarray], weights: Sequence[np.ndarra
 def weight_quality(rig, other, clips: Sequence, max_frames: int = 400) -> dict:
     """How close ``other``'s weights are to ``rig``'s (same meshes): mean per-vertex L1 distance of the dense weight
     vectors (0 same, 2 disjoint), and the RMSE of the skinned vertices over ``clips`` (at most ``max_frames`` frames,
-    evenly picked) in % of the rest height."""
+    evenly picked) in % of the rest height. A vertex of ``other`` with no weight at all stays at its bind position, as
+    under a DCC's armature deformer (Blender's Automatic Weights leaves such vertices where bone heat fails)."""
     from usdposer.core.heat import dense_weights
     from usdposer.posing import character_height, skin
 
@@ -108,7 +110,9 @@ def weight_quality(rig, other, clips: Sequence, max_frames: int = 400) -> dict:
             from usdposer.types import Pose
 
             pose = Pose(c.rotations[sel], c.translations[sel], c.scales[sel])
-            for a, b in zip(skin(rig, pose), skin(other, pose)):
+            for m, a, b in zip(other.meshes, skin(rig, pose), skin(other, pose)):
+                bare = m.joint_weights.sum(1) <= 0
+                b = torch.where(bare[None, :, None], m.points.to(b), b)
                 sq += float(((a - b) ** 2).sum())
                 n += a.shape[0] * a.shape[1]
         out["rmse_pct"] = 100 * (sq / max(n, 1)) ** 0.5 / max(character_height(rig), 1e-12)

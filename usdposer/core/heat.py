@@ -11,10 +11,13 @@ Notation (paper -> code):
 
     (-Delta + H) w^i = H p^i   ->   (L + M H) w^i = M H p^i,   one factorisation, every bone a right-hand side.
 
-The bone of joint j is the segment from j to the mean of its children (Blender gives a bone one tail; on the shared
-assets one segment per joint is closer to the artists' weights than one segment per child, whose control rigs hang
-face and tail joints under the root); a leaf continues its parent's direction for the parent's length, and a joint
-whose children all sit on it has no bone. A vertex sees a bone when the segment from the vertex to the bone's
+The bone of joint j is one segment (Blender gives a bone one tail; on the shared assets one segment per joint is
+closer to the artists' weights than one segment per child, whose control rigs hang face and tail joints under the
+root). Rigs made in Blender keep its convention, every bone along its joint's local +Y axis (:func:`follows_y`); there
+the segment runs along that axis for the distance to the nearest child, a leaf's for its parent's length, as
+Blender's glTF importer rebuilds bones (on the shared assets: mean L1 to the artists' weights 0.687 -> 0.630, skinned
+RMSE median 1.37 -> 1.06 % of height). Other rigs point each bone at the mean of its children; a leaf continues its
+parent's direction for the parent's length, and a joint whose children all sit on it has no bone. A vertex sees a bone when the segment from the vertex to the bone's
 closest point stays inside the mesh: it leaves the vertex inwards (against the vertex normal) and crosses no triangle
 (the triangles around the vertex excepted). Real rigs carry IK pole targets and other controls that float beside the
 body; a leaf joint outside the mesh and away from it is such a control and gets no bone (:func:`control_joints`). A connected component that sees no bone at all (eyes, buttons, a hat) is made
@@ -44,29 +47,63 @@ if TYPE_CHECKING:
 C_WEIGHT = 1.0  # the paper's c (Pinocchio and Blender both use 1)
 INWARD = 0.0  # a segment whose direction has a larger cosine with the outward vertex normal leaves the mesh at once
 TIE = 1e-6  # bones within this relative distance of the nearest one share a vertex (Blender's DISTANCE_EPSILON)
+MIN_WEIGHT = 0.05  # weights below it are dropped (Blender drops those under 0.025-0.05); mean L1 0.630 -> 0.614
 CONTROL_DISTANCE = 0.05  # a leaf joint outside the mesh and this far from it (x bounding-box diagonal) is a control
 
 
+def follows_y(parents: np.ndarray, joint_pos: np.ndarray, axes: np.ndarray, cos: float = 0.98,
+              share: float = 0.8) -> bool:
+    """Whether the rig keeps Blender's convention, bones along their joint's local +Y: at least ``share`` of the
+    joints with one child (not on the joint) have ``axes`` (J, 3) pointing at that child (cosine above ``cos``)."""
+    parents = np.asarray(parents, np.int64)
+    hits = total = 0
+    scale = float(np.ptp(joint_pos, axis=0).max()) if len(joint_pos) > 1 else 1.0
+    for j in range(len(parents)):
+        kids = np.nonzero(parents == j)[0]
+        if len(kids) != 1:
+            continue
+        d = joint_pos[kids[0]] - joint_pos[j]
+        n = np.linalg.norm(d)
+        if n <= 1e-6 * scale:
+            continue
+        total += 1
+        hits += float(d @ axes[j]) / (n * max(np.linalg.norm(axes[j]), 1e-30)) > cos
+    return total >= 3 and hits >= share * total
+
+
 def bone_segments(parents: Int[Tensor, " J"] | np.ndarray, joint_pos: np.ndarray,
-                  joints: np.ndarray | None = None, controls: np.ndarray = ()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  joints: np.ndarray | None = None, controls: np.ndarray = (),
+                  axes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Segments of the skeleton's bones (module docstring): (A (S, 3), B (S, 3), owner (S,) joint index), at most
     one per joint.
 
     ``joint_pos`` is (J, 3); ``joints`` limits the result to those joint indices (the others still give their parents
-    a direction); ``controls`` (pole targets...) are no children for this purpose."""
+    a direction); ``controls`` (pole targets...) are no children for this purpose. ``axes`` (J, 3), the joints'
+    bind-pose local +Y axes, is given for rigs that keep Blender's convention (:func:`follows_y`): every bone then
+    runs along its axis for the distance to its nearest child (a leaf: its parent's bone length), as Blender's glTF
+    importer rebuilds them."""
     parents = np.asarray(parents, dtype=np.int64)
     J = len(parents)
     keep = np.ones(J, bool) if joints is None else np.isin(np.arange(J), joints)
     scale = float(np.ptp(joint_pos, axis=0).max()) if J > 1 else 1.0
+    length = np.zeros(J)
     A, B, owner = [], [], []
-    for j in range(J):
+    for j in range(J):  # parents before children, so a leaf finds its parent's length
+        all_kids = [c for c in np.nonzero(parents == j)[0] if c not in controls]
+        kids = [c for c in all_kids if np.linalg.norm(joint_pos[c] - joint_pos[j]) > 1e-6 * scale]
+        if axes is not None:
+            p = parents[j]
+            length[j] = (min(np.linalg.norm(joint_pos[c] - joint_pos[j]) for c in kids) if kids
+                         else length[p] if p >= 0 else 0.0)
+            if keep[j] and (kids or not all_kids) and length[j] > 0:
+                ax = axes[j] / max(np.linalg.norm(axes[j]), 1e-30)
+                A.append(joint_pos[j]), B.append(joint_pos[j] + length[j] * ax), owner.append(j)
+            continue
         if not keep[j]:
             continue
-        kids = [c for c in np.nonzero(parents == j)[0]
-                if c not in controls and np.linalg.norm(joint_pos[c] - joint_pos[j]) > 1e-6 * scale]
         if kids:
             A.append(joint_pos[j]), B.append(joint_pos[kids].mean(0)), owner.append(j)
-        elif any(c not in controls for c in np.nonzero(parents == j)[0]):
+        elif all_kids:
             continue  # every child sits on this joint: the child's bone covers the region; this one has none
         else:
             p = parents[j]
@@ -298,7 +335,8 @@ def claim_orphans(P: np.ndarray, D: np.ndarray, Q: np.ndarray, nearest: np.ndarr
 
 
 def bone_heat(points: np.ndarray, faces: np.ndarray, parents, joint_pos: np.ndarray, *, influences: int = 4,
-              exclude=(), c: float = C_WEIGHT, backend: str = "warp") -> HeatResult:
+              exclude=(), c: float = C_WEIGHT, min_weight: float = MIN_WEIGHT, axes: np.ndarray | None = None,
+              backend: str = "warp") -> HeatResult:
     """Bone-heat skinning weights of one triangle mesh (module docstring).
 
     Args:
@@ -309,6 +347,9 @@ def bone_heat(points: np.ndarray, faces: np.ndarray, parents, joint_pos: np.ndar
         influences: K, the weights kept per vertex (the largest, renormalised).
         exclude: joint indices that must carry no weight (besides the :func:`control_joints`, which never do).
         c: the heat constant of ``H_jj = c / d_j^2``.
+        min_weight: weights below it are dropped before renormalising.
+        axes: (J, 3) bind-pose local +Y axes of the joints; bones follow them when the rig keeps that convention
+            (:func:`follows_y`), else they point at the children.
         backend: "warp" (BVH visibility) or "torch" (brute-force reference).
     Returns:
         a :class:`HeatResult` with (V, K) indices into the J joints and weights.
@@ -330,7 +371,10 @@ def bone_heat(points: np.ndarray, faces: np.ndarray, parents, joint_pos: np.ndar
     V = len(P)
     controls = control_joints(P, F, parents, joint_pos)
     joints = np.setdiff1d(np.arange(J), np.union1d(controls, np.asarray(exclude, np.int64)))
-    A, B, owner = bone_segments(parents, joint_pos, joints, controls=set(controls.tolist()))
+    along_y = axes is not None and follows_y(parents, joint_pos, np.asarray(axes, np.float64))
+    A, B, owner = bone_segments(parents, joint_pos, joints, controls=set(controls.tolist()),
+                                axes=np.asarray(axes, np.float64) if along_y else None)
+    stats["along_y"] = float(along_y)
     D, Q = joint_distances(P, A, B, owner, J)  # (V, J), (V, J, 3)
     stats["distances_s"] = time.perf_counter() - tick
 
@@ -377,7 +421,7 @@ def bone_heat(points: np.ndarray, faces: np.ndarray, parents, joint_pos: np.ndar
     top = np.argsort(-Wc, axis=1, kind="stable")[:, :K]  # (V, K)
     w = np.take_along_axis(Wc, top, 1)
     idx = cols[top]
-    w = np.where(w > 1e-4, w, 0.0)
+    w = np.where(w > max(min_weight, 1e-4), w, 0.0)
     kept = np.zeros(len(cols), bool)
     kept[np.unique(top[w > 0])] = True
     locked = np.zeros_like(w, dtype=bool)
