@@ -1,7 +1,9 @@
 """glTF import: OpenUSD's skinning of the imported stage equals an independent glTF reference skinning.
 
 For every .glb/.gltf of the shared data set (and the bundled ones), every clip, at its first key, a time between
-two keys near the middle, and its last key: max |USD - reference| < 1e-4 x the reference bounding-box diagonal.
+two keys near the middle, and its last key: max |USD - reference| < 1e-4 x the diagonal of the character's reference
+bounding box (all meshes of the skeleton at that time). Each mesh primitive is also held to 1e-4 of its own, much
+smaller, diagonal, with one measured exception (HALF_SCALE_TOL).
 """
 
 from __future__ import annotations
@@ -18,15 +20,16 @@ from usdposer.io.write_skel import CLIP_VARIANT_SET
 
 TOL = 1e-4
 # UsdSkel stores joint scales as half3 (11-bit mantissa: up to 4.9e-4 relative rounding). Enemy_2Legs animates its
-# Eye joint's scale (a blink squash to 1.026 / 0.058); the rounding alone moves the eye's vertices by up to ~9e-4 of
-# the character's diagonal in OpenUSD's own skinning, whatever the importer does. Every other shared file animates
-# no scale and is held to TOL.
+# Eye joint's scale (a blink squash to 1.026 / 0.058); the rounding alone moves the eye's 26 vertices by up to 9.2e-4
+# of the eye primitive's own diagonal (9.4e-6 of the character's) in OpenUSD's own skinning, whatever the importer
+# does. That per-primitive bound is the only one loosened.
 HALF_SCALE_TOL = {"Enemy_2Legs.glb": 1e-3}
 BUNDLED = sorted(ASSETS.glob("khronos/*.gl*")) + sorted(ASSETS.glob("quaternius/*.glb"))
 
 
-def check_import(src, tmp_path, fps: float | None = None) -> float:
-    """Worst relative error over every skeleton, clip, time and mesh primitive of one file.
+def check_import(src, tmp_path, fps: float | None = None) -> tuple[float, float]:
+    """Worst error over every skeleton, clip, time and mesh primitive of one file, relative to the character's
+    bounding-box diagonal (all of its skeleton's meshes) and relative to each primitive's own diagonal.
 
     Keyframe-sampled clips are also compared between two keys (USD's interpolation must equal glTF's); clips
     resampled with ``fps`` only at their samples (resampling changes the curve between samples by design).
@@ -37,7 +40,7 @@ def check_import(src, tmp_path, fps: float | None = None) -> float:
     stage = Usd.Stage.Open(str(out))
     tcps = stage.GetTimeCodesPerSecond()
     anim_index = {a.name or f"animation_{i}": i for i, a in enumerate(ref.g.animations or [])}
-    worst, compared = 0.0, 0
+    worst, worst_prim, compared = 0.0, 0.0, 0
     for skel_info in report.skeletons:
         skel = stage.GetPrimAtPath(skel_info["prim"])
         clips = [c for c in report.clips if c["skeleton"] == skel_info["prim"]]
@@ -53,23 +56,30 @@ def check_import(src, tmp_path, fps: float | None = None) -> float:
             if fps is None and len(codes) > 1:
                 times.append(0.5 * (codes[mid - 1] + codes[mid]))
             _, usd_points = usd_joint_and_points(stage, skel_info["prim"], times)
-            for mesh_path, pts in usd_points.items():
-                prim = stage.GetPrimAtPath(mesh_path)
-                node, prim_index = prim.GetCustomDataByKey("gltf:node"), prim.GetCustomDataByKey("gltf:primitive")
-                for k, tc in enumerate(times):
+            for k, tc in enumerate(times):
+                got, want = [], []
+                for mesh_path, pts in usd_points.items():
+                    prim = stage.GetPrimAtPath(mesh_path)
+                    node, prim_index = prim.GetCustomDataByKey("gltf:node"), prim.GetCustomDataByKey("gltf:primitive")
                     expected = ref.skinned(node, prim_index, anim_index[clip["name"]], tc / tcps)
                     ok = np.isfinite(expected).all(1)  # the file's own NaN weights make NaN reference points
                     assert np.isfinite(pts[k]).all()
+                    got.append(pts[k][ok])
+                    want.append(expected[ok])
                     diag = np.linalg.norm(expected[ok].max(0) - expected[ok].min(0))
-                    worst = max(worst, float(np.abs(pts[k][ok] - expected[ok]).max() / diag))
+                    worst_prim = max(worst_prim, float(np.abs(pts[k][ok] - expected[ok]).max() / diag))
                     compared += 1
+                want_all = np.concatenate(want)
+                diag = np.linalg.norm(want_all.max(0) - want_all.min(0))
+                worst = max(worst, float(np.abs(np.concatenate(got) - want_all).max() / diag))
     assert compared > 0
-    return worst
+    return worst, worst_prim
 
 
 @pytest.mark.parametrize("src", BUNDLED, ids=[p.name for p in BUNDLED])
 def test_bundled_gltf_skinning_matches_reference(src, tmp_path):
-    assert check_import(src, tmp_path) < TOL
+    character, primitive = check_import(src, tmp_path)
+    assert character < TOL and primitive < TOL
 
 
 @pytest.mark.slow
@@ -77,10 +87,12 @@ def test_bundled_gltf_skinning_matches_reference(src, tmp_path):
 def test_every_shared_gltf_imports_and_matches_reference(src, tmp_path, record_property):
     if src is None:
         require_shared()
-    err = check_import(src, tmp_path)
-    record_property("relative_error", err)
-    print(f"{src.name}: worst relative error {err:.2e}")
-    assert err < HALF_SCALE_TOL.get(src.name, TOL)
+    character, primitive = check_import(src, tmp_path)
+    record_property("relative_error", character)
+    record_property("relative_error_per_primitive", primitive)
+    print(f"{src.name}: worst error {character:.2e} of the character's diagonal, {primitive:.2e} of a primitive's")
+    assert character < TOL
+    assert primitive < HALF_SCALE_TOL.get(src.name, TOL)
 
 
 def test_import_structure_fox(tmp_path):
@@ -129,4 +141,4 @@ def test_resample_fps(tmp_path):
     skel = stage.GetPrimAtPath("/Fox/Skel")
     assert UsdSkel.BindingAPI(skel).GetAnimationSourceRel().GetTargets() == [Sdf.Path("/Fox/Skel/Walk")]
     # resampled clips still match the reference at their (now uniform) samples and between them
-    assert check_import(ASSETS / "khronos" / "Fox.glb", tmp_path, fps=30) < TOL
+    assert max(check_import(ASSETS / "khronos" / "Fox.glb", tmp_path, fps=30)) < TOL
