@@ -54,7 +54,7 @@ default-model: setup
 	  --holdout animals/Wolf --holdout Velociraptor --holdout Spider --holdout Knight
 	$(BIN)/usdposer train $(DEFAULT_DATA) -o models/default --steps 5000 --batch-size 128 --width 128 --depth 4 \
 	  --val-every 500 --max-minutes 28 --seed 0
-	$(BIN)/usdposer eval models/default $(DEFAULT_DATA) -n 256 --card
+	$(BIN)/usdposer eval models/default $(DEFAULT_DATA) -n 256 --seeds 4 --card
 
 # regenerate the committed schema plugin files from schemas/schema.usda (needs jinja2, a dev dependency)
 schemas: setup

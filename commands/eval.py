@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import click
-from usdposer.commands._options import device_option, json_option, seed_option
+from usdposer.commands._options import device_option, eta_option, json_option, seed_option
 from usdposer.commands._output import emit
 
 EPILOG = """\b
@@ -11,6 +11,7 @@ Examples:
   usdposer eval default data/poses -n 64
   usdposer eval runs/prior data/poses -n 64 --steps 20 --json
   usdposer eval runs/prior data/poses -n 64 --card
+  usdposer eval default data/poses --seeds 4 --eta 0
 
 \b
 CKPT is a checkpoint directory, or "default" for the one shipped with usdposer. Each held-out
@@ -26,25 +27,28 @@ per-joint position errors in % of the character's height; lower precision/recall
 @click.option("-n", "--num", "n", type=int, default=256, show_default=True, help="Samples per character and method.")
 @click.option("--steps", type=int, default=50, show_default=True, help="DDIM steps.")
 @click.option("--card", is_flag=True, help="Append the table to the checkpoint's model card (README.md).")
+@click.option("--seeds", type=int, default=1, show_default=True,
+              help="Repeat with seeds SEED..SEED+K-1 and report the mean (and spread) of every number.")
+@eta_option
 @seed_option
 @device_option
 @json_option
-def cli(ckpt, dataset, n, steps, card, seed, device, as_json) -> None:
+def cli(ckpt, dataset, n, steps, card, seeds, eta, seed, device, as_json) -> None:
     """Evaluate pose-space checkpoint CKPT on the held-out characters of DATASET."""
     import dataclasses
     from pathlib import Path
 
-    from usdposer.models.evaluation import evaluate, format_table
+    from usdposer.models.evaluation import card_notes, evaluate, format_table
     from usdposer.models.pose_prior import DEFAULT_CHECKPOINT
 
     path = None if ckpt == "default" else ckpt
-    rows = evaluate(path, dataset, n=n, steps=steps, seed=seed, device=device)
+    rows = evaluate(path, dataset, n=n, steps=steps, seed=seed, seeds=seeds, device=device, eta=eta)
     table = format_table(rows)
     if card:
         readme = Path(path or DEFAULT_CHECKPOINT) / "README.md"
         text = readme.read_text() if readme.exists() else ""
         marker = "## Evaluation on held-out characters"
-        text = text.split(marker)[0].rstrip() + f"\n\n{marker}\n\n{table}\n"
+        text = text.split(marker)[0].rstrip() + f"\n\n{marker}\n\n{table}\n\n{card_notes(rows, n, steps)}\n"
         tmp = readme.with_name(".README.md.tmp")
         tmp.write_text(text)
         tmp.replace(readme)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 import click
-from usdposer.commands._options import device_option, json_option, seed_option
+from usdposer.commands._options import device_option, eta_option, json_option, seed_option
 from usdposer.commands._output import emit, warn
 
 EPILOG = """\b
@@ -13,11 +13,13 @@ Examples:
   usdposer sample fox.usdc -n 16 --preview fox_samples.png
   usdposer sample fox.usdc -n 64 --seed 3 -o fox.poses.usdc --json
   usdposer sample rodent.usdc -n 8 --checkpoint runs/prior --steps 25
+  usdposer sample fox.usdc -n 16 --eta 0          # deterministic DDIM from the initial noise
 
 \b
 Writes a layer over ASSET (default ASSET_STEM.samples.usdc beside it) with
   - SkelAnimation <Skeleton>/usdposerSamples: pose i at time code i, bound (scrub it in a DCC);
-  - PoseSampleLibrary <Skeleton>/PoseSamples: packed rotations and the DDIM latent codes;
+  - PoseSampleLibrary <Skeleton>/PoseSamples: packed rotations and the DDIM latent codes
+    (with --eta > 0 the poses are DDIM-inverted, so the codes still decode to them);
   - PoseSpaceAPI on the Skeleton naming the model.
 Without --checkpoint the default pose space shipped with usdposer is used.
 """
@@ -31,10 +33,11 @@ Without --checkpoint the default pose space shipped with usdposer is used.
 @click.option("--steps", type=int, default=50, show_default=True, help="DDIM steps.")
 @click.option("--skeleton", default=None, help="Skeleton prim path or name (default: the first).")
 @click.option("--preview", type=click.Path(dir_okay=False), default=None, help="Write a PNG contact sheet here.")
+@eta_option
 @seed_option
 @device_option
 @json_option
-def cli(asset, n, out, checkpoint, steps, skeleton, preview, seed, device, as_json) -> None:
+def cli(asset, n, out, checkpoint, steps, skeleton, preview, eta, seed, device, as_json) -> None:
     """Sample plausible poses of ASSET's rig from a pose space, written as a USD layer over it."""
     from pathlib import Path
 
@@ -46,7 +49,7 @@ def cli(asset, n, out, checkpoint, steps, skeleton, preview, seed, device, as_js
         out = str(p.with_name(f"{p.stem}.samples.usdc"))
     bar = lambda it: tqdm(it, desc="denoising", leave=False, disable=as_json or not sys.stderr.isatty())
     report = sample_asset(asset, out, n=n, seed=seed, checkpoint=checkpoint, steps=steps, skeleton=skeleton,
-                          preview=preview, device=device, arguments=sys.argv[1:], progress=bar)
+                          preview=preview, device=device, eta=eta, arguments=sys.argv[1:], progress=bar)
     for w in report.warnings:
         warn(w)
     emit(report, as_json, _human)

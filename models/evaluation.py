@@ -19,6 +19,7 @@ bisected until its APD equals the model's.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -45,6 +46,10 @@ class EvalRow:
     coverage: float
     limit_violations: float | None
     limit_source: str = "rig"  # "rig" (the asset's own limits), "learned" (from its real poses) or "none"
+    seeds: int = 1  # the numbers are means over this many seeds
+    precision_sd: float = 0.0  # standard deviation over the seeds
+    recall_sd: float = 0.0
+    eta: float | None = None  # the model's sampler noise (None for the baselines)
 
 
 def joint_positions(ch: Character, six: torch.Tensor) -> torch.Tensor:
@@ -173,12 +178,17 @@ def _signature(c: Character) -> tuple:
     return tuple(c.parents.tolist())
 
 
-def evaluate(checkpoint: str | None, dataset: str, *, n: int = 256, steps: int = 50, seed: int = 0,
-             max_real: int = 1000, device: str = "cpu", progress=None) -> list[EvalRow]:
-    """One table: model and both baselines on every held-out character with poses (see the module docstring)."""
-    from usdposer.models.pose_prior import PosePrior, RigCondition
+def evaluate(checkpoint: str | None, dataset: str, *, n: int = 256, steps: int = 50, seed: int = 0, seeds: int = 1,
+             max_real: int = 1000, device: str = "cpu", eta: float | None = None, progress=None) -> list[EvalRow]:
+    """One table: model and both baselines on every held-out character with poses (see the module docstring).
+    With ``seeds`` > 1 every number is the mean over seeds ``seed .. seed + seeds - 1`` (each draws its own real
+    subset, samples and baselines), with the spread of precision and recall. ``eta`` None: the checkpoint's own."""
+    from usdposer.models.pose_prior import PosePrior
 
+    if seeds < 1:
+        raise InputError(f"--seeds must be at least 1 (got {seeds})")
     prior = PosePrior.load(checkpoint, device)
+    eta = prior.sampling_eta if eta is None else eta
     train_chars = load_dataset(dataset, ("train", "val"))
     held = [c for c in load_dataset(dataset, ("heldout",)) if len(c.poses)]
     if not held:
@@ -187,28 +197,74 @@ def evaluate(checkpoint: str | None, dataset: str, *, n: int = 256, steps: int =
     bank = AngleBank(train_chars)
     rows: list[EvalRow] = []
     for ch in (progress(held) if progress else held):
-        g = torch.Generator().manual_seed(seed)
-        real = ch.poses[torch.randperm(len(ch.poses), generator=g)[:max_real]]
-        real_pos = joint_positions(ch, real)
-        cond = RigCondition(ch.features.float(), ch.tree.long())  # the dataset's features include the mesh
-        six, _ = prior.sample(cond, n, steps=steps, generator=torch.Generator().manual_seed(seed))
         topology = "seen" if _signature(ch) in seen else "unseen"
         learned = learned_limits(ch) if ch.limits is None else None
-        model_row = _row(ch, topology, "usdposer", six, real_pos, learned)
-        rows.append(model_row)
-        rows.append(_row(ch, topology, "random-rotations", random_rotation_baseline(ch, bank, n, g), real_pos, learned))
-        target = model_row.apd / 100 * (ch.height or 1.0)
-        rows.append(_row(ch, topology, "rest+noise", rest_noise_baseline(ch, n, target, seed + 1), real_pos, learned))
+        runs = [_evaluate_one(prior, ch, bank, topology, learned, n, steps, s, max_real, eta)
+                for s in range(seed, seed + seeds)]
+        rows += [_mean_row(list(group)) for group in zip(*runs)]
     return rows
 
 
+def _evaluate_one(prior, ch, bank, topology, learned, n, steps, seed, max_real, eta) -> list[EvalRow]:
+    """The three rows (model, random rotations, rest + noise) of one character for one seed."""
+    from usdposer.models.pose_prior import RigCondition
+
+    g = torch.Generator().manual_seed(seed)
+    real = ch.poses[torch.randperm(len(ch.poses), generator=g)[:max_real]]
+    real_pos = joint_positions(ch, real)
+    cond = RigCondition(ch.features.float(), ch.tree.long())  # the dataset's features include the mesh
+    six, _ = prior.sample(cond, n, steps=steps, generator=torch.Generator().manual_seed(seed), eta=eta)
+    model_row = _row(ch, topology, "usdposer", six, real_pos, learned)
+    model_row.eta = eta
+    target = model_row.apd / 100 * (ch.height or 1.0)
+    return [model_row,
+            _row(ch, topology, "random-rotations", random_rotation_baseline(ch, bank, n, g), real_pos, learned),
+            _row(ch, topology, "rest+noise", rest_noise_baseline(ch, n, target, seed + 1), real_pos, learned)]
+
+
+def _mean_row(rows: list[EvalRow]) -> EvalRow:
+    """The mean of one method's rows over seeds, with the spread of precision and recall."""
+    def mean(key):
+        vals = [getattr(r, key) for r in rows]
+        return None if any(v is None for v in vals) else sum(vals) / len(vals)
+
+    def sd(key):
+        return float(torch.tensor([getattr(r, key) for r in rows], dtype=torch.float64).std()) if len(rows) > 1 else 0.0
+
+    first = rows[0]
+    return dataclasses.replace(first, apd=mean("apd"), precision=mean("precision"), recall=mean("recall"),
+                               coverage=mean("coverage"), limit_violations=mean("limit_violations"), seeds=len(rows),
+                               precision_sd=sd("precision"), recall_sd=sd("recall"))
+
+
+def card_notes(rows: list[EvalRow], n: int, steps: int) -> str:
+    """The paragraph under the model card's table: how it was measured."""
+    eta = next((r.eta for r in rows if r.eta is not None), 0.0)
+    seeds = max((r.seeds for r in rows), default=1)
+    sampler = "ancestral (DDPM-like)" if eta == 1 else "deterministic DDIM" if eta == 0 else "DDIM"
+    return (f"{n} samples per character and method; the model samples with {steps} steps, eta {eta:g} ({sampler}). "
+            + (f"Every number is the mean over {seeds} seeds (each draws its own samples, baselines and real subset); "
+               "± is the spread over seeds. " if seeds > 1 else "")
+            + "Limit violations: share of samples with any joint outside its limits: the rig's own where it states "
+              "them, else swing-twist limits learned from all of the character's real poses (0.5 / 99.5 % quantiles "
+              "widened by 5 degrees; the real poses themselves stay inside them), marked \"learned\". With 50 "
+              "joints \"any joint\" is strict.")
+
+
 def format_table(rows: list[EvalRow]) -> str:
-    head = ("| character | topology | method | APD % | precision % (lower better) | recall % (lower better) | "
+    seeds = max((r.seeds for r in rows), default=1)
+    pm = f" (mean ± sd over {seeds} seeds)" if seeds > 1 else ""
+    head = (f"| character | topology | method | APD % | precision %{pm} (lower better) | recall %{pm} (lower better) | "
             "coverage @5% | limit violations |")
     lines = [head, "|" + "---|" * 8]
+
+    def num(v, s):
+        return f"{v:.2f} ± {s:.2f}" if seeds > 1 else f"{v:.2f}"
+
     for r in rows:
         lv = "n/a" if r.limit_violations is None else f"{100 * r.limit_violations:.1f} %" + (
             " (learned)" if r.limit_source == "learned" else "")
-        lines.append(f"| {r.character} | {r.topology} | {r.method} | {r.apd:.2f} | {r.precision:.2f} | {r.recall:.2f} | "
-                     f"{100 * r.coverage:.0f} % | {lv} |")
+        method = r.method if r.eta is None else f"{r.method} (eta {r.eta:g})"
+        lines.append(f"| {r.character} | {r.topology} | {method} | {r.apd:.2f} | {num(r.precision, r.precision_sd)} | "
+                     f"{num(r.recall, r.recall_sd)} | {100 * r.coverage:.0f} % | {lv} |")
     return "\n".join(lines)

@@ -28,6 +28,9 @@ class SampleReport:
     preview: str | None = None
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    eta: float = 0.0
+    sampler: str = "ddim"
+    latent_error: float | None = None  # eta > 0: max |decode(codes) - poses| (6D) of the inverted codes
 
 
 def open_rig(asset: str | os.PathLike, skeleton: str | None = None):
@@ -44,13 +47,16 @@ def open_rig(asset: str | os.PathLike, skeleton: str | None = None):
 
 def sample_asset(asset: str | os.PathLike, out: str | os.PathLike, *, n: int = 16, seed: int = 0,
                  checkpoint: str | None = None, steps: int = 50, skeleton: str | None = None,
-                 preview: str | None = None, device: str = "cpu", arguments: list[str] | None = None,
-                 progress=None) -> SampleReport:
+                 preview: str | None = None, device: str = "cpu", eta: float | None = None,
+                 arguments: list[str] | None = None, progress=None) -> SampleReport:
     """Sample ``n`` poses of the asset's rig and write them as a layer over it (USD.md layouts A and B):
 
     * A: one SkelAnimation ``usdposerSamples`` under the Skeleton, pose i at time code i, bound (scrub in a DCC);
     * B: a packed ``PoseSampleLibrary`` prim ``<Skeleton>/PoseSamples`` with the DDIM latent codes (N, J*6);
     * the Skeleton gets ``PoseSpaceAPI`` naming the model, the sampler and the library.
+
+    ``eta`` None takes the checkpoint's own. With ``eta`` > 0 the poses come from ancestral sampling and the codes
+    stored are their DDIM inversions (eta = 0), so that ``interpolate`` and ``invert`` treat them like any code.
     """
     import time
 
@@ -68,7 +74,13 @@ def sample_asset(asset: str | os.PathLike, out: str | os.PathLike, *, n: int = 1
     prior = PosePrior.load(checkpoint, device)
     cond = RigCondition.from_rig(rig)
     g = torch.Generator().manual_seed(seed)
-    six, latents = prior.sample(cond, n, steps=steps, generator=g, progress=progress)
+    eta = prior.sampling_eta if eta is None else float(eta)
+    six, latents = prior.sample(cond, n, steps=steps, generator=g, eta=eta, progress=progress)
+    latent_error = None
+    if eta > 0:  # codes that decode to these poses under the deterministic sampler
+        latents = prior.invert(cond, six, steps=steps).cpu()
+        back, _ = prior.sample(cond, n, steps=steps, latents=latents)
+        latent_error = float((back - six).abs().max())
     pose = pose_from_6d(rig.to(torch.float64), six.double())
     clip = Clip(pose.rotations, pose.translations, pose.scales, time_codes=torch.arange(n, dtype=torch.float64),
                 time_codes_per_second=src.time_codes_per_second or 24.0, name="usdposerSamples")
@@ -78,12 +90,14 @@ def sample_asset(asset: str | os.PathLike, out: str | os.PathLike, *, n: int = 1
     def author(stage):
         define_pose_library(stage, lib_path, rig, pose, latents=latents.reshape(n, -1).numpy(),
                             time_codes=list(range(n)))
-        stamp_pose_space(stage, rig.skeleton_path, model_id, lib_path, n)
+        stamp_pose_space(stage, rig.skeleton_path, model_id, lib_path, n, sampler=sampler)
 
-    prov = provenance("sample", arguments, seed=seed, checkpoint=model_id, steps=steps, samples=n)
+    sampler = "ddim" if eta == 0 else "ddpm" if eta == 1 else "ddim"
+    prov = provenance("sample", arguments, seed=seed, checkpoint=model_id, steps=steps, samples=n, eta=eta)
     out = write_clip_layer(asset, out, rig, [clip], prov=prov, author=author)
     report = SampleReport(str(asset), str(out), rig.skeleton_path, rig.num_joints, n, steps, seed, model_id,
-                          f"{rig.skeleton_path}/usdposerSamples", lib_path)
+                          f"{rig.skeleton_path}/usdposerSamples", lib_path, eta=eta, sampler=sampler,
+                          latent_error=latent_error)
     if preview:
         from usdposer.preview import contact_sheet
 

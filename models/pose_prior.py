@@ -128,6 +128,12 @@ class PosePrior:
         return x * self.std.to(x) + self.mean.to(x) + ident
 
     @property
+    def sampling_eta(self) -> float:
+        """The sampler's eta that this checkpoint's card was measured with (``config.json`` ``prior.sampling.eta``;
+        0, deterministic DDIM, where it says nothing)."""
+        return float(self.info.get("sampling", {}).get("eta", 0.0))
+
+    @property
     def device(self) -> torch.device:
         return next(self.denoiser.parameters()).device
 
@@ -150,12 +156,18 @@ class PosePrior:
 
     @torch.no_grad()
     def sample(self, cond: RigCondition, n: int, *, steps: int = 50, generator: torch.Generator | None = None,
-               latents: Tensor | None = None, strength: float = 1.0, batch_size: int = 256,
+               latents: Tensor | None = None, strength: float = 1.0, batch_size: int = 256, eta: float = 0.0,
                progress=None) -> tuple[Tensor, Tensor]:
-        """DDIM (eta = 0) samples. Returns (six (n, J, 6) poses in rotation space, latents (n, J, 6)).
+        """DDIM samples. Returns (six (n, J, 6) poses in rotation space, latents (n, J, 6)).
 
-        ``strength < 1`` starts from a partially noised latent (:meth:`invert` with the same strength).
+        ``strength < 1`` starts from a partially noised latent (:meth:`invert` with the same strength). ``eta = 0``
+        (the default) is the deterministic sampler whose latent codes :meth:`invert` recovers and
+        ``interpolate`` blends; ``eta = 1`` is ancestral (DDPM-like) sampling, which adds fresh noise from
+        ``generator`` at every step, so the returned starting latents no longer determine the poses (invert the
+        poses to get codes that do). On unseen topologies it covers the real poses better (model card).
         """
+        if not 0.0 <= eta <= 1.0:
+            raise InputError(f"eta must be in [0, 1] (got {eta})")
         J = cond.features.shape[0]
         if latents is None:
             latents = torch.randn(n, J, 6, generator=generator)
@@ -166,7 +178,8 @@ class PosePrior:
         for i in range(0, len(latents), batch_size):
             x = latents[i:i + batch_size].to(self.device)
             for t in (progress(timesteps) if progress else timesteps):
-                x = sched.step(self._eps(x, t, cond), t, x, eta=0.0).prev_sample
+                x = sched.step(self._eps(x, t, cond), t, x, eta=eta,
+                               generator=generator if eta > 0 else None).prev_sample
             out.append(self.denormalize(x).cpu())
         return torch.cat(out), latents
 

@@ -217,11 +217,18 @@ def train(dataset: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, 
     return result
 
 
+
+# New checkpoints sample ancestrally (eta = 1) by default: on the shipped pose space's held-out characters it beats
+# deterministic DDIM in precision, recall and limit violations alike (model card).
+SAMPLING_ETA = 1.0
+
+
 def _checkpoint(prior, model, ema, opt, out, step, cfg, history, card, running, result=None):
     live = {k: v.clone() for k, v in model.state_dict().items()}
     model.load_state_dict(ema)
     prior.info.update({"training": {"steps": step, "batch_size": cfg.batch_size, "lr": cfg.lr, "seed": cfg.seed,
                                     "train_loss": running}})
+    prior.info.setdefault("sampling", {"eta": SAMPLING_ETA})
     prior.save(out, card(prior, result) if card and result else None)
     model.load_state_dict(live)
     _save_state(out, ema, opt, step, {"config": asdict(cfg), "history": history})

@@ -201,6 +201,44 @@ def test_ddim_sampling_is_deterministic_and_inverts(tiny):
     assert (again - a).abs().max() < 0.05 * a.abs().max()  # DDIM inversion is approximate (discretisation)
 
 
+def test_ancestral_sampling_stores_codes_that_decode_to_its_poses(tiny, tmp_path):
+    """eta = 1 draws fresh noise at every step, so ``sample`` stores the poses' DDIM inversions: decoding those codes
+    with the deterministic sampler gives the written poses back; the sampler is recorded as ddpm."""
+    from usdposer.models.pipelines import sample_asset
+    from usdposer.models.pose_prior import PosePrior, RigCondition
+
+    from usdposer.errors import InputError
+    from usdposer.io.read_skel import read_asset
+    from usdposer.io.write_skel import read_pose_library
+    from usdposer.rigfeatures import pose_from_6d
+
+    ckpt = tiny["root"] / "ckpt"
+    prior = PosePrior.load(ckpt)
+    assert prior.sampling_eta == 1.0  # new checkpoints sample ancestrally
+    rig = read_asset(tiny["fox"]).rig()
+    cond = RigCondition.from_rig(rig)
+    a, za = prior.sample(cond, 8, steps=20, generator=torch.Generator().manual_seed(3), eta=1.0)
+    b, _ = prior.sample(cond, 8, steps=20, generator=torch.Generator().manual_seed(3), eta=1.0)
+    c, _ = prior.sample(cond, 8, steps=20, latents=za)  # the same start without the per-step noise
+    assert torch.equal(a, b) and (a - c).abs().max() > 1e-3
+    with pytest.raises(InputError, match="eta"):
+        prior.sample(cond, 2, eta=1.5)
+
+    out = tmp_path / "s.usdc"
+    rep = sample_asset(tiny["fox"], out, n=6, seed=2, checkpoint=str(ckpt), steps=20)
+    assert rep.eta == 1.0 and rep.sampler == "ddpm" and rep.latent_error < 0.05
+    stage = Usd.Stage.Open(str(out))
+    skel = stage.GetPrimAtPath(rep.skeleton)
+    assert skel.GetAttribute("usdposer:poseSpace:sampler").Get() == "ddpm"
+    pose, latents = read_pose_library(stage.GetPrimAtPath(rep.library), rig)
+    decoded, _ = prior.sample(cond, 6, steps=20, latents=torch.tensor(np.asarray(latents)).float().reshape(6, -1, 6))
+    again = pose_from_6d(rig.to(torch.float64), decoded.double())
+    dot = (again.rotations * pose.rotations.double()).sum(-1).abs().clamp(max=1)
+    assert float(2 * torch.acos(dot).max()) < 0.05  # radians, every joint of every pose
+    det = sample_asset(tiny["fox"], tmp_path / "d.usdc", n=2, seed=2, checkpoint=str(ckpt), steps=20, eta=0.0)
+    assert det.sampler == "ddim" and det.latent_error is None
+
+
 # ------------------------------------------------------------------------------------------------ CLI: sample, eval
 def test_sample_writes_layouts_a_and_b(tiny, tmp_path):
     from PIL import Image
@@ -276,6 +314,11 @@ def test_eval_table_has_model_and_both_baselines(tiny):
     # which its real poses themselves (nearly) never leave, while random rotations do
     assert all(r.limit_source == "learned" and r.limit_violations is not None for r in rows)
     assert rows[1].limit_violations > 0.5 and "(learned)" in format_table(rows)
+    # several seeds: means with their spread; the model row names its sampler noise
+    rows2 = evaluate(str(tiny["root"] / "ckpt"), str(tiny["root"] / "data"), n=16, steps=5, seeds=2, eta=0.0)
+    assert all(r.seeds == 2 for r in rows2) and rows2[0].recall_sd > 0 and rows2[1].precision_sd > 0
+    table = format_table(rows2)
+    assert "usdposer (eta 0)" in table and "mean ± sd over 2 seeds" in table and " ± " in table.splitlines()[2]
 
 
 def test_learned_limit_violations_hold_for_real_poses(tiny):
