@@ -13,7 +13,7 @@ Examples:
   usdposer sample fox.usdc -n 16 --preview fox_samples.png
   usdposer sample fox.usdc -n 64 --seed 3 -o fox.poses.usdc --json
   usdposer sample rodent.usdc -n 8 --checkpoint runs/prior --steps 25
-  usdposer sample fox.usdc -n 16 --eta 0          # deterministic DDIM from the initial noise
+  usdposer sample fox.usdc -n 16 --eta 0
 
 \b
 Writes a layer over ASSET (default ASSET_STEM.samples.usdc beside it) with
