@@ -98,14 +98,15 @@ def blender_rig(rig, npz: Path):
     from scipy.spatial import cKDTree
 
     from usdposer.autoskin import with_weights
+    from usdposer.io.write_skel import unique_names
 
     d = np.load(npz)
-    names = [re.sub(r"[^A-Za-z0-9_]", "_", n) for n in rig.joint_names]  # USD names: glTF's "Foot.L" is "Foot_L"
+    names = list(rig.joint_names)
     heads = rig.bind_world[:, :3, 3].double().numpy()
     ours = np.concatenate([m.points.double().numpy() for m in rig.meshes])
     best = None
     for a in sorted({k.split("_")[0] for k in d.files if k.endswith("_bones")}):
-        bones = [re.sub(r"[^A-Za-z0-9_]", "_", str(b)) for b in d[f"{a}_bones"]]
+        bones = unique_names([str(b) for b in d[f"{a}_bones"]])  # the importer's own naming: "Foot.L" -> "Foot_L"
         shared = [(i, names.index(b)) for i, b in enumerate(bones) if b in names]
         if best is None or len(shared) > len(best[2]):
             best = (a, bones, shared)

@@ -86,13 +86,13 @@ def sample_asset(asset: str | os.PathLike, out: str | os.PathLike, *, n: int = 1
                 time_codes_per_second=src.time_codes_per_second or 24.0, name="usdposerSamples")
     lib_path = f"{rig.skeleton_path}/PoseSamples"
     model_id = str(checkpoint or DEFAULT_CHECKPOINT)
+    sampler = "ddpm" if eta == 1 else "ddim"  # the schema's tokens; ddim covers every eta below 1
 
     def author(stage):
         define_pose_library(stage, lib_path, rig, pose, latents=latents.reshape(n, -1).numpy(),
                             time_codes=list(range(n)))
         stamp_pose_space(stage, rig.skeleton_path, model_id, lib_path, n, sampler=sampler)
 
-    sampler = "ddim" if eta == 0 else "ddpm" if eta == 1 else "ddim"
     prov = provenance("sample", arguments, seed=seed, checkpoint=model_id, steps=steps, samples=n, eta=eta)
     out = write_clip_layer(asset, out, rig, [clip], prov=prov, author=author)
     report = SampleReport(str(asset), str(out), rig.skeleton_path, rig.num_joints, n, steps, seed, model_id,

@@ -217,7 +217,6 @@ def train(dataset: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, 
     return result
 
 
-
 # New checkpoints sample ancestrally (eta = 1) by default: on the shipped pose space's held-out characters it beats
 # deterministic DDIM in precision, recall and limit violations alike (model card).
 SAMPLING_ETA = 1.0

@@ -17,11 +17,14 @@ root). Rigs made in Blender keep its convention, every bone along its joint's lo
 the segment runs along that axis for the distance to the nearest child, a leaf's for its parent's length, as
 Blender's glTF importer rebuilds bones (on the shared assets: mean L1 to the artists' weights 0.687 -> 0.630, skinned
 RMSE median 1.37 -> 1.06 % of height). Other rigs point each bone at the mean of its children; a leaf continues its
-parent's direction for the parent's length, and a joint whose children all sit on it has no bone. A vertex sees a bone when the segment from the vertex to the bone's
-closest point stays inside the mesh: it leaves the vertex inwards (against the vertex normal) and crosses no triangle
-(the triangles around the vertex excepted). Real rigs carry IK pole targets and other controls that float beside the
-body; a leaf joint outside the mesh and away from it is such a control and gets no bone (:func:`control_joints`). A connected component that sees no bone at all (eyes, buttons, a hat) is made
-visible to its nearest bone (the paper's extension for disconnected meshes), so the system is never singular.
+parent's direction for the parent's length, and a joint whose children all sit on it has no bone.
+
+A vertex sees a bone when the segment from the vertex to the bone's closest point stays inside the mesh: it leaves
+the vertex inwards (against the vertex normal) and crosses no triangle (the triangles around the vertex excepted).
+Real rigs carry IK pole targets and other controls that float beside the body; a leaf joint outside the mesh and
+away from it is such a control and gets no bone (:func:`control_joints`). A connected component that sees no bone at
+all (eyes, buttons, a hat) is made visible to its nearest bone (the paper's extension for disconnected meshes), so the
+system is never singular.
 
 A bone that is no vertex's nearest visible bone (hidden by its neighbours) would get no weight; it shares the vertices
 that see it and are nearly as close to it as to their own nearest bone (:func:`claim_orphans`), so every bone moves
