@@ -50,8 +50,9 @@ bench: setup
 DEFAULT_DATA := data/default
 default-model: setup
 	$(BIN)/usdposer dataset build "../shared/data/**/*.glb" ../shared/data/khronos/SimpleSkin.gltf ../shared/data/bvh \
-	  ../shared/data/mujoco/dog/dog.xml ../shared/data/mujoco/rodent/rodent.xml -o $(DEFAULT_DATA) \
-	  --holdout animals/Wolf --holdout Velociraptor --holdout Spider --holdout Knight
+	  ../shared/data/mujoco/dog/dog.xml ../shared/data/mujoco/rodent/rodent.xml \
+	  ../shared/data/kaykit/mannequin/manny_med_mod.gltf --anim-from "../shared/data/kaykit/anim/*.glb=manny_med_mod" \
+	  -o $(DEFAULT_DATA) --holdout animals/Wolf --holdout Velociraptor --holdout Spider --holdout Knight
 	$(BIN)/usdposer train $(DEFAULT_DATA) -o models/default --steps 5000 --batch-size 128 --width 128 --depth 4 \
 	  --val-every 500 --max-minutes 28 --seed 0
 	$(BIN)/usdposer eval models/default $(DEFAULT_DATA) -n 256 --seeds 4 --card

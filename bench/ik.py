@@ -48,26 +48,29 @@ def trial_poses(asset, rig, prior, cond, g):
         return torch.cat([pose_to_6d(rig, c.pose()) for c in clips]).float(), "animation"
     six, _ = prior.sample(cond, 64, generator=g)
     if rig.limits is not None and torch.isfinite(rig.limits).any():
-        return within_limits(six, rig.limits), "prior samples within the asset's limits"
+        return within_limits(rig, six, rig.limits), "prior samples within the asset's limits"
     return six, "prior samples"
 
 
-def within_limits(six, limits):
-    """Poses (N, J, 6) projected into the rig's per-axis Euler limits (J, 3, 2): reachable targets for a limited
-    rig, so that neither method is asked for a pose its joints cannot take."""
+def within_limits(rig, six, limits):
+    """Poses (N, J, 6) projected into the rig's per-axis Euler limits (J, 3, 2) (stated relative to rest):
+    reachable targets for a limited rig, so that neither method is asked for a pose its joints cannot take."""
     import torch
     from scipy.spatial.transform import Rotation
 
-    from usdposer.core.rotations import matrix_to_6d, sixd_to_matrix
+    from usdposer.core.rotations import matrix_to_quat
+    from usdposer.rigfeatures import pose_to_6d, relative_rotations, rig_frame
+    from usdposer.types import Pose
 
     N, J = six.shape[:2]
-    R = sixd_to_matrix(six.double()).reshape(-1, 3, 3).numpy()
+    R = relative_rotations(rig, six.double()).reshape(-1, 3, 3).numpy()
     e = torch.from_numpy(Rotation.from_matrix(R).as_euler("xyz")).reshape(N, J, 3)
     lo, hi = limits[..., 0].double(), limits[..., 1].double()
     e = torch.where(torch.isfinite(lo), torch.maximum(e, lo), e)
     e = torch.where(torch.isfinite(hi), torch.minimum(e, hi), e)
     M = torch.from_numpy(Rotation.from_euler("xyz", e.reshape(-1, 3).numpy()).as_matrix()).reshape(N, J, 3, 3)
-    return matrix_to_6d(M).float()
+    q = matrix_to_quat(rig_frame(rig).rest_rot @ M)  # back to local rotations, then to codes
+    return pose_to_6d(rig, Pose.from_rotations(rig, q), canonical_heading=False).float()
 
 
 def run_character(label, path, prior, args, work):
@@ -76,10 +79,9 @@ def run_character(label, path, prior, args, work):
     from usdposer.models.pose_prior import RigCondition
 
     from usdposer.core.limits import learn_limits
-    from usdposer.core.rotations import sixd_to_matrix
     from usdposer.dataset import read_any
     from usdposer.ik import PoseObjective, dls_ik
-    from usdposer.rigfeatures import IDENTITY_6D
+    from usdposer.rigfeatures import IDENTITY_6D, relative_rotations
     from usdposer.types import Pose
 
     asset = read_any(path, work)
@@ -89,7 +91,7 @@ def run_character(label, path, prior, args, work):
     poses, origin = trial_poses(asset, rig, prior, cond, g)
     limits, lim_src = rig.limits, "asset"
     if limits is None or not torch.isfinite(limits).any():
-        limits, lim_src = learn_limits(sixd_to_matrix(poses.double())), "learned"
+        limits, lim_src = learn_limits(relative_rotations(rig, poses.double())), "learned"
     par = rig.parents.tolist()
     leaves = [j for j in range(rig.num_joints) if j not in par]
     rest = torch.tensor(IDENTITY_6D).expand(1, rig.num_joints, 6).clone()

@@ -31,11 +31,9 @@ def main() -> None:
         print(f"no dataset at {args.dataset}: run `make default-model` (needs ../shared/data) or pass --dataset")
         sys.exit(1)
     import torch
-    from usdposer.models.editing import joint_error
     from usdposer.models.pose_prior import PosePrior, RigCondition
 
     from usdposer.dataset import load_dataset
-    from usdposer.posing import character_height
 
     prior = PosePrior.load(None)
     print(f"default checkpoint, {args.steps} DDIM steps, up to {args.poses} poses per character; error = mean joint "
@@ -48,16 +46,16 @@ def main() -> None:
             continue
         g = torch.Generator().manual_seed(args.seed)
         six = ch.poses[torch.randperm(len(ch.poses), generator=g)[:args.poses]].float()
-        rig = ch.rig()
-        cond = RigCondition(ch.features, ch.tree)
-        h = character_height(rig) or 1.0
+        cond = RigCondition(ch.features, ch.tree, ch.mask)
         row = []
         for refine in (0, args.refine):
             t0 = time.time()
             z = prior.invert(cond, six, steps=args.steps, refine=refine)
             sec = (time.time() - t0) / len(six)
             rec, _ = prior.sample(cond, len(z), steps=args.steps, latents=z)
-            row.append(joint_error(rig, six, rec) / h * 100)
+            # mean joint distance over the model joints, in the character's canonical frame
+            d = (ch.positions(six) - ch.positions(rec))[:, ch.mask].norm(dim=-1).mean(-1)
+            row.append(d / ch.height * 100)
         split = "heldout" if ch.split == "heldout" else "train"
         agg.setdefault(split, []).extend(row[1].tolist())
         print(f"{ch.id:<34}{split:<9}{len(six):>6}{float(row[0].mean()):>10.3f}{float(row[1].mean()):>10.3f}"

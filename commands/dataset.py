@@ -11,6 +11,7 @@ Examples:
   usdposer dataset build assets/khronos/Fox.glb assets/cmu/cmu_walk.bvh assets/quaternius/Trex.glb -o data/poses --holdout Trex
   usdposer dataset build "assets/**/*.glb" assets/cmu -o data/more --holdout Trex --val Fox --json
   usdposer dataset build fox.usdc walk.usdc -o data/usd
+  usdposer dataset build assets/kaykit/mannequin/manny_med_mod.gltf --anim-from "assets/kaykit/anim/*.glb=manny_med_mod" -o data/library
 """
 
 
@@ -26,18 +27,29 @@ def cli() -> None:
 @click.option("--val", multiple=True, help="Character used for validation loss only; repeat.")
 @click.option("--dedupe-degrees", type=float, default=2.0, show_default=True,
               help="Drop frames whose joints all moved less than this since the last kept frame.")
+@click.option("--anim-from", "anim_from", multiple=True, metavar="LIBRARY=CHARACTER",
+              help="Bind an animation library's clips (files or a glob; skeleton-only files such as KayKit's) to the "
+                   "character read from a source (its path or file stem): joints matched by name, the mapping and "
+                   "unmatched joints reported in the manifest; repeat.")
 @json_option
-def build(sources, out, holdout, val, dedupe_degrees, as_json) -> None:
+def build(sources, out, holdout, val, dedupe_degrees, anim_from, as_json) -> None:
     """Build a pose dataset from USD, glTF/GLB, BVH and MJCF SOURCES (files, folders or globs)."""
     import sys
 
     from tqdm import tqdm
 
     from usdposer.dataset import build_dataset
+    from usdposer.errors import InputError
 
+    pairs = []
+    for spec in anim_from:
+        lib, sep, target = spec.rpartition("=")
+        if not sep or not lib or not target:
+            raise InputError(f"--anim-from {spec!r}: expected LIBRARY=CHARACTER, e.g. 'anims/*.glb=mannequin'")
+        pairs.append((lib, target))
     bar = lambda it: tqdm(it, desc="reading", unit="file", disable=not sys.stderr.isatty())
     m = build_dataset(list(sources), out, holdout=list(holdout), val=list(val), dedupe_degrees=dedupe_degrees,
-                      progress=bar)
+                      anim_from=pairs, progress=bar)
     for f in m["failed"]:
         warn(f"skipped {f['source']}: {f['error']}")
     m["output"] = out
@@ -50,4 +62,8 @@ def _human(m) -> str:
     for c in m["characters"]:
         lines.append(f"  {c['id']:<34} {c['joints']:>3} joints {c['frames']:>6} frames -> {c['poses']:>6} poses  "
                      f"{c['split']}")
+        for a in c.get("anim_sources", []):
+            lines.append(f"    + {a['library']}: {len(a['clips'])} clips, {a['matched']} joints matched, residual "
+                         f"{a['residual_pct']} % of height" + (f"; unmatched: {', '.join(a['unmatched_character_joints'])}"
+                                                                if a["unmatched_character_joints"] else ""))
     return "\n".join(lines)

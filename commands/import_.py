@@ -15,6 +15,7 @@ Examples:
   usdposer import Horse.glb -o horse.usdc --bind Gallop --json
   usdposer import assets/cmu/cmu_walk.bvh -o walk.usdc
   usdposer import assets/mujoco/rodent/rodent.xml -o rodent.usdc
+  usdposer import assets/kaykit/mannequin/manny_med_mod.gltf -o manny.usdc --anim-from assets/kaykit/anim/Med_MovementBasic.glb
 
 \b
 Every animation becomes its own SkelAnimation under the Skeleton. One is bound through
@@ -23,7 +24,9 @@ skel:animationSource (the first, or --bind NAME); pick another in a DCC with the
 Textures are written beside the output in <name>_textures/.
 BVH: skeleton from OFFSETs, one clip; units guessed from the skeleton's size unless
 --meters-per-unit is given. MJCF: one joint per body, the .skn skin as a skinned mesh,
-hinge ranges stored as joint limits (JointLimitsAPI).
+hinge ranges stored as joint limits (JointLimitsAPI). --anim-from adds an animation
+library's clips (a skeleton-only file made for the same kind of rig), joints matched by
+name (Mixamo, Blender and 3ds Max names understood), root motion scaled to the character.
 """
 
 
@@ -34,14 +37,16 @@ hinge ranges stored as joint limits (JointLimitsAPI).
 @click.option("--bind", "bind_clip", default=None, help="Name of the clip to bind (default: the first).")
 @click.option("--meters-per-unit", type=float, default=None, help="BVH only: the file's unit in metres.")
 @click.option("--skin", type=click.Path(dir_okay=False), default=None, help="MJCF only: the .skn skin to bind.")
+@click.option("--anim-from", "anim_from", multiple=True, type=click.Path(dir_okay=False),
+              help="An animation library whose clips the character plays (joints matched by name); repeat.")
 @json_option
 def cli(src: str, out: str, fps: float | None, bind_clip: str | None, meters_per_unit: float | None,
-        skin: str | None, as_json: bool) -> None:
+        skin: str | None, anim_from: tuple[str, ...], as_json: bool) -> None:
     """Convert glTF 2.0 (.gltf/.glb), BVH (.bvh) or MuJoCo MJCF (.xml) into a UsdSkel stage."""
     from usdposer.io.importers import import_any
 
     report = import_any(src, out, fps=fps, bind_clip=bind_clip, meters_per_unit=meters_per_unit, skin=skin,
-                        arguments=sys.argv[1:])
+                        anim_from=list(anim_from), arguments=sys.argv[1:])
     for w in report.warnings:
         warn(w)
     emit(report, as_json, _human)

@@ -15,7 +15,9 @@ Examples:
 \b
 Writes a checkpoint directory: config.json, model.safetensors (EMA weights), README.md
 (model card), and training_state.* for --resume. Validation loss uses the dataset's
-"val" characters when it has any; "heldout" characters are never read.
+"val" characters when it has any; "heldout" characters are never read. The checkpoint
+stores the plausibility threshold of `usdposer check --checkpoint` (calibrated on the
+training poses) and the rotation statistics of `usdposer eval`'s baseline.
 """
 
 
@@ -31,10 +33,12 @@ Writes a checkpoint directory: config.json, model.safetensors (EMA weights), REA
 @click.option("--val-every", type=int, default=500, show_default=True)
 @click.option("--max-minutes", type=float, default=None, help="Stop (and save) after this much wall time.")
 @click.option("--resume", is_flag=True, help="Continue from the training state in --out.")
+@click.option("--mirror/--no-mirror", default=True, show_default=True,
+              help="Also train on left/right mirror images of characters whose reference pose is symmetric.")
 @seed_option
 @device_option
 @json_option
-def cli(dataset, out, steps, batch_size, lr, width, depth, heads, val_every, max_minutes, resume, seed, device,
+def cli(dataset, out, steps, batch_size, lr, width, depth, heads, val_every, max_minutes, resume, mirror, seed, device,
         as_json) -> None:
     """Train the pose-space diffusion model on a DATASET directory (usdposer dataset build)."""
     import sys
@@ -44,7 +48,7 @@ def cli(dataset, out, steps, batch_size, lr, width, depth, heads, val_every, max
     from usdposer.models.training import TrainConfig, train
 
     cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, width=width, depth=depth, heads=heads, seed=seed,
-                      val_every=val_every, max_minutes=max_minutes, device=device)
+                      val_every=val_every, max_minutes=max_minutes, device=device, mirror=mirror)
     log = lambda m: click.echo(m, err=True)
     bar = lambda **kw: tqdm(desc="training", disable=not sys.stderr.isatty(), **kw)
     result = train(dataset, out, cfg, resume=resume, progress=bar, log=log,

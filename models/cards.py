@@ -11,12 +11,20 @@ def model_card(prior, result, dataset: str, eval_table: str | None = None) -> st
     manifest = json.loads((Path(dataset) / "manifest.json").read_text())
     cfg = prior.denoiser.config
     n_params = sum(p.numel() for p in prior.denoiser.parameters())
+    eta = float(prior.info.get("sampling", {}).get("eta", 0.0))
+    sampler = "ancestral (DDPM-like)" if eta == 1 else "deterministic DDIM" if eta == 0 else "DDIM"
+    mirrored = prior.info.get("augmentation", {}).get("mirror", [])
+    cal = prior.info.get("plausibility")
     lines = [
         "# usdposer pose space",
         "",
-        "A diffusion model over a rig's joint rotations (6D, relative to the rest pose, root heading removed), "
-        "conditioned per joint on the rest pose, the skin-weighted mesh and the joint name, with tree-distance "
-        "attention bias: it works on any skeleton topology. Sampling: DDIM (eta = 0), 50 steps.",
+        "A diffusion model over a rig's joint rotations in a canonical frame that undoes how the rig was made (each "
+        "joint's rotation about world-aligned axes relative to the bind pose, facing +Z, +Y up, heights as units; "
+        "root heading removed; `usdposer.rigfeatures`), conditioned per joint on the reference pose, the "
+        "skin-weighted mesh and the joint name (canonical body-part words), with tree-distance attention bias over "
+        "the joints that move vertices: it works on any skeleton topology and any rig convention. "
+        f"Sampling: DDIM with eta = {eta:g} ({sampler}), 50 steps; latent codes are those of the deterministic "
+        "sampler (eta = 0).",
         "",
         f"- Architecture: {cfg.depth} blocks, width {cfg.width}, {cfg.heads} heads, {n_params / 1e6:.2f} M parameters.",
         f"- Training: {result.steps} steps, batch {prior.info.get('training', {}).get('batch_size')}, "
@@ -32,6 +40,22 @@ def model_card(prior, result, dataset: str, eval_table: str | None = None) -> st
         lines.append(f"| {c['id']} | {c['joints']} | {c['frames']} | {c['poses']} | {c['split']} | {c['licence']} |")
     lines += ["", f"Poses: train {manifest['counts']['train']}, val {manifest['counts']['val']}, "
                   f"held out {manifest['counts']['heldout']}. Held-out characters never reached training.", ""]
+    libs = [(c["id"], a) for c in manifest["characters"] for a in c.get("anim_sources", [])]
+    if libs:
+        lines += ["Animation libraries bound to a character by joint name (`dataset build --anim-from`):", ""]
+        lines += [f"- {a['library']} -> {cid}: {len(a['clips'])} clips, {a['matched']} joints matched, retarget "
+                  f"residual {a['residual_pct']} %; {a.get('licence', '')}" for cid, a in libs]
+        lines.append("")
+    if mirrored:
+        lines += [f"Augmentation: left/right mirror images of the {len(mirrored)} characters whose reference pose is "
+                  "mirror-symmetric (" + ", ".join(mirrored) + ").", ""]
+    unknown = sorted({c["id"] for c in manifest["characters"] if c["licence"].startswith("unknown")})
+    if unknown:
+        lines += ["Licence unknown (not read from the source; check before redistributing): " + ", ".join(unknown), ""]
+    if cal:
+        lines += [f"Plausibility threshold (`usdposer check --checkpoint`): {cal['threshold']:.4f}, the "
+                  f"{100 * cal['quantile']:g}th percentile of the prior's score over {cal['poses']} training poses "
+                  f"(median {cal['median']:.4f}).", ""]
     if manifest.get("failed"):
         lines += ["Skipped sources: " + "; ".join(f"{f['source']} ({f['error']})" for f in manifest["failed"]), ""]
     if eval_table:

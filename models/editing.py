@@ -59,13 +59,13 @@ class SourcePose:
 def resolve_pose(s: Session, spec: str, anim: str | None) -> SourcePose:
     """A pose given as ``rest``, ``sample:I`` (the Skeleton's sample library) or a time code of the bound (or
     ``--anim``) SkelAnimation."""
-    from usdposer.rigfeatures import IDENTITY_6D, pose_to_6d
+    from usdposer.rigfeatures import pose_to_6d
     from usdposer.types import Pose
 
     rig = s.rig
     spec = str(spec).strip()
     if spec == "rest":
-        return SourcePose(torch.tensor(IDENTITY_6D).expand(1, rig.num_joints, 6).clone(), None, "rest")
+        return SourcePose(pose_to_6d(rig, Pose.rest(rig)).float(), None, "rest")
     if spec.startswith("sample:"):
         from usdposer.io.edits import find_pose_library
         from usdposer.io.stage import open_stage
@@ -243,12 +243,12 @@ class InterpolateReport:
 def path_stats(s: Session, six: torch.Tensor, space: str, parts=None) -> PathStats:
     """Per-frame plausibility of a path; ``parts`` (:func:`triangle_parts`) is shared between the paths of a report."""
     from usdposer.core.limits import limit_violations
-    from usdposer.core.rotations import sixd_to_matrix
+    from usdposer.rigfeatures import relative_rotations
 
     score = s.prior.score(s.cond, six).tolist()
     viol = None
     if s.rig.limits is not None and torch.isfinite(s.rig.limits).any():
-        viol = limit_violations(sixd_to_matrix(six.double()), s.rig.limits).sum(1).tolist()
+        viol = limit_violations(relative_rotations(s.rig, six.double()), s.rig.limits).sum(1).tolist()
     return PathStats(space, [round(x, 5) for x in score], viol, self_intersections(s.rig, six, parts))
 
 
@@ -260,7 +260,7 @@ def triangle_parts(rig):
 
 
 def self_intersections(rig, six: torch.Tensor, parts=None) -> list[int] | None:
-    """Per pose of ``six`` (N, J, 6) pose-space codes (rotations relative to rest), the number of part pairs whose
+    """Per pose of ``six`` (N, J, 6) pose-space codes (canonical, ``usdposer.rigfeatures``), the number of part pairs whose
     skinned triangles cross deeper than the SelfIntersection rule's warning depth (its exact test; rest/bind
     crossings allowed); None without meshes."""
     from usdposer.posing import character_height, skin
@@ -270,7 +270,7 @@ def self_intersections(rig, six: torch.Tensor, parts=None) -> list[int] | None:
         return None
     parts = parts if parts is not None else triangle_parts(rig)
     rig = rig.to(torch.float64, "cpu")
-    pose = place(rig, six.detach().cpu(), None)  # rest-relative 6D codes -> joint-local rotations, grounded
+    pose = place(rig, six.detach().cpu(), None)  # canonical codes -> joint-local rotations, grounded
     counts = [0] * len(six)
     floor = CheckOptions().depth * character_height(rig)  # the rule's warning depth: shallower grazes are not counted
     for c in parts.find(torch.cat(skin(rig, pose, backend="torch"), 1).float()):
@@ -536,6 +536,11 @@ def ik_asset(asset, out, *, handles: list, pins: list[str] = (), pose_from: str 
                    [round(float(e), 6) for e in err[chosen]], float(err[chosen].mean()), float(score[chosen]),
                    None if viol is None else int(viol.sum()), len(path), [float(k) for k in keys], anim_path, cons,
                    s.height)
+    from usdposer.models.plausibility import familiarity_warning
+
+    unfamiliar = familiarity_warning(s.prior, s.cond, scores=score)
+    if unfamiliar:
+        rep.warnings.append(unfamiliar)
     if not bool(ok[chosen]):
         rep.warnings.append(f"no candidate reached every handle within {SUCCESS_FRACTION:.1%} of the height "
                             f"(best max error {float(err[chosen].max()):.2%}); try -n 8 or move the targets")

@@ -1,8 +1,9 @@
 """Evaluating a pose space on held-out characters, against two baselines, in one run.
 
 For each held-out character with real poses, N poses are drawn from each method and compared through forward
-kinematics (root at rest, heading removed, as in the dataset), with distances as the mean per-joint position error
-(MPJPE) in % of the character's height:
+kinematics in the character's canonical frame (``usdposer.rigfeatures``: roots at the reference, heading removed, as
+in the dataset), over the joints the model sees, with distances as the mean per-joint position error (MPJPE) in % of
+the character's height:
 
 * APD (diversity): mean MPJPE over pairs of samples;
 * precision: mean over samples of the MPJPE to the nearest real pose (lower is better);
@@ -13,8 +14,9 @@ kinematics (root at rest, heading removed, as in the dataset), with distances as
 
 Baselines: (a) ``random-rotations``: independent per-joint random rotations (uniform axis) whose angles are drawn
 from the training data's per-joint rotation angles (pooled over joints at the same tree depth, so that it applies
-to unseen topologies); (b) ``rest+noise``: the rest pose with Gaussian axis-angle noise per joint, its scale
-bisected until its APD equals the model's.
+to unseen topologies; the statistics are stored in the checkpoint at training time, so any dataset can be
+evaluated); (b) ``rest+noise``: the reference pose with Gaussian axis-angle noise per joint, its scale bisected
+until its APD equals the model's.
 """
 
 from __future__ import annotations
@@ -53,12 +55,8 @@ class EvalRow:
 
 
 def joint_positions(ch: Character, six: torch.Tensor) -> torch.Tensor:
-    """(N, J, 6) relative-to-rest rotations -> (N, J, 3) joint positions (root at its rest position), metres."""
-    from usdposer.posing import joint_transforms
-    from usdposer.rigfeatures import pose_from_6d
-
-    rig = ch.rig()
-    return joint_transforms(rig, pose_from_6d(rig, six.double(), ground=False))[:, :, :3, 3]
+    """(N, J, 6) canonical codes -> (M, 3) positions of the model joints (canonical frame, roots at the reference)."""
+    return ch.positions(six)[:, ch.mask]
 
 
 def mpjpe_matrix(a: torch.Tensor, b: torch.Tensor, chunk: int = 256) -> torch.Tensor:
@@ -78,25 +76,22 @@ def apd(x: torch.Tensor) -> float:
 def limit_violation_rate(ch: Character, six: torch.Tensor, learned: torch.Tensor | None = None) -> float | None:
     """Share of poses with a joint outside its limits: the rig's own (XYZ Euler angles relative to rest, 1 degree
     tolerance) when it has them, else ``learned`` swing-twist limits ``(J, 3)`` (:func:`learned_limits`)."""
+    R = ch.relative_rotations(six)  # (N, J, 3, 3) joint-local, relative to rest
     if ch.limits is None:
         if learned is None or not torch.isfinite(learned).any():
             return None
         from usdposer.core.limits import swing_twist_residual, twist_axes
-        from usdposer.core.rotations import sixd_to_matrix
 
         axes = twist_axes(ch.rest_local.double(), ch.parents.long())
-        excess = swing_twist_residual(sixd_to_matrix(six.double()), axes, learned, margin=math.radians(1.0))
+        excess = swing_twist_residual(R, axes, learned, margin=math.radians(1.0))
         return float((excess > 0).any(1).double().mean())
     from scipy.spatial.transform import Rotation
 
-    from usdposer.core.rotations import sixd_to_matrix
-
     lim = ch.limits.double()
-    known = torch.isfinite(lim).all(-1)  # (J, 3)
+    known = torch.isfinite(lim).all(-1) & ch.mask[:, None]  # (J, 3)
     if not known.any():
         return None
-    R = sixd_to_matrix(six.double()).reshape(-1, 3, 3).numpy()
-    eul = torch.from_numpy(Rotation.from_matrix(R).as_euler("xyz")).reshape(len(six), -1, 3)
+    eul = torch.from_numpy(Rotation.from_matrix(R.reshape(-1, 3, 3).numpy()).as_euler("xyz")).reshape(len(six), -1, 3)
     tol = math.radians(1.0)
     bad = ((eul < lim[:, :, 0] - tol) | (eul > lim[:, :, 1] + tol)) & known
     return float(bad.flatten(1).any(1).double().mean())
@@ -107,52 +102,78 @@ def learned_limits(ch: Character) -> torch.Tensor:
     by 5 degrees, as ``usdposer limits learn``): for characters whose rig states no limits, "outside the range its own
     animation ever reaches"."""
     from usdposer.core.limits import learn_swing_twist, twist_axes
-    from usdposer.core.rotations import sixd_to_matrix
 
     axes = twist_axes(ch.rest_local.double(), ch.parents.long())
-    return learn_swing_twist(sixd_to_matrix(ch.poses.double()), axes)
+    lim = learn_swing_twist(ch.relative_rotations(ch.poses), axes)
+    lim[~ch.mask] = math.nan
+    return lim
 
 
-def _depths(parents: torch.Tensor) -> list[int]:
+def _depths(parents: torch.Tensor, mask: torch.Tensor | None = None) -> list[int]:
     d = []
     for p in parents.tolist():
         d.append(0 if p < 0 else d[p] + 1)
     return d
 
 
-class AngleBank:
-    """Training rotation angles by tree depth (depth >= 6 pooled)."""
+def angle_statistics(chars: list[Character], quantiles: int = 101) -> dict:
+    """Per model-tree depth (6 and deeper pooled), ``quantiles`` evenly spaced quantiles of the training poses' joint
+    rotation angles (radians): what the random-rotations baseline draws from, stored in the checkpoint."""
+    from usdposer.core.rotations import quat_to_axis_angle
 
-    def __init__(self, chars: list[Character]):
-        from usdposer.core.rotations import quat_to_axis_angle
-
-        buckets: dict[int, list[torch.Tensor]] = {}
-        for c in chars:
-            if not len(c.poses):
-                continue
-            ang = quat_to_axis_angle(sixd_to_quat(c.poses.double())).norm(dim=-1)  # (N, J)
-            for j, d in enumerate(_depths(c.parents)):
+    buckets: dict[int, list[torch.Tensor]] = {}
+    for c in chars:
+        if not len(c.poses):
+            continue
+        ang = quat_to_axis_angle(sixd_to_quat(c.poses.double())).norm(dim=-1)  # (N, J)
+        for j, d in enumerate(_depths(c.model_parents)):
+            if bool(c.mask[j]):
                 buckets.setdefault(min(d, 6), []).append(ang[:, j])
-        self.by_depth = {d: torch.cat(v) for d, v in buckets.items()}
-        self.all = torch.cat(list(self.by_depth.values()))
+    q = torch.linspace(0, 1, quantiles, dtype=torch.float64)
+    return {str(d): [round(float(v), 6) for v in torch.quantile(torch.cat(v)[:200000], q)]
+            for d, v in sorted(buckets.items())}
+
+
+class AngleBank:
+    """Training rotation angles by model-tree depth (depth >= 6 pooled), drawn by inverse CDF from the quantiles of
+    :func:`angle_statistics`."""
+
+    def __init__(self, stats: dict):
+        if not stats:
+            raise InputError("no rotation-angle statistics for the random-rotations baseline: the checkpoint has none "
+                             "and the dataset has no training poses; retrain the checkpoint with this usdposer")
+        self.by_depth = {int(d): torch.tensor(v, dtype=torch.float64) for d, v in stats.items()}
+        self.all = torch.sort(torch.cat(list(self.by_depth.values()))).values
 
     def draw(self, depth: int, n: int, g: torch.Generator) -> torch.Tensor:
-        pool = self.by_depth.get(min(depth, 6), self.all)
-        return pool[torch.randint(0, len(pool), (n,), generator=g)]
+        qs = self.by_depth.get(min(depth, 6), self.all)
+        u = torch.rand(n, generator=g, dtype=torch.float64) * (len(qs) - 1)
+        lo = u.floor().long().clamp(max=len(qs) - 2)
+        w = u - lo
+        return qs[lo] * (1 - w) + qs[lo + 1] * w
+
+
+def _scatter(ch: Character, x: torch.Tensor) -> torch.Tensor:
+    """``(n, M, C)`` values of the model joints -> ``(n, J, C)``, zeros elsewhere (random draws are made for the
+    model joints only, so that joints that move nothing do not change the random stream)."""
+    out = torch.zeros(x.shape[0], len(ch.parents), x.shape[2], dtype=x.dtype)
+    out[:, ch.mask] = x
+    return out
 
 
 def random_rotation_baseline(ch: Character, bank: AngleBank, n: int, g: torch.Generator) -> torch.Tensor:
-    J = len(ch.parents)
-    axis = torch.randn(n, J, 3, generator=g, dtype=torch.float64)
+    model = ch.mask.nonzero().flatten().tolist()
+    axis = torch.randn(n, len(model), 3, generator=g, dtype=torch.float64)
     axis = axis / axis.norm(dim=-1, keepdim=True)
-    ang = torch.stack([bank.draw(d, n, g) for d in _depths(ch.parents)], 1)
-    return quat_to_6d(axis_angle_to_quat(axis * ang[..., None]))
+    depths = _depths(ch.model_parents)
+    ang = torch.stack([bank.draw(depths[j], n, g) for j in model], 1)
+    return quat_to_6d(axis_angle_to_quat(_scatter(ch, axis * ang[..., None])))
 
 
 def rest_noise_baseline(ch: Character, n: int, target_apd: float, g_seed: int) -> torch.Tensor:
-    """Rest pose + N(0, sigma^2) axis-angle per joint, sigma bisected to match ``target_apd`` (metres)."""
-    J = len(ch.parents)
-    noise = torch.randn(n, J, 3, generator=torch.Generator().manual_seed(g_seed), dtype=torch.float64)
+    """Reference pose + N(0, sigma^2) axis-angle per model joint, sigma bisected to match ``target_apd`` (metres)."""
+    M = int(ch.mask.sum())
+    noise = _scatter(ch, torch.randn(n, M, 3, generator=torch.Generator().manual_seed(g_seed), dtype=torch.float64))
     lo, hi = 0.0, 3.0
     for _ in range(25):
         mid = (lo + hi) / 2
@@ -174,8 +195,14 @@ def _row(ch, topology, method, six, real_pos, learned=None) -> EvalRow:
                    "rig" if ch.limits is not None else ("learned" if learned is not None else "none"))
 
 
-def _signature(c: Character) -> tuple:
-    return tuple(c.parents.tolist())
+def signature(c: Character) -> str:
+    """The model skeleton's topology (parents of its model joints), as a short hash."""
+    import hashlib
+
+    keep = c.mask.nonzero().flatten().tolist()
+    index = {j: i for i, j in enumerate(keep)}
+    mp = [index.get(int(c.model_parents[j]), -1) for j in keep]
+    return hashlib.sha1(str(mp).encode()).hexdigest()[:16]
 
 
 def evaluate(checkpoint: str | None, dataset: str, *, n: int = 256, steps: int = 50, seed: int = 0, seeds: int = 1,
@@ -189,15 +216,20 @@ def evaluate(checkpoint: str | None, dataset: str, *, n: int = 256, steps: int =
         raise InputError(f"--seeds must be at least 1 (got {seeds})")
     prior = PosePrior.load(checkpoint, device)
     eta = prior.sampling_eta if eta is None else eta
-    train_chars = load_dataset(dataset, ("train", "val"))
     held = [c for c in load_dataset(dataset, ("heldout",)) if len(c.poses)]
     if not held:
-        raise InputError(f"{dataset}: no held-out characters with poses; rebuild it with --holdout NAME")
-    seen = {_signature(c) for c in train_chars}
-    bank = AngleBank(train_chars)
+        raise InputError(f"{dataset}: no held-out characters with poses to evaluate; rebuild it with --holdout NAME "
+                         "(every character of the dataset may be held out)")
+    stats = prior.info.get("baseline_angles")
+    seen = set(prior.info.get("train_topologies", []))
+    if not stats or not seen:
+        train_chars = load_dataset(dataset, ("train", "val"))
+        stats = stats or angle_statistics(train_chars)
+        seen = seen or {signature(c) for c in train_chars}
+    bank = AngleBank(stats)
     rows: list[EvalRow] = []
     for ch in (progress(held) if progress else held):
-        topology = "seen" if _signature(ch) in seen else "unseen"
+        topology = "seen" if signature(ch) in seen else "unseen"
         learned = learned_limits(ch) if ch.limits is None else None
         runs = [_evaluate_one(prior, ch, bank, topology, learned, n, steps, s, max_real, eta)
                 for s in range(seed, seed + seeds)]
@@ -212,7 +244,7 @@ def _evaluate_one(prior, ch, bank, topology, learned, n, steps, seed, max_real, 
     g = torch.Generator().manual_seed(seed)
     real = ch.poses[torch.randperm(len(ch.poses), generator=g)[:max_real]]
     real_pos = joint_positions(ch, real)
-    cond = RigCondition(ch.features.float(), ch.tree.long())  # the dataset's features include the mesh
+    cond = RigCondition(ch.features.float(), ch.tree.long(), ch.mask)  # the dataset's features include the mesh
     six, _ = prior.sample(cond, n, steps=steps, generator=torch.Generator().manual_seed(seed), eta=eta)
     model_row = _row(ch, topology, "usdposer", six, real_pos, learned)
     model_row.eta = eta

@@ -81,6 +81,9 @@ def sample_asset(asset: str | os.PathLike, out: str | os.PathLike, *, n: int = 1
         latents = prior.invert(cond, six, steps=steps).cpu()
         back, _ = prior.sample(cond, n, steps=steps, latents=latents)
         latent_error = float((back - six).abs().max())
+    from usdposer.models.plausibility import familiarity_warning
+
+    unfamiliar = familiarity_warning(prior, cond, six=six)
     pose = pose_from_6d(rig.to(torch.float64), six.double())
     clip = Clip(pose.rotations, pose.translations, pose.scales, time_codes=torch.arange(n, dtype=torch.float64),
                 time_codes_per_second=src.time_codes_per_second or 24.0, name="usdposerSamples")
@@ -98,6 +101,8 @@ def sample_asset(asset: str | os.PathLike, out: str | os.PathLike, *, n: int = 1
     report = SampleReport(str(asset), str(out), rig.skeleton_path, rig.num_joints, n, steps, seed, model_id,
                           f"{rig.skeleton_path}/usdposerSamples", lib_path, eta=eta, sampler=sampler,
                           latent_error=latent_error)
+    if unfamiliar:
+        report.warnings.append(unfamiliar)
     if preview:
         from usdposer.preview import contact_sheet
 

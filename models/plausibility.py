@@ -28,7 +28,7 @@ def calibrate_plausibility(checkpoint: str | os.PathLike | None, dataset: str | 
     scores = []
     for ch in chars:
         idx = torch.randperm(len(ch.poses), generator=g)[:per]
-        scores.append(prior.score(RigCondition(ch.features.float(), ch.tree), ch.poses[idx].float(), seed=seed))
+        scores.append(prior.score(RigCondition(ch.features.float(), ch.tree, ch.mask), ch.poses[idx].float(), seed=seed))
     s = torch.cat(scores).double()
     return {"threshold": float(torch.quantile(s, quantile)), "quantile": quantile, "poses": len(s),
             "median": float(s.median()), "dataset": str(dataset)}
@@ -64,3 +64,22 @@ def make_scorer(checkpoint: str | os.PathLike | None, device: str = "cpu", thres
         return prior.score(conds[key], six)
 
     return scorer, threshold
+
+
+def familiarity_warning(prior, cond, scores: torch.Tensor | None = None, six: torch.Tensor | None = None,
+                        max_poses: int = 16) -> str | None:
+    """A one-line warning when the pose space does not know a rig: the median prior score of its own samples (or of
+    the given ``scores``) is above the threshold calibrated on real poses of its training characters. A studio rig
+    unlike anything trained on (a convention the canonical frame cannot undo, a new kind of creature) shows up here
+    instead of as silently tumbling poses. None when the rig looks familiar or the checkpoint has no calibration."""
+    cal = prior.info.get("plausibility")
+    if not cal:
+        return None
+    if scores is None:
+        scores = prior.score(cond, six[:max_poses])
+    s, thr = float(scores.median()), float(cal["threshold"])
+    if s <= thr:
+        return None
+    return (f"the pose space is unsure of this rig: its poses score {s:.3f} (median) where real poses of the characters "
+            f"it was trained on score under {thr:.3f}; check them before use (`usdposer info` says how the rig was "
+            "made; a pose space trained on characters like it fits better)")

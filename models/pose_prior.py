@@ -7,9 +7,12 @@ Checkpoint directory (never pickle)::
     model.safetensors    weights
     README.md            the model card (data, split, metrics)
 
-Poses live in the model's space as ``(six - IDENTITY_6D - mean) / std`` per 6D channel, so that the rest pose is
-near the origin. Sampling runs ``DDIMScheduler`` with eta = 0 (deterministic: the initial noise *is* the pose's
-latent code, and ``DDIMInverseScheduler`` maps a pose back to it).
+Poses are canonical codes (``usdposer.rigfeatures``: per-joint rotations about world-aligned axes relative to the
+reference pose, 6D) and live in the model's space as ``(six - IDENTITY_6D - mean) / std`` per 6D channel, so that
+the reference pose is near the origin. ``sample`` runs ``DDIMScheduler`` with the checkpoint's eta (``config.json``
+``prior.sampling.eta``; 1, ancestral, for the shipped model). Latent codes are always those of the deterministic
+sampler (eta = 0), whose initial noise *is* the pose's code: ``DDIMInverseScheduler`` (``invert``) maps a pose back
+to it.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from usdposer.models.pose_denoiser import PoseDenoiser
 
 from usdposer.core.rotations import matrix_to_6d, sixd_to_matrix
 from usdposer.errors import InputError
-from usdposer.rigfeatures import IDENTITY_6D
+from usdposer.rigfeatures import IDENTITY_6D, REPRESENTATION
 
 SCHEDULER = {"num_train_timesteps": 1000, "beta_schedule": "squaredcos_cap_v2", "prediction_type": "epsilon",
              "clip_sample": False}
@@ -95,16 +98,52 @@ def gauss_newton(residual, x: Tensor, *, iters: int = 1, damping: float = 1e-3, 
 
 @dataclass
 class RigCondition:
-    """What the denoiser sees of one rig: features (J, F) and tree distances (J, J)."""
+    """What the denoiser sees of one rig: features (J, F), tree distances (J, J) and the model joints (J,) bool.
+
+    The prior runs on the model joints only (:meth:`compact`); poses and latent codes stay ``(n, J, 6)`` over all of
+    the rig's joints, the others at identity (their reference rotation), so that joints that move nothing (end sites,
+    sockets, IK targets) change neither the model's answer nor the random stream it draws."""
 
     features: Tensor
     tree: Tensor
+    mask: Tensor | None = None
 
     @classmethod
     def from_rig(cls, rig) -> RigCondition:
-        from usdposer.rigfeatures import joint_features, tree_distance
+        from usdposer.rigfeatures import joint_features, model_tree, rig_frame
 
-        return cls(joint_features(rig).float(), tree_distance(rig.parents))
+        return cls(joint_features(rig).float(), model_tree(rig), rig_frame(rig).mask.clone())
+
+    @property
+    def joints(self) -> int:
+        return int(self.features.shape[0])
+
+    @property
+    def index(self) -> Tensor:
+        """``(M,)`` indices of the model joints."""
+        m = self.mask if self.mask is not None else torch.ones(self.joints, dtype=torch.bool)
+        return m.nonzero().flatten()
+
+    def compact(self, x: Tensor) -> Tensor:
+        """``(n, J, C)`` -> ``(n, M, C)``: the model joints."""
+        return x if self.mask is None or bool(self.mask.all()) else x[:, self.index.to(x.device)]
+
+    def expand(self, x: Tensor, fill: Tensor | None = None) -> Tensor:
+        """``(n, M, C)`` -> ``(n, J, C)``: other joints set to ``fill`` (C,) (zeros by default)."""
+        if self.mask is None or bool(self.mask.all()):
+            return x
+        out = torch.zeros(x.shape[0], self.joints, x.shape[2], dtype=x.dtype, device=x.device)
+        if fill is not None:
+            out[:] = fill.to(x)
+        out[:, self.index.to(x.device)] = x
+        return out
+
+    def model(self) -> RigCondition:
+        """The condition restricted to the model joints (what the denoiser is run on)."""
+        if self.mask is None or bool(self.mask.all()):
+            return RigCondition(self.features, self.tree)
+        i = self.index
+        return RigCondition(self.features[i], self.tree[i][:, i])
 
 
 class PosePrior:
@@ -126,6 +165,11 @@ class PosePrior:
     def denormalize(self, x: Tensor) -> Tensor:
         ident = torch.tensor(IDENTITY_6D, dtype=x.dtype, device=x.device)
         return x * self.std.to(x) + self.mean.to(x) + ident
+
+    @staticmethod
+    def _full(cond: RigCondition, six: Tensor) -> Tensor:
+        """``(n, M, 6)`` model-joint poses -> ``(n, J, 6)``, the other joints at identity."""
+        return cond.expand(six, torch.tensor(IDENTITY_6D, dtype=six.dtype))
 
     @property
     def sampling_eta(self) -> float:
@@ -168,20 +212,21 @@ class PosePrior:
         """
         if not 0.0 <= eta <= 1.0:
             raise InputError(f"eta must be in [0, 1] (got {eta})")
-        J = cond.features.shape[0]
+        model = cond.model()
         if latents is None:
-            latents = torch.randn(n, J, 6, generator=generator)
+            latents = cond.expand(torch.randn(n, model.joints, 6, generator=generator))
         sched = DDIMScheduler(**SCHEDULER)
         timesteps = self._timesteps(sched, steps, strength)
         out = []
         self.denoiser.eval()
-        for i in range(0, len(latents), batch_size):
-            x = latents[i:i + batch_size].to(self.device)
+        z = cond.compact(latents)
+        for i in range(0, len(z), batch_size):
+            x = z[i:i + batch_size].to(self.device)
             for t in (progress(timesteps) if progress else timesteps):
-                x = sched.step(self._eps(x, t, cond), t, x, eta=eta,
+                x = sched.step(self._eps(x, t, model), t, x, eta=eta,
                                generator=generator if eta > 0 else None).prev_sample
             out.append(self.denormalize(x).cpu())
-        return torch.cat(out), latents
+        return self._full(cond, torch.cat(out)), latents
 
     @torch.no_grad()
     def invert(self, cond: RigCondition, six: Tensor, *, steps: int = 50, refine: int = 3, strength: float = 1.0,
@@ -199,15 +244,17 @@ class PosePrior:
         timesteps = sched.timesteps[:k]
         out = []
         self.denoiser.eval()
+        model = cond.model()
+        six = cond.compact(six)
         for i in range(0, len(six), batch_size):
             x = self.normalize(six[i:i + batch_size].float()).to(self.device)
             for t in (progress(timesteps) if progress else timesteps):
-                nxt = sched.step(self._eps(x, t, cond), t, x).prev_sample
+                nxt = sched.step(self._eps(x, t, model), t, x).prev_sample
                 for _ in range(refine):
-                    nxt = sched.step(self._eps(nxt, t, cond), t, x).prev_sample
+                    nxt = sched.step(self._eps(nxt, t, model), t, x).prev_sample
                 x = nxt
             out.append(x.cpu())
-        return torch.cat(out)
+        return cond.expand(torch.cat(out))
 
     def guided_sample(self, cond: RigCondition, residual, latents: Tensor, *, steps: int = 50, strength: float = 1.0,
                       inner: int = 1, damping: float = 1e-3, final_inner: int = 10, tol: float = 1e-20,
@@ -229,16 +276,18 @@ class PosePrior:
         sched = DDIMScheduler(**SCHEDULER)
         timesteps = self._timesteps(sched, steps, strength)
         alphas = sched.alphas_cumprod.to(self.device)
-        x = latents.to(self.device).float()
+        model = cond.model()
+        x = cond.compact(latents).to(self.device).float()
         self.denoiser.eval()
 
         def nudge(x0: Tensor, iters: int) -> Tensor:
-            return gauss_newton(lambda x: residual(self.denormalize(x)), x0, iters=iters, damping=damping, tol=tol)
+            return gauss_newton(lambda x: residual(self._full(cond, self.denormalize(x))), x0, iters=iters,
+                                damping=damping, tol=tol)
 
         for t in progress(timesteps) if progress else timesteps:
             # 1. predict the clean pose
             with torch.no_grad():
-                eps = self._eps(x, t, cond)
+                eps = self._eps(x, t, model)
             a = alphas[t]
             x0 = (x - (1 - a).sqrt() * eps) / a.sqrt()
             # 2. nudge it down the energy
@@ -247,7 +296,7 @@ class PosePrior:
             eps = (x - a.sqrt() * x0) / (1 - a).sqrt()
             x = sched.step(eps, t, x, eta=0.0).prev_sample
         x = nudge(x, final_inner)
-        return valid_6d(self.denormalize(x).cpu())
+        return valid_6d(self._full(cond, self.denormalize(x)).cpu())
 
     @torch.no_grad()
     def score(self, cond: RigCondition, six: Tensor, *, timesteps: tuple[int, ...] = (20, 60, 120, 250, 400),
@@ -257,8 +306,9 @@ class PosePrior:
         ELBO. Lower is more plausible; the same ``seed`` gives comparable scores across calls. The poses are first
         projected onto valid 6D rotations, so that the score judges the rotations, not the representation."""
         g = torch.Generator().manual_seed(seed)
+        model = cond.model()
+        six = cond.compact(valid_6d(six.float()))
         J = six.shape[1]
-        six = valid_6d(six.float())
         noise = torch.randn(len(timesteps), draws, J, 6, generator=g)
         out = []
         self.denoiser.eval()
@@ -270,7 +320,7 @@ class PosePrior:
                 for d in range(draws):
                     eps = noise[k, d].to(self.device).expand_as(x0)
                     xt = self.train_scheduler.add_noise(x0, eps, tt)
-                    err += ((self._eps(xt, t, cond) - eps) ** 2).mean((1, 2))
+                    err += ((self._eps(xt, t, model) - eps) ** 2).mean((1, 2))
             out.append((err / (len(timesteps) * draws)).cpu())
         return torch.cat(out)
 
@@ -296,7 +346,7 @@ class PosePrior:
         config = {k: v for k, v in config.items() if not k.startswith("_")}
         config["_class_name"] = "PoseDenoiser"
         config["prior"] = {"scheduler": SCHEDULER, "mean": self.mean.tolist(), "std": self.std.tolist(),
-                           "pose_representation": "6d-relative-to-rest", **self.info}
+                           **self.info, "pose_representation": REPRESENTATION}
         files = {"config.json": json.dumps(config, indent=2).encode()}
         if card is not None:
             files["README.md"] = card.encode()
@@ -329,5 +379,10 @@ class PosePrior:
         except Exception as exc:
             raise InputError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
                              "re-download or retrain it") from exc
-        info = {k: v for k, v in prior.items() if k not in ("scheduler", "mean", "std")}
+        rep = prior.get("pose_representation", "6d-relative-to-rest")
+        if rep != REPRESENTATION:
+            raise InputError(f"{path}: the checkpoint was trained on the pose representation {rep!r}, this usdposer "
+                             f"uses {REPRESENTATION!r}; rebuild its dataset and retrain it (`usdposer dataset build`, "
+                             "`usdposer train`) or use the default checkpoint")
+        info = {k: v for k, v in prior.items() if k not in ("scheduler", "mean", "std", "pose_representation")}
         return cls(denoiser.to(device).eval(), torch.tensor(prior["mean"]), torch.tensor(prior["std"]), info)

@@ -38,6 +38,7 @@ class TrainConfig:
     save_every: int = 1000
     max_minutes: float | None = None
     device: str = "cpu"
+    mirror: bool = True  # left/right mirror images of characters whose reference pose is symmetric
 
 
 @dataclass
@@ -53,19 +54,33 @@ class TrainResult:
 
 class Batcher:
     """Random padded batches over characters (probability ~ sqrt(pose count), so long mocap takes do not drown
-    small clips), poses uniform within a character."""
+    small clips), poses uniform within a character. Joints outside a character's model are masked out. With
+    ``mirror``, characters whose reference pose is mirror-symmetric also give their poses' left/right mirror images
+    (``usdposer.rigfeatures.mirror_codes``), half of the time."""
 
-    def __init__(self, chars: list[Character], prior: PosePrior, device: str, generator: torch.Generator):
+    def __init__(self, chars: list[Character], prior: PosePrior, device: str, generator: torch.Generator,
+                 mirror: bool = False):
+        from usdposer.rigfeatures import mirror_codes
+
         self.chars = [c for c in chars if len(c.poses)]
         if not self.chars:
             raise InputError("the dataset has no poses in the chosen split; add animated assets")
-        self.x = [prior.normalize(c.poses.float()).to(device) for c in self.chars]
+        self.x, self.xm = [], []
+        for c in self.chars:
+            self.x.append(prior.normalize(c.poses.float()).to(device))
+            perm = c.mirror() if mirror else None
+            self.xm.append(None if perm is None else prior.normalize(mirror_codes(c.poses.double(), perm).float()).to(device))
         self.f = [c.features.float().to(device) for c in self.chars]
         self.t = [c.tree.long().to(device) for c in self.chars]
+        self.m = [c.mask.bool().to(device) for c in self.chars]
         w = torch.tensor([math.sqrt(len(c.poses)) for c in self.chars])
         self.p = w / w.sum()
         self.g = generator
         self.device = device
+
+    @property
+    def mirrored(self) -> list[str]:
+        return [c.id for c, xm in zip(self.chars, self.xm) if xm is not None]
 
     def __call__(self, B: int):
         ci = torch.multinomial(self.p, B, replacement=True, generator=self.g)
@@ -80,21 +95,25 @@ class Batcher:
             J = self.x[c].shape[1]
             pick = torch.randint(0, len(self.x[c]), (len(rows),), generator=self.g).to(self.device)
             x[rows, :J] = self.x[c][pick]
+            if self.xm[c] is not None:
+                flip = (torch.rand(len(rows), generator=self.g) < 0.5).to(self.device)
+                x[rows[flip], :J] = self.xm[c][pick[flip]]
             f[rows, :J] = self.f[c]
             tr[rows, :J, :J] = self.t[c]
-            m[rows, :J] = True
+            m[rows, :J] = self.m[c]
         return x, f, tr, m
 
 
 def normalization(chars: list[Character]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean / std of (six - identity) over the training poses (each character weighted equally)."""
+    """Per-channel mean / std of (six - identity) over the training poses' model joints (each character weighted
+    equally)."""
     from usdposer.rigfeatures import IDENTITY_6D
 
     ident = torch.tensor(IDENTITY_6D)
     means, sq = [], []
     for c in chars:
         if len(c.poses):
-            d = c.poses.double().reshape(-1, 6) - ident
+            d = c.poses[:, c.mask.bool()].double().reshape(-1, 6) - ident
             means.append(d.mean(0))
             sq.append((d ** 2).mean(0))
     mean = torch.stack(means).mean(0)
@@ -161,7 +180,12 @@ def train(dataset: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, 
             if f"opt.{i}.exp_avg" in ts:
                 opt.state[p] = {"step": torch.tensor(float(start)), "exp_avg": ts[f"opt.{i}.exp_avg"].to(cfg.device),
                                 "exp_avg_sq": ts[f"opt.{i}.exp_avg_sq"].to(cfg.device)}
-    batcher = Batcher(train_chars, prior, cfg.device, g)
+    batcher = Batcher(train_chars, prior, cfg.device, g, mirror=cfg.mirror)
+    from usdposer.models.evaluation import angle_statistics, signature
+
+    prior.info["baseline_angles"] = angle_statistics(train_chars)  # the random-rotations baseline of `eval`
+    prior.info["train_topologies"] = sorted({signature(c) for c in train_chars})
+    prior.info["augmentation"] = {"mirror": batcher.mirrored}
     val_batcher = Batcher(val_chars, prior, cfg.device, torch.Generator().manual_seed(1234)) if val_chars else None
     val_batches = [val_batcher(min(cfg.batch_size, 256)) for _ in range(4)] if val_batcher else []
 
@@ -213,6 +237,11 @@ def train(dataset: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, 
     val = validate()
     result = TrainResult(str(out), step, running if running is not None else float("nan"), val,
                          (time.time() - t0) / 60, stopped_by, history)
+    _checkpoint(prior, model, ema, opt, out, step, cfg, history, None, running, result)
+    # the plausibility threshold of `usdposer check --checkpoint`, calibrated on the training poses (EMA weights)
+    from usdposer.models.plausibility import calibrate_plausibility
+
+    prior.info["plausibility"] = calibrate_plausibility(out, dataset, device=cfg.device)
     _checkpoint(prior, model, ema, opt, out, step, cfg, history, card, running, result)
     return result
 

@@ -3,7 +3,7 @@
 
 It evaluates the node hierarchy at time ``t`` of one animation by the spec's formulas, then skins each primitive:
 ``v' = sum_i w_i * world(joint_i) * inverseBindMatrix_i * v`` (weights renormalised to sum to 1, as the spec
-requires), or ``v' = world(node) * v`` for an unskinned mesh. Only LINEAR keys are supported (all shared assets).
+requires), or ``v' = world(node) * v`` for an unskinned mesh. LINEAR and STEP keys (all shared assets).
 """
 
 from __future__ import annotations
@@ -18,12 +18,20 @@ _SCALE = {5120: 127.0, 5121: 255.0, 5122: 32767.0, 5123: 65535.0}
 
 class Reference:
     def __init__(self, path: str):
-        self.g = pygltflib.GLTF2().load(path)
         import base64
+        from pathlib import Path
 
+        self.g = pygltflib.GLTF2().load(path)
         blob = self.g.binary_blob()
-        # .glb: buffer 0 is the binary chunk; .gltf: every buffer is a data URI
-        self.buffers = [bytes(blob) if b.uri is None else base64.b64decode(b.uri.split(",", 1)[1]) for b in self.g.buffers]
+
+        def buffer(b) -> bytes:  # .glb: the binary chunk; .gltf: a data URI or a file beside it
+            if b.uri is None:
+                return bytes(blob)
+            if b.uri.startswith("data:"):
+                return base64.b64decode(b.uri.split(",", 1)[1])
+            return (Path(path).parent / b.uri).read_bytes()
+
+        self.buffers = [buffer(b) for b in self.g.buffers]
 
     def read(self, index: int) -> np.ndarray:
         a = self.g.accessors[index]
@@ -52,10 +60,11 @@ class Reference:
                 if ch.target.node != node_index or ch.target.path == "weights":
                     continue
                 smp = anim.samplers[ch.sampler]
-                assert (smp.interpolation or "LINEAR") == "LINEAR"
+                mode = smp.interpolation or "LINEAR"
+                assert mode in ("LINEAR", "STEP")
                 times = self.read(smp.input)[:, 0]
                 vals = self.read(smp.output)
-                value = _interp(times, vals, t, ch.target.path == "rotation")
+                value = _interp(times, vals, t, ch.target.path == "rotation", step=mode == "STEP")
                 if ch.target.path == "translation":
                     T = value
                 elif ch.target.path == "rotation":
@@ -106,12 +115,14 @@ class Reference:
         return out
 
 
-def _interp(times: np.ndarray, vals: np.ndarray, t: float, rotation: bool) -> np.ndarray:
+def _interp(times: np.ndarray, vals: np.ndarray, t: float, rotation: bool, step: bool = False) -> np.ndarray:
     if t <= times[0]:
         return vals[0]
     if t >= times[-1]:
         return vals[-1]
     k = int(np.searchsorted(times, t, side="right") - 1)
+    if step:  # the spec: the value of the key at or before t
+        return vals[k]
     u = (t - times[k]) / (times[k + 1] - times[k])
     a, b = vals[k], vals[k + 1]
     if not rotation:

@@ -56,7 +56,7 @@ def test_documented_examples_run(tmp_path):
         (tmp_path / "assets" / "khronos" / f).write_bytes((ASSETS / "khronos" / f).read_bytes())
     import shutil
 
-    for sub in ("cmu", "mujoco", "quaternius"):
+    for sub in ("cmu", "mujoco", "quaternius", "kaykit"):
         shutil.copytree(ASSETS / sub, tmp_path / "assets" / sub)
     (tmp_path / "character.gltf").write_bytes((ASSETS / "khronos" / "SimpleSkin.gltf").read_bytes())
     (tmp_path / "Horse.glb").write_bytes((ASSETS / "quaternius" / "Trex.glb").read_bytes())

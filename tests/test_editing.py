@@ -352,13 +352,15 @@ def test_path_report_counts_self_intersections_like_check(tiny):
     rotated 110 degrees into the body crosses."""
     from usdposer.models.editing import self_intersections
 
-    from usdposer.core.rotations import axis_angle_to_quat, quat_to_6d
+    from usdposer.core.rotations import axis_angle_to_quat, quat_multiply
     from usdposer.io.read_skel import read_asset
+    from usdposer.rigfeatures import pose_to_6d
+    from usdposer.types import Pose
 
-    rig = read_asset(tiny["fox"]).rig()
-    rel = torch.zeros(2, rig.num_joints, 4, dtype=torch.float64)
-    rel[..., 0] = 1  # pose-space codes are rotations relative to rest: identity = the rest pose
-    rel[1, rig.joint_index("b_LeftLeg01_015")] = axis_angle_to_quat(
-        torch.tensor([0, 0, math.radians(110)], dtype=torch.float64))
-    counts = self_intersections(rig, quat_to_6d(rel))
+    rig = read_asset(tiny["fox"]).rig().to(torch.float64)
+    pose = Pose.rest(rig, 2)  # the rest pose, and the left thigh turned 110 degrees about its own Z axis
+    j = rig.joint_index("b_LeftLeg01_015")
+    turn = axis_angle_to_quat(torch.tensor([0, 0, math.radians(110)], dtype=torch.float64))
+    pose.rotations[1, j] = quat_multiply(pose.rotations[1, j], turn)
+    counts = self_intersections(rig, pose_to_6d(rig, pose))
     assert counts[0] == 0 and counts[1] > 0

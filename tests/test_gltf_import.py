@@ -1,8 +1,9 @@
 """glTF import: OpenUSD's skinning of the imported stage equals an independent glTF reference skinning.
 
-For every .glb/.gltf of the shared data set (and the bundled ones), every clip, at its first key, a time between
-two keys near the middle, and its last key: max |USD - reference| < 1e-4 x the diagonal of the character's reference
-bounding box (all meshes of the skeleton at that time). Each mesh primitive is also held to 1e-4 of its own, much
+For every .glb/.gltf of the shared data set (and the bundled ones), every clip (or the rest pose of a file without
+clips), at its first key, a time between two keys near the middle, and its last key: max |USD - reference| < 1e-4 x
+the diagonal of the character's reference bounding box (all meshes of the skeleton at that time), for every skinned
+point and every joint's world position (skeleton-only files, such as KayKit's animation library, have only joints). Each mesh primitive is also held to 1e-4 of its own, much
 smaller, diagonal, with one measured exception (HALF_SCALE_TOL).
 """
 
@@ -24,15 +25,41 @@ TOL = 1e-4
 # of the eye primitive's own diagonal (9.4e-6 of the character's) in OpenUSD's own skinning, whatever the importer
 # does. That per-primitive bound is the only one loosened.
 HALF_SCALE_TOL = {"Enemy_2Legs.glb": 1e-3}
+# KayKit's EXPERIMENTAL_Medium_Transform clip scales the hips, spine, arms and head (0.40-1.59) to morph the body:
+# half3 rounding of those scales moves joints by up to 3.2e-4 of the character's size in OpenUSD's own evaluation
+# (every other KayKit clip: < 6e-7). The character-level bound is loosened for that file only.
+HALF_SCALE_CHARACTER_TOL = {"Med_Special.glb": 5e-4}
 BUNDLED = sorted(ASSETS.glob("khronos/*.gl*")) + sorted(ASSETS.glob("quaternius/*.glb"))
 
 
+def _joint_nodes(ref: Reference, tokens: list[str]) -> list[int]:
+    """glTF node of every joint token, by the node's name made a valid identifier (or ``joint_<node>`` for unnamed
+    nodes): written here with OpenUSD's own Tf, apart from the importer's joint naming."""
+    from pxr import Tf
+
+    joints = sorted({j for skin in ref.g.skins or [] for j in skin.joints})
+    by_name: dict[str, list[int]] = {}
+    for i in joints:
+        n = ref.g.nodes[i].name
+        by_name.setdefault(Tf.MakeValidIdentifier(n) if n else f"joint_{i:02d}", []).append(i)
+    out = []
+    for tok in tokens:
+        leaf = tok.rsplit("/", 1)[-1]
+        cands = by_name.get(leaf) or by_name.get(leaf.rstrip("_0123456789")) or []
+        assert len(cands) >= 1, f"no glTF node for joint {tok}"
+        out.append(cands[0] if len(cands) == 1 else cands[len([o for o in out if o in cands])])
+    return out
+
+
 def check_import(src, tmp_path, fps: float | None = None) -> tuple[float, float]:
-    """Worst error over every skeleton, clip, time and mesh primitive of one file, relative to the character's
-    bounding-box diagonal (all of its skeleton's meshes) and relative to each primitive's own diagonal.
+    """Worst error over every skeleton, clip, time, joint and mesh primitive of one file, relative to the character's
+    bounding-box diagonal (all of its skeleton's meshes, or its joints for a skeleton without meshes) and relative to
+    each primitive's own diagonal. Every joint's world position is compared with the reference's node transform;
+    a file without clips is compared at rest.
 
     Keyframe-sampled clips are also compared between two keys (USD's interpolation must equal glTF's); clips
-    resampled with ``fps`` only at their samples (resampling changes the curve between samples by design).
+    resampled with ``fps`` only at their samples (resampling changes the curve between samples by design). Frames
+    where the file collapses the character (scale 0, KayKit's spawn clips) are measured against its rest size.
     """
     out = tmp_path / (src.stem + ".usdc")
     report = import_gltf(src, out, fps=fps)
@@ -43,35 +70,52 @@ def check_import(src, tmp_path, fps: float | None = None) -> tuple[float, float]
     worst, worst_prim, compared = 0.0, 0.0, 0
     for skel_info in report.skeletons:
         skel = stage.GetPrimAtPath(skel_info["prim"])
-        clips = [c for c in report.clips if c["skeleton"] == skel_info["prim"]]
+        nodes = _joint_nodes(ref, [str(t) for t in UsdSkel.Skeleton(skel).GetJointsAttr().Get()])
+        rest_worlds = ref.worlds(None, 0.0)
+        rest_joints = np.stack([rest_worlds[n][:3, 3] for n in nodes])
+        rest_size = float(np.linalg.norm(rest_joints.max(0) - rest_joints.min(0))) or 1.0
+        clips = [c for c in report.clips if c["skeleton"] == skel_info["prim"]] or [None]
         vset = skel.GetVariantSets().GetVariantSet(CLIP_VARIANT_SET)
         for clip in clips:
-            # bind this clip the way a user would: select its variant (in the session layer)
-            with Usd.EditContext(stage, stage.GetSessionLayer()):
-                vset.SetVariantSelection(Sdf.Path(clip["prim"]).name)
-            anim = UsdSkel.Animation(stage.GetPrimAtPath(clip["prim"]))
-            codes = sorted(anim.GetRotationsAttr().GetTimeSamples())
-            mid = len(codes) // 2
-            times = [codes[0], codes[mid], codes[-1]]
-            if fps is None and len(codes) > 1:
-                times.append(0.5 * (codes[mid - 1] + codes[mid]))
-            _, usd_points = usd_joint_and_points(stage, skel_info["prim"], times)
+            if clip is None:  # no animation: the rest pose
+                times, a_index = [Usd.TimeCode.Default()], None
+            else:
+                # bind this clip the way a user would: select its variant (in the session layer)
+                with Usd.EditContext(stage, stage.GetSessionLayer()):
+                    vset.SetVariantSelection(Sdf.Path(clip["prim"]).name)
+                anim = UsdSkel.Animation(stage.GetPrimAtPath(clip["prim"]))
+                codes = sorted(anim.GetRotationsAttr().GetTimeSamples())
+                mid = len(codes) // 2
+                times = [codes[0], codes[mid], codes[-1]]
+                if fps is None and len(codes) > 1:
+                    times.append(0.5 * (codes[mid - 1] + codes[mid]))
+                a_index = anim_index[clip["name"]]
+            usd_joints, usd_points = usd_joint_and_points(stage, skel_info["prim"], times)
             for k, tc in enumerate(times):
+                seconds = 0.0 if clip is None else tc / tcps
+                worlds = ref.worlds(a_index, seconds)
+                want_j = np.stack([worlds[n][:3, 3] for n in nodes])
+                size = float(np.linalg.norm(want_j.max(0) - want_j.min(0)))
+                size = size if size > 0.5 * rest_size else rest_size  # a collapsing character: its rest size
+                worst = max(worst, float(np.abs(usd_joints[k][:, :3, 3] - want_j).max() / size))
+                compared += 1
                 got, want = [], []
                 for mesh_path, pts in usd_points.items():
                     prim = stage.GetPrimAtPath(mesh_path)
                     node, prim_index = prim.GetCustomDataByKey("gltf:node"), prim.GetCustomDataByKey("gltf:primitive")
-                    expected = ref.skinned(node, prim_index, anim_index[clip["name"]], tc / tcps)
+                    expected = ref.skinned(node, prim_index, a_index, seconds)
                     ok = np.isfinite(expected).all(1)  # the file's own NaN weights make NaN reference points
                     assert np.isfinite(pts[k]).all()
                     got.append(pts[k][ok])
                     want.append(expected[ok])
                     diag = np.linalg.norm(expected[ok].max(0) - expected[ok].min(0))
-                    worst_prim = max(worst_prim, float(np.abs(pts[k][ok] - expected[ok]).max() / diag))
-                    compared += 1
-                want_all = np.concatenate(want)
-                diag = np.linalg.norm(want_all.max(0) - want_all.min(0))
-                worst = max(worst, float(np.abs(np.concatenate(got) - want_all).max() / diag))
+                    if diag > 1e-6 * rest_size:  # a primitive collapsed to a point has no size of its own
+                        worst_prim = max(worst_prim, float(np.abs(pts[k][ok] - expected[ok]).max() / diag))
+                if want:
+                    want_all = np.concatenate(want)
+                    diag = float(np.linalg.norm(want_all.max(0) - want_all.min(0)))
+                    diag = diag if diag > 0.5 * rest_size else max(rest_size, diag)
+                    worst = max(worst, float(np.abs(np.concatenate(got) - want_all).max() / diag))
     assert compared > 0
     return worst, worst_prim
 
@@ -91,7 +135,7 @@ def test_every_shared_gltf_imports_and_matches_reference(src, tmp_path, record_p
     record_property("relative_error", character)
     record_property("relative_error_per_primitive", primitive)
     print(f"{src.name}: worst error {character:.2e} of the character's diagonal, {primitive:.2e} of a primitive's")
-    assert character < TOL
+    assert character < HALF_SCALE_CHARACTER_TOL.get(src.name, TOL)
     assert primitive < HALF_SCALE_TOL.get(src.name, TOL)
 
 

@@ -1,8 +1,8 @@
 """Sparse-handle IK objectives on the pose space's 6D poses, and the damped-least-squares baseline. Pure torch.
 
-A pose is ``six (B, J, 6)``: joint rotations relative to rest (:mod:`usdposer.rigfeatures`). The objective places it
-in the world the way the written pose will be placed (grounded at the rest X/Z, or at a source pose's root heading and
-translation) and sums :class:`~usdposer.core.energy.Energy` terms on it:
+A pose is ``six (B, J, 6)``: the pose space's canonical codes (:mod:`usdposer.rigfeatures`). The objective places it
+in the world the way the written pose will be placed (grounded at the reference X/Z, or at a source pose's root
+heading and translation) and sums :class:`~usdposer.core.energy.Energy` terms on it:
 
     E(six) = w_h sum_h ||p_h(six) - target_h||^2 / height^2        handles and pins
            + w_l ||limit_residual(R_rel(six))||^2                    joint limits (when the rig has them)
@@ -89,8 +89,9 @@ def chain(rig: Rig, end: int, root: int | None = None) -> list[int]:
 
 @dataclass
 class Posed:
-    """A batch of placed poses: the 6D pose ``(B, J, 6)``, world joint positions ``(B, J, 3)``, relative rotations
-    ``(B, J, 3, 3)`` and the heights of the ground proxy points ``(B, P)`` (the joints' for a rig without meshes)."""
+    """A batch of placed poses: the 6D pose ``(B, J, 6)``, world joint positions ``(B, J, 3)``, joint-local rotations
+    relative to rest ``(B, J, 3, 3)`` (what limits are stated in) and the heights of the ground proxy points ``(B, P)``
+    (the joints' for a rig without meshes)."""
 
     six: Tensor
     positions: Tensor
@@ -107,7 +108,7 @@ class PoseObjective:
         targets: ``(H, 3)`` targets in world metres, +Y up.
         weights: ``(H,)`` handle weights.
         like: a Pose (batch 1) whose root heading and translation place every pose (no grounding); None grounds the
-            pose at the rest X/Z like ``usdposer sample``.
+            pose at the reference X/Z like ``usdposer sample``.
         limit_weight, ground_weight: weights of the joint-limit and ground terms (limits from ``rig.limits``).
         intersection_weight: weight of the smooth self-intersection proxy (bone capsules, ``validate.proxy``).
     """
@@ -124,10 +125,10 @@ class PoseObjective:
         self.hull = hull_points(self.rig, max_points=1024)
         self.bind_inv = torch.linalg.inv(self.rig.bind_world)  # (J, 4, 4)
         self.roots = self.rig.roots
+        self.heading = None
         if like is not None:
             like = Pose(like.rotations[:1].double(), like.translations[:1].double(), like.scales[:1].double())
-            self.root_R = quat_to_matrix(root_heading(self.rig, like)[0])  # (R, 3, 3)
-            self.root_t = like.translations[0, self.roots]  # (R, 3)
+            self.heading = root_heading(self.rig, like)  # (1, R, 4) the model roots' heading
         self.like = like
         self.limits = self.rig.limits
         terms = [Energy("handles", lambda s: position_residual(s.positions, self.joints, self.targets, self.weights,
@@ -149,17 +150,10 @@ class PoseObjective:
     def pose(self, six: Float[Tensor, "B J 6"]) -> Posed:
         """Place a batch of 6D poses in the world (differentiable)."""
         from usdposer.core.skinning import linear_blend_skinning
-        from usdposer.rigfeatures import local_from_6d
+        from usdposer.rigfeatures import local_from_6d, relative_rotations
 
         six = six.double()
-        local = local_from_6d(self.rig, six)  # (B, J, 4, 4)
-        if self.like is not None:
-            rows = []
-            for k, r in enumerate(self.roots):
-                L = local[:, r]
-                rows.append(torch.cat([torch.cat([self.root_R[k] @ L[:, :3, :3], self.root_t[k].expand(len(L), 3)[..., None]], -1),
-                                       L[:, 3:]], -2))  # (B, 4, 4)
-            local = local.index_copy(1, torch.tensor(self.roots), torch.stack(rows, 1))
+        local = local_from_6d(self.rig, six, self.heading, self.like)  # (B, J, 4, 4)
         skel = forward_kinematics(local, self.rig.parents)  # (B, J, 4, 4)
         world = self.rig.skel_to_world @ skel  # (B, J, 4, 4)
         pos = world[..., :3, 3]  # (B, J, 3)
@@ -173,7 +167,7 @@ class PoseObjective:
             low = hull_y.min(1).values  # (B,)
             pos = pos - torch.stack([torch.zeros_like(low), low, torch.zeros_like(low)], -1)[:, None]
             hull_y = hull_y - low[:, None]
-        return Posed(six, pos, sixd_to_matrix(six), hull_y)
+        return Posed(six, pos, relative_rotations(self.rig, six), hull_y)
 
     def __call__(self, six: Float[Tensor, "B J 6"]) -> Float[Tensor, " B"]:
         return total_energy(self.terms, self.pose(six))
@@ -196,7 +190,9 @@ class PoseObjective:
         lim = self.limits if limits is None else limits
         if lim is None or not torch.isfinite(lim).any():
             return None
-        return limit_violations(sixd_to_matrix(six.double()), lim)
+        from usdposer.rigfeatures import relative_rotations
+
+        return limit_violations(relative_rotations(self.rig, six.double()), lim)
 
     def check_reachable(self, names: list[str], roots: list[int | None]) -> None:
         """Raise an :class:`InputError` for a handle farther from its chain's first joint than the chain is long."""

@@ -37,6 +37,7 @@ class SkeletonInfo:
     meshes: list[MeshInfo] = field(default_factory=list)
     clips: list[ClipInfo] = field(default_factory=list)
     has_limits: bool = False
+    conventions: dict = field(default_factory=dict)  # how the rig was made (usdposer.rigfeatures.describe_conventions)
 
 
 @dataclass
@@ -59,6 +60,7 @@ def asset_info(path: str | Path) -> AssetInfo:
     """Read ``path`` leniently (problems are collected, not raised) and summarise it."""
     from usdposer.io.read_skel import read_asset
     from usdposer.posing import character_height
+    from usdposer.rigfeatures import describe_conventions
 
     asset = read_asset(path, strict=False)
     info = AssetInfo(
@@ -77,7 +79,7 @@ def asset_info(path: str | Path) -> AssetInfo:
             clips=[ClipInfo(c.path, len(c), round(c.fps, 4), round(c.duration_seconds, 4),
                             asset.bound.get(rig.skeleton_path) == c.path)
                    for c in asset.clips.get(rig.skeleton_path, [])],
-            has_limits=rig.limits is not None,
+            has_limits=rig.limits is not None, conventions=describe_conventions(rig),
         ))
     return info
 
@@ -92,6 +94,18 @@ def format_info(info: AssetInfo, tree: bool = True) -> str:
     for s in info.skeletons:
         lines.append(f"  Skeleton {s.prim}: {s.joints} joints, {len(s.roots)} root(s), height {s.height_m:.3f} m"
                      + (", joint limits" if s.has_limits else ""))
+        c = s.conventions
+        if c:
+            lo, hi = c["joint_frame_scale"]
+            scale = f"{lo:g}" if abs(hi - lo) <= 1e-6 * max(abs(hi), 1e-12) else f"{lo:g}..{hi:g}"
+            lines.append(f"    made: up from the {c['up']}; facing from {c['facing']}; joint frames scaled {scale}; "
+                         f"bindTransforms in {c['bind_space']}; rest pose "
+                         + (f"differs from bind (up to {c['rest_vs_bind_max_offset_pct']:g} % of the height)"
+                            if c["rest_differs_from_bind"] else "= bind"))
+            if c["non_deforming_joints"]:
+                lines.append(f"    {c['model_joints']} joints deform or carry deforming joints; the pose space leaves "
+                             f"out {len(c['non_deforming_joints'])}: " + ", ".join(c["non_deforming_joints"][:12])
+                             + (" ..." if len(c["non_deforming_joints"]) > 12 else ""))
         if tree:
             for tok in s.tree:
                 depth = tok.count("/")

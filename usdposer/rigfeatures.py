@@ -1,36 +1,63 @@
-"""What the pose-space model sees of a rig and of a pose (pure torch; no pxr, no models).
+"""What the pose-space model sees of a rig and of a pose, in a frame that undoes how the rig was made (pure torch).
 
-* :func:`joint_features` ``(J, F)``: per joint, the rest pose (position relative to the root and bone vector to the
-  parent, both divided by the character's height; depth; child count; root flag), the mesh (skin-weighted vertex
-  statistics in the joint's rest frame: weight share, mean offset, spread) and semantics (the joint name split into
-  lower-case words, hashed character 3-grams in 32 buckets; left / right / centre side).
-* :func:`tree_distance` ``(J, J)``: hops between joints in the skeleton tree (the attention bias's input).
-* :func:`pose_to_6d` / :func:`pose_from_6d`: a pose as joint-local rotations relative to the rest pose in the 6D
-  continuous representation ``(B, J, 6)``. The root keeps its tilt and loses its heading (rotation about +Y), which
-  is arbitrary; translations stay at rest and the root is placed afterwards so the lowest point touches the ground.
+A studio's rig differs from the shared set's in ways that do not change how it deforms: joint-local axes, armature
+scale (Mixamo's 0.01 root with centimetre children, Blender's 100), stage units and up axis, which way the character
+faces, the rest pose it was saved in, joint names, and extra joints that move nothing (end sites, sockets, IK targets,
+unskinned finger chains). :func:`rig_frame` removes all of these:
+
+* **reference pose**: the bind pose (the pose the mesh was modelled in), brought into skeleton space. Importers put
+  ``bindTransforms`` in the skinned mesh's space as often as in the skeleton's (glTF's inverse bind matrices are
+  relative to the mesh node: Quaternius' armatures are rotated 90 degrees and scaled 100x against them), so a global
+  similarity ``X`` (an axis-aligned rotation and a uniform scale) that maps bind to rest is voted on by the joints and
+  applied. ``restTransforms`` play no other part: editing them changes nothing here.
+* **canonical frame**: +Y up (the stage's up axis, converted by ``usdposer.io``), facing +Z (found from the
+  left/right joint pairs: left x up = forward; the file's own +Z where the joints have no sides), lengths divided
+  by the character's height.
+* **model joints**: the joints that move vertices and their ancestors (every joint for a rig without meshes);
+  non-deforming single-child roots are folded into their child. Other joints are masked out of the model and keep
+  their reference rotation.
+* **names**: split into words and mapped through a synonym table (``UpLeg`` / ``upperleg`` / ``Thigh`` -> thigh),
+  prefixes such as ``mixamorig`` and ``Bip01`` dropped, side words kept apart.
+
+A pose is represented per joint by ``Q_j = G_p D_j G_p^T`` with ``D_j = R_j R0_j^T`` the change of the joint's local
+rotation from the reference (in its parent's frame) and ``G_p`` the parent's canonical world orientation at the
+reference: the rotation of the joint's subtree relative to its parent, about world-aligned axes. Any re-orientation
+or scaling of joint frames cancels in ``Q`` (``D`` and ``G`` change by the same frame), and ``Delta_j = Delta_p Q_j``
+gives each joint's world rotation change, so positions follow from the reference positions alone
+(:func:`canonical_positions`). Model roots lose their heading (the twist about +Y) and keep their tilt; the root is
+placed afterwards (ground contact).
+
+* :func:`joint_features` ``(J, F)``: per model joint, the reference pose (position relative to the root and bone
+  vector to the model parent, divided by the height; depth; child count; root flag), the mesh (skin-weighted vertex
+  statistics about the joint along canonical axes: weight share, mean offset, spread) and semantics (canonical name
+  words as hashed character 3-grams; left / right / centre side). Zero rows for joints outside the model.
+* :func:`pose_to_6d` / :func:`pose_from_6d` / :func:`local_from_6d`: poses <-> ``(B, J, 6)`` (identity =
+  ``IDENTITY_6D`` = the reference pose).
 """
 
 from __future__ import annotations
 
 import re
+import weakref
 import zlib
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 
 from usdposer.core.kinematics import decompose_trs, forward_kinematics
 from usdposer.core.rotations import (
+    matrix_to_6d,
+    matrix_to_quat,
     quat_conjugate,
     quat_multiply,
     quat_normalize,
-    quat_to_6d,
     quat_to_matrix,
     sixd_to_matrix,
-    sixd_to_quat,
 )
 
 if TYPE_CHECKING:
-    from jaxtyping import Float, Int
+    from jaxtyping import Bool, Float, Int
     from torch import Tensor
 
     from usdposer.types import Pose, Rig
@@ -38,6 +65,31 @@ if TYPE_CHECKING:
 NAME_BUCKETS = 32
 FEATURE_DIM = 3 + 3 + 3 + 7 + NAME_BUCKETS + 3
 IDENTITY_6D = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+REPRESENTATION = "usdposer-canonical-6d/2"  # recorded in datasets and checkpoints; older ones are refused
+
+# ------------------------------------------------------------------------------------------------------ names
+_PREFIXES = {"mixamorig", "bip", "biped", "def", "jnt", "joint", "bone", "b", "mch", "org", "rig", "skel", "j",
+             "base", "end", "bn", "sk", "c", "ctrl", "grp"}
+_SIDES = {"left", "right", "l", "r", "lft", "rgt"}
+# a word (or two words joined) -> the canonical body-part word; anything else is kept as it is
+_SYNONYMS = {
+    "upleg": "thigh", "upperleg": "thigh", "thigh": "thigh", "femur": "thigh",
+    "lowerleg": "shin", "lowleg": "shin", "leg": "shin", "calf": "shin", "shin": "shin", "knee": "shin",
+    "tibia": "shin", "upperarm": "upperarm", "uparm": "upperarm", "arm": "upperarm", "humerus": "upperarm",
+    "forearm": "forearm", "lowerarm": "forearm", "lowarm": "forearm", "elbow": "forearm", "radius": "forearm",
+    "shoulder": "clavicle", "clavicle": "clavicle", "collar": "clavicle", "scapula": "clavicle",
+    "hand": "hand", "palm": "hand", "wrist": "hand", "fist": "hand",
+    "foot": "foot", "ankle": "foot", "toe": "toe", "toes": "toe", "ball": "toe", "toebase": "toe",
+    "hips": "hips", "hip": "hips", "pelvis": "hips",
+    "spine": "spine", "abdomen": "spine", "back": "spine", "lowerback": "spine", "vertebra": "spine",
+    "torso": "chest", "chest": "chest", "thorax": "chest", "upperchest": "chest",
+    "neck": "neck", "cervical": "neck", "head": "head", "skull": "head",
+    "finger": "finger", "fingers": "finger", "tail": "tail", "ear": "ear", "ears": "ear",
+}
+_PAIRS = {("up", "leg"): "upleg", ("upper", "leg"): "upperleg", ("low", "leg"): "lowleg",
+          ("lower", "leg"): "lowerleg", ("up", "arm"): "uparm", ("upper", "arm"): "upperarm",
+          ("fore", "arm"): "forearm", ("lower", "arm"): "lowerarm", ("low", "arm"): "lowarm",
+          ("toe", "base"): "toebase", ("lower", "back"): "lowerback", ("upper", "chest"): "upperchest"}
 
 
 def name_words(name: str) -> list[str]:
@@ -47,22 +99,36 @@ def name_words(name: str) -> list[str]:
     return [w for w in re.split(r"[^A-Za-z]+", spaced.lower()) if w]
 
 
+def canonical_words(name: str) -> list[str]:
+    """The body-part words of a joint name, the same across naming conventions: ``"mixamorig:LeftUpLeg"``,
+    ``"upperleg.l"``, ``"Bip01 L Thigh"`` and ``"UpperLeg_L"`` all give ``["thigh"]`` (side and prefixes dropped)."""
+    words = [w for w in name_words(name) if w not in _PREFIXES and w not in _SIDES]
+    out, i = [], 0
+    while i < len(words):
+        pair = tuple(words[i:i + 2])
+        if pair in _PAIRS:
+            out.append(_SYNONYMS.get(_PAIRS[pair], _PAIRS[pair]))
+            i += 2
+            continue
+        out.append(_SYNONYMS.get(words[i], words[i]))
+        i += 1
+    return out
+
+
 def name_side(name: str) -> int:
-    """-1 left, +1 right, 0 centre or unknown, from the joint name (``L_``, ``_R``, ``Left``, ``right``...)."""
+    """-1 left, +1 right, 0 centre or unknown, from the joint name (``L_``, ``_R``, ``Left``, ``.l``, ``Bip01 L``)."""
     words = name_words(name)
-    if "left" in words or "l" in words or re.search(r"(^|[_.\-])L($|[_.\-0-9])", name):
+    if "left" in words or "l" in words or "lft" in words or re.search(r"(^|[_.\-: ])L($|[_.\-0-9 ])", name):
         return -1
-    if "right" in words or "r" in words or re.search(r"(^|[_.\-])R($|[_.\-0-9])", name):
+    if "right" in words or "r" in words or "rgt" in words or re.search(r"(^|[_.\-: ])R($|[_.\-0-9 ])", name):
         return 1
     return 0
 
 
 def name_hash(name: str, buckets: int = NAME_BUCKETS) -> Float[Tensor, " buckets"]:
-    """Hashed character 3-grams of the name's words (side words removed), L2-normalised."""
+    """Hashed character 3-grams of the name's canonical words (:func:`canonical_words`), L2-normalised."""
     v = torch.zeros(buckets)
-    for w in name_words(name):
-        if w in ("left", "right", "l", "r", "mixamorig", "def", "bip", "jnt", "joint", "bone"):
-            continue
+    for w in canonical_words(name):
         padded = f"^{w}$"
         for i in range(len(padded) - 2):
             v[zlib.crc32(padded[i:i + 3].encode()) % buckets] += 1.0
@@ -71,17 +137,15 @@ def name_hash(name: str, buckets: int = NAME_BUCKETS) -> Float[Tensor, " buckets
 
 
 def tree_distance(parents: Int[Tensor, " J"]) -> Int[Tensor, "J J"]:
-    """Number of edges on the tree path between every pair of joints (separate roots: J)."""
+    """Number of edges on the tree path between every pair of joints (separate trees: J)."""
     J = len(parents)
     par = parents.tolist()
-    depth = [0] * J
     root = list(range(J))
     for j, p in enumerate(par):
         if p >= 0:
-            depth[j], root[j] = depth[p] + 1, root[p]
+            root[j] = root[p]
     D = torch.full((J, J), J, dtype=torch.long)
     for a in range(J):
-        # walk a's ancestors with their distance
         anc = {}
         x, d = a, 0
         while x >= 0:
@@ -97,116 +161,534 @@ def tree_distance(parents: Int[Tensor, " J"]) -> Int[Tensor, "J J"]:
     return D
 
 
-def joint_features(rig: Rig, height: float | None = None) -> Float[Tensor, "J F"]:
-    """Per-joint conditioning features (see the module docstring), float32."""
-    from usdposer.posing import character_height
+# ------------------------------------------------------------------------------------------------------ the frame
+@dataclass(frozen=True)
+class RigFrame:
+    """How the pose space sees one rig (see the module docstring). Tensors are float64 on the CPU.
 
+    Attributes:
+        mask: ``(J,)`` joints the model sees.
+        model_parents: ``(J,)`` nearest model ancestor of each joint, -1 for model roots and joints outside.
+        chains: ``(joint, (excluded ancestors top-down))`` for model joints whose rig parent was folded away.
+        ref_world: ``(J, 4, 4)`` skeleton-space reference (bind) transforms.
+        ref_local: ``(J, 4, 4)`` their parent-relative transforms.
+        ref_local_rot: ``(J, 3, 3)`` rotation part of ``ref_local`` (``R0``).
+        joint_rot: ``(J, 3, 3)`` canonical world orientation of each joint's frame at the reference (``G``).
+        parent_rot: ``(J, 3, 3)`` ``G`` of the rig parent (``canon`` for roots).
+        rest_rot: ``(J, 3, 3)`` rotation part of ``rest_local`` (for limits, which are relative to rest).
+        ref_pos: ``(J, 3)`` canonical joint positions at the reference, skeleton units.
+        canon: ``(3, 3)`` skeleton space -> canonical frame rotation (``C``).
+        bind_fix: ``(4, 4)`` ``X``: bindTransforms space -> skeleton space.
+        height: extent along canonical +Y of the reference mesh (or joints), skeleton units.
+        deforming: ``(J,)`` joints with skin weight (all joints for a rig without meshes).
+        pairs: ``((left, right), ...)`` model joints that mirror each other by name.
+        facing: how the facing was found; ``up``: how the up axis was found.
+    """
+
+    mask: Tensor
+    model_parents: Tensor
+    chains: tuple
+    ref_world: Tensor
+    ref_local: Tensor
+    ref_local_rot: Tensor
+    joint_rot: Tensor
+    parent_rot: Tensor
+    rest_rot: Tensor
+    ref_pos: Tensor
+    canon: Tensor
+    bind_fix: Tensor
+    height: float
+    deforming: Tensor
+    pairs: tuple
+    facing: str
+    up: str
+
+    @property
+    def model_roots(self) -> list[int]:
+        return [j for j in range(len(self.mask)) if bool(self.mask[j]) and int(self.model_parents[j]) < 0]
+
+    @property
+    def num_model_joints(self) -> int:
+        return int(self.mask.sum())
+
+
+_FRAMES: dict[int, tuple[weakref.ref, RigFrame]] = {}
+
+
+def rig_frame(rig: Rig) -> RigFrame:
+    """The rig's :class:`RigFrame`, computed once per Rig object."""
+    hit = _FRAMES.get(id(rig))
+    if hit is not None and hit[0]() is rig:
+        return hit[1]
+    frame = _compute_frame(rig)
+    key = id(rig)
+    _FRAMES[key] = (weakref.ref(rig, lambda _r, k=key: _FRAMES.pop(k, None)), frame)
+    return frame
+
+
+def deforming_joints(rig: Rig, min_weight: float = 1e-4) -> Bool[Tensor, " J"]:
+    """``(J,)`` joints that carry skin weight on any mesh; every joint for a rig without meshes."""
     J = rig.num_joints
-    rest_world = forward_kinematics(rig.rest_local.double()[None], rig.parents)[0]  # (J, 4, 4)
-    h = height or character_height(rig) or float(rest_world[:, 1, 3].max() - rest_world[:, 1, 3].min()) or 1.0
-    pos = rest_world[:, :3, 3]
-    origin = pos[rig.roots[0]]
+    meshes = [m for m in rig.meshes if m.num_points]
+    if not meshes:
+        return torch.ones(J, dtype=torch.bool)
+    used = torch.zeros(J, dtype=torch.bool)
+    for m in meshes:
+        used[m.joint_indices[m.joint_weights > min_weight].long()] = True
+    return used
+
+
+def _axis_rotations() -> Tensor:
+    """The 24 rotations that map coordinate axes onto coordinate axes, ``(24, 3, 3)``."""
+    import itertools
+
+    out = []
+    for perm in itertools.permutations(range(3)):
+        for signs in itertools.product((1.0, -1.0), repeat=3):
+            R = torch.zeros(3, 3, dtype=torch.float64)
+            for i, (p, s) in enumerate(zip(perm, signs)):
+                R[i, p] = s
+            if torch.det(R) > 0:
+                out.append(R)
+    return torch.stack(out)
+
+
+def _polar(A: Tensor) -> Tensor:
+    """Nearest rotation to each ``(..., 3, 3)`` matrix (polar decomposition by SVD)."""
+    U, _, Vh = torch.linalg.svd(A)
+    d = torch.det(U @ Vh)
+    U = U.clone()
+    U[..., :, 2] = U[..., :, 2] * d[..., None]
+    return U @ Vh
+
+
+def bind_to_skeleton(rest_world: Tensor, bind: Tensor, use: Tensor, parents: Tensor) -> Tensor:
+    """``X (4, 4)``: the similarity (axis-aligned rotation, uniform scale, translation) that maps the ``bind`` joint
+    positions onto the ``rest_world`` ones for most of the ``use`` joints; the identity where bind and rest agree.
+
+    The scale is the median ratio of bone lengths (the same in any pose); the rotation is the one of the 24 that
+    places most joints within 5 % of the skeleton's size (ties go to the identity), so that a rest pose that differs
+    from the bind pose in its limbs does not matter. ``rest_world``, ``bind``: ``(J, 4, 4)``; ``use``: ``(J,)`` bool.
+    """
+    eye = torch.eye(4, dtype=torch.float64)
+    ok = use & torch.isfinite(bind).all(-1).all(-1)
+    idx = ok.nonzero().flatten()
+    if len(idx) < 2:
+        return eye
+    r, b = rest_world[:, :3, 3], bind[:, :3, 3]
+    par = parents.tolist()
+    ratios = [float((r[j] - r[par[j]]).norm() / (b[j] - b[par[j]]).norm())
+              for j in idx.tolist() if par[j] >= 0 and bool(ok[par[j]]) and float((b[j] - b[par[j]]).norm()) > 0
+              and float((r[j] - r[par[j]]).norm()) > 0]
+    if not ratios:
+        return eye
+    scale = float(torch.tensor(ratios, dtype=torch.float64).median())
+    size = float((r[idx].max(0).values - r[idx].min(0).values).norm()) or 1.0
+    rotations = _axis_rotations()  # (24, 3, 3); index 0 is the identity
+    moved = scale * torch.einsum("kab,nb->kna", rotations, b[idx])  # (24, n, 3)
+    t = r[idx][None] - moved  # (24, n, 3): the translation each joint proposes
+    resid = (r[idx][None, None] - moved[:, None] - t[:, :, None]).norm(dim=-1)  # (24, n proposals, n joints)
+    inliers = (resid < 0.05 * size).sum(-1)  # (24, n)
+    per_rot = inliers.max(1).values  # (24,)
+    best = int(per_rot.argmax()) if int(per_rot.max()) > int(per_rot[0]) else 0
+    anchor = int(inliers[best].argmax())
+    members = resid[best, anchor] < 0.05 * size
+    R = rotations[best]
+    t = (r[idx][members] - moved[best][members]).mean(0)
+    X = eye.clone()
+    X[:3, :3] = scale * R
+    X[:3, 3] = t
+    if best == 0 and abs(scale - 1) < 1e-6 and float(t.norm()) < 1e-6 * size:
+        return eye
+    return X
+
+
+def _bind_trusted(rest_world: Tensor, bind: Tensor, deforming: Tensor) -> Tensor:
+    """``(J,)`` joints whose bind transform can be the reference: every finite, invertible one, except the identity
+    an exporter leaves on a joint that moves nothing while its rest places it away from the origin. (Comparing with
+    the rest pose in any other way would make the reference depend on the rest pose, which may be any frame.)"""
+    ok = torch.isfinite(bind).all(-1).all(-1) & (torch.det(bind[:, :3, :3]).abs() > 1e-30)
+    r = rest_world[:, :3, 3]
+    size = float((r.max(0).values - r.min(0).values).norm()) or 1.0
+    eye = torch.eye(4, dtype=bind.dtype)
+    placeholder = (bind - eye).abs().amax((-1, -2)) < 1e-9
+    return ok & ~(placeholder & ~deforming & (r.norm(dim=-1) > 0.01 * size))
+
+
+def _yaw_to_plus_z(forward: Tensor) -> Tensor:
+    """Rotation about +Y that turns the horizontal direction ``forward (3,)`` into +Z."""
+    f = forward.clone()
+    f[1] = 0.0
+    f = f / f.norm().clamp(min=1e-12)
+    # R maps f -> z: its third row is f, its first row is y x f... build columns of R^T = [x', y, f]
+    x = torch.linalg.cross(torch.tensor([0.0, 1.0, 0.0], dtype=f.dtype), f)
+    return torch.stack([x, torch.tensor([0.0, 1.0, 0.0], dtype=f.dtype), f])  # rows: maps f onto +Z
+
+
+def _compute_frame(rig: Rig) -> RigFrame:
+    J = rig.num_joints
     par = rig.parents.tolist()
-    bone = torch.stack([pos[j] - pos[p] if p >= 0 else torch.zeros(3, dtype=pos.dtype) for j, p in enumerate(par)])
-    depth = torch.zeros(J)
-    children = torch.zeros(J)
+    children = [[] for _ in range(J)]
     for j, p in enumerate(par):
         if p >= 0:
-            depth[j] = depth[p] + 1
-            children[p] += 1
-    topo = torch.stack([depth / 10.0, children / 4.0, (rig.parents < 0).float()], 1)
-    mesh = torch.zeros(J, 7)
+            children[p].append(j)
+    meshes = [m for m in rig.meshes if m.num_points]
+    deforming = deforming_joints(rig)
+
+    # 1. model joints: deforming joints and their ancestors; non-deforming single-child roots folded away
+    keep = deforming.clone()
+    for j in reversed(range(J)):
+        if keep[j] and par[j] >= 0:
+            keep[par[j]] = True
+    if meshes:
+        for r in [j for j in range(J) if par[j] < 0]:
+            while keep[r] and not deforming[r]:
+                kids = [c for c in children[r] if keep[c]]
+                if len(kids) != 1:
+                    break
+                keep[r] = False
+                r = kids[0]
+    model_parents = torch.full((J,), -1, dtype=torch.long)
+    chains = []
+    for j in range(J):
+        if not keep[j]:
+            continue
+        skipped, p = [], par[j]
+        while p >= 0 and not keep[p]:
+            skipped.append(p)
+            p = par[p]
+        model_parents[j] = p
+        if skipped:
+            chains.append((j, tuple(reversed(skipped))))
+
+    # 2. the reference pose: bind, brought into skeleton space by the voted similarity X
+    rest_local = rig.rest_local.double()
+    rest_world = forward_kinematics(rest_local[None], rig.parents)[0]  # (J, 4, 4)
+    bind = rig.bind_world.double()
+    X = bind_to_skeleton(rest_world, bind, deforming, rig.parents)
+    ref_world = rest_world.clone()
+    trusted = _bind_trusted(rest_world, bind, deforming)
+    for j in range(J):
+        if trusted[j]:
+            ref_world[j] = X @ bind[j]
+        elif par[j] >= 0:  # no usable bind: follow the parent as at rest
+            ref_world[j] = ref_world[par[j]] @ rest_local[j]
+        else:
+            ref_world[j] = rest_world[j]
+    ref_local = ref_world.clone()
+    for j in range(J):
+        if par[j] >= 0:
+            ref_local[j] = torch.linalg.solve(ref_world[par[j]], ref_world[j])
+    _, q0, _ = decompose_trs(ref_local)
+    R0 = quat_to_matrix(q0)  # (J, 3, 3)
+    _, qr, _ = decompose_trs(rest_local)
+    rest_rot = quat_to_matrix(qr)
+
+    # 3. the canonical frame: the stage's up (io converted it to +Y), facing from the left/right pairs
+    U = _polar(rig.skel_to_world.double()[:3, :3])
+    pos_u = ref_world[:, :3, 3] @ U.T  # (J, 3)
+    names = rig.joint_names
+    pairs = _mirror_pairs(names, keep, pos_u)
+    lateral = torch.zeros(3, dtype=torch.float64)
+    for a, b in pairs:
+        lateral = lateral + (pos_u[a] - pos_u[b])
+    lateral[1] = 0.0
+    span = float((pos_u.max(0).values - pos_u.min(0).values).norm()) or 1.0
+    if pairs and float(lateral.norm()) > 1e-3 * span * len(pairs):
+        forward = torch.linalg.cross(lateral, torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64))
+        F = _yaw_to_plus_z(forward)
+        facing = f"left/right joints ({len(pairs)} pairs)"
+    else:
+        F = torch.eye(3, dtype=torch.float64)
+        facing = "file convention (+Z; no left/right joint pairs)"
+    C = F @ U
+    up = "stage upAxis " + (rig.up_axis or "Y")
+
+    _, qw, _ = decompose_trs(ref_world)
+    G = C @ quat_to_matrix(qw)  # (J, 3, 3)
+    parent_rot = torch.stack([G[p] if p >= 0 else C for p in par]) if J else G
+    ref_pos = ref_world[:, :3, 3] @ C.T  # (J, 3)
+    if meshes:
+        pts = torch.cat([m.points.double() for m in meshes]) @ X[:3, :3].T + X[:3, 3]
+        y = pts @ C[1]
+    else:
+        y = ref_pos[:, 1]
+    height = float(y.max() - y.min()) if len(y) else 0.0
+    if height <= 0:
+        height = span if span > 0 else 1.0
+    return RigFrame(keep, model_parents, tuple(chains), ref_world, ref_local, R0, G, parent_rot, rest_rot, ref_pos, C,
+                    X, height, deforming, tuple(pairs), facing, up)
+
+
+def _side_key(name: str) -> tuple:
+    return tuple(canonical_words(name)) or tuple(w for w in name_words(name) if w not in _SIDES)
+
+
+def _mirror_pairs(names, keep: Tensor, pos: Tensor) -> list[tuple[int, int]]:
+    """(left, right) model joints whose names differ only by side. A key with one joint per side pairs directly; the
+    lateral direction those pairs give then matches keys with several joints per side (``Ear1_L``..``Ear4_L``,
+    ``b_LeftLeg01_015``) by nearest mirror image."""
+    by_key: dict[tuple, tuple[list[int], list[int]]] = {}
+    for j, n in enumerate(names):
+        s = name_side(n) if keep[j] else 0
+        if s:
+            by_key.setdefault(_side_key(n), ([], []))[0 if s < 0 else 1].append(j)
+    pairs = [(ls[0], rs[0]) for ls, rs in by_key.values() if len(ls) == 1 and len(rs) == 1]
+    lateral = sum((pos[a] - pos[b] for a, b in pairs), torch.zeros(3, dtype=pos.dtype))
+    lateral[1] = 0.0
+    n = lateral / lateral.norm().clamp(min=1e-12) if float(lateral.norm()) > 0 else None
+    centre = pos[keep].mean(0) if bool(keep.any()) else torch.zeros(3, dtype=pos.dtype)
+    for lefts, rights in by_key.values():
+        if len(lefts) == 1 and len(rights) == 1:
+            continue
+        free = list(rights)
+        for a in lefts:
+            if not free:
+                break
+            if n is not None:  # mirror a across the plane through the centre with normal n
+                d = pos[a] - centre
+                image = pos[a] - 2 * float(d @ n) * n
+                b = min(free, key=lambda r: float((pos[r] - image).norm()))
+            else:  # same height and same horizontal distance from the centre
+                b = min(free, key=lambda r: abs(float(pos[a, 1] - pos[r, 1])) +
+                        abs(float((pos[a] - centre)[[0, 2]].norm() - (pos[r] - centre)[[0, 2]].norm())))
+            free.remove(b)
+            pairs.append((a, b))
+    return pairs
+
+
+# ------------------------------------------------------------------------------------------------------ features
+def model_tree(rig: Rig) -> Int[Tensor, "J J"]:
+    """Tree distances between model joints (:func:`tree_distance` over ``model_parents``)."""
+    return tree_distance(rig_frame(rig).model_parents)
+
+
+def joint_features(rig: Rig, height: float | None = None) -> Float[Tensor, "J F"]:
+    """Per-joint conditioning features (see the module docstring), float32; zero rows outside the model."""
+    rf = rig_frame(rig)
+    J = rig.num_joints
+    h = height or rf.height or 1.0
+    keep = rf.mask
+    mp = rf.model_parents.tolist()
+    pos = rf.ref_pos
+    roots = rf.model_roots
+    origin = pos[roots[0]] if roots else torch.zeros(3, dtype=torch.float64)
+    bone = torch.stack([pos[j] - pos[p] if p >= 0 else torch.zeros(3, dtype=pos.dtype) for j, p in enumerate(mp)])
+    depth = torch.zeros(J)
+    children = torch.zeros(J)
+    for j in range(J):  # parents come first, so depth[mp] is final
+        if keep[j] and mp[j] >= 0:
+            depth[j] = depth[mp[j]] + 1
+            children[mp[j]] += 1
+    topo = torch.stack([depth / 10.0, children / 4.0, (keep & (rf.model_parents < 0)).float()], 1)
+    mesh = torch.zeros(J, 7, dtype=torch.float64)
     total = 0.0
-    # points in each joint's bind frame (the frame the skin was made in; equal to rest for most rigs)
-    inv_bind = torch.linalg.inv(rig.bind_world.double())  # (J, 4, 4)
+    X, C = rf.bind_fix, rf.canon
     for m in rig.meshes:
+        if not m.num_points:
+            continue
         w = torch.zeros(m.points.shape[0], J, dtype=torch.float64)
         w.scatter_add_(1, m.joint_indices.long(), m.joint_weights.double())
-        local = torch.einsum("jab,vb->vja", inv_bind[:, :3, :3], m.points.double()) + inv_bind[:, :3, 3]  # (V,J,3)
+        p = (m.points.double() @ X[:3, :3].T + X[:3, 3]) @ C.T  # (V, 3) canonical, at the reference
         ws = w.sum(0)  # (J,)
-        mean = (w[..., None] * local).sum(0) / ws.clamp(min=1e-9)[:, None]
-        var = (w[..., None] * (local - mean) ** 2).sum(0) / ws.clamp(min=1e-9)[:, None]
-        mesh[:, 0] += ws.float()
-        mesh[:, 1:4] += (ws[:, None] * mean).float()
-        mesh[:, 4:7] += (ws[:, None] * var.sqrt()).float()
+        first = (w.T @ p) / ws.clamp(min=1e-12)[:, None]  # (J, 3) weighted mean position
+        second = (w.T @ (p * p)) / ws.clamp(min=1e-12)[:, None]
+        var = (second - first * first).clamp(min=0.0)
+        mesh[:, 0] += ws
+        mesh[:, 1:4] += ws[:, None] * (first - pos)
+        mesh[:, 4:7] += ws[:, None] * var.sqrt()
         total += float(m.points.shape[0])
     if total > 0:
-        ws = mesh[:, :1].clamp(min=1e-9)
+        ws = mesh[:, :1].clamp(min=1e-12)
         mesh[:, 1:7] = mesh[:, 1:7] / ws / h
         mesh[:, 0] = mesh[:, 0] / total * 10.0
     names = rig.joint_names
-    sem = torch.stack([name_hash(n) for n in names])
+    sem = torch.stack([name_hash(n) for n in names]) if J else torch.zeros(0, NAME_BUCKETS)
     side = torch.zeros(J, 3)
     for j, n in enumerate(names):
         side[j, name_side(n) + 1] = 1.0
-    return torch.cat([((pos - origin) / h).float(), (bone / h).float(), topo, mesh, sem, side], 1)
+    out = torch.cat([((pos - origin) / h).float(), (bone / h).float(), topo, mesh.float(), sem, side], 1)
+    return out * keep[:, None].float()
 
 
-def _heading_free(q: Float[Tensor, "B 4"]) -> Float[Tensor, "B 4"]:
-    """Remove the twist about +Y (the heading) from world-space rotations (swing-twist decomposition)."""
+# ------------------------------------------------------------------------------------------------------ poses
+def _heading_free(q: Float[Tensor, "... 4"]) -> Float[Tensor, "... 4"]:
+    """Remove the twist about +Y (the heading) from rotations (swing-twist decomposition)."""
+    return quat_multiply(quat_conjugate(_heading(q)), q)
+
+
+def _heading(q: Float[Tensor, "... 4"]) -> Float[Tensor, "... 4"]:
+    """The twist about +Y of rotations ``(..., 4)``."""
     twist = torch.zeros_like(q)
-    twist[:, 0], twist[:, 2] = q[:, 0], q[:, 2]
+    twist[..., 0], twist[..., 2] = q[..., 0], q[..., 2]
     n = twist.norm(dim=-1, keepdim=True)
-    twist = torch.where(n > 1e-9, twist / n.clamp(min=1e-12), torch.tensor([1.0, 0, 0, 0], dtype=q.dtype))
-    return quat_multiply(quat_conjugate(twist), q)
+    ident = torch.tensor([1.0, 0, 0, 0], dtype=q.dtype, device=q.device)
+    return torch.where(n > 1e-9, twist / n.clamp(min=1e-12), ident)
+
+
+def _canonical_matrices(rig: Rig, rotations: Float[Tensor, "B J 4"]) -> Float[Tensor, "B J 3 3"]:
+    """``Q`` of every joint with the model roots' heading kept (joints outside the model: identity)."""
+    rf = rig_frame(rig)
+    dt = rotations.dtype
+    R = quat_to_matrix(quat_normalize(rotations))  # (B, J, 3, 3) local rotations
+    Gp = rf.parent_rot.to(dt)
+    D = R @ rf.ref_local_rot.to(dt).transpose(-1, -2)  # (B, J, 3, 3) change from the reference, parent frame
+    Q = Gp @ D @ Gp.transpose(-1, -2)  # (B, J, 3, 3) about world-aligned axes
+    if rf.chains:
+        Q = Q.clone()
+        for j, skipped in rf.chains:
+            M = Q[:, j]
+            for e in reversed(skipped):
+                M = Q[:, e] @ M
+            Q[:, j] = M
+    eye = torch.eye(3, dtype=dt)
+    return torch.where(rf.mask[None, :, None, None], Q, eye)
 
 
 def pose_to_6d(rig: Rig, pose: Pose, canonical_heading: bool = True) -> Float[Tensor, "B J 6"]:
-    """Joint-local rotations relative to rest, as 6D (identity = ``IDENTITY_6D``); root heading removed."""
-    _, q_rest, _ = decompose_trs(rig.rest_local.to(pose.rotations))
-    q = quat_normalize(pose.rotations).clone()
+    """Poses -> ``(B, J, 6)`` canonical codes (identity = the reference pose); the model roots' heading removed."""
+    Q = _canonical_matrices(rig, pose.rotations)
     if canonical_heading:
-        for r in rig.roots:
-            # the root's skeleton-space rotation without its heading, then relative to rest again
-            q[:, r] = _heading_free(quat_multiply(q[:, r], quat_conjugate(q_rest[r]).expand(len(q), 4)))
-            q[:, r] = quat_multiply(q[:, r], q_rest[r].expand(len(q), 4))
-    rel = quat_multiply(quat_conjugate(q_rest).expand_as(q), q)
-    return quat_to_6d(rel)
+        roots = rig_frame(rig).model_roots
+        if roots:
+            Q = Q.clone()
+            q = _heading_free(matrix_to_quat(Q[:, roots]))
+            Q[:, roots] = quat_to_matrix(q)
+    return matrix_to_6d(Q)
 
 
 def root_heading(rig: Rig, pose: Pose) -> Float[Tensor, "B R 4"]:
-    """The heading (rotation about +Y) of every root relative to its rest rotation: what :func:`pose_to_6d` removes."""
-    _, q_rest, _ = decompose_trs(rig.rest_local.to(pose.rotations))
-    q = quat_normalize(pose.rotations)
-    out = []
-    for r in rig.roots:
-        rel = quat_multiply(q[:, r], quat_conjugate(q_rest[r]).expand(len(q), 4))  # (B, 4) skeleton space
-        out.append(quat_multiply(rel, quat_conjugate(_heading_free(rel))))  # twist = rel * free^-1
-    return torch.stack(out, 1)  # (B, R, 4)
+    """The heading (twist about canonical +Y) of every model root of ``pose``: what :func:`pose_to_6d` removes."""
+    roots = rig_frame(rig).model_roots
+    Q = _canonical_matrices(rig, pose.rotations)
+    return _heading(matrix_to_quat(Q[:, roots]))
 
 
-def pose_from_6d(rig: Rig, six: Float[Tensor, "B J 6"], ground: bool = True, like: Pose | None = None) -> Pose:
-    """Inverse of :func:`pose_to_6d`: rest translations and scales, the root placed at its rest position in X/Z with
-    the lowest skinned point (or joint, for a rig without meshes) on the ground plane y = 0 when ``ground``.
+def _decoded_rotations(rig: Rig, six: Float[Tensor, "B J 6"], heading: Tensor | None,
+                       like: Pose | None = None) -> Float[Tensor, "B J 3 3"]:
+    """Local joint rotations ``R_j = G_p^T Q_j G_p R0_j`` of canonical codes (differentiable). Joints folded out of
+    the model (a non-deforming root above the model root) stay at the reference, or take ``like``'s rotation, the
+    model joint below them taking the rest of its code (so a pose taken out of an animation pivots where it did)."""
+    rf = rig_frame(rig)
+    dt = six.dtype
+    Q = sixd_to_matrix(six)
+    eye = torch.eye(3, dtype=dt, device=six.device)
+    Q = torch.where(rf.mask.to(six.device)[None, :, None, None], Q, eye)
+    if heading is not None:
+        roots = rf.model_roots
+        Hm = quat_to_matrix(heading.to(dt)).expand(six.shape[0], len(roots), 3, 3)
+        Q = Q.index_copy(1, torch.tensor(roots, device=six.device), Hm @ Q[:, roots])
+    if like is not None and rf.chains:
+        Gp = rf.parent_rot.to(dt)
+        R_like = quat_to_matrix(quat_normalize(like.rotations.to(dt))).expand(six.shape[0], -1, -1, -1)
+        Q_like = Gp @ R_like @ rf.ref_local_rot.to(dt).transpose(-1, -2) @ Gp.transpose(-1, -2)  # raw, per joint
+        for j, skipped in rf.chains:
+            chain = Q_like[:, skipped[0]]
+            for e in skipped[1:]:
+                chain = chain @ Q_like[:, e]
+            Q = Q.index_copy(1, torch.tensor(list(skipped) + [j], device=six.device),
+                             torch.cat([Q_like[:, list(skipped)], (chain.transpose(-1, -2) @ Q[:, j])[:, None]], 1))
+    Gp = rf.parent_rot.to(dt)
+    return Gp.transpose(-1, -2) @ Q @ Gp @ rf.ref_local_rot.to(dt)
 
-    ``like`` (a Pose of batch 1 or B) gives the roots back their heading and translation instead (no grounding): a
-    pose taken out of an animation returns to where it was.
-    """
-    from usdposer.types import Pose
 
-    _, q_rest, _ = decompose_trs(rig.rest_local.to(six))
-    q = quat_multiply(q_rest.expand(six.shape[0], -1, -1), sixd_to_quat(six))
-    pose = Pose.from_rotations(rig, q)
-    if like is None:
-        return place_on_ground(rig, pose) if ground else pose
-    heading = root_heading(rig, like).to(six).expand(six.shape[0], -1, -1)  # (B, R, 4)
-    q, t = q.clone(), pose.translations.clone()
-    for k, r in enumerate(rig.roots):
-        q[:, r] = quat_multiply(heading[:, k], q[:, r])
-        t[:, r] = like.translations[:, r].to(six)
-    return Pose(q, t, pose.scales)
-
-
-def local_from_6d(rig: Rig, six: Float[Tensor, "B J 6"]) -> Float[Tensor, "B J 4 4"]:
-    """Differentiable local transforms of :func:`pose_from_6d` (rest translations and scales, no grounding), built
-    from matrices so that gradients never pass through a matrix-to-quaternion branch."""
-    t_rest, q_rest, s_rest = decompose_trs(rig.rest_local.to(six))
-    R_rest = quat_to_matrix(q_rest)  # (J, 3, 3)
-    R = R_rest @ sixd_to_matrix(six) * s_rest[:, None, :]  # (B, J, 3, 3) R_rest R_rel diag(s)
-    top = torch.cat([R, t_rest.expand(six.shape[0], -1, -1)[..., None]], -1)  # (B, J, 3, 4)
+def local_from_6d(rig: Rig, six: Float[Tensor, "B J 6"], heading: Tensor | None = None,
+                  like: Pose | None = None) -> Float[Tensor, "B J 4 4"]:
+    """Differentiable local transforms of canonical codes: decoded rotations with the reference translations and
+    scales (roots at their reference position, no grounding), or ``like``'s (a Pose of batch 1 or B: a pose taken out
+    of an animation keeps where its joints were); ``heading`` ``(B or 1, R, 4)`` turns the model roots. Built from
+    matrices so that gradients never pass through a matrix-to-quaternion branch."""
+    R = _decoded_rotations(rig, six, heading, like)  # (B, J, 3, 3)
+    t, s = _placement(rig, six, like)
+    top = torch.cat([R * s[..., None, :], t[..., None]], -1)  # (B, J, 3, 4)
     bottom = torch.zeros(*top.shape[:2], 1, 4, dtype=six.dtype, device=six.device)
     bottom[..., 0, 3] = 1.0
     return torch.cat([top, bottom], -2)  # (B, J, 4, 4)
+
+
+def _placement(rig: Rig, six: Tensor, like: Pose | None) -> tuple[Tensor, Tensor]:
+    """``(B, J, 3)`` translations and scales: the reference's, or ``like``'s."""
+    B = six.shape[0]
+    if like is not None:
+        return (like.translations.to(six).expand(B, -1, -1).clone(), like.scales.to(six).expand(B, -1, -1).clone())
+    t_ref, _, s_ref = decompose_trs(rig_frame(rig).ref_local.to(six))
+    return t_ref.expand(B, -1, -1).clone(), s_ref.expand(B, -1, -1).clone()
+
+
+def pose_from_6d(rig: Rig, six: Float[Tensor, "B J 6"], ground: bool = True, like: Pose | None = None) -> Pose:
+    """Inverse of :func:`pose_to_6d`: reference translations and scales, the roots at their reference position with
+    the lowest skinned point (or joint, for a rig without meshes) on the ground plane y = 0 when ``ground``.
+
+    ``like`` (a Pose of batch 1 or B) gives the model roots back their heading and every joint its translation and
+    scale instead (no grounding): a pose taken out of an animation returns to where it was.
+    """
+    from usdposer.types import Pose
+
+    heading = root_heading(rig, like).to(six) if like is not None else None
+    q = matrix_to_quat(_decoded_rotations(rig, six, heading, like))
+    t, s = _placement(rig, six, like)
+    pose = Pose(q, t, s)
+    return place_on_ground(rig, pose) if ground and like is None else pose
+
+
+def relative_rotations(rig: Rig, six: Float[Tensor, "B J 6"]) -> Float[Tensor, "B J 3 3"]:
+    """Joint-local rotations relative to the rest pose (``R_rest^T R``) of canonical codes: what joint limits (MJCF
+    hinges, UsdPhysics, learned swing-twist) are stated in. Differentiable."""
+    rf = rig_frame(rig)
+    return rf.rest_rot.to(six).transpose(-1, -2) @ _decoded_rotations(rig, six, None)
+
+
+def canonical_positions(six: Float[Tensor, "B J 6"], model_parents: Tensor, ref_pos: Float[Tensor, "J 3"],
+                        mask: Tensor) -> Float[Tensor, "B J 3"]:
+    """Joint positions of canonical codes in the canonical frame (roots at their reference position, heading as
+    coded): ``Delta_j = Delta_p Q_j``, ``p_j = p_p + Delta_p (r_j - r_p)`` over the model tree. Joints outside the
+    model are left at their reference position (they are not compared)."""
+    Q = sixd_to_matrix(six)
+    B, J = six.shape[:2]
+    ref = ref_pos.to(six)
+    delta = torch.empty(B, J, 3, 3, dtype=six.dtype)
+    pos = ref.expand(B, -1, -1).clone()
+    mp = model_parents.tolist()
+    for j in range(J):
+        if not mask[j]:
+            continue
+        p = mp[j]
+        if p < 0:
+            delta[:, j] = Q[:, j]
+        else:
+            delta[:, j] = delta[:, p] @ Q[:, j]
+            pos[:, j] = pos[:, p] + (delta[:, p] @ (ref[j] - ref[p])[:, None])[..., 0]
+    return pos
+
+
+def mirror_codes(six: Float[Tensor, "N J 6"], perm: Tensor) -> Float[Tensor, "N J 6"]:
+    """Left/right mirror images of canonical codes: joints swapped by ``perm`` and every rotation reflected across
+    the canonical sagittal plane (x -> -x): ``Q' = M Q M``, ``M = diag(-1, 1, 1)``."""
+    M = torch.diag(torch.tensor([-1.0, 1.0, 1.0], dtype=six.dtype))
+    return matrix_to_6d(M @ sixd_to_matrix(six[:, perm]) @ M)
+
+
+def mirror_permutation(names, pairs, mask: Tensor, ref_pos: Tensor, height: float,
+                       tol: float = 0.05) -> Tensor | None:
+    """``(J,)`` the left/right swap of a rig's joints when its reference pose is mirror-symmetric (paired joints at
+    mirrored positions, unpaired model joints on the sagittal plane, within ``tol`` of the height); else None."""
+    J = len(names)
+    if not pairs:
+        return None
+    perm = torch.arange(J)
+    paired = set()
+    for a, b in pairs:
+        perm[a], perm[b] = b, a
+        paired |= {a, b}
+    M = torch.tensor([-1.0, 1.0, 1.0], dtype=ref_pos.dtype)
+    roots = [j for j in range(J) if bool(mask[j])]
+    if not roots:
+        return None
+    origin = ref_pos[roots[0]]
+    rel = ref_pos - origin
+    err = ((rel * M)[perm] - rel).norm(dim=-1)  # (J,)
+    err = torch.where(mask, err, torch.zeros_like(err))
+    return perm if float(err.max()) <= tol * height else None
 
 
 def place_on_ground(rig: Rig, pose: Pose) -> Pose:
@@ -226,3 +708,27 @@ def place_on_ground(rig: Rig, pose: Pose) -> Pose:
         t[:, r] = t[:, r] - lowest[:, None] * up_in_skel
     return Pose(pose.rotations, t, pose.scales)
 
+
+def describe_conventions(rig: Rig) -> dict:
+    """What :func:`rig_frame` found about how the rig was made (``usdposer info``)."""
+    rf = rig_frame(rig)
+    X = rf.bind_fix
+    s = float(torch.det(X[:3, :3]).abs().pow(1 / 3))
+    rest_world = forward_kinematics(rig.rest_local.double()[None], rig.parents)[0]
+    scale = rest_world[:, :3, :3].norm(dim=1).mean(-1)  # (J,) joint-frame scale in skeleton units
+    dpos = (rest_world[:, :3, 3] - rf.ref_world[:, :3, 3]).norm(dim=-1)
+    fwd = rf.canon.T @ torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)  # canonical +Z in skeleton space
+    return {
+        "up": rf.up,
+        "facing": rf.facing,
+        "forward_in_skeleton_space": [round(float(v), 3) for v in fwd],
+        "joint_frame_scale": [round(float(scale.min()), 6), round(float(scale.max()), 6)],
+        "bind_space": ("skeleton space" if torch.allclose(X, torch.eye(4, dtype=X.dtype)) else
+                       f"the mesh's space (corrected by an axis rotation and a scale of {s:.4g})"),
+        "rest_differs_from_bind": bool(float(dpos.max()) > 1e-3 * rf.height),
+        "rest_vs_bind_max_offset_pct": round(100 * float(dpos.max()) / rf.height, 3),
+        "model_joints": rf.num_model_joints,
+        "non_deforming_joints": [rig.joint_names[j] for j in range(rig.num_joints) if not bool(rf.mask[j])],
+        "mirror_pairs": len(rf.pairs),
+        "height_units": round(rf.height, 6),
+    }

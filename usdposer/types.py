@@ -130,6 +130,12 @@ class Rig:
                 return None
             return t.to(device=device, dtype=dtype if t.is_floating_point() and dtype is not None else t.dtype)
 
+        floats = [t for t in (self.rest_local, self.bind_world, self.skel_to_world, self.limits) if t is not None]
+        floats += [t for m in self.meshes for t in (m.points, m.joint_weights, m.normals, m.uvs) if t is not None]
+        if ((dtype is None or all(t.dtype == dtype for t in floats))
+                and (device is None or all(t.device == torch.device(device) for t in floats))):
+            return self  # nothing to convert: keep the object (and what is cached about it)
+
         meshes = tuple(
             replace(m, points=cast(m.points), faces=cast(m.faces), joint_indices=cast(m.joint_indices),
                     joint_weights=cast(m.joint_weights), normals=cast(m.normals), uvs=cast(m.uvs))

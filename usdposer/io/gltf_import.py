@@ -107,7 +107,7 @@ def import_gltf(src: str | os.PathLike, out: str | os.PathLike, *, fps: float | 
             skel.CreateJointNamesAttr(Vt.TokenArray([t.rsplit("/", 1)[-1] for t in sk.tokens]))
             bind = np.stack([np.linalg.inv(sk.ibm[n]) for n in sk.nodes])
             skel.CreateBindTransformsAttr(np_to_gf_array(bind))
-            skel.CreateRestTransformsAttr(np_to_gf_array(_locals(data.world_matrices()[0], sk)))
+            skel.CreateRestTransformsAttr(np_to_gf_array(data.relative_matrices(sk.nodes, sk.parents)[0]))
             skel.GetPrim().SetCustomDataByKey("gltf:skins", Vt.IntArray(sk.skins))
             sk_clips = clips["per_skeleton"][id(sk)]
             if sk_clips:
@@ -195,15 +195,6 @@ def _name_joints(data: GltfData, sk: _Skeleton) -> None:
     sk.tokens, sk.parents = tokens, parents
 
 
-def _locals(world: np.ndarray, sk: _Skeleton) -> np.ndarray:
-    """(..., J, 4, 4) skeleton-local transforms from (..., nodes, 4, 4) glTF world matrices."""
-    W = world[..., sk.nodes, :, :]
-    out = W.copy()
-    child = np.nonzero(sk.parents >= 0)[0]
-    out[..., child, :, :] = np.linalg.inv(W[..., sk.parents[child], :, :]) @ W[..., child, :, :]
-    return out
-
-
 # ---------------------------------------------------------------------------------------------------------- clips
 def _sample_clips(data: GltfData, skeletons: list[_Skeleton], fps: float | None, report: ImportReport) -> dict:
     anims = data.gltf.animations or []
@@ -250,8 +241,7 @@ def _sample_clips(data: GltfData, skeletons: list[_Skeleton], fps: float | None,
                 if times[-1] < t1 - 1e-6:
                     times = np.append(times, t1)
             overrides = {(c.node, c.path): sample_channel(c, times) for c in mine}
-            world = data.world_matrices(overrides, frames=len(times))  # (T, nodes, 4, 4)
-            local = torch.from_numpy(_locals(world, sk))
+            local = torch.from_numpy(data.relative_matrices(sk.nodes, sk.parents, overrides, len(times)))  # (T, J, 4, 4)
             t, q, s = (x.numpy() for x in decompose_trs(local))
             short = source_name.rsplit("|", 1)[-1]  # Quaternius: "AnimalArmature|Walk"
             out["per_skeleton"][id(sk)].append({

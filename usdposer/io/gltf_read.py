@@ -166,25 +166,49 @@ class GltfData:
         s = np.asarray(node.scale if node.scale is not None else [1, 1, 1], dtype=np.float64)
         return t, np.array([r[3], r[0], r[1], r[2]]), s  # quaternion to (w, x, y, z)
 
-    def world_matrices(self, overrides: dict[tuple[int, str], np.ndarray] | None = None, frames: int = 1) -> np.ndarray:
-        """(frames, nodes, 4, 4) world matrices; ``overrides[(node, "translation"|"rotation"|"scale")]`` gives
-        (frames, 3|4) animated values replacing the node's rest TRS."""
+    def local_matrices(self, overrides: dict[tuple[int, str], np.ndarray] | None = None, frames: int = 1) -> np.ndarray:
+        """(frames, nodes, 4, 4) parent-relative node matrices; ``overrides[(node, "translation"|"rotation"|"scale")]``
+        gives (frames, 3|4) animated values replacing the node's rest TRS."""
         overrides = overrides or {}
-        n = len(self.parent)
-        world = np.zeros((frames, n, 4, 4))
-        for i in self.order:
-            rest = self.rest_trs[i]
+        local = np.zeros((frames, len(self.parent), 4, 4))
+        for i, rest in enumerate(self.rest_trs):
             if isinstance(rest, np.ndarray):
-                local = np.broadcast_to(rest, (frames, 4, 4))
+                local[:, i] = rest
             else:
                 t = overrides.get((i, "translation"), rest[0])
                 q = overrides.get((i, "rotation"), rest[1])
                 s = overrides.get((i, "scale"), rest[2])
-                local = trs_matrix(np.broadcast_to(t, (frames, 3)), np.broadcast_to(q, (frames, 4)),
-                                   np.broadcast_to(s, (frames, 3)))
+                local[:, i] = trs_matrix(np.broadcast_to(t, (frames, 3)), np.broadcast_to(q, (frames, 4)),
+                                         np.broadcast_to(s, (frames, 3)))
+        return local
+
+    def world_matrices(self, overrides: dict[tuple[int, str], np.ndarray] | None = None, frames: int = 1) -> np.ndarray:
+        """(frames, nodes, 4, 4) world matrices (see :meth:`local_matrices` for ``overrides``)."""
+        local = self.local_matrices(overrides, frames)
+        world = np.zeros_like(local)
+        for i in self.order:
             p = self.parent[i]
-            world[:, i] = local if p < 0 else world[:, p] @ local
+            world[:, i] = local[:, i] if p < 0 else world[:, p] @ local[:, i]
         return world
+
+    def relative_matrices(self, nodes: list[int], parents: np.ndarray,
+                          overrides: dict[tuple[int, str], np.ndarray] | None = None, frames: int = 1) -> np.ndarray:
+        """(frames, len(nodes), 4, 4) transform of each node relative to ``nodes[parents[i]]`` (the world for -1).
+
+        Composed from the node-local matrices along the chain between the two (non-joint nodes in between are
+        folded in), never by inverting a world matrix: a clip that scales a joint to zero (KayKit's spawn clips
+        grow the character from nothing) has singular world matrices but well-defined local ones.
+        """
+        local = self.local_matrices(overrides, frames)
+        out = np.zeros((frames, len(nodes), 4, 4))
+        for i, n in enumerate(nodes):
+            stop = nodes[parents[i]] if parents[i] >= 0 else -1
+            m, x = local[:, n], self.parent[n]
+            while x >= 0 and x != stop:
+                m = local[:, x] @ m
+                x = self.parent[x]
+            out[:, i] = m
+        return out
 
 
 def trs_matrix(t: np.ndarray, q: np.ndarray, s: np.ndarray) -> np.ndarray:

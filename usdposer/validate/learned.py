@@ -31,7 +31,6 @@ def learn_from_dataset(dataset: str | os.PathLike, *, quantile: float = 0.005, p
     """Learn swing-twist (and per-axis Euler) limits for every character of a dataset. Roots stay unlimited (their
     rotation is the character's heading and tilt, not a joint's range)."""
     from usdposer.core.limits import learn_limits, learn_swing_twist, twist_axes
-    from usdposer.core.rotations import sixd_to_matrix
     from usdposer.dataset import load_dataset
 
     chars = load_dataset(dataset, splits)
@@ -39,7 +38,7 @@ def learn_from_dataset(dataset: str | os.PathLike, *, quantile: float = 0.005, p
         raise InputError(f"{dataset}: no characters in splits {', '.join(splits)}")
     out = {"format": FORMAT, "quantile": quantile, "pad_deg": pad_deg, "min_poses": min_poses, "characters": []}
     for ch in chars:
-        R = sixd_to_matrix(ch.poses.double())  # (N, J, 3, 3)
+        R = ch.relative_rotations(ch.poses)  # (N, J, 3, 3) joint-local, relative to rest
         axes = twist_axes(ch.rest_local.double(), ch.parents.long())
         st = learn_swing_twist(R, axes, quantile, pad_deg, min_poses)  # (J, 3)
         eu = learn_limits(R, quantile, pad_deg, min_poses)  # (J, 3, 2)

@@ -381,7 +381,7 @@ class Plausibility(Rule):
         if scorer is None:
             return {}
         rig = clip.rig
-        return {"score": scorer(rig, pose_to_6d(rig.to(torch.float32), chunk.pose)).float()}  # (b,)
+        return {"score": scorer(rig, pose_to_6d(rig, chunk.pose).float()).float()}  # (b,)
 
     def judge(self, clip: ClipContext, m: dict) -> list[Finding]:
         thr = clip.file.options.score_threshold

@@ -1,0 +1,355 @@
+"""The pose space does not care how a character was rigged.
+
+Each variant of ``usdposer.io.rig_variants`` rewrites a real character (the bundled Knight, a humanoid held out of the
+default pose space; the shared held-out characters in the sweep) so that OpenUSD skins it identically: joint frames
+re-oriented at random, the armature scaled 0.01 (Mixamo) and 100 (Blender), centimetres and Z up, facing -Z and +X,
+a T-pose or a clip frame as rest pose, Mixamo / Blender / 3ds Max joint names, and extra joints that move nothing.
+For every variant: OpenUSD's skinning is checked to be the same deformation, then the conditioning features, the
+pose codes of every real frame, the prior's score of every real frame, the samples for a seed (mapped back to the
+source's world) and ``eval``'s precision and recall must not change.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import ASSETS, SHARED, require_shared
+from pxr import Usd, UsdGeom, UsdSkel, Vt
+
+from usdposer.io.rig_variants import KINDS, convention_name, write_variant
+
+KNIGHT = ASSETS / "quaternius" / "Knight.glb"
+HELD_OUT = ["animals/Wolf.glb", "dinosaurs/Velociraptor.glb", "creatures/Spider.glb", "humanoids/Knight.glb"]
+
+
+def _import(src, out):
+    from usdposer.io.importers import import_any
+
+    import_any(src, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def knight(tmp_path_factory):
+    return _import(KNIGHT, tmp_path_factory.mktemp("knight") / "Knight.usdc")
+
+
+@pytest.fixture(scope="module")
+def variants(knight, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("variants")
+    return {kind: write_variant(knight, folder / f"Knight.{kind}.usdc", kind, seed=3) for kind in KINDS}
+
+
+# --------------------------------------------------------------------------------------------- OpenUSD's view
+def openusd_points(path, times) -> np.ndarray:
+    """(T, V, 3) every skinned point by OpenUSD's own UsdSkel queries, in metres and +Y up (converted here, apart
+    from usdposer's own conversion code, so that a conversion bug cannot cancel out)."""
+    stage = Usd.Stage.Open(str(path))
+    mpu = UsdGeom.GetStageMetersPerUnit(stage)
+    zup = UsdGeom.GetStageUpAxis(stage) == UsdGeom.Tokens.z
+    cache = UsdSkel.Cache()
+    out = []
+    for root in [p for p in stage.Traverse() if p.IsA(UsdSkel.Root)]:
+        cache.Populate(UsdSkel.Root(root), Usd.PrimDefaultPredicate)
+        for binding in cache.ComputeSkelBindings(UsdSkel.Root(root), Usd.PrimDefaultPredicate):
+            sq = cache.GetSkelQuery(binding.GetSkeleton())
+            for skq in sorted(binding.GetSkinningTargets(), key=lambda q: str(q.GetPrim().GetPath())):
+                frames = []
+                for t in times:
+                    pts = Vt.Vec3fArray(UsdGeom.Mesh(skq.GetPrim()).GetPointsAttr().Get(t))
+                    assert skq.ComputeSkinnedPoints(sq.ComputeSkinningTransforms(t), pts, t)
+                    frames.append(np.asarray(pts, dtype=np.float64))
+                out.append(np.stack(frames))
+    P = np.concatenate(out, 1) * mpu
+    return np.stack([P[..., 0], P[..., 2], -P[..., 1]], -1) if zup else P
+
+
+def _times(path):
+    from usdposer.io.read_skel import read_asset
+
+    a = read_asset(path)
+    tc = a.clip(a.rig()).time_codes
+    return [float(tc[0]), float(tc[len(tc) // 2]), float(tc[-1])]
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_variant_deforms_identically_in_openusd(kind, knight, variants):
+    times = _times(knight)
+    want = openusd_points(knight, times)
+    got = openusd_points(variants[kind].path, times)
+    back = got @ variants[kind].to_source[:3, :3].T + variants[kind].to_source[:3, 3]
+    diag = np.linalg.norm(np.ptp(want[0], 0))
+    assert np.abs(back - want).max() < 1e-5 * diag
+
+
+# --------------------------------------------------------------------------------------------- usdposer's view
+def _joint_map(rig, source_rig, variant) -> list[int]:
+    """Index in ``rig`` of every joint of ``source_rig`` (renamed joints mapped back)."""
+    names = {v: k for k, v in variant.names.items()} if variant.names else {}
+    return [rig.joints.index(names.get(t, t)) for t in source_rig.joints]
+
+
+def _view(path):
+    from usdposer.models.pose_prior import RigCondition
+
+    from usdposer.io.read_skel import read_asset
+
+    a = read_asset(path)
+    rig = a.rig()
+    return a, rig, RigCondition.from_rig(rig)
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_pose_space_sees_the_same_rig_and_poses(kind, knight, variants):
+    from usdposer.rigfeatures import pose_to_6d, rig_frame
+
+    a0, rig0, c0 = _view(knight)
+    a1, rig1, c1 = _view(variants[kind].path)
+    idx = _joint_map(rig1, rig0, variants[kind])
+    extra = sorted(set(range(rig1.num_joints)) - set(idx))
+    # 1. the same model joints; joints added by the variant are outside the model
+    assert torch.equal(c1.mask[idx], c0.mask) and not c1.mask[extra].any()
+    # 2. the same conditioning (features, tree distances between model joints)
+    assert (c1.features[idx] - c0.features).abs().max() < 1e-5
+    m0 = c0.index
+    assert torch.equal(c1.tree[idx][:, idx][m0][:, m0], c0.tree[m0][:, m0])
+    assert abs(rig_frame(rig1).height / rig_frame(rig0).height - 1) < 1e-6
+    # 3. the same codes for every frame of every clip
+    for clip0, clip1 in zip(a0.clips[rig0.skeleton_path], a1.clips[rig1.skeleton_path]):
+        s0, s1 = pose_to_6d(rig0, clip0.pose()), pose_to_6d(rig1, clip1.pose())
+        assert (s1[:, idx] - s0).abs().max() < 1e-5, clip0.name
+
+
+def test_prior_scores_and_samples_do_not_change(knight, variants, tiny):
+    from usdposer.models.pose_prior import PosePrior
+
+    from usdposer.posing import joint_transforms
+    from usdposer.rigfeatures import pose_from_6d, pose_to_6d
+
+    prior = PosePrior.load(tiny["root"] / "ckpt")
+    a0, rig0, c0 = _view(knight)
+    real0 = pose_to_6d(rig0, a0.clip(rig0).pose()).float()
+    score0 = prior.score(c0, real0)
+    six0, _ = prior.sample(c0, 6, generator=torch.Generator().manual_seed(5), eta=1.0, steps=20)
+    pos0 = joint_transforms(rig0.to(torch.float64), pose_from_6d(rig0.to(torch.float64), six0.double()))[..., :3, 3]
+    for kind, v in variants.items():
+        a1, rig1, c1 = _view(v.path)
+        idx = _joint_map(rig1, rig0, v)
+        real1 = pose_to_6d(rig1, a1.clip(rig1).pose()).float()
+        assert torch.allclose(prior.score(c1, real1), score0, rtol=1e-4, atol=1e-6), kind  # check's Plausibility
+        six1, _ = prior.sample(c1, 6, generator=torch.Generator().manual_seed(5), eta=1.0, steps=20)
+        assert (six1[:, idx] - six0).abs().max() < 1e-4, kind
+        # the same poses in the world: mapped back to the source's world, root-relative (a rest pose taken from a
+        # clip frame moves the whole character, which is grounded again afterwards)
+        rig = rig1.to(torch.float64)
+        pos1 = joint_transforms(rig, pose_from_6d(rig, six1.double()))[..., :3, 3]
+        W = rig.skel_to_world.numpy()
+        to_src = v.to_source @ W
+        p1 = torch.from_numpy(pos1.numpy() @ to_src[:3, :3].T + to_src[:3, 3])[:, idx]
+        p0 = torch.from_numpy(pos0.numpy() @ rig0.skel_to_world.numpy()[:3, :3].T)
+        mask = c0.mask
+        d = (p1 - p1[:, mask].mean(1, keepdim=True)) - (p0 - p0[:, mask].mean(1, keepdim=True))
+        from usdposer.rigfeatures import rig_frame
+
+        assert float(d[:, mask].norm(dim=-1).max()) < 1e-4 * rig_frame(rig0).height, kind
+
+
+def test_eval_numbers_do_not_change(knight, variants, tiny, tmp_path):
+    from usdposer.models.evaluation import evaluate
+
+    from usdposer.dataset import build_dataset
+
+    kinds = ["joint-frames", "armature-0.01", "facing-plus-x", "rest-frame", "names-max", "extra-joints"]
+    sources = [str(knight)] + [variants[k].path for k in kinds]
+    build_dataset(sources, tmp_path / "data", holdout=[f"{knight.parent.name}/Knight"] +
+                  [f"{variants[k].path.rsplit('/', 2)[-2]}/Knight.{k}" for k in kinds])
+    rows = evaluate(str(tiny["root"] / "ckpt"), str(tmp_path / "data"), n=24, steps=10, seeds=2)
+    by = {(r.character.rsplit("/", 1)[-1], r.method): r for r in rows}
+    for k in kinds:
+        for method in ("usdposer", "random-rotations", "rest+noise"):
+            a, b = by[("Knight", method)], by[(f"Knight.{k}", method)]
+            assert abs(a.precision - b.precision) < 1e-3 and abs(a.recall - b.recall) < 1e-3, (k, method)
+
+
+# --------------------------------------------------------------------------------------------- the parts
+@pytest.mark.parametrize("names", [
+    ("UpperLeg_L", "mixamorig:LeftUpLeg", "mixamorig_LeftUpLeg", "upperleg.l", "thigh.L", "Bip01 L Thigh", "LeftUpLeg"),
+    ("LowerArm_R", "mixamorig:RightForeArm", "forearm.R", "Bip01 R Forearm", "lowerarm_r", "RightForeArm"),
+    ("Hips", "mixamorig:Hips", "pelvis", "Bip01 Pelvis"),
+    ("Shoulder_L", "mixamorig:LeftShoulder", "shoulder.L", "Bip01 L Clavicle", "clavicle_l"),
+    ("LowerLeg_R", "mixamorig:RightLeg", "shin.R", "Bip01 R Calf", "calf_r"),
+])
+def test_joint_names_mean_the_same_across_tools(names):
+    from usdposer.rigfeatures import canonical_words, name_hash, name_side
+
+    words = {tuple(canonical_words(n)) for n in names}
+    sides = {name_side(n) for n in names}
+    assert len(words) == 1 and len(sides) == 1, (words, sides)
+    assert all(torch.equal(name_hash(n), name_hash(names[0])) for n in names)
+    for convention in ("mixamo", "blender", "max"):
+        renamed = convention_name(names[0], convention)
+        assert canonical_words(renamed) == canonical_words(names[0]) and name_side(renamed) == name_side(names[0])
+
+
+def test_bind_in_the_mesh_space_is_brought_into_the_skeleton(knight):
+    """glTF's inverse bind matrices are relative to the skinned mesh node: Quaternius' armature is rotated 90
+    degrees and scaled 100x against them. The reference mesh is then where the rest pose skins it."""
+    from usdposer.posing import character_height
+    from usdposer.rigfeatures import rig_frame
+
+    _, rig, _ = _view(knight)
+    rf = rig_frame(rig)
+    X = rf.bind_fix.numpy()
+    assert abs(abs(np.linalg.det(X[:3, :3])) ** (1 / 3) / 100 - 1) < 1e-6  # the file stores float32 matrices
+    assert abs(rf.height / character_height(rig) - 1) < 0.01
+    assert rf.facing.startswith("left/right") and np.allclose(rf.canon.numpy()[1], [0, 1, 0], atol=1e-6)
+
+
+def test_mirror_images_are_mirror_images(tmp_path):
+    """The augmentation's mirror images, on a rig whose reference pose is exactly symmetric (KayKit's mannequin,
+    with its library's clips): the mirrored codes put every joint where the mirror image of its partner was."""
+    from usdposer.dataset import build_dataset, load_dataset
+    from usdposer.rigfeatures import mirror_codes
+
+    lib = ASSETS / "kaykit" / "anim" / "Med_MovementBasic.glb"
+    build_dataset([str(ASSETS / "kaykit" / "mannequin" / "manny_med_mod.gltf")], tmp_path / "d",
+                  anim_from=[(str(lib), "manny_med_mod")])
+    ch = load_dataset(tmp_path / "d")[0]
+    perm = ch.mirror()
+    assert perm is not None and not torch.equal(perm, torch.arange(len(perm)))
+    six = ch.poses[:60].double()
+    M = torch.diag(torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64))
+    p, pm = ch.positions(six), ch.positions(mirror_codes(six, perm))
+    root = ch.mask.nonzero()[0, 0]
+    mirrored = ((p - p[:, root:root + 1]) @ M)[:, perm]
+    assert (pm - pm[:, root:root + 1] - mirrored)[:, ch.mask].abs().max() < 1e-5 * ch.height
+    assert (mirror_codes(mirror_codes(six, perm), perm) - six).abs().max() < 1e-6  # float32 codes, re-orthonormalised
+
+
+def test_animation_library_binds_to_its_character_by_joint_name(tmp_path):
+    """KayKit's clips come in skeleton-only files: bound to the mannequin (same joint names, no root or hand
+    slots), they retarget exactly and train on its mesh; the library is no character of its own."""
+    from usdposer.dataset import build_dataset
+
+    lib = ASSETS / "kaykit" / "anim" / "Med_MovementBasic.glb"
+    m = build_dataset([str(ASSETS / "kaykit" / "mannequin" / "manny_med_mod.gltf"), str(lib)], tmp_path / "d",
+                      anim_from=[(str(lib), "manny_med_mod")])
+    assert [c["id"] for c in m["characters"]] == ["mannequin/manny_med_mod"]
+    src = m["characters"][0]["anim_sources"][0]
+    assert src["matched"] == 20 and src["unmatched_character_joints"] == [] and src["residual_pct"] < 1e-3
+    assert {"handslot_l", "handslot_r"} <= set(src["unused_library_joints"])
+    assert m["characters"][0]["poses"] > 100 and len(src["clips"]) == 11
+
+
+def test_a_file_with_one_skeleton_split_into_skins_is_one_character(knight):
+    from dataclasses import replace
+
+    from usdposer.dataset import distinct_rigs
+
+    _, rig, _ = _view(knight)
+    bare = replace(rig, skeleton_path=rig.skeleton_path + "_1", meshes=rig.meshes[:1])
+    out = distinct_rigs([bare, rig])
+    assert len(out) == 1 and out[0][0] is rig and out[0][1] == [bare.skeleton_path]
+
+
+def test_info_reports_the_rig_conventions(variants):
+    import json
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "usdposer.commands._entry", "info", variants["armature-0.01"].path,
+                        "--json"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    conv = json.loads(r.stdout)["skeletons"][0]["conventions"]
+    assert conv["joint_frame_scale"][0] == pytest.approx(0.01 * 100, rel=1e-3)  # Knight's 100 x the variant's 0.01
+    assert conv["facing"].startswith("left/right") and conv["model_joints"] == 29
+    r = subprocess.run([sys.executable, "-m", "usdposer.commands._entry", "info", variants["extra-joints"].path,
+                        "--json"], capture_output=True, text=True)
+    conv = json.loads(r.stdout)["skeletons"][0]["conventions"]
+    assert "IK_target_l" in conv["non_deforming_joints"] and conv["model_joints"] == 29
+
+
+# --------------------------------------------------------------------------------------------- the shared sweep
+@pytest.mark.slow
+@pytest.mark.parametrize("name", HELD_OUT)
+def test_held_out_characters_are_invariant_to_every_variant(name, tmp_path):
+    """Every shared held-out character, every variant (the T-pose where the rig has arms): the same features and
+    codes (OpenUSD's skinning of each variant equal to the source's, to float precision)."""
+    from usdposer.rigfeatures import canonical_words
+
+    require_shared()
+    src = _import(SHARED / "quaternius" / name, tmp_path / "src.usdc")
+    a0, rig0, c0 = _view(src)
+    has_arms = any(canonical_words(n) == ["upperarm"] for n in rig0.joint_names)
+    times = _times(src)
+    want = openusd_points(src, times)
+    for kind in KINDS:
+        if kind == "rest-tpose" and not has_arms:
+            continue
+        v = write_variant(src, tmp_path / f"{kind}.usdc", kind, seed=1)
+        got = openusd_points(v.path, times) @ v.to_source[:3, :3].T + v.to_source[:3, 3]
+        assert np.abs(got - want).max() < 1e-5 * np.linalg.norm(np.ptp(want[0], 0)), kind
+        a1, rig1, c1 = _view(v.path)
+        idx = _joint_map(rig1, rig0, v)
+        assert (c1.features[idx] - c0.features).abs().max() < 1e-5, kind
+        from usdposer.rigfeatures import pose_to_6d
+
+        clip0, clip1 = a0.clip(rig0), a1.clip(rig1)
+        assert (pose_to_6d(rig1, clip1.pose())[:, idx] - pose_to_6d(rig0, clip0.pose())).abs().max() < 1e-5, kind
+
+
+def _usd_joint_positions(path, clip: str) -> tuple[list[str], np.ndarray]:
+    """Joint leaf names and (T, J, 3) world joint positions by OpenUSD's UsdSkel, at every sample of ``clip`` (bound
+    through the Skeleton's clip variant set), in the stage's units."""
+    stage = Usd.Stage.Open(str(path))
+    skel = next(p for p in stage.Traverse() if p.IsA(UsdSkel.Skeleton))
+    with Usd.EditContext(stage, stage.GetSessionLayer()):
+        skel.GetVariantSets().GetVariantSet("usdposerClip").SetVariantSelection(clip)
+    anim = UsdSkel.Animation(stage.GetPrimAtPath(f"{skel.GetPath()}/{clip}"))
+    cache = UsdSkel.Cache()
+    cache.Populate(UsdSkel.Root(skel.GetParent()), Usd.PrimDefaultPredicate)
+    sq = cache.GetSkelQuery(UsdSkel.Skeleton(skel))
+    out = [np.asarray(sq.ComputeJointSkelTransforms(t), dtype=np.float64)[:, 3, :3]
+           for t in sorted(anim.GetRotationsAttr().GetTimeSamples())]
+    return [str(j).rsplit("/", 1)[-1] for j in sq.GetJointOrder()], np.stack(out)
+
+
+@pytest.mark.parametrize("naming", ["own", "mixamo"])
+def test_import_plays_an_animation_library_on_its_character_exactly(naming, tmp_path):
+    """``import --anim-from``: the KayKit mannequin (or a copy renamed as Mixamo names joints) plays the library's
+    clips; OpenUSD's joint positions equal those of the library's own skeleton (root motion and the hips' animated
+    translation included) for every matched joint."""
+    from usdposer.io.importers import import_any
+    from usdposer.rigfeatures import canonical_words, name_side
+
+    lib = ASSETS / "kaykit" / "anim" / "Med_MovementBasic.glb"
+    character = tmp_path / "manny.usdc"
+    import_any(ASSETS / "kaykit" / "mannequin" / "manny_med_mod.gltf", character)
+    if naming == "mixamo":
+        character = write_variant(character, tmp_path / "manny_mixamo.usdc", "names-mixamo").path
+    out = tmp_path / "manny_anim.usdc"
+    report = import_any(character, out, anim_from=[str(lib)]) if str(character).endswith(".gltf") else None
+    if report is None:  # a USD character: the same retargeting through the import pipeline's second step
+        import shutil
+
+        from usdposer.io.gltf_import import ImportReport
+        from usdposer.io.importers import add_library_clips
+
+        shutil.copy(character, out)
+        report = ImportReport(str(character), str(out))
+        add_library_clips(out, [str(lib)], tmp_path, report)
+    assert len([c for c in report.clips if c.get("library")]) == 11
+    ref = tmp_path / "lib.usdc"
+    import_any(lib, ref)
+    for clip in ("Walking_A", "Running_A", "Jump_Full_Long"):
+        names_a, pa = _usd_joint_positions(out, clip)
+        names_b, pb = _usd_joint_positions(ref, clip)
+        key = lambda n: (tuple(canonical_words(n)), name_side(n))  # noqa: E731
+        pairs = [(i, names_b.index(n)) for i, n in enumerate(names_a) if n in names_b] if naming == "own" else \
+            [(names_a.index(a), names_b.index(b)) for a, b in [("mixamorig_LeftUpLeg", "upperleg_l"),
+                                                                ("mixamorig_RightFoot", "foot_r"),
+                                                                ("mixamorig_Head", "head"), ("mixamorig_Hips", "hips")]]
+        assert len(pairs) >= 4 and all(key(names_a[i]) == key(names_b[j]) for i, j in pairs)
+        err = max(np.abs(pa[:, i] - pb[:, j]).max() for i, j in pairs)
+        assert err < 1e-5, (clip, err)
