@@ -52,6 +52,10 @@ default-model: setup
 	$(BIN)/usdposer dataset build "../shared/data/**/*.glb" ../shared/data/khronos/SimpleSkin.gltf ../shared/data/bvh \
 	  ../shared/data/mujoco/dog/dog.xml ../shared/data/mujoco/rodent/rodent.xml \
 	  ../shared/data/kaykit/mannequin/manny_med_mod.gltf --anim-from "../shared/data/kaykit/anim/*.glb=manny_med_mod" \
+	  --licence "quaternius/*=CC0-1.0 (Quaternius)" --licence "threejs/*=CC0-1.0 (Tomas Laulhe / Quaternius, edits by Don McCurdy)" \
+	  --licence "khronos/CesiumMan*=CC-BY-4.0 (Cesium)" --licence "khronos/Rigged*=CC-BY-4.0 (Cesium)" \
+	  --licence "khronos/SimpleSkin*=CC0-1.0 (Khronos glTF sample models)" \
+	  --licence "bvh/*=CMU Graphics Lab Motion Capture Database: free for research and commercial use, not for resale" \
 	  -o $(DEFAULT_DATA) --holdout animals/Wolf --holdout Velociraptor --holdout Spider --holdout Knight
 	$(BIN)/usdposer train $(DEFAULT_DATA) -o models/default --steps 5000 --batch-size 128 --width 128 --depth 4 \
 	  --val-every 500 --max-minutes 28 --seed 0

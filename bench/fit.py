@@ -24,10 +24,10 @@ def bench(path: Path, frames: int) -> str:
     import torch
     import trimesh
 
+    from usdposer.core.fitting import as_pose, fit_frames
     from usdposer.core.kinematics import joint_positions
-    from usdposer.dataset import read_any
-    from usdposer.fitting import as_pose, fit_frames
-    from usdposer.posing import character_height, joint_transforms, skin
+    from usdposer.core.posing import character_height, joint_transforms, skin
+    from usdposer.io.dataset import read_any
     from usdposer.types import Pose
 
     asset = read_any(path, Path(tempfile.mkdtemp()), strict=False)

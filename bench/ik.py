@@ -41,7 +41,7 @@ def trial_poses(asset, rig, prior, cond, g):
     """Real 6D poses of the character, or prior samples for a rig without animation."""
     import torch
 
-    from usdposer.rigfeatures import pose_to_6d
+    from usdposer.core.posespace import pose_to_6d
 
     clips = asset.clips.get(rig.skeleton_path, [])
     if clips:
@@ -58,8 +58,8 @@ def within_limits(rig, six, limits):
     import torch
     from scipy.spatial.transform import Rotation
 
+    from usdposer.core.posespace import pose_to_6d, relative_rotations, rig_frame
     from usdposer.core.rotations import matrix_to_quat
-    from usdposer.rigfeatures import pose_to_6d, relative_rotations, rig_frame
     from usdposer.types import Pose
 
     N, J = six.shape[:2]
@@ -75,13 +75,13 @@ def within_limits(rig, six, limits):
 
 def run_character(label, path, prior, args, work):
     import torch
-    from usdposer.models.editing import solve_ik
+    from usdposer.models.guided_ik import solve_ik
     from usdposer.models.pose_prior import RigCondition
 
+    from usdposer.core.ik import PoseObjective, dls_ik
     from usdposer.core.limits import learn_limits
-    from usdposer.dataset import read_any
-    from usdposer.ik import PoseObjective, dls_ik
-    from usdposer.rigfeatures import IDENTITY_6D, relative_rotations
+    from usdposer.core.posespace import IDENTITY_6D, relative_rotations
+    from usdposer.io.dataset import read_any
     from usdposer.types import Pose
 
     asset = read_any(path, work)

@@ -43,8 +43,8 @@ def scores(checkpoint: str | None, path: Path) -> list[float]:
     """The prior's score of every frame of the bound clip (what `check --checkpoint` judges)."""
     from usdposer.models.pose_prior import PosePrior, RigCondition
 
+    from usdposer.core.posespace import pose_to_6d
     from usdposer.io.read_skel import read_asset
-    from usdposer.rigfeatures import pose_to_6d
 
     a = read_asset(path)
     rig = a.rig()

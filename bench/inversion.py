@@ -33,7 +33,7 @@ def main() -> None:
     import torch
     from usdposer.models.pose_prior import PosePrior, RigCondition
 
-    from usdposer.dataset import load_dataset
+    from usdposer.io.dataset import load_dataset
 
     prior = PosePrior.load(None)
     print(f"default checkpoint, {args.steps} DDIM steps, up to {args.poses} poses per character; error = mean joint "

@@ -25,7 +25,7 @@ def main() -> None:
 
     from usdposer.io.importers import import_any
     from usdposer.io.read_skel import read_asset
-    from usdposer.render.media import cameras
+    from usdposer.render.cameras import cameras
     from usdposer.render.raster import render_pose
     from usdposer.types import Pose
 

@@ -26,8 +26,8 @@ def condition(J: int, path: Path, work: Path):
     import torch
     from usdposer.models.pose_prior import RigCondition
 
-    from usdposer.dataset import read_any
-    from usdposer.rigfeatures import FEATURE_DIM
+    from usdposer.core.posespace import FEATURE_DIM
+    from usdposer.io.dataset import read_any
 
     if path.exists():
         rig = read_any(path, work).rig()

@@ -36,13 +36,13 @@ BLENDER_MS = {"Fox": 28.0, "Horse": 54.0}  # measured for the issue: Automatic W
 
 
 def load(path: Path, work: Path):
-    from usdposer.dataset import read_any
+    from usdposer.io.dataset import read_any
 
     return read_any(path, work, strict=False)
 
 
 def time_heat(rig, repeats: int = 5) -> float:
-    from usdposer.autoskin import heat_weights
+    from usdposer.core.skinweights import heat_weights
 
     args = ([m.points.double().numpy() for m in rig.meshes], [m.faces.numpy() for m in rig.meshes])
     heat_weights(rig, *args)  # warm-up: Warp module load
@@ -55,7 +55,7 @@ def time_heat(rig, repeats: int = 5) -> float:
 
 
 def quality(asset) -> dict:
-    from usdposer.autoskin import heat_weights, weight_quality, with_weights
+    from usdposer.core.skinweights import heat_weights, weight_quality, with_weights
 
     rig = asset.rig()
     idx, w, res = heat_weights(rig, [m.points.double().numpy() for m in rig.meshes], [m.faces.numpy() for m in rig.meshes])
@@ -97,7 +97,7 @@ def blender_rig(rig, npz: Path):
     bone heads matched by name), and what happened: bones without weight, unweighted vertices, the match error."""
     from scipy.spatial import cKDTree
 
-    from usdposer.autoskin import with_weights
+    from usdposer.core.skinweights import with_weights
     from usdposer.io.write_skel import unique_names
 
     d = np.load(npz)
@@ -206,7 +206,7 @@ def main() -> None:  # noqa: C901 - a report, read top to bottom
         q["lost"] = len(artist & {rig.joint_names.index(n) for n in q["unweighted"]})
         text = f"  {f.stem:28s} {q['l1']:6.3f} {fmt(q['rmse_pct'])} {q['frames']:6d} {q['lost']:5d}"
         if str(f) in blender:
-            from usdposer.autoskin import weight_quality
+            from usdposer.core.skinweights import weight_quality
 
             b_rig, info = blender_rig(rig, blender[str(f)]["npz"])
             bq = weight_quality(rig, b_rig, asset.clips.get(rig.skeleton_path, []))

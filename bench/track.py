@@ -61,8 +61,9 @@ def tree_rig(n: int):
 def substeps_per_second(n: int, device: str | None, repeats: int = 3) -> dict:
     import torch
 
-    from usdposer.physics.articulation import build_articulation, rigid_frames
-    from usdposer.physics.tracking import ChunkSimulator, reference_coordinates, to_newton
+    from usdposer.physics.articulation import build_articulation, rigid_frames, to_newton
+    from usdposer.physics.coordinates import reference_coordinates
+    from usdposer.physics.simulation import ChunkSimulator
     from usdposer.types import Pose
 
     rig = tree_rig(n)

@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from usdposer import __version__
+from usdposer._version import __version__
 
 # verb -> "module:attribute" (module relative to usdposer.commands)
 VERBS = {

@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 
 import click
-from usdposer.commands._options import device_option
+from usdposer.commands._options import checkpoint_option, device_option, verbosity_option
+from usdposer.commands._output import note, progress, verbosity
 
 EPILOG = """\b
 Examples:
@@ -34,8 +35,7 @@ The same rules are UsdValidation validators named usdposer:<Rule>.
 @click.option("--rules", "rule_names", multiple=True, help="Rules to run, comma separated (default: all).")
 @click.option("--list-rules", is_flag=True, help="List the rules and their error names, then exit.")
 @click.option("--limits", type=click.Path(dir_okay=False), default=None, help="Learned limits (`usdposer limits learn`).")
-@click.option("--checkpoint", type=click.Path(file_okay=False), default=None,
-              help="Pose-space checkpoint: enables the Plausibility rule (threshold calibrated on held-in data).")
+@checkpoint_option
 @click.option("--score-threshold", type=float, default=None, help="Override the checkpoint's calibrated threshold.")
 @click.option("--waivers", type=click.Path(dir_okay=False), default=None, help="Accepted findings (JSON), with reasons.")
 @click.option("--depth", type=float, default=0.01, show_default=True, help="Self-intersection depth that warns (x height).")
@@ -46,48 +46,30 @@ The same rules are UsdValidation validators named usdposer:<Rule>.
               help="Contact points sliding faster than this warns (heights per second).")
 @click.option("--preview", type=click.Path(file_okay=False), default=None,
               help="Write a contact sheet per animation with findings into this folder (flagged joints in red).")
-@click.option("-v", "--verbose", is_flag=True, help="Also show waived findings and per-file notes.")
 @device_option
+@verbosity_option
 def cli(paths, fmt, as_json, out, strict, rule_names, list_rules, limits, checkpoint, score_threshold, waivers, depth,
-        depth_fail, penetration, penetration_fail, skating, preview, verbose, device) -> None:
+        depth_fail, penetration, penetration_fail, skating, preview, device) -> None:
     """Validate rigs and animations for CI: binding sanity, joint limits, self-intersection, ground, foot skating,
     drift, plausibility."""
-    from usdposer.errors import InputError
-    from usdposer.validate import CheckOptions, check_paths, find_rules
+    from usdposer.pipelines.check import CheckOptions, check
+
+    from usdposer.validate import find_rules
     from usdposer.validate.report import format_json, format_junit, format_rules, format_text, summary_line
 
-    names = [n.strip() for group in rule_names for n in group.split(",") if n.strip()] or None
+    names = tuple(n.strip() for group in rule_names for n in group.split(",") if n.strip())
     if list_rules:
-        click.echo(format_rules(type(r) for r in find_rules(names)))
+        click.echo(format_rules(type(r) for r in find_rules(list(names) or None)))
         return
-    if not paths:
-        raise InputError("no PATHS given; pass files, folders or globs (or --list-rules)")
-    options = CheckOptions(depth=depth, depth_fail=depth_fail, penetration=penetration,
-                           penetration_fail=penetration_fail, skating=skating)
-    if limits:
-        from usdposer.validate.learned import read_limits
-
-        options.learned_limits = read_limits(limits)
-    if checkpoint:
-        from usdposer.models.plausibility import make_scorer
-
-        options.scorer, options.score_threshold = make_scorer(checkpoint, device, score_threshold)
-    waiver_list = None
-    if waivers:
-        from usdposer.validate.engine import read_waivers
-
-        waiver_list = read_waivers(waivers)
-    from tqdm import tqdm
-
-    bar = lambda it: tqdm(it, desc="checking", unit="file", leave=False, disable=not sys.stderr.isatty())
-    report = check_paths(paths, names, options, strict=strict, waivers=waiver_list, progress=bar)
-    if preview:
-        from usdposer.render.media import findings_sheets
-
-        for path in findings_sheets(report, preview):
-            click.echo(f"preview {path}", err=True)
+    options = CheckOptions(rules=names, strict=strict, limits=limits, checkpoint=checkpoint,
+                           score_threshold=score_threshold, waivers=waivers, depth=depth, depth_fail=depth_fail,
+                           penetration=penetration, penetration_fail=penetration_fail, skating=skating,
+                           preview=preview, device=device)
+    report = check(list(paths), options, progress=progress("checking", "file"))
+    for path in report.previews:
+        note(f"preview {path}")
     fmt = "json" if as_json else fmt
-    text = {"text": lambda: format_text(report, verbose), "json": lambda: format_json(report),
+    text = {"text": lambda: format_text(report, verbosity() > 0), "json": lambda: format_json(report),
             "junit": lambda: format_junit(report)}[fmt]()
     if out:
         from pathlib import Path

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import click
-from usdposer.commands._options import json_option
-from usdposer.commands._output import emit, warn
+from usdposer.commands._options import json_option, verbosity_option
+from usdposer.commands._output import emit, progress, warn
 
 EPILOG = """\b
 Examples:
@@ -31,14 +31,16 @@ def cli() -> None:
               help="Bind an animation library's clips (files or a glob; skeleton-only files such as KayKit's) to the "
                    "character read from a source (its path or file stem): joints matched by name, the mapping and "
                    "unmatched joints reported in the manifest; repeat.")
+@click.option("--licence", "licences", multiple=True, metavar="PATTERN=TEXT",
+              help="The licence of sources matching PATTERN (a glob matched against the path or its tail, e.g. "
+                   "'quaternius/*'), where the files do not state "
+                   "it; repeat. Unstated licences are recorded as unknown (and listed in the model card).")
 @json_option
-def build(sources, out, holdout, val, dedupe_degrees, anim_from, as_json) -> None:
+@verbosity_option
+def build(sources, out, holdout, val, dedupe_degrees, anim_from, licences, as_json) -> None:
     """Build a pose dataset from USD, glTF/GLB, BVH and MJCF SOURCES (files, folders or globs)."""
-    import sys
+    from usdposer.pipelines.dataset import DatasetOptions, build
 
-    from tqdm import tqdm
-
-    from usdposer.dataset import build_dataset
     from usdposer.errors import InputError
 
     pairs = []
@@ -47,13 +49,19 @@ def build(sources, out, holdout, val, dedupe_degrees, anim_from, as_json) -> Non
         if not sep or not lib or not target:
             raise InputError(f"--anim-from {spec!r}: expected LIBRARY=CHARACTER, e.g. 'anims/*.glb=mannequin'")
         pairs.append((lib, target))
-    bar = lambda it: tqdm(it, desc="reading", unit="file", disable=not sys.stderr.isatty())
-    m = build_dataset(list(sources), out, holdout=list(holdout), val=list(val), dedupe_degrees=dedupe_degrees,
-                      anim_from=pairs, progress=bar)
-    for f in m["failed"]:
+    licence_pairs = []
+    for spec in licences:
+        pattern, sep, text = spec.partition("=")
+        if not sep or not pattern or not text:
+            raise InputError(f"--licence {spec!r}: expected PATTERN=TEXT, e.g. 'quaternius/*=CC0-1.0 (Quaternius)'")
+        licence_pairs.append((pattern, text))
+    result = build(list(sources), out, DatasetOptions(holdout=tuple(holdout), val=tuple(val),
+                                                      dedupe_degrees=dedupe_degrees, anim_from=tuple(pairs),
+                                                      licences=tuple(licence_pairs)),
+                   progress=progress("reading", "file", quiet=as_json))
+    for f in result.manifest["failed"]:
         warn(f"skipped {f['source']}: {f['error']}")
-    m["output"] = out
-    emit(m, as_json, _human)
+    emit(result, as_json, lambda r: _human(r.to_json()))
 
 
 def _human(m) -> str:

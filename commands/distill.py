@@ -5,15 +5,15 @@ from __future__ import annotations
 import sys
 
 import click
-from usdposer.commands._options import device_option, json_option, seed_option
-from usdposer.commands._output import emit
+from usdposer.commands._options import device_option, json_option, seed_option, verbosity_option
+from usdposer.commands._output import emit, progress
 
 EPILOG = """\b
 Examples:
-  usdposer distill fox.usdc --prompt "a fox running" --model tiny-wan --iterations 50
+  usdposer distill fox.usdc --prompt "a fox running" --model tiny-wan --iterations 50 --state runs/fox
+  usdposer distill fox.usdc --prompt "a fox running" --model tiny-wan --iterations 50 --resume runs/fox -o fox.more.usdc
   usdposer distill fox.usdc --prompt "a fox jumping" --model /models/Wan2.1-T2V-1.3B-Diffusers \\
-      --device cuda --frames 49 --size 480x320 --state runs/fox --preview fox.gif
-  usdposer distill fox.usdc --prompt "a fox jumping" --model ... --resume runs/fox
+      --device cuda --frames 49 --size 480x320 --state runs/fox-wan --preview fox.gif
 
 \b
 AKD: the rig becomes skinned 3D Gaussians, rendered over a checkerboard
@@ -55,27 +55,22 @@ ASSET (default ASSET_STEM.distill.usdc) with a JSON + PNG loss report.
 @seed_option
 @device_option
 @json_option
+@verbosity_option
 def cli(asset, prompt, model, out, iterations, frames, size, gaussians, guidance, lr, vae_grad, no_ground_render, no_smooth,
         no_ground_loss, state_dir, resume, skeleton, preview, seed, device, as_json) -> None:
     """Distill an animation of ASSET's rig from a video diffusion model (AKD)."""
-    from tqdm import tqdm
-    from usdposer.models.distill import DistillConfig, distill_asset
+    from usdposer.models.distill import DistillConfig
+    from usdposer.pipelines.distill import DistillOptions, distill
 
-    from usdposer.errors import InputError
-    from usdposer.selection import default_output, parse_size
+    from usdposer.core.selection import default_output, parse_size
 
     w, h = parse_size(size)
-    if w % 16 or h % 16:
-        raise InputError(f"--size {size}: width and height must be positive multiples of 16")
-    if frames < 1 or (model.startswith("tiny-") or "wan" in model.lower() or "cogvideo" in model.lower()) and (frames - 1) % 4:
-        raise InputError(f"--frames {frames}: video VAEs take 4k+1 frames (5, 9, 13, ..., 49)")
     cfg = DistillConfig(iterations=iterations, frames=frames, width=w, height=h, gaussians=gaussians, guidance=guidance,
                         lr=lr, render_ground=not no_ground_render, smooth_weight=0.0 if no_smooth else 2e5,
                         ground_weight=0.0 if no_ground_loss else 1e7, vae_grad=vae_grad, seed=seed)
-    bar = lambda it: tqdm(it, desc="distilling", unit="it", leave=False, disable=as_json or not sys.stderr.isatty())
-    rep = distill_asset(asset, out or default_output(asset, "distill"), prompt=prompt, model=model, cfg=cfg,
-                        skeleton=skeleton, device=device, state_dir=state_dir, resume=resume, preview=preview,
-                        arguments=sys.argv[1:], progress=bar)
+    options = DistillOptions(prompt=prompt, model=model, cfg=cfg, skeleton=skeleton, device=device,
+                             state_dir=state_dir, resume=resume, preview=preview, arguments=tuple(sys.argv[1:]))
+    rep = distill(asset, out or default_output(asset, "distill"), options, progress=progress("distilling", quiet=as_json))
     emit(rep, as_json, _human)
 
 

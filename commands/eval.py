@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import click
-from usdposer.commands._options import device_option, eta_option, json_option, seed_option
-from usdposer.commands._output import emit
+from usdposer.commands._options import device_option, eta_option, json_option, seed_option, verbosity_option
+from usdposer.commands._output import emit, progress
 
 EPILOG = """\b
 Examples:
@@ -33,23 +33,11 @@ per-joint position errors in % of the character's height; lower precision/recall
 @seed_option
 @device_option
 @json_option
+@verbosity_option
 def cli(ckpt, dataset, n, steps, card, seeds, eta, seed, device, as_json) -> None:
     """Evaluate pose-space checkpoint CKPT on the held-out characters of DATASET."""
-    import dataclasses
-    from pathlib import Path
+    from usdposer.pipelines.eval import EvalOptions, evaluate
 
-    from usdposer.models.evaluation import card_notes, evaluate, format_table
-    from usdposer.models.pose_prior import DEFAULT_CHECKPOINT
-
-    path = None if ckpt == "default" else ckpt
-    rows = evaluate(path, dataset, n=n, steps=steps, seed=seed, seeds=seeds, device=device, eta=eta)
-    table = format_table(rows)
-    if card:
-        readme = Path(path or DEFAULT_CHECKPOINT) / "README.md"
-        text = readme.read_text() if readme.exists() else ""
-        marker = "## Evaluation on held-out characters"
-        text = text.split(marker)[0].rstrip() + f"\n\n{marker}\n\n{table}\n\n{card_notes(rows, n, steps)}\n"
-        tmp = readme.with_name(".README.md.tmp")
-        tmp.write_text(text)
-        tmp.replace(readme)
-    emit({"rows": [dataclasses.asdict(r) for r in rows]}, as_json, lambda _: table)
+    result = evaluate(ckpt, dataset, EvalOptions(n=n, steps=steps, seed=seed, seeds=seeds, device=device, eta=eta,
+                                                 card=card), progress=progress("characters", quiet=as_json))
+    emit(result, as_json, lambda r: r.table)

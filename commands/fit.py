@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 
 import click
-from usdposer.commands._options import json_option, seed_option
-from usdposer.commands._output import emit
+from usdposer.commands._options import json_option, seed_option, verbosity_option
+from usdposer.commands._output import emit, progress
 
 EPILOG = """\b
 Examples:
@@ -44,19 +44,21 @@ build`.
 @click.option("--preview", type=click.Path(dir_okay=False), default=None, help="Write a PNG of fitted frames here.")
 @seed_option
 @json_option
+@verbosity_option
 def cli(meshseq, rig_asset, out, frames, iterations, first_iterations, samples, edge_weight, smooth_weight, prim,
         skeleton, preview, seed, as_json) -> None:
     """Fit the rig of --rig to every frame of MESHSEQ; write the SkelAnimation as a layer over the rig."""
-    from tqdm import tqdm
+    from usdposer.pipelines.fit import FitOptions, fit
 
-    from usdposer.fitting import FitConfig, fit_asset
-    from usdposer.selection import default_output
+    from usdposer.core.fitting import FitConfig
+    from usdposer.core.selection import default_output
 
     cfg = FitConfig(iterations=iterations, first_iterations=first_iterations, samples=samples,
                     edge_weight=edge_weight, smooth_weight=smooth_weight, seed=seed)
-    bar = lambda it: tqdm(it, desc="fitting", unit="frame", leave=False, disable=as_json or not sys.stderr.isatty())
-    rep = fit_asset(meshseq, rig_asset, out or default_output(rig_asset, "fit"), cfg=cfg, skeleton=skeleton, prim=prim,
-                    frames=frames, preview=preview, arguments=sys.argv[1:], progress=bar)
+    options = FitOptions(cfg=cfg, skeleton=skeleton, prim=prim, frames=frames, preview=preview,
+                         arguments=tuple(sys.argv[1:]))
+    rep = fit(meshseq, rig_asset, out or default_output(rig_asset, "fit"), options,
+              progress=progress("fitting", "frame", quiet=as_json))
     emit(rep, as_json, _human)
 
 

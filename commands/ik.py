@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 
 import click
-from usdposer.commands._options import device_option, json_option, seed_option
-from usdposer.commands._output import emit, warn
+from usdposer.commands._options import checkpoint_option, device_option, json_option, seed_option, verbosity_option
+from usdposer.commands._output import emit, progress, warn
 
 EPILOG = """\b
 Examples:
@@ -42,23 +42,25 @@ handles as IKHandleAPI constraint prims (<Skeleton>/IKHandles), which
 @click.option("--strength", type=float, default=None, help="Share of the noise schedule re-run when editing a pose (default 0.8).")
 @click.option("-o", "--out", type=click.Path(dir_okay=False), default=None, help="Output layer (.usdc/.usda).")
 @click.option("--anim", default=None, help="SkelAnimation --from refers to (default: the bound one).")
-@click.option("--checkpoint", type=click.Path(file_okay=False), default=None, help="Pose-space checkpoint directory.")
+@checkpoint_option
 @click.option("--steps", type=int, default=50, show_default=True, help="DDIM steps.")
 @click.option("--skeleton", default=None, help="Skeleton prim path or name (default: the first).")
 @click.option("--preview", type=click.Path(dir_okay=False), default=None, help="Write a PNG of the candidates here.")
 @seed_option
 @device_option
 @json_option
+@verbosity_option
 def cli(asset, handles, pins, pose_from, replay, n, frames, keyframes, strength, out, anim, checkpoint, steps,
         skeleton, preview, seed, device, as_json) -> None:
     """Pose ASSET's rig so that joints reach target positions, staying on the pose manifold."""
-    from tqdm import tqdm
-    from usdposer.models.editing import default_output, ik_asset, replay_ik
+    from usdposer.pipelines.ik import IKOptions, ik
+    from usdposer.pipelines.ik import replay as replay_ik
 
+    from usdposer.core.ik import parse_handle
+    from usdposer.core.selection import default_output
     from usdposer.errors import InputError
-    from usdposer.ik import parse_handle
 
-    bar = lambda it: tqdm(it, desc="guided sampling", leave=False, disable=as_json or not sys.stderr.isatty())
+    bar = progress("guided sampling", quiet=as_json)
     if replay:
         if asset or handles or pins:
             raise InputError("--replay takes its asset and handles from the layer; drop ASSET, --handle and --pin")
@@ -67,10 +69,11 @@ def cli(asset, handles, pins, pose_from, replay, n, frames, keyframes, strength,
     else:
         if not asset:
             raise InputError("give an ASSET (or --replay LAYER); see `usdposer ik --help`")
-        rep = ik_asset(asset, out or default_output(asset, "ik"), handles=[parse_handle(h) for h in handles],
-                       pins=list(pins), pose_from=pose_from, anim=anim, n=n, seed=seed, steps=steps, strength=strength,
-                       frames=frames, keyframes=keyframes, checkpoint=checkpoint, skeleton=skeleton, device=device,
-                       preview=preview, arguments=sys.argv[1:], progress=bar)
+        options = IKOptions(handles=tuple(parse_handle(h) for h in handles), pins=tuple(pins), pose_from=pose_from,
+                            anim=anim, n=n, seed=seed, steps=steps, strength=strength, frames=frames,
+                            keyframes=keyframes, checkpoint=checkpoint, skeleton=skeleton, device=device,
+                            preview=preview, arguments=tuple(sys.argv[1:]))
+        rep = ik(asset, out or default_output(asset, "ik"), options, progress=bar)
     for w in rep.warnings:
         warn(w)
     emit(rep, as_json, _human)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 import click
-from usdposer.commands._options import json_option
+from usdposer.commands._options import json_option, verbosity_option
 from usdposer.commands._output import emit, warn
 
 EPILOG = """\b
@@ -40,13 +40,14 @@ name (Mixamo, Blender and 3ds Max names understood), root motion scaled to the c
 @click.option("--anim-from", "anim_from", multiple=True, type=click.Path(dir_okay=False),
               help="An animation library whose clips the character plays (joints matched by name); repeat.")
 @json_option
+@verbosity_option
 def cli(src: str, out: str, fps: float | None, bind_clip: str | None, meters_per_unit: float | None,
         skin: str | None, anim_from: tuple[str, ...], as_json: bool) -> None:
     """Convert glTF 2.0 (.gltf/.glb), BVH (.bvh) or MuJoCo MJCF (.xml) into a UsdSkel stage."""
-    from usdposer.io.importers import import_any
+    from usdposer.pipelines.import_ import ImportOptions, import_
 
-    report = import_any(src, out, fps=fps, bind_clip=bind_clip, meters_per_unit=meters_per_unit, skin=skin,
-                        anim_from=list(anim_from), arguments=sys.argv[1:])
+    report = import_(src, out, ImportOptions(fps=fps, bind_clip=bind_clip, meters_per_unit=meters_per_unit, skin=skin,
+                                             anim_from=tuple(anim_from), arguments=tuple(sys.argv[1:])))
     for w in report.warnings:
         warn(w)
     emit(report, as_json, _human)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 import click
-from usdposer.commands._options import device_option, json_option
+from usdposer.commands._options import checkpoint_option, device_option, json_option, verbosity_option
 from usdposer.commands._output import emit
 
 EPILOG = """\b
@@ -37,21 +37,24 @@ code i); --keyframes K lists K evenly spaced time codes in usdposer:keyframes.
 @click.option("--report", is_flag=True, help="Per-frame plausibility of the latent and the joint path.")
 @click.option("-o", "--out", type=click.Path(dir_okay=False), default=None, help="Output layer (.usdc/.usda).")
 @click.option("--anim", default=None, help="SkelAnimation the time codes refer to (default: the bound one).")
-@click.option("--checkpoint", type=click.Path(file_okay=False), default=None, help="Pose-space checkpoint directory.")
+@checkpoint_option
 @click.option("--steps", type=int, default=50, show_default=True, help="DDIM steps.")
 @click.option("--skeleton", default=None, help="Skeleton prim path or name (default: the first).")
 @click.option("--preview", type=click.Path(dir_okay=False), default=None, help="Write a PNG contact sheet here.")
 @device_option
 @json_option
+@verbosity_option
 def cli(asset, pose_from, pose_to, frames, space, keyframes, report, out, anim, checkpoint, steps, skeleton, preview,
         device, as_json) -> None:
     """Interpolate between two poses of ASSET along the pose manifold, written as a SkelAnimation layer."""
-    from usdposer.models.editing import default_output, interpolate_asset
+    from usdposer.pipelines.interpolate import InterpolateOptions, interpolate
 
-    rep = interpolate_asset(asset, out or default_output(asset, "interp"), pose_from=pose_from, pose_to=pose_to,
-                            frames=frames, space=space, keyframes=keyframes, report=report, anim=anim,
-                            checkpoint=checkpoint, steps=steps, skeleton=skeleton, device=device, preview=preview,
-                            arguments=sys.argv[1:])
+    from usdposer.core.selection import default_output
+
+    options = InterpolateOptions(pose_from=pose_from, pose_to=pose_to, frames=frames, space=space,
+                                 keyframes=keyframes, report=report, anim=anim, checkpoint=checkpoint, steps=steps,
+                                 skeleton=skeleton, device=device, preview=preview, arguments=tuple(sys.argv[1:]))
+    rep = interpolate(asset, out or default_output(asset, "interp"), options)
     emit(rep, as_json, _human)
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 
 import click
-from usdposer.commands._options import device_option, json_option
-from usdposer.commands._output import emit
+from usdposer.commands._options import checkpoint_option, device_option, json_option, verbosity_option
+from usdposer.commands._output import emit, progress
 
 EPILOG = """\b
 Examples:
@@ -28,7 +28,7 @@ Errors are mean joint distances as a fraction of the character's height.
 @click.option("-o", "--out", type=click.Path(dir_okay=False), default=None, help="Output layer (.usdc/.usda).")
 @click.option("--anim", default=None, help="SkelAnimation prim path or name (default: the bound one).")
 @click.option("--frames", default=None, help="Time codes to invert: A:B, A:B:STEP or T1,T2 (default: all).")
-@click.option("--checkpoint", type=click.Path(file_okay=False), default=None, help="Pose-space checkpoint directory.")
+@checkpoint_option
 @click.option("--steps", type=int, default=50, show_default=True, help="DDIM steps.")
 @click.option("--refine", type=int, default=3, show_default=True, help="Fixed-point iterations per inversion step.")
 @click.option("--preview", type=click.Path(dir_okay=False), default=None,
@@ -36,15 +36,17 @@ Errors are mean joint distances as a fraction of the character's height.
 @click.option("--skeleton", default=None, help="Skeleton prim path or name (default: the first).")
 @device_option
 @json_option
+@verbosity_option
 def cli(asset, out, anim, frames, checkpoint, steps, refine, preview, skeleton, device, as_json) -> None:
     """Invert ASSET's poses into the pose space's latent codes, stored in a USD layer over it."""
-    from tqdm import tqdm
-    from usdposer.models.editing import default_output, invert_asset
+    from usdposer.pipelines.invert import InvertOptions, invert
 
-    bar = lambda it: tqdm(it, desc="inverting", leave=False, disable=as_json or not sys.stderr.isatty())
-    report = invert_asset(asset, out or default_output(asset, "latents"), anim=anim, frames=frames,
-                          checkpoint=checkpoint, steps=steps, refine=refine, skeleton=skeleton, device=device,
-                          arguments=sys.argv[1:], progress=bar, preview=preview)
+    from usdposer.core.selection import default_output
+
+    options = InvertOptions(anim=anim, frames=frames, checkpoint=checkpoint, steps=steps, refine=refine,
+                            skeleton=skeleton, device=device, preview=preview, arguments=tuple(sys.argv[1:]))
+    report = invert(asset, out or default_output(asset, "latents"), options,
+                    progress=progress("inverting", quiet=as_json))
     emit(report, as_json, _human)
 
 

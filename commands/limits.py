@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import click
-from usdposer.commands._options import json_option
+from usdposer.commands._options import json_option, verbosity_option
 from usdposer.commands._output import emit
 
 EPILOG = """\b
@@ -27,14 +27,13 @@ def cli() -> None:
 @click.option("--min-poses", type=int, default=20, show_default=True, help="Characters with fewer poses stay unlimited.")
 @click.option("--splits", default="train,val,heldout", show_default=True, help="Dataset splits to learn from.")
 @json_option
+@verbosity_option
 def learn(dataset, out, quantile, pad_deg, min_poses, splits, as_json) -> None:
     """Learn per-joint twist ranges and swing cones of every character in DATASET."""
-    from usdposer.validate.learned import learn_from_dataset, write_limits
+    from usdposer.pipelines.limits import LimitsOptions
+    from usdposer.pipelines.limits import learn as run
 
-    data = learn_from_dataset(dataset, quantile=quantile, pad_deg=pad_deg, min_poses=min_poses,
-                              splits=tuple(s.strip() for s in splits.split(",") if s.strip()))
-    write_limits(data, out)
-    result = {"output": str(out), "characters": [{"id": c["id"], "joints": len(c["joints"]), "poses": c["poses"]}
-                                                 for c in data["characters"]]}
-    emit(result, as_json, lambda r: f"wrote {r['output']}: limits of {len(r['characters'])} characters "
-                                    f"({sum(c['poses'] for c in r['characters'])} poses)")
+    result = run(dataset, out, LimitsOptions(quantile=quantile, pad_deg=pad_deg, min_poses=min_poses,
+                                             splits=tuple(s.strip() for s in splits.split(",") if s.strip())))
+    emit(result, as_json, lambda r: f"wrote {r.output}: limits of {len(r.characters)} characters "
+                                    f"({sum(c['poses'] for c in r.characters)} poses)")

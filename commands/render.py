@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import click
-from usdposer.commands._options import device_option, json_option
+from usdposer.commands._options import device_option, json_option, verbosity_option
 from usdposer.commands._output import emit
 
 EPILOG = """\b
@@ -48,14 +48,16 @@ video model's size and frame rate). Videos are .gif or .mp4.
 @click.option("--skeleton", "skeleton_path", default=None, help="Skeleton prim path or name (default: the first).")
 @device_option
 @json_option
+@verbosity_option
 def cli(asset, out, mode, anim, samples, frames, size, preset, fps, camera, yaw, pitch, check, no_skeleton,
         skeleton_path, device, as_json) -> None:
     """Pictures of ASSET's poses and animations: contact sheets, turntables, videos, keyframe proxies."""
-    from usdposer.render.media import render_asset
+    from usdposer.pipelines.render import RenderOptions, render
 
-    rep = render_asset(asset, out, mode=mode, anim=anim, samples=samples, frames=frames, size=size, fps=fps,
-                       camera=camera, yaw=yaw, pitch=pitch, check=check, skeleton=not no_skeleton,
-                       skeleton_path=skeleton_path, preset=preset, device=None if device == "cpu" else device)
+    options = RenderOptions(mode=mode, anim=anim, samples=samples, frames=frames, size=size, fps=fps, camera=camera,
+                            yaw=yaw, pitch=pitch, check=check, skeleton=not no_skeleton, skeleton_path=skeleton_path,
+                            preset=preset, device=None if device == "cpu" else device)
+    rep = render(asset, out, options)
     emit(rep, as_json, _human)
 
 

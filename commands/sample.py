@@ -5,8 +5,15 @@ from __future__ import annotations
 import sys
 
 import click
-from usdposer.commands._options import device_option, eta_option, json_option, seed_option
-from usdposer.commands._output import emit, warn
+from usdposer.commands._options import (
+    checkpoint_option,
+    device_option,
+    eta_option,
+    json_option,
+    seed_option,
+    verbosity_option,
+)
+from usdposer.commands._output import emit, progress, warn
 
 EPILOG = """\b
 Examples:
@@ -29,7 +36,7 @@ Without --checkpoint the default pose space shipped with usdposer is used.
 @click.argument("asset", type=click.Path(dir_okay=False))
 @click.option("-n", "--num", "n", type=int, default=16, show_default=True, help="Number of poses.")
 @click.option("-o", "--out", type=click.Path(dir_okay=False), default=None, help="Output layer (.usdc/.usda).")
-@click.option("--checkpoint", type=click.Path(file_okay=False), default=None, help="Pose-space checkpoint directory.")
+@checkpoint_option
 @click.option("--steps", type=int, default=50, show_default=True, help="DDIM steps.")
 @click.option("--skeleton", default=None, help="Skeleton prim path or name (default: the first).")
 @click.option("--preview", type=click.Path(dir_okay=False), default=None, help="Write a PNG contact sheet here.")
@@ -37,19 +44,17 @@ Without --checkpoint the default pose space shipped with usdposer is used.
 @seed_option
 @device_option
 @json_option
+@verbosity_option
 def cli(asset, n, out, checkpoint, steps, skeleton, preview, eta, seed, device, as_json) -> None:
     """Sample plausible poses of ASSET's rig from a pose space, written as a USD layer over it."""
-    from pathlib import Path
+    from usdposer.pipelines.sample import SampleOptions, sample
 
-    from tqdm import tqdm
-    from usdposer.models.pipelines import sample_asset
+    from usdposer.core.selection import default_output
 
-    if out is None:
-        p = Path(asset)
-        out = str(p.with_name(f"{p.stem}.samples.usdc"))
-    bar = lambda it: tqdm(it, desc="denoising", leave=False, disable=as_json or not sys.stderr.isatty())
-    report = sample_asset(asset, out, n=n, seed=seed, checkpoint=checkpoint, steps=steps, skeleton=skeleton,
-                          preview=preview, device=device, eta=eta, arguments=sys.argv[1:], progress=bar)
+    options = SampleOptions(n=n, seed=seed, checkpoint=checkpoint, steps=steps, skeleton=skeleton, preview=preview,
+                            device=device, eta=eta, arguments=tuple(sys.argv[1:]))
+    report = sample(asset, out or default_output(asset, "samples"), options,
+                    progress=progress("denoising", quiet=as_json))
     for w in report.warnings:
         warn(w)
     emit(report, as_json, _human)

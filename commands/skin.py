@@ -5,13 +5,13 @@ from __future__ import annotations
 import sys
 
 import click
-from usdposer.commands._options import json_option
+from usdposer.commands._options import json_option, verbosity_option
 from usdposer.commands._output import emit, warn
 
 EPILOG = """\b
 Examples:
   usdposer skin scan.usdc -o scan.skin.usdc
-  usdposer skin scan.usdc --influences 8 --exclude 'PoleTarget*' --exclude Root
+  usdposer skin scan.usdc --influences 8 --exclude 'PoleTarget*' --exclude Body
   usdposer skin fox.usdc --replace --json      # recompute, compare with the old weights
 
 \b
@@ -37,13 +37,16 @@ animations in % of height.
 @click.option("--replace", is_flag=True, help="Recompute weights of meshes that already have them.")
 @click.option("--skeleton", default=None, help="Skeleton prim path or name (default: the first).")
 @json_option
+@verbosity_option
 def cli(asset, out, influences, exclude, meshes, replace, skeleton, as_json) -> None:
     """Compute bone-heat skinning weights for ASSET's meshes, written as a layer over it."""
-    from usdposer.autoskin import skin_asset
-    from usdposer.selection import default_output
+    from usdposer.pipelines.skin import SkinOptions, skin
 
-    rep = skin_asset(asset, out or default_output(asset, "skin"), influences=influences, exclude=exclude,
-                     replace_weights=replace, meshes=meshes, skeleton=skeleton, arguments=sys.argv[1:])
+    from usdposer.core.selection import default_output
+
+    rep = skin(asset, out or default_output(asset, "skin"),
+               SkinOptions(influences=influences, exclude=tuple(exclude), replace_weights=replace, meshes=tuple(meshes),
+                           skeleton=skeleton, arguments=tuple(sys.argv[1:])))
     if rep.unweighted_joints:
         warn(f"{len(rep.unweighted_joints)} deforming joints received no weight: {', '.join(rep.unweighted_joints)}")
     emit(rep, as_json, _human)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 
 import click
-from usdposer.commands._options import json_option, seed_option
-from usdposer.commands._output import emit
+from usdposer.commands._options import json_option, seed_option, verbosity_option
+from usdposer.commands._output import emit, progress
 
 EPILOG = """\b
 Examples:
@@ -54,21 +54,22 @@ before and after.
 @click.option("--skeleton", default=None, help="Skeleton prim path or name (default: the first).")
 @seed_option
 @json_option
+@verbosity_option
 def cli(asset, anim, out, physics_out, iterations, lr, frames, clip_grad, upright_assist, no_contact, no_limits,
         preview, skeleton, seed, as_json) -> None:
     """Ground ASSET's animation in physics: simulate it, optimise PD targets, write what the body can do."""
-    from tqdm import tqdm
+    from usdposer.pipelines.track import TrackOptions, track
 
+    from usdposer.core.selection import default_output
     from usdposer.errors import InputError
     from usdposer.physics.articulation import ArticulationConfig
-    from usdposer.physics.tracking import TrackConfig, track_asset
-    from usdposer.selection import default_output
+    from usdposer.physics.tracking import TrackConfig
 
     if iterations < 1:
         raise InputError(f"--iterations {iterations}: need at least 1")
     cfg = TrackConfig(iterations=iterations, lr=lr, clip=clip_grad, contact=not no_contact, seed=seed,
                       upright_assist=upright_assist)
-    bar = tqdm(total=iterations, desc="tracking", unit="it", leave=False, disable=as_json or not sys.stderr.isatty())
+    bar = progress("tracking", quiet=as_json)(total=iterations)
 
     def step(i: int, rec: dict) -> None:  # the progress bar shows the current loss and its parts
         bar.set_postfix(loss=f"{rec['loss']:.4f}", coords=f"{rec['coords']:.4f}", root=f"{rec['root']:.4f}",
@@ -76,9 +77,9 @@ def cli(asset, anim, out, physics_out, iterations, lr, frames, clip_grad, uprigh
         bar.update(1)
 
     try:
-        rep = track_asset(asset, out or default_output(asset, "track"), anim=anim, skeleton=skeleton, cfg=cfg,
-                          art_cfg=ArticulationConfig(use_limits=not no_limits), physics_out=physics_out,
-                          frames=frames, arguments=sys.argv[1:], on_step=step, preview=preview)
+        options = TrackOptions(anim=anim, skeleton=skeleton, cfg=cfg, art_cfg=ArticulationConfig(use_limits=not no_limits),
+                               physics_out=physics_out, frames=frames, preview=preview, arguments=tuple(sys.argv[1:]))
+        rep = track(asset, out or default_output(asset, "track"), options, on_step=step)
     finally:
         bar.close()
     emit(rep, as_json, _human)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import click
-from usdposer.commands._options import device_option, json_option, seed_option
-from usdposer.commands._output import emit
+from usdposer.commands._options import device_option, json_option, seed_option, verbosity_option
+from usdposer.commands._output import emit, note, progress
 
 EPILOG = """\b
 Examples:
@@ -38,21 +38,15 @@ training poses) and the rotation statistics of `usdposer eval`'s baseline.
 @seed_option
 @device_option
 @json_option
+@verbosity_option
 def cli(dataset, out, steps, batch_size, lr, width, depth, heads, val_every, max_minutes, resume, mirror, seed, device,
         as_json) -> None:
     """Train the pose-space diffusion model on a DATASET directory (usdposer dataset build)."""
-    import sys
+    from usdposer.pipelines.train import TrainOptions, train
 
-    from tqdm import tqdm
-    from usdposer.models.cards import model_card
-    from usdposer.models.training import TrainConfig, train
-
-    cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, width=width, depth=depth, heads=heads, seed=seed,
-                      val_every=val_every, max_minutes=max_minutes, device=device, mirror=mirror)
-    log = lambda m: click.echo(m, err=True)
-    bar = lambda **kw: tqdm(desc="training", disable=not sys.stderr.isatty(), **kw)
-    result = train(dataset, out, cfg, resume=resume, progress=bar, log=log,
-                   card=lambda prior, res: model_card(prior, res, dataset))
+    options = TrainOptions(steps=steps, batch_size=batch_size, lr=lr, width=width, depth=depth, heads=heads, seed=seed,
+                           val_every=val_every, max_minutes=max_minutes, device=device, mirror=mirror, resume=resume)
+    result = train(dataset, out, options, progress=progress("training", quiet=as_json), log=note)
     emit(result, as_json, lambda r: (f"wrote {r.checkpoint}: {r.steps} steps in {r.minutes:.1f} min, train loss "
                                       f"{r.train_loss:.4f}" + (f", val loss {r.val_loss:.4f}" if r.val_loss else "")
                                       + f" (stopped by {r.stopped_by})"))

@@ -20,7 +20,7 @@ def model_card(prior, result, dataset: str, eval_table: str | None = None) -> st
         "",
         "A diffusion model over a rig's joint rotations in a canonical frame that undoes how the rig was made (each "
         "joint's rotation about world-aligned axes relative to the bind pose, facing +Z, +Y up, heights as units; "
-        "root heading removed; `usdposer.rigfeatures`), conditioned per joint on the reference pose, the "
+        "root heading removed; `usdposer.core.posespace`), conditioned per joint on the reference pose, the "
         "skin-weighted mesh and the joint name (canonical body-part words), with tree-distance attention bias over "
         "the joints that move vertices: it works on any skeleton topology and any rig convention. "
         f"Sampling: DDIM with eta = {eta:g} ({sampler}), 50 steps; latent codes are those of the deterministic "

@@ -82,8 +82,8 @@ def distill_motion(rig, prior, text, cfg: DistillConfig | None = None, *, camera
     from usdposer.models.video_prior import encode_with_grad, sds_loss
 
     from usdposer.core.kinematics import decompose_trs
+    from usdposer.core.posing import character_height, joint_transforms
     from usdposer.core.rotations import axis_angle_to_quat, quat_multiply
-    from usdposer.posing import character_height, joint_transforms
     from usdposer.render.gaussians import gaussians_from_rig
     from usdposer.render.splat import follow_camera, render
     from usdposer.types import Pose
@@ -239,99 +239,3 @@ def load_state(path) -> dict:
     groups = [dict(g, params=[i]) for i, g in enumerate(meta["param_groups"])]
     return {"angles": tensors["angles"], "root": tensors["root"], "iteration": meta["iteration"],
             "optimizer": {"state": opt_state, "param_groups": groups}}
-
-
-@dataclass
-class DistillReport:
-    """What ``usdposer distill`` did (its ``--json`` result)."""
-
-    output: str
-    animation: str
-    prompt: str
-    model: str
-    iterations: int
-    frames: int
-    final_loss: dict
-    seconds_per_iteration: dict
-    seconds: float
-    report: str | None = None
-    loss_png: str | None = None
-    preview: str | None = None
-    state: str | None = None
-
-
-def distill_asset(asset, out, *, prompt: str, model: str = "tiny-wan", cfg: DistillConfig | None = None,
-                  skeleton: str | None = None, device: str = "cpu", state_dir=None, resume=None,
-                  preview: str | None = None, arguments=None, progress=None) -> DistillReport:
-    """Distill a motion for ``asset``'s rig from the video prior ``model`` (a local diffusers folder, a hub id the
-    user has, or ``tiny-wan`` / ``tiny-cogvideox``) and write it as a SkelAnimation layer over the asset, with a JSON
-    + PNG loss report beside it."""
-    import json
-    from pathlib import Path
-
-    from usdposer.models.video_prior import load_prior, tiny_text
-
-    from usdposer.io.read_skel import read_asset
-    from usdposer.io.write_skel import provenance, write_clip_layer
-    from usdposer.types import Clip, Pose
-
-    cfg = cfg or DistillConfig()
-    tick = time.perf_counter()
-    src = read_asset(asset)
-    rig = src.rig(skeleton).to(torch.float64)
-    if device != "cpu":
-        from dataclasses import replace
-
-        cfg = replace(cfg, device=device)
-    prior = load_prior(model, device=device)
-    text = tiny_text(cfg.seed) if model.startswith("tiny-") else prior.embed(prompt)
-    out = Path(out)
-    state = load_state(resume) if resume else None
-    saver = None
-    if state_dir:
-        every = max(1, cfg.iterations // 10)
-        saver = lambda i, st: save_state(state_dir, st, cfg) if (i + 1) % every == 0 or i + 1 == cfg.iterations else None  # noqa: E731
-    res = distill_motion(rig, prior, text, cfg, progress=progress, state=state, on_step=saver)
-    from usdposer.core.kinematics import decompose_trs
-
-    t_rest, _, s_rest = decompose_trs(rig.rest_local)
-    F = cfg.frames
-    trans = t_rest.expand(F, -1, -1).clone()
-    trans[:, rig.roots[0]] = res.root
-    pose = Pose(res.rotations, trans, s_rest.expand(F, -1, -1).clone())
-    tcps = src.time_codes_per_second or 24.0
-    clip = Clip(pose.rotations, pose.translations, pose.scales,
-                time_codes=torch.arange(F, dtype=torch.float64) * tcps / cfg.fps, time_codes_per_second=tcps,
-                name="usdposerDistill")
-    prov = provenance("distill", arguments, seed=cfg.seed, prompt=prompt, model=model, iterations=cfg.iterations)
-    write_clip_layer(asset, out, rig, [clip], prov=prov)
-    report_path = out.with_suffix(".json")
-    report_path.write_text(json.dumps({"config": config_dict(cfg), "losses": res.losses,
-                                       "seconds_per_iteration": res.seconds}, indent=1))
-    png = out.with_suffix(".loss.png")
-    from usdposer.preview import loss_plot
-
-    loss_plot(res.losses, png, keys=("sds", "smooth", "ground"))
-    rep = DistillReport(str(out), f"{rig.skeleton_path}/usdposerDistill", prompt, model, cfg.iterations, F,
-                        res.losses[-1] if res.losses else {}, {k: round(v, 4) for k, v in res.seconds.items()},
-                        time.perf_counter() - tick, str(report_path), str(png), None,
-                        str(state_dir) if state_dir else None)
-    if preview:
-        rep.preview = str(render_preview(rig, pose, preview, cfg))
-    return rep
-
-
-def render_preview(rig, pose, out, cfg: DistillConfig, size: int = 192):
-    """The distilled clip rendered as a video, .gif or .mp4 (the same Gaussians, ground and following camera)."""
-    from usdposer.render.gaussians import gaussians_from_rig
-    from usdposer.render.media import write_video
-    from usdposer.render.splat import follow_camera, render
-
-    ga = gaussians_from_rig(rig, cfg.gaussians, generator=torch.Generator().manual_seed(cfg.seed))
-    with torch.no_grad():
-        mu, cov = ga.posed(rig, pose, backend="torch")
-        frames = []
-        for f in range(len(mu)):
-            rgb, _ = render(mu[f], cov[f], ga.colors, ga.opacities, follow_camera(mu[f], size, size))
-            frames.append((rgb.clamp(0, 1) ** (1 / 2.2) * 255).byte().numpy())
-    return write_video(frames, out, cfg.fps)

@@ -1,7 +1,7 @@
 """Evaluating a pose space on held-out characters, against two baselines, in one run.
 
 For each held-out character with real poses, N poses are drawn from each method and compared through forward
-kinematics in the character's canonical frame (``usdposer.rigfeatures``: roots at the reference, heading removed, as
+kinematics in the character's canonical frame (``usdposer.core.posespace``: roots at the reference, heading removed, as
 in the dataset), over the joints the model sees, with distances as the mean per-joint position error (MPJPE) in % of
 the character's height:
 
@@ -28,8 +28,8 @@ from dataclasses import dataclass
 import torch
 
 from usdposer.core.rotations import axis_angle_to_quat, quat_to_6d, sixd_to_quat
-from usdposer.dataset import Character, load_dataset
 from usdposer.errors import InputError
+from usdposer.io.dataset import Character, load_dataset
 
 COVERAGE_THRESHOLD = 5.0  # % of height
 

@@ -17,7 +17,7 @@ def calibrate_plausibility(checkpoint: str | os.PathLike | None, dataset: str | 
     """Score up to ``max_poses`` held-in poses (train split) and return ``{"threshold", "quantile", "poses"}``."""
     from usdposer.models.pose_prior import PosePrior, RigCondition
 
-    from usdposer.dataset import load_dataset
+    from usdposer.io.dataset import load_dataset
 
     prior = PosePrior.load(checkpoint, device=device)
     chars = [c for c in load_dataset(dataset, ("train",)) if len(c.poses)]

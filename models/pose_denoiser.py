@@ -1,7 +1,7 @@
 """The pose denoiser: a transformer over joint tokens, for any skeleton topology.
 
 Each joint is a token: its noisy pose (6D rotation relative to rest, normalised) plus its conditioning features
-(rest pose, mesh and name semantics; ``usdposer.rigfeatures``). Attention runs over the joints of one skeleton with
+(rest pose, mesh and name semantics; ``usdposer.core.posespace``). Attention runs over the joints of one skeleton with
 a learned per-head bias indexed by the tree distance between joints (the skeleton edges), padding joints masked
 out. The diffusion timestep enters every block through adaptive layer norm (shift, scale and gate, DiT-style,
 zero-initialised so that each block starts as the identity).
@@ -61,7 +61,7 @@ class PoseDenoiser(nn.Module, ConfigMixin):
     """epsilon(x_t, t | rig): (B, J, pose_dim) noisy poses -> (B, J, pose_dim) predicted noise.
 
     Args:
-        feature_dim: per-joint conditioning features (``usdposer.rigfeatures.FEATURE_DIM``).
+        feature_dim: per-joint conditioning features (``usdposer.core.posespace.FEATURE_DIM``).
         pose_dim: per-joint pose channels (6 for the 6D rotation).
         width, depth, heads: transformer size.
         max_tree_distance: tree distances at or beyond this share one bias (and separate trees use it too).

@@ -7,7 +7,7 @@ Checkpoint directory (never pickle)::
     model.safetensors    weights
     README.md            the model card (data, split, metrics)
 
-Poses are canonical codes (``usdposer.rigfeatures``: per-joint rotations about world-aligned axes relative to the
+Poses are canonical codes (``usdposer.core.posespace``: per-joint rotations about world-aligned axes relative to the
 reference pose, 6D) and live in the model's space as ``(six - IDENTITY_6D - mean) / std`` per 6D channel, so that
 the reference pose is near the origin. ``sample`` runs ``DDIMScheduler`` with the checkpoint's eta (``config.json``
 ``prior.sampling.eta``; 1, ancestral, for the shipped model). Latent codes are always those of the deterministic
@@ -27,13 +27,19 @@ from diffusers import DDIMInverseScheduler, DDIMScheduler, DDPMScheduler
 from torch import Tensor
 from usdposer.models.pose_denoiser import PoseDenoiser
 
+from usdposer.core.posespace import IDENTITY_6D, REPRESENTATION
 from usdposer.core.rotations import matrix_to_6d, sixd_to_matrix
 from usdposer.errors import InputError
-from usdposer.rigfeatures import IDENTITY_6D, REPRESENTATION
 
 SCHEDULER = {"num_train_timesteps": 1000, "beta_schedule": "squaredcos_cap_v2", "prediction_type": "epsilon",
              "clip_sample": False}
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "default"
+
+
+def checkpoint_dir(name: str | os.PathLike | None) -> Path:
+    """One way to name a checkpoint for every verb: ``None`` or ``"default"`` is the one shipped with usdposer,
+    anything else a checkpoint directory."""
+    return DEFAULT_CHECKPOINT if name is None or str(name) in ("", "default") else Path(name)
 
 
 def slerp(z0: Tensor, z1: Tensor, s: Tensor | float) -> Tensor:
@@ -110,7 +116,7 @@ class RigCondition:
 
     @classmethod
     def from_rig(cls, rig) -> RigCondition:
-        from usdposer.rigfeatures import joint_features, model_tree, rig_frame
+        from usdposer.core.posespace import joint_features, model_tree, rig_frame
 
         return cls(joint_features(rig).float(), model_tree(rig), rig_frame(rig).mask.clone())
 
@@ -147,7 +153,8 @@ class RigCondition:
 
 
 class PosePrior:
-    """A trained pose space: ``sample``, ``invert``, ``denoise``; ``save`` / ``load`` as a checkpoint directory."""
+    """A trained pose space: ``sample``, ``invert``, ``guided_sample``, ``score``; ``save`` / ``load`` as a checkpoint
+    directory."""
 
     def __init__(self, denoiser: PoseDenoiser, mean: Tensor | None = None, std: Tensor | None = None,
                  info: dict | None = None):
@@ -362,10 +369,10 @@ class PosePrior:
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, device: str = "cpu") -> PosePrior:
-        """Load a checkpoint directory (``None``: the default checkpoint shipped in the package)."""
+        """Load a checkpoint directory (``None`` or ``"default"``: the one shipped in the package)."""
         from safetensors.torch import load_file
 
-        path = Path(path) if path is not None else DEFAULT_CHECKPOINT
+        path = checkpoint_dir(path)
         cfg_file, w_file = path / "config.json", path / "model.safetensors"
         if not cfg_file.exists() or not w_file.exists():
             raise InputError(f"{path}: not a usdposer checkpoint (needs config.json and model.safetensors); "

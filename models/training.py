@@ -1,4 +1,4 @@
-"""Training the pose prior on a dataset directory (``usdposer.dataset``): padded mixed-skeleton batches, AdamW,
+"""Training the pose prior on a dataset directory (``usdposer.io.dataset``): padded mixed-skeleton batches, AdamW,
 an EMA of the weights (what gets saved), periodic validation, resume, and a wall-clock budget.
 
 Resume state sits beside the checkpoint: ``training_state.safetensors`` (EMA weights, optimiser moments) and
@@ -18,8 +18,9 @@ import torch
 from usdposer.models.pose_denoiser import PoseDenoiser
 from usdposer.models.pose_prior import PosePrior
 
-from usdposer.dataset import Character, load_dataset
 from usdposer.errors import InputError
+from usdposer.io.dataset import Character, load_dataset
+from usdposer.results import Result
 
 
 @dataclass
@@ -42,7 +43,7 @@ class TrainConfig:
 
 
 @dataclass
-class TrainResult:
+class TrainResult(Result):
     checkpoint: str
     steps: int
     train_loss: float
@@ -56,11 +57,11 @@ class Batcher:
     """Random padded batches over characters (probability ~ sqrt(pose count), so long mocap takes do not drown
     small clips), poses uniform within a character. Joints outside a character's model are masked out. With
     ``mirror``, characters whose reference pose is mirror-symmetric also give their poses' left/right mirror images
-    (``usdposer.rigfeatures.mirror_codes``), half of the time."""
+    (``usdposer.core.posespace.mirror_codes``), half of the time."""
 
     def __init__(self, chars: list[Character], prior: PosePrior, device: str, generator: torch.Generator,
                  mirror: bool = False):
-        from usdposer.rigfeatures import mirror_codes
+        from usdposer.core.posespace import mirror_codes
 
         self.chars = [c for c in chars if len(c.poses)]
         if not self.chars:
@@ -107,7 +108,7 @@ class Batcher:
 def normalization(chars: list[Character]) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel mean / std of (six - identity) over the training poses' model joints (each character weighted
     equally)."""
-    from usdposer.rigfeatures import IDENTITY_6D
+    from usdposer.core.posespace import IDENTITY_6D
 
     ident = torch.tensor(IDENTITY_6D)
     means, sq = [], []
@@ -163,7 +164,7 @@ def train(dataset: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, 
     else:
         if resume:
             log(f"no training state in {out}; starting from scratch")
-        from usdposer.rigfeatures import FEATURE_DIM
+        from usdposer.core.posespace import FEATURE_DIM
 
         mean, std = normalization(train_chars)
         prior = PosePrior(PoseDenoiser(feature_dim=FEATURE_DIM, width=cfg.width, depth=cfg.depth, heads=cfg.heads),

@@ -115,15 +115,14 @@ def tiny(tmp_path_factory):
     import subprocess
     import sys
 
-    from usdposer.models.training import TrainConfig, train
-
-    from usdposer.dataset import build_dataset
+    from usdposer.pipelines.dataset import DatasetOptions, build
+    from usdposer.pipelines.train import TrainOptions, train
 
     root = tmp_path_factory.mktemp("pose_space")
-    manifest = build_dataset([str(ASSETS / s) for s in TINY_SOURCES], root / "data", holdout=["Trex"],
-                             val=["cmu_walk"])
-    result = train(root / "data", root / "ckpt", TrainConfig(steps=150, batch_size=64, width=32, depth=2, heads=2,
-                                                              val_every=50, lr=1e-3, seed=0), log=lambda m: None)
+    manifest = build([str(ASSETS / s) for s in TINY_SOURCES], root / "data",
+                     DatasetOptions(holdout=("Trex",), val=("cmu_walk",))).manifest
+    result = train(root / "data", root / "ckpt", TrainOptions(steps=150, batch_size=64, width=32, depth=2, heads=2,
+                                                               val_every=50, lr=1e-3, seed=0))
     fox = root / "fox.usdc"
     subprocess.run([sys.executable, "-m", "usdposer.commands._entry", "import", str(ASSETS / "khronos" / "Fox.glb"),
                     "-o", str(fox)], check=True, capture_output=True)

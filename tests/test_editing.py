@@ -84,7 +84,7 @@ def test_energy_terms_gradcheck_float64():
 @pytest.mark.parametrize("placed", [False, True], ids=["grounded", "like-a-frame"])
 def test_pose_objective_residuals_gradcheck_float64(placed):
     """The whole IK residual (FK from 6D, grounding or a source placement, handles, limits, ground) in float64."""
-    from usdposer.ik import PoseObjective
+    from usdposer.core.ik import PoseObjective
     from usdposer.types import Pose
 
     rig = chain_rig(4)
@@ -136,8 +136,8 @@ def test_slerp_is_variance_preserving():
 def test_dls_and_gauss_newton_reach_a_handle():
     from usdposer.models.pose_prior import gauss_newton
 
-    from usdposer.ik import PoseObjective, dls_ik
-    from usdposer.rigfeatures import IDENTITY_6D
+    from usdposer.core.ik import PoseObjective, dls_ik
+    from usdposer.core.posespace import IDENTITY_6D
 
     rig = chain_rig(4)
     obj = PoseObjective(rig, torch.tensor([3]), torch.tensor([[0.3, 0.7, 0.1]]), torch.ones(1), limit_weight=0.0)
@@ -150,11 +150,11 @@ def test_dls_and_gauss_newton_reach_a_handle():
 # ------------------------------------------------------------------------------------------------ the prior
 def test_inversion_is_deterministic_and_round_trips(tiny, fox_rig):
     """Invert-then-decode stays within the goal (0.5% of height) on a training character's real poses."""
-    from usdposer.models.editing import joint_error
     from usdposer.models.pose_prior import PosePrior, RigCondition
+    from usdposer.pipelines._session import joint_error
 
-    from usdposer.posing import character_height
-    from usdposer.rigfeatures import pose_to_6d
+    from usdposer.core.posespace import pose_to_6d
+    from usdposer.core.posing import character_height
 
     asset, rig = fox_rig
     prior = PosePrior.load(tiny["root"] / "ckpt")
@@ -178,7 +178,7 @@ def test_inversion_is_deterministic_and_round_trips(tiny, fox_rig):
 def test_score_ranks_real_poses_above_noisy_ones(tiny, fox_rig):
     from usdposer.models.pose_prior import PosePrior, RigCondition
 
-    from usdposer.rigfeatures import pose_to_6d
+    from usdposer.core.posespace import pose_to_6d
 
     asset, rig = fox_rig
     prior = PosePrior.load(tiny["root"] / "ckpt")
@@ -194,8 +194,8 @@ def test_guided_ik_reaches_targets_from_real_poses(tiny, fox_rig):
     four candidates (what ``usdposer ik`` writes), and guidance pulls every candidate towards the targets."""
     from usdposer.models.pose_prior import PosePrior, RigCondition
 
-    from usdposer.ik import PoseObjective
-    from usdposer.rigfeatures import pose_to_6d
+    from usdposer.core.ik import PoseObjective
+    from usdposer.core.posespace import pose_to_6d
 
     asset, rig = fox_rig
     prior = PosePrior.load(tiny["root"] / "ckpt")
@@ -350,11 +350,11 @@ def test_invert_needs_usd_and_animation(tmp_path):
 def test_path_report_counts_self_intersections_like_check(tiny):
     """The report's crossings column is the SelfIntersection rule's exact test: the rest pose is clean, a Fox leg
     rotated 110 degrees into the body crosses."""
-    from usdposer.models.editing import self_intersections
+    from usdposer.pipelines.interpolate import self_intersections
 
+    from usdposer.core.posespace import pose_to_6d
     from usdposer.core.rotations import axis_angle_to_quat, quat_multiply
     from usdposer.io.read_skel import read_asset
-    from usdposer.rigfeatures import pose_to_6d
     from usdposer.types import Pose
 
     rig = read_asset(tiny["fox"]).rig().to(torch.float64)

@@ -23,10 +23,10 @@ def fox_sequence(tmp_path_factory):
     import trimesh
     from pxr import Sdf, Usd, UsdGeom, UsdSkel, Vt
 
+    from usdposer.core.posing import character_height
     from usdposer.io.importers import import_any
     from usdposer.io.read_skel import read_asset
     from usdposer.io.stage import stage_units
-    from usdposer.posing import character_height
 
     d = tmp_path_factory.mktemp("fit")
     import_any(ASSETS / "khronos" / "Fox.glb", d / "fox.usdc")
@@ -64,7 +64,7 @@ def fox_sequence(tmp_path_factory):
 
 def _weighted_joint_error(rig, clip, fitted, frames) -> float:
     from usdposer.core.kinematics import joint_positions
-    from usdposer.posing import character_height, joint_transforms
+    from usdposer.core.posing import character_height, joint_transforms
     from usdposer.types import Pose
 
     W = torch.zeros(rig.num_joints, dtype=torch.float64)
@@ -143,9 +143,9 @@ def test_fit_recovers_shared_assets_own_clips(name, tmp_path):
     require_shared()
     import trimesh
 
-    from usdposer.dataset import read_any
-    from usdposer.fitting import as_pose, fit_frames
-    from usdposer.posing import character_height, skin
+    from usdposer.core.fitting import as_pose, fit_frames
+    from usdposer.core.posing import character_height, skin
+    from usdposer.io.dataset import read_any
     from usdposer.types import Pose
 
     asset = read_any(SHARED / name, tmp_path, strict=False)

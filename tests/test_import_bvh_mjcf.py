@@ -19,8 +19,6 @@ from conftest import ASSETS, SHARED
 from pxr import Usd, UsdSkel
 from usd_golden import usd_joint_and_points
 
-from usdposer.io.stage import axis_matrix
-
 BVH_FILES = [ASSETS / "cmu" / "cmu_walk.bvh"] + ([SHARED / "bvh" / "cmu_01_01.bvh"] if SHARED.exists() else [])
 MJCF_FILES = [ASSETS / "mujoco" / "rodent" / "rodent.xml"] + (
     [SHARED / "mujoco" / "dog" / "dog.xml"] if SHARED.exists() else [])
@@ -111,7 +109,7 @@ def test_mjcf_limits_rest_and_skin_match_newton(path, tmp_path):
     skel_path = str(stage.GetDefaultPrim().GetPath()) + "/Skel"
     world, points = usd_joint_and_points(stage, skel_path, [Usd.TimeCode.Default()])
     world = world[0]
-    C = axis_matrix("Z")[:3, :3]
+    C = np.array([[1.0, 0, 0], [0, 0, 1], [0, -1, 0]])  # MuJoCo's +Z up -> +Y up, written here
     tokens = [str(t) for t in UsdSkel.Skeleton(stage.GetPrimAtPath(skel_path)).GetJointsAttr().Get()]
     body_q = np.asarray(b.body_q, np.float64)
     for k, tok in enumerate(tokens):

@@ -102,7 +102,7 @@ def _view(path):
 
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_pose_space_sees_the_same_rig_and_poses(kind, knight, variants):
-    from usdposer.rigfeatures import pose_to_6d, rig_frame
+    from usdposer.core.posespace import pose_to_6d, rig_frame
 
     a0, rig0, c0 = _view(knight)
     a1, rig1, c1 = _view(variants[kind].path)
@@ -124,8 +124,8 @@ def test_pose_space_sees_the_same_rig_and_poses(kind, knight, variants):
 def test_prior_scores_and_samples_do_not_change(knight, variants, tiny):
     from usdposer.models.pose_prior import PosePrior
 
-    from usdposer.posing import joint_transforms
-    from usdposer.rigfeatures import pose_from_6d, pose_to_6d
+    from usdposer.core.posespace import pose_from_6d, pose_to_6d
+    from usdposer.core.posing import joint_transforms
 
     prior = PosePrior.load(tiny["root"] / "ckpt")
     a0, rig0, c0 = _view(knight)
@@ -150,20 +150,20 @@ def test_prior_scores_and_samples_do_not_change(knight, variants, tiny):
         p0 = torch.from_numpy(pos0.numpy() @ rig0.skel_to_world.numpy()[:3, :3].T)
         mask = c0.mask
         d = (p1 - p1[:, mask].mean(1, keepdim=True)) - (p0 - p0[:, mask].mean(1, keepdim=True))
-        from usdposer.rigfeatures import rig_frame
+        from usdposer.core.posespace import rig_frame
 
         assert float(d[:, mask].norm(dim=-1).max()) < 1e-4 * rig_frame(rig0).height, kind
 
 
 def test_eval_numbers_do_not_change(knight, variants, tiny, tmp_path):
     from usdposer.models.evaluation import evaluate
-
-    from usdposer.dataset import build_dataset
+    from usdposer.pipelines.dataset import DatasetOptions, build
 
     kinds = ["joint-frames", "armature-0.01", "facing-plus-x", "rest-frame", "names-max", "extra-joints"]
     sources = [str(knight)] + [variants[k].path for k in kinds]
-    build_dataset(sources, tmp_path / "data", holdout=[f"{knight.parent.name}/Knight"] +
-                  [f"{variants[k].path.rsplit('/', 2)[-2]}/Knight.{k}" for k in kinds])
+    build(sources, tmp_path / "data", DatasetOptions(holdout=tuple([f"{knight.parent.name}/Knight"] +
+                                                                   [f"{variants[k].path.rsplit('/', 2)[-2]}/Knight.{k}"
+                                                                    for k in kinds])))
     rows = evaluate(str(tiny["root"] / "ckpt"), str(tmp_path / "data"), n=24, steps=10, seeds=2)
     by = {(r.character.rsplit("/", 1)[-1], r.method): r for r in rows}
     for k in kinds:
@@ -181,7 +181,7 @@ def test_eval_numbers_do_not_change(knight, variants, tiny, tmp_path):
     ("LowerLeg_R", "mixamorig:RightLeg", "shin.R", "Bip01 R Calf", "calf_r"),
 ])
 def test_joint_names_mean_the_same_across_tools(names):
-    from usdposer.rigfeatures import canonical_words, name_hash, name_side
+    from usdposer.core.posespace import canonical_words, name_hash, name_side
 
     words = {tuple(canonical_words(n)) for n in names}
     sides = {name_side(n) for n in names}
@@ -195,8 +195,8 @@ def test_joint_names_mean_the_same_across_tools(names):
 def test_bind_in_the_mesh_space_is_brought_into_the_skeleton(knight):
     """glTF's inverse bind matrices are relative to the skinned mesh node: Quaternius' armature is rotated 90
     degrees and scaled 100x against them. The reference mesh is then where the rest pose skins it."""
-    from usdposer.posing import character_height
-    from usdposer.rigfeatures import rig_frame
+    from usdposer.core.posespace import rig_frame
+    from usdposer.core.posing import character_height
 
     _, rig, _ = _view(knight)
     rf = rig_frame(rig)
@@ -209,12 +209,14 @@ def test_bind_in_the_mesh_space_is_brought_into_the_skeleton(knight):
 def test_mirror_images_are_mirror_images(tmp_path):
     """The augmentation's mirror images, on a rig whose reference pose is exactly symmetric (KayKit's mannequin,
     with its library's clips): the mirrored codes put every joint where the mirror image of its partner was."""
-    from usdposer.dataset import build_dataset, load_dataset
-    from usdposer.rigfeatures import mirror_codes
+    from usdposer.pipelines.dataset import DatasetOptions, build
+
+    from usdposer.core.posespace import mirror_codes
+    from usdposer.io.dataset import load_dataset
 
     lib = ASSETS / "kaykit" / "anim" / "Med_MovementBasic.glb"
-    build_dataset([str(ASSETS / "kaykit" / "mannequin" / "manny_med_mod.gltf")], tmp_path / "d",
-                  anim_from=[(str(lib), "manny_med_mod")])
+    build([str(ASSETS / "kaykit" / "mannequin" / "manny_med_mod.gltf")], tmp_path / "d",
+          DatasetOptions(anim_from=((str(lib), "manny_med_mod"),)))
     ch = load_dataset(tmp_path / "d")[0]
     perm = ch.mirror()
     assert perm is not None and not torch.equal(perm, torch.arange(len(perm)))
@@ -230,11 +232,11 @@ def test_mirror_images_are_mirror_images(tmp_path):
 def test_animation_library_binds_to_its_character_by_joint_name(tmp_path):
     """KayKit's clips come in skeleton-only files: bound to the mannequin (same joint names, no root or hand
     slots), they retarget exactly and train on its mesh; the library is no character of its own."""
-    from usdposer.dataset import build_dataset
+    from usdposer.pipelines.dataset import DatasetOptions, build
 
     lib = ASSETS / "kaykit" / "anim" / "Med_MovementBasic.glb"
-    m = build_dataset([str(ASSETS / "kaykit" / "mannequin" / "manny_med_mod.gltf"), str(lib)], tmp_path / "d",
-                      anim_from=[(str(lib), "manny_med_mod")])
+    m = build([str(ASSETS / "kaykit" / "mannequin" / "manny_med_mod.gltf"), str(lib)], tmp_path / "d",
+              DatasetOptions(anim_from=((str(lib), "manny_med_mod"),))).manifest
     assert [c["id"] for c in m["characters"]] == ["mannequin/manny_med_mod"]
     src = m["characters"][0]["anim_sources"][0]
     assert src["matched"] == 20 and src["unmatched_character_joints"] == [] and src["residual_pct"] < 1e-3
@@ -245,7 +247,7 @@ def test_animation_library_binds_to_its_character_by_joint_name(tmp_path):
 def test_a_file_with_one_skeleton_split_into_skins_is_one_character(knight):
     from dataclasses import replace
 
-    from usdposer.dataset import distinct_rigs
+    from usdposer.core.retarget import distinct_rigs
 
     _, rig, _ = _view(knight)
     bare = replace(rig, skeleton_path=rig.skeleton_path + "_1", meshes=rig.meshes[:1])
@@ -276,7 +278,7 @@ def test_info_reports_the_rig_conventions(variants):
 def test_held_out_characters_are_invariant_to_every_variant(name, tmp_path):
     """Every shared held-out character, every variant (the T-pose where the rig has arms): the same features and
     codes (OpenUSD's skinning of each variant equal to the source's, to float precision)."""
-    from usdposer.rigfeatures import canonical_words
+    from usdposer.core.posespace import canonical_words
 
     require_shared()
     src = _import(SHARED / "quaternius" / name, tmp_path / "src.usdc")
@@ -293,7 +295,7 @@ def test_held_out_characters_are_invariant_to_every_variant(name, tmp_path):
         a1, rig1, c1 = _view(v.path)
         idx = _joint_map(rig1, rig0, v)
         assert (c1.features[idx] - c0.features).abs().max() < 1e-5, kind
-        from usdposer.rigfeatures import pose_to_6d
+        from usdposer.core.posespace import pose_to_6d
 
         clip0, clip1 = a0.clip(rig0), a1.clip(rig1)
         assert (pose_to_6d(rig1, clip1.pose())[:, idx] - pose_to_6d(rig0, clip0.pose())).abs().max() < 1e-5, kind
@@ -320,8 +322,8 @@ def test_import_plays_an_animation_library_on_its_character_exactly(naming, tmp_
     """``import --anim-from``: the KayKit mannequin (or a copy renamed as Mixamo names joints) plays the library's
     clips; OpenUSD's joint positions equal those of the library's own skeleton (root motion and the hips' animated
     translation included) for every matched joint."""
+    from usdposer.core.posespace import canonical_words, name_side
     from usdposer.io.importers import import_any
-    from usdposer.rigfeatures import canonical_words, name_side
 
     lib = ASSETS / "kaykit" / "anim" / "Med_MovementBasic.glb"
     character = tmp_path / "manny.usdc"

@@ -70,19 +70,20 @@ def test_clip_layer_round_trip_units_and_axis(tiny_usda, tmp_path, suffix):
 
 def test_layer_over_imported_asset_is_seen_by_usdskel(tmp_path):
     """A clip written over an imported Fox moves the skinned points the way OpenUSD computes them."""
-    from usd_golden import usd_joint_and_points
+    from usd_golden import to_stage_points, usd_joint_and_points
 
-    from usdposer.posing import skin
+    from usdposer.core.posing import skin
 
     src = tmp_path / "fox.usdc"
     import_gltf(ASSETS / "khronos" / "Fox.glb", src)
     rig = read_asset(src).rigs[0]
     clip = bent_clip(rig, 3)
     out = write_clip_layer(src, tmp_path / "fox_bend.usdc", rig, [clip], prov=provenance("test", []))
-    _, ref = usd_joint_and_points(Usd.Stage.Open(str(out)), rig.skeleton_path, clip.time_codes.tolist())
-    ours = skin(rig, clip, backend="torch")[0]
+    stage = Usd.Stage.Open(str(out))
+    _, ref = usd_joint_and_points(stage, rig.skeleton_path, clip.time_codes.tolist(), raw=True)
+    ours = to_stage_points(stage, skin(rig, clip, backend="torch")[0].numpy())
     r = ref[rig.meshes[0].path]
-    assert np.abs(ours.numpy() - r).max() / np.linalg.norm(r.reshape(-1, 3).max(0) - r.reshape(-1, 3).min(0)) < 1e-5
+    assert np.abs(ours - r).max() / np.linalg.norm(r.reshape(-1, 3).max(0) - r.reshape(-1, 3).min(0)) < 1e-5
 
 
 def test_pose_library_round_trip(tiny_usda, tmp_path):

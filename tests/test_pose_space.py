@@ -23,7 +23,7 @@ def test_tree_distance_matches_scipy_shortest_paths():
     from scipy.sparse import csr_matrix
     from scipy.sparse.csgraph import shortest_path
 
-    from usdposer.rigfeatures import tree_distance
+    from usdposer.core.posespace import tree_distance
 
     parents = torch.tensor([-1, 0, 1, 1, 0, 4, -1, 6])  # two trees
     J = len(parents)
@@ -35,7 +35,7 @@ def test_tree_distance_matches_scipy_shortest_paths():
 
 
 def test_name_side_and_words():
-    from usdposer.rigfeatures import name_side, name_words
+    from usdposer.core.posespace import name_side, name_words
 
     assert name_words("mixamorig:LeftUpLeg") == ["mixamorig", "left", "up", "leg"]
     for n, s in [("LeftUpLeg", -1), ("upper_leg_L", -1), ("R_Arm", 1), ("hand.r", 1), ("Spine1", 0), ("Head", 0),
@@ -44,9 +44,9 @@ def test_name_side_and_words():
 
 
 def test_pose_6d_round_trip_and_heading(tiny):
+    from usdposer.core.posespace import pose_from_6d, pose_to_6d
+    from usdposer.core.posing import joint_transforms
     from usdposer.io.read_skel import read_asset
-    from usdposer.posing import joint_transforms
-    from usdposer.rigfeatures import pose_from_6d, pose_to_6d
 
     asset = read_asset(tiny["fox"])
     rig = asset.rig()
@@ -66,7 +66,7 @@ def test_pose_6d_round_trip_and_heading(tiny):
     world_delta = quat_multiply(canon.rotations[:, r], quat_conjugate(q_rest[r]).expand(len(clip), 4))
     assert torch.allclose(world_delta[:, 2], torch.zeros(len(clip), dtype=world_delta.dtype), atol=1e-6)
     # ground: the lowest skinned point of every pose is at y = 0
-    from usdposer.posing import skin
+    from usdposer.core.posing import skin
 
     pts = torch.cat(skin(rig, canon, backend="torch"), 1)
     y = pts @ rig.skel_to_world[1, :3].to(pts) + rig.skel_to_world[1, 3]
@@ -94,7 +94,7 @@ def test_dataset_split_by_character_and_safetensors_only(tiny):
         poses = f.get_tensor("poses")
         assert poses.shape[1:] == (24, 6) and json.loads(f.metadata()["joints"])[0]
     # what training reads never includes the held-out character
-    from usdposer.dataset import load_dataset
+    from usdposer.io.dataset import load_dataset
 
     assert "quaternius/Trex" not in {c.id for c in load_dataset(data, ("train", "val"))}
 
@@ -204,13 +204,13 @@ def test_ddim_sampling_is_deterministic_and_inverts(tiny):
 def test_ancestral_sampling_stores_codes_that_decode_to_its_poses(tiny, tmp_path):
     """eta = 1 draws fresh noise at every step, so ``sample`` stores the poses' DDIM inversions: decoding those codes
     with the deterministic sampler gives the written poses back; the sampler is recorded as ddpm."""
-    from usdposer.models.pipelines import sample_asset
     from usdposer.models.pose_prior import PosePrior, RigCondition
+    from usdposer.pipelines.sample import SampleOptions, sample
 
+    from usdposer.core.posespace import pose_from_6d
     from usdposer.errors import InputError
     from usdposer.io.read_skel import read_asset
     from usdposer.io.write_skel import read_pose_library
-    from usdposer.rigfeatures import pose_from_6d
 
     ckpt = tiny["root"] / "ckpt"
     prior = PosePrior.load(ckpt)
@@ -225,7 +225,7 @@ def test_ancestral_sampling_stores_codes_that_decode_to_its_poses(tiny, tmp_path
         prior.sample(cond, 2, eta=1.5)
 
     out = tmp_path / "s.usdc"
-    rep = sample_asset(tiny["fox"], out, n=6, seed=2, checkpoint=str(ckpt), steps=20)
+    rep = sample(tiny["fox"], out, SampleOptions(n=6, seed=2, checkpoint=str(ckpt), steps=20))
     assert rep.eta == 1.0 and rep.sampler == "ddpm" and rep.latent_error < 0.05
     stage = Usd.Stage.Open(str(out))
     skel = stage.GetPrimAtPath(rep.skeleton)
@@ -235,7 +235,7 @@ def test_ancestral_sampling_stores_codes_that_decode_to_its_poses(tiny, tmp_path
     again = pose_from_6d(rig.to(torch.float64), decoded.double())
     dot = (again.rotations * pose.rotations.double()).sum(-1).abs().clamp(max=1)
     assert float(2 * torch.acos(dot).max()) < 0.05  # radians, every joint of every pose
-    det = sample_asset(tiny["fox"], tmp_path / "d.usdc", n=2, seed=2, checkpoint=str(ckpt), steps=20, eta=0.0)
+    det = sample(tiny["fox"], tmp_path / "d.usdc", SampleOptions(n=2, seed=2, checkpoint=str(ckpt), steps=20, eta=0.0))
     assert det.sampler == "ddim" and det.latent_error is None
 
 
@@ -324,7 +324,7 @@ def test_eval_table_has_model_and_both_baselines(tiny):
 def test_learned_limit_violations_hold_for_real_poses(tiny):
     from usdposer.models.evaluation import learned_limits, limit_violation_rate
 
-    from usdposer.dataset import load_dataset
+    from usdposer.io.dataset import load_dataset
 
     ch = [c for c in load_dataset(str(tiny["root"] / "data"), ("heldout",)) if len(c.poses)][0]
     learned = learned_limits(ch)

@@ -66,8 +66,8 @@ def _fox_pose(asset, rig, frame=5):
 
 
 def test_fox_render_silhouette_and_texture(fox):
-    from usdposer.posing import skin
-    from usdposer.render.media import cameras
+    from usdposer.core.posing import skin
+    from usdposer.render.cameras import cameras
     from usdposer.render.raster import Style, project, render_pose
 
     _, asset, rig = fox
@@ -100,7 +100,7 @@ def test_golden_image_of_a_small_asset(tmp_path):
 
     from usdposer.io.importers import import_any
     from usdposer.io.read_skel import read_asset
-    from usdposer.render.media import cameras
+    from usdposer.render.cameras import cameras
     from usdposer.render.raster import render_pose
     from usdposer.types import Pose
 
@@ -229,8 +229,8 @@ def test_previews_never_write_to_usd_file_names(fox, tmp_path):
     """Every preview (contact sheets of sample, ik, interpolate, fit, invert; track and distill videos) goes through
     one writer, which refuses a USD file name: `--preview asset.usdc` once replaced the asset with a PNG."""
     from usdposer.errors import InputError
-    from usdposer.preview import contact_sheet
-    from usdposer.render.media import write_video
+    from usdposer.render.encode import write_video
+    from usdposer.render.preview import contact_sheet
 
     d, asset, rig = fox
     before = (d / "fox.usdc").read_bytes()

@@ -157,8 +157,8 @@ def test_bone_heat_against_blenders_automatic_weights_on_the_fox(tmp_path):
     """Blender's Automatic Weights is bone heat: on the bundled Fox (artist weights stripped) usdposer gives most
     vertices the same dominant bone as Blender, and is as close to the artist's weights (measured: 86 % agree;
     L1 to the artist 0.62 against Blender's 0.58; ours is closer on 15 of the 17 shared assets Blender skins)."""
-    from usdposer.autoskin import heat_weights, weight_quality, with_weights
-    from usdposer.dataset import read_any
+    from usdposer.core.skinweights import heat_weights, weight_quality, with_weights
+    from usdposer.io.dataset import read_any
 
     fox = ASSETS / "khronos" / "Fox.glb"
     asset = read_any(fox, tmp_path, strict=False)
@@ -193,8 +193,8 @@ def _strip_weights(src: Path, out: Path) -> None:
 def test_skin_cli_on_the_fox_without_weights_matches_openusd_and_the_artist(tmp_path):
     from pxr import Usd, UsdGeom, UsdSkel, Vt
 
-    from usdposer import posing
-    from usdposer.autoskin import weight_quality
+    from usdposer.core import posing
+    from usdposer.core.skinweights import weight_quality
     from usdposer.io.importers import import_any
     from usdposer.io.read_skel import read_asset
 
@@ -256,8 +256,8 @@ def test_shared_assets_every_bone_gets_weight_and_recomputed_weights_track_the_a
     skinned RMSE over the asset's own animation stays small for most assets (the median over the set is
     reported by bench/skin.py)."""
     require_shared()
-    from usdposer.autoskin import heat_weights, weight_quality, with_weights
-    from usdposer.dataset import read_any
+    from usdposer.core.skinweights import heat_weights, weight_quality, with_weights
+    from usdposer.io.dataset import read_any
 
     files = [f for pattern in ("quaternius/*/*.glb", "khronos/*.gl*", "threejs/*.glb", "mujoco/*/*.xml")
              for f in sorted(SHARED.glob(pattern))]

@@ -102,24 +102,25 @@ def test_warp_matches_usdskel_on_real_asset():
 
     import numpy as np
     from conftest import ASSETS
-    from usd_golden import usd_joint_and_points
+    from usd_golden import to_stage_points, usd_joint_and_points
 
     from usdposer.core.kinematics import skinning_transforms
+    from usdposer.core.posing import joint_transforms
     from usdposer.io.gltf_import import import_gltf
     from usdposer.io.read_skel import read_asset
     from usdposer.io.stage import open_stage
-    from usdposer.posing import joint_transforms
 
     out = Path(tempfile.mkdtemp()) / "fox.usdc"
     import_gltf(ASSETS / "khronos" / "Fox.glb", out)
     asset = read_asset(out)
     rig = asset.rigs[0]
     clip = asset.clips[rig.skeleton_path][0]
-    _, ref = usd_joint_and_points(open_stage(out), rig.skeleton_path, clip.time_codes.tolist())
+    stage = open_stage(out)
+    _, ref = usd_joint_and_points(stage, rig.skeleton_path, clip.time_codes.tolist(), raw=True)
     S = skinning_transforms(joint_transforms(rig, clip.pose()), rig.bind_world)
     mesh = rig.meshes[0]
     ours = linear_blend_skinning(mesh.points.float(), mesh.joint_indices, mesh.joint_weights.float(), S.float(),
                                  backend="warp")
     r = ref[mesh.path]
     diag = np.linalg.norm(r.reshape(-1, 3).max(0) - r.reshape(-1, 3).min(0))
-    assert np.abs(ours.double().numpy() - r).max() / diag < 1e-5
+    assert np.abs(to_stage_points(stage, ours.double().numpy()) - r).max() / diag < 1e-5

@@ -92,8 +92,99 @@ def test_ground_contact_kernel_matches_torch(fox):
     assert got[[0, 1]].abs().max() == 0
 
 
+def _tangent(q_grad: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """A transform gradient with its quaternion part projected onto the unit sphere's tangent: off the sphere the
+    kernel's and the twin's rotation formulas differ, on it they are one function."""
+    out = q_grad.clone()
+    rot, quat = out[:, 3:], q[:, 3:]
+    out[:, 3:] = rot - (rot * quat).sum(1, keepdim=True) * quat
+    return out
+
+
+def _contact_state(art, seed: int):
+    g = torch.Generator().manual_seed(seed)
+    B = art.num_bodies
+    q = torch.cat([torch.randn(B, 3, generator=g) * 0.2,
+                   torch.nn.functional.normalize(torch.randn(B, 4, generator=g), dim=1)], 1)
+    return q, torch.randn(B, 6, generator=g), torch.randn(B, 6, generator=g)
+
+
+def test_ground_contact_kernel_vjp_matches_torch_autograd(fox):
+    """Warp's adjoint of the contact kernel (what the tracking tape uses) against autograd through the torch twin:
+    the vector-Jacobian products w.r.t. body poses and twists agree for a random cotangent."""
+    from usdposer.core._warp import get_warp
+    from usdposer.physics._warp_contact import ground_contact_kernel
+    from usdposer.physics.contact import ground_wrench_ref
+
+    wp = get_warp()
+    _, _, _, art = fox
+    B = art.num_bodies
+    q, qd, cot = _contact_state(art, 3)
+    com = torch.from_numpy(art.model.body_com.numpy()).double()
+    gains = [torch.from_numpy(np.asarray(art.contact[k], dtype=np.float64)) for k in ("ke", "kd", "kf", "mu")]
+    margin = float(art.contact["margin"])
+    tq, tqd = q.double().requires_grad_(True), qd.double().requires_grad_(True)
+    want = ground_wrench_ref(tq, tqd, com, torch.from_numpy(art.centers), torch.from_numpy(art.halves), *gains,
+                             margin=margin)
+    assert (want.abs().sum(1) > 0).sum() >= B // 4  # some bodies are in contact
+    (want * cot.double()).sum().backward()
+    wq = wp.array(q.numpy(), dtype=wp.transform, requires_grad=True)
+    wqd = wp.array(qd.numpy(), dtype=wp.spatial_vector, requires_grad=True)
+    f = wp.zeros(B, dtype=wp.spatial_vector, requires_grad=True)
+    tape = wp.Tape()
+    with tape:
+        wp.launch(ground_contact_kernel, dim=B * 8,
+                  inputs=[wq, wqd, art.model.body_com, wp.array(art.centers.astype(np.float32), dtype=wp.vec3),
+                          wp.array(art.halves.astype(np.float32), dtype=wp.vec3),
+                          *[wp.array(x.float().numpy(), dtype=float) for x in gains], margin], outputs=[f])
+    tape.backward(grads={f: wp.array(cot.numpy(), dtype=wp.spatial_vector)})
+    got_q = _tangent(torch.from_numpy(wq.grad.numpy()).double(), q.double())
+    got_qd = torch.from_numpy(wqd.grad.numpy()).double()
+    want_q, want_qd = _tangent(tq.grad, q.double()), tqd.grad
+    assert want_q.abs().max() > 0 and want_qd.abs().max() > 0
+    assert torch.allclose(got_q, want_q, rtol=1e-3, atol=2e-3 * float(want_q.abs().max())), \
+        float((got_q - want_q).abs().max() / want_q.abs().max())
+    assert torch.allclose(got_qd, want_qd, rtol=1e-3, atol=2e-3 * float(want_qd.abs().max()))
+    # bodies clear of the ground get no gradient
+    free = want.abs().sum(1) == 0
+    assert got_q[free].abs().max() == 0 and got_qd[free].abs().max() == 0
+
+
+def test_upright_kernel_vjp_matches_torch_autograd(fox):
+    """The same for the virtual uprightness torque: the root pose's and twist's gradients, and nothing elsewhere."""
+    from usdposer.core._warp import get_warp
+    from usdposer.physics._warp_contact import upright_kernel
+    from usdposer.physics.contact import upright_torque_ref
+
+    wp = get_warp()
+    _, _, _, art = fox
+    B, root = art.num_bodies, 2
+    q, qd, cot = _contact_state(art, 4)
+    up_local = torch.nn.functional.normalize(torch.tensor([0.2, 1.0, -0.1], dtype=torch.float64), dim=0)
+    up_a, up_b = torch.tensor([0.1, 1.0, 0.0], dtype=torch.float64), torch.tensor([0.0, 1.0, 0.2], dtype=torch.float64)
+    tq, tqd = q.double().requires_grad_(True), qd.double().requires_grad_(True)
+    tau = upright_torque_ref(tq, tqd, root, up_local, up_a, up_b, 0.3, 50.0, 2.0)
+    (tau * cot[root, 3:].double()).sum().backward()
+    wq = wp.array(q.numpy(), dtype=wp.transform, requires_grad=True)
+    wqd = wp.array(qd.numpy(), dtype=wp.spatial_vector, requires_grad=True)
+    f = wp.zeros(B, dtype=wp.spatial_vector, requires_grad=True)
+    tape = wp.Tape()
+    with tape:
+        wp.launch(upright_kernel, dim=1, inputs=[wq, wqd, root, wp.vec3(*up_local.tolist()), wp.vec3(*up_a.tolist()),
+                                                 wp.vec3(*up_b.tolist()), 0.3, 50.0, 2.0], outputs=[f])
+    tape.backward(grads={f: wp.array(cot.numpy(), dtype=wp.spatial_vector)})
+    got_q = _tangent(torch.from_numpy(wq.grad.numpy()).double(), q.double())
+    got_qd = torch.from_numpy(wqd.grad.numpy()).double()
+    want_q, want_qd = _tangent(tq.grad, q.double()), tqd.grad
+    assert want_q[root].abs().max() > 0 and want_qd[root].abs().max() > 0
+    assert torch.allclose(got_q, want_q, atol=1e-4 * float(want_q.abs().max()))
+    assert torch.allclose(got_qd, want_qd, atol=1e-4 * float(want_qd.abs().max()))
+    others = [b for b in range(B) if b != root]
+    assert got_q[others].abs().max() == 0 and got_qd[others].abs().max() == 0
+
+
 def _small_tree(contact: bool):
-    """Three boxes in a chain (free root, two D6 joints) built from a tiny Rig, no friction."""
+    """Three boxes in a chain (free root, two D6 joints) built from a tiny Rig; Coulomb friction only with contact."""
     from usdposer.physics.articulation import ArticulationConfig, build_articulation
     from usdposer.types import Rig
 
@@ -105,20 +196,29 @@ def _small_tree(contact: bool):
     bind[2] = bind[1] @ rest[2]
     rig = Rig(name="tree", skeleton_path="/T/Skel", joints=("a", "a/b", "a/b/c"), parents=torch.tensor([-1, 0, 1]),
               rest_local=rest, bind_world=bind, meshes=())
-    cfg = ArticulationConfig(friction=0.0, friction_stiffness=0.0, min_half=0.1)
+    cfg = ArticulationConfig(min_half=0.1) if contact else \
+        ArticulationConfig(friction=0.0, friction_stiffness=0.0, min_half=0.1)
     return build_articulation(rig, cfg)
 
 
-def test_chunked_gradient_matches_finite_differences():
+@pytest.mark.parametrize("contact", [False, True], ids=["free", "contact"])
+def test_chunked_gradient_matches_finite_differences(contact):
     """d loss / d (PD targets, initial twist) through two SimChunks (a tape replayed in backward) against central
-    differences of the same simulation (float32 Warp, so a few percent)."""
-    from usdposer.physics.tracking import ChunkSimulator, simulate
+    differences of the same simulation (float32 Warp, so a few percent). With contact on, the chain starts with its
+    boxes' lower faces inside the contact band and moving, so every substep carries normal and friction forces
+    (the gradient trap: the contact forces' adjoint must reach the targets and the initial twist)."""
+    from usdposer.physics.simulation import ChunkSimulator, simulate
 
-    art = _small_tree(contact=False)
-    sim = ChunkSimulator(art, 12, contact=False)
+    art = _small_tree(contact)
+    sim = ChunkSimulator(art, 12, contact=contact)
     C = art.model.joint_coord_count
-    q0 = torch.tensor([[0.0, 1.0, 0.0, 0, 0, 0, 1], [0.3, 1.0, 0.0, 0, 0, 0, 1], [0.6, 1.0, 0.0, 0, 0, 0, 1]])
+    y = 1.0
+    if contact:  # lowest box corner half-way into the contact band
+        y = float(np.max(art.halves[:, 1] - art.centers[:, 1])) + 0.5 * float(art.contact["margin"])
+    q0 = torch.tensor([[0.0, y, 0.0, 0, 0, 0, 1], [0.3, y, 0.0, 0, 0, 0, 1], [0.6, y, 0.0, 0, 0, 0, 1]])
     qd0 = torch.zeros(3, 6)
+    if contact:
+        qd0[:, 0] = 0.3  # sliding along +X: friction acts
     targets = torch.zeros(3, C)
     d6 = torch.from_numpy(art.d6_coords)
     targets[:, d6] = torch.tensor([[0.0] * 6, [0.2, -0.1, 0.3, 0.1, 0.2, -0.2], [0.3, 0.0, 0.4, 0.2, 0.1, -0.3]])
@@ -127,6 +227,9 @@ def test_chunked_gradient_matches_finite_differences():
     def loss(t, v):
         return (simulate(sim, q0, v, t)[2] * w).sum()
 
+    if contact:  # the contact really acts: the simulation differs from one without it
+        free = ChunkSimulator(art, 12, contact=False)
+        assert (simulate(sim, q0, qd0, targets)[2] - simulate(free, q0, qd0, targets)[2]).abs().max() > 1e-3
     t = targets.clone().requires_grad_(True)
     v = qd0.clone().requires_grad_(True)
     loss(t, v).backward()
@@ -137,7 +240,7 @@ def test_chunked_gradient_matches_finite_differences():
         tm[idx] -= eps
         fd = (float(loss(tp, qd0)) - float(loss(tm, qd0))) / (2 * eps)
         assert abs(float(t.grad[idx]) - fd) <= 0.05 * abs(fd) + 1e-3, (idx, float(t.grad[idx]), fd)
-    for idx in [(0, 1), (2, 5)]:
+    for idx in [(0, 1), (2, 5)] + ([(0, 0)] if contact else []):
         vp, vm = qd0.clone(), qd0.clone()
         vp[idx] += eps
         vm[idx] -= eps
@@ -163,8 +266,8 @@ def test_tracking_grounds_a_real_walk_shifted_into_the_ground_with_jitter(fox):
     per-frame noise on every non-root joint: tracking cuts the ground penetration and the foot skating, and the tracking
     error (root-aligned joint distance to the clip it was given) stays under 3 % of the height; against the clean walk
     it is about 3 % too (the noise alone: 1.8 %)."""
+    from usdposer.core.motion import motion_metrics
     from usdposer.core.rotations import axis_angle_to_quat, quat_multiply
-    from usdposer.physics.metrics import motion_metrics
     from usdposer.physics.tracking import TrackConfig, track_clip
 
     _, asset, rig, art = fox
@@ -285,15 +388,15 @@ def test_track_cli_writes_animation_physics_and_report(fox, tmp_path):
 
 def test_ik_target_roots_hang_from_the_nearest_limb(tmp_path):
     """The Quaternius Horse skins its hooves to IK-target joints that are roots of their own: one articulation still,
-    each IK root hanging from its own lower leg (the nearest main-tree box), and tracking writes them back."""
-    from conftest import SHARED, require_shared
+    each IK root hanging from its own lower leg (the nearest main-tree box), and tracking writes them back. The
+    Horse is bundled (assets/quaternius), so this runs on a clean clone."""
+    from conftest import ASSETS
 
-    require_shared()
     from usdposer.io.importers import import_any
     from usdposer.io.read_skel import read_asset
     from usdposer.physics.articulation import build_articulation
 
-    import_any(SHARED / "quaternius" / "animals" / "Horse.glb", tmp_path / "horse.usdc")
+    import_any(ASSETS / "quaternius" / "Horse.glb", tmp_path / "horse.usdc")
     rig = read_asset(tmp_path / "horse.usdc").rig()
     assert len(rig.roots) == 5
     art = build_articulation(rig)

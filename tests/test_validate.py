@@ -147,7 +147,7 @@ def test_fox_leg_rotated_into_the_body_is_self_intersecting(fox, tmp_path):
 def test_ground_and_drift_fire_and_stay_silent_on_rest(fox, tmp_path):
     src, _, rig = fox
     rest = Pose.rest(rig, 3)
-    from usdposer.posing import character_height
+    from usdposer.core.posing import character_height
 
     h = character_height(rig)
     trans = rest.translations.clone()
@@ -323,7 +323,7 @@ def test_usd_validation_plugin_in_a_stock_process(tmp_path):
 
 
 def test_plugin_info_lists_every_rule():
-    from usdposer.io.usd_validation import PLUGIN_INFO, plugin_info, validate_stage
+    from usdposer.schemas.validators import PLUGIN_INFO, plugin_info, validate_stage
 
     assert json.loads(PLUGIN_INFO.read_text()) == plugin_info(), "regenerate schemas/usdPoserValidators plugInfo.json"
     errs = validate_stage(ASSETS / "openusd" / "skinnedArm.usda")
@@ -346,8 +346,8 @@ def test_triangle_test_by_hand():
 
 
 def test_proxy_is_zero_at_rest_and_positive_when_a_leg_enters_the_body(fox):
-    from usdposer.posing import joint_transforms
-    from usdposer.validate.proxy import CapsuleProxy
+    from usdposer.core.posing import joint_transforms
+    from usdposer.core.proxy import CapsuleProxy
 
     _, _, rig = fox
     px = CapsuleProxy.from_rig(rig)

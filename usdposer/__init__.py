@@ -1,25 +1,23 @@
 """usdposer: pose spaces, IK, validation and motion distillation for rigged UsdSkel characters.
 
 This module stays light on purpose: ``usdposer --help`` must not import torch, warp, newton, diffusers or pxr.
-Import the heavy parts from their subpackages (``usdposer.core``, ``usdposer.io``).
+Import the heavy parts from their subpackages (``usdposer.core``, ``usdposer.io``, ``usdposer.pipelines``).
+
+It is also the python module of the ``usdposer`` UsdValidation plugin (``schemas/usdPoserValidators``, plugin Name
+``usdposer``, so validators are named ``usdposer:<Rule>``): USD imports this package to load the plugin, after it has
+loaded ``pxr.UsdValidation``, and only then are the validators registered. In any other process nothing happens here;
+``usdposer.schemas.validators.register_validators()`` is the explicit call.
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+import sys
+
+from usdposer._version import __version__
+
+if "pxr.UsdValidation" in sys.modules:  # USD is loading this package as its validator plugin
+    from usdposer.schemas.validators import register_validators
+
+    register_validators()
 
 __all__ = ["__version__"]
-
-
-def _as_usd_plugin() -> None:
-    """USD imports this package as the ``usdposer`` validator plugin (``schemas/usdPoserValidators``); then, and
-    only then (pxr already loaded), register the ``usdposer:<Rule>`` validators."""
-    import sys
-
-    if "pxr.UsdValidation" in sys.modules:
-        from usdposer.io.usd_validation import register_validators
-
-        register_validators()
-
-
-_as_usd_plugin()

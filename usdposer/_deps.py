@@ -15,3 +15,28 @@ def require(module: str, extra: str | None = None) -> ModuleType:
     except ImportError as exc:  # pragma: no cover - depends on the environment
         hint = f"pip install 'usdposer[{extra}]'" if extra else f"pip install {module}"
         raise MissingDependencyError(f"{module} is required for this feature but cannot be imported ({exc}); run: {hint}") from exc
+
+
+def check_device(device: str | None) -> str | None:
+    """``device`` if this machine has it; an :class:`~usdposer.errors.InputError` naming the fix otherwise (a CUDA
+    device asked for where there is none, or a name torch does not know)."""
+    if device is None or device == "cpu":
+        return device
+    import torch
+
+    from usdposer.errors import InputError
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise InputError(f"--device {device}: not a torch device; use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(f"--device {device}: this machine has no CUDA device (torch.cuda.is_available() is "
+                             "False); use --device cpu") from None
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise InputError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s); "
+                             "use cuda:0 ...") from None
+    elif dev.type not in ("cpu", "mps"):
+        raise InputError(f"--device {device}: usdposer runs on cpu or cuda") from None
+    return device

@@ -1,8 +1,9 @@
 """Energies that guide poses: small composable terms, each a weighted residual (Newton's ``IKObjective`` style).
 
 An :class:`Energy` is ``name``, ``weight`` and ``residual(x) -> (B, R)``; :func:`total_energy` sums
-``weight * ||residual||^2`` per batch element. Guided sampling (:meth:`PosePrior.guided_sample`), the damped
-least-squares baseline (:func:`usdposer.ik.dls_ik`) and physics tracking all consume the same terms. Pure torch.
+``weight * ||residual||^2`` per batch element. Guided sampling (:meth:`PosePrior.guided_sample`) and the damped
+least-squares baseline (:func:`usdposer.core.ik.dls_ik`) consume the same terms (physics tracking has its own loss,
+``usdposer.physics.tracking``). Pure torch.
 Lengths are divided by a ``scale`` (the character's height) so that weights do not depend on the character's size.
 """
 

@@ -42,6 +42,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from usdposer.core.geometry import vertex_normals
+
 if TYPE_CHECKING:
 
     from jaxtyping import Bool, Float, Int
@@ -271,15 +273,6 @@ class HeatResult:
         return np.setdiff1d(self.bones, np.unique(self.indices[self.weights > 0]))
 
 
-def vertex_normals(points: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """(V, 3) area-weighted unit vertex normals (zero for vertices no triangle uses)."""
-    n = np.cross(points[faces[:, 1]] - points[faces[:, 0]], points[faces[:, 2]] - points[faces[:, 0]])  # (F, 3)
-    N = np.zeros_like(points)
-    for k in range(3):
-        np.add.at(N, faces[:, k], n)
-    return N / np.maximum(np.linalg.norm(N, axis=1, keepdims=True), 1e-30)
-
-
 def _inward(P: np.ndarray, normals: np.ndarray, v: np.ndarray, target: np.ndarray, inward: float = INWARD) -> np.ndarray:
     d = target - P[v]  # (n, 3)
     return (d * normals[v]).sum(1) <= inward * np.linalg.norm(d, axis=1)
@@ -384,7 +377,7 @@ def bone_heat(points: np.ndarray, faces: np.ndarray, parents, joint_pos: np.ndar
     # 2. nearest visible bone per vertex (BVH ray tests), then components that see no bone take their nearest one
     t0 = time.perf_counter()
     visible = segment_visibility(P, F, backend)
-    normals = vertex_normals(P, F)
+    normals = vertex_normals(torch.from_numpy(P), torch.from_numpy(F)).numpy()
     nearest, dist = heat_sources(P, D, Q, visible, normals)
     orphans = claim_orphans(P, D, Q, nearest, dist, np.unique(owner), visible, normals)
     stats["visibility_s"] = time.perf_counter() - t0

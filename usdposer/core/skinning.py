@@ -52,7 +52,7 @@ def _skin_gaussians_ref(
     means: Float[Tensor, "N 3"], covs: Float[Tensor, "N 3 3"], indices: Int[Tensor, "N K"],
     weights: Float[Tensor, "N K"], mats: Float[Tensor, "B J 4 4"],
 ) -> tuple[Float[Tensor, "B N 3"], Float[Tensor, "B N 3 3"]]:
-    """Torch reference of the Warp kernel ``skin_gaussians_kernel``."""
+    """Torch reference of the Warp kernels ``blend_kernel`` + ``gaussian_apply_kernel``."""
     A = _blend(indices, weights, mats)  # (B, N, 3, 4)
     J = A[..., :3]  # (B, N, 3, 3) LBS Jacobian
     mu = (J @ means[None, :, :, None]).squeeze(-1) + A[..., 3]  # (B, N, 3)

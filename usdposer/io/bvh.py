@@ -13,12 +13,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from usdposer.core.rotations import axis_angle_to_quat, quat_to_matrix
 from usdposer.errors import InputError
+
+if TYPE_CHECKING:
+    from usdposer.io.rig_stage import RigData
 
 CMU_METERS_PER_UNIT = 0.0254 / 0.45
 
@@ -160,10 +164,10 @@ def guess_meters_per_unit(bvh: Bvh) -> float:
     return 1.0
 
 
-def bvh_to_rig(path: str | os.PathLike, meters_per_unit: float | None = None, clip_name: str | None = None):
+def bvh_to_rig(path: str | os.PathLike, meters_per_unit: float | None = None, clip_name: str | None = None) -> RigData:
     """Parse ``path`` into a :class:`usdposer.io.rig_stage.RigData` (one clip, no mesh, Y up)."""
     from usdposer.core.kinematics import decompose_trs
-    from usdposer.io.rig_stage import ClipData, RigData
+    from usdposer.io.rig_stage import ClipData, RigData, SkeletonData
     from usdposer.io.write_skel import unique_names
 
     path = Path(path)
@@ -183,5 +187,6 @@ def bvh_to_rig(path: str | os.PathLike, meters_per_unit: float | None = None, cl
     fps = 1.0 / bvh.frame_time if bvh.frame_time > 0 else 24.0
     clip = ClipData(clip_name or path.stem, t, q, s, [float(i) for i in range(len(local))])
     mpu = meters_per_unit or guess_meters_per_unit(bvh)
-    return RigData(name=path.stem, tokens=tokens, rest_local=rest_local, bind_world=bind, clips=[clip],
-                   up_axis="Y", meters_per_unit=mpu, time_codes_per_second=float(round(fps)) if abs(fps - round(fps)) < 1e-2 else fps)
+    tcps = float(round(fps)) if abs(fps - round(fps)) < 1e-2 else fps
+    return RigData(name=path.stem, skeletons=[SkeletonData(tokens, rest_local, bind, clips=[clip])], up_axis="Y",
+                   meters_per_unit=mpu, time_codes_per_second=tcps)

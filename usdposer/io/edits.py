@@ -3,6 +3,7 @@ lists and the pose-space stamp on the Skeleton. Everything here reads or authors
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 
@@ -54,6 +55,11 @@ def set_keyframes(stage: Usd.Stage, anim_path: str, time_codes: Sequence[float])
 def get_keyframes(stage: Usd.Stage, anim_path: str) -> list[float]:
     attr = stage.GetPrimAtPath(anim_path).GetAttribute(KEYFRAMES_ATTR)
     return [float(t) for t in attr.Get()] if attr and attr.HasAuthoredValue() else []
+
+
+def read_keyframes(path: str | os.PathLike, anim_path: str) -> list[float]:
+    """The ``usdposer:keyframes`` of a SkelAnimation in the file at ``path`` (empty when it has none)."""
+    return get_keyframes(Usd.Stage.Open(str(path)), anim_path)
 
 
 def _instance_name(joint: str, used: set[str]) -> str:
@@ -115,3 +121,34 @@ def find_ik_handles(stage: Usd.Stage, skel_path: str) -> Usd.Prim | None:
         if any(s.startswith("IKHandleAPI:") for s in prim.GetAppliedSchemas()):
             return prim
     return None
+
+
+def set_custom_doubles(stage, prim_path: str, name: str, values) -> None:
+    """Author a custom ``double[]`` attribute ``name`` on the prim at ``prim_path`` (per-frame values a verb reports,
+    e.g. ``usdposer:fitResiduals``)."""
+    from pxr import Sdf, Vt
+
+    attr = stage.GetPrimAtPath(prim_path).CreateAttribute(name, Sdf.ValueTypeNames.DoubleArray, custom=True)
+    attr.Set(Vt.DoubleArray([float(x) for x in values]))
+
+
+def read_ik_layer(layer: str | os.PathLike) -> tuple[dict, str, list[dict]]:
+    """(provenance, the source asset it was written over, stored handles) of a layer written by ``usdposer ik``."""
+    from pxr import Sdf
+
+    from usdposer.errors import InputError
+    from usdposer.io.stage import open_stage
+
+    sdf = Sdf.Layer.FindOrOpen(str(layer))
+    if sdf is None:
+        raise InputError(f"{layer}: cannot be opened as a USD layer")
+    prov = dict(sdf.customLayerData.get("usdposer", {}))
+    if prov.get("verb") != "ik" or not sdf.subLayerPaths:
+        raise InputError(f"{layer}: not a layer written by `usdposer ik` (no ik provenance); pass the ik output")
+    source = Sdf.ComputeAssetPathRelativeToLayer(sdf, sdf.subLayerPaths[0])
+    skel = prov.get("skeleton") or prov.get("sourceSkeleton")
+    stage = open_stage(layer)  # held while the prims are read: a prim does not keep its stage alive
+    prim = find_ik_handles(stage, skel)
+    if prim is None:
+        raise InputError(f"{layer}: no IKHandleAPI constraint prim under {skel}")
+    return prov, source, read_ik_handles(prim)

@@ -22,31 +22,24 @@ What becomes what:
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from pxr import Gf, Sdf, Tf, Usd, UsdGeom, UsdShade, UsdSkel, Vt
+from pxr import Tf, Vt
 
 from usdposer.core.kinematics import decompose_trs
 from usdposer.errors import InputError
 from usdposer.io.gltf_read import GltfData, animation_channels, load_gltf, sample_channel
-from usdposer.io.stage import atomic_path, author_stage_metadata, check_output_path, np_to_gf_array
-from usdposer.io.write_skel import (
-    bind_animations,
-    define_animation,
-    provenance,
-    root_prim_name,
-    select_clip,
-    unique_names,
-)
+from usdposer.io.rig_stage import ClipData, MaterialData, MeshData, RigData, SkeletonData, write_rig_stage
+from usdposer.io.stage import check_output_path
+from usdposer.io.write_skel import unique_names
+from usdposer.results import Result
 
 
 @dataclass
-class ImportReport:
+class ImportReport(Result):
     """What ``usdposer import`` did (the ``--json`` contract)."""
 
     source: str
@@ -66,13 +59,38 @@ class _Skeleton:
     skins: list[int]
     tokens: list[str] = field(default_factory=list)
     parents: np.ndarray | None = None
-    path: str = ""
 
 
 def import_gltf(src: str | os.PathLike, out: str | os.PathLike, *, fps: float | None = None,
                 bind_clip: str | None = None, arguments: list[str] | None = None) -> ImportReport:
     """Convert a .gltf/.glb file into a UsdSkel stage at ``out`` (see the module docstring). Raises InputError."""
     src, out = Path(src), check_output_path(out, [src])
+    report = ImportReport(source=str(src), output=str(out))
+    rig = gltf_to_rig(src, fps=fps, report=report)
+    written = write_rig_stage(rig, out, sources=[src], arguments=arguments, bind_clip=bind_clip, fps=fps)
+    report.time_codes_per_second = rig.time_codes_per_second
+    for sk, prim, clip_paths in zip(rig.skeletons, written.skeletons, written.clips):
+        report.skeletons.append({"prim": prim, "joints": len(sk.tokens), "skins": list(sk.custom["gltf:skins"])})
+        for c, path in zip(sk.clips, clip_paths):
+            report.clips.append({"skeleton": prim, "prim": path, "name": c.custom["gltf:name"],
+                                 "frames": len(c.time_codes),
+                                 "seconds": (c.time_codes[-1] - c.time_codes[0]) / rig.time_codes_per_second})
+    for m, path in zip(rig.meshes, written.meshes):
+        info = {"prim": path, "points": len(m.points), "faces": len(m.faces),
+                "skeleton": written.skeletons[m.skeleton] if m.indices is not None else None}
+        if m.indices is not None:
+            info["influences"] = int(m.indices.shape[1])
+            if m.rigid:
+                info["rigid_joint"] = rig.skeletons[m.skeleton].tokens[int(m.indices[0, 0])]
+        report.meshes.append(info)
+    report.textures = written.textures
+    return report
+
+
+def gltf_to_rig(src: str | os.PathLike, *, fps: float | None = None, report: ImportReport | None = None) -> RigData:
+    """Read a .gltf/.glb file into a :class:`RigData` (metres, +Y up); warnings go to ``report``."""
+    src = Path(src)
+    report = report if report is not None else ImportReport(source=str(src), output="")
     gltf = load_gltf(src)
     data = GltfData(gltf, src)
     if not gltf.skins:
@@ -80,68 +98,21 @@ def import_gltf(src: str | os.PathLike, out: str | os.PathLike, *, fps: float | 
         what = "only morph targets" if morph else "no skin"
         raise InputError(f"{src}: the file has {what} (no glTF skin), so there is no skeleton to import; "
                          "rig it first (e.g. in Blender) and re-export with skinning")
-    report = ImportReport(source=str(src), output=str(out))
-    skeletons = _group_skins(data, report)
-    root_name = root_prim_name(src.stem)
-
-    # 1. joints: order, tokens, parents
-    for k, sk in enumerate(skeletons):
+    groups = _group_skins(data, report)
+    for sk in groups:
         _name_joints(data, sk)
-        sk.path = f"/{root_name}/{'Skel' if k == 0 else f'Skel_{k}'}"
-
-    # 2. clips: sampled local TRS per skeleton
-    clips = _sample_clips(data, skeletons, fps, report)
-    tcps = clips["tcps"]
-    report.time_codes_per_second = tcps
-
-    textures_dir = out.parent / f"{out.stem}_textures"
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.stem}_textures.") as tex_tmp, atomic_path(out) as tmp:
-        stage = Usd.Stage.CreateNew(str(tmp))
-        root = UsdSkel.Root.Define(stage, f"/{root_name}")
-        stage.SetDefaultPrim(root.GetPrim())
-        bound_range = None
-        for sk in skeletons:
-            skel = UsdSkel.Skeleton.Define(stage, sk.path)
-            UsdSkel.BindingAPI.Apply(skel.GetPrim())
-            skel.CreateJointsAttr(Vt.TokenArray(sk.tokens))
-            skel.CreateJointNamesAttr(Vt.TokenArray([t.rsplit("/", 1)[-1] for t in sk.tokens]))
-            bind = np.stack([np.linalg.inv(sk.ibm[n]) for n in sk.nodes])
-            skel.CreateBindTransformsAttr(np_to_gf_array(bind))
-            skel.CreateRestTransformsAttr(np_to_gf_array(data.relative_matrices(sk.nodes, sk.parents)[0]))
-            skel.GetPrim().SetCustomDataByKey("gltf:skins", Vt.IntArray(sk.skins))
-            sk_clips = clips["per_skeleton"][id(sk)]
-            if sk_clips:
-                names = unique_names([c["name"] for c in sk_clips])
-                paths = []
-                for name, c in zip(names, sk_clips):
-                    path = f"{sk.path}/{name}"
-                    anim = define_animation(stage, path, sk.tokens, c["t"], c["q"], c["s"], c["time_codes"])
-                    anim.GetPrim().SetCustomDataByKey("gltf:name", c["source_name"])
-                    paths.append(path)
-                    report.clips.append({"skeleton": sk.path, "prim": path, "name": c["source_name"],
-                                         "frames": len(c["time_codes"]), "seconds": c["seconds"]})
-                selected = select_clip(bind_clip, [(c["source_name"], c["name"], n) for c, n in zip(sk_clips, names)],
-                                       where=f"{src}: ")
-                bind_animations(stage, sk.path, paths, selected, names)
-                if bound_range is None:
-                    tc = sk_clips[selected]["time_codes"]
-                    bound_range = (tc[0], tc[-1])
-            report.skeletons.append({"prim": sk.path, "joints": len(sk.tokens), "skins": sk.skins})
-
-        # 3. meshes and materials
-        materials = _define_materials(stage, data, f"/{root_name}/Looks", Path(tex_tmp), textures_dir, report)
-        _define_meshes(stage, data, skeletons, f"/{root_name}/Geo", materials, report)
-        author_stage_metadata(stage, up_axis="Y", meters_per_unit=1.0, tcps=tcps,
-                              start=bound_range[0] if bound_range else 0.0, end=bound_range[1] if bound_range else 0.0,
-                              default_prim=root_name)
-        stage.GetRootLayer().customLayerData = {"usdposer": provenance("import", arguments, source=src.name, fps=fps)}
-        stage.GetRootLayer().Save()
-        if report.textures:
-            if textures_dir.exists():
-                shutil.rmtree(textures_dir)
-            os.replace(tex_tmp, textures_dir)
-            os.makedirs(tex_tmp, exist_ok=True)  # TemporaryDirectory cleans up its (now empty) path
-    return report
+    clips, tcps = _sample_clips(data, groups, fps, report)
+    skeletons = []
+    for sk, sk_clips in zip(groups, clips):
+        skeletons.append(SkeletonData(
+            tokens=sk.tokens,
+            rest_local=data.relative_matrices(sk.nodes, sk.parents)[0],
+            bind_world=np.stack([np.linalg.inv(sk.ibm[n]) for n in sk.nodes]),
+            clips=sk_clips, custom={"gltf:skins": Vt.IntArray(sk.skins)}))
+    materials = _materials(data)
+    meshes = _meshes(data, groups, materials, report)
+    return RigData(name=src.stem, skeletons=skeletons, meshes=meshes, materials=materials, up_axis="Y",
+                   meters_per_unit=1.0, time_codes_per_second=tcps)
 
 
 # ------------------------------------------------------------------------------------------------------ skeletons
@@ -196,7 +167,10 @@ def _name_joints(data: GltfData, sk: _Skeleton) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------- clips
-def _sample_clips(data: GltfData, skeletons: list[_Skeleton], fps: float | None, report: ImportReport) -> dict:
+def _sample_clips(data: GltfData, skeletons: list[_Skeleton], fps: float | None,
+                  report: ImportReport) -> tuple[list[list[ClipData]], float]:
+    """Per skeleton, its clips (local TRS sampled at every key time, or on an ``fps`` grid); and the time-code
+    rate."""
     anims = data.gltf.animations or []
     parsed = [(a, animation_channels(data, a)) for a in anims]
     # 1. time-code rate: the requested fps, or the keyframe rate (median key interval over all clips)
@@ -210,7 +184,7 @@ def _sample_clips(data: GltfData, skeletons: list[_Skeleton], fps: float | None,
         tcps = float(np.round(1.0 / np.median(steps))) if len(steps) else 24.0
         if tcps < 12:  # sparse keys (one per second...): use a playback-friendly multiple of the key rate
             tcps = tcps * np.ceil(24.0 / max(tcps, 1.0)) if tcps >= 1 else 24.0
-    out = {"tcps": tcps, "per_skeleton": {id(sk): [] for sk in skeletons}}
+    out: list[list[ClipData]] = [[] for _ in skeletons]
     # nodes whose animation moves each skeleton: its joints and their ancestors
     relevant = []
     for sk in skeletons:
@@ -226,7 +200,7 @@ def _sample_clips(data: GltfData, skeletons: list[_Skeleton], fps: float | None,
         if any(c.path == "weights" for c in channels):
             report.warnings.append(f"animation {source_name!r}: morph-target weights are not imported")
         trs = [c for c in channels if c.path in ("translation", "rotation", "scale")]
-        for sk, nodes in zip(skeletons, relevant):
+        for k, (sk, nodes) in enumerate(zip(skeletons, relevant)):
             mine = [c for c in trs if c.node in nodes]
             if not mine:
                 continue
@@ -244,11 +218,9 @@ def _sample_clips(data: GltfData, skeletons: list[_Skeleton], fps: float | None,
             local = torch.from_numpy(data.relative_matrices(sk.nodes, sk.parents, overrides, len(times)))  # (T, J, 4, 4)
             t, q, s = (x.numpy() for x in decompose_trs(local))
             short = source_name.rsplit("|", 1)[-1]  # Quaternius: "AnimalArmature|Walk"
-            out["per_skeleton"][id(sk)].append({
-                "name": short, "source_name": source_name, "t": t, "q": q, "s": s,
-                "time_codes": _snap(times * tcps), "seconds": float(t1 - t0),
-            })
-    return out
+            out[k].append(ClipData(short, t, q, s, _snap(times * tcps), aliases=(source_name,),
+                                   custom={"gltf:name": source_name}))
+    return out, tcps
 
 
 def _snap(codes: np.ndarray) -> list[float]:
@@ -258,49 +230,29 @@ def _snap(codes: np.ndarray) -> list[float]:
 
 
 # ----------------------------------------------------------------------------------------------- meshes, looks
-def _define_materials(stage, data: GltfData, scope: str, tex_tmp: Path, textures_dir: Path,
-                      report: ImportReport) -> dict[int, tuple[UsdShade.Material, tuple]]:
-    gltf = data.gltf
-    if not gltf.materials:
-        return {}
-    UsdGeom.Scope.Define(stage, scope)
-    written: dict[int, str] = {}
-    names = unique_names([m.name or f"material_{i}" for i, m in enumerate(gltf.materials)])
-    out = {}
-    for i, (mat, name) in enumerate(zip(gltf.materials, names)):
+def _materials(data: GltfData) -> list[MaterialData]:
+    """One MaterialData per glTF material (base-colour factor, roughness, metallic, base-colour texture bytes)."""
+    out = []
+    images: dict[int, tuple[bytes, str]] = {}
+    for i, mat in enumerate(data.gltf.materials or []):
         pbr = mat.pbrMetallicRoughness
-        factor = tuple(pbr.baseColorFactor[:3]) if pbr and pbr.baseColorFactor else (1.0, 1.0, 1.0)
-        material = UsdShade.Material.Define(stage, f"{scope}/{name}")
-        shader = UsdShade.Shader.Define(stage, f"{scope}/{name}/PreviewSurface")
-        shader.CreateIdAttr("UsdPreviewSurface")
-        shader.CreateInput("roughness", Sdf.ValueTypeNames.Float).Set(float(pbr.roughnessFactor if pbr and pbr.roughnessFactor is not None else 1.0))
-        shader.CreateInput("metallic", Sdf.ValueTypeNames.Float).Set(float(pbr.metallicFactor if pbr and pbr.metallicFactor is not None else 1.0))
-        material.CreateSurfaceOutput().ConnectToSource(shader.ConnectableAPI(), "surface")
-        diffuse = shader.CreateInput("diffuseColor", Sdf.ValueTypeNames.Color3f)
+        m = MaterialData(
+            name=mat.name or f"material_{i}",
+            color=tuple(pbr.baseColorFactor[:3]) if pbr and pbr.baseColorFactor else (1.0, 1.0, 1.0),
+            roughness=float(pbr.roughnessFactor if pbr and pbr.roughnessFactor is not None else 1.0),
+            metallic=float(pbr.metallicFactor if pbr and pbr.metallicFactor is not None else 1.0))
         tex_index = pbr.baseColorTexture.index if pbr and pbr.baseColorTexture is not None else None
-        image = gltf.textures[tex_index].source if tex_index is not None and gltf.textures else None
+        image = data.gltf.textures[tex_index].source if tex_index is not None and data.gltf.textures else None
         if image is not None:
-            if image not in written:
-                written[image] = _write_image(data, image, tex_tmp)
-                report.textures.append(str(textures_dir / written[image]))
-            st_reader = UsdShade.Shader.Define(stage, f"{scope}/{name}/stReader")
-            st_reader.CreateIdAttr("UsdPrimvarReader_float2")
-            st_reader.CreateInput("varname", Sdf.ValueTypeNames.Token).Set("st")
-            tex = UsdShade.Shader.Define(stage, f"{scope}/{name}/BaseColorTexture")
-            tex.CreateIdAttr("UsdUVTexture")
-            tex.CreateInput("file", Sdf.ValueTypeNames.Asset).Set(f"./{textures_dir.name}/{written[image]}")
-            tex.CreateInput("st", Sdf.ValueTypeNames.Float2).ConnectToSource(st_reader.ConnectableAPI(), "result")
-            tex.CreateInput("scale", Sdf.ValueTypeNames.Float4).Set(Gf.Vec4f(*factor, 1.0))
-            tex.CreateInput("sourceColorSpace", Sdf.ValueTypeNames.Token).Set("sRGB")
-            tex.CreateOutput("rgb", Sdf.ValueTypeNames.Float3)
-            diffuse.ConnectToSource(tex.ConnectableAPI(), "rgb")
-        else:
-            diffuse.Set(Gf.Vec3f(*factor))
-        out[i] = (material, factor)
+            if image not in images:
+                images[image] = _read_image(data, image)
+            m.texture, m.texture_name = images[image]
+        out.append(m)
     return out
 
 
-def _write_image(data: GltfData, image_index: int, folder: Path) -> str:
+def _read_image(data: GltfData, image_index: int) -> tuple[bytes, str]:
+    """The encoded bytes of a glTF image (buffer view, data URI or file beside the .gltf) and a file name."""
     import base64
 
     img = data.gltf.images[image_index]
@@ -320,111 +272,81 @@ def _write_image(data: GltfData, image_index: int, folder: Path) -> str:
         raise InputError(f"{data.path}: image {image_index} has no data; re-export the file")
     if not ext:
         ext = ".png" if raw[:4] == b"\x89PNG" else ".jpg"
-    name = Tf.MakeValidIdentifier(img.name or f"image_{image_index}") + ext
-    (folder / name).write_bytes(raw)
-    return name
+    return raw, Tf.MakeValidIdentifier(img.name or f"image_{image_index}") + ext
 
 
-def _define_meshes(stage, data: GltfData, skeletons: list[_Skeleton], scope: str, materials: dict,
-                   report: ImportReport) -> None:
+def _meshes(data: GltfData, skeletons: list[_Skeleton], materials: list[MaterialData],
+            report: ImportReport) -> list[MeshData]:
+    """Every triangle primitive: skinned (a skin's node), rigid (under a joint, no skin) or static."""
     gltf = data.gltf
-    UsdGeom.Scope.Define(stage, scope)  # Imageable scope: UsdSkel prunes typeless prims (USD.md pitfall 2)
-    skin_to_skel = {s: sk for sk in skeletons for s in sk.skins}
-    joint_to_skel = {n: sk for sk in skeletons for n in sk.nodes}
+    skin_to_skel = {s: k for k, sk in enumerate(skeletons) for s in sk.skins}
+    joint_to_skel = {n: k for k, sk in enumerate(skeletons) for n in sk.nodes}
     rest_world = data.world_matrices()[0]
-    used = set()
+    out = []
     for node_index in data.order:
         node = gltf.nodes[node_index]
         if node.mesh is None:
             continue
         mesh = gltf.meshes[node.mesh]
-        sk, rigid_joint = None, None
+        k, rigid_joint = None, None
         if node.skin is not None and node.skin in skin_to_skel:
-            sk = skin_to_skel[node.skin]
+            k = skin_to_skel[node.skin]
         else:
             p = data.parent[node_index]
             while p >= 0 and p not in joint_to_skel:
                 p = data.parent[p]
             if p >= 0:
-                sk, rigid_joint = joint_to_skel[p], int(p)
+                k, rigid_joint = joint_to_skel[p], int(p)
         base = Tf.MakeValidIdentifier(node.name or mesh.name or f"mesh_{node.mesh}")
-        for k, prim_data in enumerate(mesh.primitives):
+        for i, prim_data in enumerate(mesh.primitives):
             if prim_data.mode not in (None, 4):
-                report.warnings.append(f"mesh {base}: primitive {k} has mode {prim_data.mode} (not triangles); skipped")
+                report.warnings.append(f"mesh {base}: primitive {i} has mode {prim_data.mode} (not triangles); skipped")
                 continue
             if prim_data.targets:
                 report.warnings.append(f"mesh {base}: morph targets are not imported")
-            name = base if len(mesh.primitives) == 1 else f"{base}_{k}"
-            while name in used:
-                name += "_"
-            used.add(name)
-            path = f"{scope}/{name}"
-            info = _define_primitive(stage, data, path, prim_data, k, node, node_index, sk, rigid_joint, rest_world,
-                                     materials, report)
-            if info:
-                report.meshes.append(info)
+            name = base if len(mesh.primitives) == 1 else f"{base}_{i}"
+            m = _primitive(data, name, prim_data, node, skeletons[k] if k is not None else None, rigid_joint,
+                           rest_world[node_index], rest_world, materials, report)
+            m.skeleton = k or 0
+            m.custom = {"gltf:node": int(node_index), "gltf:primitive": int(i)}
+            out.append(m)
+    return out
 
 
 def _attr(prim_data, name):
     return getattr(prim_data.attributes, name, None)
 
 
-def _define_primitive(stage, data, path, prim_data, prim_index, node, node_index, sk, rigid_joint, rest_world,
-                      materials, report):
-    P = data.accessor(_attr(prim_data, "POSITION"))
+def _primitive(data, name, prim_data, node, sk, rigid_joint, node_rest, rest_world, materials, report) -> MeshData:
+    P = data.accessor(_attr(prim_data, "POSITION")).astype(np.float32)
     V = len(P)
     if prim_data.indices is not None:
         faces = data.accessor(prim_data.indices).astype(np.int64).reshape(-1)
     else:
         faces = np.arange(V, dtype=np.int64)
-    faces = faces[: len(faces) // 3 * 3]
-    mesh = UsdGeom.Mesh.Define(stage, path)
-    mesh.CreateSubdivisionSchemeAttr(UsdGeom.Tokens.none)
-    mesh.CreateFaceVertexCountsAttr(Vt.IntArray.FromNumpy(np.full(len(faces) // 3, 3, dtype=np.int32)))
-    mesh.CreateFaceVertexIndicesAttr(Vt.IntArray.FromNumpy(faces.astype(np.int32)))
-    if sk is None:  # a static mesh: place it where the node is at rest
-        UsdGeom.Xformable(mesh).AddTransformOp().Set(Gf.Matrix4d(rest_world[node_index].T.tolist()))
-    mesh.CreatePointsAttr(Vt.Vec3fArray.FromNumpy(P.astype(np.float32)))
-    mesh.CreateExtentAttr(Vt.Vec3fArray([Gf.Vec3f(*P.min(0)), Gf.Vec3f(*P.max(0))]))
+    m = MeshData(name, P, faces[: len(faces) // 3 * 3].reshape(-1, 3))
     if _attr(prim_data, "NORMAL") is not None:
-        N = data.accessor(_attr(prim_data, "NORMAL"))
-        mesh.CreateNormalsAttr(Vt.Vec3fArray.FromNumpy(N.astype(np.float32)))
-        mesh.SetNormalsInterpolation(UsdGeom.Tokens.vertex)
-    pv = UsdGeom.PrimvarsAPI(mesh)
+        m.normals = data.accessor(_attr(prim_data, "NORMAL")).astype(np.float32)
     if _attr(prim_data, "TEXCOORD_0") is not None:
-        uv = data.accessor(_attr(prim_data, "TEXCOORD_0")).copy()
+        uv = data.accessor(_attr(prim_data, "TEXCOORD_0")).astype(np.float32)
         uv[:, 1] = 1.0 - uv[:, 1]  # glTF's origin is top-left, USD's bottom-left
-        pv.CreatePrimvar("st", Sdf.ValueTypeNames.TexCoord2fArray, UsdGeom.Tokens.vertex).Set(
-            Vt.Vec2fArray.FromNumpy(uv.astype(np.float32)))
-    material = materials.get(prim_data.material) if prim_data.material is not None else None
+        m.uvs = uv
+    m.material = prim_data.material if prim_data.material is not None and prim_data.material < len(materials) else None
     if _attr(prim_data, "COLOR_0") is not None:
         col = data.accessor(_attr(prim_data, "COLOR_0"))[:, :3]
-        if material is not None:
-            col = col * np.asarray(material[1])
-        pv.CreatePrimvar("displayColor", Sdf.ValueTypeNames.Color3fArray, UsdGeom.Tokens.vertex).Set(
-            Vt.Vec3fArray.FromNumpy(col.astype(np.float32)))
-    elif material is not None:
-        mesh.CreateDisplayColorAttr(Vt.Vec3fArray([Gf.Vec3f(*material[1])]))
-    if material is not None:
-        UsdShade.MaterialBindingAPI.Apply(mesh.GetPrim()).Bind(material[0])
-    mesh.GetPrim().SetCustomDataByKey("gltf:node", int(node_index))
-    mesh.GetPrim().SetCustomDataByKey("gltf:primitive", int(prim_index))
-    info = {"prim": path, "points": V, "faces": len(faces) // 3, "skeleton": sk.path if sk else None}
-    if sk is None:
-        return info
-    binding = UsdSkel.BindingAPI.Apply(mesh.GetPrim())
-    binding.CreateSkeletonRel().SetTargets([Sdf.Path(sk.path)])
+        if m.material is not None:
+            col = col * np.asarray(materials[m.material].color)
+        m.colors = col.astype(np.float32)
+    if sk is None:  # a static mesh: place it where the node is at rest
+        m.transform = node_rest
+        return m
     index = {n: i for i, n in enumerate(sk.nodes)}
     if rigid_joint is not None:
         # constant bind to the nearest joint; geomBind puts the mesh where it is at rest relative to that joint
-        j = index[rigid_joint]
         bind_j = np.linalg.inv(sk.ibm[rigid_joint])
-        geom_bind = bind_j @ np.linalg.inv(rest_world[rigid_joint]) @ rest_world[node_index]
-        binding.CreateJointIndicesPrimvar(True, 1).Set(Vt.IntArray([j]))
-        binding.CreateJointWeightsPrimvar(True, 1).Set(Vt.FloatArray([1.0]))
-        binding.CreateGeomBindTransformAttr(Gf.Matrix4d(geom_bind.T.tolist()))
-        info.update(influences=1, rigid_joint=sk.tokens[j])
-        return info
+        m.geom_bind = bind_j @ np.linalg.inv(rest_world[rigid_joint]) @ node_rest
+        m.indices, m.weights, m.rigid = np.array([[index[rigid_joint]]]), np.ones((1, 1)), True
+        return m
     skin = data.gltf.skins[node.skin]
     skin_nodes = np.asarray(skin.joints, dtype=np.int64)
     idx_sets, w_sets = [], []
@@ -435,28 +357,27 @@ def _define_primitive(stage, data, path, prim_data, prim_index, node, node_index
         idx_sets.append(data.accessor(ja).astype(np.int64))
         w_sets.append(data.accessor(wa))
     if not idx_sets:
-        report.warnings.append(f"{path}: skinned node without JOINTS_0/WEIGHTS_0; left unbound")
-        return info
+        report.warnings.append(f"mesh {name}: skinned node without JOINTS_0/WEIGHTS_0; left unbound")
+        return m
     idx, w = np.concatenate(idx_sets, 1), np.concatenate(w_sets, 1)
     if (idx >= len(skin_nodes)).any() or (idx < 0).any():
-        raise InputError(f"{data.path}: {path}: JOINTS_n refer to joints beyond the skin's {len(skin_nodes)}; re-export")
+        raise InputError(f"{data.path}: mesh {name}: JOINTS_n refer to joints beyond the skin's {len(skin_nodes)}; "
+                         "re-export")
     mapped = np.array([index[n] for n in skin_nodes])[idx]
     bad = ~np.isfinite(w).all(1)
     if bad.all():
-        raise InputError(f"{data.path}: {path}: every WEIGHTS_n value is NaN or infinite; re-export the skin weights")
+        raise InputError(f"{data.path}: mesh {name}: every WEIGHTS_n value is NaN or infinite; re-export the skin "
+                         "weights")
     if bad.any():  # seen in real exports (Quaternius Bee, Crab, Wasp): repair from the nearest valid vertex
         from scipy.spatial import cKDTree
 
         good = np.nonzero(~bad)[0]
         _, near = cKDTree(P[good]).query(P[bad])
         w[bad], mapped[bad] = w[good[near]], mapped[good[near]]
-        report.warnings.append(f"{path}: {int(bad.sum())} vertices had NaN skin weights; copied from the nearest valid vertex")
+        report.warnings.append(f"mesh {name}: {int(bad.sum())} vertices had NaN skin weights; copied from the nearest "
+                               "valid vertex")
     total = w.sum(1, keepdims=True)
     w = np.where(total > 0, w / np.where(total > 0, total, 1), 0.0)
-    mapped = np.where(w > 0, mapped, 0)  # unused slots point at joint 0 with weight 0
-    K = idx.shape[1]
-    binding.CreateJointIndicesPrimvar(False, K).Set(Vt.IntArray.FromNumpy(mapped.reshape(-1).astype(np.int32)))
-    binding.CreateJointWeightsPrimvar(False, K).Set(Vt.FloatArray.FromNumpy(w.reshape(-1).astype(np.float32)))
-    binding.CreateGeomBindTransformAttr(Gf.Matrix4d(1.0))
-    info.update(influences=K)
-    return info
+    m.indices = np.where(w > 0, mapped, 0)  # unused slots point at joint 0 with weight 0
+    m.weights = w
+    return m

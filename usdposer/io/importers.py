@@ -11,6 +11,7 @@ from usdposer.io.gltf_import import ImportReport
 GLTF = (".gltf", ".glb")
 BVH = (".bvh",)
 MJCF = (".xml", ".mjcf")
+IMPORT_EXTENSIONS = GLTF + BVH + MJCF  # what `usdposer import` converts (USD's own: usdposer.io.stage)
 
 
 def import_any(src: str | os.PathLike, out: str | os.PathLike, *, fps: float | None = None,
@@ -45,15 +46,16 @@ def import_any(src: str | os.PathLike, out: str | os.PathLike, *, fps: float | N
     else:
         raise InputError(f"{src}: unknown format {ext!r}; import reads .glb, .gltf, .bvh and MuJoCo .xml")
     from usdposer.io.rig_stage import write_rig_stage
-    from usdposer.io.write_skel import root_prim_name
 
-    out = write_rig_stage(rig, out, sources=[src], arguments=arguments, bind_clip=bind_clip, **extra)
-    report = ImportReport(source=str(src), output=str(out), time_codes_per_second=rig.time_codes_per_second)
-    report.skeletons.append({"prim": f"/{root_prim_name(rig.name)}/Skel", "joints": len(rig.tokens), "skins": []})
-    report.meshes.extend({"name": m.name, "points": len(m.points), "influences": int(m.indices.shape[1])}
-                         for m in rig.meshes)
-    report.clips.extend({"name": c.name, "frames": len(c.time_codes),
-                         "seconds": (len(c.time_codes) - 1) / rig.time_codes_per_second} for c in rig.clips)
+    written = write_rig_stage(rig, out, sources=[src], arguments=arguments, bind_clip=bind_clip, **extra)
+    report = ImportReport(source=str(src), output=str(written.path), time_codes_per_second=rig.time_codes_per_second)
+    for sk, prim, clip_paths in zip(rig.skeletons, written.skeletons, written.clips):
+        report.skeletons.append({"prim": prim, "joints": len(sk.tokens), "skins": []})
+        report.clips.extend({"skeleton": prim, "prim": path, "name": c.name, "frames": len(c.time_codes),
+                             "seconds": (len(c.time_codes) - 1) / rig.time_codes_per_second}
+                            for c, path in zip(sk.clips, clip_paths))
+    report.meshes.extend({"prim": path, "name": m.name, "points": len(m.points), "faces": len(m.faces),
+                          "influences": int(m.indices.shape[1])} for m, path in zip(rig.meshes, written.meshes))
     if ext in BVH and meters_per_unit is None:
         report.warnings.append(f"BVH has no units: read at {rig.meters_per_unit:g} m per unit (from the skeleton's "
                                "size); pass --meters-per-unit to override")
@@ -81,7 +83,8 @@ def add_library_clips(path: Path, libraries: list[str], work: Path, report: Impo
     """Retarget every clip of every library file onto the (only) Skeleton of the stage at ``path``, in place."""
     from pxr import Sdf, Usd
 
-    from usdposer.dataset import read_any, retarget_clip
+    from usdposer.core.retarget import retarget_clip
+    from usdposer.io.dataset import read_any
     from usdposer.io.read_skel import read_asset
     from usdposer.io.write_skel import CLIP_VARIANT_SET, bind_animations, define_animation, to_stage_units, unique_names
 

@@ -29,9 +29,9 @@ class MeshSequence:
 
 
 def _convert(P: np.ndarray, mpu: float, up: str) -> np.ndarray:
-    from usdposer.io.stage import axis_matrix
+    from usdposer.io.stage import StageUnits
 
-    return (P * mpu) @ axis_matrix(up)[:3, :3].T
+    return StageUnits(mpu, up).points(P)
 
 
 def read_mesh_sequence(path: str | os.PathLike, *, meters_per_unit: float = 1.0, up_axis: str = "Y",
@@ -71,7 +71,7 @@ def read_mesh_sequence(path: str | os.PathLike, *, meters_per_unit: float = 1.0,
 def _read_usd(path: Path, prim_path: str | None) -> MeshSequence:
     from pxr import Usd, UsdGeom
 
-    from usdposer.io.read_skel import _triangulate
+    from usdposer.io.read_mesh import triangulate
     from usdposer.io.stage import open_stage, stage_units
 
     stage = open_stage(path)
@@ -92,7 +92,7 @@ def _read_usd(path: Path, prim_path: str | None) -> MeshSequence:
     F = None
     if p.IsA(UsdGeom.Mesh):
         m = UsdGeom.Mesh(p)
-        F = _triangulate(np.asarray(m.GetFaceVertexCountsAttr().Get() or [], np.int64),
+        F = triangulate(np.asarray(m.GetFaceVertexCountsAttr().Get() or [], np.int64),
                          np.asarray(m.GetFaceVertexIndicesAttr().Get() or [], np.int64))
     for t in times:
         xfc.SetTime(Usd.TimeCode(t))

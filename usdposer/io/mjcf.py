@@ -20,12 +20,16 @@ import struct
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from usdposer.core.rotations import axis_angle_to_quat, quat_to_matrix
 from usdposer.errors import InputError
+
+if TYPE_CHECKING:
+    from usdposer.io.rig_stage import RigData
 
 
 @dataclass
@@ -131,9 +135,9 @@ def _euler_matrix(angles: np.ndarray, seq: str) -> np.ndarray:
     return R
 
 
-def mjcf_to_rig(path: str | os.PathLike, skin_path: str | os.PathLike | None = None):
+def mjcf_to_rig(path: str | os.PathLike, skin_path: str | os.PathLike | None = None) -> RigData:
     """Parse an MJCF file (and its skin, found through ``<skin file>`` unless given) into ``RigData``."""
-    from usdposer.io.rig_stage import MeshData, RigData
+    from usdposer.io.rig_stage import MeshData, RigData, SkeletonData
     from usdposer.io.write_skel import unique_names
 
     path = Path(path)
@@ -229,6 +233,7 @@ def mjcf_to_rig(path: str | os.PathLike, skin_path: str | os.PathLike | None = N
         bone_joint = np.array([index[n] for n in skin.bone_names])
         bind[bone_joint] = skin.binds
         meshes.append(MeshData("skin", skin.points, skin.faces, bone_joint[skin.indices], skin.weights))
-    return RigData(name=root.get("model") or path.stem, tokens=tokens, rest_local=rest_local, bind_world=bind,
-                   meshes=meshes, limits=np.stack(limits), limits_source=f"MJCF hinge ranges ({path.name})",
-                   up_axis="Z", meters_per_unit=1.0)
+    skeleton = SkeletonData(tokens, rest_local, bind, limits=np.stack(limits),
+                            limits_source=f"MJCF hinge ranges ({path.name})")
+    return RigData(name=root.get("model") or path.stem, skeletons=[skeleton], meshes=meshes, up_axis="Z",
+                   meters_per_unit=1.0)

@@ -1,4 +1,4 @@
-"""The tracking articulation as a UsdPhysics layer over its asset (../shared/USD.md section 5: no standard maps UsdSkel
+"""The tracking articulation as a UsdPhysics layer over its asset (no standard maps UsdSkel
 to UsdPhysics; this is usdposer's convention, which ``usdposer.io.physics_limits`` reads back).
 
     /Physics                      Xform holding every body, in the stage's units and up axis, at the rest pose
@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from pxr import Gf, Sdf, Tf, Usd, UsdGeom, UsdPhysics
 
-from usdposer.io.stage import axis_matrix, layer_over
+from usdposer.io.stage import StageUnits, layer_over
 
 if TYPE_CHECKING:
     from usdposer.physics.articulation import Articulation
@@ -57,7 +57,7 @@ def author_articulation(stage: Usd.Stage, art: Articulation, *, root: str = "/Ph
     rig = art.rig
     s = float(art.scale)
     mpu = float(rig.meters_per_unit) or 1.0
-    C = axis_matrix(rig.up_axis)[:3, :3]  # stage axes -> +Y up
+    C = StageUnits(mpu, rig.up_axis).R  # stage axes -> +Y up
     L = 1.0 / (s * mpu)  # simulation metres -> stage units
     rest = art.rest  # (B, 4, 4), simulation world
     names = _names(art)

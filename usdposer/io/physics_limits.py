@@ -1,7 +1,7 @@
 """Joint limits from UsdPhysics joints, a second limit source for a Skeleton besides ``JointLimitsAPI``.
 
 A physics joint drives a skeleton joint when its ``customData["usdposer:skelJoint"]`` names the joint's token (the
-convention of ../shared/USD.md section 5, which ``usdposer track`` writes), or else when its ``body1`` prim is named
+convention ``usdposer track`` writes: ``customData["usdposer:skelJoint"]`` on each physics joint), or else when its ``body1`` prim is named
 like the joint's leaf. Its frame is the child joint's bind frame, so the joint's local axes are the limit axes:
 
     RevoluteJoint  axis A, lower/upper       -> A in [lower, upper]; the two other axes locked at 0
@@ -17,6 +17,7 @@ Angles are degrees in USD and radians in the result (NaN = unlimited), as ``Rig.
 from __future__ import annotations
 
 import numpy as np
+import torch
 from pxr import Usd, UsdPhysics
 
 AXES = "XYZ"
@@ -88,3 +89,32 @@ def _limits_of(prim: Usd.Prim) -> np.ndarray | None:
             lim[k] = (0.0, 0.0) if lo > hi else (lo, hi)
         return lim if np.isfinite(lim).any() else None
     return None
+
+
+def read_limits(prim: Usd.Prim, joints: list[str]) -> torch.Tensor | None:
+    """(J, 3, 2) radians (NaN = unlimited) from the Skeleton's JointLimitsAPI values, completed by the stage's
+    UsdPhysics joints that drive its joints (``usdposer.io.physics_limits``) where the former say nothing; or None."""
+    from usdposer.io.physics_limits import physics_joint_limits
+
+    own = _read_limit_api(prim, joints)
+    phys = physics_joint_limits(prim.GetStage(), joints)
+    if phys is None:
+        return own
+    phys = torch.from_numpy(phys)
+    return phys if own is None else torch.where(torch.isnan(own), phys, own)
+
+
+def _read_limit_api(prim: Usd.Prim, joints: list[str]) -> torch.Tensor | None:
+    """JointLimitsAPI values -> (J, 3, 2) radians (NaN = unlimited), or None."""
+    attr = prim.GetAttribute("usdposer:jointLimits:joints")
+    if not attr or not attr.HasAuthoredValue():
+        return None
+    names = [str(j) for j in attr.Get()]
+    lo = np.asarray(prim.GetAttribute("usdposer:jointLimits:lower").Get() or [], dtype=np.float64).reshape(-1, 3)
+    hi = np.asarray(prim.GetAttribute("usdposer:jointLimits:upper").Get() or [], dtype=np.float64).reshape(-1, 3)
+    out = np.full((len(joints), 3, 2), np.nan)
+    index = {j: i for i, j in enumerate(joints)}
+    for k, n in enumerate(names[: min(len(lo), len(hi))]):
+        if n in index:
+            out[index[n], :, 0], out[index[n], :, 1] = np.radians(lo[k]), np.radians(hi[k])
+    return torch.from_numpy(out)

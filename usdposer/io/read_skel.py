@@ -11,17 +11,20 @@ Malformed data is reported as ``Problem`` rows; with ``strict=True`` (the defaul
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from pxr import Usd, UsdGeom, UsdShade, UsdSkel, UsdUtils
+from pxr import Usd, UsdGeom, UsdSkel, UsdUtils
 
 from usdposer.core.rotations import quat_multiply, xyzw_to_wxyz
-from usdposer.errors import RigError
-from usdposer.io.stage import axis_matrix, gf_to_np, open_stage, stage_units
-from usdposer.types import Clip, Mesh, Rig
+from usdposer.errors import InputError, RigError
+from usdposer.io.physics_limits import read_limits
+from usdposer.io.read_mesh import read_mesh
+from usdposer.io.stage import StageUnits, gf_to_np, open_stage, stage_units
+from usdposer.types import Clip, Rig
 
 
 @dataclass(frozen=True)
@@ -31,7 +34,7 @@ class Problem:
     severity: str
     prim: str
     message: str
-    code: str = ""  # "Rule.ErrorName" of the check it belongs to (usdposer.validate), "" when none
+    kind: str = ""  # what is wrong, e.g. "index-out-of-range" (``usdposer.validate`` maps kinds to its rules)
 
     def __str__(self) -> str:
         return f"{self.severity}: {self.prim}: {self.message}"
@@ -91,11 +94,11 @@ class _Reporter:
     def __init__(self, strict: bool, path: str):
         self.strict, self.path, self.problems = strict, path, []
 
-    def __call__(self, severity: str, prim, message: str, code: str = "") -> None:
+    def __call__(self, severity: str, prim, message: str, kind: str = "") -> None:
         prim = str(prim)
         if severity == "error" and self.strict:
             raise RigError(f"{self.path}: {prim}: {message}")
-        self.problems.append(Problem(severity, prim, message, code))
+        self.problems.append(Problem(severity, prim, message, kind))
 
 
 def read_asset(path: str | Path, strict: bool = True) -> SkelAsset:
@@ -114,7 +117,7 @@ def read_stage(stage: Usd.Stage, path: str = "", strict: bool = True) -> SkelAss
         del delegate
     for d in diagnostics:
         msg = d.commentary.strip().splitlines()[0] if d.commentary.strip() else str(d.diagnosticCode)
-        asset.problems.append(Problem("warning", "usd", msg[:300], "UsdDiagnostics.Warning"))
+        asset.problems.append(Problem("warning", "usd", msg[:300], "usd-diagnostic"))
     return asset
 
 
@@ -127,7 +130,7 @@ def _read_stage(stage: Usd.Stage, path: str, strict: bool) -> SkelAsset:
         default_prim=str(stage.GetDefaultPrim().GetPath()) if stage.GetDefaultPrim() else "",
         authored_metadata=tuple(k for k in ("upAxis", "metersPerUnit", "timeCodesPerSecond") if stage.HasAuthoredMetadata(k)),
     )
-    conv = _Conversion(mpu, up)
+    conv = StageUnits(mpu, up)
     cache = UsdSkel.Cache()
     prims = list(Usd.PrimRange.Stage(stage, Usd.TraverseInstanceProxies()))
     for prim in prims:
@@ -137,7 +140,7 @@ def _read_stage(stage: Usd.Stage, path: str, strict: bool) -> SkelAsset:
     anims = [p for p in prims if p.IsA(UsdSkel.Animation)]
     if not skeletons:
         report("error", "/", "no Skeleton prim in the file; usdposer needs a UsdSkel asset (SkelRoot > Skeleton), "
-               "or import glTF with `usdposer import`")
+               "or import glTF with `usdposer import`", "no-skeleton")
 
     # 1. skinned meshes per skeleton, from every SkelRoot's bindings
     targets: dict[str, list[UsdSkel.SkinningQuery]] = {}
@@ -168,38 +171,6 @@ def _read_stage(stage: Usd.Stage, path: str, strict: bool) -> SkelAsset:
     return asset
 
 
-class _Conversion:
-    """Stage units/axis -> metres, +Y up (formulas in ``usdposer.io.stage``)."""
-
-    def __init__(self, mpu: float, up: str):
-        self.m = float(mpu)
-        self.C = axis_matrix(up)
-        self.D = np.diag([self.m, self.m, self.m, 1.0])
-        self.Dinv = np.diag([1 / self.m, 1 / self.m, 1 / self.m, 1.0])
-        self.c_quat = torch.tensor(_matrix_quat(self.C[:3, :3]), dtype=torch.float64)  # (4,) wxyz
-
-    def skel_space(self, M: np.ndarray) -> np.ndarray:
-        return self.C @ self.D @ M @ self.Dinv
-
-    def local(self, L: np.ndarray, is_root: np.ndarray) -> np.ndarray:
-        out = self.D @ L @ self.Dinv
-        out[is_root] = self.C @ out[is_root]
-        return out
-
-    def points(self, P: np.ndarray) -> np.ndarray:
-        return (P * self.m) @ self.C[:3, :3].T
-
-    def world(self, X: np.ndarray) -> np.ndarray:
-        A = self.C @ self.D
-        return A @ X @ np.linalg.inv(A)
-
-
-def _matrix_quat(R: np.ndarray) -> list[float]:
-    from usdposer.core.rotations import matrix_to_quat
-
-    return matrix_to_quat(torch.tensor(R, dtype=torch.float64)).tolist()
-
-
 def _read_rig(skel, sq, skinning_queries, conv, xfc, report, path) -> Rig | None:
     prim = skel.GetPrim()
     name = str(prim.GetPath())
@@ -211,11 +182,11 @@ def _read_rig(skel, sq, skinning_queries, conv, xfc, report, path) -> Rig | None
     ok, why = topo.Validate()
     if not ok:
         report("error", name, f"invalid joint order ({why.strip()}); list every parent joint before its children in `joints`",
-               "JointOrder.ChildBeforeParent")
+               "child-before-parent")
         return None
     if not sq:
         report("error", name, "invalid Skeleton (UsdSkel could not build a query for it); check joints/bindTransforms",
-               "SkinBinding.InvalidSkeleton")
+               "invalid-skeleton")
         return None
     parents = np.asarray(topo.GetParentIndices(), dtype=np.int64)
     is_root = parents < 0
@@ -224,16 +195,16 @@ def _read_rig(skel, sq, skinning_queries, conv, xfc, report, path) -> Rig | None
     if rest is None or len(rest) != len(joints):
         rest = sq.ComputeJointLocalTransforms(Usd.TimeCode.Default(), True)
         report("warning", name, "restTransforms missing or of the wrong length; using UsdSkel's fallback",
-               "SkinBinding.MissingRestTransforms")
+               "missing-rest-transforms")
     bind = skel.GetBindTransformsAttr().Get()
     if bind is None or len(bind) != len(joints):
         report("error", name, f"bindTransforms has {0 if bind is None else len(bind)} entries for {len(joints)} joints; "
-               "author one skeleton-space bind matrix per joint", "SkinBinding.SizeMismatch")
+               "author one skeleton-space bind matrix per joint", "size-mismatch")
         return None
     rest_np, bind_np = gf_to_np(rest), gf_to_np(bind)
     if not (np.isfinite(rest_np).all() and np.isfinite(bind_np).all()):
         report("error", name, "non-finite values in restTransforms/bindTransforms; fix the skeleton's matrices",
-               "NonFinite.Skeleton")
+               "non-finite-skeleton")
         return None
     rest_np = conv.local(rest_np, is_root)
     bind_np = conv.skel_space(bind_np)
@@ -241,193 +212,20 @@ def _read_rig(skel, sq, skinning_queries, conv, xfc, report, path) -> Rig | None
     meshes = []
     joint_index = {j: i for i, j in enumerate(joints)}
     for skq in skinning_queries:
-        mesh = _read_mesh(skq, joint_index, conv, report)
+        mesh = read_mesh(skq, joint_index, conv, report)
         if mesh is not None:
             meshes.append(mesh)
-    limits = _read_limits(prim, joints)
+    limits = read_limits(prim, joints)
     return Rig(
         name=prim.GetName(), skeleton_path=name, joints=tuple(joints),
         parents=torch.from_numpy(parents), rest_local=torch.from_numpy(rest_np), bind_world=torch.from_numpy(bind_np),
-        meshes=tuple(meshes), limits=limits, meters_per_unit=conv.m, up_axis="Z" if conv.C[1, 2] == 1 else "Y",
+        meshes=tuple(meshes), limits=limits, meters_per_unit=conv.m, up_axis=conv.up,
         skel_to_world=torch.from_numpy(conv.world(gf_to_np(xfc.GetLocalToWorldTransform(prim)))),
         source=path,
     )
 
 
-def _triangulate(counts: np.ndarray, indices: np.ndarray) -> np.ndarray:
-    """Fan-triangulate polygons: (F, 3) int64."""
-    counts = counts.astype(np.int64)
-    valid = counts >= 3
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    ntri = np.where(valid, counts - 2, 0)
-    first = np.repeat(starts, ntri)
-    offs = np.arange(ntri.sum()) - np.repeat(np.cumsum(ntri) - ntri, ntri)
-    return np.stack([indices[first], indices[first + offs + 1], indices[first + offs + 2]], axis=1).astype(np.int64)
-
-
-def _read_mesh(skq, joint_index: dict[str, int], conv: _Conversion, report) -> Mesh | None:
-    prim = skq.GetPrim()
-    name = str(prim.GetPath())
-    if not prim.IsA(UsdGeom.Mesh):
-        report("info", name, f"skinned {prim.GetTypeName()} is not a Mesh; usdposer skins meshes only, skipped")
-        return None
-    mesh = UsdGeom.Mesh(prim)
-    pts = mesh.GetPointsAttr().Get()
-    if pts is None or len(pts) == 0:
-        report("warning", name, "mesh has no points; skipped")
-        return None
-    P = np.asarray(pts, dtype=np.float64)
-    V = len(P)
-    if not np.isfinite(P).all():
-        report("error", name, f"{int((~np.isfinite(P).all(1)).sum())} points are NaN or infinite; fix the mesh's points",
-               "NonFinite.Points")
-        return None
-
-    # influences, checked against the primvars themselves so the message can say what is wrong
-    binding = UsdSkel.BindingAPI(prim)
-    ip, wp_ = binding.GetJointIndicesPrimvar(), binding.GetJointWeightsPrimvar()
-    idx_raw, w_raw = ip.Get() if ip else None, wp_.Get() if wp_ else None
-    if idx_raw is None or w_raw is None:
-        report("warning", name, "bound to a skeleton but has no jointIndices/jointWeights; skipped (run `usdposer skin`)",
-               "SkinBinding.MissingInfluences")
-        return None
-    idx_raw, w_raw = np.asarray(idx_raw, dtype=np.int64), np.asarray(w_raw, dtype=np.float64)
-    if len(idx_raw) != len(w_raw):
-        report("error", name, f"primvars:skel:jointIndices has {len(idx_raw)} values but jointWeights has {len(w_raw)}; "
-               "they must have the same length (elementSize values per point)", "SkinBinding.SizeMismatch")
-        return None
-    K = int(ip.GetElementSize())
-    rigid = ip.GetInterpolation() == UsdGeom.Tokens.constant
-    expected = K if rigid else K * V
-    if K < 1 or len(idx_raw) != expected:
-        report("error", name, f"jointIndices has {len(idx_raw)} values, expected {expected} "
-               f"({'constant' if rigid else f'{V} points'} x elementSize {K}); fix elementSize or the arrays", "SkinBinding.SizeMismatch")
-        return None
-    if not np.isfinite(w_raw).all():
-        report("error", name, "jointWeights contains NaN or infinite values; re-export the skin weights",
-               "NonFinite.Weights")
-        return None
-    idx = idx_raw.reshape(-1, K)
-    w = w_raw.reshape(-1, K)
-    if rigid:
-        idx, w = np.repeat(idx, V, 0), np.repeat(w, V, 0)
-    # mesh-local joint order (skel:joints on the mesh) -> skeleton order
-    local_order = skq.GetJointOrder()
-    if local_order:
-        missing = [str(j) for j in local_order if str(j) not in joint_index]
-        if missing:
-            report("error", name, f"skel:joints names joints not in the skeleton ({', '.join(missing[:3])}); fix skel:joints",
-                   "SkinBinding.UnknownJoint")
-            return None
-        remap = np.array([joint_index[str(j)] for j in local_order], dtype=np.int64)
-        n_joints = len(remap)
-    else:
-        remap, n_joints = None, len(joint_index)
-    bad = (idx < 0) | (idx >= n_joints)
-    if bad.any():
-        report("error", name, f"{int(bad.sum())} joint indices out of range [0, {n_joints}) (first {int(idx[bad][0])}); "
-               "re-export the skin or fix the skeleton's joints", "SkinBinding.IndexOutOfRange")
-        return None
-    if remap is not None:
-        idx = remap[idx]
-    sums = w.sum(1)
-    if not np.allclose(sums, 1.0, atol=1e-3):
-        off = np.abs(sums - 1) > 1e-3
-        first = int(np.argmax(off))
-        report("warning", name, f"{int(off.sum())} of {V} points have jointWeights not summing to 1 (first: point {first} "
-               f"sum={sums[first]:.3f}); normalise the weights", "SkinBinding.WeightsNotNormalized")
-
-    G = gf_to_np(skq.GetGeomBindTransform())
-    P_skel = P @ G[:3, :3].T + G[:3, 3]
-    faces = _triangulate(np.asarray(mesh.GetFaceVertexCountsAttr().Get() or [], np.int64),
-                         np.asarray(mesh.GetFaceVertexIndicesAttr().Get() or [], np.int64))
-    if len(faces) and (faces.max() >= V or faces.min() < 0):
-        report("error", name, "faceVertexIndices refer to points that do not exist; fix the mesh topology",
-               "SkinBinding.BadTopology")
-        return None
-
-    normals = None
-    n_attr = mesh.GetNormalsAttr()
-    n_val = n_attr.Get() if n_attr else None
-    if n_val is not None and len(n_val) == V and mesh.GetNormalsInterpolation() in (UsdGeom.Tokens.vertex, UsdGeom.Tokens.varying):
-        N = np.asarray(n_val, dtype=np.float64) @ np.linalg.inv(G[:3, :3])  # inverse-transpose of G, row vectors
-        N = N @ conv.C[:3, :3].T
-        normals = torch.from_numpy(N / np.linalg.norm(N, axis=1, keepdims=True).clip(1e-12))
-
-    uvs, texture, color = _read_look(prim, V)
-    return Mesh(
-        path=name, points=torch.from_numpy(conv.points(P_skel)), faces=torch.from_numpy(faces),
-        joint_indices=torch.from_numpy(idx), joint_weights=torch.from_numpy(w), normals=normals,
-        uvs=uvs, texture=texture, color=color, skinning_method=str(skq.GetSkinningMethod() or "classicLinear"),
-    )
-
-
-def _read_look(prim: Usd.Prim, V: int):
-    """(uvs (V, 2) or None, base-colour texture path or None, display colour)."""
-    uvs = None
-    pv_api = UsdGeom.PrimvarsAPI(prim)
-    for name in ("st", "st0", "st_0", "UVMap", "uv"):
-        pv = pv_api.GetPrimvar(name)
-        if pv and pv.HasValue() and pv.GetInterpolation() in (UsdGeom.Tokens.vertex, UsdGeom.Tokens.varying):
-            val = pv.ComputeFlattened()
-            if val is not None and len(val) == V:
-                uvs = torch.from_numpy(np.asarray(val, dtype=np.float64))
-                break
-    color = (0.7, 0.7, 0.7)
-    dc = pv_api.GetPrimvar("displayColor")
-    if dc and dc.HasValue():
-        val = np.asarray(dc.ComputeFlattened(), dtype=np.float64).reshape(-1, 3)
-        if len(val):
-            color = tuple(float(c) for c in val.mean(0))
-    texture = None
-    material, _ = UsdShade.MaterialBindingAPI(prim).ComputeBoundMaterial()
-    if material:
-        shader = material.ComputeSurfaceSource()[0]
-        if shader:
-            inp = shader.GetInput("diffuseColor")
-            if inp:
-                if inp.HasConnectedSource():
-                    src = inp.GetConnectedSources()[0][0].source
-                    tex = UsdShade.Shader(src.GetPrim())
-                    f = tex.GetInput("file")
-                    if f and f.Get() is not None:
-                        asset = f.Get()
-                        texture = asset.resolvedPath or asset.path or None
-                elif inp.Get() is not None:
-                    color = tuple(float(c) for c in inp.Get())
-    return uvs, texture, color
-
-
-def _read_limits(prim: Usd.Prim, joints: list[str]) -> torch.Tensor | None:
-    """(J, 3, 2) radians (NaN = unlimited) from the Skeleton's JointLimitsAPI values, completed by the stage's
-    UsdPhysics joints that drive its joints (``usdposer.io.physics_limits``) where the former say nothing; or None."""
-    from usdposer.io.physics_limits import physics_joint_limits
-
-    own = _read_limit_api(prim, joints)
-    phys = physics_joint_limits(prim.GetStage(), joints)
-    if phys is None:
-        return own
-    phys = torch.from_numpy(phys)
-    return phys if own is None else torch.where(torch.isnan(own), phys, own)
-
-
-def _read_limit_api(prim: Usd.Prim, joints: list[str]) -> torch.Tensor | None:
-    """JointLimitsAPI values -> (J, 3, 2) radians (NaN = unlimited), or None."""
-    attr = prim.GetAttribute("usdposer:jointLimits:joints")
-    if not attr or not attr.HasAuthoredValue():
-        return None
-    names = [str(j) for j in attr.Get()]
-    lo = np.asarray(prim.GetAttribute("usdposer:jointLimits:lower").Get() or [], dtype=np.float64).reshape(-1, 3)
-    hi = np.asarray(prim.GetAttribute("usdposer:jointLimits:upper").Get() or [], dtype=np.float64).reshape(-1, 3)
-    out = np.full((len(joints), 3, 2), np.nan)
-    index = {j: i for i, j in enumerate(joints)}
-    for k, n in enumerate(names[: min(len(lo), len(hi))]):
-        if n in index:
-            out[index[n], :, 0], out[index[n], :, 1] = np.radians(lo[k]), np.radians(hi[k])
-    return torch.from_numpy(out)
-
-
-def _read_clip(anim: UsdSkel.Animation, cache: UsdSkel.Cache, rig: Rig, conv: _Conversion, report,
+def _read_clip(anim: UsdSkel.Animation, cache: UsdSkel.Cache, rig: Rig, conv: StageUnits, report,
                asset: SkelAsset) -> Clip | None:
     prim = anim.GetPrim()
     name = str(prim.GetPath())
@@ -438,7 +236,7 @@ def _read_clip(anim: UsdSkel.Animation, cache: UsdSkel.Cache, rig: Rig, conv: _C
     missing = [a for a in ("translations", "rotations", "scales") if not prim.GetAttribute(a).HasAuthoredValue()]
     if missing:
         report("warning", name, f"SkelAnimation lacks {', '.join(missing)}; UsdSkel ignores it (rest pose is used). "
-               "Author translations, rotations and scales", "SkelAnimComplete.MissingJointComponent")
+               "Author translations, rotations and scales", "incomplete-animation")
         return None
     aq = cache.GetAnimQuery(anim)
     times = list(aq.GetJointTransformTimeSamples()) or [asset.start_time_code if math.isfinite(asset.start_time_code) else 0.0]
@@ -464,22 +262,35 @@ def _read_clip(anim: UsdSkel.Animation, cache: UsdSkel.Cache, rig: Rig, conv: _C
         ss = np.asarray(scales, dtype=np.float64)
         if len(tt) != len(tokens) or len(qq) != len(tokens) or len(ss) != len(tokens):
             report("error", name, f"time {t}: translations/rotations/scales have {len(tt)}/{len(qq)}/{len(ss)} entries "
-                   f"for {len(tokens)} joints; author one value per joint", "SkelAnimComplete.SizeMismatch")
+                   f"for {len(tokens)} joints; author one value per joint", "animation-size-mismatch")
             return None
         # convert to metres / +Y up: translations scale by m; roots also rotate by C
         tt = tt * conv.m
         qq = xyzw_to_wxyz(torch.from_numpy(qq)).numpy()
         tt[anim_root] = tt[anim_root] @ conv.C[:3, :3].T
-        qq[anim_root] = quat_multiply(conv.c_quat.expand(int(anim_root.sum()), 4), torch.from_numpy(qq[anim_root])).numpy()
+        qq[anim_root] = quat_multiply(conv.root_quat().expand(int(anim_root.sum()), 4),
+                                      torch.from_numpy(qq[anim_root])).numpy()
         tr[f, cols], rot[f, cols], sc[f, cols] = tt, qq, ss
     if bad_frames:
         report("warning", name, f"{bad_frames} frames could not be evaluated")
     if not (np.isfinite(tr).all() and np.isfinite(rot).all() and np.isfinite(sc).all()):
         report("error", name, "non-finite values in the animation; fix or re-export the SkelAnimation",
-               "NonFinite.Animation")
+               "non-finite-animation")
         return None
     return Clip(
         rotations=torch.from_numpy(rot), translations=torch.from_numpy(tr), scales=torch.from_numpy(sc),
         time_codes=torch.tensor(times, dtype=torch.float64), time_codes_per_second=asset.time_codes_per_second,
         name=prim.GetName(), path=name,
     )
+
+
+def open_rig(asset: str | os.PathLike, skeleton: str | None = None):
+    """(SkelAsset, Rig) of a USD file; glTF/BVH/MJCF get a clear error telling to import first."""
+    from usdposer.io.importers import IMPORT_EXTENSIONS
+
+    p = Path(asset)
+    if p.suffix.lower() in IMPORT_EXTENSIONS:
+        raise InputError(f"{asset}: not a USD file; convert it first with `usdposer import {asset} -o "
+                         f"{p.with_suffix('.usdc').name}`")
+    a = read_asset(p)
+    return a, a.rig(skeleton)

@@ -14,7 +14,7 @@ space must not care about (``tests/test_invariance.py``, ``bench/invariance.py``
   frame of the character's own clip; bind transforms unchanged;
 * ``names-mixamo`` / ``names-blender`` / ``names-max``: joints renamed as Mixamo (``mixamorig_LeftUpLeg``), Blender
   Rigify (``thigh_L``) and 3ds Max Biped (``Bip01_L_Thigh``) name them (body parts of
-  ``usdposer.rigfeatures.canonical_words``; other words kept);
+  ``usdposer.core.posespace.canonical_words``; other words kept);
 * ``extra-joints``: joints that move no vertex: an end site under every leaf, sockets under the hands and head, IK
   targets under the root and a five-finger chain (4 joints each) under each hand.
 
@@ -241,7 +241,7 @@ def _world(local: np.ndarray, parents: np.ndarray) -> np.ndarray:
 
 def _tpose(joints, parents, bind, rest) -> np.ndarray:
     """The rest pose with every upper arm swung so that its bone (to its first child) points sideways, horizontal."""
-    from usdposer.rigfeatures import canonical_words
+    from usdposer.core.posespace import canonical_words
 
     local = rest.copy()
     W = _world(local, parents)
@@ -312,7 +312,7 @@ _CONVENTIONS = {
 def convention_name(name: str, convention: str) -> str:
     """``name`` as ``convention`` (mixamo, blender, max) would write it: its body part, side and prefix in that
     tool's style; words that are no body part are kept (CamelCase)."""
-    from usdposer.rigfeatures import _SIDES, canonical_words, name_side, name_words
+    from usdposer.core.posespace import _SIDES, canonical_words, name_side, name_words
 
     c = _CONVENTIONS[convention]
     words = canonical_words(name) or [w for w in name_words(name) if w not in _SIDES]
@@ -364,7 +364,7 @@ def _rename(stage, skel, joints, convention, out: Variant) -> None:
 
 # ------------------------------------------------------------------------------------------------------ joints
 def _add_joints(stage, skel, joints, parents, bind, rest, out: Variant) -> None:
-    from usdposer.rigfeatures import canonical_words
+    from usdposer.core.posespace import canonical_words
 
     J = len(joints)
     tokens, par = list(joints), list(parents)

@@ -12,8 +12,8 @@ import numpy as np
 from pxr import Gf, Sdf, Usd, UsdGeom, UsdSkel, Vt
 
 from usdposer.errors import InputError
-from usdposer.io.read_skel import _Conversion, _triangulate
-from usdposer.io.stage import gf_to_np, layer_over, stage_units
+from usdposer.io.read_mesh import triangulate
+from usdposer.io.stage import StageUnits, gf_to_np, layer_over, stage_units
 
 
 @dataclass
@@ -45,7 +45,7 @@ def meshes_to_skin(stage: Usd.Stage, skeleton_path: str, *, replace: bool = Fals
     skel = stage.GetPrimAtPath(skeleton_path)
     scope = skel_root_of(skel) or skel.GetParent()
     mpu, up = stage_units(stage)
-    conv = _Conversion(mpu, up)
+    conv = StageUnits(mpu, up)
     xfc = UsdGeom.XformCache(Usd.TimeCode.Default())
     skel_world_inv = xfc.GetLocalToWorldTransform(skel).GetInverse()
     out = []
@@ -66,7 +66,7 @@ def meshes_to_skin(stage: Usd.Stage, skeleton_path: str, *, replace: bool = Fals
         P = np.asarray(pts, dtype=np.float64)
         if not np.isfinite(P).all():
             raise InputError(f"{prim.GetPath()}: points contain NaN or infinite values; fix the mesh before skinning")
-        faces = _triangulate(np.asarray(mesh.GetFaceVertexCountsAttr().Get() or [], np.int64),
+        faces = triangulate(np.asarray(mesh.GetFaceVertexCountsAttr().Get() or [], np.int64),
                              np.asarray(mesh.GetFaceVertexIndicesAttr().Get() or [], np.int64))
         if not len(faces):
             continue

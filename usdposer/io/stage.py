@@ -26,7 +26,7 @@ def register_schemas() -> bool:
     """Register the schema plugin (idempotent). Returns True when the schemas are known to USD.
 
     Only ``Plug`` is touched before registering: querying ``Usd.SchemaRegistry`` first would build the registry
-    without our types, and a later registration would not be seen (USD.md section 3).
+    without our types, and a later registration would not be seen (USD builds that registry once per process).
     """
     if Plug.Registry().GetPluginWithName("usdPoser") is None:
         Plug.Registry().RegisterPlugins(str(PLUGIN_DIR))
@@ -34,15 +34,6 @@ def register_schemas() -> bool:
 
 
 SCHEMAS_REGISTERED = register_schemas()
-
-
-def _register_validators() -> bool:
-    from usdposer.io.usd_validation import register_validators
-
-    return register_validators()
-
-
-VALIDATORS_REGISTERED = _register_validators()
 
 
 def open_stage(path: str | os.PathLike) -> Usd.Stage:
@@ -89,6 +80,81 @@ def axis_matrix(up_axis: str) -> np.ndarray:
     elif up_axis.upper() != "Y":
         raise InputError(f"unsupported upAxis {up_axis!r}; USD allows Y or Z")
     return C
+
+
+class StageUnits:
+    """A stage's ``metersPerUnit`` and ``upAxis`` against usdposer's frame (metres, +Y up): every conversion between
+    the two, in one place. ``C`` (4, 4) rotates the stage's axes onto +Y up; ``m`` is the stage unit in metres.
+
+    Points and positions ``p_usdposer = C (m p_stage)``; skeleton-space transforms are conjugated by ``C D``
+    (``D = diag(m, m, m, 1)``); joint-local transforms are scaled by ``D`` and roots also rotated by ``C``; animated
+    root translations and rotations follow the roots'."""
+
+    def __init__(self, meters_per_unit: float = 1.0, up_axis: str = "Y"):
+        self.m = float(meters_per_unit)
+        self.up = str(up_axis)
+        self.C = axis_matrix(up_axis)
+        self.D = np.diag([self.m, self.m, self.m, 1.0])
+        self.Dinv = np.diag([1 / self.m, 1 / self.m, 1 / self.m, 1.0])
+
+    @classmethod
+    def of(cls, stage: Usd.Stage) -> StageUnits:
+        return cls(*stage_units(stage))
+
+    @property
+    def R(self) -> np.ndarray:
+        """(3, 3) stage axes -> +Y up."""
+        return self.C[:3, :3]
+
+    # points and positions (N, 3)
+    def points(self, P: np.ndarray) -> np.ndarray:
+        return (np.asarray(P, dtype=np.float64) * self.m) @ self.R.T
+
+    def to_stage(self, P: np.ndarray) -> np.ndarray:
+        return (np.asarray(P, dtype=np.float64) @ self.R) / self.m
+
+    # 4x4 transforms (..., 4, 4), column vectors
+    def skel_space(self, M: np.ndarray) -> np.ndarray:
+        return self.C @ self.D @ M @ self.Dinv
+
+    def local(self, L: np.ndarray, is_root: np.ndarray) -> np.ndarray:
+        out = self.D @ L @ self.Dinv
+        out[is_root] = self.C @ out[is_root]
+        return out
+
+    def world(self, X: np.ndarray) -> np.ndarray:
+        A = self.C @ self.D
+        return A @ X @ np.linalg.inv(A)
+
+    # animated root translations (..., 3) and (w, x, y, z) rotations (..., 4), torch
+    def root_quat(self):
+        """The (w, x, y, z) quaternion of ``R``."""
+        import torch
+
+        from usdposer.core.rotations import matrix_to_quat
+
+        return matrix_to_quat(torch.from_numpy(np.ascontiguousarray(self.R)))
+
+    def roots_from_stage(self, t, q):
+        """Root translations ``(..., 3)`` and rotations ``(..., 4)`` of an animation: stage units -> usdposer."""
+        from usdposer.core.rotations import quat_multiply
+
+        c = self.root_quat().to(q)
+        return (t * self.m) @ _t(self.R, t).T, quat_multiply(c.expand_as(q), q)
+
+    def roots_to_stage(self, t, q):
+        """Inverse of :meth:`roots_from_stage`."""
+        from usdposer.core.rotations import quat_conjugate, quat_multiply
+
+        c = quat_conjugate(self.root_quat().to(q))
+        return (t @ _t(self.R, t)) / self.m, quat_multiply(c.expand_as(q), q)
+
+
+def _t(R: np.ndarray, like):
+    """``R`` as a tensor like ``like``."""
+    import torch
+
+    return torch.as_tensor(R, dtype=like.dtype, device=like.device)
 
 
 def stage_units(stage: Usd.Stage) -> tuple[float, str]:
@@ -145,7 +211,7 @@ def atomic_path(out: str | os.PathLike) -> Iterator[Path]:
 
 def author_stage_metadata(stage: Usd.Stage, *, up_axis: str, meters_per_unit: float, tcps: float,
                           start: float | None, end: float | None, default_prim: str | None) -> None:
-    """Author upAxis, metersPerUnit, time codes and defaultPrim in a root layer (USD.md checklist item 1)."""
+    """Author upAxis, metersPerUnit, time codes and defaultPrim in a root layer (USD reads them from the root layer only)."""
     UsdGeom.SetStageUpAxis(stage, UsdGeom.Tokens.y if up_axis.upper() == "Y" else UsdGeom.Tokens.z)
     UsdGeom.SetStageMetersPerUnit(stage, meters_per_unit)
     stage.SetTimeCodesPerSecond(tcps)
@@ -162,7 +228,7 @@ def layer_over(source: str | os.PathLike, out: str | os.PathLike, *, up_axis: st
                meters_per_unit: float | None = None, time_range: tuple[float, float] | str | None = "source",
                source_stage: Usd.Stage | None = None) -> Iterator[tuple[Usd.Stage, Sdf.Layer, Path]]:
     """A new layer that sublayers ``source``, written to a temporary file beside ``out`` and moved into place when the
-    block succeeds: yields (stage, layer, out). The root layer's metadata (USD.md checklist item 1) follows the source
+    block succeeds: yields (stage, layer, out). The root layer's metadata (read from the root layer only) follows the source
     (units and up axis unless given; time codes per second and default prim always; ``time_range`` "source", a
     (start, end) pair, or None for none). The layer is saved after the block."""
     out = check_output_path(out, [source])

@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from pxr import Sdf, Tf, Usd, UsdSkel, Vt
 
-from usdposer import __version__
-from usdposer.core.rotations import quat_conjugate, quat_multiply, wxyz_to_xyzw
-from usdposer.io.stage import axis_matrix, layer_over
+from usdposer._version import __version__
+from usdposer.core.rotations import wxyz_to_xyzw
+from usdposer.io.stage import StageUnits, layer_over
 from usdposer.types import Clip, Pose, Rig
 
 CLIP_VARIANT_SET = "usdposerClip"
@@ -47,35 +47,25 @@ def provenance(verb: str, arguments: Sequence[str] | None = None, seed: int | No
     return data
 
 
-def _root_axis(rig: Rig) -> tuple[torch.Tensor, torch.Tensor]:
-    """(C (3, 3), c (4,)): the rotation taking the stage's up axis to +Y, as a matrix and a (w, x, y, z) quaternion."""
-    from usdposer.core.rotations import matrix_to_quat
-
-    C = torch.tensor(axis_matrix(rig.up_axis)[:3, :3], dtype=torch.float64)
-    return C, matrix_to_quat(C)
-
-
 def to_stage_units(rig: Rig, pose: Pose) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Inverse of the reader's conversion: (T, J, 3) translations, (T, J, 4) (w, x, y, z) rotations, (T, J, 3)
-    scales in the source stage's units and up axis."""
-    C, c = _root_axis(rig)
-    c_inv = quat_conjugate(c)
+    scales in the source stage's units and up axis (``StageUnits``)."""
+    units = StageUnits(rig.meters_per_unit, rig.up_axis)
     t = pose.translations.detach().to(torch.float64).clone()
     q = pose.rotations.detach().to(torch.float64).clone()
-    for r in rig.roots:
-        t[:, r] = t[:, r] @ C  # C^T t, i.e. C^-1 t for a rotation
-        q[:, r] = quat_multiply(c_inv.expand(len(q), 4), q[:, r])
-    t = t / rig.meters_per_unit
+    roots = rig.roots
+    t[:, roots], q[:, roots] = units.roots_to_stage(t[:, roots], q[:, roots])
+    t[:, [j for j in range(rig.num_joints) if j not in roots]] /= units.m
     return t.numpy(), q.numpy(), pose.scales.detach().to(torch.float64).numpy()
 
 
 def from_stage_units(rig: Rig, t: torch.Tensor, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The reader's conversion for (N, J, 3) translations and (N, J, 4) rotations in stage units: metres, +Y up."""
-    C, c = _root_axis(rig)
-    t, q = t.to(torch.float64) * rig.meters_per_unit, q.to(torch.float64).clone()
-    for r in rig.roots:
-        t[:, r] = t[:, r] @ C.T
-        q[:, r] = quat_multiply(c.expand(len(q), 4), q[:, r])
+    units = StageUnits(rig.meters_per_unit, rig.up_axis)
+    t, q = t.to(torch.float64).clone(), q.to(torch.float64).clone()
+    roots = rig.roots
+    t[:, roots], q[:, roots] = units.roots_from_stage(t[:, roots], q[:, roots])
+    t[:, [j for j in range(rig.num_joints) if j not in roots]] *= units.m
     return t, q
 
 
@@ -181,7 +171,7 @@ def write_clip_layer(source: str | os.PathLike, out: str | os.PathLike, rig: Rig
 
 def define_pose_library(stage: Usd.Stage, path: str, rig: Rig, pose: Pose, *, latents: np.ndarray | None = None,
                         scores: np.ndarray | None = None, time_codes: Sequence[float] | None = None) -> Usd.Prim:
-    """Author a packed ``PoseSampleLibrary`` (USD.md layout B): sample i at rows ``i*J:(i+1)*J``, stage units."""
+    """Author a packed ``PoseSampleLibrary`` (packed arrays: the fastest to read and write): sample i at rows ``i*J:(i+1)*J``, stage units."""
     t, q, _ = to_stage_units(rig, pose)
     N, J = q.shape[:2]
     prim = stage.DefinePrim(path, "PoseSampleLibrary")

@@ -149,7 +149,7 @@ def from_newton(tq: torch.Tensor) -> torch.Tensor:
 
 def rigid_frames(rig: Rig, pose: Pose) -> torch.Tensor:
     """(B, J, 4, 4) world frames of the joints with any scale or shear removed (the polar rotation), metres, +Y up."""
-    from usdposer.posing import joint_transforms
+    from usdposer.core.posing import joint_transforms
 
     G = rig.skel_to_world.to(pose.rotations) @ joint_transforms(rig, pose)
     U, _, Vh = torch.linalg.svd(G[..., :3, :3])
@@ -195,7 +195,7 @@ def build_articulation(rig: Rig, cfg: ArticulationConfig | None = None, *, requi
     """The newton model of ``rig`` at its rest pose (module docstring)."""
     from usdposer._deps import require
     from usdposer.core._warp import get_warp
-    from usdposer.posing import character_height
+    from usdposer.core.posing import character_height
     from usdposer.types import Pose
 
     wp = get_warp()

@@ -1,2 +1,3 @@
-"""Rendering for AKD: the rig as Gaussians (gaussians.py) and a differentiable splatting renderer with a ground
-(splat.py)."""
+"""Pictures and differentiable rendering: the rig as Gaussians (``gaussians``), the splatting renderer with a ground
+for AKD (``splat``: pure torch, or gsplat on CUDA), the mesh rasteriser (``raster``), sheets / videos / keyframe
+proxies (``media``) and the contact sheets every ``--preview`` writes (``preview``)."""

@@ -61,8 +61,8 @@ class GaussianAsset:
     def posed(self, rig: Rig, pose: Pose, backend: str = "auto") -> tuple[Float[Tensor, "B N 3"], Float[Tensor, "B N 3 3"]]:
         """Means (B, N, 3) and covariances (B, N, 3, 3) of every pose, differentiable in the pose."""
         from usdposer.core.kinematics import skinning_transforms
+        from usdposer.core.posing import joint_transforms
         from usdposer.core.skinning import skin_gaussians
-        from usdposer.posing import joint_transforms
 
         S = skinning_transforms(joint_transforms(rig, pose), rig.bind_world.to(pose.rotations))
         return skin_gaussians(self.means.to(S), self.covs.to(S), self.indices, self.weights.to(S), S, backend=backend)

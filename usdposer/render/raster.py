@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from usdposer.core.geometry import vertex_normals
+
 if TYPE_CHECKING:
     from torch import Tensor
 
@@ -99,14 +101,6 @@ def rasterize(verts: Tensor, faces: Tensor, cam: Camera, *, near: float = 1e-3, 
         win_face[key[win]] = fid[win]
         win_bary[key[win]] = bary[win]
     return Fragments(win_face.view(H, W), win_bary.view(H, W, 3).float(), best.view(H, W).float())
-
-
-def vertex_normals(verts: Tensor, faces: Tensor) -> Tensor:
-    """(V, 3) area-weighted unit vertex normals."""
-    f = faces.long()
-    n = torch.linalg.cross(verts[f[:, 1]] - verts[f[:, 0]], verts[f[:, 2]] - verts[f[:, 0]])
-    out = torch.zeros_like(verts).index_add_(0, f.reshape(-1), n.repeat_interleave(3, 0))
-    return out / out.norm(dim=1, keepdim=True).clamp(min=1e-12)
 
 
 def _texture(path: str | None) -> Tensor | None:
@@ -243,7 +237,7 @@ def render_pose(rig: Rig, pose: Pose, cams: list[Camera], *, style: Style | None
     rasterisation and shading there (a CUDA device, say); the overlay is drawn on the CPU."""
     from PIL import Image, ImageDraw
 
-    from usdposer.posing import joint_transforms, skin
+    from usdposer.core.posing import joint_transforms, skin
 
     style = style or Style()
     rig = rig.to(torch.float64)

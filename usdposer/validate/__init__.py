@@ -1,7 +1,7 @@
 """Validators: rules -> findings (``usdposer check``), and the energies that guide poses away from what they flag.
 
 ``find_rules`` / ``RULES`` is the registry, ``check_paths`` runs it over files; see ``registry`` for severities and
-``usdposer.io.usd_validation`` for the same rules as UsdValidation validators.
+``usdposer.schemas.validators`` for the same rules as UsdValidation validators (the USD plugin).
 """
 
 from usdposer.validate.context import CheckOptions

@@ -50,8 +50,9 @@ class FileContext:
     """One file being checked."""
 
     path: str
-    asset: SkelAsset
+    asset: SkelAsset | None
     options: CheckOptions
+    read_error: str | None = None  # the one-line reason the file could not be read (then ``asset`` is None)
 
     def finding(self, rule, code: str, message: str, severity: str | None = None, **where) -> Finding:
         return Finding(rule=rule.name, code=code, severity=severity or rule.severity, message=message, file=self.path,
@@ -66,7 +67,7 @@ class RigContext:
 
     @cached_property
     def height(self) -> float:
-        from usdposer.posing import character_height
+        from usdposer.core.posing import character_height
 
         return max(character_height(self.rig), 1e-6)
 
@@ -207,7 +208,7 @@ class Chunk:
 
 
 def _world(rig: Rig, pose) -> Float[Tensor, "B J 4 4"]:
-    from usdposer.posing import joint_transforms
+    from usdposer.core.posing import joint_transforms
 
     W = joint_transforms(rig, pose)
     return rig.skel_to_world.to(W) @ W
@@ -215,7 +216,7 @@ def _world(rig: Rig, pose) -> Float[Tensor, "B J 4 4"]:
 
 def world_points(rig: Rig, pose) -> Float[Tensor, "B V 3"]:
     """Skinned points of every mesh of ``rig`` (concatenated) in world space, in the pose's dtype."""
-    from usdposer.posing import skin
+    from usdposer.core.posing import skin
 
     pts = skin(rig, pose, backend="torch")
     if not pts:

@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from usdposer.dataset import expand_paths, read_any
 from usdposer.errors import InputError, UsdPoserError
+from usdposer.io.dataset import expand_paths, read_any
 from usdposer.validate.context import CheckOptions, ClipContext, FileContext, RigContext
 from usdposer.validate.registry import Finding, Rule, find_rules
 from usdposer.validate.rules import concat_measures
@@ -54,6 +54,10 @@ class CheckReport:
     @property
     def frames(self) -> int:
         return sum(r.frames for r in self.files)
+
+    def to_json(self) -> dict:
+        """The ``--json`` contract (``to_dict``)."""
+        return self.to_dict()
 
     @property
     def exit_code(self) -> int:
@@ -140,8 +144,11 @@ def check_file(path: Path, rules: list[Rule], options: CheckOptions, workdir: Pa
     try:
         asset = _read(path, workdir)
     except (UsdPoserError, OSError, ValueError, RuntimeError) as exc:
+        from usdposer.validate.context import FileContext
+        from usdposer.validate.rules import Readable
+
         res.readable = False
-        res.findings.append(Finding("Readable", "CannotOpen", "error", str(exc).splitlines()[0], file=str(path)))
+        res.findings = Readable().check(FileContext(str(path), None, options, str(exc).splitlines()[0]))
         res.seconds = time.perf_counter() - t0
         return res
     timings["read"] += time.perf_counter() - t0

@@ -31,7 +31,7 @@ def learn_from_dataset(dataset: str | os.PathLike, *, quantile: float = 0.005, p
     """Learn swing-twist (and per-axis Euler) limits for every character of a dataset. Roots stay unlimited (their
     rotation is the character's heading and tilt, not a joint's range)."""
     from usdposer.core.limits import learn_limits, learn_swing_twist, twist_axes
-    from usdposer.dataset import load_dataset
+    from usdposer.io.dataset import load_dataset
 
     chars = load_dataset(dataset, splits)
     if not chars:

@@ -16,8 +16,29 @@ from usdposer.validate.registry import Finding, Rule, register
 # ------------------------------------------------------------------------------------------------- file rules
 
 
+# the reader's problem kinds (usdposer.io.read_skel.Problem.kind) -> the rule and error name that report them
+PROBLEM_RULES = {
+    "usd-diagnostic": "UsdDiagnostics.Warning",
+    "child-before-parent": "JointOrder.ChildBeforeParent",
+    "invalid-skeleton": "SkinBinding.InvalidSkeleton",
+    "missing-rest-transforms": "SkinBinding.MissingRestTransforms",
+    "size-mismatch": "SkinBinding.SizeMismatch",
+    "missing-influences": "SkinBinding.MissingInfluences",
+    "unknown-joint": "SkinBinding.UnknownJoint",
+    "index-out-of-range": "SkinBinding.IndexOutOfRange",
+    "weights-not-normalized": "SkinBinding.WeightsNotNormalized",
+    "bad-topology": "SkinBinding.BadTopology",
+    "non-finite-skeleton": "NonFinite.Skeleton",
+    "non-finite-points": "NonFinite.Points",
+    "non-finite-weights": "NonFinite.Weights",
+    "non-finite-animation": "NonFinite.Animation",
+    "incomplete-animation": "SkelAnimComplete.MissingJointComponent",
+    "animation-size-mismatch": "SkelAnimComplete.SizeMismatch",
+}
+
+
 class _ProblemRule(Rule):
-    """Findings from the reader's coded problems ``<name>.<ErrorName>``: reader errors fail; warnings keep the
+    """Findings from the reader's problems, by kind (``PROBLEM_RULES``): reader errors fail; warnings keep the
     severity listed in ``warning_severity`` (default: warning)."""
 
     warning_severity: dict[str, str] = {}
@@ -25,7 +46,7 @@ class _ProblemRule(Rule):
     def check(self, file: FileContext) -> list[Finding]:
         out = []
         for p in file.asset.problems:
-            rule, _, code = p.code.partition(".")
+            rule, _, code = PROBLEM_RULES.get(p.kind, "").partition(".")
             if rule != self.name:
                 continue
             severity = "failed" if p.severity == "error" else self.warning_severity.get(code, "warning")
@@ -35,13 +56,20 @@ class _ProblemRule(Rule):
 
 @register
 class Readable(Rule):
-    """The file exists, opens as USD (or converts from glTF, BVH, MJCF) and has a usable Skeleton."""
+    """The file exists, opens as USD (or converts from glTF, BVH, MJCF) and has a Skeleton."""
 
     severity = "error"
-    codes = {"CannotOpen": "the file cannot be read or converted", "NotFound": "no such file or pattern"}
+    codes = {"CannotOpen": "the file cannot be read or converted", "NotFound": "no such file or pattern",
+             "NoSkeleton": "the file has no Skeleton prim, so no rig rule checks it (a warning: a folder of shots "
+                           "may hold sets and props; --strict counts it)"}
 
     def check(self, file: FileContext) -> list[Finding]:
-        return []  # the engine reports unreadable files itself; a file that reached the rules was readable
+        if file.read_error is not None:
+            return [file.finding(self, "CannotOpen", file.read_error)]
+        if not file.asset.rigs and any(p.kind == "no-skeleton" for p in file.asset.problems):
+            return [file.finding(self, "NoSkeleton", f"{file.path}: no Skeleton prim, nothing for the rig rules to "
+                                 "check; import glTF/BVH/MJCF with `usdposer import`", severity="warning", prim="/")]
+        return []  # Skeletons that exist but cannot be used are reported by the rule that names why (JointOrder...)
 
 
 @register
@@ -306,7 +334,7 @@ class FootSkating(Rule):
     def measure(self, clip: ClipContext, chunk) -> dict:
         if clip.rig_ctx.ground is None or len(clip.clip) < 2:
             return {}
-        from usdposer.physics.metrics import contact_slide
+        from usdposer.core.motion import contact_slide
 
         pts = chunk.points if clip.rig.meshes else chunk.world[..., :3, 3]
         slide, n = contact_slide(pts, clip.clip.fps, clip.file.options.contact * clip.height, clip.rig_ctx.ground)
@@ -375,7 +403,7 @@ class Plausibility(Rule):
     codes = {"Implausible": "the prior scores the pose above its calibrated threshold"}
 
     def measure(self, clip: ClipContext, chunk) -> dict:
-        from usdposer.rigfeatures import pose_to_6d
+        from usdposer.core.posespace import pose_to_6d
 
         scorer = clip.file.options.scorer
         if scorer is None:

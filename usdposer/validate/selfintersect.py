@@ -54,8 +54,8 @@ class TriangleParts:
 
     @classmethod
     def from_rig(cls, rig: Rig, min_tree_distance: int = 3) -> TriangleParts:
-        from usdposer.posing import skin
-        from usdposer.rigfeatures import tree_distance
+        from usdposer.core.posespace import tree_distance
+        from usdposer.core.posing import skin
         from usdposer.types import Pose
 
         faces, parts, infl, offset = [], [], [], 0

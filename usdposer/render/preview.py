@@ -20,7 +20,8 @@ def contact_sheet(rig: Rig, pose: Pose, out: str | os.PathLike, *, tile: int = 1
                   camera: str = "fixed") -> Path:
     """Write a PNG grid of every pose (temporary file, then moved into place), one camera framing them all
     (``camera="follow"`` frames each); ``bad_joints[i]`` are drawn red. Returns the path."""
-    from usdposer.render.media import cameras, write_sheet
+    from usdposer.render.cameras import cameras
+    from usdposer.render.encode import write_sheet
     from usdposer.render.raster import render_pose
     from usdposer.types import Pose as P
 

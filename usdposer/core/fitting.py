@@ -15,10 +15,8 @@ Adam optimises each frame; the residual reported is the Chamfer RMS distance in 
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -187,70 +185,3 @@ def as_pose(rig, rotations: torch.Tensor, root: torch.Tensor):
     t = base.translations.clone()
     t[:, rig.roots[0]] = root
     return Pose(rotations, t, base.scales)
-
-
-@dataclass
-class FitReport:
-    """What ``usdposer fit`` did (its ``--json`` result). Residuals are Chamfer RMS distances in % of height."""
-
-    output: str
-    sequence: str
-    rig: str
-    animation: str
-    frames: int
-    residuals: list[float] = field(default_factory=list)
-    mean_residual: float = 0.0
-    max_residual: float = 0.0
-    seconds: float = 0.0
-    frames_per_second: float = 0.0
-    preview: str | None = None
-
-
-def fit_asset(meshseq: str | os.PathLike, rig_asset: str | os.PathLike, out: str | os.PathLike, *,
-              cfg: FitConfig | None = None, skeleton: str | None = None, prim: str | None = None,
-              name: str = "usdposerFit", frames: str | None = None, preview: str | None = None, arguments: Sequence[str] | None = None,
-              progress: Callable | None = None) -> FitReport:
-    """Fit the rig of ``rig_asset`` to the sequence ``meshseq`` and write the SkelAnimation (bound) as a layer over
-    the rig asset at ``out``, with the per-frame residuals on the animation (``usdposer:fitResiduals``)."""
-    from pxr import Sdf, Vt
-
-    from usdposer.io.meshseq import read_mesh_sequence
-    from usdposer.io.read_skel import read_asset
-    from usdposer.io.write_skel import provenance, write_clip_layer
-    from usdposer.types import Clip, Pose
-
-    cfg = cfg or FitConfig()
-    tick = time.perf_counter()
-    asset = read_asset(rig_asset)
-    rig = asset.rig(skeleton)
-    seq = read_mesh_sequence(meshseq, meters_per_unit=rig.meters_per_unit, up_axis=rig.up_axis, prim=prim)
-    pick = list(range(len(seq.frames)))
-    if frames:
-        from usdposer.selection import parse_frames
-
-        pick = parse_frames(frames, torch.as_tensor(seq.time_codes))
-    q, r, res = fit_frames(rig, [seq.frames[i] for i in pick], cfg, progress=progress)
-    pose = as_pose(rig, q, r)
-    clip = Clip(pose.rotations, pose.translations, pose.scales, time_codes=torch.as_tensor(seq.time_codes[pick]),
-                time_codes_per_second=seq.time_codes_per_second, name=name)
-    path = f"{rig.skeleton_path}/{name}"
-
-    def author(stage):
-        attr = stage.GetPrimAtPath(path).CreateAttribute("usdposer:fitResiduals", Sdf.ValueTypeNames.DoubleArray,
-                                                          custom=True)
-        attr.Set(Vt.DoubleArray([float(x) for x in res]))
-
-    prov = provenance("fit", arguments, sequence=str(meshseq), seed=cfg.seed, iterations=cfg.iterations)
-    write_clip_layer(rig_asset, out, rig, [clip], prov=prov, source_stage=None, author=author)
-    secs = time.perf_counter() - tick
-    rep = FitReport(output=str(out), sequence=seq.source, rig=rig.skeleton_path, animation=path, frames=len(pick),
-                    residuals=[round(float(x), 4) for x in res], mean_residual=float(res.mean()),
-                    max_residual=float(res.max()), seconds=secs, frames_per_second=len(pick) / secs)
-    if preview:
-        from usdposer.preview import contact_sheet
-
-        show = torch.linspace(0, len(pick) - 1, min(len(pick), 12)).round().long().unique()
-        contact_sheet(rig.to(torch.float64), Pose(clip.rotations[show], clip.translations[show], clip.scales[show]),
-                      preview, labels=[f"t={float(clip.time_codes[i]):g} {res[i]:.1f}%" for i in show.tolist()])
-        rep.preview = str(preview)
-    return rep

@@ -1,6 +1,6 @@
 """How physical an animation looks, from the rig and a clip alone (for ``usdposer track`` reports and ``usdposer check``).
 
-On the skinned hull points (``usdposer.posing.hull_points``: the convex-hull vertices of each joint's dominant
+On the skinned hull points (``usdposer.core.posing.hull_points``: the convex-hull vertices of each joint's dominant
 vertices, a superset of every pose's extremes) in world (metres, +Y up, ground y = 0), per frame t:
 
     penetration      max(0, -min_p y_p(t))                         depth of the lowest point below the ground
@@ -49,8 +49,8 @@ class MotionMetrics:
 def world_hull(rig: Rig, pose: Pose, max_points: int = 2048) -> Tensor:
     """(F, P, 3) skinned hull points in world (or the joints, for a rig without meshes)."""
     from usdposer.core.kinematics import skinning_transforms
+    from usdposer.core.posing import hull_points, joint_transforms
     from usdposer.core.skinning import linear_blend_skinning
-    from usdposer.posing import hull_points, joint_transforms
 
     rig = rig.to(torch.float64)
     skel = joint_transforms(rig, pose)
@@ -100,7 +100,7 @@ def main_joint(rig: Rig) -> int:
 def root_tilt(rig: Rig, pose: Pose) -> Tensor:
     """(F,) degrees between +Y and the main joint's rest up direction (the world +Y at rest, expressed in its frame)
     carried by the pose."""
-    from usdposer.posing import joint_transforms
+    from usdposer.core.posing import joint_transforms
     from usdposer.types import Pose as P
 
     rig = rig.to(torch.float64)
@@ -116,7 +116,7 @@ def root_tilt(rig: Rig, pose: Pose) -> Tensor:
 
 def motion_metrics(rig: Rig, clip: Clip, reference: Clip | None = None, *, contact_eps: float = 0.02) -> MotionMetrics:
     """The metrics of the module docstring for ``clip`` (and its tracking error against ``reference``)."""
-    from usdposer.posing import character_height, joint_transforms
+    from usdposer.core.posing import character_height, joint_transforms
     from usdposer.types import Pose
 
     rig = rig.to(torch.float64)

@@ -1,11 +1,15 @@
-"""usdposer's rules as UsdValidation validators named ``usdposer:<Rule>`` (USD.md section 4).
+"""usdposer's rules as UsdValidation validators named ``usdposer:<Rule>`` (OpenUSD's pxr.UsdValidation): the plugin's tasks.
 
 Two ways in, both registering the same stage validators:
-1. in-process: :func:`register_validators` (called whenever usdposer opens a stage) registers the plugin metadata in
-   ``schemas/usdPoserValidators/resources/plugInfo.json`` and the task functions;
+1. in-process: an explicit :func:`register_validators` call registers the plugin metadata in
+   ``schemas/usdPoserValidators/resources/plugInfo.json`` and the task functions (``validate_stage`` makes it);
 2. as a USD plugin: with ``PXR_PLUGINPATH_NAME`` pointing at the installed ``usdposer/schemas`` folder, a stock USD
    process sees the metadata before anything is imported, and its first ``GetOrLoadValidatorsByName`` imports the
-   ``usdposer`` package (the plugin's ``Name``), whose ``__init__`` calls :func:`register_validators`.
+   plugin's ``Name``, the ``usdposer`` package, whose root calls :func:`register_validators` when (and only when)
+   ``pxr.UsdValidation`` is already loaded, i.e. when USD is loading it as this plugin.
+
+Nothing else registers them: importing ``usdposer.io`` (or any usdposer module in a process that has not loaded
+``pxr.UsdValidation``) has no side effect on USD's validators.
 
 Each validator reads the stage once per stage (shared by every usdposer validator in one ``ValidationContext``), runs
 its rule and returns one ``ValidationError`` per finding, named by the finding's error name: failed findings are
@@ -19,9 +23,11 @@ import weakref
 from pathlib import Path
 
 from pxr import Plug, Usd, UsdValidation
-
 from usdposer.schemas import PLUGIN_DIR
 
+# The plugin's Name: UsdValidation names every validator "<plugin name>:<key>" (so usdposer:<Rule>), and a python
+# plugin's Name is also the module USD imports to load it: the usdposer package root, which then calls
+# register_validators (usdposer/__init__.py).
 PLUGIN_NAME = "usdposer"
 PLUGIN_INFO = PLUGIN_DIR / "usdPoserValidators" / "resources" / "plugInfo.json"
 _cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

@@ -1,18 +1,17 @@
-"""Asset-level pipelines that tie the pose prior to USD files (what the CLI verbs call)."""
+"""``usdposer sample``: plausible poses of any rig from the pose space, written as a layer over the asset."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import torch
+from usdposer.pipelines._base import Progress, Result
 
 from usdposer.errors import InputError
 
 
 @dataclass
-class SampleReport:
+class SampleReport(Result):
     """The ``usdposer sample --json`` contract."""
 
     asset: str
@@ -33,23 +32,25 @@ class SampleReport:
     latent_error: float | None = None  # eta > 0: max |decode(codes) - poses| (6D) of the inverted codes
 
 
-def open_rig(asset: str | os.PathLike, skeleton: str | None = None):
-    """(SkelAsset, Rig) of a USD file; glTF/BVH/MJCF get a clear error telling to import first."""
-    from usdposer.io.read_skel import read_asset
+@dataclass(frozen=True)
+class SampleOptions:
+    """``n`` poses with ``steps`` DDIM steps from ``checkpoint`` (None or "default": the shipped one); ``eta`` None
+    takes the checkpoint's own; ``preview``: a PNG contact sheet; ``arguments``: the command line, for provenance."""
 
-    p = Path(asset)
-    if p.suffix.lower() in (".glb", ".gltf", ".bvh", ".xml"):
-        raise InputError(f"{asset}: not a USD file; convert it first with `usdposer import {asset} -o "
-                         f"{p.with_suffix('.usdc').name}`")
-    a = read_asset(p)
-    return a, a.rig(skeleton)
+    n: int = 16
+    seed: int = 0
+    checkpoint: str | None = None
+    steps: int = 50
+    skeleton: str | None = None
+    preview: str | None = None
+    device: str = "cpu"
+    eta: float | None = None
+    arguments: tuple[str, ...] = ()
 
 
-def sample_asset(asset: str | os.PathLike, out: str | os.PathLike, *, n: int = 16, seed: int = 0,
-                 checkpoint: str | None = None, steps: int = 50, skeleton: str | None = None,
-                 preview: str | None = None, device: str = "cpu", eta: float | None = None,
-                 arguments: list[str] | None = None, progress=None) -> SampleReport:
-    """Sample ``n`` poses of the asset's rig and write them as a layer over it (USD.md layouts A and B):
+def sample(asset: str | os.PathLike, out: str | os.PathLike, options: SampleOptions = SampleOptions(),
+           progress: Progress | None = None) -> SampleReport:
+    """Sample ``n`` poses of the asset's rig and write them as a layer over it (two layouts: a SkelAnimation any DCC scrubs, and packed arrays):
 
     * A: one SkelAnimation ``usdposerSamples`` under the Skeleton, pose i at time code i, bound (scrub in a DCC);
     * B: a packed ``PoseSampleLibrary`` prim ``<Skeleton>/PoseSamples`` with the DDIM latent codes (N, J*6);
@@ -60,16 +61,23 @@ def sample_asset(asset: str | os.PathLike, out: str | os.PathLike, *, n: int = 1
     """
     import time
 
-    from usdposer.models.pose_prior import DEFAULT_CHECKPOINT, PosePrior, RigCondition
+    import torch
+    from usdposer.models.pose_prior import PosePrior, RigCondition, checkpoint_dir
 
+    from usdposer.core.posespace import pose_from_6d
     from usdposer.io.edits import stamp_pose_space
     from usdposer.io.write_skel import define_pose_library, provenance, write_clip_layer
-    from usdposer.rigfeatures import pose_from_6d
     from usdposer.types import Clip
 
+    o = options
+    n, seed, checkpoint, steps, skeleton, preview, device, eta = (o.n, o.seed, o.checkpoint, o.steps, o.skeleton,
+                                                                   o.preview, o.device, o.eta)
+    arguments = list(o.arguments)
     if n < 1:
         raise InputError(f"-n must be at least 1 (got {n})")
     t0 = time.time()
+    from usdposer.io.read_skel import open_rig
+
     src, rig = open_rig(asset, skeleton)
     prior = PosePrior.load(checkpoint, device)
     cond = RigCondition.from_rig(rig)
@@ -88,7 +96,7 @@ def sample_asset(asset: str | os.PathLike, out: str | os.PathLike, *, n: int = 1
     clip = Clip(pose.rotations, pose.translations, pose.scales, time_codes=torch.arange(n, dtype=torch.float64),
                 time_codes_per_second=src.time_codes_per_second or 24.0, name="usdposerSamples")
     lib_path = f"{rig.skeleton_path}/PoseSamples"
-    model_id = str(checkpoint or DEFAULT_CHECKPOINT)
+    model_id = str(checkpoint_dir(checkpoint))
     sampler = "ddpm" if eta == 1 else "ddim"  # the schema's tokens; ddim covers every eta below 1
 
     def author(stage):
@@ -104,7 +112,7 @@ def sample_asset(asset: str | os.PathLike, out: str | os.PathLike, *, n: int = 1
     if unfamiliar:
         report.warnings.append(unfamiliar)
     if preview:
-        from usdposer.preview import contact_sheet
+        from usdposer.render.preview import contact_sheet
 
         show = min(n, 64)
         if show < n:
@@ -117,5 +125,6 @@ def sample_asset(asset: str | os.PathLike, out: str | os.PathLike, *, n: int = 1
 
 def _slice(pose, n):
     from usdposer.types import Pose
+
 
     return Pose(pose.rotations[:n], pose.translations[:n], pose.scales[:n])

@@ -32,8 +32,8 @@ class CapsuleProxy:
         """Capsules along every bone (parent -> child) whose parent dominates skinned vertices; radius = the median
         distance of those vertices to the bone. Pairs: bones whose joints are all ``min_tree_distance`` apart."""
         from usdposer.core.intersect import segment_distance
-        from usdposer.posing import joint_transforms
-        from usdposer.rigfeatures import tree_distance
+        from usdposer.core.posespace import tree_distance
+        from usdposer.core.posing import joint_transforms
         from usdposer.types import Pose
 
         rest = joint_transforms(rig.to(torch.float64), Pose.rest(rig.to(torch.float64)))[0, :, :3, 3]  # (J, 3)

@@ -1,6 +1,6 @@
 """Sparse-handle IK objectives on the pose space's 6D poses, and the damped-least-squares baseline. Pure torch.
 
-A pose is ``six (B, J, 6)``: the pose space's canonical codes (:mod:`usdposer.rigfeatures`). The objective places it
+A pose is ``six (B, J, 6)``: the pose space's canonical codes (:mod:`usdposer.core.posespace`). The objective places it
 in the world the way the written pose will be placed (grounded at the reference X/Z, or at a source pose's root
 heading and translation) and sums :class:`~usdposer.core.energy.Energy` terms on it:
 
@@ -115,8 +115,8 @@ class PoseObjective:
 
     def __init__(self, rig: Rig, joints: Tensor, targets: Tensor, weights: Tensor, *, like: Pose | None = None,
                  limit_weight: float = 0.1, ground_weight: float = 1.0, intersection_weight: float = 1.0):
-        from usdposer.posing import character_height, hull_points
-        from usdposer.rigfeatures import root_heading
+        from usdposer.core.posespace import root_heading
+        from usdposer.core.posing import character_height, hull_points
         from usdposer.types import Pose
 
         self.rig = rig.to(torch.float64)
@@ -138,7 +138,7 @@ class PoseObjective:
         if like is not None and ground_weight > 0 and len(self.hull[0]):
             terms.append(Energy("ground", lambda s: ground_residual(s.hull_y, self.height), ground_weight))
         if self.rig.meshes and intersection_weight > 0:
-            from usdposer.validate.proxy import CapsuleProxy
+            from usdposer.core.proxy import CapsuleProxy
 
             proxy = CapsuleProxy.from_rig(self.rig)
             if len(proxy.pairs):
@@ -149,8 +149,8 @@ class PoseObjective:
     # ------------------------------------------------------------------------------------------- placing a pose
     def pose(self, six: Float[Tensor, "B J 6"]) -> Posed:
         """Place a batch of 6D poses in the world (differentiable)."""
+        from usdposer.core.posespace import local_from_6d, relative_rotations
         from usdposer.core.skinning import linear_blend_skinning
-        from usdposer.rigfeatures import local_from_6d, relative_rotations
 
         six = six.double()
         local = local_from_6d(self.rig, six, self.heading, self.like)  # (B, J, 4, 4)
@@ -190,13 +190,13 @@ class PoseObjective:
         lim = self.limits if limits is None else limits
         if lim is None or not torch.isfinite(lim).any():
             return None
-        from usdposer.rigfeatures import relative_rotations
+        from usdposer.core.posespace import relative_rotations
 
         return limit_violations(relative_rotations(self.rig, six.double()), lim)
 
     def check_reachable(self, names: list[str], roots: list[int | None]) -> None:
         """Raise an :class:`InputError` for a handle farther from its chain's first joint than the chain is long."""
-        from usdposer.rigfeatures import IDENTITY_6D
+        from usdposer.core.posespace import IDENTITY_6D
 
         rest = torch.tensor(IDENTITY_6D, dtype=torch.float64).expand(1, self.rig.num_joints, 6)
         pos = self.pose(rest).positions[0]  # (J, 3) where the rest pose stands

@@ -693,7 +693,7 @@ def mirror_permutation(names, pairs, mask: Tensor, ref_pos: Tensor, height: floa
 
 def place_on_ground(rig: Rig, pose: Pose) -> Pose:
     """Shift every root so that the lowest skinned point (or joint) of each pose is at y = 0 in world space."""
-    from usdposer.posing import joint_transforms, skin
+    from usdposer.core.posing import joint_transforms, skin
     from usdposer.types import Pose
 
     with torch.no_grad():

@@ -1,0 +1,204 @@
+"""``usdposer dataset build``: a pose dataset from animated assets (see ``usdposer.io.dataset`` for the layout)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from usdposer.pipelines._base import Progress, Result
+
+from usdposer._version import __version__
+from usdposer.errors import InputError
+
+
+@dataclass(frozen=True)
+class DatasetOptions:
+    """``holdout`` / ``val``: characters (file stem or folder/stem) kept out of training / used for validation;
+    ``dedupe_degrees``: frames closer than this to the last kept one are dropped; ``anim_from``: (library files or
+    glob, character) pairs binding animation libraries to characters by joint name."""
+
+    holdout: tuple[str, ...] = ()
+    val: tuple[str, ...] = ()
+    dedupe_degrees: float = 2.0
+    anim_from: tuple[tuple[str, str], ...] = ()
+    licences: tuple[tuple[str, str], ...] = ()  # (glob PATTERN, TEXT): the licence of matching sources
+
+
+@dataclass
+class DatasetResult(Result):
+    """The dataset directory and its manifest (``--json``: the manifest with ``output``)."""
+
+    output: str
+    manifest: dict
+
+    def to_json(self) -> dict:
+        return {**self.manifest, "output": self.output}
+
+
+def build(sources: list[str], out_dir: str | os.PathLike, options: DatasetOptions = DatasetOptions(),
+          progress: Progress | None = None) -> DatasetResult:
+    """``usdposer dataset build``: a dataset directory from animated assets (``usdposer.io.dataset``). Sources that
+    fail to read are reported in the manifest's ``failed`` and do not stop the build."""
+    o = options
+    manifest = _build_dataset(list(sources), out_dir, holdout=list(o.holdout), val=list(o.val),
+                              dedupe_degrees=o.dedupe_degrees, anim_from=list(o.anim_from),
+                              licences=list(o.licences), progress=progress)
+    return DatasetResult(str(out_dir), manifest)
+
+
+def _resolve_libraries(anim_from, sources: list[Path]) -> tuple[list[tuple[list[Path], str]], set[Path]]:
+    """``[(library files, target)]`` and the set of library files (which are not characters themselves)."""
+    from usdposer.io.dataset import expand_sources
+
+    libs, files = [], set()
+    for pattern, target in anim_from:
+        found = expand_sources([pattern]) if pattern else []
+        if not found:
+            raise InputError(f"--anim-from {pattern}={target}: no animation files match {pattern}")
+        libs.append((found, target))
+        files |= {f.resolve() for f in found}
+    return libs, files
+
+
+def _build_dataset(sources: list[str], out_dir: str | os.PathLike, *, holdout: list[str] = (), val: list[str] = (),
+                  dedupe_degrees: float = 2.0, anim_from: list[tuple[str, str]] = (), licences=(),
+                  progress=None) -> dict:
+    """Build a dataset directory (see the module docstring); returns the manifest. Sources that fail to read are
+    reported in ``manifest["failed"]`` and do not stop the build. ``anim_from``: ``[(library files or glob, target)]``
+    binds each library's clips to the character read from the ``target`` file (a path or a character name)."""
+    from safetensors.torch import save_file
+
+    from usdposer.core.posespace import FEATURE_DIM, REPRESENTATION
+    from usdposer.core.retarget import distinct_rigs
+    from usdposer.io.dataset import (
+        FORMAT,
+        CharacterRecord,
+        _match_keys,
+        character_tensors,
+        expand_sources,
+        licence_of,
+        read_any,
+    )
+
+    out_dir = Path(out_dir)
+    libraries, library_files = _resolve_libraries(anim_from, [])
+    files = [f for f in expand_sources(sources) if f.resolve() not in library_files]
+    if not files:
+        raise InputError("no USD, glTF, BVH or MJCF files among the sources")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "shards").mkdir(exist_ok=True)
+    wanted_holdout = {h.lower() for h in holdout}
+    wanted_val = {v.lower() for v in val}
+    records: list[CharacterRecord] = []
+    failed: list[dict] = []
+    used_ids: set[str] = set()
+    matched: set[str] = set()  # every name a --holdout / --val may use for the characters read
+    bound: set[int] = set()  # libraries that found their character
+    with tempfile.TemporaryDirectory(prefix="usdposer-dataset-") as work:
+        for f in (progress(files) if progress else files):
+            try:
+                asset = read_any(f, Path(work))
+            except Exception as exc:  # one bad asset must not stop a batch
+                failed.append({"source": str(f), "error": str(exc).splitlines()[0]})
+                continue
+            for k, (rig, merged) in enumerate(distinct_rigs(asset.rigs)):
+                cid = f"{f.parent.name}/{f.stem}" + (f"_{k}" if k else "")
+                base, n = cid, 1
+                while cid in used_ids:
+                    cid, n = f"{base}_{n}", n + 1
+                used_ids.add(cid)
+                clips = asset.clips.get(rig.skeleton_path, [])
+                keys = _match_keys(cid, f)
+                extra, anim_sources = [], []
+                for li, (lib_files, target) in enumerate(libraries):
+                    if k == 0 and (Path(target).resolve() == f.resolve() or target.lower() in keys):
+                        bound.add(li)
+                        for lf in lib_files:
+                            six, rep = _library_codes(lf, Path(work), rig)
+                            extra += six
+                            lib_licence, lib_where = licence_of(lf, licences)
+                            anim_sources.append({"library": str(lf), "licence": lib_licence,
+                                                 "licence_source": lib_where, **rep})
+                tensors, frames = character_tensors(rig, clips, dedupe_degrees, extra)
+                matched |= keys
+                split = "heldout" if keys & wanted_holdout else "val" if keys & wanted_val else "train"
+                shard = f"shards/{cid.replace('/', '__')}.safetensors"
+                from usdposer.core.posespace import rig_frame
+
+                rf = rig_frame(rig)
+                meta = {"id": cid, "joints": json.dumps(list(rig.joints)), "source": str(f),
+                        "skeleton": rig.skeleton_path, "height": repr(rf.height), "representation": REPRESENTATION}
+                save_file(tensors, str(out_dir / shard), metadata=meta)
+                licence, licence_source = licence_of(f, licences)
+                records.append(CharacterRecord(
+                    id=cid, source=str(f), skeleton=rig.skeleton_path, licence=licence, licence_source=licence_source,
+                    joints=rig.num_joints,
+                    frames=frames, poses=int(tensors["poses"].shape[0]),
+                    clips=[c.name for c in clips] + [c for a in anim_sources for c in a["clips"]], split=split,
+                    has_mesh=bool(rig.meshes), has_limits=rig.limits is not None, shard=shard,
+                    model_joints=rf.num_model_joints, mirrorable=_mirror_of(rig) is not None, facing=rf.facing,
+                    merged_skeletons=merged, anim_sources=anim_sources))
+    missing = sorted((wanted_holdout | wanted_val) - matched)
+    if missing:
+        raise InputError(f"held-out / validation characters not found among the sources: {', '.join(missing)}")
+    unbound = [f"{libraries[i][1]}" for i in range(len(libraries)) if i not in bound]
+    if unbound:
+        raise InputError(f"--anim-from: no character read from {', '.join(unbound)}; pass the character file among the "
+                         "sources and name it (path or file stem) after the '='")
+    manifest = {
+        "format": FORMAT,
+        "usdposer": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "feature_dim": FEATURE_DIM,
+        "pose_representation": REPRESENTATION,
+        "dedupe_degrees": dedupe_degrees,
+        "characters": [r.__dict__ for r in records],
+        "splits": {s: [r.id for r in records if r.split == s] for s in ("train", "val", "heldout")},
+        "counts": {s: sum(r.poses for r in records if r.split == s) for s in ("train", "val", "heldout")},
+        "failed": failed,
+    }
+    tmp = out_dir / ".manifest.json.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2))
+    os.replace(tmp, out_dir / "manifest.json")
+    return manifest
+
+
+def _library_codes(path: Path, work: Path, rig) -> tuple[list, dict]:
+    """The clips of an animation library file retargeted to ``rig``: ([codes (T, J, 6) per clip], report)."""
+    import numpy as np
+    import torch
+
+    from usdposer.core.posespace import pose_to_6d
+    from usdposer.core.retarget import posable_frames, retarget_codes
+    from usdposer.io.dataset import read_any
+
+    asset = read_any(path, work)
+    if not asset.rigs:
+        raise InputError(f"{path}: no skeleton in the animation library")
+    src = max(asset.rigs, key=lambda r: len(asset.clips.get(r.skeleton_path, [])))
+    out, names, residuals, report = [], [], [], {}
+    for clip in asset.clips.get(src.skeleton_path, []):
+        six = pose_to_6d(src, clip.pose())
+        ok = torch.isfinite(six).all(-1).all(-1) & posable_frames(src, clip)
+        if not bool(ok.any()):
+            continue
+        codes, report = retarget_codes(src, six[ok], rig)
+        out.append(codes)
+        names.append(clip.name)
+        if report["residual_pct"] is not None:
+            residuals.append(report["residual_pct"])
+    report = {k: v for k, v in report.items() if k != "residual_pct"}
+    report["clips"] = names
+    report["residual_pct"] = round(float(np.mean(residuals)), 3) if residuals else None
+    return out, report
+
+
+def _mirror_of(rig):
+    from usdposer.core.posespace import mirror_permutation, rig_frame
+
+    rf = rig_frame(rig)
+    return mirror_permutation(rig.joint_names, rf.pairs, rf.mask, rf.ref_pos, rf.height)

@@ -1,0 +1,211 @@
+"""``usdposer ik``: IK on the manifold (guided sampling under sparse joint handles, ``usdposer.models.guided_ik``),
+written as a pose layer with the handles stored as ``IKHandleAPI`` constraint prims; ``replay`` re-runs a stored edit."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+
+import torch
+from usdposer.models.guided_ik import EDIT_STRENGTH, SUCCESS_FRACTION, solve_ik
+from usdposer.pipelines._base import Progress, Result
+from usdposer.pipelines._session import (
+    Session,
+    _clip,
+    _stage_to_world,
+    _take,
+    _tcps,
+    _world_to_stage,
+    keyframe_indices,
+    latent_path,
+    place,
+    resolve_pose,
+)
+
+from usdposer.errors import InputError
+
+
+@dataclass(frozen=True)
+class IKOptions:
+    """``handles``: ``usdposer.core.ik.Handle`` targets; ``pins``: joints kept where they are in the start pose;
+    ``pose_from``: edit this pose (time code, ``sample:I``, ``rest``) instead of sampling from noise; ``n``
+    candidates; ``frames`` > 1 writes the manifold path from the start pose; ``keyframes``: K listed keyframes."""
+
+    handles: tuple = ()
+    pins: tuple[str, ...] = ()
+    pose_from: str | None = None
+    anim: str | None = None
+    n: int = 4
+    seed: int = 0
+    steps: int = 50
+    strength: float | None = None
+    frames: int = 1
+    keyframes: int = 0
+    checkpoint: str | None = None
+    skeleton: str | None = None
+    device: str = "cpu"
+    preview: str | None = None
+    arguments: tuple[str, ...] = ()
+
+
+def ik(asset: str | os.PathLike, out: str | os.PathLike, options: IKOptions = IKOptions(),
+       progress: Progress | None = None) -> IKReport:
+    """``usdposer ik``: a pose (or path) that reaches the handles along the manifold, as a layer over the asset."""
+    o = options
+    return _ik(asset, out, handles=list(o.handles), pins=list(o.pins), pose_from=o.pose_from, anim=o.anim, n=o.n,
+               seed=o.seed, steps=o.steps, strength=o.strength, frames=o.frames, keyframes=o.keyframes,
+               checkpoint=o.checkpoint, skeleton=o.skeleton, device=o.device, preview=o.preview,
+               arguments=list(o.arguments), progress=progress)
+
+
+@dataclass
+class IKReport(Result):
+    """The ``usdposer ik --json`` contract. Errors are fractions of the character's height."""
+
+    asset: str
+    output: str
+    skeleton: str
+    pose_from: str
+    handles: list[dict]
+    candidates: int
+    chosen: int
+    seed: int
+    steps: int
+    strength: float
+    handle_errors: list[float]
+    mean_handle_error: float
+    prior_score: float
+    limit_violations: int | None
+    frames: int
+    keyframes: list[float]
+    animation: str
+    constraints: str
+    height_m: float
+    replay_max_angle_deg: float | None = None
+    preview: str | None = None
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+
+def _ik(asset, out, *, handles: list, pins: list[str] = (), pose_from: str | None = None,
+             anim: str | None = None, n: int = 4, seed: int = 0, steps: int = 50, strength: float | None = None,
+             frames: int = 1, keyframes: int = 0, checkpoint: str | None = None, skeleton: str | None = None,
+             device: str = "cpu", preview: str | None = None, arguments: list[str] | None = None,
+             progress=None) -> IKReport:
+    """IK on the manifold: energy-guided DDIM under sparse handles (and pins), from noise or from an existing pose
+    after inversion; ``n`` candidates, the most plausible one that reaches every handle is written.
+
+    ``handles`` are :class:`usdposer.core.ik.Handle` (targets in the stage's world space and units). The layer holds the
+    pose (``usdposerIK``; with ``frames > 1`` the manifold path from the start pose to it), the candidates with
+    their codes and prior scores (``<Skeleton>/IKCandidates``) and the handles as ``IKHandleAPI`` constraint prims
+    (``<Skeleton>/IKHandles``) from which ``usdposer ik --replay`` re-runs the edit. See :func:`solve_ik`.
+    """
+    from usdposer.core.ik import Handle, PoseObjective, joint_of
+    from usdposer.io.edits import define_ik_handles, set_keyframes, stamp_pose_space
+    from usdposer.io.write_skel import define_pose_library, provenance, write_clip_layer
+
+    if not handles:
+        raise InputError("give at least one --handle JOINT=x,y,z (pins alone keep the pose as it is)")
+    if n < 1 or frames < 1:
+        raise InputError(f"-n and --frames must be at least 1 (got {n}, {frames})")
+    t0 = time.time()
+    s = Session.open(asset, skeleton, checkpoint, device)
+    rig = s.rig
+    start = resolve_pose(s, pose_from or "rest", anim)
+    strength = EDIT_STRENGTH if strength is None else strength
+    # 1. resolve handles (joint names, units) and pins (where the joint is in the start pose)
+    handles = list(handles) + [Handle(p, kind="pin") for p in pins]
+    idx = [joint_of(rig, h.joint, "--pin" if h.kind == "pin" else "--handle") for h in handles]
+    roots = [joint_of(rig, h.root_joint, "rootJoint") if h.root_joint else None for h in handles]
+    weights = torch.tensor([h.weight for h in handles], dtype=torch.float64)
+    obj = PoseObjective(rig, torch.tensor(idx), torch.zeros(len(idx), 3), weights, like=start.like)
+    start_pos = obj.pose(start.six.double()).positions[0]  # (J, 3)
+    targets = torch.stack([start_pos[j] if h.kind == "pin" else _stage_to_world(rig, h.target)
+                           for h, j in zip(handles, idx)])
+    obj.targets = targets
+    obj.check_reachable([h.joint for h in handles], roots)
+    # 2.-3. guided sampling from noise and from the start pose inverted part way; pick the most plausible that
+    # reaches every handle
+    g = torch.Generator().manual_seed(seed)
+    sol = solve_ik(s.prior, s.cond, obj, start.six, n=n, steps=steps, strength=strength, edit=bool(pose_from),
+                   generator=g, progress=progress)
+    six, z, err, score, ok, chosen = sol.six, sol.latents, sol.errors, sol.scores, sol.reached, sol.chosen
+    # 4. the written animation: the pose, or the manifold path from the start pose to it
+    if frames > 1:
+        path, _, _ = latent_path(s, start.six, six[chosen:chosen + 1], frames, steps)
+    else:
+        path = six[chosen:chosen + 1]
+    pose = place(rig, path, start.like)
+    keys = keyframe_indices(len(path), keyframes)
+    clip = _clip(rig, pose, "usdposerIK", _tcps(s))
+    anim_path, lib, cons = (f"{rig.skeleton_path}/{x}" for x in ("usdposerIK", "IKCandidates", "IKHandles"))
+    cand_pose = place(rig, six, start.like)
+    stored = [{"joint": rig.joints[j], "root_joint": rig.joints[r] if r is not None else "", "kind": h.kind,
+               "weight": h.weight, "target": _world_to_stage(rig, targets[k]).tolist()}
+              for k, (h, j, r) in enumerate(zip(handles, idx, roots))]
+
+    def author(stage):
+        define_ik_handles(stage, cons, stored)
+        define_pose_library(stage, lib, rig, cand_pose, latents=z.reshape(n, -1).numpy(), scores=score.numpy())
+        stamp_pose_space(stage, rig.skeleton_path, s.model_id, lib, n)
+        if keys:
+            set_keyframes(stage, anim_path, [float(k) for k in keys])
+
+    prov = provenance("ik", arguments, seed=seed, checkpoint=s.model_id, steps=steps, strength=strength,
+                      candidates=n, chosen=chosen, frames=frames, keyframes=[float(k) for k in keys],
+                      poseFrom=pose_from or "", animation=anim or "", skeleton=rig.skeleton_path)
+    outp = write_clip_layer(asset, out, rig, [clip], prov=prov, author=author)
+    viol = obj.violations(six[chosen:chosen + 1])
+    rep = IKReport(str(asset), str(outp), rig.skeleton_path, start.label, stored, n, chosen, seed, steps, strength,
+                   [round(float(e), 6) for e in err[chosen]], float(err[chosen].mean()), float(score[chosen]),
+                   None if viol is None else int(viol.sum()), len(path), [float(k) for k in keys], anim_path, cons,
+                   s.height)
+    from usdposer.models.plausibility import familiarity_warning
+
+    unfamiliar = familiarity_warning(s.prior, s.cond, scores=score)
+    if unfamiliar:
+        rep.warnings.append(unfamiliar)
+    if not bool(ok[chosen]):
+        rep.warnings.append(f"no candidate reached every handle within {SUCCESS_FRACTION:.1%} of the height "
+                            f"(best max error {float(err[chosen].max()):.2%}); try -n 8 or move the targets")
+    if preview:
+        from usdposer.render.preview import contact_sheet
+
+        contact_sheet(rig, _take(cand_pose, [chosen] + [i for i in range(n) if i != chosen]), preview)
+        rep.preview = str(preview)
+    rep.seconds = time.time() - t0
+    return rep
+
+
+def replay(layer: str | os.PathLike, out, *, device: str = "cpu", preview: str | None = None,
+              arguments: list[str] | None = None, progress=None) -> IKReport:
+    """Re-run the edit stored in an ``ik`` layer from its constraint prims and settings, and report how far the new
+    pose is from the stored one (``replay_max_angle_deg``; 0 up to float noise with the same seed and checkpoint)."""
+    from usdposer.core.ik import Handle
+    from usdposer.core.rotations import quat_angle
+    from usdposer.io.edits import read_ik_layer
+    from usdposer.io.read_skel import read_asset
+
+    prov, source, stored = read_ik_layer(layer)
+    skel = prov.get("skeleton") or prov.get("sourceSkeleton")
+    handles = [Handle(h["joint"], h["target"], h["weight"], "position", h["root_joint"])
+               for h in stored if h["kind"] == "position"]
+    pins = [h["joint"] for h in stored if h["kind"] == "pin"]
+    ckpt = prov.get("checkpoint")
+    from usdposer.models.pose_prior import DEFAULT_CHECKPOINT
+
+    rep = _ik(source, out, handles=handles, pins=pins, pose_from=prov.get("poseFrom") or None,
+                   anim=prov.get("animation") or None, n=int(prov.get("candidates", 4)), seed=int(prov.get("seed", 0)),
+                   steps=int(prov.get("steps", 50)), strength=float(prov.get("strength", 1.0)),
+                   frames=int(prov.get("frames", 1)), keyframes=len(list(prov.get("keyframes", []))),
+                   checkpoint=None if ckpt in (None, "", str(DEFAULT_CHECKPOINT)) else ckpt, skeleton=skel,
+                   device=device, preview=preview, arguments=arguments, progress=progress)
+    old = read_asset(layer)
+    new = read_asset(rep.output)
+    rig_old, rig_new = old.rig(skel), new.rig(skel)
+    qa = old.clip(rig_old, "usdposerIK").rotations[-1]
+    qb = new.clip(rig_new, "usdposerIK").rotations[-1]
+    rep.replay_max_angle_deg = float(quat_angle(qa, qb).max() * 180 / math.pi)
+    return rep

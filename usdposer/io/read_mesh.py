@@ -1,0 +1,156 @@
+"""Skinned ``UsdGeom.Mesh`` prims -> ``Mesh`` objects: points in skeleton space (``geomBindTransform`` applied,
+converted to metres and +Y up), triangles, influences checked against the skeleton, normals, texture coordinates,
+the base-colour texture and display colour. Malformed data is reported through the reader's ``report``."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from pxr import Usd, UsdGeom, UsdShade, UsdSkel
+
+from usdposer.io.stage import StageUnits, gf_to_np
+from usdposer.types import Mesh
+
+
+def triangulate(counts: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """Fan-triangulate polygons: (F, 3) int64."""
+    counts = counts.astype(np.int64)
+    valid = counts >= 3
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    ntri = np.where(valid, counts - 2, 0)
+    first = np.repeat(starts, ntri)
+    offs = np.arange(ntri.sum()) - np.repeat(np.cumsum(ntri) - ntri, ntri)
+    return np.stack([indices[first], indices[first + offs + 1], indices[first + offs + 2]], axis=1).astype(np.int64)
+
+
+def read_mesh(skq, joint_index: dict[str, int], conv: StageUnits, report) -> Mesh | None:
+    prim = skq.GetPrim()
+    name = str(prim.GetPath())
+    if not prim.IsA(UsdGeom.Mesh):
+        report("info", name, f"skinned {prim.GetTypeName()} is not a Mesh; usdposer skins meshes only, skipped")
+        return None
+    mesh = UsdGeom.Mesh(prim)
+    pts = mesh.GetPointsAttr().Get()
+    if pts is None or len(pts) == 0:
+        report("warning", name, "mesh has no points; skipped")
+        return None
+    P = np.asarray(pts, dtype=np.float64)
+    V = len(P)
+    if not np.isfinite(P).all():
+        report("error", name, f"{int((~np.isfinite(P).all(1)).sum())} points are NaN or infinite; fix the mesh's points",
+               "non-finite-points")
+        return None
+
+    # influences, checked against the primvars themselves so the message can say what is wrong
+    binding = UsdSkel.BindingAPI(prim)
+    ip, wp_ = binding.GetJointIndicesPrimvar(), binding.GetJointWeightsPrimvar()
+    idx_raw, w_raw = ip.Get() if ip else None, wp_.Get() if wp_ else None
+    if idx_raw is None or w_raw is None:
+        report("warning", name, "bound to a skeleton but has no jointIndices/jointWeights; skipped (run `usdposer skin`)",
+               "missing-influences")
+        return None
+    idx_raw, w_raw = np.asarray(idx_raw, dtype=np.int64), np.asarray(w_raw, dtype=np.float64)
+    if len(idx_raw) != len(w_raw):
+        report("error", name, f"primvars:skel:jointIndices has {len(idx_raw)} values but jointWeights has {len(w_raw)}; "
+               "they must have the same length (elementSize values per point)", "size-mismatch")
+        return None
+    K = int(ip.GetElementSize())
+    rigid = ip.GetInterpolation() == UsdGeom.Tokens.constant
+    expected = K if rigid else K * V
+    if K < 1 or len(idx_raw) != expected:
+        report("error", name, f"jointIndices has {len(idx_raw)} values, expected {expected} "
+               f"({'constant' if rigid else f'{V} points'} x elementSize {K}); fix elementSize or the arrays", "size-mismatch")
+        return None
+    if not np.isfinite(w_raw).all():
+        report("error", name, "jointWeights contains NaN or infinite values; re-export the skin weights",
+               "non-finite-weights")
+        return None
+    idx = idx_raw.reshape(-1, K)
+    w = w_raw.reshape(-1, K)
+    if rigid:
+        idx, w = np.repeat(idx, V, 0), np.repeat(w, V, 0)
+    # mesh-local joint order (skel:joints on the mesh) -> skeleton order
+    local_order = skq.GetJointOrder()
+    if local_order:
+        missing = [str(j) for j in local_order if str(j) not in joint_index]
+        if missing:
+            report("error", name, f"skel:joints names joints not in the skeleton ({', '.join(missing[:3])}); fix skel:joints",
+                   "unknown-joint")
+            return None
+        remap = np.array([joint_index[str(j)] for j in local_order], dtype=np.int64)
+        n_joints = len(remap)
+    else:
+        remap, n_joints = None, len(joint_index)
+    bad = (idx < 0) | (idx >= n_joints)
+    if bad.any():
+        report("error", name, f"{int(bad.sum())} joint indices out of range [0, {n_joints}) (first {int(idx[bad][0])}); "
+               "re-export the skin or fix the skeleton's joints", "index-out-of-range")
+        return None
+    if remap is not None:
+        idx = remap[idx]
+    sums = w.sum(1)
+    if not np.allclose(sums, 1.0, atol=1e-3):
+        off = np.abs(sums - 1) > 1e-3
+        first = int(np.argmax(off))
+        report("warning", name, f"{int(off.sum())} of {V} points have jointWeights not summing to 1 (first: point {first} "
+               f"sum={sums[first]:.3f}); normalise the weights", "weights-not-normalized")
+
+    G = gf_to_np(skq.GetGeomBindTransform())
+    P_skel = P @ G[:3, :3].T + G[:3, 3]
+    faces = triangulate(np.asarray(mesh.GetFaceVertexCountsAttr().Get() or [], np.int64),
+                         np.asarray(mesh.GetFaceVertexIndicesAttr().Get() or [], np.int64))
+    if len(faces) and (faces.max() >= V or faces.min() < 0):
+        report("error", name, "faceVertexIndices refer to points that do not exist; fix the mesh topology",
+               "bad-topology")
+        return None
+
+    normals = None
+    n_attr = mesh.GetNormalsAttr()
+    n_val = n_attr.Get() if n_attr else None
+    if n_val is not None and len(n_val) == V and mesh.GetNormalsInterpolation() in (UsdGeom.Tokens.vertex, UsdGeom.Tokens.varying):
+        N = np.asarray(n_val, dtype=np.float64) @ np.linalg.inv(G[:3, :3])  # inverse-transpose of G, row vectors
+        N = N @ conv.C[:3, :3].T
+        normals = torch.from_numpy(N / np.linalg.norm(N, axis=1, keepdims=True).clip(1e-12))
+
+    uvs, texture, color = _read_look(prim, V)
+    return Mesh(
+        path=name, points=torch.from_numpy(conv.points(P_skel)), faces=torch.from_numpy(faces),
+        joint_indices=torch.from_numpy(idx), joint_weights=torch.from_numpy(w), normals=normals,
+        uvs=uvs, texture=texture, color=color, skinning_method=str(skq.GetSkinningMethod() or "classicLinear"),
+    )
+
+
+def _read_look(prim: Usd.Prim, V: int):
+    """(uvs (V, 2) or None, base-colour texture path or None, display colour)."""
+    uvs = None
+    pv_api = UsdGeom.PrimvarsAPI(prim)
+    for name in ("st", "st0", "st_0", "UVMap", "uv"):
+        pv = pv_api.GetPrimvar(name)
+        if pv and pv.HasValue() and pv.GetInterpolation() in (UsdGeom.Tokens.vertex, UsdGeom.Tokens.varying):
+            val = pv.ComputeFlattened()
+            if val is not None and len(val) == V:
+                uvs = torch.from_numpy(np.asarray(val, dtype=np.float64))
+                break
+    color = (0.7, 0.7, 0.7)
+    dc = pv_api.GetPrimvar("displayColor")
+    if dc and dc.HasValue():
+        val = np.asarray(dc.ComputeFlattened(), dtype=np.float64).reshape(-1, 3)
+        if len(val):
+            color = tuple(float(c) for c in val.mean(0))
+    texture = None
+    material, _ = UsdShade.MaterialBindingAPI(prim).ComputeBoundMaterial()
+    if material:
+        shader = material.ComputeSurfaceSource()[0]
+        if shader:
+            inp = shader.GetInput("diffuseColor")
+            if inp:
+                if inp.HasConnectedSource():
+                    src = inp.GetConnectedSources()[0][0].source
+                    tex = UsdShade.Shader(src.GetPrim())
+                    f = tex.GetInput("file")
+                    if f and f.Get() is not None:
+                        asset = f.Get()
+                        texture = asset.resolvedPath or asset.path or None
+                elif inp.Get() is not None:
+                    color = tuple(float(c) for c in inp.Get())
+    return uvs, texture, color
