@@ -55,7 +55,9 @@ Examples:
   usdposer info fox.usdc --json
   usdposer sample fox.usdc -n 16 --preview fox.png
 
-Exit codes: 0 ok, 1 checks failed, 2 bad input or usage, 3 missing optional dependency or device.
+Exit codes: 0 ok, 1 checks failed, 2 bad input or usage, 3 missing optional dependency or device,
+4 internal error (a bug; -v prints the traceback). Errors are one line on stderr; a failed command
+writes nothing.
 """
 
 
@@ -65,21 +67,61 @@ def cli() -> None:
     """usdposer: plausible poses and animations for any rigged UsdSkel character."""
 
 
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _usage_line(exc: click.ClickException) -> str:
+    """A click usage error on one line: the message and where the help is (click prints usage + a blank line)."""
+    ctx = getattr(exc, "ctx", None)
+    where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+    return f"error: {_one_line(exc.format_message())}{where}"
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: runs the group and maps usdposer's errors to exit codes with a one-line message."""
+    """Console entry point: runs one verb inside an output transaction (all of its files are committed together or
+    not at all) and maps every failure to one line on stderr and an exit code: 2 bad input or usage (also a file
+    that cannot be read or written), 3 a missing optional dependency or device, 4 an internal error (a bug:
+    ``-v`` prints the traceback)."""
     from usdposer.errors import UsdPoserError
+    from usdposer.outputs import transaction
 
     try:
-        cli.main(args=argv, prog_name="usdposer", standalone_mode=False)
+        with transaction():
+            cli.main(args=argv, prog_name="usdposer", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except UsdPoserError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted: nothing was written", err=True)
+        sys.exit(130)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        click.echo(_usage_line(exc), err=True)
+        sys.exit(2)
+    except click.ClickException as exc:
+        click.echo(f"error: {_one_line(exc.format_message())}", err=True)
+        sys.exit(exc.exit_code)
+    except UsdPoserError as exc:
+        click.echo(f"error: {_one_line(exc)}", err=True)
+        sys.exit(exc.exit_code)
+    except OSError as exc:  # a file that cannot be read or written: the user's to fix, not a bug
+        what = f"{exc.filename}: " if exc.filename else ""
+        click.echo(f"error: {what}{_one_line(exc.strerror or exc)}; check the path and its permissions "
+                   "(nothing was written)", err=True)
+        sys.exit(2)
+    except MemoryError:
+        click.echo("error: out of memory; use fewer samples, frames or a smaller --size", err=True)
+        sys.exit(2)
+    except Exception as exc:  # a bug: one line, the traceback with -v
+        from usdposer.commands._output import verbosity
+
+        if verbosity() > 0:
+            import traceback
+
+            traceback.print_exc()
+        click.echo(f"error: internal error ({type(exc).__name__}: {_one_line(exc)[:300]}); nothing was written; "
+                   "rerun with -v for the traceback and report it", err=True)
+        sys.exit(4)
     sys.exit(0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 import click
-from usdposer.commands._options import checkpoint_option, device_option, verbosity_option
+from usdposer.commands._options import checkpoint_option, device_option, number, verbosity_option
 from usdposer.commands._output import note, progress, verbosity
 
 EPILOG = """\b
@@ -36,13 +36,13 @@ The same rules are UsdValidation validators named usdposer:<Rule>.
 @click.option("--list-rules", is_flag=True, help="List the rules and their error names, then exit.")
 @click.option("--limits", type=click.Path(dir_okay=False), default=None, help="Learned limits (`usdposer limits learn`).")
 @checkpoint_option
-@click.option("--score-threshold", type=float, default=None, help="Override the checkpoint's calibrated threshold.")
+@click.option("--score-threshold", type=number(), default=None, help="Override the checkpoint's calibrated threshold.")
 @click.option("--waivers", type=click.Path(dir_okay=False), default=None, help="Accepted findings (JSON), with reasons.")
-@click.option("--depth", type=float, default=0.01, show_default=True, help="Self-intersection depth that warns (x height).")
-@click.option("--depth-fail", type=float, default=0.15, show_default=True, help="... and that fails (x height).")
-@click.option("--penetration", type=float, default=0.02, show_default=True, help="Ground penetration that warns (x height).")
-@click.option("--penetration-fail", type=float, default=0.10, show_default=True, help="... and that fails (x height).")
-@click.option("--skating", type=float, default=1.0, show_default=True,
+@click.option("--depth", type=number(0, lo_open=True), default=0.01, show_default=True, help="Self-intersection depth that warns (x height).")
+@click.option("--depth-fail", type=number(0, lo_open=True), default=0.15, show_default=True, help="... and that fails (x height).")
+@click.option("--penetration", type=number(0, lo_open=True), default=0.02, show_default=True, help="Ground penetration that warns (x height).")
+@click.option("--penetration-fail", type=number(0, lo_open=True), default=0.10, show_default=True, help="... and that fails (x height).")
+@click.option("--skating", type=number(0, lo_open=True), default=1.0, show_default=True,
               help="Contact points sliding faster than this warns (heights per second).")
 @click.option("--preview", type=click.Path(file_okay=False), default=None,
               help="Write a contact sheet per animation with findings into this folder (flagged joints in red).")
@@ -58,6 +58,15 @@ def cli(paths, fmt, as_json, out, strict, rule_names, list_rules, limits, checkp
     from usdposer.validate.report import format_json, format_junit, format_rules, format_text, summary_line
 
     names = tuple(n.strip() for group in rule_names for n in group.split(",") if n.strip())
+    if out:
+        from pathlib import Path
+
+        from usdposer.errors import InputError
+        from usdposer.outputs import check_writable
+
+        if any(Path(p).exists() and Path(p).resolve() == Path(out).resolve() for p in paths):
+            raise InputError(f"{out}: refusing to write the report over an input; choose another -o path")
+        check_writable(out, what="report")
     if list_rules:
         click.echo(format_rules(type(r) for r in find_rules(list(names) or None)))
         return

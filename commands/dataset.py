@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import click
-from usdposer.commands._options import json_option, verbosity_option
+from usdposer.commands._options import json_option, number, verbosity_option
 from usdposer.commands._output import emit, progress, warn
 
 EPILOG = """\b
@@ -25,7 +25,7 @@ def cli() -> None:
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Dataset directory.")
 @click.option("--holdout", multiple=True, help="Character (file stem or folder/stem) kept out of training; repeat.")
 @click.option("--val", multiple=True, help="Character used for validation loss only; repeat.")
-@click.option("--dedupe-degrees", type=float, default=2.0, show_default=True,
+@click.option("--dedupe-degrees", type=number(0, 180), default=2.0, show_default=True,
               help="Drop frames whose joints all moved less than this since the last kept frame.")
 @click.option("--anim-from", "anim_from", multiple=True, metavar="LIBRARY=CHARACTER",
               help="Bind an animation library's clips (files or a glob; skeleton-only files such as KayKit's) to the "
@@ -35,11 +35,14 @@ def cli() -> None:
               help="The licence of sources matching PATTERN (a glob matched against the path or its tail, e.g. "
                    "'quaternius/*'), where the files do not state "
                    "it; repeat. Unstated licences are recorded as unknown (and listed in the model card).")
+@click.option("--skip-bad", is_flag=True,
+              help="Build from the readable sources when some fail (listed as failed in the manifest). Without it a "
+                   "failed source fails the build: every source is reported, nothing is written, exit 2.")
 @json_option
 @verbosity_option
-def build(sources, out, holdout, val, dedupe_degrees, anim_from, licences, as_json) -> None:
+def build(sources, out, holdout, val, dedupe_degrees, anim_from, licences, skip_bad, as_json) -> None:
     """Build a pose dataset from USD, glTF/GLB, BVH and MJCF SOURCES (files, folders or globs)."""
-    from usdposer.pipelines.dataset import DatasetOptions, build
+    from usdposer.pipelines.dataset import DatasetOptions, SourcesFailed, build
 
     from usdposer.errors import InputError
 
@@ -55,18 +58,22 @@ def build(sources, out, holdout, val, dedupe_degrees, anim_from, licences, as_js
         if not sep or not pattern or not text:
             raise InputError(f"--licence {spec!r}: expected PATTERN=TEXT, e.g. 'quaternius/*=CC0-1.0 (Quaternius)'")
         licence_pairs.append((pattern, text))
-    result = build(list(sources), out, DatasetOptions(holdout=tuple(holdout), val=tuple(val),
-                                                      dedupe_degrees=dedupe_degrees, anim_from=tuple(pairs),
-                                                      licences=tuple(licence_pairs)),
-                   progress=progress("reading", "file", quiet=as_json))
+    options = DatasetOptions(holdout=tuple(holdout), val=tuple(val), dedupe_degrees=dedupe_degrees,
+                             anim_from=tuple(pairs), licences=tuple(licence_pairs), skip_bad=skip_bad)
+    try:
+        result = build(list(sources), out, options, progress=progress("reading", "file", quiet=as_json))
+    except SourcesFailed as exc:  # every file reported (stdout), then the one error line (stderr), exit 2
+        emit({**exc.manifest, "output": None, "written": False}, as_json, lambda m: _human(m))
+        raise
     for f in result.manifest["failed"]:
         warn(f"skipped {f['source']}: {f['error']}")
     emit(result, as_json, lambda r: _human(r.to_json()))
 
 
 def _human(m) -> str:
-    lines = [f"wrote {m['output']}: {len(m['characters'])} characters, poses train {m['counts']['train']}, "
-             f"val {m['counts']['val']}, held out {m['counts']['heldout']}"]
+    head = f"wrote {m['output']}" if m.get("output") else "nothing written"
+    lines = [f"{head}: {len(m['characters'])} characters, poses train {m['counts']['train']}, "
+             f"val {m['counts']['val']}, held out {m['counts']['heldout']}, {len(m['failed'])} sources failed"]
     for c in m["characters"]:
         lines.append(f"  {c['id']:<34} {c['joints']:>3} joints {c['frames']:>6} frames -> {c['poses']:>6} poses  "
                      f"{c['split']}")
@@ -74,4 +81,6 @@ def _human(m) -> str:
             lines.append(f"    + {a['library']}: {len(a['clips'])} clips, {a['matched']} joints matched, residual "
                          f"{a['residual_pct']} % of height" + (f"; unmatched: {', '.join(a['unmatched_character_joints'])}"
                                                                 if a["unmatched_character_joints"] else ""))
+    for f in m["failed"]:
+        lines.append(f"  FAILED {f['source']}: {f['error']}")
     return "\n".join(lines)

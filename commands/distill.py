@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 import click
-from usdposer.commands._options import device_option, json_option, seed_option, verbosity_option
+from usdposer.commands._options import count, device_option, json_option, number, seed_option, verbosity_option
 from usdposer.commands._output import emit, progress
 
 EPILOG = """\b
@@ -37,12 +37,12 @@ ASSET (default ASSET_STEM.distill.usdc) with a JSON + PNG loss report.
 @click.option("--prompt", required=True, help="What the character does.")
 @click.option("--model", default="tiny-wan", show_default=True, help="Video prior: folder, hub id, tiny-wan, tiny-cogvideox.")
 @click.option("-o", "--out", type=click.Path(dir_okay=False), default=None, help="Output layer (.usdc/.usda).")
-@click.option("--iterations", type=int, default=1000, show_default=True)
-@click.option("--frames", type=int, default=9, show_default=True, help="Frames (4k+1 for video VAEs).")
+@click.option("--iterations", type=count(1, 100_000), default=1000, show_default=True)
+@click.option("--frames", type=count(1, 1_000), default=9, show_default=True, help="Frames (4k+1 for video VAEs).")
 @click.option("--size", default="64x64", show_default=True, help="Render size WxH (multiples of 16).")
-@click.option("--gaussians", type=int, default=5000, show_default=True)
-@click.option("--guidance", type=float, default=100.0, show_default=True, help="Classifier-free guidance scale.")
-@click.option("--lr", type=float, default=0.01, show_default=True, help="Adam step for joint angles (radians).")
+@click.option("--gaussians", type=count(1, 10_000_000), default=5000, show_default=True)
+@click.option("--guidance", type=number(0, 1e4), default=100.0, show_default=True, help="Classifier-free guidance scale.")
+@click.option("--lr", type=number(0, 10, lo_open=True), default=0.01, show_default=True, help="Adam step for joint angles (radians).")
 @click.option("--vae-grad", type=click.Choice(["full", "subset"]), default="full", show_default=True,
               help="Encoder backward: full (checkpointed) or a random run of latent frames (less memory).")
 @click.option("--no-ground-render", is_flag=True, help="Ablation: render without the ground.")

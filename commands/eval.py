@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import click
-from usdposer.commands._options import device_option, eta_option, json_option, seed_option, verbosity_option
+from usdposer.commands._options import count, device_option, eta_option, json_option, seed_option, verbosity_option
 from usdposer.commands._output import emit, progress
 
 EPILOG = """\b
@@ -24,10 +24,10 @@ per-joint position errors in % of the character's height; lower precision/recall
 @click.command("eval", epilog=EPILOG)
 @click.argument("ckpt")
 @click.argument("dataset", type=click.Path(file_okay=False))
-@click.option("-n", "--num", "n", type=int, default=256, show_default=True, help="Samples per character and method.")
-@click.option("--steps", type=int, default=50, show_default=True, help="DDIM steps.")
+@click.option("-n", "--num", "n", type=count(1, 100_000), default=256, show_default=True, help="Samples per character and method.")
+@click.option("--steps", type=count(1, 10_000), default=50, show_default=True, help="DDIM steps.")
 @click.option("--card", is_flag=True, help="Append the table to the checkpoint's model card (README.md).")
-@click.option("--seeds", type=int, default=1, show_default=True,
+@click.option("--seeds", type=count(1, 1_000), default=1, show_default=True,
               help="Repeat with seeds SEED..SEED+K-1 and report the mean (and spread) of every number.")
 @eta_option
 @seed_option

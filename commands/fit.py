@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 import click
-from usdposer.commands._options import json_option, seed_option, verbosity_option
+from usdposer.commands._options import count, frames_spec, json_option, number, seed_option, verbosity_option
 from usdposer.commands._output import emit, progress
 
 EPILOG = """\b
@@ -33,12 +33,12 @@ build`.
 @click.argument("meshseq", type=click.Path())
 @click.option("--rig", "rig_asset", type=click.Path(dir_okay=False), required=True, help="The rigged USD asset to fit.")
 @click.option("-o", "--out", type=click.Path(dir_okay=False), default=None, help="Output layer (.usdc/.usda).")
-@click.option("--frames", default=None, help="Frames to fit: A:B, A:B:STEP or T1,T2 (default: all).")
-@click.option("--iterations", type=int, default=60, show_default=True, help="Optimiser iterations per frame.")
-@click.option("--first-iterations", type=int, default=300, show_default=True, help="Iterations for the first frame.")
-@click.option("--samples", type=int, default=8000, show_default=True, help="Rig surface samples in the Chamfer term.")
-@click.option("--edge-weight", type=float, default=1e-3, show_default=True, help="Weight of the edge-length term.")
-@click.option("--smooth-weight", type=float, default=1e-5, show_default=True, help="Weight of temporal smoothness.")
+@click.option("--frames", callback=frames_spec, default=None, help="Frames to fit: A:B, A:B:STEP or T1,T2 (default: all).")
+@click.option("--iterations", type=count(1, 100_000), default=60, show_default=True, help="Optimiser iterations per frame.")
+@click.option("--first-iterations", type=count(1, 100_000), default=300, show_default=True, help="Iterations for the first frame.")
+@click.option("--samples", type=count(1, 10_000_000), default=8000, show_default=True, help="Rig surface samples in the Chamfer term.")
+@click.option("--edge-weight", type=number(0, 1e6), default=1e-3, show_default=True, help="Weight of the edge-length term.")
+@click.option("--smooth-weight", type=number(0, 1e6), default=1e-5, show_default=True, help="Weight of temporal smoothness.")
 @click.option("--prim", default=None, help="Mesh/Points prim of MESHSEQ (default: the first time-sampled one).")
 @click.option("--skeleton", default=None, help="Skeleton prim path or name (default: the first).")
 @click.option("--preview", type=click.Path(dir_okay=False), default=None, help="Write a PNG of fitted frames here.")

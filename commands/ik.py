@@ -5,7 +5,15 @@ from __future__ import annotations
 import sys
 
 import click
-from usdposer.commands._options import checkpoint_option, device_option, json_option, seed_option, verbosity_option
+from usdposer.commands._options import (
+    checkpoint_option,
+    count,
+    device_option,
+    json_option,
+    number,
+    seed_option,
+    verbosity_option,
+)
 from usdposer.commands._output import emit, progress, warn
 
 EPILOG = """\b
@@ -36,14 +44,14 @@ handles as IKHandleAPI constraint prims (<Skeleton>/IKHandles), which
 @click.option("--pin", "pins", multiple=True, help="Keep JOINT where it is in the start pose (repeatable).")
 @click.option("--from", "pose_from", default=None, help="Start pose to edit: TIME, sample:I or rest.")
 @click.option("--replay", type=click.Path(dir_okay=False), default=None, help="Re-run the edit stored in an ik layer.")
-@click.option("-n", "--num", "n", type=int, default=4, show_default=True, help="Candidates to sample.")
-@click.option("--frames", type=int, default=1, show_default=True, help="Write the path from the start pose (>1).")
-@click.option("--keyframes", type=int, default=0, show_default=True, help="Mark K evenly spaced keyframes.")
-@click.option("--strength", type=float, default=None, help="Share of the noise schedule re-run when editing a pose (default 0.8).")
+@click.option("-n", "--num", "n", type=count(1, 10_000), default=4, show_default=True, help="Candidates to sample.")
+@click.option("--frames", type=count(1, 100_000), default=1, show_default=True, help="Write the path from the start pose (>1).")
+@click.option("--keyframes", type=count(0, 100_000), default=0, show_default=True, help="Mark K evenly spaced keyframes.")
+@click.option("--strength", type=number(0, 1, lo_open=True), default=None, help="Share of the noise schedule re-run when editing a pose (default 0.8).")
 @click.option("-o", "--out", type=click.Path(dir_okay=False), default=None, help="Output layer (.usdc/.usda).")
 @click.option("--anim", default=None, help="SkelAnimation --from refers to (default: the bound one).")
 @checkpoint_option
-@click.option("--steps", type=int, default=50, show_default=True, help="DDIM steps.")
+@click.option("--steps", type=count(1, 10_000), default=50, show_default=True, help="DDIM steps.")
 @click.option("--skeleton", default=None, help="Skeleton prim path or name (default: the first).")
 @click.option("--preview", type=click.Path(dir_okay=False), default=None, help="Write a PNG of the candidates here.")
 @seed_option

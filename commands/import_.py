@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 import click
-from usdposer.commands._options import json_option, verbosity_option
+from usdposer.commands._options import json_option, number, verbosity_option
 from usdposer.commands._output import emit, warn
 
 EPILOG = """\b
@@ -33,9 +33,9 @@ name (Mixamo, Blender and 3ds Max names understood), root motion scaled to the c
 @click.command("import", epilog=EPILOG)
 @click.argument("src", type=click.Path(dir_okay=False))
 @click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="Output .usdc/.usda file.")
-@click.option("--fps", type=float, default=None, help="Resample every clip at this rate instead of at its keyframes.")
+@click.option("--fps", type=number(0, 1000, lo_open=True), default=None, help="Resample every clip at this rate instead of at its keyframes.")
 @click.option("--bind", "bind_clip", default=None, help="Name of the clip to bind (default: the first).")
-@click.option("--meters-per-unit", type=float, default=None, help="BVH only: the file's unit in metres.")
+@click.option("--meters-per-unit", type=number(0, 1e6, lo_open=True), default=None, help="BVH only: the file's unit in metres.")
 @click.option("--skin", type=click.Path(dir_okay=False), default=None, help="MJCF only: the .skn skin to bind.")
 @click.option("--anim-from", "anim_from", multiple=True, type=click.Path(dir_okay=False),
               help="An animation library whose clips the character plays (joints matched by name); repeat.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 import click
-from usdposer.commands._options import checkpoint_option, device_option, json_option, verbosity_option
+from usdposer.commands._options import checkpoint_option, count, device_option, json_option, verbosity_option
 from usdposer.commands._output import emit
 
 EPILOG = """\b
@@ -30,15 +30,15 @@ code i); --keyframes K lists K evenly spaced time codes in usdposer:keyframes.
 @click.argument("asset", type=click.Path(dir_okay=False))
 @click.option("--from", "pose_from", required=True, help="Start pose: TIME, sample:I or rest.")
 @click.option("--to", "pose_to", required=True, help="End pose: TIME, sample:I or rest.")
-@click.option("--frames", type=int, default=24, show_default=True, help="Frames of the path, ends included.")
+@click.option("--frames", type=count(2, 100_000), default=24, show_default=True, help="Frames of the path, ends included.")
 @click.option("--space", type=click.Choice(["latent", "joint"]), default="latent", show_default=True,
               help="Interpolate latent codes (the manifold) or joint rotations.")
-@click.option("--keyframes", type=int, default=0, show_default=True, help="Mark K evenly spaced keyframes.")
+@click.option("--keyframes", type=count(0, 100_000), default=0, show_default=True, help="Mark K evenly spaced keyframes.")
 @click.option("--report", is_flag=True, help="Per-frame plausibility of the latent and the joint path.")
 @click.option("-o", "--out", type=click.Path(dir_okay=False), default=None, help="Output layer (.usdc/.usda).")
 @click.option("--anim", default=None, help="SkelAnimation the time codes refer to (default: the bound one).")
 @checkpoint_option
-@click.option("--steps", type=int, default=50, show_default=True, help="DDIM steps.")
+@click.option("--steps", type=count(1, 10_000), default=50, show_default=True, help="DDIM steps.")
 @click.option("--skeleton", default=None, help="Skeleton prim path or name (default: the first).")
 @click.option("--preview", type=click.Path(dir_okay=False), default=None, help="Write a PNG contact sheet here.")
 @device_option

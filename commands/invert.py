@@ -5,7 +5,14 @@ from __future__ import annotations
 import sys
 
 import click
-from usdposer.commands._options import checkpoint_option, device_option, json_option, verbosity_option
+from usdposer.commands._options import (
+    checkpoint_option,
+    count,
+    device_option,
+    frames_spec,
+    json_option,
+    verbosity_option,
+)
 from usdposer.commands._output import emit, progress
 
 EPILOG = """\b
@@ -27,10 +34,10 @@ Errors are mean joint distances as a fraction of the character's height.
 @click.argument("asset", type=click.Path(dir_okay=False))
 @click.option("-o", "--out", type=click.Path(dir_okay=False), default=None, help="Output layer (.usdc/.usda).")
 @click.option("--anim", default=None, help="SkelAnimation prim path or name (default: the bound one).")
-@click.option("--frames", default=None, help="Time codes to invert: A:B, A:B:STEP or T1,T2 (default: all).")
+@click.option("--frames", callback=frames_spec, default=None, help="Time codes to invert: A:B, A:B:STEP or T1,T2 (default: all).")
 @checkpoint_option
-@click.option("--steps", type=int, default=50, show_default=True, help="DDIM steps.")
-@click.option("--refine", type=int, default=3, show_default=True, help="Fixed-point iterations per inversion step.")
+@click.option("--steps", type=count(1, 10_000), default=50, show_default=True, help="DDIM steps.")
+@click.option("--refine", type=count(0, 100), default=3, show_default=True, help="Fixed-point iterations per inversion step.")
 @click.option("--preview", type=click.Path(dir_okay=False), default=None,
               help="Write a PNG contact sheet: source poses over their decoded reconstructions.")
 @click.option("--skeleton", default=None, help="Skeleton prim path or name (default: the first).")

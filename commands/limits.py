@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import click
-from usdposer.commands._options import json_option, verbosity_option
+from usdposer.commands._options import count, json_option, number, verbosity_option
 from usdposer.commands._output import emit
 
 EPILOG = """\b
@@ -22,9 +22,9 @@ def cli() -> None:
 @cli.command("learn", epilog=EPILOG)
 @click.argument("dataset", type=click.Path(file_okay=False))
 @click.option("-o", "--out", type=click.Path(dir_okay=False), required=True, help="Output JSON file.")
-@click.option("--quantile", type=float, default=0.005, show_default=True, help="Tail of the pose distribution dropped.")
-@click.option("--pad", "pad_deg", type=float, default=5.0, show_default=True, help="Degrees added on each side.")
-@click.option("--min-poses", type=int, default=20, show_default=True, help="Characters with fewer poses stay unlimited.")
+@click.option("--quantile", type=number(0, 0.5, hi_open=True), default=0.005, show_default=True, help="Tail of the pose distribution dropped.")
+@click.option("--pad", "pad_deg", type=number(0, 180), default=5.0, show_default=True, help="Degrees added on each side.")
+@click.option("--min-poses", type=count(1, 10_000_000), default=20, show_default=True, help="Characters with fewer poses stay unlimited.")
 @click.option("--splits", default="train,val,heldout", show_default=True, help="Dataset splits to learn from.")
 @json_option
 @verbosity_option

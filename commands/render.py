@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import click
-from usdposer.commands._options import device_option, json_option, verbosity_option
+from usdposer.commands._options import device_option, frames_spec, json_option, number, verbosity_option
 from usdposer.commands._output import emit
 
 EPILOG = """\b
@@ -34,15 +34,15 @@ video model's size and frame rate). Videos are .gif or .mp4.
 @click.option("--mode", type=click.Choice(["sheet", "turntable", "video", "keyframes"]), default="video", show_default=True)
 @click.option("--anim", default=None, help="SkelAnimation prim path or name (default: the bound one).")
 @click.option("--samples", type=click.Path(dir_okay=False), default=None, help="A `usdposer sample` layer: its poses.")
-@click.option("--frames", default=None, help="Time codes: A:B, A:B:S or T1,T2,...")
+@click.option("--frames", callback=frames_spec, default=None, help="Time codes: A:B, A:B:S or T1,T2,...")
 @click.option("--size", default=None, help="Image size WxH (default 512x512; sheet tiles 192x192).")
 @click.option("--preset", type=click.Choice(["wan2.1", "cogvideox", "cogvideox1.5"]), default=None,
               help="A video model's resolution and frame rate (keyframe proxies): 832x480@16, 720x480@8, 1360x768@16.")
-@click.option("--fps", type=float, default=None, help="Video frame rate (default: the animation's).")
+@click.option("--fps", type=number(0, 240, lo_open=True), default=None, help="Video frame rate (default: the animation's).")
 @click.option("--camera", type=click.Choice(["fixed", "follow", "orbit"]), default=None,
               help="Camera (default: follow for video, fixed for sheet/keyframes, orbit for turntable).")
-@click.option("--yaw", type=float, default=30.0, show_default=True, help="Camera azimuth, degrees (0: from +Z).")
-@click.option("--pitch", type=float, default=15.0, show_default=True, help="Camera elevation, degrees.")
+@click.option("--yaw", type=number(-3600, 3600), default=30.0, show_default=True, help="Camera azimuth, degrees (0: from +Z).")
+@click.option("--pitch", type=number(-90, 90), default=15.0, show_default=True, help="Camera elevation, degrees.")
 @click.option("--check", is_flag=True, help="Mark the joints `usdposer check` flags (and those outside the limits) in red.")
 @click.option("--no-skeleton", is_flag=True, help="Do not draw the skeleton over the mesh.")
 @click.option("--skeleton", "skeleton_path", default=None, help="Skeleton prim path or name (default: the first).")

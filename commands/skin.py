@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 import click
-from usdposer.commands._options import json_option, verbosity_option
+from usdposer.commands._options import count, json_option, verbosity_option
 from usdposer.commands._output import emit, warn
 
 EPILOG = """\b
@@ -31,7 +31,7 @@ animations in % of height.
 @click.command("skin", epilog=EPILOG)
 @click.argument("asset", type=click.Path(dir_okay=False))
 @click.option("-o", "--out", type=click.Path(dir_okay=False), default=None, help="Output layer (.usdc/.usda).")
-@click.option("-k", "--influences", type=int, default=4, show_default=True, help="Weights kept per vertex.")
+@click.option("-k", "--influences", type=count(1, 64), default=4, show_default=True, help="Weights kept per vertex.")
 @click.option("--exclude", multiple=True, help="Joints (name or glob) that must not deform the mesh (repeatable).")
 @click.option("--mesh", "meshes", multiple=True, help="Only these Mesh prims (path or name; repeatable).")
 @click.option("--replace", is_flag=True, help="Recompute weights of meshes that already have them.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 import click
-from usdposer.commands._options import json_option, seed_option, verbosity_option
+from usdposer.commands._options import count, frames_spec, json_option, number, seed_option, verbosity_option
 from usdposer.commands._output import emit, progress
 
 EPILOG = """\b
@@ -40,12 +40,12 @@ before and after.
 @click.option("-o", "--out", type=click.Path(dir_okay=False), default=None, help="Output layer (.usdc/.usda).")
 @click.option("--physics", "physics_out", type=click.Path(dir_okay=False), default=None,
               help="UsdPhysics layer (default OUT_STEM.physics.usda).")
-@click.option("--iterations", type=int, default=50, show_default=True, help="Adam iterations (the paper: 200).")
-@click.option("--lr", type=float, default=0.01, show_default=True, help="Adam step for the PD targets (radians).")
-@click.option("--frames", default=None, help="Frames to track: A:B time codes (default: all).")
-@click.option("--clip-grad", type=float, default=1.0, show_default=True,
+@click.option("--iterations", type=count(1, 100_000), default=50, show_default=True, help="Adam iterations (the paper: 200).")
+@click.option("--lr", type=number(0, 10, lo_open=True), default=0.01, show_default=True, help="Adam step for the PD targets (radians).")
+@click.option("--frames", callback=frames_spec, default=None, help="Frames to track: A:B time codes (default: all).")
+@click.option("--clip-grad", type=number(0, 1e6, lo_open=True), default=1.0, show_default=True,
               help="Gradient norm handed from one frame's chunk to the previous one.")
-@click.option("--upright-assist", type=float, default=1.0, show_default=True,
+@click.option("--upright-assist", type=number(0, 1e6), default=1.0, show_default=True,
               help="Virtual torque keeping the root upright, per radian of tilt, x weight x height (0: none).")
 @click.option("--no-contact", is_flag=True, help="Ablation: no ground contact.")
 @click.option("--no-limits", is_flag=True, help="Ignore the rig's joint limits.")

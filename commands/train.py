@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import click
-from usdposer.commands._options import device_option, json_option, seed_option, verbosity_option
+from usdposer.commands._options import count, device_option, json_option, number, seed_option, verbosity_option
 from usdposer.commands._output import emit, note, progress
 
 EPILOG = """\b
@@ -24,14 +24,14 @@ training poses) and the rotation statistics of `usdposer eval`'s baseline.
 @click.command("train", epilog=EPILOG)
 @click.argument("dataset", type=click.Path(file_okay=False))
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Checkpoint directory.")
-@click.option("--steps", type=int, default=20000, show_default=True)
-@click.option("--batch-size", type=int, default=256, show_default=True)
-@click.option("--lr", type=float, default=3e-4, show_default=True)
-@click.option("--width", type=int, default=128, show_default=True, help="Transformer width.")
-@click.option("--depth", type=int, default=4, show_default=True, help="Transformer blocks.")
-@click.option("--heads", type=int, default=4, show_default=True)
-@click.option("--val-every", type=int, default=500, show_default=True)
-@click.option("--max-minutes", type=float, default=None, help="Stop (and save) after this much wall time.")
+@click.option("--steps", type=count(1, 100_000_000), default=20000, show_default=True)
+@click.option("--batch-size", type=count(1, 65_536), default=256, show_default=True)
+@click.option("--lr", type=number(0, 1, lo_open=True), default=3e-4, show_default=True)
+@click.option("--width", type=count(8, 8192), default=128, show_default=True, help="Transformer width.")
+@click.option("--depth", type=count(1, 256), default=4, show_default=True, help="Transformer blocks.")
+@click.option("--heads", type=count(1, 256), default=4, show_default=True)
+@click.option("--val-every", type=count(1, 100_000_000), default=500, show_default=True)
+@click.option("--max-minutes", type=number(0, 1e6, lo_open=True), default=None, help="Stop (and save) after this much wall time.")
 @click.option("--resume", is_flag=True, help="Continue from the training state in --out.")
 @click.option("--mirror/--no-mirror", default=True, show_default=True,
               help="Also train on left/right mirror images of characters whose reference pose is symmetric.")

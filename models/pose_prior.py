@@ -379,10 +379,21 @@ class PosePrior:
                              "train one with `usdposer train` or omit --checkpoint for the default")
         try:
             config = json.loads(cfg_file.read_text())
+            bad = _non_finite(config)
+            if bad:
+                raise InputError(f"{cfg_file}: {bad} is not finite (NaN or infinite); the checkpoint is corrupt, "
+                                 "re-download or retrain it")
             prior = config.pop("prior")
             kwargs = {k: v for k, v in config.items() if not k.startswith("_")}
             denoiser = PoseDenoiser(**kwargs)
-            denoiser.load_state_dict(load_file(str(w_file)))
+            state = load_file(str(w_file))
+            bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+            if bad:
+                raise InputError(f"{w_file}: weight {bad[0]} holds NaN or infinite values; the checkpoint is corrupt, "
+                                 "re-download or retrain it")
+            denoiser.load_state_dict(state)
+        except InputError:
+            raise
         except Exception as exc:
             raise InputError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
                              "re-download or retrain it") from exc
@@ -393,3 +404,22 @@ class PosePrior:
                              "`usdposer train`) or use the default checkpoint")
         info = {k: v for k, v in prior.items() if k not in ("scheduler", "mean", "std", "pose_representation")}
         return cls(denoiser.to(device).eval(), torch.tensor(prior["mean"]), torch.tensor(prior["std"]), info)
+
+
+def _non_finite(value, where: str = "config") -> str | None:
+    """The path of the first NaN or infinite number in a JSON value (``config.prior.std[0]``), or None."""
+    import math
+
+    if isinstance(value, float) and not math.isfinite(value):
+        return where
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found = _non_finite(v, f"{where}.{k}")
+            if found:
+                return found
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            found = _non_finite(v, f"{where}[{i}]")
+            if found:
+                return found
+    return None

@@ -297,7 +297,15 @@ def load_prior(model: str, kind: str | None = None, *, device: str = "cpu", dtyp
     kind = kind or ("cogvideox" if "cogvideo" in model.lower() else "wan")
     if kind not in PRIORS:
         raise InputError(f"unknown video prior kind {kind!r}; choose one of {', '.join(PRIORS)}")
+    from pathlib import Path
+
+    looks_local = model.startswith((".", "/", "~")) or "\\" in model or model.count("/") > 1
+    if looks_local and not Path(model).expanduser().is_dir():
+        raise InputError(f"--model {model}: no such folder; pass a diffusers pipeline folder with vae/ and "
+                         "transformer/, a hub id already in the local cache, or tiny-wan / tiny-cogvideox")
     import diffusers
+
+    diffusers.utils.logging.set_verbosity_error()  # its advice (install accelerate ...) is not the user's problem
 
     try:
         if kind == "wan":

@@ -25,3 +25,26 @@ class _Null:
     def set_postfix(self, *_a, **_k) -> None: ...
 
     def close(self) -> None: ...
+
+
+def preflight(inputs: list, layer=None, files: list = ()) -> None:
+    """Refuse, before anything is loaded, outputs that cannot be written: the USD ``layer`` (a USD extension, not one
+    of the ``inputs``, a writable folder) and other output ``files`` (previews, physics layers: writable, not a folder,
+    not an input). ``None`` entries are skipped."""
+    from pathlib import Path
+
+    from usdposer.errors import InputError
+    from usdposer.io.stage import check_output_path
+    from usdposer.outputs import check_writable
+
+    ins = [Path(i).resolve() for i in inputs if i is not None]
+    if layer is not None:
+        check_output_path(layer, [i for i in inputs if i is not None])
+    for f in files:
+        if f is None:
+            continue
+        if Path(f).resolve() in ins:
+            raise InputError(f"{f}: refusing to overwrite an input; choose another output path")
+        if layer is not None and Path(f).resolve() == Path(layer).resolve():
+            raise InputError(f"{f}: the same path as the output layer; choose another")
+        check_writable(f)

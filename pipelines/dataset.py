@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -26,6 +27,16 @@ class DatasetOptions:
     dedupe_degrees: float = 2.0
     anim_from: tuple[tuple[str, str], ...] = ()
     licences: tuple[tuple[str, str], ...] = ()  # (glob PATTERN, TEXT): the licence of matching sources
+    skip_bad: bool = False  # build from the readable sources when some fail (default: fail, write nothing)
+
+
+class SourcesFailed(InputError):
+    """Some sources could not be read, and ``skip_bad`` is off: nothing was written. ``manifest`` holds what the
+    build would have been (its ``characters`` and ``failed``), so a caller can report every file."""
+
+    def __init__(self, message: str, manifest: dict):
+        super().__init__(message)
+        self.manifest = manifest
 
 
 @dataclass
@@ -41,12 +52,36 @@ class DatasetResult(Result):
 
 def build(sources: list[str], out_dir: str | os.PathLike, options: DatasetOptions = DatasetOptions(),
           progress: Progress | None = None) -> DatasetResult:
-    """``usdposer dataset build``: a dataset directory from animated assets (``usdposer.io.dataset``). Sources that
-    fail to read are reported in the manifest's ``failed`` and do not stop the build."""
+    """``usdposer dataset build``: a dataset directory from animated assets (``usdposer.io.dataset``), built in a
+    temporary folder beside ``out_dir`` and moved into place whole. A source that fails to read fails only itself:
+    every source is read and reported; then, unless ``skip_bad``, :class:`SourcesFailed` is raised and nothing is
+    written (with ``skip_bad`` the failures are listed in the manifest's ``failed``)."""
     o = options
-    manifest = _build_dataset(list(sources), out_dir, holdout=list(o.holdout), val=list(o.val),
-                              dedupe_degrees=o.dedupe_degrees, anim_from=list(o.anim_from),
-                              licences=list(o.licences), progress=progress)
+    created = [p for p in reversed(Path(out_dir).absolute().parents) if not p.exists()]  # made here, undone on failure
+    for p in created:
+        p.mkdir()
+    try:
+        return _build_into(list(sources), out_dir, o, progress)
+    except BaseException:
+        for p in reversed(created):
+            with contextlib.suppress(OSError):
+                p.rmdir()
+        raise
+
+
+def _build_into(sources, out_dir, o: DatasetOptions, progress) -> DatasetResult:
+    from usdposer.outputs import atomic_dir, check_writable
+
+    check_writable(out_dir, folder=True, what="dataset")
+    with atomic_dir(out_dir) as tmp:
+        manifest = _build_dataset(list(sources), tmp, holdout=list(o.holdout), val=list(o.val),
+                                  dedupe_degrees=o.dedupe_degrees, anim_from=list(o.anim_from),
+                                  licences=list(o.licences), progress=progress)
+        if manifest["failed"] and not o.skip_bad:
+            n, m = len(manifest["failed"]), len(manifest["failed"]) + len({c["source"] for c in manifest["characters"]})
+            raise SourcesFailed(f"{n} of {m} sources could not be read (each listed above); fix or remove them, or "
+                                "pass --skip-bad to build from the others", manifest)
+        (Path(tmp) / "manifest.json").write_text(json.dumps(manifest, indent=2))  # last: a dataset is whole
     return DatasetResult(str(out_dir), manifest)
 
 
@@ -70,19 +105,7 @@ def _build_dataset(sources: list[str], out_dir: str | os.PathLike, *, holdout: l
     """Build a dataset directory (see the module docstring); returns the manifest. Sources that fail to read are
     reported in ``manifest["failed"]`` and do not stop the build. ``anim_from``: ``[(library files or glob, target)]``
     binds each library's clips to the character read from the ``target`` file (a path or a character name)."""
-    from safetensors.torch import save_file
-
-    from usdposer.core.posespace import FEATURE_DIM, REPRESENTATION
-    from usdposer.core.retarget import distinct_rigs
-    from usdposer.io.dataset import (
-        FORMAT,
-        CharacterRecord,
-        _match_keys,
-        character_tensors,
-        expand_sources,
-        licence_of,
-        read_any,
-    )
+    from usdposer.io.dataset import CharacterRecord, expand_sources
 
     out_dir = Path(out_dir)
     libraries, library_files = _resolve_libraries(anim_from, [])
@@ -101,47 +124,70 @@ def _build_dataset(sources: list[str], out_dir: str | os.PathLike, *, holdout: l
     with tempfile.TemporaryDirectory(prefix="usdposer-dataset-") as work:
         for f in (progress(files) if progress else files):
             try:
-                asset = read_any(f, Path(work))
-            except Exception as exc:  # one bad asset must not stop a batch
-                failed.append({"source": str(f), "error": str(exc).splitlines()[0]})
-                continue
-            for k, (rig, merged) in enumerate(distinct_rigs(asset.rigs)):
-                cid = f"{f.parent.name}/{f.stem}" + (f"_{k}" if k else "")
-                base, n = cid, 1
-                while cid in used_ids:
-                    cid, n = f"{base}_{n}", n + 1
-                used_ids.add(cid)
-                clips = asset.clips.get(rig.skeleton_path, [])
-                keys = _match_keys(cid, f)
-                extra, anim_sources = [], []
-                for li, (lib_files, target) in enumerate(libraries):
-                    if k == 0 and (Path(target).resolve() == f.resolve() or target.lower() in keys):
-                        bound.add(li)
-                        for lf in lib_files:
-                            six, rep = _library_codes(lf, Path(work), rig)
-                            extra += six
-                            lib_licence, lib_where = licence_of(lf, licences)
-                            anim_sources.append({"library": str(lf), "licence": lib_licence,
-                                                 "licence_source": lib_where, **rep})
-                tensors, frames = character_tensors(rig, clips, dedupe_degrees, extra)
-                matched |= keys
-                split = "heldout" if keys & wanted_holdout else "val" if keys & wanted_val else "train"
-                shard = f"shards/{cid.replace('/', '__')}.safetensors"
-                from usdposer.core.posespace import rig_frame
+                records += _character_records(f, Path(work), out_dir, libraries, licences, dedupe_degrees,
+                                              wanted_holdout, wanted_val, used_ids, matched, bound)
+            except Exception as exc:  # one bad asset fails only itself
+                text = " ".join(str(exc).split())[:300]
+                failed.append({"source": str(f), "error": text if isinstance(exc, InputError)
+                               else f"{type(exc).__name__}: {text}"})
+    return _finish(records, failed, wanted_holdout, wanted_val, matched, libraries, bound, dedupe_degrees)
 
-                rf = rig_frame(rig)
-                meta = {"id": cid, "joints": json.dumps(list(rig.joints)), "source": str(f),
-                        "skeleton": rig.skeleton_path, "height": repr(rf.height), "representation": REPRESENTATION}
-                save_file(tensors, str(out_dir / shard), metadata=meta)
-                licence, licence_source = licence_of(f, licences)
-                records.append(CharacterRecord(
-                    id=cid, source=str(f), skeleton=rig.skeleton_path, licence=licence, licence_source=licence_source,
-                    joints=rig.num_joints,
-                    frames=frames, poses=int(tensors["poses"].shape[0]),
-                    clips=[c.name for c in clips] + [c for a in anim_sources for c in a["clips"]], split=split,
-                    has_mesh=bool(rig.meshes), has_limits=rig.limits is not None, shard=shard,
-                    model_joints=rf.num_model_joints, mirrorable=_mirror_of(rig) is not None, facing=rf.facing,
-                    merged_skeletons=merged, anim_sources=anim_sources))
+
+def _character_records(f, work, out_dir, libraries, licences, dedupe_degrees, wanted_holdout, wanted_val, used_ids,
+                       matched, bound) -> list:
+    """The characters of one source file, their shards written into ``out_dir``."""
+    from safetensors.torch import save_file
+
+    from usdposer.core.posespace import REPRESENTATION, rig_frame
+    from usdposer.core.retarget import distinct_rigs
+    from usdposer.io.dataset import CharacterRecord, _match_keys, character_tensors, licence_of, read_any
+
+    records = []
+    asset = read_any(f, Path(work))
+    if not asset.rigs:
+        raise InputError(f"{f}: no usable skeleton, so no poses; " + "; ".join(p.message for p in asset.problems[:1]))
+    for k, (rig, merged) in enumerate(distinct_rigs(asset.rigs)):
+        cid = f"{f.parent.name}/{f.stem}" + (f"_{k}" if k else "")
+        base, n = cid, 1
+        while cid in used_ids:
+            cid, n = f"{base}_{n}", n + 1
+        used_ids.add(cid)
+        clips = asset.clips.get(rig.skeleton_path, [])
+        keys = _match_keys(cid, f)
+        extra, anim_sources = [], []
+        for li, (lib_files, target) in enumerate(libraries):
+            if k == 0 and (Path(target).resolve() == f.resolve() or target.lower() in keys):
+                bound.add(li)
+                for lf in lib_files:
+                    six, rep = _library_codes(lf, Path(work), rig)
+                    extra += six
+                    lib_licence, lib_where = licence_of(lf, licences)
+                    anim_sources.append({"library": str(lf), "licence": lib_licence,
+                                         "licence_source": lib_where, **rep})
+        tensors, frames = character_tensors(rig, clips, dedupe_degrees, extra)
+        matched |= keys
+        split = "heldout" if keys & wanted_holdout else "val" if keys & wanted_val else "train"
+        shard = f"shards/{cid.replace('/', '__')}.safetensors"
+        rf = rig_frame(rig)
+        meta = {"id": cid, "joints": json.dumps(list(rig.joints)), "source": str(f),
+                "skeleton": rig.skeleton_path, "height": repr(rf.height), "representation": REPRESENTATION}
+        save_file(tensors, str(out_dir / shard), metadata=meta)
+        licence, licence_source = licence_of(f, licences)
+        records.append(CharacterRecord(
+            id=cid, source=str(f), skeleton=rig.skeleton_path, licence=licence, licence_source=licence_source,
+            joints=rig.num_joints,
+            frames=frames, poses=int(tensors["poses"].shape[0]),
+            clips=[c.name for c in clips] + [c for a in anim_sources for c in a["clips"]], split=split,
+            has_mesh=bool(rig.meshes), has_limits=rig.limits is not None, shard=shard,
+            model_joints=rf.num_model_joints, mirrorable=_mirror_of(rig) is not None, facing=rf.facing,
+            merged_skeletons=merged, anim_sources=anim_sources))
+    return records
+
+
+def _finish(records, failed, wanted_holdout, wanted_val, matched, libraries, bound, dedupe_degrees) -> dict:
+    from usdposer.core.posespace import FEATURE_DIM, REPRESENTATION
+    from usdposer.io.dataset import FORMAT
+
     missing = sorted((wanted_holdout | wanted_val) - matched)
     if missing:
         raise InputError(f"held-out / validation characters not found among the sources: {', '.join(missing)}")
@@ -161,9 +207,6 @@ def _build_dataset(sources: list[str], out_dir: str | os.PathLike, *, holdout: l
         "counts": {s: sum(r.poses for r in records if r.split == s) for s in ("train", "val", "heldout")},
         "failed": failed,
     }
-    tmp = out_dir / ".manifest.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2))
-    os.replace(tmp, out_dir / "manifest.json")
     return manifest
 
 

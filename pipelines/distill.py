@@ -7,7 +7,7 @@ import os
 import time
 from dataclasses import dataclass
 
-from usdposer.pipelines._base import Progress, Result
+from usdposer.pipelines._base import Progress, Result, preflight
 
 
 @dataclass
@@ -49,6 +49,7 @@ class DistillOptions:
 def distill(asset: str | os.PathLike, out: str | os.PathLike, options: DistillOptions = DistillOptions(),
             progress: Progress | None = None) -> DistillReport:
     """``usdposer distill``: AKD, an animation of the asset's rig distilled from a video diffusion model."""
+    preflight([asset], out, [options.preview])
     o = options
     return _distill(asset, out, prompt=o.prompt, model=o.model, cfg=o.cfg, skeleton=o.skeleton, device=o.device,
                     state_dir=o.state_dir, resume=o.resume, preview=o.preview, arguments=list(o.arguments),
@@ -109,8 +110,11 @@ def _distill(asset, out, *, prompt: str, model: str = "tiny-wan", cfg=None,
     prov = provenance("distill", arguments, seed=cfg.seed, prompt=prompt, model=model, iterations=cfg.iterations)
     write_clip_layer(asset, out, rig, [clip], prov=prov)
     report_path = out.with_suffix(".json")
-    report_path.write_text(json.dumps({"config": config_dict(cfg), "losses": res.losses,
-                                       "seconds_per_iteration": res.seconds}, indent=1))
+    from usdposer.outputs import atomic_file
+
+    with atomic_file(report_path) as tmp:
+        tmp.write_text(json.dumps({"config": config_dict(cfg), "losses": res.losses,
+                                           "seconds_per_iteration": res.seconds}, indent=1))
     png = out.with_suffix(".loss.png")
     from usdposer.render.preview import loss_plot
 

@@ -7,7 +7,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from usdposer.pipelines._base import Progress, Result
+from usdposer.pipelines._base import Progress, Result, preflight
 
 
 @dataclass
@@ -45,6 +45,7 @@ def fit(meshseq: str | os.PathLike, rig_asset: str | os.PathLike, out: str | os.
         options: FitOptions = FitOptions(), progress: Progress | None = None) -> FitReport:
     """Fit the rig of ``rig_asset`` to the sequence ``meshseq`` and write the SkelAnimation (bound) as a layer over
     the rig asset at ``out``, with the per-frame residuals on the animation (``usdposer:fitResiduals``)."""
+    preflight([meshseq, rig_asset], out, [options.preview])
     import torch
 
     from usdposer.core.fitting import FitConfig, as_pose, fit_frames

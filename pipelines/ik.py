@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import torch
 from usdposer.models.guided_ik import EDIT_STRENGTH, SUCCESS_FRACTION, solve_ik
-from usdposer.pipelines._base import Progress, Result
+from usdposer.pipelines._base import Progress, Result, preflight
 from usdposer.pipelines._session import (
     Session,
     _clip,
@@ -53,6 +53,7 @@ class IKOptions:
 def ik(asset: str | os.PathLike, out: str | os.PathLike, options: IKOptions = IKOptions(),
        progress: Progress | None = None) -> IKReport:
     """``usdposer ik``: a pose (or path) that reaches the handles along the manifold, as a layer over the asset."""
+    preflight([asset], out, [options.preview])
     o = options
     return _ik(asset, out, handles=list(o.handles), pins=list(o.pins), pose_from=o.pose_from, anim=o.anim, n=o.n,
                seed=o.seed, steps=o.steps, strength=o.strength, frames=o.frames, keyframes=o.keyframes,

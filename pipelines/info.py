@@ -8,6 +8,8 @@ from pathlib import Path
 
 from usdposer.pipelines._base import Progress, Result
 
+from usdposer.errors import InputError
+
 
 @dataclass
 class MeshInfo:
@@ -92,4 +94,7 @@ def info(path: str | Path, options: InfoOptions = InfoOptions(), progress: Progr
                    for c in asset.clips.get(rig.skeleton_path, [])],
             has_limits=rig.limits is not None, conventions=describe_conventions(rig),
         ))
+    if options.skeleton and not info.skeletons:
+        raise InputError(f"{path}: no skeleton {options.skeleton!r}; choose one of "
+                         f"{', '.join(r.skeleton_path for r in asset.rigs)}")
     return info

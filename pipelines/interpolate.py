@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from usdposer.pipelines._base import Progress, Result
+from usdposer.pipelines._base import Progress, Result, preflight
 from usdposer.pipelines._session import (
     Session,
     SourcePose,
@@ -49,6 +49,7 @@ class InterpolateOptions:
 def interpolate(asset: str | os.PathLike, out: str | os.PathLike, options: InterpolateOptions = InterpolateOptions(),
                 progress: Progress | None = None) -> InterpolateReport:
     """``usdposer interpolate``: the path between two poses, as a bound SkelAnimation over the asset."""
+    preflight([asset], out, [options.preview])
     o = options
     return _interpolate(asset, out, pose_from=o.pose_from, pose_to=o.pose_to, frames=o.frames, space=o.space,
                         keyframes=o.keyframes, report=o.report, anim=o.anim, checkpoint=o.checkpoint, steps=o.steps,

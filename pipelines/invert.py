@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 
 import torch
-from usdposer.pipelines._base import Progress, Result
+from usdposer.pipelines._base import Progress, Result, preflight
 from usdposer.pipelines._session import Session, joint_error, place
 
 from usdposer.core.selection import parse_frames
@@ -33,6 +33,7 @@ class InvertOptions:
 def invert(asset: str | os.PathLike, out: str | os.PathLike, options: InvertOptions = InvertOptions(),
            progress: Progress | None = None) -> InvertReport:
     """``usdposer invert``: the latent codes of an animation's poses, as a layer over the asset."""
+    preflight([asset], out, [options.preview])
     o = options
     return _invert(asset, out, anim=o.anim, frames=o.frames, checkpoint=o.checkpoint, steps=o.steps, refine=o.refine,
                    skeleton=o.skeleton, device=o.device, arguments=list(o.arguments), progress=progress,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from usdposer.pipelines._base import Progress, Result
+from usdposer.pipelines._base import Progress, Result, preflight
 
 from usdposer.errors import InputError
 
@@ -59,6 +59,7 @@ def sample(asset: str | os.PathLike, out: str | os.PathLike, options: SampleOpti
     ``eta`` None takes the checkpoint's own. With ``eta`` > 0 the poses come from ancestral sampling and the codes
     stored are their DDIM inversions (eta = 0), so that ``interpolate`` and ``invert`` treat them like any code.
     """
+    preflight([asset], out, [options.preview])
     import time
 
     import torch

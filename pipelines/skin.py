@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from usdposer.pipelines._base import Progress, Result
+from usdposer.pipelines._base import Progress, Result, preflight
 
 from usdposer.core.skinweights import heat_weights, select_joints, weight_quality, with_weights
 from usdposer.errors import InputError
@@ -55,6 +55,7 @@ class SkinOptions:
 def skin(asset: str | os.PathLike, out: str | os.PathLike, options: SkinOptions = SkinOptions(),
          progress: Progress | None = None) -> SkinReport:
     """``usdposer skin``: bone-heat weights for the meshes of ``asset``'s Skeleton that have none, as a layer over it."""
+    preflight([asset], out)
     o = options
     return _skin(asset, out, influences=o.influences, exclude=o.exclude, replace_weights=o.replace_weights,
                  meshes=o.meshes or None, skeleton=o.skeleton, backend=o.backend, arguments=list(o.arguments))
@@ -80,9 +81,11 @@ def _skin(asset: str | os.PathLike, out: str | os.PathLike, *, influences: int =
     rig = skel.rig(skeleton)
     bare = meshes_to_skin(stage, rig.skeleton_path, replace=replace_weights, only=list(meshes) if meshes else None)
     if not bare:
-        what = "no mesh matches --mesh" if meshes else (
-            "every mesh already has weights (pass --replace to recompute them)" if not replace_weights
-            else "no Mesh prims under its SkelRoot")
+        every = meshes_to_skin(stage, rig.skeleton_path, replace=True, only=None)
+        names = ", ".join(m.path for m in every[:5])
+        what = ("it has no meshes (no Mesh prim under its SkelRoot); add the meshes to skin" if not every else
+                f"no mesh matches --mesh {', '.join(meshes)} (its meshes: {names})" if meshes else
+                "every mesh already has weights (pass --replace to recompute them)")
         raise InputError(f"{asset}: nothing to skin for {rig.skeleton_path}: {what}")
     excluded = select_joints(rig, exclude)
     idx, w, res = heat_weights(rig, [m.points for m in bare], [m.faces for m in bare], influences=influences,

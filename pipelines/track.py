@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from usdposer.pipelines._base import Progress, Result
+from usdposer.pipelines._base import Progress, Result, preflight
 
 
 @dataclass
@@ -54,6 +54,7 @@ def track(asset: str | os.PathLike, out: str | os.PathLike, options: TrackOption
           progress: Progress | None = None, on_step: Callable[[int, dict], None] | None = None) -> TrackReport:
     """``usdposer track``: the nearest motion a body can perform (Newton), over the asset; ``on_step(iteration,
     losses)`` after every optimisation step."""
+    preflight([asset], out, [options.preview, options.physics_out])
     o = options
     return _track(asset, out, anim=o.anim, skeleton=o.skeleton, cfg=o.cfg, art_cfg=o.art_cfg,
                   physics_out=o.physics_out, frames=o.frames, arguments=list(o.arguments), progress=progress,
@@ -105,8 +106,11 @@ def _track(asset, out, *, anim: str | None = None, skeleton: str | None = None, 
     write_physics_layer(asset, physics_out, art, prov=prov)
     before, after = motion_metrics(rig, clip), motion_metrics(rig, res.clip, clip)
     report = out.with_suffix(".json")
-    report.write_text(json.dumps({"config": {k: v for k, v in cfg.__dict__.items()}, "before": before.as_dict(),
-                                  "after": after.as_dict(), "losses": res.losses}, indent=1))
+    from usdposer.outputs import atomic_file
+
+    with atomic_file(report) as tmp:
+        tmp.write_text(json.dumps({"config": {k: v for k, v in cfg.__dict__.items()}, "before": before.as_dict(),
+                                      "after": after.as_dict(), "losses": res.losses}, indent=1))
     png = out.with_suffix(".loss.png")
     from usdposer.render.preview import loss_plot
 

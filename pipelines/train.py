@@ -32,6 +32,11 @@ class TrainOptions:
 def train(dataset: str | os.PathLike, out: str | os.PathLike, options: TrainOptions = TrainOptions(),
           progress: Progress | None = None, log: Callable[[str], None] = lambda _m: None):
     """Train (or resume) a pose space; returns the ``usdposer.models.training.TrainResult``."""
+    from usdposer.errors import InputError
+
+    if options.width % options.heads:
+        raise InputError(f"--width {options.width} does not split into --heads {options.heads} equal heads; pass a "
+                         f"width divisible by it, e.g. --width {max(1, options.width // options.heads) * options.heads}")
     from usdposer.models.cards import model_card
     from usdposer.models.training import TrainConfig
     from usdposer.models.training import train as run

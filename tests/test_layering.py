@@ -1,7 +1,7 @@
 """Data flows one way, and the source proves it (AST scan of every import, including imports inside functions;
 ``if TYPE_CHECKING:`` blocks excepted, as they never run). No allow-list.
 
-Ranks (DESIGN.md): base (``usdposer.errors``, ``_deps``, ``_version``, ``results`` and the schema plugin's data root
+Ranks (DESIGN.md): base (``usdposer.errors``, ``_deps``, ``_version``, ``results``, ``outputs`` and the schema plugin's data root
 ``usdposer.schemas``) < core (``usdposer.core``, ``usdposer.types``) < io < render, physics, validate (the same rank;
 none imports another) < models < pipelines < commands and the USD plugin modules (``usdposer.schemas.*`` and the
 package root ``usdposer``, which is the python module USD imports to load the ``usdposer`` validator plugin). A module
@@ -30,7 +30,7 @@ def package(module: str) -> str | None:
         return None
     if len(parts) == 1:
         return "schemas"  # the package root is the USD validator plugin's module (it imports nothing below otherwise)
-    if parts[1] in ("errors", "_deps", "_version", "results") or parts[1:] == ["schemas"]:
+    if parts[1] in ("errors", "_deps", "_version", "results", "outputs") or parts[1:] == ["schemas"]:
         return "base"  # the schema plugin's package root is data (its folder and schema names)
     if parts[1] == "types":
         return "core"

@@ -18,13 +18,13 @@ def require(module: str, extra: str | None = None) -> ModuleType:
 
 
 def check_device(device: str | None) -> str | None:
-    """``device`` if this machine has it; an :class:`~usdposer.errors.InputError` naming the fix otherwise (a CUDA
-    device asked for where there is none, or a name torch does not know)."""
+    """``device`` if this machine has it. A CUDA device where there is none: MissingDependencyError (exit 3); a
+    name torch does not know: InputError (exit 2); both name the fix."""
     if device is None or device == "cpu":
         return device
     import torch
 
-    from usdposer.errors import InputError
+    from usdposer.errors import InputError, MissingDependencyError
 
     try:
         dev = torch.device(device)
@@ -32,8 +32,8 @@ def check_device(device: str | None) -> str | None:
         raise InputError(f"--device {device}: not a torch device; use cpu, cuda or cuda:N") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise InputError(f"--device {device}: this machine has no CUDA device (torch.cuda.is_available() is "
-                             "False); use --device cpu") from None
+            raise MissingDependencyError(f"--device {device}: this machine has no CUDA device "
+                                         "(torch.cuda.is_available() is False); use --device cpu") from None
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise InputError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s); "
                              "use cuda:0 ...") from None

@@ -14,6 +14,9 @@ def parse_frames(spec: str | None, time_codes, option: str = "--frames") -> list
     tc = time_codes.tolist()
     if spec is None:
         return list(range(len(tc)))
+    check_frames_spec(spec, option)
+    if not tc:
+        raise InputError(f"{option} {spec}: the clip has no frames")
     spec = spec.strip()
     try:
         if ":" in spec:
@@ -42,6 +45,30 @@ def parse_frames(spec: str | None, time_codes, option: str = "--frames") -> list
     if not idx:
         raise InputError(f"{option} {spec}: selects no frame; the clip has time codes {tc[0]:g}..{tc[-1]:g}")
     return idx
+
+
+def check_frames_spec(spec: str | None, option: str = "--frames") -> str | None:
+    """The syntax of a frame selection (A:B, A:B:STEP, T1,T2,...; finite numbers, A <= B, STEP >= 1), checked before
+    anything is loaded. Returns ``spec``."""
+    if spec is None:
+        return None
+    bad = InputError(f"{option} {spec!r}: expected A:B, A:B:STEP or T1,T2,... (finite time codes, A <= B, STEP >= 1)")
+    try:
+        if ":" in spec:
+            parts = [float(p) if p.strip() else None for p in spec.strip().split(":")]
+            if len(parts) not in (2, 3) or any(p is not None and not math.isfinite(p) for p in parts):
+                raise bad
+            if parts[0] is not None and parts[1] is not None and parts[0] > parts[1]:
+                raise bad
+            if len(parts) == 3 and (parts[2] is None or parts[2] < 1 or parts[2] != int(parts[2])):
+                raise bad
+        else:
+            values = [float(p) for p in spec.split(",") if p.strip()]
+            if not values or not all(math.isfinite(v) for v in values):
+                raise bad
+    except ValueError:
+        raise bad from None
+    return spec
 
 
 def default_output(asset, suffix: str) -> str:

@@ -48,14 +48,38 @@ class Bvh:
         return np.array([j.parent for j in self.joints], dtype=np.int64)
 
 
+MAX_JOINTS = 10_000
+MAX_FRAMES = 10_000_000
+_CHANNELS = {f"{a}{k}" for a in "XYZ" for k in ("position", "rotation")}
+
+
 def parse_bvh(path: str | os.PathLike) -> Bvh:
-    """Parse a BVH file; raises InputError naming the line that is wrong."""
+    """Parse a BVH file; raises InputError naming what is wrong (and the line, in the motion)."""
     path = Path(path)
     try:
         text = path.read_text(errors="replace")
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror})") from exc
-    tokens = text.split()
+    head, sep, motion_text = text.partition("MOTION")
+    if not text.lstrip().startswith("HIERARCHY"):
+        raise InputError(f"{path}: not a BVH file (it must start with HIERARCHY)")
+    if not sep:
+        raise InputError(f"{path}: BVH ended early (no MOTION section); the file is truncated")
+    joints = _parse_hierarchy(path, head.split()[1:])
+    return _parse_motion(path, joints, motion_text)
+
+
+def _number(path: Path, token: str, what: str, kind=float):
+    try:
+        v = kind(token)
+    except ValueError:
+        raise InputError(f"{path}: {what} {token!r} is not a number; fix the file") from None
+    if not np.isfinite(v):
+        raise InputError(f"{path}: {what} is {token}; fix the file")
+    return v
+
+
+def _parse_hierarchy(path: Path, tokens: list[str]) -> list[BvhJoint]:
     pos = 0
 
     def take() -> str:
@@ -65,54 +89,105 @@ def parse_bvh(path: str | os.PathLike) -> Bvh:
         pos += 1
         return tokens[pos - 1]
 
-    if take() != "HIERARCHY":
-        raise InputError(f"{path}: not a BVH file (it must start with HIERARCHY)")
     joints: list[BvhJoint] = []
+    names: set[str] = set()
     stack: list[int] = []
     in_end_site = 0
-    while True:
+    while pos < len(tokens):
         tok = take()
         if tok in ("ROOT", "JOINT"):
+            if in_end_site or (tok == "ROOT") != (not stack):
+                raise InputError(f"{path}: {tok} in the wrong place (a ROOT inside a joint, a JOINT outside the ROOT "
+                                 "or inside an End Site); fix the hierarchy")
             name = take()
+            if name in names:
+                raise InputError(f"{path}: joint {name!r} appears twice in the hierarchy; rename one")
+            names.add(name)
             joints.append(BvhJoint(name, stack[-1] if stack else -1, np.zeros(3)))
+            if len(joints) > MAX_JOINTS:
+                raise InputError(f"{path}: more than {MAX_JOINTS:,} joints; this is not a character")
             if take() != "{":
                 raise InputError(f"{path}: expected '{{' after {tok} {name}")
             stack.append(len(joints) - 1)
         elif tok == "End":
             take()  # "Site"
-            if take() != "{":
-                raise InputError(f"{path}: expected '{{' after End Site")
+            if take() != "{" or not stack:
+                raise InputError(f"{path}: expected '{{' after End Site, inside a joint")
             in_end_site += 1
         elif tok == "OFFSET":
-            values = np.array([float(take()) for _ in range(3)])
+            if not stack:
+                raise InputError(f"{path}: OFFSET outside a joint; fix the hierarchy")
+            values = np.array([_number(path, take(), "an OFFSET value") for _ in range(3)])
             if not in_end_site:
                 joints[stack[-1]].offset = values
         elif tok == "CHANNELS":
-            n = int(take())
-            joints[stack[-1]].channels = [take() for _ in range(n)]
+            if not stack or in_end_site:
+                raise InputError(f"{path}: CHANNELS outside a joint (or in an End Site); fix the hierarchy")
+            n = _number(path, take(), "a CHANNELS count", int)
+            if not 0 <= n <= 12:
+                raise InputError(f"{path}: joint {joints[stack[-1]].name} declares {n} channels (0 to 12 are possible)")
+            chans = [take() for _ in range(n)]
+            bad = [c for c in chans if c[:1].upper() + c[1:].lower() not in _CHANNELS]
+            if bad:
+                raise InputError(f"{path}: unknown channel {bad[0]!r} on joint {joints[stack[-1]].name} "
+                                 "(Xposition ... Zrotation are known)")
+            joints[stack[-1]].channels = chans
         elif tok == "}":
             if in_end_site:
                 in_end_site -= 1
-            else:
+            elif stack:
                 stack.pop()
-        elif tok == "MOTION":
-            break
+            else:
+                raise InputError(f"{path}: unbalanced '}}' in the BVH hierarchy; fix the file")
         else:
             raise InputError(f"{path}: unexpected token {tok!r} in the BVH hierarchy")
+    if stack or in_end_site:
+        raise InputError(f"{path}: BVH ended early (unclosed joints before MOTION); the file is truncated")
     if not joints:
         raise InputError(f"{path}: the BVH hierarchy has no joints")
-    if take() != "Frames:":
-        raise InputError(f"{path}: expected 'Frames:' after MOTION")
-    frames = int(take())
-    if take() != "Frame" or take() != "Time:":
-        raise InputError(f"{path}: expected 'Frame Time:'")
-    frame_time = float(take())
+    return joints
+
+
+def _parse_motion(path: Path, joints: list[BvhJoint], text: str) -> Bvh:
+    lines = text.splitlines()
+    header = [ln.split() for ln in lines[:4]]
+    k = 0
+    while k < len(header) and not header[k]:
+        k += 1
+    if k >= len(header) or header[k][:1] != ["Frames:"] or len(header[k]) != 2:
+        raise InputError(f"{path}: expected 'Frames: N' after MOTION; the file is truncated or malformed")
+    frames = _number(path, header[k][1], "the frame count", int)
+    if frames < 1:
+        raise InputError(f"{path}: the motion has no frames (Frames: {frames}); export at least one frame")
+    if frames > MAX_FRAMES:
+        raise InputError(f"{path}: Frames: {frames} is more than {MAX_FRAMES:,}; the file is corrupt")
+    if k + 1 >= len(header) or header[k + 1][:2] != ["Frame", "Time:"] or len(header[k + 1]) != 3:
+        raise InputError(f"{path}: expected 'Frame Time: SECONDS' after 'Frames:'")
+    frame_time = _number(path, header[k + 1][2], "the frame time")
+    if frame_time < 0 or 0 < frame_time < 1e-3:
+        raise InputError(f"{path}: Frame Time {frame_time:g} s is not a frame time (1 ms or more, or 0 for "
+                         "unknown); fix the file")
     C = sum(len(j.channels) for j in joints)
-    values = tokens[pos:pos + frames * C]
-    if len(values) < frames * C:
-        raise InputError(f"{path}: {frames} frames of {C} channels announced but only {len(values) // max(C, 1)} "
-                         "present; the file is truncated")
-    motion = np.asarray(values, dtype=np.float64).reshape(frames, C)
+    first = k + 2
+    rows = []
+    for n, line in enumerate(lines[first:], start=first):
+        vals = line.split()
+        if not vals:
+            continue
+        if len(rows) == frames:
+            raise InputError(f"{path}: more motion lines than the {frames} frames announced (line {n + 1} of the "
+                             "motion); fix 'Frames:'")
+        if len(vals) != C:
+            raise InputError(f"{path}: motion line {n + 1} has {len(vals)} values but the hierarchy declares {C} "
+                             "channels; the channels would shift, fix the file")
+        rows.append(vals)
+    if len(rows) < frames:
+        raise InputError(f"{path}: {frames} frames of {C} channels announced but only {len(rows)} present; the file "
+                         "is truncated")
+    try:
+        motion = np.asarray(rows, dtype=np.float64).reshape(frames, C)
+    except ValueError as exc:
+        raise InputError(f"{path}: the motion has a value that is not a number ({exc}); fix the file") from None
     if not np.isfinite(motion).all():
         raise InputError(f"{path}: the motion has NaN or infinite values")
     return Bvh(joints, motion, frame_time)

@@ -104,15 +104,17 @@ def expand_paths(paths: list[str]) -> list[tuple[str, Path | None]]:
     seen: set[Path] = set()
     for arg in paths:
         matches = sorted(glob.glob(arg, recursive=True)) or ([arg] if Path(arg).exists() else [])
-        if not matches:
-            out.append((arg, None))
+        found = False
         for m in matches:
             p = Path(m)
             files = sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in READABLE) if p.is_dir() else [p]
+            found = found or bool(files)
             for f in files:
                 if f not in seen:
                     seen.add(f)
                     out.append((arg, f))
+        if not found:  # a missing file, a glob matching nothing, a folder without a readable file
+            out.append((arg, None))
     return out
 
 
@@ -121,7 +123,7 @@ def expand_sources(sources: list[str]) -> list[Path]:
     out: list[Path] = []
     for arg, f in expand_paths(sources):
         if f is None:
-            raise InputError(f"{arg}: no such file or pattern matches nothing")
+            raise InputError(f"{arg}: no such file, or no USD, glTF, BVH or MJCF file matches it; check the path")
         if f.suffix.lower() in READABLE:
             out.append(f)
     return out

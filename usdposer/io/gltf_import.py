@@ -32,6 +32,7 @@ from pxr import Tf, Vt
 from usdposer.core.kinematics import decompose_trs
 from usdposer.errors import InputError
 from usdposer.io.gltf_read import GltfData, animation_channels, load_gltf, sample_channel
+from usdposer.io.paths import resolve_inside
 from usdposer.io.rig_stage import ClipData, MaterialData, MeshData, RigData, SkeletonData, write_rig_stage
 from usdposer.io.stage import check_output_path
 from usdposer.io.write_skel import unique_names
@@ -125,7 +126,14 @@ def _group_skins(data: GltfData, report: ImportReport) -> list[_Skeleton]:
             report.warnings.append(f"skin {s} has no joints; skipped")
             continue
         if skin.inverseBindMatrices is not None:
-            ibm = data.accessor(skin.inverseBindMatrices).reshape(-1, 4, 4).transpose(0, 2, 1)  # column-major
+            ibm = data.accessor(skin.inverseBindMatrices, ("MAT4",), f"skin {s} inverseBindMatrices")
+            ibm = ibm.reshape(-1, 4, 4).transpose(0, 2, 1)  # column-major
+            if len(ibm) < len(joints) or not np.isfinite(ibm).all():
+                raise InputError(f"{data.path}: skin {s} has {len(ibm)} inverse bind matrices for {len(joints)} joints, "
+                                 "or NaN in them; re-export the skin")
+            if (np.abs(np.linalg.det(ibm[:, :3, :3])) < 1e-12).any():
+                raise InputError(f"{data.path}: skin {s} has a singular inverse bind matrix (a joint scaled to zero "
+                                 "at bind time); re-export the skin")
         else:
             ibm = np.repeat(np.eye(4)[None], len(joints), 0)
         ibm_map = {n: ibm[i] for i, n in enumerate(joints)}
@@ -263,7 +271,7 @@ def _read_image(data: GltfData, image_index: int) -> tuple[bytes, str]:
         raw = base64.b64decode(img.uri.split(",", 1)[1])
         ext = ext or {"image/png": ".png", "image/jpeg": ".jpg"}.get(img.uri[5:].split(";")[0], ".png")
     elif img.uri:
-        file = data.path.parent / img.uri
+        file = resolve_inside(data.path, img.uri, f"image {image_index}")
         if not file.exists():
             raise InputError(f"{data.path}: texture {img.uri} is missing; keep it beside the .gltf")
         raw = file.read_bytes()
@@ -318,22 +326,33 @@ def _attr(prim_data, name):
 
 
 def _primitive(data, name, prim_data, node, sk, rigid_joint, node_rest, rest_world, materials, report) -> MeshData:
-    P = data.accessor(_attr(prim_data, "POSITION")).astype(np.float32)
+    if _attr(prim_data, "POSITION") is None:
+        raise InputError(f"{data.path}: mesh {name} has no POSITION; re-export it")
+    P = data.accessor(_attr(prim_data, "POSITION"), ("VEC3",), f"mesh {name} POSITION").astype(np.float32)
+    if not np.isfinite(P).all():
+        raise InputError(f"{data.path}: mesh {name} has NaN or infinite vertex positions; re-export it")
     V = len(P)
     if prim_data.indices is not None:
-        faces = data.accessor(prim_data.indices).astype(np.int64).reshape(-1)
+        faces = data.accessor(prim_data.indices, ("SCALAR",), f"mesh {name} indices").astype(np.int64).reshape(-1)
+        if len(faces) and (faces.min() < 0 or faces.max() >= V):
+            raise InputError(f"{data.path}: mesh {name}: face indices refer to vertices beyond its {V}; re-export it")
     else:
         faces = np.arange(V, dtype=np.int64)
     m = MeshData(name, P, faces[: len(faces) // 3 * 3].reshape(-1, 3))
+    for extra in ("NORMAL", "TEXCOORD_0", "COLOR_0", "JOINTS_0", "WEIGHTS_0"):
+        a = _attr(prim_data, extra)
+        if a is not None and data.gltf.accessors[a].count != V:
+            raise InputError(f"{data.path}: mesh {name} has {V} positions but {data.gltf.accessors[a].count} {extra} "
+                             "values; re-export it")
     if _attr(prim_data, "NORMAL") is not None:
-        m.normals = data.accessor(_attr(prim_data, "NORMAL")).astype(np.float32)
+        m.normals = data.accessor(_attr(prim_data, "NORMAL"), ("VEC3",), f"mesh {name} NORMAL").astype(np.float32)
     if _attr(prim_data, "TEXCOORD_0") is not None:
-        uv = data.accessor(_attr(prim_data, "TEXCOORD_0")).astype(np.float32)
+        uv = data.accessor(_attr(prim_data, "TEXCOORD_0"), ("VEC2",), f"mesh {name} TEXCOORD_0").astype(np.float32)
         uv[:, 1] = 1.0 - uv[:, 1]  # glTF's origin is top-left, USD's bottom-left
         m.uvs = uv
     m.material = prim_data.material if prim_data.material is not None and prim_data.material < len(materials) else None
     if _attr(prim_data, "COLOR_0") is not None:
-        col = data.accessor(_attr(prim_data, "COLOR_0"))[:, :3]
+        col = data.accessor(_attr(prim_data, "COLOR_0"), ("VEC3", "VEC4"), f"mesh {name} COLOR_0")[:, :3]
         if m.material is not None:
             col = col * np.asarray(materials[m.material].color)
         m.colors = col.astype(np.float32)
@@ -354,8 +373,8 @@ def _primitive(data, name, prim_data, node, sk, rigid_joint, node_rest, rest_wor
         ja, wa = _attr(prim_data, f"JOINTS_{k}"), _attr(prim_data, f"WEIGHTS_{k}")
         if ja is None or wa is None:
             break
-        idx_sets.append(data.accessor(ja).astype(np.int64))
-        w_sets.append(data.accessor(wa))
+        idx_sets.append(data.accessor(ja, ("VEC4",), f"mesh {name} JOINTS_{k}").astype(np.int64))
+        w_sets.append(data.accessor(wa, ("VEC4",), f"mesh {name} WEIGHTS_{k}"))
     if not idx_sets:
         report.warnings.append(f"mesh {name}: skinned node without JOINTS_0/WEIGHTS_0; left unbound")
         return m

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from usdposer.errors import InputError
+from usdposer.io.paths import resolve_inside
 
 _COMPONENT = {5120: np.int8, 5121: np.uint8, 5122: np.int16, 5123: np.uint16, 5125: np.uint32, 5126: np.float32}
 _NCOMP = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT2": 4, "MAT3": 9, "MAT4": 16}
@@ -64,6 +65,87 @@ def _check_glb(path: Path) -> None:
         offset += 8 + chunk_len
 
 
+MAX_COUNT = 50_000_000  # elements in one accessor: far beyond any character, far below a memory bomb
+
+
+def check_references(gltf, path: Path) -> None:
+    """Every index a glTF's JSON holds points at something that exists, every accessor's type is known and its count
+    sane; one line naming the first that does not (a hostile or broken file fails here, not deep in the import)."""
+    def n(name):
+        return len(getattr(gltf, name) or [])
+
+    def ref(value, name, where):
+        if value is None:
+            return
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < n(name):
+            single = name[:-1] if name != "accessors" else "accessor"
+            raise InputError(f"{path}: {where} refers to {single} {value}, which does not exist "
+                             f"(the file has {n(name)}); the file is corrupt, re-export it")
+
+    for i, node in enumerate(gltf.nodes or []):
+        for c in node.children or []:
+            ref(c, "nodes", f"node {i}'s child")
+        for k, n_values in (("translation", 3), ("rotation", 4), ("scale", 3), ("matrix", 16)):
+            v = getattr(node, k)
+            if v is not None and (not isinstance(v, list) or len(v) != n_values
+                                  or not all(isinstance(x, (int, float)) and np.isfinite(x) for x in v)):
+                raise InputError(f"{path}: node {i}'s {k} is not {n_values} finite numbers; the file is corrupt, "
+                                 "re-export it")
+        ref(node.mesh, "meshes", f"node {i}")
+        ref(node.skin, "skins", f"node {i}")
+    for i, scene in enumerate(gltf.scenes or []):
+        for r in scene.nodes or []:
+            ref(r, "nodes", f"scene {i}")
+    for i, skin in enumerate(gltf.skins or []):
+        if not skin.joints:
+            raise InputError(f"{path}: skin {i} has no joints; re-export the file")
+        for j in skin.joints:
+            ref(j, "nodes", f"skin {i}'s joint")
+        ref(skin.inverseBindMatrices, "accessors", f"skin {i}'s inverseBindMatrices")
+        ref(skin.skeleton, "nodes", f"skin {i}'s skeleton")
+    for i, mesh in enumerate(gltf.meshes or []):
+        for k, prim in enumerate(mesh.primitives or []):
+            attrs = prim.attributes.__dict__ if hasattr(prim.attributes, "__dict__") else dict(prim.attributes)
+            for name, a in attrs.items():
+                ref(a, "accessors", f"mesh {i} primitive {k} {name}")
+            ref(prim.indices, "accessors", f"mesh {i} primitive {k} indices")
+            ref(prim.material, "materials", f"mesh {i} primitive {k}")
+            for t in prim.targets or []:
+                for name, a in (t.items() if isinstance(t, dict) else t.__dict__.items()):
+                    ref(a, "accessors", f"mesh {i} morph target {name}")
+    for i, anim in enumerate(gltf.animations or []):
+        for k, smp in enumerate(anim.samplers or []):
+            ref(smp.input, "accessors", f"animation {i} sampler {k} input")
+            ref(smp.output, "accessors", f"animation {i} sampler {k} output")
+        for k, ch in enumerate(anim.channels or []):
+            if not isinstance(ch.sampler, int) or not 0 <= ch.sampler < len(anim.samplers or []):
+                raise InputError(f"{path}: animation {i} channel {k} refers to sampler {ch.sampler}, which does not "
+                                 "exist; the file is corrupt, re-export it")
+            if ch.target is not None:
+                ref(ch.target.node, "nodes", f"animation {i} channel {k}")
+    for i, acc in enumerate(gltf.accessors or []):
+        ref(acc.bufferView, "bufferViews", f"accessor {i}")
+        if acc.componentType not in _COMPONENT or acc.type not in _NCOMP:
+            raise InputError(f"{path}: accessor {i} has an unknown type ({acc.type}, {acc.componentType}); the file "
+                             "is corrupt, re-export it")
+        if not isinstance(acc.count, int) or not 0 <= acc.count <= MAX_COUNT:
+            raise InputError(f"{path}: accessor {i} claims {acc.count} elements (at most {MAX_COUNT:,} are read); "
+                             "the file is corrupt, re-export it")
+    for i, bv in enumerate(gltf.bufferViews or []):
+        if bv.buffer is None:
+            raise InputError(f"{path}: bufferView {i} names no buffer; the file is corrupt, re-export it")
+        ref(bv.buffer, "buffers", f"bufferView {i}")
+        for k, v in (("byteOffset", bv.byteOffset or 0), ("byteLength", bv.byteLength)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise InputError(f"{path}: bufferView {i} has {k} {v!r}; the file is corrupt, re-export it")
+        if bv.byteStride is not None and (not isinstance(bv.byteStride, int) or not 4 <= bv.byteStride <= 252):
+            raise InputError(f"{path}: bufferView {i} has byteStride {bv.byteStride!r} (4 to 252); re-export it")
+    for i, tex in enumerate(gltf.textures or []):
+        ref(tex.source, "images", f"texture {i}")
+    for i, img in enumerate(gltf.images or []):
+        ref(img.bufferView, "bufferViews", f"image {i}")
+
+
 class GltfData:
     """Decoded view of a glTF: buffers, accessors, node hierarchy and rest transforms."""
 
@@ -71,10 +153,14 @@ class GltfData:
         self.gltf = gltf
         self.path = Path(path)
         self._buffers: dict[int, bytes] = {}
+        check_references(gltf, self.path)
         n = len(gltf.nodes)
         self.parent = np.full(n, -1, dtype=np.int64)
         for i, node in enumerate(gltf.nodes):
             for c in node.children or []:
+                if self.parent[c] >= 0 or c == i:
+                    raise InputError(f"{self.path}: node {c} has two parents (nodes {self.parent[c]} and {i}) or is its "
+                                     "own child: the hierarchy is not a tree; fix the file")
                 self.parent[c] = i
         self.order = self._topological_order()
         self.rest_trs = [self._node_trs(node) for node in gltf.nodes]
@@ -89,10 +175,13 @@ class GltfData:
                     raise InputError(f"{self.path}: buffer {index} has no data; re-export the file")
                 data = bytes(blob)
             elif buf.uri.startswith("data:"):
-                data = base64.b64decode(buf.uri.split(",", 1)[1])
+                try:
+                    data = base64.b64decode(buf.uri.split(",", 1)[1], validate=False)
+                except (IndexError, ValueError):
+                    raise InputError(f"{self.path}: buffer {index} has a malformed data: URI; re-export the file") from None
             else:
-                file = self.path.parent / buf.uri
-                if not file.exists():
+                file = resolve_inside(self.path, buf.uri, f"buffer {index}")
+                if not file.is_file():
                     raise InputError(f"{self.path}: buffer file {buf.uri} is missing; keep it beside the .gltf")
                 data = file.read_bytes()
             if len(data) < (buf.byteLength or 0):
@@ -106,10 +195,17 @@ class GltfData:
         start = bv.byteOffset or 0
         return data[start : start + bv.byteLength]
 
-    def accessor(self, index: int) -> np.ndarray:
+    def accessor(self, index: int, expect: tuple[str, ...] | None = None, what: str = "") -> np.ndarray:
         """Decode an accessor to float64 (normalised integer types mapped to [0, 1] / [-1, 1]) or int64 arrays,
-        shaped (count, components) or (count,) for scalars."""
+        shaped (count, components) or (count,) for scalars. ``expect``: the accessor types allowed here (a file
+        whose indices point at the wrong accessor fails with one line instead of a shape error later)."""
+        if not isinstance(index, int) or not 0 <= index < len(self.gltf.accessors or []):
+            raise InputError(f"{self.path}: {what or 'a reference'} names no valid accessor ({index!r}); the file is "
+                             "corrupt, re-export it")
         acc = self.gltf.accessors[index]
+        if expect is not None and acc.type not in expect:
+            raise InputError(f"{self.path}: {what or 'a reference'} uses accessor {index} of type {acc.type} "
+                             f"(wanted {' or '.join(expect)}); the file is corrupt, re-export it")
         dtype = _COMPONENT[acc.componentType]
         ncomp = _NCOMP[acc.type]
         count = acc.count
@@ -124,6 +220,10 @@ class GltfData:
             need = start + stride * (count - 1) + itemsize * ncomp if count else start
             if need > len(data):
                 raise InputError(f"{self.path}: accessor {index} reads past the end of its buffer; the file is truncated")
+            if stride < itemsize * ncomp or stride % itemsize or start < 0 or start + stride * max(count - 1, 0) \
+                    + itemsize * ncomp > (bv.byteOffset or 0) + bv.byteLength:
+                raise InputError(f"{self.path}: accessor {index} does not fit its bufferView (offset {start}, stride "
+                                 f"{stride}, {count} elements); the file is corrupt, re-export it")
             raw = np.ndarray((count, ncomp), dtype=dtype, buffer=data, offset=start, strides=(stride, itemsize))
             out = np.array(raw)
         if acc.sparse is not None:
@@ -155,6 +255,10 @@ class GltfData:
             seen.add(i)
             order.append(i)
             stack.extend(reversed(self.gltf.nodes[i].children or []))
+        if len(order) < len(self.parent):
+            lost = sorted(set(range(len(self.parent))) - seen)
+            raise InputError(f"{self.path}: nodes {lost[:5]} form a cycle (each is a child of another, none is a root); "
+                             "fix the file")
         return order
 
     @staticmethod
@@ -239,11 +343,21 @@ class Channel:
 def animation_channels(data: GltfData, anim) -> list[Channel]:
     out = []
     for ch in anim.channels:
-        if ch.target.node is None:
+        if ch.target is None or ch.target.node is None:
             continue
         sampler = anim.samplers[ch.sampler]
-        times = np.asarray(data.accessor(sampler.input), dtype=np.float64).reshape(-1)
-        values = data.accessor(sampler.output)
+        where = f"animation channel ({ch.target.path} of node {ch.target.node})"
+        times = np.asarray(data.accessor(sampler.input, ("SCALAR",), where), dtype=np.float64).reshape(-1)
+        want = {"rotation": ("VEC4",), "translation": ("VEC3",), "scale": ("VEC3",), "weights": ("SCALAR",)}
+        values = data.accessor(sampler.output, want.get(ch.target.path), where)
+        per_key = 3 if (sampler.interpolation or "").upper() == "CUBICSPLINE" else 1
+        if len(times) == 0 or (ch.target.path != "weights" and len(values) != per_key * len(times)):
+            raise InputError(f"{data.path}: {where} has {len(times)} key times and {len(values)} values; the file is "
+                             "corrupt, re-export it")
+        if not (np.isfinite(times).all() and np.isfinite(values).all()):
+            raise InputError(f"{data.path}: {where} has NaN or infinite keys; re-export the animation")
+        if (np.diff(times) < 0).any():
+            raise InputError(f"{data.path}: {where} has key times that go backwards; re-export the animation")
         values = values.reshape(len(values), -1) if values.ndim > 1 else values[:, None]
         if ch.target.path == "rotation":
             values = values[:, [3, 0, 1, 2]]  # glTF (x, y, z, w) -> (w, x, y, z)

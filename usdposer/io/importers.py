@@ -44,6 +44,9 @@ def import_any(src: str | os.PathLike, out: str | os.PathLike, *, fps: float | N
         rig = mjcf_to_rig(src, skin_path=skin)
         extra = {}
     else:
+        if ext in (".usd", ".usda", ".usdc", ".usdz"):
+            raise InputError(f"{src}: already USD, nothing to import; use it directly (import reads .glb, .gltf, "
+                             ".bvh and MuJoCo .xml)")
         raise InputError(f"{src}: unknown format {ext!r}; import reads .glb, .gltf, .bvh and MuJoCo .xml")
     from usdposer.io.rig_stage import write_rig_stage
 

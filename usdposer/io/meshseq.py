@@ -60,7 +60,13 @@ def read_mesh_sequence(path: str | os.PathLike, *, meters_per_unit: float = 1.0,
             faces.append(F if len(F) else None)
         return _checked(MeshSequence(frames, faces, np.arange(len(files), dtype=np.float64), str(path)))
     if path.suffix.lower() == ".npy":
-        arr = np.load(path, allow_pickle=False)
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise InputError(f"{path}: not a NumPy .npy array file ({' '.join(str(exc).split())[:120]}); save the "
+                             "points with numpy.save") from None
+        if not isinstance(arr, np.ndarray) or not np.issubdtype(arr.dtype, np.number):
+            raise InputError(f"{path}: expected a numeric array of shape (T, P, 3); save the points with numpy.save")
         if arr.ndim != 3 or arr.shape[-1] != 3:
             raise InputError(f"{path}: expected an array of shape (T, P, 3), got {arr.shape}")
         frames = [_convert(a.astype(np.float64), meters_per_unit, up_axis) for a in arr]

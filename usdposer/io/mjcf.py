@@ -27,6 +27,7 @@ import torch
 
 from usdposer.core.rotations import axis_angle_to_quat, quat_to_matrix
 from usdposer.errors import InputError
+from usdposer.io.paths import resolve_inside
 
 if TYPE_CHECKING:
     from usdposer.io.rig_stage import RigData
@@ -118,13 +119,46 @@ class _Defaults:
         return out
 
 
-def _floats(s: str | None, n: int, default) -> np.ndarray:
+def _floats(s: str | None, n: int, default, what: str = "value") -> np.ndarray:
     if s is None:
         return np.asarray(default, dtype=np.float64)
-    v = np.array([float(x) for x in s.split()])
+    try:
+        v = np.array([float(x) for x in s.split()])
+    except ValueError:
+        raise InputError(f"MJCF {what} {s!r} is not {n} numbers; fix the file") from None
     if len(v) != n:
-        raise InputError(f"MJCF value {s!r} should have {n} numbers")
+        raise InputError(f"MJCF {what} {s!r} should have {n} numbers; fix the file")
+    if not np.isfinite(v).all():
+        raise InputError(f"MJCF {what} {s!r} is not finite; fix the file")
     return v
+
+
+MAX_INCLUDE_DEPTH = 16
+
+
+def _expand_includes(root: ET.Element, path: Path, base: Path, depth: int = 0) -> None:
+    """Replace every ``<include file=...>`` by the children of the included file's ``<mujoco>`` (MuJoCo's rule), the
+    file resolved inside the model's folder; includes nest up to MAX_INCLUDE_DEPTH (a cycle stops there)."""
+    for parent in list(root.iter()):
+        for k, el in enumerate(list(parent)):
+            if el.tag != "include":
+                continue
+            if depth >= MAX_INCLUDE_DEPTH:
+                raise InputError(f"{path}: <include> nests deeper than {MAX_INCLUDE_DEPTH} (a cycle?); fix the file")
+            ref = el.get("file")
+            if not ref:
+                raise InputError(f"{path}: an <include> has no file; fix the file")
+            file = resolve_inside(path, ref, "<include>", root=base)
+            if not file.is_file():
+                raise InputError(f"{path}: included file {ref!r} is missing; keep it beside the model")
+            try:
+                sub = ET.parse(file).getroot()
+            except ET.ParseError as exc:
+                raise InputError(f"{file}: not a readable MJCF XML file ({exc})") from exc
+            _expand_includes(sub, file, base, depth + 1)
+            parent.remove(el)
+            for i, child in enumerate(list(sub)):
+                parent.insert(k + i, child)
 
 
 def _euler_matrix(angles: np.ndarray, seq: str) -> np.ndarray:
@@ -136,10 +170,8 @@ def _euler_matrix(angles: np.ndarray, seq: str) -> np.ndarray:
 
 
 def mjcf_to_rig(path: str | os.PathLike, skin_path: str | os.PathLike | None = None) -> RigData:
-    """Parse an MJCF file (and its skin, found through ``<skin file>`` unless given) into ``RigData``."""
-    from usdposer.io.rig_stage import MeshData, RigData, SkeletonData
-    from usdposer.io.write_skel import unique_names
-
+    """Parse an MJCF file (its ``<include>`` files, and its skin, found through ``<skin file>`` unless given) into
+    ``RigData``; files it refers to must lie inside its folder."""
     path = Path(path)
     try:
         root = ET.parse(path).getroot()
@@ -147,6 +179,18 @@ def mjcf_to_rig(path: str | os.PathLike, skin_path: str | os.PathLike | None = N
         raise InputError(f"{path}: not a readable MJCF XML file ({exc})") from exc
     if root.tag != "mujoco":
         raise InputError(f"{path}: not an MJCF file (root element <{root.tag}>, expected <mujoco>)")
+    try:
+        _expand_includes(root, path, path.parent)
+        return _mjcf_rig(root, path, skin_path)
+    except InputError as exc:
+        text = str(exc)
+        raise InputError(text if text.startswith(str(path)) else f"{path}: {text}") from None
+
+
+def _mjcf_rig(root: ET.Element, path: Path, skin_path) -> RigData:
+    from usdposer.io.rig_stage import MeshData, RigData, SkeletonData
+    from usdposer.io.write_skel import unique_names
+
     compiler = {}
     for c in root.findall("compiler"):
         compiler.update(c.attrib)
@@ -195,7 +239,7 @@ def mjcf_to_rig(path: str | os.PathLike, skin_path: str | os.PathLike | None = N
                     if not has_range:
                         lim[i] = np.nan
                         continue
-                    lo, hi = to_deg(_floats(a["range"], 2, None)) * np.sign(axis[i])
+                    lo, hi = to_deg(_floats(a["range"], 2, None, f"range of joint {a.get('name', '')!r}")) * np.sign(axis[i])
                     lo, hi = min(lo, hi), max(lo, hi)
                     if np.isfinite(lim[i]).all() and lim[i].any():  # a second hinge on this axis: union
                         lo, hi = min(lo, lim[i, 0]), max(hi, lim[i, 1])
@@ -206,6 +250,11 @@ def mjcf_to_rig(path: str | os.PathLike, skin_path: str | os.PathLike | None = N
 
     for body in world.findall("body"):
         visit(body, -1, body.get("childclass"))
+    seen = set()
+    for n in names:
+        if n in seen:
+            raise InputError(f"body name {n!r} appears twice (MuJoCo refuses repeated names too); rename one")
+        seen.add(n)
     names = unique_names(names)
     tokens: list[str] = []
     for j, p in enumerate(parents):
@@ -219,8 +268,10 @@ def mjcf_to_rig(path: str | os.PathLike, skin_path: str | os.PathLike | None = N
     if skin_path is None:
         skin_el = root.find(".//skin[@file]")
         if skin_el is not None:
-            cands = [path.parent / skin_el.get("file"), path.parent / compiler.get("meshdir", "") / skin_el.get("file")]
-            skin_path = next((c for c in cands if c.exists()), None)
+            ref = skin_el.get("file")
+            cands = [resolve_inside(path, ref, "skin file"),
+                     resolve_inside(path, str(Path(compiler.get("meshdir", "")) / ref), "skin file")]
+            skin_path = next((c for c in cands if c.is_file()), None)
             if skin_path is None:
                 raise InputError(f"{path}: skin file {skin_el.get('file')!r} not found next to the MJCF; "
                                  "pass --skin PATH")

@@ -97,8 +97,13 @@ def read_mesh(skq, joint_index: dict[str, int], conv: StageUnits, report) -> Mes
 
     G = gf_to_np(skq.GetGeomBindTransform())
     P_skel = P @ G[:3, :3].T + G[:3, 3]
-    faces = triangulate(np.asarray(mesh.GetFaceVertexCountsAttr().Get() or [], np.int64),
-                         np.asarray(mesh.GetFaceVertexIndicesAttr().Get() or [], np.int64))
+    counts = np.asarray(mesh.GetFaceVertexCountsAttr().Get() or [], np.int64)
+    indices = np.asarray(mesh.GetFaceVertexIndicesAttr().Get() or [], np.int64)
+    if (counts < 0).any() or counts.sum() != len(indices):
+        report("error", name, f"faceVertexCounts add up to {int(counts.sum())} but there are {len(indices)} "
+               "faceVertexIndices; fix the mesh topology", "bad-topology")
+        return None
+    faces = triangulate(counts, indices)
     if len(faces) and (faces.max() >= V or faces.min() < 0):
         report("error", name, "faceVertexIndices refer to points that do not exist; fix the mesh topology",
                "bad-topology")

@@ -23,7 +23,7 @@ from usdposer.core.rotations import quat_multiply, xyzw_to_wxyz
 from usdposer.errors import InputError, RigError
 from usdposer.io.physics_limits import read_limits
 from usdposer.io.read_mesh import read_mesh
-from usdposer.io.stage import StageUnits, gf_to_np, open_stage, stage_units
+from usdposer.io.stage import OPEN_DIAGNOSTICS, StageUnits, composition_problems, gf_to_np, open_stage, stage_units
 from usdposer.types import Clip, Rig
 
 
@@ -104,7 +104,11 @@ class _Reporter:
 def read_asset(path: str | Path, strict: bool = True) -> SkelAsset:
     """Read every Skeleton, skinned Mesh and SkelAnimation of a USD file. See the module docstring."""
     stage = open_stage(path)
-    return read_stage(stage, str(path), strict=strict)
+    try:
+        return read_stage(stage, str(path), strict=strict)
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: holds text that is not valid UTF-8 (at byte {exc.start} of a name or string); "
+                         "the file is corrupt, re-export it") from None
 
 
 def read_stage(stage: Usd.Stage, path: str = "", strict: bool = True) -> SkelAsset:
@@ -138,6 +142,13 @@ def _read_stage(stage: Usd.Stage, path: str, strict: bool) -> SkelAsset:
             cache.Populate(UsdSkel.Root(prim), Usd.TraverseInstanceProxies())
     skeletons = [p for p in prims if p.IsA(UsdSkel.Skeleton)]
     anims = [p for p in prims if p.IsA(UsdSkel.Animation)]
+    for message in composition_problems(stage):
+        report("error", "/", f"{message.rstrip('.')}; fix or remove the layer reference (the asset is incomplete)",
+               "composition")
+    known = set(composition_problems(stage))
+    for message in OPEN_DIAGNOSTICS.pop(stage.GetRootLayer().identifier, []):
+        if not any(message.startswith(k.rstrip(".")) for k in known):
+            report("warning", "/", message[:300], "usd-diagnostic")
     if not skeletons:
         report("error", "/", "no Skeleton prim in the file; usdposer needs a UsdSkel asset (SkelRoot > Skeleton), "
                "or import glTF with `usdposer import`", "no-skeleton")
@@ -174,10 +185,22 @@ def _read_stage(stage: Usd.Stage, path: str, strict: bool) -> SkelAsset:
 def _read_rig(skel, sq, skinning_queries, conv, xfc, report, path) -> Rig | None:
     prim = skel.GetPrim()
     name = str(prim.GetPath())
-    joints = [str(j) for j in (skel.GetJointsAttr().Get() or [])]
-    if not joints:
-        report("warning", name, "Skeleton has no joints; skipped")
+    raw = skel.GetJointsAttr().Get()
+    if raw is not None and not hasattr(raw, "__len__"):
+        report("error", name, f"`joints` is not a token[] ({type(raw).__name__}); author the joint paths as tokens",
+               "invalid-skeleton")
         return None
+    joints = [str(j) for j in (raw or [])]
+    if not joints:
+        report("error", name, "Skeleton has no joints; author its `joints` (with bind and rest transforms)", "no-joints")
+        return None
+    seen: set[str] = set()
+    for j in joints:
+        if j in seen:
+            report("error", name, f"joint {j!r} appears twice in `joints`; every joint path must be unique",
+                   "duplicate-joint")
+            return None
+        seen.add(j)
     topo = UsdSkel.Topology(joints)
     ok, why = topo.Validate()
     if not ok:
@@ -205,6 +228,11 @@ def _read_rig(skel, sq, skinning_queries, conv, xfc, report, path) -> Rig | None
     if not (np.isfinite(rest_np).all() and np.isfinite(bind_np).all()):
         report("error", name, "non-finite values in restTransforms/bindTransforms; fix the skeleton's matrices",
                "non-finite-skeleton")
+        return None
+    singular = np.nonzero(np.linalg.cond(bind_np[:, :3, :3]) > 1e10)[0]
+    if len(singular):
+        report("error", name, f"the bind transform of joint {joints[singular[0]]!r} is singular (scaled to zero); "
+               "fix the skeleton's bindTransforms", "singular-bind")
         return None
     rest_np = conv.local(rest_np, is_root)
     bind_np = conv.skel_space(bind_np)

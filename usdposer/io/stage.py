@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import numpy as np
 from pxr import Plug, Sdf, Tf, Usd, UsdGeom
 
 from usdposer.errors import InputError
+from usdposer.outputs import atomic_file, check_writable
 from usdposer.schemas import PLUGIN_DIR, SCHEMA_NAMES
 
 USD_EXTENSIONS = (".usd", ".usda", ".usdc", ".usdz")
@@ -43,13 +43,40 @@ def open_stage(path: str | os.PathLike) -> Usd.Stage:
         raise InputError(f"{path}: no such file")
     if path.suffix.lower() not in USD_EXTENSIONS:
         raise InputError(f"{path}: not a USD file ({', '.join(USD_EXTENSIONS)}); import glTF with `usdposer import`")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, not a USD file")
+    from pxr import UsdUtils
+
+    delegate = UsdUtils.CoalescingDiagnosticDelegate()  # USD's warnings become problems, not stderr noise
     try:
         stage = Usd.Stage.Open(str(path), Usd.Stage.LoadAll)
     except Tf.ErrorException as exc:
-        raise InputError(f"{path}: cannot be read as USD ({_first_line(str(exc))}); check the file is complete") from exc
+        try:
+            detail = _first_line(str(exc))
+        except UnicodeDecodeError:  # USD's message quotes the file's bytes
+            detail = "it holds bytes that are not valid text"
+        raise InputError(f"{path}: cannot be read as USD ({detail}); check the file is complete") from None
+    finally:
+        diagnostics = [d.commentary.strip().splitlines()[0] for d in delegate.TakeUncoalescedDiagnostics()
+                       if d.commentary.strip()]
+        del delegate
     if stage is None:
         raise InputError(f"{path}: cannot be read as USD; check the file is complete")
+    OPEN_DIAGNOSTICS[stage.GetRootLayer().identifier] = diagnostics
     return stage
+
+
+# root layer identifier -> the warnings USD gave while opening it (read_skel reports them as problems)
+OPEN_DIAGNOSTICS: dict[str, list[str]] = {}
+
+
+def composition_problems(stage: Usd.Stage) -> list[str]:
+    """Composition errors of a stage (a sublayer or reference that cannot be opened, a cycle), one line each."""
+    out = []
+    for e in stage.GetCompositionErrors():
+        msg = e.GetMessage() if hasattr(e, "GetMessage") else str(e)
+        out.append(" ".join(msg.split())[:300])
+    return out
 
 
 def _first_line(text: str) -> str:
@@ -184,29 +211,16 @@ def check_output_path(out: str | os.PathLike, inputs: list[str | os.PathLike] = 
     out = Path(out)
     if out.suffix.lower() not in (".usda", ".usdc", ".usd"):
         raise InputError(f"{out}: output must end in .usdc, .usda or .usd")
-    if not out.parent.exists():
-        raise InputError(f"{out.parent}: output folder does not exist; create it first")
     for i in inputs:
-        if Path(i).resolve() == out.resolve():
+        if i is not None and Path(i).resolve() == out.resolve():
             raise InputError(f"{out}: refusing to overwrite the input; choose another output path")
-    return out
+    return check_writable(out)
 
 
-@contextlib.contextmanager
-def atomic_path(out: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``out`` with the same extension (USD picks the file format from it); move it
-    onto ``out`` only if the block succeeds, and remove it otherwise."""
-    out = Path(out)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.tmp-", suffix=out.suffix, dir=out.parent)
-    os.close(fd)
-    tmp = Path(tmp)
-    tmp.unlink()  # Sdf.Layer.CreateNew refuses an existing file
-    try:
-        yield tmp
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+def atomic_path(out: str | os.PathLike):
+    """A temporary path beside ``out`` (same extension: USD picks the file format from it), moved onto ``out`` when
+    the block succeeds and journalled by the command's transaction (``usdposer.outputs.atomic_file``)."""
+    return atomic_file(out)
 
 
 def author_stage_metadata(stage: Usd.Stage, *, up_axis: str, meters_per_unit: float, tcps: float,

@@ -21,6 +21,7 @@ from pxr import Sdf, Tf, Usd, UsdSkel, Vt
 
 from usdposer._version import __version__
 from usdposer.core.rotations import wxyz_to_xyzw
+from usdposer.errors import InputError
 from usdposer.io.stage import StageUnits, layer_over
 from usdposer.types import Clip, Pose, Rig
 
@@ -77,6 +78,11 @@ def define_animation(stage: Usd.Stage, path: str | Sdf.Path, joints: Sequence[st
     anim.CreateJointsAttr(Vt.TokenArray(list(joints)))
     t_attr, r_attr, s_attr = anim.CreateTranslationsAttr(), anim.CreateRotationsAttr(), anim.CreateScalesAttr()
     xyzw = wxyz_to_xyzw(torch.as_tensor(rotations_wxyz)).numpy()
+    for what, a, limit in (("translations", translations, 3e38), ("scales", scales, 65504.0)):
+        a = np.asarray(a)
+        if a.size and not (np.isfinite(a).all() and np.abs(a).max() <= limit):
+            raise InputError(f"animation {path}: {what} hold NaN, infinite or absurd values (beyond {limit:g}); fix the "
+                             "source animation")
     frames = [(None, 0)] if time_codes is None else [(float(tc), i) for i, tc in enumerate(time_codes)]
     for tc, i in frames:
         time = Usd.TimeCode.Default() if tc is None else Usd.TimeCode(tc)

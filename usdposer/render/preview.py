@@ -49,4 +49,7 @@ def loss_plot(losses: list[dict], out, keys: tuple[str, ...], size=(480, 240)) -
                 H - 20 - (H - 40) * ((math.log10(y) - lo) / (hi - lo) if hi > lo else 0.5)) for j, y in enumerate(ys)]
         d.line(pts, fill=colors.get(k, (0, 0, 0)), width=2)
         d.text((10 + 90 * i, 4), f"{k} {ys[-1]:.3g}", fill=colors.get(k, (0, 0, 0)))
-    img.save(out)
+    from usdposer.outputs import atomic_file
+
+    with atomic_file(out) as tmp:
+        img.save(tmp, format="PNG")

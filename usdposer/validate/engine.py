@@ -119,14 +119,26 @@ def check_paths(paths: Iterable[str], rules: list[str] | None = None, options: C
     report = CheckReport([], [r.name for r in chosen], strict=strict)
     timings: dict[str, float] = defaultdict(float)
     items = expand_paths(paths)
+    if items and all(path is None for _, path in items):
+        raise InputError(f"{', '.join(arg for arg, _ in items)}: no USD, glTF, BVH or MJCF file found (no such file, "
+                         "an empty folder or a pattern that matches nothing); check the paths")
     with tempfile.TemporaryDirectory(prefix="usdposer-check-") as work:
         for arg, path in (progress(items) if progress else items):
             if path is None:
                 res = FileResult(arg, readable=False)
-                res.findings.append(Finding("Readable", "NotFound", "error", f"{arg}: no such file, or the pattern "
-                                            "matches nothing; check the path", file=arg))
+                res.findings.append(Finding("Readable", "NotFound", "error", f"{arg}: no such file, or no readable "
+                                            "file matches it; check the path", file=arg))
             else:
-                res = check_file(path, chosen, options, Path(work), timings)
+                try:
+                    res = check_file(path, chosen, options, Path(work), timings)
+                except Exception as exc:  # one file's failure fails that file only
+                    from usdposer.validate.context import FileContext
+                    from usdposer.validate.rules import Readable
+
+                    res = FileResult(str(path), readable=False)
+                    res.findings = Readable().check(FileContext(
+                        str(path), None, options, f"{path}: could not be checked ({type(exc).__name__}: "
+                        f"{' '.join(str(exc).split())[:200]})"))
             if waivers:
                 res.findings = apply_waivers(res.findings, waivers)
             report.files.append(res)
@@ -143,12 +155,14 @@ def check_file(path: Path, rules: list[Rule], options: CheckOptions, workdir: Pa
     res = FileResult(str(path))
     try:
         asset = _read(path, workdir)
-    except (UsdPoserError, OSError, ValueError, RuntimeError) as exc:
+    except Exception as exc:  # anything the reader cannot make sense of: this file's row, not the run's end
         from usdposer.validate.context import FileContext
         from usdposer.validate.rules import Readable
 
         res.readable = False
-        res.findings = Readable().check(FileContext(str(path), None, options, str(exc).splitlines()[0]))
+        text = " ".join(str(exc).split())[:300]
+        message = text if isinstance(exc, UsdPoserError) else f"{path}: cannot be read ({type(exc).__name__}: {text})"
+        res.findings = Readable().check(FileContext(str(path), None, options, message))
         res.seconds = time.perf_counter() - t0
         return res
     timings["read"] += time.perf_counter() - t0

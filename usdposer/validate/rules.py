@@ -20,6 +20,9 @@ from usdposer.validate.registry import Finding, Rule, register
 PROBLEM_RULES = {
     "usd-diagnostic": "UsdDiagnostics.Warning",
     "child-before-parent": "JointOrder.ChildBeforeParent",
+    "duplicate-joint": "JointOrder.DuplicateJoint",
+    "no-joints": "SkinBinding.NoJoints",
+    "singular-bind": "SkinBinding.SingularBind",
     "invalid-skeleton": "SkinBinding.InvalidSkeleton",
     "missing-rest-transforms": "SkinBinding.MissingRestTransforms",
     "size-mismatch": "SkinBinding.SizeMismatch",
@@ -61,11 +64,16 @@ class Readable(Rule):
     severity = "error"
     codes = {"CannotOpen": "the file cannot be read or converted", "NotFound": "no such file or pattern",
              "NoSkeleton": "the file has no Skeleton prim, so no rig rule checks it (a warning: a folder of shots "
-                           "may hold sets and props; --strict counts it)"}
+                           "may hold sets and props; --strict counts it)",
+             "Composition": "a sublayer or reference cannot be opened, or the layers form a cycle"}
 
     def check(self, file: FileContext) -> list[Finding]:
         if file.read_error is not None:
             return [file.finding(self, "CannotOpen", file.read_error)]
+        composition = [file.finding(self, "Composition", p.message, "failed", prim=p.prim)
+                       for p in file.asset.problems if p.kind == "composition"]
+        if composition:
+            return composition
         if not file.asset.rigs and any(p.kind == "no-skeleton" for p in file.asset.problems):
             return [file.finding(self, "NoSkeleton", f"{file.path}: no Skeleton prim, nothing for the rig rules to "
                                  "check; import glTF/BVH/MJCF with `usdposer import`", severity="warning", prim="/")]
@@ -100,7 +108,9 @@ class SkinBinding(_ProblemRule):
              "MissingInfluences": "bound mesh without jointIndices/jointWeights",
              "MissingRestTransforms": "restTransforms missing or of the wrong length",
              "InvalidSkeleton": "UsdSkel cannot build a query for the skeleton",
-             "BadTopology": "faces refer to points that do not exist"}
+             "BadTopology": "faces refer to points that do not exist",
+             "NoJoints": "a Skeleton without joints",
+             "SingularBind": "a bind transform that cannot be inverted (scaled to zero)"}
 
 
 @register
@@ -117,7 +127,8 @@ class SkelAnimComplete(_ProblemRule):
 class JointOrder(_ProblemRule):
     """Joints are listed parents before children."""
 
-    codes = {"ChildBeforeParent": "a joint is listed before its parent"}
+    codes = {"ChildBeforeParent": "a joint is listed before its parent",
+             "DuplicateJoint": "a joint path listed twice"}
 
 
 @register
