@@ -138,7 +138,9 @@ MAX_INCLUDE_DEPTH = 16
 
 def _expand_includes(root: ET.Element, path: Path, base: Path, depth: int = 0) -> None:
     """Replace every ``<include file=...>`` by the children of the included file's ``<mujoco>`` (MuJoCo's rule), the
-    file resolved inside the model's folder; includes nest up to MAX_INCLUDE_DEPTH (a cycle stops there)."""
+    file resolved inside the model's folder (a reference outside it is refused); includes nest up to
+    MAX_INCLUDE_DEPTH (a cycle stops there). A missing included file is skipped: copies of MuJoCo models often leave
+    out the shared cosmetic files (skybox, materials), and the skeleton never lives there."""
     for parent in list(root.iter()):
         for k, el in enumerate(list(parent)):
             if el.tag != "include":
@@ -149,8 +151,9 @@ def _expand_includes(root: ET.Element, path: Path, base: Path, depth: int = 0) -
             if not ref:
                 raise InputError(f"{path}: an <include> has no file; fix the file")
             file = resolve_inside(path, ref, "<include>", root=base)
-            if not file.is_file():
-                raise InputError(f"{path}: included file {ref!r} is missing; keep it beside the model")
+            if not file.is_file():  # often the cosmetic "common/skybox.xml" kind left out of a copy: skip it
+                parent.remove(el)
+                continue
             try:
                 sub = ET.parse(file).getroot()
             except ET.ParseError as exc:
