@@ -11,7 +11,7 @@ from usdposer.commands._output import emit, progress
 EPILOG = """\b
 Examples:
   usdposer track fox.usdc --anim Walk --iterations 40
-  usdposer track fox.distill.usdc --iterations 200 -o fox.tracked.usdc --physics fox.physics.usda
+  usdposer track fox.distill.usdc --preset quick -o fox.tracked.usdc --physics fox.physics.usda
   usdposer track horse.usdc --anim Walk --frames 0:24 --json
 
 \b
@@ -40,7 +40,9 @@ before and after.
 @click.option("-o", "--out", type=click.Path(dir_okay=False), default=None, help="Output layer (.usdc/.usda).")
 @click.option("--physics", "physics_out", type=click.Path(dir_okay=False), default=None,
               help="UsdPhysics layer (default OUT_STEM.physics.usda).")
-@click.option("--iterations", type=count(1, 100_000), default=50, show_default=True, help="Adam iterations (the paper: 200).")
+@click.option("--preset", type=click.Choice(["paper", "quick"]), default="paper", show_default=True,
+              help="paper: 200 Adam iterations (the paper's); quick: 50.")
+@click.option("--iterations", type=count(1, 100_000), default=None, help="Override the preset's iterations.")
 @click.option("--lr", type=number(0, 10, lo_open=True), default=0.01, show_default=True, help="Adam step for the PD targets (radians).")
 @click.option("--frames", callback=frames_spec, default=None, help="Frames to track: A:B time codes (default: all).")
 @click.option("--clip-grad", type=number(0, 1e6, lo_open=True), default=1.0, show_default=True,
@@ -55,18 +57,16 @@ before and after.
 @seed_option
 @json_option
 @verbosity_option
-def cli(asset, anim, out, physics_out, iterations, lr, frames, clip_grad, upright_assist, no_contact, no_limits,
+def cli(asset, anim, out, physics_out, preset, iterations, lr, frames, clip_grad, upright_assist, no_contact, no_limits,
         preview, skeleton, seed, as_json) -> None:
     """Ground ASSET's animation in physics: simulate it, optimise PD targets, write what the body can do."""
     from usdposer.pipelines.track import TrackOptions, track
 
     from usdposer.core.selection import default_output
-    from usdposer.errors import InputError
     from usdposer.physics.articulation import ArticulationConfig
     from usdposer.physics.tracking import TrackConfig
 
-    if iterations < 1:
-        raise InputError(f"--iterations {iterations}: need at least 1")
+    iterations = iterations or {"paper": 200, "quick": 50}[preset]
     cfg = TrackConfig(iterations=iterations, lr=lr, clip=clip_grad, contact=not no_contact, seed=seed,
                       upright_assist=upright_assist)
     bar = progress("tracking", quiet=as_json)(total=iterations)

@@ -4,11 +4,16 @@ Gaussian asset scores well under a video diffusion prior (SDS), plus smoothness 
 Notation (paper -> code), for F frames and J joints:
     theta_f   ``angles[f]`` (J, 3)   axis-angle of every joint relative to its rest rotation (3 DoF each)
     r_f       ``root[f]`` (3,)       root translation (its rotation is joint 0's angles); initialised moving forward
-    L         = L_SDS + l1 * MAE(theta_{f+1} - 2 theta_f + theta_{f-1}) + l2 * mean(relu(g - y(cuboid vertices)))
+    L         = L_SDS + l1 * MAE(x_{f+1} - 2 x_f + x_{f-1}) + l2 * mean(relu(g - y(bone box corners)))
+                x_f = (theta_f, r_f / height): one MAE over every optimised parameter (the paper's form), the root
+                translation counted as three more parameters in rest heights
     t         ~ U[t_min, t_end], t_end falling linearly from 0.98 to 0.5 over the first half of the iterations
-Each iteration: 1. pose; 2. skin the Gaussians (LBS moves means and covariances); 3. render every frame with the
-ground (camera following the bounding-box centre); 4. encode with the prior's VAE (with gradient); 5. SDS gradient
-from the prior's guided clean-latent estimate; 6. the regularisers; 7. one Adam step.
+Each iteration: 1. pose; 2. skin the Gaussians (LBS moves means and covariances); 3. render every frame over the
+ground (:class:`Scene`: a checkerboard fixed in the world, squares a quarter of the rest height; the heuristic
+shadow; a camera following the bounding-box centre smoothly at a distance fixed from the rest pose); 4. encode with
+the prior's VAE (with gradient); 5. SDS gradient from the prior's guided clean-latent estimate; 6. the regularisers
+(the ground term on the corners of the bone boxes the physics articulation builds); 7. one Adam step.
+Defaults are the paper's: 10,000 iterations, CFG 100, l1 = 2e5, l2 = 1e7.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from torch import Tensor
 
 @dataclass
 class DistillConfig:
-    iterations: int = 1000
+    iterations: int = 10_000  # the paper's (``--preset quick``: 1000)
     frames: int = 9  # 4 k + 1 for the causal video VAEs
     width: int = 64
     height: int = 64
@@ -40,7 +45,15 @@ class DistillConfig:
     forward_speed: float = 0.5  # root initialisation: heights per second along the rig's facing (+Z)
     fps: float = 8.0
     render_ground: bool = True  # ablation: no ground in the renders
-    cuboid_radius: float = 0.04  # bone cuboid half-width, in heights
+    board: float | str = 0.25  # checker squares in rest heights, fixed in the world; "per-frame": the old ablation
+    shadow: bool = True  # AKD's heuristic shadow 1 - s_max exp(-beta d), d the asset's height above the point
+    shadow_strength: float = 0.6  # s_max
+    shadow_beta: float = 10.0  # beta, per rest height
+    shadow_footprint: float = 0.05  # how far (rest heights, horizontally) a Gaussian shades the ground below it
+    camera_smoothing: float = 0.3  # zero-phase exponential filter on the followed bounding-box centre
+    camera_yaw: float = 30.0  # degrees
+    camera_pitch: float = 15.0  # degrees
+    box_min_half: float = 0.02  # smallest bone-box half-extent (rest heights), as the physics articulation's
     vae_grad: str = "full"  # "full" (checkpointed for loaded models) or "subset" (a random run of latent frames)
     vae_chunk: int = 2  # latent frames with gradient in "subset" mode
     render_backend: str = "auto"  # gsplat on CUDA when installed, else the torch rasteriser
@@ -55,17 +68,103 @@ class DistillResult:
     losses: list[dict] = field(default_factory=list)
     seconds: dict = field(default_factory=dict)
     peak_memory: int | None = None  # bytes on the CUDA device, when there is one
+    height: float = 1.0  # the rig's rest height, metres
 
 
-def bone_cuboid_vertices(world: Tensor, parents: Tensor, radius: float) -> Tensor:
-    """Corners (B, 8 E, 3) of an axis-aligned cuboid of half-width ``radius`` around each bone's two ends (E bones:
-    every joint with a parent). Cheap stand-in for the paper's bone cuboids, enough for the ground term."""
-    child = torch.nonzero(parents >= 0).flatten()
-    ends = torch.stack([world[:, child], world[:, parents[child]]], 2)  # (B, E, 2, 3)
-    signs = torch.tensor([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)],
-                         dtype=world.dtype, device=world.device) * radius  # (8, 3)
-    corners = ends[:, :, :, None] + signs  # (B, E, 2, 8, 3)
-    return corners.reshape(world.shape[0], -1, 3)
+@dataclass(frozen=True)
+class Scene:
+    """What every frame of a clip is rendered with, fixed for the clip: the board's square size (metres, or
+    "per-frame" for the ablation), the camera distance (from the rest pose), the shadow (s_max, beta per metre,
+    footprint in metres) or None, and whether there is a ground at all."""
+
+    board: float | str
+    distance: float
+    shadow: tuple[float, float, float] | None
+    ground: bool
+
+
+def scene_for(rig, ga, cfg: DistillConfig, height: float) -> Scene:
+    from usdposer.render.splat import framing_distance
+    from usdposer.types import Pose
+
+    with torch.no_grad():
+        rest_mu, _ = ga.posed(rig, Pose.rest(rig), backend="torch")
+    board = cfg.board if isinstance(cfg.board, str) else cfg.board * height
+    sh = (cfg.shadow_strength, cfg.shadow_beta / height, cfg.shadow_footprint * height) if cfg.shadow else None
+    return Scene(board, framing_distance(rest_mu[0]), sh, cfg.render_ground)
+
+
+def render_frames(mu: Tensor, cov: Tensor, ga, cfg: DistillConfig, scene: Scene, cameras: list | None = None
+                  ) -> Tensor:
+    """Render posed Gaussians (F, N, 3), (F, N, 3, 3) as a video (1, 3, F, H, W) in [-1, 1] (differentiable):
+    the scene's ground, board and shadow, and the smoothed following camera unless ``cameras`` are given."""
+    from usdposer.render.splat import camera_path, render
+
+    if cameras is None:
+        d = mu.detach()
+        centers = (d.amax(1) + d.amin(1)) / 2
+        cameras = camera_path(centers, scene.distance, cfg.width, cfg.height, yaw_deg=cfg.camera_yaw,
+                              pitch_deg=cfg.camera_pitch, smoothing=cfg.camera_smoothing)
+    s_max, beta, footprint = scene.shadow or (0.0, 1.0, 1.0)
+    frames = [render(mu[f], cov[f], ga.colors, ga.opacities, cameras[f], ground=0.0 if scene.ground else None,
+                     checker=scene.board, shadow_strength=s_max, shadow_beta=beta, shadow_footprint=footprint,
+                     backend=cfg.render_backend)[0] for f in range(len(mu))]
+    return torch.stack(frames).permute(3, 0, 1, 2)[None] * 2 - 1
+
+
+def render_clip(rig, pose, cfg: DistillConfig, ga=None) -> Tensor:
+    """A pose sequence rendered exactly as distillation renders it: (1, 3, F, H, W) in [-1, 1]."""
+    from usdposer.core.posing import character_height
+    from usdposer.render.gaussians import gaussians_from_rig
+
+    rig = rig.to(torch.float64)
+    ga = ga or gaussians_from_rig(rig, cfg.gaussians, generator=torch.Generator().manual_seed(cfg.seed))
+    h = character_height(rig) or 1.0
+    mu, cov = ga.posed(rig, pose, backend="torch")
+    return render_frames(mu, cov, ga, cfg, scene_for(rig, ga, cfg, h))
+
+
+def bone_box_corners(rig, min_half: float) -> tuple[Tensor, Tensor]:
+    """The corners of the bone boxes the physics articulation builds (``usdposer.physics.articulation.body_boxes``:
+    each joint's dominated mesh part in its rigid bind frame, at least ``min_half`` metres on every side), in
+    skeleton space at bind time: (corners (E, 8, 4) homogeneous, joint (E,)). A rig without meshes gets a
+    ``min_half`` cube at every joint."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from usdposer.physics.articulation import body_boxes
+
+    flat = replace(rig, skel_to_world=torch.eye(4, dtype=rig.bind_world.dtype))
+    centers, halves, moves = body_boxes(flat, min_half, 0.0)
+    joints = np.nonzero(moves)[0] if moves.any() else np.arange(rig.num_joints)
+    bind = rig.bind_world.double().numpy()
+    signs = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], dtype=np.float64)
+    out = []
+    for j in joints:
+        U, _, Vh = np.linalg.svd(bind[j, :3, :3])
+        R = U @ Vh
+        if np.linalg.det(R) < 0:
+            R = U @ np.diag([1, 1, -1]) @ Vh
+        local = centers[j] + signs * halves[j]  # (8, 3) in the rigid bind frame
+        out.append(np.c_[local @ R.T + bind[j, :3, 3], np.ones(8)])
+    return torch.tensor(np.stack(out)), torch.as_tensor(joints, dtype=torch.long)
+
+
+def posed_box_corners(rig, pose, corners: Tensor, joints: Tensor) -> Tensor:
+    """(F, E * 8, 3) bone-box corners moved rigidly with their joints (each corner skinned to its joint alone)."""
+    from usdposer.core.kinematics import skinning_transforms
+    from usdposer.core.posing import joint_transforms
+
+    S = skinning_transforms(joint_transforms(rig, pose), rig.bind_world.to(pose.rotations))[:, joints]  # (F, E, 4, 4)
+    c = corners.to(S)
+    return torch.einsum("feab,ekb->feka", S[..., :3, :], c).reshape(S.shape[0], -1, 3)
+
+
+def laplacian_mae(*params: Tensor) -> Tensor:
+    """One MAE of the time Laplacian x_{f+1} - 2 x_f + x_{f-1} over all parameters (each (F, ...))."""
+    x = torch.cat([p.reshape(p.shape[0], -1) for p in params], 1)
+    return (x[2:] - 2 * x[1:-1] + x[:-2]).abs().mean()
 
 
 def t_schedule(i: int, cfg: DistillConfig, g: torch.Generator) -> float:
@@ -76,16 +175,17 @@ def t_schedule(i: int, cfg: DistillConfig, g: torch.Generator) -> float:
 
 def distill_motion(rig, prior, text, cfg: DistillConfig | None = None, *, cameras: list | None = None,
                    progress: Callable | None = None, state: dict | None = None,
-                   on_step: Callable[[int, dict], None] | None = None) -> DistillResult:
+                   on_step: Callable[[int, dict], None] | None = None,
+                   root_init: Tensor | None = None) -> DistillResult:
     """Optimise a motion of ``rig`` under ``prior`` (module docstring). ``cameras`` (one per frame) replaces the
-    following camera; ``state`` (from a previous :class:`DistillResult`) resumes the optimisation."""
+    following camera; ``state`` (from a previous :class:`DistillResult`) resumes the optimisation; ``root_init``
+    (F, 3) replaces the forward-moving initial root path."""
     from usdposer.models.video_prior import encode_with_grad, sds_loss
 
     from usdposer.core.kinematics import decompose_trs
-    from usdposer.core.posing import character_height, joint_transforms
+    from usdposer.core.posing import character_height
     from usdposer.core.rotations import axis_angle_to_quat, quat_multiply
     from usdposer.render.gaussians import gaussians_from_rig
-    from usdposer.render.splat import follow_camera, render
     from usdposer.types import Pose
 
     cfg = cfg or DistillConfig()
@@ -96,7 +196,10 @@ def distill_motion(rig, prior, text, cfg: DistillConfig | None = None, *, camera
     g = torch.Generator().manual_seed(cfg.seed)
     F, J = cfg.frames, rig.num_joints
     h = character_height(rig) or 1.0
-    ga = gaussians_from_rig(rig, cfg.gaussians, generator=torch.Generator().manual_seed(cfg.seed)).to(dt, dev)
+    ga = gaussians_from_rig(rig, cfg.gaussians, generator=torch.Generator().manual_seed(cfg.seed))
+    scene = scene_for(rig, ga, cfg, h)
+    corners, box_joints = bone_box_corners(rig, cfg.box_min_half * h)
+    ga = ga.to(dt, dev)
     rig = rig.to(dt, dev)
     t_rest, q_rest, s_rest = decompose_trs(rig.rest_local)
     root_j = rig.roots[0]
@@ -112,8 +215,11 @@ def distill_motion(rig, prior, text, cfg: DistillConfig | None = None, *, camera
     # 1. parameters: angles relative to rest, root translation moving forward from its rest place
     angles = torch.zeros(F, J, 3, dtype=dt, device=dev, requires_grad=True)
     times = torch.arange(F, dtype=dt, device=dev) / cfg.fps
-    root0 = t_rest[root_j].expand(F, 3).clone()
-    root0[:, 2] += cfg.forward_speed * h * times
+    if root_init is not None:
+        root0 = root_init.to(device=dev, dtype=dt).clone()
+    else:
+        root0 = t_rest[root_j].expand(F, 3).clone()
+        root0[:, 2] += cfg.forward_speed * h * times
     root = root0.clone().requires_grad_(True)
     opt = torch.optim.Adam([{"params": [angles], "lr": cfg.lr}, {"params": [root], "lr": cfg.root_lr * h}])
     start = 0
@@ -135,15 +241,9 @@ def distill_motion(rig, prior, text, cfg: DistillConfig | None = None, *, camera
         pose = Pose(q, trans, s_rest.expand(F, J, 3).clone())
         mu, cov = ga.posed(rig, pose, backend="torch")  # (F, N, 3), (F, N, 3, 3)
         timing["skinning"] += clock() - tick
-        # 3. render every frame (the camera follows the character unless given)
+        # 3. render every frame (the camera follows the character smoothly unless given)
         tick = clock()
-        frames = []
-        for f in range(F):
-            cam = cameras[f] if cameras else follow_camera(mu[f], cfg.width, cfg.height)
-            rgb, _ = render(mu[f], cov[f], ga.colors, ga.opacities, cam, ground=0.0 if cfg.render_ground else None,
-                            backend=cfg.render_backend)
-            frames.append(rgb)
-        video = torch.stack(frames).permute(3, 0, 1, 2)[None] * 2 - 1  # (1, 3, F, H, W) in [-1, 1]
+        video = render_frames(mu, cov, ga, cfg, scene, cameras)
         timing["rendering"] += clock() - tick
         # 4-5. encode with gradient, SDS gradient without
         tick = clock()
@@ -155,18 +255,16 @@ def distill_motion(rig, prior, text, cfg: DistillConfig | None = None, *, camera
         timing["prior"] += clock() - tick
 
         loss_sds = sds_loss(z, grad)
-        # 6. smoothness (second differences of the angles and root) and ground (bone cuboids above y = 0)
+        # 6. smoothness (one MAE of the time Laplacian of every parameter) and ground (bone-box corners above y = 0)
         loss = loss_sds
         smooth = torch.zeros((), dtype=dt, device=dev)
         if cfg.smooth_weight and F > 2:
-            smooth = (angles[2:] - 2 * angles[1:-1] + angles[:-2]).abs().mean() \
-                + ((root[2:] - 2 * root[1:-1] + root[:-2]) / h).abs().mean()
+            smooth = laplacian_mae(angles, root / h)
             loss = loss + cfg.smooth_weight * smooth
         ground = torch.zeros((), dtype=dt, device=dev)
         if cfg.ground_weight:
-            world = joint_transforms(rig, pose)[:, :, :3, 3]
-            corners = bone_cuboid_vertices(world, rig.parents, cfg.cuboid_radius * h)
-            ground = torch.relu(-corners[..., 1] / h).mean()
+            y = posed_box_corners(rig, pose, corners, box_joints)[..., 1]
+            ground = torch.relu(-y / h).mean()
             loss = loss + cfg.ground_weight * ground
         # 7. step
         tick = clock()
@@ -185,7 +283,7 @@ def distill_motion(rig, prior, text, cfg: DistillConfig | None = None, *, camera
     n = max(1, len(losses))
     peak = int(torch.cuda.max_memory_allocated(dev)) if cuda else None
     return DistillResult(q.detach().cpu().double(), root.detach().cpu().double(), losses,
-                         {k: v / n for k, v in timing.items()}, peak)
+                         {k: v / n for k, v in timing.items()}, peak, h)
 
 
 def config_dict(cfg: DistillConfig) -> dict:

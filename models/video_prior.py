@@ -124,8 +124,13 @@ def _text_encoder_embeddings(path: str, prompt: str, device, dtype, max_length: 
     from usdposer._deps import require
 
     transformers = require("transformers", extra="video")
+    transformers.utils.logging.set_verbosity_error()  # its load reports are not the user's business
     tok = transformers.AutoTokenizer.from_pretrained(path, subfolder="tokenizer")
-    enc = transformers.AutoModel.from_pretrained(path, subfolder="text_encoder", torch_dtype=dtype).to(device)
+    config = transformers.AutoConfig.from_pretrained(path, subfolder="text_encoder")
+    # the class the folder was saved as (T5EncoderModel, UMT5EncoderModel): AutoModel would build the whole
+    # encoder-decoder and report the decoder's weights missing
+    cls = getattr(transformers, (config.architectures or ["AutoModel"])[0], transformers.AutoModel)
+    enc = cls.from_pretrained(path, subfolder="text_encoder", dtype=dtype).to(device)
     ids = tok([prompt], padding="max_length", max_length=max_length, truncation=True, return_tensors="pt")
     with torch.no_grad():
         out = enc.get_encoder()(ids.input_ids.to(device)) if hasattr(enc, "get_encoder") else enc(ids.input_ids.to(device))
@@ -159,11 +164,58 @@ class _DiffusersPrior(VideoPrior):
         return self.vae.encode(video).latent_dist.mean
 
     def encode_raw(self, video: Tensor) -> Tensor:
+        """The VAE's latent mean. With ``checkpoint_vae`` the encoder's backward is checkpointed per block
+        (diffusers' own gradient checkpointing where the VAE has it, e.g. CogVideoX; per causal chunk of frames for
+        Wan, see :func:`wan_encode_checkpointed`), which lowers peak memory; one checkpoint around the whole encoder
+        would not (its recomputation holds every activation again)."""
         if self.checkpoint_vae and torch.is_grad_enabled():
-            from torch.utils.checkpoint import checkpoint
-
-            return checkpoint(self._encode_mean, video, use_reentrant=False)
+            if getattr(self.vae, "_supports_gradient_checkpointing", False):
+                if not getattr(self.vae, "is_gradient_checkpointing", False):
+                    self.vae.enable_gradient_checkpointing()
+                return self._encode_mean(video)
+            if hasattr(self.vae, "_enc_feat_map"):  # Wan's causal encoder
+                return wan_encode_checkpointed(self.vae, video)
         return self._encode_mean(video)
+
+
+def wan_encode_checkpointed(vae, video: Tensor) -> Tensor:
+    """``AutoencoderKLWan.encode(video).latent_dist.mean`` with the encoder checkpointed per causal chunk (the first
+    frame, then 4 frames at a time, as ``AutoencoderKLWan._encode`` runs it). The causal cache each chunk reads and
+    writes is threaded through the checkpoints as explicit inputs and outputs, so the recomputation in the backward
+    pass sees exactly the cache the forward pass saw: the gradient is identical, and the activations held at once
+    are one chunk's."""
+    from torch.utils.checkpoint import checkpoint
+
+    x = video
+    if vae.config.patch_size is not None:
+        from diffusers.models.autoencoders.autoencoder_kl_wan import patchify
+
+        x = patchify(x, patch_size=vae.config.patch_size)
+    vae.clear_cache()
+    cache = list(vae._enc_feat_map)
+    n = 1 + (x.shape[2] - 1) // 4
+    outs = []
+    for i in range(n):
+        xi = x[:, :, :1] if i == 0 else x[:, :, 1 + 4 * (i - 1): 1 + 4 * i]
+        is_tensor = [torch.is_tensor(c) for c in cache]
+        markers = [None if t else c for t, c in zip(is_tensor, cache)]  # None or Wan's "Rep"
+        layout = {}
+
+        def run(xi, *tensors, is_tensor=is_tensor, markers=markers, layout=layout):
+            it = iter(tensors)
+            fc = [next(it) if t else m for t, m in zip(is_tensor, markers)]
+            out = vae.encoder(xi, feat_cache=fc, feat_idx=[0])
+            layout["is_tensor"] = [torch.is_tensor(c) for c in fc]
+            layout["markers"] = [None if torch.is_tensor(c) else c for c in fc]
+            return (out, *[c for c in fc if torch.is_tensor(c)])
+
+        res = checkpoint(run, xi, *[c for c in cache if torch.is_tensor(c)], use_reentrant=False)
+        outs.append(res[0])
+        it = iter(res[1:])
+        cache = [next(it) if t else m for t, m in zip(layout["is_tensor"], layout["markers"])]
+    h = vae.quant_conv(torch.cat(outs, 2))
+    vae.clear_cache()
+    return torch.chunk(h, 2, dim=1)[0]  # DiagonalGaussianDistribution(h).mean
 
 
 @register("wan")
@@ -315,7 +367,8 @@ def load_prior(model: str, kind: str | None = None, *, device: str = "cpu", dtyp
         vae = _from_pretrained(diffusers.AutoencoderKLCogVideoX, model, "vae", dtype)
         tr = _from_pretrained(diffusers.CogVideoXTransformer3DModel, model, "transformer", dtype)
         sched = diffusers.CogVideoXDDIMScheduler.from_pretrained(model, subfolder="scheduler").config
-        return CogVideoXPrior(vae.to(device), tr.to(device), dict(sched), path=model, checkpoint_vae=checkpoint_vae)
+        return CogVideoXPrior(vae.to(device), tr.to(device), dict(sched), path=model, checkpoint_vae=checkpoint_vae,
+                              text_length=int(getattr(tr.config, "max_text_seq_length", 226)))
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"--model {model}: cannot load a {kind} video prior ({first[:200]}); pass a diffusers "

@@ -27,6 +27,8 @@ class DistillReport(Result):
     loss_png: str | None = None
     preview: str | None = None
     state: str | None = None
+    motion: dict | None = None  # usdposer.core.motion.MotionMetrics of the distilled clip
+    peak_memory_bytes: int | None = None  # CUDA peak (on CPU: the process's peak resident memory)
 
 
 @dataclass(frozen=True)
@@ -110,11 +112,17 @@ def _distill(asset, out, *, prompt: str, model: str = "tiny-wan", cfg=None,
     prov = provenance("distill", arguments, seed=cfg.seed, prompt=prompt, model=model, iterations=cfg.iterations)
     write_clip_layer(asset, out, rig, [clip], prov=prov)
     report_path = out.with_suffix(".json")
+    from usdposer.core.motion import motion_metrics
     from usdposer.outputs import atomic_file
 
+    metrics = motion_metrics(rig, clip).as_dict()
+    peak = res.peak_memory if res.peak_memory is not None else _peak_rss()
     with atomic_file(report_path) as tmp:
         tmp.write_text(json.dumps({"config": config_dict(cfg), "losses": res.losses,
-                                           "seconds_per_iteration": res.seconds}, indent=1))
+                                   "seconds_per_iteration": res.seconds, "motion": metrics,
+                                   "peak_memory_bytes": peak,
+                                   "peak_memory_of": "cuda" if res.peak_memory is not None else "process"},
+                                  indent=1))
     png = out.with_suffix(".loss.png")
     from usdposer.render.preview import loss_plot
 
@@ -122,25 +130,32 @@ def _distill(asset, out, *, prompt: str, model: str = "tiny-wan", cfg=None,
     rep = DistillReport(str(out), f"{rig.skeleton_path}/usdposerDistill", prompt, model, cfg.iterations, F,
                         res.losses[-1] if res.losses else {}, {k: round(v, 4) for k, v in res.seconds.items()},
                         time.perf_counter() - tick, str(report_path), str(png), None,
-                        str(state_dir) if state_dir else None)
+                        str(state_dir) if state_dir else None, metrics, peak)
     if preview:
         rep.preview = str(render_preview(rig, pose, preview, cfg))
     return rep
 
 
 def render_preview(rig, pose, out, cfg, size: int = 192):
-    """The distilled clip rendered as a video, .gif or .mp4 (the same Gaussians, ground and following camera)."""
+    """The distilled clip rendered as a video, .gif or .mp4: the same Gaussians, fixed board, shadow and smoothed
+    camera as the optimisation (``usdposer.models.distill.render_clip``), at ``size`` pixels."""
+    from dataclasses import replace
+
     import torch
+    from usdposer.models.distill import render_clip
 
     from usdposer.render.encode import write_video
-    from usdposer.render.gaussians import gaussians_from_rig
-    from usdposer.render.splat import follow_camera, render
 
-    ga = gaussians_from_rig(rig, cfg.gaussians, generator=torch.Generator().manual_seed(cfg.seed))
     with torch.no_grad():
-        mu, cov = ga.posed(rig, pose, backend="torch")
-        frames = []
-        for f in range(len(mu)):
-            rgb, _ = render(mu[f], cov[f], ga.colors, ga.opacities, follow_camera(mu[f], size, size))
-            frames.append((rgb.clamp(0, 1) ** (1 / 2.2) * 255).byte().numpy())
+        video = render_clip(rig, pose, replace(cfg, width=size, height=size, render_backend="torch"))
+    frames = [(((f + 1) / 2).clamp(0, 1) ** (1 / 2.2) * 255).byte().numpy() for f in video[0].permute(1, 2, 3, 0)]
     return write_video(frames, out, cfg.fps)
+
+
+def _peak_rss() -> int | None:
+    try:
+        import resource
+
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # kilobytes on Linux
+    except (ImportError, OSError):
+        return None

@@ -94,6 +94,9 @@ def info(path: str | Path, options: InfoOptions = InfoOptions(), progress: Progr
                    for c in asset.clips.get(rig.skeleton_path, [])],
             has_limits=rig.limits is not None, conventions=describe_conventions(rig),
         ))
+    if not asset.rigs and any(p.kind == "no-joints" for p in asset.problems):  # nothing in it can be posed
+        info.problems.append({"severity": "error", "prim": "/", "message": "no usable Skeleton: every Skeleton "
+                              "has no joints; author their `joints` with bind and rest transforms"})
     if options.skeleton and not info.skeletons:
         raise InputError(f"{path}: no skeleton {options.skeleton!r}; choose one of "
                          f"{', '.join(r.skeleton_path for r in asset.rigs)}")

@@ -146,7 +146,7 @@ def _missing_resource(args: list[str]) -> str | None:
         return "CUDA device"
     if "--model" in args and args[args.index("--model") + 1].startswith("/") and \
             not Path(args[args.index("--model") + 1]).exists():
-        return "cannot load"
+        return "no such folder"
     return None
 
 
@@ -154,7 +154,8 @@ def _missing_resource(args: list[str]) -> str | None:
 def test_documented_examples_run(scratch, verb):
     """Every example in every verb's --help epilog runs, as written, on the bundled assets (in EXAMPLE_ORDER, each
     verb's examples reading what earlier ones wrote). Exit 0, or 0/1 for check (1 = a finding). An example that needs
-    what this machine lacks (a GPU, released weights) must fail with exit 2 and one line naming it."""
+    what this machine lacks must fail with one line naming it: exit 3 for a GPU (a missing device), 2 for released
+    weights at a path that is not there."""
     _inputs_for(verb, scratch)
     for ex in examples(verb):
         args = shlex.split(ex, comments=True)[1:]
@@ -162,7 +163,8 @@ def test_documented_examples_run(scratch, verb):
         missing = _missing_resource(args)
         if missing:
             lines = out.stderr.strip().splitlines()
-            assert out.returncode == 2 and len(lines) == 1 and missing in lines[0], (ex, out.stderr[-2000:])
+            code = 3 if missing == "CUDA device" else 2
+            assert out.returncode == code and len(lines) == 1 and missing in lines[0], (ex, out.stderr[-2000:])
             continue
         assert out.returncode in ((0, 1) if args[0] == "check" else (0,)), (ex, out.stdout[-1000:], out.stderr[-3000:])
         assert "Traceback" not in out.stderr, (ex, out.stderr[-3000:])

@@ -204,7 +204,7 @@ def test_distill_cli_writes_layer_report_and_resumes(fox, tmp_path):
     assert [rec["iteration"] for rec in losses] == [2, 3]
     for args, needle in ((["--frames", "6"], "4k+1"), (["--size", "30x30"], "multiples of 16"),
                          (["--resume", str(tmp_path / "nope")], "not a distill state"),
-                         (["--model", str(tmp_path / "no-model")], "cannot load a wan video prior"),
+                         (["--model", str(tmp_path / "no-model")], "no such folder"),
                          (["--model", "tiny-sora"], "no such tiny prior")):
         r = subprocess.run(base + ["--iterations", "1"] + args, capture_output=True, text=True)
         assert r.returncode == 2 and needle in r.stderr, r.stderr

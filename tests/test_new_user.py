@@ -184,4 +184,4 @@ def test_a_device_the_machine_lacks_is_one_line_and_exit_2(fox_usdc, tmp_path):
     assert r.returncode == 2 and "--device tpu" in one_line(r) and not out.exists()
     if not torch.cuda.is_available():
         r = cli("sample", fox_usdc, "-n", 1, "--device", "cuda", "-o", out)
-        assert r.returncode == 2 and "no CUDA device" in one_line(r) and not out.exists()
+        assert r.returncode == 3 and "no CUDA device" in one_line(r) and not out.exists()  # a missing device: 3

@@ -102,8 +102,12 @@ def test_dataset_split_by_character_and_safetensors_only(tiny):
 def test_dataset_cli_reports_bad_sources(tmp_path):
     bad = tmp_path / "broken.glb"
     bad.write_bytes(b"glTF\x02\x00\x00\x00garbage")
-    r = subprocess.run(CLI + ["dataset", "build", str(ASSETS / "khronos" / "Fox.glb"), str(bad), "-o",
-                              str(tmp_path / "d"), "--json"], capture_output=True, text=True)
+    args = CLI + ["dataset", "build", str(ASSETS / "khronos" / "Fox.glb"), str(bad), "-o", str(tmp_path / "d"), "--json"]
+    r = subprocess.run(args, capture_output=True, text=True)  # by default a bad source fails the build, listed
+    assert r.returncode == 2 and "--skip-bad" in r.stderr and not (tmp_path / "d").exists()
+    out = json.loads(r.stdout)
+    assert len(out["characters"]) == 1 and out["failed"][0]["source"].endswith("broken.glb")
+    r = subprocess.run(args + ["--skip-bad"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert len(out["characters"]) == 1 and out["failed"][0]["source"].endswith("broken.glb")

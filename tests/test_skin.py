@@ -244,7 +244,7 @@ def test_skin_bad_input_exits_2(tmp_path):
     import_any(ASSETS / "khronos" / "Fox.glb", tmp_path / "fox.usdc")
     for args, needle in [([str(tmp_path / "fox.usdc")], "--replace"),
                          ([str(tmp_path / "fox.usdc"), "--replace", "--exclude", "Nope*"], "matches no joint"),
-                         ([str(tmp_path / "fox.usdc"), "--replace", "-k", "0"], "at least 1")]:
+                         ([str(tmp_path / "fox.usdc"), "--replace", "-k", "0"], "--influences")]:
         run = subprocess.run(CLI + ["skin", *args, "-o", str(tmp_path / "o.usdc")],
                              capture_output=True, text=True)
         assert run.returncode == 2 and needle in run.stderr, run.stderr

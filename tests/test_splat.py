@@ -98,7 +98,7 @@ def test_ground_checkerboard_shows_through_and_hides_gaussians_below_it():
     assert len(torch.unique(floor[hit].round(decimals=3), dim=0)) == 2  # two checker colours
     assert (floor[~hit] == 1).all()  # sky: the white background
     shaded = render(torch.tensor([[0.0, 0.05, 0.0]], dtype=torch.float64), cov, col, torch.tensor([0.0],
-                    dtype=torch.float64), cam, checker=0.5, shadow_strength=0.6)[0]
+                    dtype=torch.float64), cam, checker=0.5, shadow_strength=0.6, shadow_footprint=0.5)[0]
     plain = render(torch.tensor([[0.0, 0.05, 0.0]], dtype=torch.float64), cov, col, torch.tensor([0.0],
                    dtype=torch.float64), cam, checker=0.5)[0]
     assert (shaded <= plain + 1e-12).all() and (plain - shaded).max() > 0.15  # darker under the object

@@ -8,6 +8,11 @@ vertices, a superset of every pose's extremes) in world (metres, +Y up, ground y
     skating          mean over contact points of |xz_p(t+1) - xz_p(t)| fps    horizontal speed while in contact
     uprightness      angle between the main body's rest up direction carried by its rotation, and +Y (the main body:
                      the first joint that is the largest influence of a vertex, e.g. the hips under a scene root)
+    jitter           mean |a_{t+1} - 2 a_t + a_{t-1}| over joints and axes, a_t the joint rotations relative to rest as
+                     rotation vectors (degrees per frame^2: high for a trembling clip, about 0 for a smooth one)
+    root travel      horizontal distance of the main joint from the first frame to the last (heights)
+    root drift       vertical change of the main joint from the first frame to the last (% of height: sinking or
+                     floating away)
     tracking error   mean joint distance to a reference clip relative to the main joint (root-aligned MPJPE: the pose,
                      whatever the root did; a physical body walking where its reference walked in place, or standing
                      on the ground where its reference sank into it, still tracks it); ``tracking_drift`` is the main
@@ -38,6 +43,9 @@ class MotionMetrics:
     contact_fraction: float  # frames with at least one point in contact
     upright_mean: float  # degrees of tilt of the root's rest up axis
     upright_max: float
+    jitter: float = 0.0  # degrees per frame^2
+    root_travel: float = 0.0  # heights
+    root_drift: float = 0.0  # % of height
     tracking_error: float | None = None  # % of height, mean joint distance to the reference, main joints aligned
     tracking_error_max: float | None = None
     tracking_drift: float | None = None  # % of height, mean distance of the main joint to the reference's
@@ -127,6 +135,10 @@ def motion_metrics(rig: Rig, clip: Clip, reference: Clip | None = None, *, conta
     fps = clip.fps if len(clip) > 1 else 24.0
     skate, contact = foot_skating(pts, fps, contact_eps * h)
     tilt = root_tilt(rig, pose)
+    jit = jitter(rig, pose)
+    main = (rig.skel_to_world @ joint_transforms(rig, pose))[:, main_joint(rig), :3, 3]  # (F, 3)
+    travel = float((main[-1, [0, 2]] - main[0, [0, 2]]).norm() / h)
+    sink = float((main[-1, 1] - main[0, 1]) / h * 100)
     err = err_max = drift = None
     if reference is not None:
         ref = Pose(reference.rotations.double(), reference.translations.double(), reference.scales.double())
@@ -141,6 +153,22 @@ def motion_metrics(rig: Rig, clip: Clip, reference: Clip | None = None, *, conta
         drift = float(shift[:, 0].norm(dim=-1).mean() / h * 100)
     return MotionMetrics(frames=len(clip), penetration_mean=float(pen.mean()), penetration_max=float(pen.max()),
                          skating=skate / h, contact_fraction=contact, upright_mean=float(tilt.mean()),
-                         upright_max=float(tilt.max()), tracking_error=err, tracking_error_max=err_max,
-                         tracking_drift=drift)
+                         upright_max=float(tilt.max()), jitter=jit, root_travel=travel, root_drift=sink,
+                         tracking_error=err, tracking_error_max=err_max, tracking_drift=drift)
+
+
+def jitter(rig: Rig, pose: Pose) -> float:
+    """Mean absolute second difference of the joint rotations relative to rest, as rotation vectors (degrees per
+    frame^2; module docstring). 0 for fewer than 3 frames."""
+    import math
+
+    from usdposer.core.kinematics import decompose_trs
+    from usdposer.core.rotations import quat_conjugate, quat_multiply, quat_to_axis_angle
+
+    q = pose.rotations.double()
+    if len(q) < 3:
+        return 0.0
+    _, q_rest, _ = decompose_trs(rig.rest_local.double())
+    a = quat_to_axis_angle(quat_multiply(quat_conjugate(q_rest).expand_as(q), q))  # (F, J, 3)
+    return float((a[2:] - 2 * a[1:-1] + a[:-2]).abs().mean()) * 180 / math.pi
 

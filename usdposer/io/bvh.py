@@ -178,6 +178,9 @@ def _parse_motion(path: Path, joints: list[BvhJoint], text: str) -> Bvh:
             raise InputError(f"{path}: more motion lines than the {frames} frames announced (line {n + 1} of the "
                              "motion); fix 'Frames:'")
         if len(vals) != C:
+            last = not any(ln.split() for ln in lines[n + 1:])
+            if last and len(vals) < C:
+                raise InputError(f"{path}: the last motion line has {len(vals)} of {C} values; the file is truncated")
             raise InputError(f"{path}: motion line {n + 1} has {len(vals)} values but the hierarchy declares {C} "
                              "channels; the channels would shift, fix the file")
         rows.append(vals)

@@ -192,7 +192,8 @@ def _read_rig(skel, sq, skinning_queries, conv, xfc, report, path) -> Rig | None
         return None
     joints = [str(j) for j in (raw or [])]
     if not joints:
-        report("error", name, "Skeleton has no joints; author its `joints` (with bind and rest transforms)", "no-joints")
+        report("warning", name, "Skeleton has no joints (nothing to pose); author its `joints` with bind and rest "
+               "transforms", "no-joints")
         return None
     seen: set[str] = set()
     for j in joints:

@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 # ------------------------------------------------------------------------------------------------ the optimisation
 @dataclass
 class TrackConfig:
-    iterations: int = 50
+    iterations: int = 200  # the paper's
     lr: float = 0.01  # Adam, radians of PD target per step
     lr_velocity: float = 0.05  # Adam, m/s (and rad/s) of initial twist per step
     smooth_weight: float = 0.2  # l3

@@ -247,7 +247,10 @@ def render_pose(rig: Rig, pose: Pose, cams: list[Camera], *, style: Style | None
         meshes = [(p @ S[:3, :3].T + S[:3, 3]) for p in skin(rig, pose, backend="torch")] if rig.meshes else []
     if device is not None:
         meshes = [m.to(device) for m in meshes]
-    size = float((world_joints[0].amax(0) - world_joints[0].amin(0)).norm()) or 1.0
+    from usdposer.core.posing import character_height
+    from usdposer.render.splat import board_size
+
+    board = board_size(character_height(rig) or float((world_joints[0].amax(0) - world_joints[0].amin(0)).norm()))
     out = []
     for i, cam in enumerate(cams):
         if meshes:
@@ -256,20 +259,13 @@ def render_pose(rig: Rig, pose: Pose, cams: list[Camera], *, style: Style | None
             rgb = torch.tensor(style.background, dtype=torch.float32, device=device).expand(cam.height, cam.width, 3).clone()
             depth = torch.full((cam.height, cam.width), math.inf, device=device)
         if style.ground:
-            g, mask = ground_color(cam, depth, _grid_size(size), style)
+            g, mask = ground_color(cam, depth, board, style)  # the board distillation renders: fixed, rest-sized
             rgb = torch.where(mask[..., None], g.float(), rgb)
         img = Image.fromarray((rgb.clamp(0, 1) ** (1 / 2.2) * 255).round().byte().cpu().numpy())
         if style.skeleton or not meshes:
             _draw_skeleton(ImageDraw.Draw(img), rig, world_joints[i], cam, style, bad_joints[i] if bad_joints else set())
         out.append(np.asarray(img))
     return out
-
-
-def _grid_size(extent: float) -> float:
-    """A round grid pitch (1, 2 or 5 x 10^k metres) about a quarter of the character's extent."""
-    x = extent / 4
-    k = math.floor(math.log10(x))
-    return min((m * 10**k for m in (1, 2, 5, 10)), key=lambda v: abs(v - x))
 
 
 def project(points: Tensor, cam: Camera) -> Tensor:

@@ -20,9 +20,13 @@ the box m +- e sqrt(diag S2): the tiled rasteriser and gsplat test Gaussians aga
 equal the brute-force sum over every Gaussian.
 
 The ground y = ``ground`` (world, metres) is ray cast per pixel and shows through the remaining transmittance:
-``C += T_N * ground_colour``. Its checkerboard is darkened by the heuristic shadow
-``s(P) = 1 - s_max exp(-beta d(P))`` (d: distance from the ground point P to the nearest Gaussian mean), and
-Gaussians below the ground are given zero opacity.
+``C += T_N * ground_colour``. It is a checkerboard fixed in the world (AKD: the board is what lets the video model
+see the feet slide): squares of ``checker`` metres from the world origin, the same for every frame of a clip
+(:func:`board_size`: a quarter of the rig's rest height), never rescaled with the pose. It is darkened by the
+heuristic shadow ``s(P) = 1 - s_max exp(-beta d(P))``, d(P) the height of the asset above the ground point P (the
+lowest Gaussian mean within ``footprint`` of P horizontally; no shadow where nothing is above), and Gaussians below
+the ground are given zero opacity. :func:`camera_path` follows a clip's bounding-box centre smoothly at a fixed
+distance.
 
 Shapes: N Gaussians, H x W pixels.
 """
@@ -88,6 +92,42 @@ def follow_camera(means: Tensor, width: int, height: int, *, yaw_deg: float = 30
     offset = torch.tensor([math.sin(yaw) * math.cos(pitch), math.sin(pitch), math.cos(yaw) * math.cos(pitch)],
                           dtype=torch.float64)
     return look_at(center + dist * offset, center, width, height, fov_deg)
+
+
+BOARD_HEIGHTS = 0.25  # board squares, in rest heights
+
+
+def board_size(height: float) -> float:
+    """The checkerboard's square size in metres for a character of rest ``height`` metres (fixed for a clip)."""
+    return BOARD_HEIGHTS * (height if height > 0 else 1.0)
+
+
+def camera_path(centers: Float[Tensor, "F 3"], distance: float, width: int, height: int, *, yaw_deg: float = 30.0,
+                pitch_deg: float = 15.0, fov_deg: float = 40.0, smoothing: float = 0.3) -> list[Camera]:
+    """Cameras that follow a clip's bounding-box ``centers`` (F, 3) smoothly, at a fixed ``distance`` (metres, e.g.
+    from the rest pose, so the zoom does not pump with the pose), from the given yaw and pitch. The path is the
+    centres filtered by a zero-phase exponential filter (``smoothing`` in [0, 1): 0 none; forward then backward, so
+    it neither lags nor leads)."""
+    c = centers.detach().double().cpu()
+    if 0 < smoothing < 1 and len(c) > 2:
+        a = 1 - smoothing
+        fwd = c.clone()
+        for f in range(1, len(c)):
+            fwd[f] = a * c[f] + smoothing * fwd[f - 1]
+        c = fwd.clone()
+        for f in range(len(c) - 2, -1, -1):
+            c[f] = a * fwd[f] + smoothing * c[f + 1]
+    yaw, pitch = math.radians(yaw_deg), math.radians(pitch_deg)
+    offset = torch.tensor([math.sin(yaw) * math.cos(pitch), math.sin(pitch), math.cos(yaw) * math.cos(pitch)],
+                          dtype=torch.float64)
+    return [look_at(p + distance * offset, p, width, height, fov_deg) for p in c]
+
+
+def framing_distance(means: Float[Tensor, "N 3"], fov_deg: float = 40.0, margin: float = 1.3) -> float:
+    """The distance at which a camera of vertical field of view ``fov_deg`` frames the bounding box of ``means``."""
+    lo, hi = means.detach().double().amin(0), means.detach().double().amax(0)
+    radius = float((hi - lo).norm()) / 2 or 1.0
+    return margin * radius / math.tan(math.radians(fov_deg) / 2)
 
 
 def project(means: Float[Tensor, "N 3"], covs: Float[Tensor, "N 3 3"], cam: Camera, near: float = 0.01):
@@ -222,24 +262,40 @@ def checkerboard(points: Tensor, size: float, colors=((0.85, 0.85, 0.85), (0.55,
     return torch.where(parity[..., None] < 0.5, a, b)
 
 
-def shadow(points: Tensor, means: Tensor, s_max: float, beta: float, max_means: int = 2048) -> Tensor:
-    """AKD's heuristic shadow ``1 - s_max exp(-beta d(P))`` at ground points (…, 3); d is the distance to the
-    nearest Gaussian mean (of at most ``max_means``, evenly picked)."""
+def shadow(points: Tensor, means: Tensor, s_max: float, beta: float, footprint: float, ground: float = 0.0,
+           max_means: int = 2048) -> Tensor:
+    """AKD's heuristic shadow ``1 - s_max exp(-beta d(P))`` at ground points (…, 3): d(P) is the height above the
+    ground of the lowest Gaussian mean within ``footprint`` metres of P horizontally (at most ``max_means`` means,
+    evenly picked), infinite (no shadow) where none is. ``beta`` per metre."""
     step = max(1, len(means) // max_means)
     m = means[::step]
+    above = (m[:, 1] - ground).clamp(min=0)  # (n,)
     flat = points.reshape(-1, 3)
-    d = torch.cat([torch.cdist(flat[i:i + 4096], m).amin(1) for i in range(0, len(flat), 4096)])
-    return (1 - s_max * torch.exp(-beta * d)).reshape(points.shape[:-1])
+    out = torch.ones(len(flat), dtype=above.dtype, device=flat.device)
+    # only ground points under the asset's horizontal footprint can be shaded: the rest of the image costs nothing
+    lo, hi = m[:, [0, 2]].detach().amin(0) - footprint, m[:, [0, 2]].detach().amax(0) + footprint
+    under = ((flat[:, [0, 2]] >= lo) & (flat[:, [0, 2]] <= hi)).all(1)
+    idx = torch.nonzero(under).flatten()
+    vals = []
+    for i in range(0, len(idx), 4096):
+        near = torch.cdist(flat[idx[i:i + 4096]][:, [0, 2]], m[:, [0, 2]]) < footprint  # (p, n)
+        d = torch.where(near, above[None], torch.full_like(near, math.inf, dtype=above.dtype)).amin(1)
+        vals.append(1 - s_max * torch.exp(-beta * d))
+    if vals:
+        out = out.index_put((idx,), torch.cat(vals))
+    return out.reshape(points.shape[:-1])
 
 
 def render(means: Float[Tensor, "N 3"], covs: Float[Tensor, "N 3 3"], colors: Float[Tensor, "N 3"],
-           opacities: Float[Tensor, " N"], cam: Camera, *, ground: float | None = 0.0, checker: float | None = None,
-           shadow_strength: float = 0.0, shadow_beta: float = 8.0, background=(1.0, 1.0, 1.0),
-           backend: str = "auto", tile: int = 16) -> tuple[Float[Tensor, "H W 3"], Float[Tensor, "H W"]]:
+           opacities: Float[Tensor, " N"], cam: Camera, *, ground: float | None = 0.0, checker: float | str = 0.25,
+           shadow_strength: float = 0.0, shadow_beta: float = 10.0, shadow_footprint: float = 0.05,
+           background=(1.0, 1.0, 1.0), backend: str = "auto", tile: int = 16
+           ) -> tuple[Float[Tensor, "H W 3"], Float[Tensor, "H W"]]:
     """Render Gaussians over a checkerboard ground (module docstring). Returns (rgb (H, W, 3), alpha (H, W) of the
-    splats). ``ground=None`` renders no ground (an ablation); ``checker`` is the square size in metres (default a
-    quarter of the Gaussians' bounding-box diagonal); ``shadow_beta`` is per bounding-box diagonal; ``backend``:
-    "auto" (gsplat on CUDA tensors when installed, else torch), "torch", "gsplat"."""
+    splats). ``ground=None`` renders no ground (an ablation); ``checker`` is the square size in metres, fixed in the
+    world (:func:`board_size` for a rig), or ``"per-frame"``, the ablation that rescales it to a quarter of these
+    Gaussians' bounding-box diagonal; ``shadow_beta`` (1/m) and ``shadow_footprint`` (m) shape the shadow;
+    ``backend``: "auto" (gsplat on CUDA tensors when installed, else torch), "torch", "gsplat"."""
     N = means.shape[0]
     assert means.shape == (N, 3) and covs.shape == (N, 3, 3) and colors.shape == (N, 3) and opacities.shape == (N,)
     if ground is not None:
@@ -261,10 +317,12 @@ def render(means: Float[Tensor, "N 3"], covs: Float[Tensor, "N 3 3"], colors: Fl
         raise ValueError(f"unknown backend {backend!r}; use auto, torch or gsplat")
     bg = torch.tensor(background, dtype=rgb.dtype, device=rgb.device).expand_as(rgb)
     if ground is not None:
-        size = float((means.detach().amax(0) - means.detach().amin(0)).norm()) or 1.0
+        if checker == "per-frame":  # the ablation: the board rescales with the pose (usdposer before Step 12)
+            checker = 0.25 * (float((means.detach().amax(0) - means.detach().amin(0)).norm()) or 1.0)
         P, hit = ground_rays(cam, ground, rgb.dtype, rgb.device)
-        floor = checkerboard(P, checker or 0.25 * size)
+        floor = checkerboard(P, float(checker))
         if shadow_strength > 0:
-            floor = floor * shadow(P, means.to(rgb.dtype), shadow_strength, shadow_beta / size)[..., None]
+            floor = floor * shadow(P, means.to(rgb.dtype), shadow_strength, shadow_beta, shadow_footprint,
+                                   ground)[..., None]
         bg = torch.where(hit[..., None], floor, bg)
     return rgb + T[..., None] * bg, 1 - T
