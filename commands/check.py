@@ -58,15 +58,12 @@ def cli(paths, fmt, as_json, out, strict, rule_names, list_rules, limits, checkp
     from usdposer.validate.report import format_json, format_junit, format_rules, format_text, summary_line
 
     names = tuple(n.strip() for group in rule_names for n in group.split(",") if n.strip())
-    if out:
+    if out:  # the report: not an input, writable, before any file is read
         from pathlib import Path
 
-        from usdposer.errors import InputError
-        from usdposer.outputs import check_writable
+        from usdposer.pipelines._base import preflight
 
-        if any(Path(p).exists() and Path(p).resolve() == Path(out).resolve() for p in paths):
-            raise InputError(f"{out}: refusing to write the report over an input; choose another -o path")
-        check_writable(out, what="report")
+        preflight([p for p in paths if Path(p).exists()], None, [out])
     if list_rules:
         click.echo(format_rules(type(r) for r in find_rules(list(names) or None)))
         return

@@ -133,7 +133,7 @@ def bone_box_corners(rig, min_half: float) -> tuple[Tensor, Tensor]:
 
     import numpy as np
 
-    from usdposer.physics.articulation import body_boxes
+    from usdposer.physics.articulation import body_boxes, rigid_rotation
 
     flat = replace(rig, skel_to_world=torch.eye(4, dtype=rig.bind_world.dtype))
     centers, halves, moves = body_boxes(flat, min_half, 0.0)
@@ -142,10 +142,7 @@ def bone_box_corners(rig, min_half: float) -> tuple[Tensor, Tensor]:
     signs = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], dtype=np.float64)
     out = []
     for j in joints:
-        U, _, Vh = np.linalg.svd(bind[j, :3, :3])
-        R = U @ Vh
-        if np.linalg.det(R) < 0:
-            R = U @ np.diag([1, 1, -1]) @ Vh
+        R = rigid_rotation(bind[j, :3, :3])
         local = centers[j] + signs * halves[j]  # (8, 3) in the rigid bind frame
         out.append(np.c_[local @ R.T + bind[j, :3, 3], np.ones(8)])
     return torch.tensor(np.stack(out)), torch.as_tensor(joints, dtype=torch.long)

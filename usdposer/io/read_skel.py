@@ -142,10 +142,10 @@ def _read_stage(stage: Usd.Stage, path: str, strict: bool) -> SkelAsset:
             cache.Populate(UsdSkel.Root(prim), Usd.TraverseInstanceProxies())
     skeletons = [p for p in prims if p.IsA(UsdSkel.Skeleton)]
     anims = [p for p in prims if p.IsA(UsdSkel.Animation)]
-    for message in composition_problems(stage):
+    known = composition_problems(stage)
+    for message in known:
         report("error", "/", f"{message.rstrip('.')}; fix or remove the layer reference (the asset is incomplete)",
                "composition")
-    known = set(composition_problems(stage))
     for message in OPEN_DIAGNOSTICS.pop(stage.GetRootLayer().identifier, []):
         if not any(message.startswith(k.rstrip(".")) for k in known):
             report("warning", "/", message[:300], "usd-diagnostic")

@@ -162,6 +162,13 @@ def rigid_frames(rig: Rig, pose: Pose) -> torch.Tensor:
     return out
 
 
+def rigid_rotation(M: np.ndarray) -> np.ndarray:
+    """The rotation nearest a 3x3 matrix with scale or shear (the polar factor, a proper rotation)."""
+    U, _, Vh = np.linalg.svd(M)
+    R = U @ Vh
+    return U @ np.diag([1, 1, -1]) @ Vh if np.linalg.det(R) < 0 else R
+
+
 def body_boxes(rig: Rig, min_half: float, quantile: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(centres (J, 3), half-extents (J, 3), moves (J,) bool) of the bone boxes in the joints' bind frames (module
     docstring): ``moves[j]`` says whether joint j is the largest influence of any vertex. Metres."""
@@ -179,10 +186,7 @@ def body_boxes(rig: Rig, min_half: float, quantile: float) -> tuple[np.ndarray, 
     for j in range(J):
         if not pts[j]:
             continue
-        U, _, Vh = np.linalg.svd(bind_world[j, :3, :3])
-        R = U @ Vh
-        if np.linalg.det(R) < 0:
-            R = U @ np.diag([1, 1, -1]) @ Vh
+        R = rigid_rotation(bind_world[j, :3, :3])
         local = (np.concatenate(pts[j])[:, :3] - bind_world[j, :3, 3]) @ R  # R^T (p - o)
         lo, hi = np.quantile(local, quantile, axis=0), np.quantile(local, 1 - quantile, axis=0)
         centers[j] = (lo + hi) / 2

@@ -84,14 +84,17 @@ def follow_camera(means: Tensor, width: int, height: int, *, yaw_deg: float = 30
                   fov_deg: float = 40.0, margin: float = 1.3) -> Camera:
     """A camera that frames the bounding box of ``means`` (N, 3) from the given yaw and pitch (degrees) and
     follows its centre (AKD: the camera follows the character)."""
-    lo, hi = means.detach().double().amin(0).cpu(), means.detach().double().amax(0).cpu()  # cameras live on the CPU
-    center = (lo + hi) / 2
-    radius = float((hi - lo).norm()) / 2 or 1.0
-    dist = margin * radius / math.tan(math.radians(fov_deg) / 2)
+    m = means.detach().double().cpu()  # cameras live on the CPU
+    center = (m.amin(0) + m.amax(0)) / 2
+    dist = framing_distance(m, fov_deg, margin)
+    return look_at(center + dist * _view_direction(yaw_deg, pitch_deg), center, width, height, fov_deg)
+
+
+def _view_direction(yaw_deg: float, pitch_deg: float) -> Tensor:
+    """(3,) unit vector from the target to the eye for a yaw about +Y (0: from +Z) and a pitch above the ground."""
     yaw, pitch = math.radians(yaw_deg), math.radians(pitch_deg)
-    offset = torch.tensor([math.sin(yaw) * math.cos(pitch), math.sin(pitch), math.cos(yaw) * math.cos(pitch)],
-                          dtype=torch.float64)
-    return look_at(center + dist * offset, center, width, height, fov_deg)
+    return torch.tensor([math.sin(yaw) * math.cos(pitch), math.sin(pitch), math.cos(yaw) * math.cos(pitch)],
+                        dtype=torch.float64)
 
 
 BOARD_HEIGHTS = 0.25  # board squares, in rest heights
@@ -117,9 +120,7 @@ def camera_path(centers: Float[Tensor, "F 3"], distance: float, width: int, heig
         c = fwd.clone()
         for f in range(len(c) - 2, -1, -1):
             c[f] = a * fwd[f] + smoothing * c[f + 1]
-    yaw, pitch = math.radians(yaw_deg), math.radians(pitch_deg)
-    offset = torch.tensor([math.sin(yaw) * math.cos(pitch), math.sin(pitch), math.cos(yaw) * math.cos(pitch)],
-                          dtype=torch.float64)
+    offset = _view_direction(yaw_deg, pitch_deg)
     return [look_at(p + distance * offset, p, width, height, fov_deg) for p in c]
 
 
