@@ -44,14 +44,18 @@ The same rules are UsdValidation validators named usdposer:<Rule>.
 @click.option("--penetration-fail", type=number(0, lo_open=True), default=0.10, show_default=True, help="... and that fails (x height).")
 @click.option("--skating", type=number(0, lo_open=True), default=1.0, show_default=True,
               help="Contact points sliding faster than this warns (heights per second).")
+@click.option("--pop", type=number(0, lo_open=True), default=90.0, show_default=True,
+              help="A joint's frame-to-frame rotation changing by more than this warns (degrees per frame^2).")
+@click.option("--jitter", type=number(0, lo_open=True), default=15.0, show_default=True,
+              help="A clip's mean jitter above this warns (degrees per frame^2, as distill/track report it).")
 @click.option("--preview", type=click.Path(file_okay=False), default=None,
               help="Write a contact sheet per animation with findings into this folder (flagged joints in red).")
 @device_option
 @verbosity_option
 def cli(paths, fmt, as_json, out, strict, rule_names, list_rules, limits, checkpoint, score_threshold, waivers, depth,
-        depth_fail, penetration, penetration_fail, skating, preview, device) -> None:
+        depth_fail, penetration, penetration_fail, skating, pop, jitter, preview, device) -> None:
     """Validate rigs and animations for CI: binding sanity, joint limits, self-intersection, ground, foot skating,
-    drift, plausibility."""
+    jitter, drift, plausibility."""
     from usdposer.pipelines.check import CheckOptions, check
 
     from usdposer.validate import find_rules
@@ -70,6 +74,7 @@ def cli(paths, fmt, as_json, out, strict, rule_names, list_rules, limits, checkp
     options = CheckOptions(rules=names, strict=strict, limits=limits, checkpoint=checkpoint,
                            score_threshold=score_threshold, waivers=waivers, depth=depth, depth_fail=depth_fail,
                            penetration=penetration, penetration_fail=penetration_fail, skating=skating,
+                           pop=pop, jitter=jitter,
                            preview=preview, device=device)
     report = check(list(paths), options, progress=progress("checking", "file"))
     for path in report.previews:

@@ -13,7 +13,8 @@ class CheckOptions:
     """``rules``: names to run (all by default); ``strict``: warnings fail too; ``limits``: a learned-limits file;
     ``checkpoint``: a pose space enabling the Plausibility rule (``score_threshold`` overrides its calibrated
     threshold); ``waivers``: accepted findings; thresholds in fractions of the height (``skating``: heights per
-    second); ``preview``: a folder for one contact sheet per animation with findings."""
+    second; ``pop`` and ``jitter``: degrees per frame^2); ``preview``: a folder for one contact sheet per animation
+    with findings."""
 
     rules: tuple[str, ...] = ()
     strict: bool = False
@@ -26,6 +27,8 @@ class CheckOptions:
     penetration: float = 0.02
     penetration_fail: float = 0.10
     skating: float = 1.0
+    pop: float = 90.0
+    jitter: float = 15.0
     preview: str | None = None
     device: str = "cpu"
 
@@ -41,7 +44,8 @@ def check(paths: list[str], options: CheckOptions = CheckOptions(), progress: Pr
     if not paths:
         raise InputError("no PATHS given; pass files, folders or globs (or --list-rules)")
     rule_options = RuleOptions(depth=o.depth, depth_fail=o.depth_fail, penetration=o.penetration,
-                               penetration_fail=o.penetration_fail, skating=o.skating)
+                               penetration_fail=o.penetration_fail, skating=o.skating,
+                               pop=o.pop, jitter=o.jitter)
     if o.limits:
         from usdposer.validate.learned import read_limits
 

@@ -162,6 +162,49 @@ def test_ground_and_drift_fire_and_stay_silent_on_rest(fox, tmp_path):
     assert not any(f.frame == 0.0 for f in found)  # the rest frame is clean
 
 
+def test_jitter_flags_a_snap_and_a_trembling_clip_and_not_the_smooth_walk(fox, tmp_path):
+    """Fox's authored Walk is silent at the defaults; one joint snapped 60 degrees for one frame (120 degrees of change in its step) is a Pop at that
+    joint and frame; 10 degrees of noise on every joint and axis trembles, and the finding's value is the clip's jitter exactly
+    as ``motion_metrics`` (distill / track reports) measures it."""
+    from usdposer.core.motion import motion_metrics
+
+    src, asset, rig = fox
+    walk = next(c for c in asset.clips[rig.skeleton_path] if c.path.endswith("Walk"))
+    layer = _clip_layer(src, rig, walk.rotations, tmp_path / "walk.usdc", translations=walk.translations)
+    assert _mine(check_paths([str(layer)], ["Jitter"])) == []
+
+    q = walk.rotations.clone()
+    j, f = rig.joint_index("b_Head_05"), 9
+    q[f, j] = quat_multiply(q[f, j], axis_angle_to_quat(torch.tensor([0.0, 0.0, math.radians(60)], dtype=q.dtype)))
+    snap = _mine(check_paths([str(_clip_layer(src, rig, q, tmp_path / "snap.usdc", translations=walk.translations))],
+                             ["Jitter"]))
+    assert {(x.id, x.joint.split("/")[-1], x.frame) for x in snap} >= {("Jitter.Pop", "b_Head_05", 9.0)}, snap
+    assert all(x.joint.split("/")[-1] == "b_Head_05" and x.frame in (8.0, 9.0, 10.0) for x in snap), snap
+
+    g = torch.Generator().manual_seed(0)
+    noise = axis_angle_to_quat(torch.randn(*q.shape[:-1], 3, generator=g, dtype=q.dtype) * math.radians(10))
+    shaky = quat_multiply(walk.rotations, noise)
+    shaky_layer = _clip_layer(src, rig, shaky, tmp_path / "shaky.usdc", translations=walk.translations)
+    found = [x for x in _mine(check_paths([str(shaky_layer)], ["Jitter"])) if x.code == "Trembling"]
+    assert len(found) == 1 and found[0].severity == "warning", found
+    clip = Clip(shaky, walk.translations, walk.scales)
+    assert found[0].value == pytest.approx(motion_metrics(rig, clip).jitter, rel=1e-4)
+    loose = check_paths([str(shaky_layer)], ["Jitter"], CheckOptions(jitter=found[0].value * 1.01, pop=1e9))
+    assert _mine(loose) == []
+
+
+def test_rotation_acceleration_ignores_quaternion_sign_and_is_zero_for_constant_speed():
+    from usdposer.core.motion import rotation_acceleration
+
+    t = torch.arange(20, dtype=torch.float64)[:, None, None]
+    spin = axis_angle_to_quat(t * torch.tensor([0.0, 0.3, 0.0], dtype=torch.float64))  # (20, 1, 4), 17 deg/frame
+    flipped = spin * torch.where(torch.arange(20) % 2 == 0, 1.0, -1.0).double()[:, None, None]
+    a = rotation_acceleration(spin)
+    assert a[0].isnan().all() and a[-1].isnan().all()
+    assert torch.allclose(a[1:-1], torch.zeros(18, 1, dtype=torch.float64), atol=1e-4)
+    assert torch.allclose(rotation_acceleration(flipped)[1:-1], a[1:-1], atol=1e-4)
+
+
 def test_dog_beyond_its_mjcf_hinge_ranges_is_flagged(tmp_path):
     from scipy.spatial.transform import Rotation
 

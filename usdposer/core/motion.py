@@ -160,15 +160,38 @@ def motion_metrics(rig: Rig, clip: Clip, reference: Clip | None = None, *, conta
 def jitter(rig: Rig, pose: Pose) -> float:
     """Mean absolute second difference of the joint rotations relative to rest, as rotation vectors (degrees per
     frame^2; module docstring). 0 for fewer than 3 frames."""
+    per_frame = jitter_per_frame(rig, pose)
+    return float(per_frame[1:-1].mean()) if len(per_frame) >= 3 else 0.0
+
+
+def jitter_per_frame(rig: Rig, pose: Pose) -> Tensor:
+    """The jitter of each frame t (mean over joints and axes of |a_{t+1} - 2 a_t + a_{t-1}|, degrees per frame^2);
+    NaN at the first and last frame, which have no second difference. -> (F,) float64."""
     import math
 
     from usdposer.core.kinematics import decompose_trs
     from usdposer.core.rotations import quat_conjugate, quat_multiply, quat_to_axis_angle
 
     q = pose.rotations.double()
+    out = torch.full((len(q),), float("nan"), dtype=torch.float64)
     if len(q) < 3:
-        return 0.0
+        return out
     _, q_rest, _ = decompose_trs(rig.rest_local.double())
     a = quat_to_axis_angle(quat_multiply(quat_conjugate(q_rest).expand_as(q), q))  # (F, J, 3)
-    return float((a[2:] - 2 * a[1:-1] + a[:-2]).abs().mean()) * 180 / math.pi
+    out[1:-1] = (a[2:] - 2 * a[1:-1] + a[:-2]).abs().mean((1, 2)) * 180 / math.pi
+    return out
+
+
+def rotation_acceleration(q: Tensor) -> Tensor:
+    """Per frame and joint, how abruptly the frame-to-frame rotation changes: the angle of ``d_{t+1} d_t^-1`` with
+    ``d_t = q_t q_{t-1}^-1`` (degrees per frame^2; quaternions, so no wrap at 180 degrees as rotation vectors have).
+    q: (F, J, 4) local rotations (w, x, y, z) -> (F, J), NaN at the first and last frame."""
+    from usdposer.core.rotations import quat_angle, quat_conjugate, quat_multiply
+
+    out = torch.full(q.shape[:-1], float("nan"), dtype=q.dtype)
+    if len(q) < 3:
+        return out
+    d = quat_multiply(q[1:], quat_conjugate(q[:-1]))  # (F-1, J, 4)
+    out[1:-1] = torch.rad2deg(quat_angle(d[1:], d[:-1]))
+    return out
 

@@ -39,6 +39,8 @@ class CheckOptions:
     floating: float = 0.05  # a whole clip above the ground by more than this warns
     contact: float = 0.02  # points this close to the ground touch it
     skating: float = 1.0  # contact points sliding faster than this (heights per second) warns
+    pop: float = 90.0  # a joint's frame-to-frame rotation changing by more than this (degrees per frame^2) warns
+    jitter: float = 15.0  # a clip's mean jitter (degrees per frame^2) above this warns
     depth: float = 0.01  # self-intersection deeper than this warns
     depth_fail: float = 0.15  # ... and deeper than this fails
     drift: float = 0.01  # bone length off its rest length by more than this (relative) warns

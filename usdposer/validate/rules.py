@@ -366,6 +366,41 @@ class FootSkating(Rule):
         return out
 
 
+@register
+class Jitter(Rule):
+    """Joints move smoothly. Pop: a joint whose frame-to-frame rotation changes by more than --pop degrees between
+    consecutive frame steps (the angle of d_{t+1} d_t^-1, d_t = q_t q_{t-1}^-1: a snap, a flipped joint) warns.
+    Trembling: the clip's jitter (the mean absolute second difference of the joint rotations, degrees per frame^2, as
+    ``distill`` and ``track`` report it) above --jitter warns. Frames at the ends of a chunk are not measured."""
+
+    severity = "warning"
+    scope = "clip"
+    codes = {"Pop": "a joint's rotation changes abruptly between frames",
+             "Trembling": "the whole clip trembles (mean second difference of joint rotations)"}
+
+    def measure(self, clip: ClipContext, chunk) -> dict:
+        from usdposer.core.motion import jitter_per_frame, rotation_acceleration
+
+        pose = chunk.pose
+        return {"accel": rotation_acceleration(pose.rotations.double()).float(),  # (b, J) degrees / frame^2
+                "jitter": jitter_per_frame(clip.rig, pose).float()}  # (b,)
+
+    def judge(self, clip: ClipContext, m: dict) -> list[Finding]:
+        a, opts = m["accel"], clip.file.options
+        names = clip.rig.joint_names
+        out = _joint_runs(clip, self, a > opts.pop, a.nan_to_num(0.0),
+                          lambda j, f: f"{names[j]}: rotation snaps by {float(a[f, j]):.1f}° between frame steps at "
+                                       f"frame {clip.time(f):g}", code="Pop")
+        per_frame = m["jitter"]
+        measured = per_frame[~per_frame.isnan()]
+        if len(measured) and float(measured.mean()) > opts.jitter:
+            worst = int(per_frame.nan_to_num(-1.0).argmax())
+            out.append(clip.finding(self, "Trembling", f"the clip trembles: jitter {float(measured.mean()):.1f}°/frame² "
+                                    f"(above {opts.jitter:g}), worst at frame {clip.time(worst):g}", frame=worst,
+                                    run=(0, len(per_frame) - 1), value=float(measured.mean())))
+        return out
+
+
 def _length(metres: float) -> str:
     return f"{metres * 100:.1f} cm" if abs(metres) < 10 else f"{metres:.1f} m"
 
