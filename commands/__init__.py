@@ -24,6 +24,8 @@ VERBS = {
     "interpolate": ("interpolate:cli", "Interpolate between two poses along the pose manifold."),
     "ik": ("ik:cli", "IK on the manifold: guided sampling under sparse joint handles, stored as constraints."),
     "distill": ("distill:cli", "AKD: distill an animation from a video diffusion model by SDS (Gaussians + ground)."),
+    "generate": ("generate:cli", "A video of a rigged character from a video model (image-to-video or pose-guided)."),
+    "harvest": ("harvest:cli", "ViPS data engine: generate -> fit --video (or distill -> track) -> dataset, resumable."),
     "track": ("track:cli", "Physics tracking: the nearest motion a body can perform (Newton), + UsdPhysics layer."),
     "render": ("render:cli", "Pictures: contact sheets, turntables, videos and keyframe proxies (CPU rasteriser)."),
     "check": ("check:cli", "Validate rigs and animations for CI (text, JSON, JUnit; exit 0/1/2)."),

@@ -12,6 +12,14 @@ Examples:
   usdposer dataset build "assets/**/*.glb" assets/cmu -o data/more --holdout Trex --val Fox --json
   usdposer dataset build fox.usdc walk.usdc -o data/usd
   usdposer dataset build assets/kaykit/mannequin/manny_med_mod.gltf --anim-from "assets/kaykit/anim/*.glb=manny_med_mod" -o data/library
+  usdposer dataset build fox.usdc fox.distill.usdc -o data/video --max-fit-residual 30 --max-skating 0.5 \\
+      --max-penetration 5 --plausibility calibrated --check
+
+\b
+Layers written by `distill`, `track` and `fit` (to meshes or --video) give
+only the clips they author, not the asset's below them; the manifest
+records each one's provenance (model, prompt, seed, residuals, tracking
+error) and how many frames each filter dropped.
 """
 
 
@@ -38,9 +46,18 @@ def cli() -> None:
 @click.option("--skip-bad", is_flag=True,
               help="Build from the readable sources when some fail (listed as failed in the manifest). Without it a "
                    "failed source fails the build: every source is reported, nothing is written, exit 2.")
+@click.option("--max-fit-residual", type=number(0, 1e6), default=None,
+              help="Drop fitted frames whose residual is above this (% of height; fit --video: 100 x (1 - IoU)).")
+@click.option("--max-skating", type=number(0, 1e6), default=None, help="Drop frames whose feet slide faster (heights/s).")
+@click.option("--max-penetration", type=number(0, 1e6), default=None, help="Drop frames deeper below the ground (% of height).")
+@click.option("--plausibility", default=None, metavar="SCORE|calibrated",
+              help="Drop frames the pose prior scores above SCORE ('calibrated': the checkpoint's threshold).")
+@click.option("--checkpoint", type=click.Path(), default=None, help="Pose space for --plausibility (default: the bundled one).")
+@click.option("--check", "run_check", is_flag=True, help="Drop frames inside failed findings of `usdposer check`.")
 @json_option
 @verbosity_option
-def build(sources, out, holdout, val, dedupe_degrees, anim_from, licences, skip_bad, as_json) -> None:
+def build(sources, out, holdout, val, dedupe_degrees, anim_from, licences, skip_bad, max_fit_residual, max_skating,
+          max_penetration, plausibility, checkpoint, run_check, as_json) -> None:
     """Build a pose dataset from USD, glTF/GLB, BVH and MJCF SOURCES (files, folders or globs)."""
     from usdposer.pipelines.dataset import DatasetOptions, SourcesFailed, build
 
@@ -58,8 +75,21 @@ def build(sources, out, holdout, val, dedupe_degrees, anim_from, licences, skip_
         if not sep or not pattern or not text:
             raise InputError(f"--licence {spec!r}: expected PATTERN=TEXT, e.g. 'quaternius/*=CC0-1.0 (Quaternius)'")
         licence_pairs.append((pattern, text))
+    if plausibility is not None and plausibility != "calibrated":
+        try:
+            plausibility = float(plausibility)
+        except ValueError:
+            raise InputError(f"--plausibility {plausibility!r}: a prior score (e.g. 0.4) or 'calibrated'") from None
+        if not plausibility == plausibility or plausibility <= 0 or plausibility == float("inf"):
+            raise InputError(f"--plausibility {plausibility}: a positive finite prior score, or 'calibrated'")
+    from usdposer.pipelines.dataset import DatasetFilters
+
+    filters = DatasetFilters(max_fit_residual=max_fit_residual, max_skating=max_skating,
+                             max_penetration=max_penetration, plausibility=plausibility, checkpoint=checkpoint,
+                             check=run_check)
     options = DatasetOptions(holdout=tuple(holdout), val=tuple(val), dedupe_degrees=dedupe_degrees,
-                             anim_from=tuple(pairs), licences=tuple(licence_pairs), skip_bad=skip_bad)
+                             anim_from=tuple(pairs), licences=tuple(licence_pairs), skip_bad=skip_bad,
+                             filters=filters)
     try:
         result = build(list(sources), out, options, progress=progress("reading", "file", quiet=as_json))
     except SourcesFailed as exc:  # every file reported (stdout), then the one error line (stderr), exit 2
@@ -81,6 +111,15 @@ def _human(m) -> str:
             lines.append(f"    + {a['library']}: {len(a['clips'])} clips, {a['matched']} joints matched, residual "
                          f"{a['residual_pct']} % of height" + (f"; unmatched: {', '.join(a['unmatched_character_joints'])}"
                                                                 if a["unmatched_character_joints"] else ""))
+        if c.get("provenance"):
+            p = c["provenance"]
+            lines.append(f"    from {p.get('verb')}" + (f" ({p['model']}, {p.get('prompt')!r}, seed {p.get('seed')})"
+                                                       if p.get("model") else ""))
+        if c.get("dropped"):
+            lines.append("    dropped: " + ", ".join(f"{k} {v}" for k, v in c["dropped"].items()))
+    if m.get("filters"):
+        d = m["filters"].get("dropped", {})
+        lines.append("  filters dropped: " + (", ".join(f"{k} {v} frames" for k, v in d.items()) or "nothing"))
     for f in m["failed"]:
         lines.append(f"  FAILED {f['source']}: {f['error']}")
     return "\n".join(lines)

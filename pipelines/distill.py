@@ -109,13 +109,14 @@ def _distill(asset, out, *, prompt: str, model: str = "tiny-wan", cfg=None,
     clip = Clip(pose.rotations, pose.translations, pose.scales,
                 time_codes=torch.arange(F, dtype=torch.float64) * tcps / cfg.fps, time_codes_per_second=tcps,
                 name="usdposerDistill")
-    prov = provenance("distill", arguments, seed=cfg.seed, prompt=prompt, model=model, iterations=cfg.iterations)
-    write_clip_layer(asset, out, rig, [clip], prov=prov)
-    report_path = out.with_suffix(".json")
     from usdposer.core.motion import motion_metrics
     from usdposer.outputs import atomic_file
 
     metrics = motion_metrics(rig, clip).as_dict()
+    prov = provenance("distill", arguments, seed=cfg.seed, prompt=prompt, model=model, iterations=cfg.iterations,
+                      skating=metrics["skating"], penetration_max=metrics["penetration_max"], jitter=metrics["jitter"])
+    write_clip_layer(asset, out, rig, [clip], prov=prov)
+    report_path = out.with_suffix(".json")
     peak = res.peak_memory if res.peak_memory is not None else _peak_rss()
     with atomic_file(report_path) as tmp:
         tmp.write_text(json.dumps({"config": config_dict(cfg), "losses": res.losses,

@@ -100,11 +100,17 @@ def _track(asset, out, *, anim: str | None = None, skeleton: str | None = None, 
     res = track_clip(art, clip, cfg, progress=progress, on_step=on_step)
     out = Path(out)
     physics_out = Path(physics_out) if physics_out else out.with_name(out.name.split(".")[0] + ".physics.usda")
+    before, after = motion_metrics(rig, clip), motion_metrics(rig, res.clip, clip)
+    from usdposer.io.provenance import layer_provenance
+
+    upstream = layer_provenance(asset) or {}  # a distilled or fitted clip keeps its model and prompt downstream
     prov = provenance("track", arguments, seed=cfg.seed, source_animation=clip.path or clip.name,
-                      iterations=cfg.iterations)
+                      iterations=cfg.iterations, tracking_error=after.tracking_error, skating=after.skating,
+                      penetration_max=after.penetration_max, jitter=after.jitter,
+                      source_verb=upstream.get("verb"), source_model=upstream.get("model"),
+                      source_prompt=upstream.get("prompt"))
     write_clip_layer(asset, out, rig, [res.clip], prov=prov)
     write_physics_layer(asset, physics_out, art, prov=prov)
-    before, after = motion_metrics(rig, clip), motion_metrics(rig, res.clip, clip)
     report = out.with_suffix(".json")
     from usdposer.outputs import atomic_file
 

@@ -65,8 +65,8 @@ def examples(verb: str) -> list[str]:
 
 # dependency order: import writes what the others read; train needs a dataset; render a sample and a path; track a
 # distilled clip. Every verb is here (test_the_examples_cover_every_verb).
-EXAMPLE_ORDER = ["import", "info", "dataset", "train", "sample", "eval", "invert", "interpolate", "ik", "skin", "fit",
-                 "limits", "check", "render", "distill", "track"]
+EXAMPLE_ORDER = ["import", "info", "dataset", "train", "sample", "eval", "invert", "interpolate", "ik", "skin",
+                 "generate", "fit", "harvest", "limits", "check", "render", "distill", "track"]
 
 
 def test_the_examples_cover_every_verb():
@@ -127,6 +127,12 @@ def _inputs_for(verb: str, d: Path) -> None:
             trimesh.PointCloud(frame).export(d / "scans" / f"frame_{t:03d}.ply")
         stage.GetRootLayer().Save()
         np.save(d / "points.npy", V)
+    elif verb == "dataset":  # a distilled layer for the filters example (tiny prior, one iteration)
+        r = run("distill", "fox.usdc", "--prompt", "a fox running", "--iterations", "1", "--frames", "5", "--size",
+                "32x32", "--gaussians", "200", "-o", "fox.distill.usdc", "-q", cwd=d)
+        assert r.returncode == 0, r.stderr[-2000:]
+    elif verb == "harvest":  # the motions file the examples name
+        (d / "motions.txt").write_text("running\njumping\n")
     elif verb == "limits":  # the datasets the examples name
         for name in ("default", "mine"):
             shutil.copytree(d / "data" / "poses", d / "data" / name)

@@ -534,12 +534,12 @@ def _canonical_matrices(rig: Rig, rotations: Float[Tensor, "B J 4"]) -> Float[Te
     Gp = rf.parent_rot.to(dt)
     D = R @ rf.ref_local_rot.to(dt).transpose(-1, -2)  # (B, J, 3, 3) change from the reference, parent frame
     Q = Gp @ D @ Gp.transpose(-1, -2)  # (B, J, 3, 3) about world-aligned axes
-    if rf.chains:
-        Q = Q.clone()
+    if rf.chains:  # read from the unchanged rotations (skipped joints are never chain ends), so autograd can too
+        src, Q = Q, Q.clone()
         for j, skipped in rf.chains:
-            M = Q[:, j]
+            M = src[:, j]
             for e in reversed(skipped):
-                M = Q[:, e] @ M
+                M = src[:, e] @ M
             Q[:, j] = M
     eye = torch.eye(3, dtype=dt)
     return torch.where(rf.mask[None, :, None, None], Q, eye)

@@ -170,6 +170,8 @@ class CharacterRecord:
     merged_skeletons: list[str] = field(default_factory=list)
     anim_sources: list[dict] = field(default_factory=list)
     licence_source: str = ""  # where the licence was read (the file, a licence file, --licence), "" when unknown
+    provenance: dict | None = None  # a generated layer's: verb, model, prompt, seed, residuals (distill / track / fit)
+    dropped: dict = field(default_factory=dict)  # frames each dataset filter dropped
 
 
 def frame_tensors(rig) -> dict:
@@ -192,13 +194,16 @@ def frame_tensors(rig) -> dict:
     }
 
 
-def character_tensors(rig, clips, dedupe_degrees: float, extra: list[torch.Tensor] = ()) -> tuple[dict, int]:
+def character_tensors(rig, clips, dedupe_degrees: float, extra: list[torch.Tensor] = (),
+                      keep: list[torch.Tensor] | None = None) -> tuple[dict, int]:
     """(tensors for one shard, frame count before de-duplication); ``extra``: more ``(T, J, 6)`` canonical codes
-    (retargeted library clips), de-duplicated the same way."""
+    (retargeted library clips), de-duplicated the same way; ``keep``: per clip, (T,) frames that passed the dataset's
+    filters."""
     from usdposer.core.posespace import pose_to_6d
 
     poses, frames = [], 0
-    codes = [pose_to_6d(rig, c.pose())[posable_frames(rig, c)].float() for c in clips]
+    keep = keep if keep is not None else [torch.ones(len(c), dtype=torch.bool) for c in clips]
+    codes = [pose_to_6d(rig, c.pose())[posable_frames(rig, c) & k].float() for c, k in zip(clips, keep)]
     for six in codes + [e.float() for e in extra]:
         if not len(six):
             continue

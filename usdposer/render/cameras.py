@@ -38,3 +38,62 @@ def cameras(rig: Rig, pose: Pose, width: int, height: int, mode: str = "fixed", 
                 for i in range(B)]
     cam = frame_camera(every, width, height, yaw_deg=yaw, pitch_deg=pitch)
     return [cam] * B
+
+
+CAMERAS_FORMAT = "usdposer-cameras/1"
+CONVENTION = "OpenCV camera (x right, y down, z forward); viewmat = world-to-camera, metres, +Y up"
+
+
+def cameras_record(cams: list, *, fps: float, time_codes=None, images: list[str] | None = None, **extra) -> dict:
+    """The ``cameras.json`` sidecar of a rendered or generated video: one view and intrinsic matrix per frame (the
+    format ``render --mode keyframes`` writes and ``fit --video`` reads); ``extra`` keys (the ground, the asset) are
+    kept beside."""
+    frames = []
+    for i, cam in enumerate(cams):
+        row = {"index": i, "viewmat": cam.viewmat.tolist(), "K": cam.K.tolist()}
+        if time_codes is not None:
+            row["time_code"] = float(time_codes[i])
+        if images:
+            row["image"] = images[i]
+        frames.append(row)
+    w, h = (cams[0].width, cams[0].height) if cams else (0, 0)
+    return {"format": CAMERAS_FORMAT, "fps": fps, "width": w, "height": h, "convention": CONVENTION, **extra,
+            "frames": frames}
+
+
+def read_cameras(path) -> tuple[list, dict]:
+    """(cameras, the whole record) from a ``cameras.json`` sidecar; a clear error names what is wrong."""
+    import json
+    import math
+    from pathlib import Path
+
+    from usdposer.errors import InputError
+    from usdposer.render.splat import Camera
+
+    path = Path(path)
+    try:
+        rec = json.loads(path.read_text())
+        w, h = int(rec["width"]), int(rec["height"])
+        cams = []
+        for row in rec["frames"]:
+            V = torch.tensor(row["viewmat"], dtype=torch.float64)
+            K = torch.tensor(row["K"], dtype=torch.float64)
+            if V.shape != (4, 4) or K.shape != (3, 3) or not (V.isfinite().all() and K.isfinite().all()):
+                raise ValueError("a viewmat that is not a finite 4x4 or a K that is not a finite 3x3")
+            cams.append(Camera(V, K, w, h))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{path}: not a cameras.json sidecar ({str(exc)[:120] or type(exc).__name__}); pass the "
+                         "cameras.json written by `usdposer generate` or `usdposer render --mode keyframes`") from exc
+    if not cams or w < 1 or h < 1 or not math.isfinite(float(rec.get("fps", 24.0))):
+        raise InputError(f"{path}: the cameras.json has no frames or no image size; pass the sidecar written with the "
+                         "video")
+    return cams, rec
+
+
+def scaled(cam, factor: float):
+    """The camera at ``factor`` times the resolution (coarse-to-fine fitting): K scaled about the pixel corner."""
+    from usdposer.render.splat import Camera
+
+    K = cam.K.clone()
+    K[:2] *= factor
+    return Camera(cam.viewmat, K, max(1, round(cam.width * factor)), max(1, round(cam.height * factor)))

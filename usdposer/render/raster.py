@@ -261,11 +261,27 @@ def render_pose(rig: Rig, pose: Pose, cams: list[Camera], *, style: Style | None
         if style.ground:
             g, mask = ground_color(cam, depth, board, style)  # the board distillation renders: fixed, rest-sized
             rgb = torch.where(mask[..., None], g.float(), rgb)
-        img = Image.fromarray((rgb.clamp(0, 1) ** (1 / 2.2) * 255).round().byte().cpu().numpy())
+        img = Image.fromarray(to_srgb8(rgb))
         if style.skeleton or not meshes:
             _draw_skeleton(ImageDraw.Draw(img), rig, world_joints[i], cam, style, bad_joints[i] if bad_joints else set())
         out.append(np.asarray(img))
     return out
+
+
+def to_srgb8(rgb: Tensor) -> np.ndarray:
+    """Linear RGB (H, W, 3) in [0, 1] -> sRGB uint8 (gamma 2.2, as every picture usdposer writes)."""
+    return (rgb.clamp(0, 1) ** (1 / 2.2) * 255).round().byte().cpu().numpy()
+
+
+def plate(cam: Camera, board: float, style: Style | None = None) -> np.ndarray:
+    """The empty scene as :func:`render_pose` draws it behind a character (background and ground, no character):
+    sRGB uint8 (H, W, 3). ``fit --video`` subtracts it from a video frame to find the character's silhouette."""
+    style = style or Style()
+    rgb = torch.tensor(style.background, dtype=torch.float32).expand(cam.height, cam.width, 3).clone()
+    if style.ground:
+        g, mask = ground_color(cam, torch.full((cam.height, cam.width), math.inf), board, style)
+        rgb = torch.where(mask[..., None], g.float(), rgb)
+    return to_srgb8(rgb)
 
 
 def project(points: Tensor, cam: Camera) -> Tensor:

@@ -1,0 +1,352 @@
+"""A rig fitted to a video by analysis by synthesis (ViPS's per-frame reconstruction, on the video usdposer
+generated): the rig as skinned Gaussians (``usdposer.render.gaussians``) rendered with the video's own camera over the
+empty scene (the background plate, which usdposer rendered itself), per-frame joint rotations and root optimised
+against the frames.
+
+Per frame t, with the rendered image I(theta_t) = C + (1 - A) P (splats C, A over the plate P; A eroded by one pixel,
+since splats overlap a pixel past the surface's edge) and the video frame V_t:
+
+    E(theta_t) = w_photo mean |a * I(theta_t) + b - V_t|                  photometric (L1; a per-video colour gain a and
+                                                                          offset b absorb the renderers' and the video
+                                                                          model's colour differences)
+               + w_mask  mean (A - M_t)^2 + w_blur mean (B(A) - B(M_t))^2  silhouette, sharp and blurred (a wider basin):
+                                                                          M_t = |V_t - P| above a threshold after
+                                                                          removing the median colour shift
+               + w_ground min_p(y_p / h)^2                                the lowest point on the board (soft minimum)
+               + w_smooth (|omega_t|^2 + |delta_t|^2 / h^2)               temporal smoothness
+               + w_prior  SDS(theta_t)                                    the pose prior's denoising score: the
+                                                                          gradient (eps_hat(x_tau, tau) - eps) on the
+                                                                          pose's canonical 6D code, tau ~ U[20, 250]
+               (+ w_chamfer, off by default: the 2D Chamfer of projected surface samples against the mask)
+
+theta_t = (q_t, r_t) with ``q_t = exp(omega_t) (x) q_{t-1}``, ``r_t = r_{t-1} + delta_t``: frame t starts from frame
+t-1; the first from a known pose (a generated video starts at the pose usdposer rendered; then only the colour gain
+and offset are fitted on it) or from the rest pose. Coarse to fine: the first half of a frame's iterations at
+``coarse`` times the resolution. The prior pulls what one view leaves open (a far leg hidden behind the near one,
+depth along the view axis) toward plausible poses. h is the character's height.
+
+Shapes: F frames, H x W pixels, J joints, N Gaussians.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F_
+from torch import Tensor
+
+
+@dataclass
+class VideoFitConfig:
+    iterations: int = 40  # Adam steps per frame
+    first_iterations: int = 150  # for the first frame
+    lr: float = 0.02  # radians per step for the rotation deltas
+    gaussians: int = 3000
+    spread: float = 0.7  # Gaussian in-plane size relative to the sample spacing (usdposer.render.gaussians)
+    ground_weight: float = 10.0  # the lowest point on the ground plane y = 0 (the character stands on the board)
+    anchor_weight: float = 0.0  # the first frame's smoothness toward its start pose
+    max_size: int = 192  # frames are fitted at most this many pixels on their long side
+    coarse: float = 0.5  # resolution factor of the first half of each frame's iterations (1: no coarse stage)
+    photo_weight: float = 1.0
+    mask_weight: float = 4.0  # the splats' (eroded) alpha against the mask
+    chamfer_weight: float = 0.0  # the silhouette Chamfer of projected surface samples (pixels^2 at max_size)
+    samples: int = 4000  # surface samples projected for the silhouette Chamfer
+    smooth_weight: float = 1e-2
+    prior_weight: float = 0.05  # 0: no prior (the ablation)
+    blur_weight: float = 4.0  # the silhouettes compared blurred too (a wider basin of attraction)
+    blur: int = 2  # its radius, pixels
+    edge: str = "erode"  # the splats' 1-pixel-wider silhouette: "dilate" the target, "erode" the splats, "none"
+    mask_threshold: float = 0.2  # sRGB difference to the plate that counts as the character
+    seed: int = 0
+
+
+@dataclass
+class VideoFitResult:
+    rotations: Tensor  # (F, J, 4)
+    root: Tensor  # (F, 3) root translations (skeleton space)
+    image_loss: list[float] = field(default_factory=list)  # mean |I - V| per frame (sRGB, 0-1)
+    mask_iou: list[float] = field(default_factory=list)  # IoU of the rendered silhouette and the frame's mask
+    seconds: float = 0.0
+
+
+def silhouette(frame: Tensor, plate: Tensor, threshold: float) -> Tensor:
+    """Where the character is: (H, W, 3) frame and plate in [0, 1] -> (H, W) mask in {0, 1}. The median difference
+    (the colour shift a video model adds over the whole frame, mostly background) is removed first; the threshold
+    sits above the contrast of the board's grid lines, which a few pixels of camera shake uncover; specks (connected
+    parts under 1 % of the largest) are dropped. Thin parts (a tail tip, a leg two pixels wide) are kept."""
+    from scipy.ndimage import label
+
+    d = frame - plate
+    d = d - d.reshape(-1, 3).median(0).values
+    m = (d.abs().amax(-1) > threshold).cpu().numpy()
+    parts, n = label(m)
+    if n > 1:
+        sizes = np.bincount(parts.ravel())[1:]
+        m = np.isin(parts, 1 + np.nonzero(sizes >= 0.01 * sizes.max())[0])
+    return torch.from_numpy(m.astype(np.float64)).to(frame)
+
+
+def _resize(img: Tensor, w: int, h: int) -> Tensor:
+    """(H, W, C) -> (h, w, C), area averaging (an image pyramid level)."""
+    if img.shape[0] == h and img.shape[1] == w:
+        return img
+    x = img.permute(2, 0, 1)[None]
+    return F_.interpolate(x, size=(h, w), mode="area")[0].permute(1, 2, 0)
+
+
+def _blur(img: Tensor, radius: int) -> Tensor:
+    """(H, W) box-blurred three times (about a Gaussian of sigma ``radius`` pixels)."""
+    x = img[None, None]
+    k = 2 * radius + 1
+    for _ in range(3):
+        x = F_.avg_pool2d(x, k, 1, radius, count_include_pad=False)
+    return x[0, 0]
+
+
+def mask_target(M: Tensor) -> tuple[Tensor, Tensor]:
+    """What the silhouette Chamfer term compares against: the distance (pixels) from every pixel to the mask, (H, W),
+    and the mask's pixel centres (m, 2) (x + 0.5, y + 0.5)."""
+    from scipy.ndimage import distance_transform_edt
+
+    inside = M.detach().cpu().numpy() > 0.5
+    dt = distance_transform_edt(~inside) if inside.any() else np.full(inside.shape, float(max(inside.shape)))
+    ys, xs = np.nonzero(inside)
+    return torch.from_numpy(dt), torch.from_numpy(np.stack([xs + 0.5, ys + 0.5], 1).astype(np.float64))
+
+
+def project_points(points: Tensor, cam) -> Tensor:
+    """World points (N, 3) -> pixel coordinates (N, 2) of ``cam`` (differentiable; points behind it clamp)."""
+    V = cam.viewmat.to(points)
+    K = cam.K.to(points)
+    P = points @ V[:3, :3].T + V[:3, 3]
+    z = P[:, 2:3].clamp(min=1e-6)
+    return P[:, :2] / z * K[[0, 1], [0, 1]] + K[:2, 2]
+
+
+def silhouette_chamfer(uv: Tensor, dt: Tensor, pixels: Tensor, robust: float = 3.0) -> Tensor:
+    """2D Chamfer between the projected surface samples ``uv`` (S, 2) and the mask: each sample outside the mask is
+    pulled in by the distance transform ``dt`` (H, W) (bilinear, differentiable), each mask pixel (``pixels`` (m, 2))
+    pulls its nearest sample. Squared pixels, both directions averaged. Unlike a rendered silhouette it has no blur,
+    so the true pose is its minimum whatever renderer drew the video."""
+    from scipy.spatial import cKDTree
+
+    H, W = dt.shape
+    grid = torch.stack([uv[:, 0] / W * 2 - 1, uv[:, 1] / H * 2 - 1], -1)[None, None]
+    d_out = F_.grid_sample(dt.to(uv)[None, None], grid, mode="bilinear", padding_mode="border",
+                           align_corners=False)[0, 0, 0]
+    loss = (d_out ** 2 / (1 + (d_out / robust) ** 2)).mean()  # robust: parts the mask misses (a white tail tip on
+    if len(pixels):                                                # a light ground) pull little
+        idx = torch.as_tensor(cKDTree(uv.detach().cpu().numpy()).query(pixels.numpy())[1])
+        loss = loss + ((uv[idx] - pixels.to(uv)) ** 2).sum(-1).mean()
+    return loss
+
+
+def prior_energy(prior, cond, six: Tensor, generator: torch.Generator) -> Tensor:
+    """The pose prior as a regulariser (score distillation on the pose): a scalar whose gradient on ``six`` (1, J, 6)
+    is the denoiser's ``eps_hat(x_tau, tau) - eps`` at a random noise level, pushing the pose toward the manifold."""
+    x0 = prior.normalize(cond.compact(six).float())
+    tau = int(torch.randint(20, 250, (1,), generator=generator))
+    eps = torch.randn(x0.shape, generator=generator).to(x0)
+    xt = prior.train_scheduler.add_noise(x0.detach(), eps, torch.tensor([tau]))
+    with torch.no_grad():
+        eps_hat = prior._eps(xt.to(prior.device), tau, cond.model()).to(x0)
+    return ((eps_hat - eps) * x0).sum() / x0.shape[1]
+
+
+def fit_video(rig, frames: Tensor, cameras: list, plate: Tensor, cfg: VideoFitConfig | None = None, *, prior=None,
+              start=None, progress: Callable | None = None) -> VideoFitResult:
+    """Fit ``rig`` to ``frames`` (F, H, W, 3) in [0, 1] (sRGB) seen by ``cameras`` (one per frame, world, OpenCV)
+    over ``plate`` (H, W, 3), the empty scene. ``prior``: a PosePrior used when ``cfg.prior_weight > 0``; ``start``:
+    a Pose of one frame to start from (default: the rest pose)."""
+    from usdposer.models.pose_prior import RigCondition
+
+    from usdposer.core.posespace import pose_to_6d
+    from usdposer.core.posing import character_height
+    from usdposer.core.rotations import axis_angle_to_quat, quat_multiply, quat_normalize
+    from usdposer.render.cameras import scaled
+    from usdposer.render.gaussians import gaussians_from_rig
+    from usdposer.render.splat import render
+    from usdposer.types import Pose
+
+    cfg = cfg or VideoFitConfig()
+    tick = time.perf_counter()
+    rig = rig.to(torch.float64)
+    g = torch.Generator().manual_seed(cfg.seed)
+    ga = gaussians_from_rig(rig, cfg.gaussians, spread=cfg.spread, generator=torch.Generator().manual_seed(cfg.seed))
+    h = character_height(rig) or 1.0
+    S = rig.skel_to_world.double()
+    A, b = S[:3, :3], S[:3, 3]
+    Fn, H, W = frames.shape[:3]
+    factor = min(1.0, cfg.max_size / max(H, W))
+    levels = sorted({min(1.0, cfg.coarse), 1.0}) if cfg.coarse < 1 else [1.0]
+    cond = RigCondition.from_rig(rig) if prior is not None and cfg.prior_weight > 0 else None
+    from usdposer.core.fitting import RigSurface
+
+    surf = RigSurface.from_rig(rig, cfg.samples, torch.Generator().manual_seed(cfg.seed)) if cfg.chamfer_weight > 0 \
+        else None
+
+    base = Pose.rest(rig) if start is None else start
+    q = base.rotations[0].clone()
+    root = base.translations[0, rig.roots[0]].clone()
+    gain = torch.ones(3, dtype=torch.float64, requires_grad=True)
+    bias = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    out_q, out_r, losses, ious = [], [], [], []
+
+    def draw(qt, rt, cam):
+        t = base.translations.clone()
+        t[0, rig.roots[0]] = rt
+        pose = Pose(qt[None], t, base.scales)
+        mu, cov = ga.posed(rig, pose, backend="torch")
+        mu_w = mu[0] @ A.T + b
+        cov_w = A @ cov[0] @ A.T
+        rgb, alpha = render(mu_w, cov_w, ga.colors.to(mu_w), ga.opacities.to(mu_w), cam, ground=None,
+                            background=(0.0, 0.0, 0.0), backend="torch")
+        if cfg.edge == "erode":  # splats overlap past the surface's edge: a 3x3 minimum takes their silhouette in
+            eroded = -F_.max_pool2d(-alpha[None, None], 3, 1, 1)[0, 0]
+            rgb, alpha = rgb / alpha.clamp(min=1e-3)[..., None] * eroded[..., None], eroded
+        return rgb, alpha, mu_w
+
+    it = range(Fn) if progress is None else progress(range(Fn))
+    for t in it:
+        first = t == 0
+        n_it = cfg.first_iterations if first else cfg.iterations
+        omega = torch.zeros(rig.num_joints, 3, dtype=torch.float64, requires_grad=True)
+        delta = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+        known = first and start is not None  # the first frame's pose is known (generate rendered it): colour only
+        opt = torch.optim.Adam(([] if known else [{"params": [omega], "lr": cfg.lr},
+                                                  {"params": [delta], "lr": cfg.lr * h * 0.5}])
+                               + ([{"params": [gain, bias], "lr": 0.01}] if first else []))
+        targets = {}
+        for lv in levels:
+            f = factor * lv
+            cam = scaled(cameras[t], f)
+            V = _resize(frames[t].double(), cam.width, cam.height)
+            P = _resize(plate.double(), cam.width, cam.height)
+            M = silhouette(V, P, cfg.mask_threshold)
+            if cfg.edge == "dilate":  # the splats' silhouette is a pixel wider than the mesh's: so is the target
+                M = F_.max_pool2d(M[None, None], 3, 1, 1)[0, 0]
+            targets[lv] = (cam, V, P, M, mask_target(M) if surf is not None else None)
+        for i in range(n_it):
+            lv = levels[0] if (len(levels) > 1 and i < n_it // 2) else levels[-1]
+            cam, V, P, M, sil = targets[lv]
+            qt = quat_normalize(quat_multiply(axis_angle_to_quat(omega), q))
+            rgb, alpha, mu_w = draw(qt, root + delta, cam)
+            img = rgb + (1 - alpha)[..., None] * P
+            loss = (cfg.photo_weight * (img * gain + bias - V).abs().mean()
+                    + cfg.mask_weight * ((alpha - M) ** 2).mean())
+            if cfg.blur_weight > 0:  # a wide basin: the silhouettes compared blurred (limbs far from their target)
+                loss = loss + cfg.blur_weight * ((_blur(alpha, cfg.blur) - _blur(M, cfg.blur)) ** 2).mean()
+            if surf is not None:  # pixels of the full-resolution fit, whatever the level
+                X = surf.samples(surf.skin(rig, qt, root + delta, base)) @ A.T + b
+                scale = (cam.width / (factor * W)) ** 2
+                loss = loss + cfg.chamfer_weight * silhouette_chamfer(project_points(X, cam), *sil) / scale
+            w_smooth = cfg.anchor_weight if first else cfg.smooth_weight
+            if w_smooth > 0:
+                loss = loss + w_smooth * ((omega ** 2).sum() + (delta ** 2).sum() / h ** 2)
+            if cfg.ground_weight > 0:  # soft minimum of the heights: the lowest point touches y = 0
+                y = mu_w[:, 1] / h
+                low = -torch.logsumexp(-y / 0.005, 0) * 0.005
+                loss = loss + cfg.ground_weight * low ** 2
+            if cond is not None:
+                six = pose_to_6d(rig, Pose(qt[None], base.translations, base.scales))
+                loss = loss + cfg.prior_weight * prior_energy(prior, cond, six, g)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            q = quat_normalize(quat_multiply(axis_angle_to_quat(omega), q))
+            root = root + delta
+            cam, V, P, M, _ = targets[1.0]
+            rgb, alpha, _ = draw(q, root, cam)
+            img = rgb + (1 - alpha)[..., None] * P
+            losses.append(float((img * gain + bias - V).abs().mean()))
+            sil = alpha > 0.5
+            inter, union = float((sil & (M > 0.5)).sum()), float((sil | (M > 0.5)).sum())
+            ious.append(inter / union if union else 1.0)
+        out_q.append(q.detach().clone())
+        out_r.append(root.detach().clone())
+    return VideoFitResult(torch.stack(out_q), torch.stack(out_r), losses, ious, time.perf_counter() - tick)
+
+
+def read_video(path) -> tuple[np.ndarray, float]:
+    """(frames (F, H, W, 3) uint8, fps) of an MP4/MOV (imageio-ffmpeg), a GIF (Pillow) or a folder of PNG/JPG
+    frames (sorted by name; 24 fps)."""
+    from pathlib import Path
+
+    from usdposer.errors import InputError
+
+    path = Path(path)
+    try:
+        if path.is_dir():
+            from PIL import Image
+
+            files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+            if not files:
+                raise InputError(f"{path}: no PNG/JPG frames in the folder; pass a video or a folder of frames")
+            return np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files]), 24.0
+        if path.suffix.lower() == ".gif":
+            from PIL import Image, ImageSequence
+
+            im = Image.open(path)
+            frames = [np.asarray(fr.convert("RGB")) for fr in ImageSequence.Iterator(im)]
+            return np.stack(frames), 1000.0 / max(1, im.info.get("duration", 42))
+        import imageio_ffmpeg
+
+        reader = imageio_ffmpeg.read_frames(str(path))
+        meta = next(reader)
+        w, h = meta["size"]
+        frames = [np.frombuffer(f, np.uint8).reshape(h, w, 3) for f in reader]
+        if not frames:
+            raise InputError(f"{path}: the video has no frames")
+        return np.stack(frames), float(meta.get("fps") or 24.0)
+    except InputError:
+        raise
+    except (OSError, RuntimeError, ValueError, StopIteration) as exc:
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{path}: cannot read the video ({first}); pass an MP4, GIF or a folder of PNG frames") from exc
+
+
+def perturb(frames: np.ndarray, *, color_shift: float = 0.0, blur: float = 0.0, noise: float = 0.0, shake: int = 0,
+            seed: int = 0) -> np.ndarray:
+    """What a video model does to a clean render, for benchmarks with known answers: a global colour shift (each
+    channel by up to ``color_shift``, 0-1), a Gaussian blur of ``blur`` pixels, noise of std ``noise`` (0-1), and a
+    per-frame camera shake of up to ``shake`` pixels. (F, H, W, 3) uint8 -> the same."""
+    from PIL import Image, ImageFilter
+
+    rng = np.random.default_rng(seed)
+    out = []
+    shift = rng.uniform(-color_shift, color_shift, 3)
+    for f in frames:
+        im = Image.fromarray(f)
+        if blur > 0:
+            im = im.filter(ImageFilter.GaussianBlur(blur))
+        x = np.asarray(im).astype(np.float64) / 255.0 + shift
+        if noise > 0:
+            x = x + rng.normal(0.0, noise, x.shape)
+        if shake:
+            dx, dy = rng.integers(-shake, shake + 1, 2)
+            x = np.roll(x, (int(dy), int(dx)), axis=(0, 1))
+        out.append((np.clip(x, 0, 1) * 255).round().astype(np.uint8))
+    return np.stack(out)
+
+
+def joint_error(rig, truth, fitted, deforming_only: bool = True) -> Tensor:
+    """Mean distance of the joints (world) between two poses of ``rig`` per frame, % of height: (F,). Joints that move
+    no vertex (IK targets, sockets) are left out where ``deforming_only``: no picture shows them."""
+    from usdposer.core.posing import character_height, joint_transforms
+
+    rig = rig.to(torch.float64)
+    S = rig.skel_to_world
+    a = (S @ joint_transforms(rig, truth))[..., :3, 3]
+    b = (S @ joint_transforms(rig, fitted))[..., :3, 3]
+    d = (a - b).norm(dim=-1)
+    if deforming_only and rig.meshes:
+        used = torch.zeros(rig.num_joints, dtype=torch.bool)
+        for m in rig.meshes:
+            used[m.joint_indices.long()[m.joint_weights > 0.05]] = True
+        d = d[:, used]
+    return d.mean(-1) / (character_height(rig) or 1.0) * 100
