@@ -28,6 +28,7 @@ VERBS = {
     "harvest": ("harvest:cli", "ViPS data engine: generate -> fit --video (or distill -> track) -> dataset, resumable."),
     "track": ("track:cli", "Physics tracking: the nearest motion a body can perform (Newton), + UsdPhysics layer."),
     "render": ("render:cli", "Pictures: contact sheets, turntables, videos and keyframe proxies (CPU rasteriser)."),
+    "batch": ("batch:cli", "Many assets through several verbs: a local process pool, or Ray (--ray) on a cluster."),
     "check": ("check:cli", "Validate rigs and animations for CI (text, JSON, JUnit; exit 0/1/2)."),
     "limits": ("limits:cli", "Learn joint limits (swing-twist) from a dataset for `check --limits`."),
 }

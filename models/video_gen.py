@@ -179,11 +179,12 @@ def load_generator(model: str, task: str | None = None, *, device: str = "cpu", 
     if model.startswith("tiny-"):
         return tiny_pipeline(task).to(device), task
     root = Path(model).expanduser()
-    looks_local = model.startswith((".", "/", "~")) or "\\" in model or model.count("/") > 1
+    from usdposer.models.video_prior import looks_local
+
     hint = (f"pass a diffusers pipeline folder (model_index.json + components) for {PIPELINE_CLASS[task]}, a hub id "
             f"already in the local cache, or tiny-{task}")
     if not root.is_dir():
-        if looks_local:
+        if looks_local(model):
             raise InputError(f"--model {model}: no such folder; {hint}")
         try:
             from huggingface_hub import snapshot_download

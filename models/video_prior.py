@@ -335,6 +335,12 @@ def _from_pretrained(cls, path: str, subfolder: str, dtype):
     return model.to(dtype)
 
 
+def looks_local(model: str) -> bool:
+    """Whether ``--model`` names a folder on this machine rather than a hub id ("owner/name"): a path that starts
+    with ".", "/" or "~", has a backslash, or has more than one "/"."""
+    return model.startswith((".", "/", "~")) or "\\" in model or model.count("/") > 1
+
+
 def load_prior(model: str, kind: str | None = None, *, device: str = "cpu", dtype=torch.float32,
                checkpoint_vae: bool = True) -> VideoPrior:
     """A prior from a local diffusers pipeline folder or a hub id the user already has (``vae/`` and
@@ -351,8 +357,7 @@ def load_prior(model: str, kind: str | None = None, *, device: str = "cpu", dtyp
         raise InputError(f"unknown video prior kind {kind!r}; choose one of {', '.join(PRIORS)}")
     from pathlib import Path
 
-    looks_local = model.startswith((".", "/", "~")) or "\\" in model or model.count("/") > 1
-    if looks_local and not Path(model).expanduser().is_dir():
+    if looks_local(model) and not Path(model).expanduser().is_dir():
         raise InputError(f"--model {model}: no such folder; pass a diffusers pipeline folder with vae/ and "
                          "transformer/, a hub id already in the local cache, or tiny-wan / tiny-cogvideox")
     import diffusers

@@ -172,8 +172,9 @@ def harvest(assets: list[str], prompts: list[str], out: str | os.PathLike, optio
             raise InputError(f"{a}: no such file; pass rigged USD assets")
         paths.append(p)
     if o.model and not o.model.startswith("tiny-"):  # every item would fail alike: say it once, before any work
-        looks_local = o.model.startswith((".", "/", "~")) or "\\" in o.model or o.model.count("/") > 1
-        if looks_local and not Path(o.model).expanduser().is_dir():
+        from usdposer.models.video_prior import looks_local
+
+        if looks_local(o.model) and not Path(o.model).expanduser().is_dir():
             raise InputError(f"--model {o.model}: no such folder; pass a local diffusers pipeline folder, a hub id "
                              "already in the local cache, or a tiny-* model")
     out = Path(out)

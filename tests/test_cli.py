@@ -66,7 +66,7 @@ def examples(verb: str) -> list[str]:
 # dependency order: import writes what the others read; train needs a dataset; render a sample and a path; track a
 # distilled clip. Every verb is here (test_the_examples_cover_every_verb).
 EXAMPLE_ORDER = ["import", "info", "dataset", "train", "sample", "eval", "invert", "interpolate", "ik", "skin",
-                 "generate", "fit", "harvest", "limits", "check", "render", "distill", "track"]
+                 "generate", "fit", "harvest", "limits", "check", "batch", "render", "distill", "track"]
 
 
 def test_the_examples_cover_every_verb():
@@ -131,6 +131,10 @@ def _inputs_for(verb: str, d: Path) -> None:
         r = run("distill", "fox.usdc", "--prompt", "a fox running", "--iterations", "1", "--frames", "5", "--size",
                 "32x32", "--gaussians", "200", "-o", "fox.distill.usdc", "-q", cwd=d)
         assert r.returncode == 0, r.stderr[-2000:]
+    elif verb == "batch":  # the job the examples name: the bundled Khronos glTFs through import, check, sample
+        (d / "job.toml").write_text('[inputs]\npaths = ["assets/khronos/*.glb"]\n[output]\nfolder = "batch-out"\n'
+                                    '[[steps]]\nverb = "import"\n[[steps]]\nverb = "check"\n[[steps]]\n'
+                                    'verb = "sample"\noptions = { n = 4, steps = 10 }\n')
     elif verb == "harvest":  # the motions file the examples name
         (d / "motions.txt").write_text("running\njumping\n")
     elif verb == "limits":  # the datasets the examples name
