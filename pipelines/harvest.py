@@ -5,8 +5,9 @@ the prompt and the options) is skipped; one failing item is recorded and never s
 
 Layout of ``out``::
 
-    items/<asset>/<prompt-slug>/   video.mp4, video.first.png, video.cameras.json, video.json, fit.usdc   (video)
-                                   distill.usdc (+ .json, .loss.png), track.usdc, track.physics.usda     (distill)
+    items/<asset>/<prompt-slug>/   ASSET.mp4, ASSET.first.png, ASSET.cameras.json, ASSET.json, ASSET.fit.usdc
+                                   (video); ASSET.distill.usdc (+ .json, .loss.png), ASSET.track.usdc,
+                                   ASSET.physics.usda (distill)
                                    done.json (what was made, from what), error.txt (when it failed)
     dataset/                       the pose dataset (``usdposer.io.dataset``)
     harvest.json                   every item's status, seconds and outputs, and the dataset's counts
@@ -113,18 +114,20 @@ def harvest_item(asset: Path, prompt: str, folder: Path, options: HarvestOptions
     o = options
     folder.mkdir(parents=True, exist_ok=True)
     tick = time.perf_counter()
+    stem = folder.parent.name  # the asset's folder name (unique in the harvest): dataset ids read "prompt/asset.fit"
     if o.via == "video":
         from usdposer.models.video_fit import VideoFitConfig
         from usdposer.pipelines.fit import VideoFitOptions, fit_video_asset
         from usdposer.pipelines.generate import GenerateOptions, generate
 
-        gen = generate(asset, folder / "video.mp4", GenerateOptions(
+        video = folder / f"{stem}.mp4"
+        gen = generate(asset, video, GenerateOptions(
             prompt=prompt, model=o.model or "tiny-wan-i2v", frames=o.frames, size=o.size, steps=o.steps, seed=o.seed,
             device=o.device, arguments=("harvest",)))
         cfg = VideoFitConfig(iterations=o.fit_iterations, first_iterations=o.fit_first_iterations,
                              max_size=o.fit_max_size, prior_weight=VideoFitConfig.prior_weight if o.prior else 0.0,
                              seed=o.seed)
-        fit = fit_video_asset(asset, folder / "video.mp4", folder / "fit.usdc",
+        fit = fit_video_asset(asset, video, folder / f"{stem}.fit.usdc",
                               VideoFitOptions(cfg=cfg, device=o.device, arguments=("harvest",)))
         layers = [fit.output]
         facts = {"model": gen.model, "prompt": gen.prompt, "seed": gen.seed, "mask_iou": round(fit.mean_mask_iou, 4),
@@ -139,10 +142,10 @@ def harvest_item(asset: Path, prompt: str, folder: Path, options: HarvestOptions
 
         w, h = o.size or (64, 64)
         dcfg = DistillConfig(iterations=o.distill_iterations, frames=o.frames or 9, width=w, height=h, seed=o.seed)
-        dist = distill(asset, folder / "distill.usdc", DistillOptions(prompt=prompt, model=o.model or "tiny-wan",
+        dist = distill(asset, folder / f"{stem}.distill.usdc", DistillOptions(prompt=prompt, model=o.model or "tiny-wan",
                                                                       cfg=dcfg, device=o.device,
                                                                       arguments=("harvest",)))
-        tr = track(folder / "distill.usdc", folder / "track.usdc",
+        tr = track(folder / f"{stem}.distill.usdc", folder / f"{stem}.track.usdc",
                    TrackOptions(cfg=TrackConfig(iterations=o.track_iterations, seed=o.seed), arguments=("harvest",)))
         layers = [dist.output, tr.output]
         facts = {"model": dist.model, "prompt": dist.prompt, "seed": o.seed,
