@@ -84,6 +84,21 @@ def frames_spec(ctx: click.Context, param: click.Parameter, value: str | None) -
         raise click.BadParameter(str(exc).split(": ", 1)[-1], ctx, param) from None
 
 
+def plausibility_value(ctx: click.Context, param: click.Parameter, value: str | None) -> float | str | None:
+    """Callback for ``--plausibility``: a positive finite prior score, or "calibrated" (the checkpoint's threshold)."""
+    from usdposer.errors import InputError
+
+    if value is None or value == "calibrated":
+        return value
+    try:
+        score = float(value)
+    except ValueError:
+        raise InputError(f"--plausibility {value!r}: a prior score (e.g. 0.4) or 'calibrated'") from None
+    if not score == score or score <= 0 or score == float("inf"):
+        raise InputError(f"--plausibility {score}: a positive finite prior score, or 'calibrated'")
+    return score
+
+
 def _set_verbosity(ctx: click.Context, param: click.Parameter, value: int) -> None:
     from usdposer.commands._output import set_verbosity
 

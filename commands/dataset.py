@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import click
-from usdposer.commands._options import json_option, number, verbosity_option
+from usdposer.commands._options import json_option, number, plausibility_value, verbosity_option
 from usdposer.commands._output import emit, progress, warn
 
 EPILOG = """\b
@@ -50,7 +50,7 @@ def cli() -> None:
               help="Drop fitted frames whose residual is above this (% of height; fit --video: 100 x (1 - IoU)).")
 @click.option("--max-skating", type=number(0, 1e6), default=None, help="Drop frames whose feet slide faster (heights/s).")
 @click.option("--max-penetration", type=number(0, 1e6), default=None, help="Drop frames deeper below the ground (% of height).")
-@click.option("--plausibility", default=None, metavar="SCORE|calibrated",
+@click.option("--plausibility", default=None, metavar="SCORE|calibrated", callback=plausibility_value,
               help="Drop frames the pose prior scores above SCORE ('calibrated': the checkpoint's threshold).")
 @click.option("--checkpoint", type=click.Path(), default=None, help="Pose space for --plausibility (default: the bundled one).")
 @click.option("--check", "run_check", is_flag=True, help="Drop frames inside failed findings of `usdposer check`.")
@@ -75,13 +75,6 @@ def build(sources, out, holdout, val, dedupe_degrees, anim_from, licences, skip_
         if not sep or not pattern or not text:
             raise InputError(f"--licence {spec!r}: expected PATTERN=TEXT, e.g. 'quaternius/*=CC0-1.0 (Quaternius)'")
         licence_pairs.append((pattern, text))
-    if plausibility is not None and plausibility != "calibrated":
-        try:
-            plausibility = float(plausibility)
-        except ValueError:
-            raise InputError(f"--plausibility {plausibility!r}: a prior score (e.g. 0.4) or 'calibrated'") from None
-        if not plausibility == plausibility or plausibility <= 0 or plausibility == float("inf"):
-            raise InputError(f"--plausibility {plausibility}: a positive finite prior score, or 'calibrated'")
     from usdposer.pipelines.dataset import DatasetFilters
 
     filters = DatasetFilters(max_fit_residual=max_fit_residual, max_skating=max_skating,

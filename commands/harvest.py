@@ -5,7 +5,15 @@ from __future__ import annotations
 import sys
 
 import click
-from usdposer.commands._options import count, device_option, json_option, number, seed_option, verbosity_option
+from usdposer.commands._options import (
+    count,
+    device_option,
+    json_option,
+    number,
+    plausibility_value,
+    seed_option,
+    verbosity_option,
+)
 from usdposer.commands._output import emit, progress, warn
 
 EPILOG = """\b
@@ -48,7 +56,8 @@ nothing: it proves the plumbing; real weights make real data.
 @click.option("--max-fit-residual", type=number(0, 1e6), default=None, help="Dataset filter (see dataset build).")
 @click.option("--max-skating", type=number(0, 1e6), default=None, help="Dataset filter (heights/s).")
 @click.option("--max-penetration", type=number(0, 1e6), default=None, help="Dataset filter (% of height).")
-@click.option("--plausibility", default=None, metavar="SCORE|calibrated", help="Dataset filter: the prior's score.")
+@click.option("--plausibility", default=None, metavar="SCORE|calibrated", callback=plausibility_value,
+              help="Dataset filter: the prior's score.")
 @click.option("--check", "run_check", is_flag=True, help="Dataset filter: drop frames with failed check findings.")
 @click.option("--no-dataset", is_flag=True, help="Make the items only.")
 @seed_option
@@ -63,13 +72,7 @@ def cli(assets, prompts_file, out, via, model, frames, size, steps, fit_iteratio
     from usdposer.pipelines.harvest import HarvestOptions, harvest, read_prompts
 
     from usdposer.core.selection import parse_size
-    from usdposer.errors import InputError
 
-    if plausibility not in (None, "calibrated"):
-        try:
-            plausibility = float(plausibility)
-        except ValueError:
-            raise InputError(f"--plausibility {plausibility!r}: a prior score (e.g. 0.4) or 'calibrated'") from None
     prompts = read_prompts(prompts_file)
     filters = DatasetFilters(max_fit_residual=max_fit_residual, max_skating=max_skating,
                              max_penetration=max_penetration, plausibility=plausibility, check=run_check)

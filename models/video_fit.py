@@ -17,7 +17,6 @@ since splats overlap a pixel past the surface's edge) and the video frame V_t:
                + w_prior  SDS(theta_t)                                    the pose prior's denoising score: the
                                                                           gradient (eps_hat(x_tau, tau) - eps) on the
                                                                           pose's canonical 6D code, tau ~ U[20, 250]
-               (+ w_chamfer, off by default: the 2D Chamfer of projected surface samples against the mask)
 
 theta_t = (q_t, r_t) with ``q_t = exp(omega_t) (x) q_{t-1}``, ``r_t = r_{t-1} + delta_t``: frame t starts from frame
 t-1; the first from a known pose (a generated video starts at the pose usdposer rendered; then only the colour gain
@@ -48,18 +47,14 @@ class VideoFitConfig:
     gaussians: int = 3000
     spread: float = 0.7  # Gaussian in-plane size relative to the sample spacing (usdposer.render.gaussians)
     ground_weight: float = 10.0  # the lowest point on the ground plane y = 0 (the character stands on the board)
-    anchor_weight: float = 0.0  # the first frame's smoothness toward its start pose
     max_size: int = 192  # frames are fitted at most this many pixels on their long side
     coarse: float = 0.5  # resolution factor of the first half of each frame's iterations (1: no coarse stage)
     photo_weight: float = 1.0
     mask_weight: float = 4.0  # the splats' (eroded) alpha against the mask
-    chamfer_weight: float = 0.0  # the silhouette Chamfer of projected surface samples (pixels^2 at max_size)
-    samples: int = 4000  # surface samples projected for the silhouette Chamfer
     smooth_weight: float = 1e-2
     prior_weight: float = 0.05  # 0: no prior (the ablation)
     blur_weight: float = 4.0  # the silhouettes compared blurred too (a wider basin of attraction)
     blur: int = 2  # its radius, pixels
-    edge: str = "erode"  # the splats' 1-pixel-wider silhouette: "dilate" the target, "erode" the splats, "none"
     mask_threshold: float = 0.2  # sRGB difference to the plate that counts as the character
     seed: int = 0
 
@@ -107,44 +102,6 @@ def _blur(img: Tensor, radius: int) -> Tensor:
     return x[0, 0]
 
 
-def mask_target(M: Tensor) -> tuple[Tensor, Tensor]:
-    """What the silhouette Chamfer term compares against: the distance (pixels) from every pixel to the mask, (H, W),
-    and the mask's pixel centres (m, 2) (x + 0.5, y + 0.5)."""
-    from scipy.ndimage import distance_transform_edt
-
-    inside = M.detach().cpu().numpy() > 0.5
-    dt = distance_transform_edt(~inside) if inside.any() else np.full(inside.shape, float(max(inside.shape)))
-    ys, xs = np.nonzero(inside)
-    return torch.from_numpy(dt), torch.from_numpy(np.stack([xs + 0.5, ys + 0.5], 1).astype(np.float64))
-
-
-def project_points(points: Tensor, cam) -> Tensor:
-    """World points (N, 3) -> pixel coordinates (N, 2) of ``cam`` (differentiable; points behind it clamp)."""
-    V = cam.viewmat.to(points)
-    K = cam.K.to(points)
-    P = points @ V[:3, :3].T + V[:3, 3]
-    z = P[:, 2:3].clamp(min=1e-6)
-    return P[:, :2] / z * K[[0, 1], [0, 1]] + K[:2, 2]
-
-
-def silhouette_chamfer(uv: Tensor, dt: Tensor, pixels: Tensor, robust: float = 3.0) -> Tensor:
-    """2D Chamfer between the projected surface samples ``uv`` (S, 2) and the mask: each sample outside the mask is
-    pulled in by the distance transform ``dt`` (H, W) (bilinear, differentiable), each mask pixel (``pixels`` (m, 2))
-    pulls its nearest sample. Squared pixels, both directions averaged. Unlike a rendered silhouette it has no blur,
-    so the true pose is its minimum whatever renderer drew the video."""
-    from scipy.spatial import cKDTree
-
-    H, W = dt.shape
-    grid = torch.stack([uv[:, 0] / W * 2 - 1, uv[:, 1] / H * 2 - 1], -1)[None, None]
-    d_out = F_.grid_sample(dt.to(uv)[None, None], grid, mode="bilinear", padding_mode="border",
-                           align_corners=False)[0, 0, 0]
-    loss = (d_out ** 2 / (1 + (d_out / robust) ** 2)).mean()  # robust: parts the mask misses (a white tail tip on
-    if len(pixels):                                                # a light ground) pull little
-        idx = torch.as_tensor(cKDTree(uv.detach().cpu().numpy()).query(pixels.numpy())[1])
-        loss = loss + ((uv[idx] - pixels.to(uv)) ** 2).sum(-1).mean()
-    return loss
-
-
 def prior_energy(prior, cond, six: Tensor, generator: torch.Generator) -> Tensor:
     """The pose prior as a regulariser (score distillation on the pose): a scalar whose gradient on ``six`` (1, J, 6)
     is the denoiser's ``eps_hat(x_tau, tau) - eps`` at a random noise level, pushing the pose toward the manifold."""
@@ -183,11 +140,11 @@ def fit_video(rig, frames: Tensor, cameras: list, plate: Tensor, cfg: VideoFitCo
     Fn, H, W = frames.shape[:3]
     factor = min(1.0, cfg.max_size / max(H, W))
     levels = sorted({min(1.0, cfg.coarse), 1.0}) if cfg.coarse < 1 else [1.0]
+    plates = {}  # the plate at each level's size: the same for every frame
+    for lv in levels:
+        cam = scaled(cameras[0], factor * lv)
+        plates[lv] = _resize(plate.double(), cam.width, cam.height)
     cond = RigCondition.from_rig(rig) if prior is not None and cfg.prior_weight > 0 else None
-    from usdposer.core.fitting import RigSurface
-
-    surf = RigSurface.from_rig(rig, cfg.samples, torch.Generator().manual_seed(cfg.seed)) if cfg.chamfer_weight > 0 \
-        else None
 
     base = Pose.rest(rig) if start is None else start
     q = base.rotations[0].clone()
@@ -205,10 +162,9 @@ def fit_video(rig, frames: Tensor, cameras: list, plate: Tensor, cfg: VideoFitCo
         cov_w = A @ cov[0] @ A.T
         rgb, alpha = render(mu_w, cov_w, ga.colors.to(mu_w), ga.opacities.to(mu_w), cam, ground=None,
                             background=(0.0, 0.0, 0.0), backend="torch")
-        if cfg.edge == "erode":  # splats overlap past the surface's edge: a 3x3 minimum takes their silhouette in
-            eroded = -F_.max_pool2d(-alpha[None, None], 3, 1, 1)[0, 0]
-            rgb, alpha = rgb / alpha.clamp(min=1e-3)[..., None] * eroded[..., None], eroded
-        return rgb, alpha, mu_w
+        # splats overlap past the surface's edge: a 3x3 minimum takes their silhouette in by the pixel it spills
+        eroded = -F_.max_pool2d(-alpha[None, None], 3, 1, 1)[0, 0]
+        return rgb / alpha.clamp(min=1e-3)[..., None] * eroded[..., None], eroded, mu_w
 
     it = range(Fn) if progress is None else progress(range(Fn))
     for t in it:
@@ -222,17 +178,13 @@ def fit_video(rig, frames: Tensor, cameras: list, plate: Tensor, cfg: VideoFitCo
                                + ([{"params": [gain, bias], "lr": 0.01}] if first else []))
         targets = {}
         for lv in levels:
-            f = factor * lv
-            cam = scaled(cameras[t], f)
+            cam = scaled(cameras[t], factor * lv)
             V = _resize(frames[t].double(), cam.width, cam.height)
-            P = _resize(plate.double(), cam.width, cam.height)
-            M = silhouette(V, P, cfg.mask_threshold)
-            if cfg.edge == "dilate":  # the splats' silhouette is a pixel wider than the mesh's: so is the target
-                M = F_.max_pool2d(M[None, None], 3, 1, 1)[0, 0]
-            targets[lv] = (cam, V, P, M, mask_target(M) if surf is not None else None)
+            P = plates[lv]
+            targets[lv] = (cam, V, P, silhouette(V, P, cfg.mask_threshold))
         for i in range(n_it):
             lv = levels[0] if (len(levels) > 1 and i < n_it // 2) else levels[-1]
-            cam, V, P, M, sil = targets[lv]
+            cam, V, P, M = targets[lv]
             qt = quat_normalize(quat_multiply(axis_angle_to_quat(omega), q))
             rgb, alpha, mu_w = draw(qt, root + delta, cam)
             img = rgb + (1 - alpha)[..., None] * P
@@ -240,13 +192,8 @@ def fit_video(rig, frames: Tensor, cameras: list, plate: Tensor, cfg: VideoFitCo
                     + cfg.mask_weight * ((alpha - M) ** 2).mean())
             if cfg.blur_weight > 0:  # a wide basin: the silhouettes compared blurred (limbs far from their target)
                 loss = loss + cfg.blur_weight * ((_blur(alpha, cfg.blur) - _blur(M, cfg.blur)) ** 2).mean()
-            if surf is not None:  # pixels of the full-resolution fit, whatever the level
-                X = surf.samples(surf.skin(rig, qt, root + delta, base)) @ A.T + b
-                scale = (cam.width / (factor * W)) ** 2
-                loss = loss + cfg.chamfer_weight * silhouette_chamfer(project_points(X, cam), *sil) / scale
-            w_smooth = cfg.anchor_weight if first else cfg.smooth_weight
-            if w_smooth > 0:
-                loss = loss + w_smooth * ((omega ** 2).sum() + (delta ** 2).sum() / h ** 2)
+            if not first:
+                loss = loss + cfg.smooth_weight * ((omega ** 2).sum() + (delta ** 2).sum() / h ** 2)
             if cfg.ground_weight > 0:  # soft minimum of the heights: the lowest point touches y = 0
                 y = mu_w[:, 1] / h
                 low = -torch.logsumexp(-y / 0.005, 0) * 0.005
@@ -260,7 +207,7 @@ def fit_video(rig, frames: Tensor, cameras: list, plate: Tensor, cfg: VideoFitCo
         with torch.no_grad():
             q = quat_normalize(quat_multiply(axis_angle_to_quat(omega), q))
             root = root + delta
-            cam, V, P, M, _ = targets[1.0]
+            cam, V, P, M = targets[1.0]
             rgb, alpha, _ = draw(q, root, cam)
             img = rgb + (1 - alpha)[..., None] * P
             losses.append(float((img * gain + bias - V).abs().mean()))

@@ -227,7 +227,6 @@ def generate_video(pipe, task: str, *, prompt: str, image: np.ndarray, frames: i
     check_frames(task, frames)
     pipe.set_progress_bar_config(disable=True)
     first = Image.fromarray(image).resize((width, height))
-    device = getattr(pipe, "_execution_device", None) or pipe.device
     generator = torch.Generator(device="cpu").manual_seed(seed)
 
     def callback(p, i, t, kwargs):
@@ -249,7 +248,6 @@ def generate_video(pipe, task: str, *, prompt: str, image: np.ndarray, frames: i
         if task == "cogvideox-i2v":
             kw["max_sequence_length"] = int(getattr(pipe.transformer.config, "max_text_seq_length", 226))
         out = pipe(image=first, **kw)
-    del device
     video = np.asarray(out.frames[0])  # (F, H, W, 3) floats in [0, 1]
     return (np.clip(video, 0, 1) * 255).round().astype(np.uint8)
 

@@ -43,7 +43,7 @@ from pathlib import Path
 
 from usdposer.pipelines._base import Progress, Result
 
-from usdposer.errors import InputError
+from usdposer.errors import InputError, failure_line
 
 # verb -> (module, function, options class, output name pattern, the output becomes the asset later steps read)
 STEPS = {
@@ -183,13 +183,14 @@ def read_job(path: str | os.PathLike) -> Job:
         for k in ("cpus", "gpus"):
             if k in res and (not isinstance(res[k], (int, float)) or isinstance(res[k], bool) or res[k] < 0):
                 raise JobError(f"{path}: steps[{i}] ({verb}): resources.{k} must be a number >= 0")
-        if "memory" in res:
-            _memory_bytes(res["memory"], f"{path}: steps[{i}] ({verb}): resources.memory")
+        res = dict(res)
+        if "memory" in res:  # bytes from here on (Ray's unit)
+            res["memory"] = _memory_bytes(res["memory"], f"{path}: steps[{i}] ({verb}): resources.memory")
         opts = s.get("options", {})
         if not isinstance(opts, dict):
             raise JobError(f"{path}: steps[{i}] ({verb}): options must be a table, e.g. options = {{ n = 16 }}")
         seen[verb] = seen.get(verb, 0) + 1
-        steps.append(Step(verb, _check_options(i, verb, opts), dict(res),
+        steps.append(Step(verb, _check_options(i, verb, opts), res,
                           verb if seen[verb] == 1 else f"{verb}{seen[verb]}"))
     names = {s.name for s in steps}
     for i, s in enumerate(steps):
@@ -256,7 +257,7 @@ def run_task(task: dict) -> dict:
         os._exit(137)
     try:
         key = row["key"] = task_key(task)
-        if side.is_file() and (out.exists() or task["verb"] == "check"):
+        if side.is_file() and out.exists():
             try:
                 if json.loads(side.read_text()).get("key") == key:
                     return {**row, "status": "skipped"}
@@ -268,9 +269,10 @@ def run_task(task: dict) -> dict:
         opts = getattr(module, cls)(**options, **({"arguments": ("batch", task["step"])}
                                                    if "arguments" in {f.name for f in dataclasses.fields(getattr(module, cls))} else {}))
         out.parent.mkdir(parents=True, exist_ok=True)
+        from usdposer.outputs import atomic_file
+
         if task["verb"] == "check":
             report = getattr(module, fn)([task["input"]], opts)
-            from usdposer.outputs import atomic_file
             from usdposer.validate.report import format_json
 
             with atomic_file(out) as tmp:
@@ -281,17 +283,12 @@ def run_task(task: dict) -> dict:
                            f"{failed[0].id if failed else '?'} {failed[0].message if failed else ''}"[:300])
         else:
             getattr(module, fn)(task["input"], out, opts)
-        from usdposer.outputs import atomic_file
-
         if row["status"] == "done":
             with atomic_file(side) as tmp:
                 tmp.write_text(json.dumps({"key": key, "verb": task["verb"], "input": task["input"],
                                            "options": task["options"]}, default=str))
     except Exception as exc:  # noqa: BLE001 - a task fails alone, with the verb's one line
-        from usdposer.errors import UsdPoserError
-
-        text = " ".join(str(exc).split())[:300] or type(exc).__name__
-        row.update(status="failed", error=text if isinstance(exc, UsdPoserError) else f"{type(exc).__name__}: {text}")
+        row.update(status="failed", error=failure_line(exc))
     row["seconds"] = round(time.perf_counter() - tick, 3)
     return row
 
@@ -404,7 +401,7 @@ class _RayRunner:
         res = step.resources
         opts = {"num_cpus": res.get("cpus", 1), "num_gpus": res.get("gpus", 0), "max_retries": self.retries}
         if "memory" in res:
-            opts["memory"] = _memory_bytes(res["memory"], "memory")
+            opts["memory"] = res["memory"]
         return self._remote.options(**opts).remote(task)
 
     def wait(self, futures: list) -> list:
@@ -423,17 +420,10 @@ class _RayRunner:
 
 def _tasks_for(job: Job) -> dict[str, list[dict]]:
     """Per asset, its tasks in step order (inputs filled in as the chain runs)."""
-    names: dict[str, str] = {}
-    out: dict[str, list[dict]] = {}
-    for a in job.assets:
-        base, n, name = Path(a).stem, 1, Path(a).stem
-        while name in names.values():
-            n += 1
-            name = f"{base}-{n}"
-        names[a] = name
-        out[a] = [{"asset": a, "name": name, "step": s.name, "verb": s.verb, "options": dict(s.options)}
-                  for s in job.steps]
-    return out
+    from usdposer.core.selection import unique_stems
+
+    return {a: [{"asset": a, "name": name, "step": s.name, "verb": s.verb, "options": dict(s.options)}
+                for s in job.steps] for a, name in zip(job.assets, unique_stems(job.assets))}
 
 
 def run_batch(job: Job, *, workers: int | None = None, ray: str | bool | None = None, retries: int = 2,
@@ -479,8 +469,7 @@ def run_batch(job: Job, *, workers: int | None = None, ray: str | bool | None = 
         log = out / "logs" / f"{t['name']}.{t['step']}.log"
         log.write_text(json.dumps(row, default=str) + "\n")
         bar.update(1)
-        if hasattr(bar, "set_postfix"):
-            bar.set_postfix(done=rep.done, failed=rep.failed, skipped=rep.skipped)
+        bar.set_postfix(done=rep.done, failed=rep.failed, skipped=rep.skipped)
         if row["status"] == "failed":  # the asset's later steps cannot run: each reported, not run
             for rest in chains[a][nxt[a] + 1:]:
                 rep.tasks.append({"asset": a, "step": rest["step"], "verb": rest["verb"], "output": None,

@@ -13,7 +13,7 @@ from pathlib import Path
 from usdposer.pipelines._base import Progress, Result
 
 from usdposer._version import __version__
-from usdposer.errors import InputError
+from usdposer.errors import InputError, failure_line
 
 
 @dataclass(frozen=True)
@@ -157,9 +157,7 @@ def _build_dataset(sources: list[str], out_dir: str | os.PathLike, *, holdout: l
                 records += _character_records(f, Path(work), out_dir, libraries, licences, dedupe_degrees,
                                               wanted_holdout, wanted_val, used_ids, matched, bound, judge)
             except Exception as exc:  # one bad asset fails only itself
-                text = " ".join(str(exc).split())[:300]
-                failed.append({"source": str(f), "error": text if isinstance(exc, InputError)
-                               else f"{type(exc).__name__}: {text}"})
+                failed.append({"source": str(f), "error": failure_line(exc, InputError)})
     manifest = _finish(records, failed, wanted_holdout, wanted_val, matched, libraries, bound, dedupe_degrees)
     if filters is not None and filters.active():
         dropped: dict[str, int] = {}
@@ -188,7 +186,7 @@ class FrameFilter:
     def keep(self, path, rig, clip, arrays: dict) -> tuple:
         import torch
 
-        from usdposer.core.motion import contact_slide, ground_penetration, world_hull
+        from usdposer.core.motion import ground_penetration, skating_per_frame, world_hull
         from usdposer.core.posing import character_height
 
         f, T = self.f, len(clip)
@@ -218,9 +216,7 @@ class FrameFilter:
             if f.max_penetration is not None:
                 drop("penetration", ground_penetration(pts) / h * 100 > f.max_penetration)
             if f.max_skating is not None and T > 1:
-                slide, n = contact_slide(pts, clip.fps, 0.02 * h)
-                speed = torch.where(n > 0, slide / n.clamp(min=1), torch.zeros_like(slide)) / h
-                drop("skating", torch.cat([torch.zeros(1, dtype=torch.bool), speed > f.max_skating]))
+                drop("skating", skating_per_frame(pts, clip.fps, 0.02 * h, h) > f.max_skating)
         if self.scorer is not None:
             from usdposer.core.posespace import pose_to_6d
 
@@ -277,27 +273,26 @@ def _character_records(f, work, out_dir, libraries, licences, dedupe_degrees, wa
             cid, n = f"{base}_{n}", n + 1
         used_ids.add(cid)
         clips = asset.clips.get(rig.skeleton_path, [])
+        masks, dropped, provenance = None, {}, None
         if generated:  # a layer over an asset: its own clips, not the asset's below it
             clips = [c for c in clips if c.path in own]
-        masks, dropped, provenance = None, {}, None
-        if generated:
+            arrays = [frame_arrays(f, c.path) for c in clips]  # per clip: the residual arrays the verb wrote
             provenance = {k: prov[k] for k in ("verb", "model", "prompt", "seed", "video", "mode", "generate_seed",
                                                "source_animation", "source_verb", "source_model", "source_prompt",
                                                "fit_image_loss", "fit_mask_iou", "tracking_error", "iterations",
                                                "skating", "penetration_max", "jitter") if k in prov}
             provenance["clips"] = {}
-            for c in clips:
-                arrays = frame_arrays(f, c.path)
-                summary = {k: round(sum(v) / len(v), 4) for k, v in arrays.items() if v}
+            for c, a in zip(clips, arrays):
+                summary = {k: round(sum(v) / len(v), 4) for k, v in a.items() if v}
                 if summary:
                     provenance["clips"][c.name] = summary
-        if judge is not None and generated:  # artist and mocap clips are kept whole
-            masks = []
-            for c in clips:
-                keep, counts = judge.keep(f, rig, c, frame_arrays(f, c.path) if c.path else {})
-                masks.append(keep)
-                for kk, v in counts.items():
-                    dropped[kk] = dropped.get(kk, 0) + v
+            if judge is not None:  # artist and mocap clips are kept whole
+                masks = []
+                for c, a in zip(clips, arrays):
+                    keep, counts = judge.keep(f, rig, c, a)
+                    masks.append(keep)
+                    for kk, v in counts.items():
+                        dropped[kk] = dropped.get(kk, 0) + v
         keys = _match_keys(cid, f)
         extra, anim_sources = [], []
         for li, (lib_files, target) in enumerate(libraries):

@@ -134,14 +134,6 @@ class VideoFitOptions:
     arguments: tuple[str, ...] = ()
 
 
-def video_sidecars(video) -> dict:
-    """The files ``usdposer generate`` writes beside a video: its cameras and its record."""
-    from pathlib import Path
-
-    stem = Path(video).with_suffix("") if Path(video).suffix else Path(video)
-    return {"cameras": stem.with_suffix(".cameras.json"), "record": stem.with_suffix(".json")}
-
-
 def fit_video_asset(asset: str | os.PathLike, video: str | os.PathLike, out: str | os.PathLike,
                     options: VideoFitOptions = VideoFitOptions(), progress: Progress | None = None) -> VideoFitReport:
     """Fit ``asset``'s rig to ``video`` seen by its cameras (``usdposer.models.video_fit``); write the SkelAnimation
@@ -152,11 +144,12 @@ def fit_video_asset(asset: str | os.PathLike, video: str | os.PathLike, out: str
 
     import numpy as np
     import torch
+    from usdposer.pipelines.generate import sidecars
 
     from usdposer.errors import InputError
 
     o = options
-    side = video_sidecars(video)
+    side = sidecars(video)
     cams_path = Path(o.cameras) if o.cameras else side["cameras"]
     preflight([asset, video, cams_path, o.plate], out, [o.preview])
     if not cams_path.is_file():

@@ -69,13 +69,18 @@ class GenerateOptions:
 
 
 def sidecars(out) -> dict:
-    """The files written beside a generated video ``out``."""
+    """The files written beside a generated video ``out`` (``fit --video`` finds the cameras and the record there):
+    ``walk.v2.mp4`` -> ``walk.v2.first.png``, ``walk.v2.cameras.json``, ``walk.v2.json``, ``walk.v2.guide.mp4``."""
     from pathlib import Path
 
     out = Path(out)
     stem = out.with_suffix("")
-    return {"first_frame": stem.with_suffix(".first.png"), "cameras": stem.with_suffix(".cameras.json"),
-            "record": stem.with_suffix(".json"), "guide_video": stem.with_suffix(".guide" + out.suffix)}
+
+    def beside(suffix: str) -> Path:
+        return stem.with_name(stem.name + suffix)
+
+    return {"first_frame": beside(".first.png"), "cameras": beside(".cameras.json"), "record": beside(".json"),
+            "guide_video": beside(".guide" + out.suffix)}
 
 
 def ground_style(ground: str):

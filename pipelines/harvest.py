@@ -149,7 +149,7 @@ def harvest_item(asset: Path, prompt: str, folder: Path, options: HarvestOptions
                    TrackOptions(cfg=TrackConfig(iterations=o.track_iterations, seed=o.seed), arguments=("harvest",)))
         layers = [dist.output, tr.output]
         facts = {"model": dist.model, "prompt": dist.prompt, "seed": o.seed,
-                 "tracking_error": tr.after.get("tracking_error") if isinstance(tr.after, dict) else None}
+                 "tracking_error": tr.after.get("tracking_error")}
         outputs = [dist.output, dist.report, dist.loss_png, tr.output, tr.physics]
     return {"asset": str(asset), "motion": prompt, "folder": str(folder), "via": o.via, "layers": layers,
             "outputs": [str(x) for x in outputs if x], "seconds": round(time.perf_counter() - tick, 2), **facts}
@@ -160,7 +160,7 @@ def harvest(assets: list[str], prompts: list[str], out: str | os.PathLike, optio
     """Every (asset, prompt) item (module docstring), then the dataset over their layers."""
     from usdposer.pipelines._base import no_progress
 
-    from usdposer.errors import InputError
+    from usdposer.errors import InputError, failure_line
     from usdposer.outputs import atomic_file, check_writable
 
     o = options
@@ -187,14 +187,9 @@ def harvest(assets: list[str], prompts: list[str], out: str | os.PathLike, optio
     progress = progress or no_progress
     rep = HarvestReport(str(out))
     work = [(p, pr) for p in paths for pr in prompts]
-    stems = {}
-    for p in paths:  # one folder per asset, even where two assets share a file name
-        base, n = p.stem, 1
-        name = base
-        while name in stems.values():
-            n += 1
-            name = f"{base}-{n}"
-        stems[p] = name
+    from usdposer.core.selection import unique_stems
+
+    stems = dict(zip(paths, unique_stems(paths)))  # one folder per asset, even where two share a file name
     for p, prompt in progress(work, desc="harvesting", unit="item"):
         folder = out / "items" / stems[p] / slug(prompt)
         done, err = folder / "done.json", folder / "error.txt"
@@ -211,12 +206,12 @@ def harvest(assets: list[str], prompts: list[str], out: str | os.PathLike, optio
         try:
             rec = {**harvest_item(p, prompt, folder, o), "key": key, "status": "made"}
         except Exception as exc:  # noqa: BLE001 - one item fails alone; its one line is recorded
-            line = " ".join(str(exc).split())[:300] or type(exc).__name__
+            line = failure_line(exc, InputError)
             folder.mkdir(parents=True, exist_ok=True)
             err.write_text(line + "\n")
             done.unlink(missing_ok=True)
             rep.items.append({"asset": str(p), "prompt": prompt, "folder": str(folder), "status": "failed",
-                              "error": line if isinstance(exc, InputError) else f"{type(exc).__name__}: {line}"})
+                              "error": line})
             rep.failed += 1
             continue
         err.unlink(missing_ok=True)

@@ -24,3 +24,10 @@ class MissingDependencyError(UsdPoserError, ImportError):
     """An optional dependency or device is missing. Exit code 3."""
 
     exit_code = 3
+
+
+def failure_line(exc: BaseException, plain: type | tuple = UsdPoserError, limit: int = 300) -> str:
+    """What a batch-style loop records for one failed item: the error on one line (at most ``limit`` characters); an
+    error of the ``plain`` kinds (raised on purpose, its message names the fix) as it is, any other with its type."""
+    text = " ".join(str(exc).split())[:limit] or type(exc).__name__
+    return text if isinstance(exc, plain) else f"{type(exc).__name__}: {text}"

@@ -83,6 +83,14 @@ def contact_slide(points: Tensor, fps: float, eps: float, ground: float = 0.0) -
     return (step * contact).sum(-1), contact.sum(-1)
 
 
+def skating_per_frame(points: Tensor, fps: float, eps: float, height: float, ground: float = 0.0) -> Tensor:
+    """(F,) the mean horizontal speed of the points in contact over the step into each frame (heights per second; 0
+    for the first frame and for steps with no contact). ``check``'s FootSkating rule and the dataset filter share it."""
+    slide, n = contact_slide(points, fps, eps, ground)
+    speed = torch.where(n > 0, slide / n.clamp(min=1), torch.zeros_like(slide))
+    return torch.cat([torch.zeros(1, dtype=speed.dtype), speed]) / height
+
+
 def foot_skating(points: Tensor, fps: float, eps: float) -> tuple[float, float]:
     """(mean horizontal speed of the points within ``eps`` of the ground at both ends of a frame step, fraction of
     frames with a contact)."""

@@ -76,6 +76,20 @@ def default_output(asset, suffix: str) -> str:
     return str(p.with_name(f"{p.stem}.{suffix}.usdc"))
 
 
+def unique_stems(paths) -> list[str]:
+    """One folder name per path, its file stem, numbered where two share one: ``a/fox.glb``, ``b/fox.glb`` ->
+    ``fox``, ``fox-2`` (``batch`` and ``harvest`` give every asset its own folder)."""
+    out: list[str] = []
+    for p in paths:
+        base = Path(p).stem
+        name, n = base, 1
+        while name in out:
+            n += 1
+            name = f"{base}-{n}"
+        out.append(name)
+    return out
+
+
 def parse_size(size: str, option: str = "--size") -> tuple[int, int]:
     """``WxH`` as (width, height), each between 16 and 8192 pixels."""
     from usdposer.errors import InputError

@@ -345,12 +345,11 @@ class FootSkating(Rule):
     def measure(self, clip: ClipContext, chunk) -> dict:
         if clip.rig_ctx.ground is None or len(clip.clip) < 2:
             return {}
-        from usdposer.core.motion import contact_slide
+        from usdposer.core.motion import skating_per_frame
 
         pts = chunk.points if clip.rig.meshes else chunk.world[..., :3, 3]
-        slide, n = contact_slide(pts, clip.clip.fps, clip.file.options.contact * clip.height, clip.rig_ctx.ground)
-        speed = torch.where(n > 0, slide / n.clamp(min=1), torch.zeros_like(slide))
-        return {"speed": torch.cat([torch.zeros(1, dtype=speed.dtype), speed]) / clip.height}  # (b,) heights / s
+        return {"speed": skating_per_frame(pts, clip.clip.fps, clip.file.options.contact * clip.height, clip.height,
+                                           clip.rig_ctx.ground)}  # (b,) heights / s
 
     def judge(self, clip: ClipContext, m: dict) -> list[Finding]:
         if "speed" not in m:
