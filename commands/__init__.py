@@ -14,6 +14,7 @@ from usdposer._version import __version__
 VERBS = {
     "info": ("info:cli", "Skeletons, joints, meshes, skins, clips, units and problems of a USD asset."),
     "import": ("import_:cli", "Convert glTF/GLB, BVH or MuJoCo MJCF to UsdSkel (skins, clips, joint limits)."),
+    "rig": ("rig:cli", "Auto-rigging: embed a template skeleton into a bare mesh (Pinocchio), then bone heat."),
     "skin": ("skin:cli", "Bone-heat skinning weights for meshes that have a skeleton but no weights."),
     "fit": ("fit:cli", "Fit per-frame skeleton poses to a mesh or point-cloud sequence (Chamfer + edge length)."),
     "dataset": ("dataset:cli", "Build pose datasets from USD, glTF, BVH and MJCF files."),

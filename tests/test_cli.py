@@ -65,7 +65,7 @@ def examples(verb: str) -> list[str]:
 
 # dependency order: import writes what the others read; train needs a dataset; render a sample and a path; track a
 # distilled clip. Every verb is here (test_the_examples_cover_every_verb).
-EXAMPLE_ORDER = ["import", "info", "dataset", "train", "sample", "eval", "invert", "interpolate", "ik", "skin",
+EXAMPLE_ORDER = ["import", "info", "dataset", "train", "sample", "eval", "invert", "interpolate", "ik", "skin", "rig",
                  "generate", "fit", "harvest", "limits", "check", "batch", "render", "distill", "track"]
 
 
@@ -105,6 +105,13 @@ def _inputs_for(verb: str, d: Path) -> None:
             for name in ("primvars:skel:jointIndices", "primvars:skel:jointWeights"):
                 spec.RemoveProperty(spec.properties[name])
         layer.Save()
+    elif verb == "rig":  # a bare mesh: the Horse's skin at rest, its skeleton dropped, as PLY
+        import trimesh
+
+        from usdposer.io.bare_mesh import read_bare
+
+        P, F = read_bare(d / "Horse.glb").combined()
+        trimesh.Trimesh(P, F, process=False).export(d / "horse_bare.ply")
     elif verb == "fit":  # the Fox's walk as a point-cloud capture (USD), a folder of PLY scans and a .npy array
         import numpy as np
         import trimesh

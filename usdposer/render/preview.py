@@ -53,3 +53,23 @@ def loss_plot(losses: list[dict], out, keys: tuple[str, ...], size=(480, 240)) -
 
     with atomic_file(out) as tmp:
         img.save(tmp, format="PNG")
+
+
+def three_views(rig: Rig, out: str | os.PathLike, *, tile: int = 320, labels: tuple[str, ...] = ("front", "side", "top"),
+                bad_joints: set[int] | None = None) -> Path:
+    """Write a PNG of ``rig`` at rest from the front (+Z), the side (+X) and above, the skeleton drawn over the
+    mesh (temporary file, then moved into place). Returns the path."""
+    from usdposer.core.posing import joint_transforms, skin
+    from usdposer.render.encode import write_sheet
+    from usdposer.render.raster import Style, frame_camera, render_pose
+    from usdposer.types import Pose as P
+
+    rig = rig.to(torch.float64)
+    pose = P.rest(rig, 3)
+    S = rig.skel_to_world
+    with torch.no_grad():
+        pts = [p[0] for p in skin(rig, P.rest(rig), backend="torch")] or [joint_transforms(rig, P.rest(rig))[0, :, :3, 3]]
+    world = torch.cat(pts) @ S[:3, :3].T + S[:3, 3]
+    cams = [frame_camera(world, tile, tile, yaw_deg=y, pitch_deg=p, margin=1.05) for y, p in ((0, 0), (90, 0), (0, 89))]
+    images = render_pose(rig, pose, cams, style=Style(ground=False), bad_joints=[bad_joints or set()] * 3)
+    return write_sheet(images, out, list(labels), columns=3)

@@ -1,0 +1,68 @@
+"""Make the skeleton templates that ship with ``usdposer rig`` from the CC0 shared rigs (Quaternius).
+
+    python scripts/make_templates.py [--data ../shared/data] [--out usdposer/templates]
+
+Each template is the source character's skeleton at rest, reduced by :func:`usdposer.core.embed.make_template`
+(joints that deform nothing or float outside the body dropped, thumbs and other short side branches merged), with
+name maps to the joints of other characters of its kind (``bench/rig.py`` measures embeddings against them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+TEMPLATES = {
+    # name: (source file under data/, kind, description)
+    "biped": ("quaternius/humanoids/Knight.glb", "biped", "two legs, two arms, head (Quaternius Knight)"),
+    "quadruped": ("quaternius/animals/Horse.glb", "quadruped", "four legs, neck, head, ears, tail (Quaternius Horse)"),
+    "flyer": ("quaternius/creatures/Wasp.glb", "flyer", "thorax, head, two wings, six legs, abdomen (Quaternius Wasp)"),
+    "spider": ("quaternius/creatures/Spider.glb", "eight-legged", "eight legs, thorax, head, abdomen (Quaternius Spider)"),
+    "snake": ("quaternius/creatures/Snake.glb", "snake", "a spine from head to tail (Quaternius Snake)"),
+    "fish": ("quaternius/sea/Shark.glb", "fish", "spine, tail and fins (Quaternius Shark)"),
+}
+
+# template joint -> the artist's joint, per character (bench/rig.py). Quaternius' animals share one armature family:
+# their joints carry the Horse's names.
+_Q_ANIMAL = ["Back", "Torso", "Torso2", "Torso3", "Neck1", "Neck2", "Neck3", "Head", "FrontShoulder_L",
+             "FrontUpperLeg_L", "FrontLowerLeg_L", "FrontShoulder_R", "FrontUpperLeg_R", "FrontLowerLeg_R",
+             "BackShoulder_L", "BackLeg_L", "BackUpperLeg_L", "BackLowerLeg_L", "BackShoulder_R", "BackLeg_R",
+             "BackUpperLeg_R", "BackLowerLeg_R", "Tail1", "Tail4", "Tail7"]
+CORRESPONDENCE = {
+    "quadruped": {c: {n: n for n in _Q_ANIMAL} for c in ("Cow", "Deer", "Wolf", "Fox", "Husky", "Donkey")},
+    "biped": {
+        "PlatformerCharacter": {n: n for n in ("Hips", "Abdomen", "Torso", "Neck", "Head", "UpperArm_L", "LowerArm_L",
+                                               "Palm_L", "UpperArm_R", "LowerArm_R", "Palm_R", "UpperLeg_L",
+                                               "LowerLeg_L", "Foot_L", "UpperLeg_R", "LowerLeg_R", "Foot_R")},
+        "RobotExpressive": {"Hips": "Hips", "Abdomen": "Abdomen", "Torso": "Torso", "Neck": "Neck", "Head": "Head",
+                            "UpperArm_L": "UpperArmL", "LowerArm_L": "LowerArmL", "Palm_L": "Palm1L",
+                            "UpperArm_R": "UpperArmR", "LowerArm_R": "LowerArmR", "Palm_R": "Palm1R",
+                            "UpperLeg_L": "UpperLegL", "LowerLeg_L": "LowerLegL", "Foot_L": "FootL",
+                            "UpperLeg_R": "UpperLegR", "LowerLeg_R": "LowerLegR", "Foot_R": "FootR"},
+    },
+}
+
+
+def main() -> None:
+    from usdposer.io.importers import import_any
+    from usdposer.io.templates import template_from_asset, write_template
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "usdposer" / "templates"))
+    ap.add_argument("names", nargs="*", default=list(TEMPLATES))
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in a.names:
+            src, kind, desc = TEMPLATES[name]
+            usd = Path(tmp) / f"{name}.usdc"
+            import_any(Path(a.data) / src, usd)
+            t = template_from_asset(usd, name=name, kind=kind, description=desc, source=f"{src} (CC0-1.0, Quaternius)",
+                                    correspondence=CORRESPONDENCE.get(name, {}))
+            out = write_template(t, Path(a.out) / f"{name}.usda")
+            print(f"{out}: {t.num_joints} joints: {', '.join(t.names)}")
+
+
+if __name__ == "__main__":
+    main()

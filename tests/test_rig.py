@@ -1,0 +1,260 @@
+"""``usdposer rig``: Pinocchio's skeleton embedding and bone heat on meshes that have no skeleton.
+
+A capsule-and-box figure built here has known joints (the capsules' axes end at them); a template of the same
+topology with other proportions must land within 2 % of the figure's height, whatever the figure's scale, place and
+up axis. The Warp distance-field kernel is checked against its torch twin; a shared character goes end to end
+through the CLI into ``info``, ``check`` and ``sample``; bad meshes and templates get one line and exit 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NAMES = ("Hips", "Spine", "Chest", "Neck", "Head", "Shoulder_L", "Elbow_L", "Hand_L", "Shoulder_R", "Elbow_R", "Hand_R",
+         "UpLeg_L", "Knee_L", "Foot_L", "UpLeg_R", "Knee_R", "Foot_R")
+PARENTS = np.array([-1, 0, 1, 2, 3, 2, 5, 6, 2, 8, 9, 0, 11, 12, 0, 14, 15])
+
+
+def figure(leg: float = 0.82, arm: float = 0.62, torso: float = 0.6):
+    """A T-posed figure of capsules and a box: (points, faces, joints (17, 3)). Limb capsules run from joint to
+    joint, so the true joints lie on the medial axis."""
+    import trimesh
+
+    hip_y = 0.08 + leg
+    chest_y = hip_y + torso * 0.75
+    J = {"Hips": (0, hip_y, 0), "Spine": (0, hip_y + torso * 0.4, 0), "Chest": (0, chest_y, 0),
+         "Neck": (0, hip_y + torso + 0.05, 0), "Head": (0, hip_y + torso + 0.2, 0)}
+    for s, x in (("L", 1), ("R", -1)):
+        J[f"Shoulder_{s}"] = (x * 0.2, chest_y, 0)
+        J[f"Elbow_{s}"] = (x * (0.2 + arm / 2), chest_y, 0)
+        J[f"Hand_{s}"] = (x * (0.2 + arm), chest_y, 0)
+        J[f"UpLeg_{s}"] = (x * 0.12, hip_y - 0.02, 0)
+        J[f"Knee_{s}"] = (x * 0.12, 0.08 + leg / 2, 0)
+        J[f"Foot_{s}"] = (x * 0.12, 0.08, 0)
+    X = np.array([J[n] for n in NAMES], dtype=np.float64)
+    parts = [trimesh.creation.box(extents=(0.44, torso + 0.1, 0.24),
+                                  transform=trimesh.transformations.translation_matrix((0, hip_y + torso / 2 - 0.02, 0)))]
+    ball = trimesh.creation.icosphere(subdivisions=3, radius=0.14)
+    ball.apply_translation(J["Head"])
+    parts.append(ball)
+    neck = _capsule(np.array(J["Chest"]), np.array(J["Head"]), 0.06)
+    parts.append(neck)
+    for s in "LR":
+        parts.append(_capsule(np.array(J[f"Shoulder_{s}"]), np.array(J[f"Hand_{s}"]), 0.055))
+        parts.append(_capsule(np.array(J[f"UpLeg_{s}"]), np.array(J[f"Foot_{s}"]), 0.07))
+    m = trimesh.util.concatenate(parts)
+    return np.asarray(m.vertices, np.float64), np.asarray(m.faces, np.int64), X
+
+
+def _capsule(a, b, r):
+    import trimesh
+
+    d = b - a
+    c = trimesh.creation.capsule(height=float(np.linalg.norm(d)), radius=r, count=[16, 16])
+    # trimesh's capsule runs along +Z centred at the origin
+    z = d / np.linalg.norm(d)
+    M = trimesh.geometry.align_vectors([0, 0, 1], z)
+    M[:3, 3] = (a + b) / 2
+    c.apply_transform(M)
+    return c
+
+
+def template(**proportions):
+    from usdposer.core.embed import Template
+
+    P, _, X = figure(**proportions)
+    return Template(name="figure", names=NAMES, parents=PARENTS, positions=X, frames=np.tile(np.eye(3), (17, 1, 1)),
+                    bounds=np.stack([P.min(0), P.max(0)]), kind="biped")
+
+
+def errors(embedded, truth, points):
+    height = float(points[:, 1].max() - points[:, 1].min())
+    return np.linalg.norm(embedded - truth, axis=1) / height * 100
+
+
+@pytest.fixture(scope="module")
+def target():
+    return figure()
+
+
+@pytest.fixture(scope="module")
+def other_template():
+    return template(leg=1.0, arm=0.5, torso=0.5)  # longer legs, shorter arms and torso than the target
+
+
+def test_figure_embeds_within_two_percent_of_height(target, other_template):
+    from usdposer.core.embed import embed
+
+    P, F, X = target
+    e = embed(other_template, P, F)
+    err = errors(e.positions, X, P)
+    assert err.mean() < 2.0, f"mean {err.mean():.2f}% worst {err.max():.2f}% at {NAMES[int(err.argmax())]}"
+    assert err.max() < 5.0, f"worst {err.max():.2f}% at {NAMES[int(err.argmax())]}"
+    # joint frames stay rotations
+    assert np.allclose(np.einsum("jab,jac->jbc", e.frames, e.frames), np.eye(3), atol=1e-6)
+
+
+@pytest.mark.parametrize("how", ["scale_and_move", "z_up", "turned"])
+def test_embedding_does_not_depend_on_units_place_or_axes(target, other_template, how):
+    """What must not matter: the mesh's unit (x100), where it stands, its up axis, the way it faces (told)."""
+    from usdposer.core.embed import embed, orientation
+
+    P, F, X = target
+    base = embed(other_template, P, F).positions
+    if how == "scale_and_move":
+        A, t, R = np.eye(3) * 100, np.array([250.0, -40.0, 1000.0]), None
+    elif how == "z_up":
+        A, t, R = np.array([[1, 0, 0], [0, 0, -1], [0, 1, 0.0]]), np.zeros(3), orientation("+Z", "-Y")
+    else:
+        A, t, R = np.array([[0, 0, 1], [0, 1, 0], [-1, 0, 0.0]]), np.zeros(3), orientation("+Y", "+X")
+    Q = P @ A.T + t
+    e = embed(other_template, Q, F, orientations=None if R is None else {"given": R})
+    back = (e.positions - t) @ np.linalg.inv(A).T
+    err = errors(back, base, P)
+    # the grid is laid over the mesh anew (cells of ~1 % of the height): joints may move by a few cells, no more
+    assert err.max() < 3.0, f"{how}: moved {err.max():.2f}% of height at {NAMES[int(err.argmax())]}"
+
+
+def test_up_is_inferred_for_a_mesh_that_does_not_say(target, other_template):
+    """An OBJ/PLY states no up axis: the axis assignments whose proportions match the template's are tried, both
+    signs each, and the lowest penalty wins. The figure is left/right symmetric, so its two facings about the found
+    up axis tie exactly (the report lists both); told the facing, the joints land where they belong."""
+    from usdposer.core.embed import candidate_orientations, embed
+
+    P, F, X = target
+    A = np.array([[1, 0, 0], [0, 0, -1], [0, 1, 0.0]])  # +Y up -> +Z up, +Z forward -> -Y
+    Q = P @ A.T
+    cands = candidate_orientations(other_template, Q)
+    assert len(cands) == 8
+    e = embed(other_template, Q, F, orientations=cands)
+    assert e.orientation.startswith("up +Z")
+    assert e.facings["up +Z, forward +Y"] == pytest.approx(e.facings["up +Z, forward -Y"], rel=1e-6)
+    assert min(e.facings.values()) < 0.5 * min(v for k, v in e.facings.items() if not k.startswith("up +Z"))
+    told = embed(other_template, Q, F, orientations={k: v for k, v in cands.items() if k == "up +Z, forward -Y"})
+    assert errors(told.positions @ A, X, P).mean() < 2.5
+
+
+def test_warp_distance_kernel_matches_its_torch_twin(target):
+    from usdposer.core.distfield import closest_signed
+
+    P, F, _ = target
+    q = np.random.default_rng(0).uniform(P.min(0) - 0.1, P.max(0) + 0.1, (400, 3))
+    cw, iw = closest_signed(P, F, q, backend="warp")
+    ct, it = closest_signed(P, F, q, backend="torch")
+    dw, dt = np.linalg.norm(cw - q, axis=1), np.linalg.norm(ct - q, axis=1)
+    assert np.abs(dw - dt).max() < 1e-4 * float(np.ptp(P, 0).max())
+    assert (iw == it).mean() > 0.99 and it.any() and (~it).any()
+
+
+def test_medial_spheres_of_a_capsule_lie_on_its_axis():
+    import trimesh
+
+    from usdposer.core.distfield import distance_field, medial_points, pack_spheres
+
+    m = trimesh.creation.capsule(height=2.0, radius=0.3, count=[24, 24])
+    f = distance_field(np.asarray(m.vertices), np.asarray(m.faces), 64)
+    c, r = pack_spheres(*medial_points(f))
+    big = r > 0.2
+    assert big.sum() >= 3
+    assert np.abs(c[big, :2]).max() < 2 * f.h  # on the axis (z)
+    assert np.allclose(r[big], 0.3, atol=2 * f.h)
+
+
+def test_template_files_round_trip_and_shipped_ones_are_reduced(tmp_path):
+    from usdposer.io.templates import read_template, shipped_templates, write_template
+
+    shipped = shipped_templates()
+    assert {"biped", "quadruped", "flyer", "spider", "snake", "fish"} <= set(shipped)
+    t = read_template(shipped["quadruped"], "quadruped")
+    assert not any(n.startswith("PoleTarget") for n in t.names)  # controls outside the body are dropped
+    assert (t.parents < np.arange(t.num_joints)).all() and (t.parents < 0).sum() == 1
+    spider = read_template(shipped["spider"])
+    keep, _, _ = spider.reduced()
+    assert sum(spider.feet()) == 8 and len(keep) == 10  # body + head + eight feet
+    out = write_template(t, tmp_path / "q.usda")
+    u = read_template(out)
+    assert u.names == t.names and np.allclose(u.positions, t.positions) and u.correspondence == t.correspondence
+
+
+def _run(*args):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "usdposer.commands._entry", *map(str, args)], capture_output=True,
+                          text=True)
+
+
+def test_rig_cli_end_to_end_on_a_shared_character(tmp_path):
+    """CesiumMan's mesh at rest (its own skeleton dropped) rigged with the biped template: info, check and sample
+    read the result; weights are normalised; every joint sits inside the body."""
+    import torch
+
+    from usdposer.core.heat import winding_number
+    from usdposer.io.read_skel import read_asset
+
+    out, png = tmp_path / "man.usdc", tmp_path / "man.png"
+    r = _run("rig", ROOT / "assets/khronos/CesiumMan.glb", "-t", "biped", "-o", out, "--preview", png, "--json")
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    assert rep["template"] == "biped" and not rep["inferred"] and rep["dropped_skeletons"] == 1
+    assert png.stat().st_size > 1000
+    rig = read_asset(out).rig(None).to(torch.float64)
+    assert rig.joint_names == tuple(rep["joints"])
+    for m in rig.meshes:
+        assert torch.allclose(m.joint_weights.sum(1), torch.ones(m.num_points, dtype=torch.float64), atol=1e-5)
+    P = np.concatenate([m.points.numpy() for m in rig.meshes])
+    offsets = np.cumsum([0] + [m.num_points for m in rig.meshes])
+    F = np.concatenate([m.faces.numpy() + o for m, o in zip(rig.meshes, offsets)])
+    inside = winding_number(P, F, rig.bind_world[:, :3, 3].numpy()) > 0.5
+    assert inside.mean() > 0.9, [n for n, i in zip(rig.joint_names, inside) if not i]
+    assert _run("info", out).returncode == 0
+    s = _run("sample", out, "-n", "4", "-o", tmp_path / "s.usdc")
+    assert s.returncode == 0, s.stderr
+    assert _run("check", tmp_path / "s.usdc").returncode in (0, 1)
+
+
+def test_list_templates():
+    r = _run("rig", "--list-templates", "--json")
+    assert r.returncode == 0, r.stderr
+    assert {t["name"] for t in json.loads(r.stdout)} >= {"biped", "quadruped", "spider"}
+
+
+def _write_mesh(path, P, F):
+    import trimesh
+
+    trimesh.Trimesh(P, F, process=False).export(path)
+    return path
+
+
+@pytest.mark.parametrize("case", ["open_sheet", "zero_area", "misfit", "nan", "unknown_template", "not_a_mesh"])
+def test_bad_input_one_line_exit_2_nothing_written(tmp_path, target, case):
+    P, F, _ = target
+    args = ["-t", "biped"]
+    if case == "open_sheet":  # a flat square: no volume inside
+        src = _write_mesh(tmp_path / "sheet.ply", np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0.0]]),
+                          np.array([[0, 1, 2], [0, 2, 3]]))
+    elif case == "zero_area":
+        src = tmp_path / "dot.obj"
+        src.write_text("v 0 0 0\nv 0 0 0\nv 0 0 0\nf 1 2 3\n")
+    elif case == "misfit":  # eight legs into a biped
+        src = _write_mesh(tmp_path / "fig.ply", P, F)
+        args = ["-t", "spider", "--up", "+Y", "--forward", "+Z"]
+    elif case == "nan":
+        src = tmp_path / "nan.obj"
+        src.write_text("v 0 0 0\nv 1 0 nan\nv 0 1 0\nv 0 0 1\nf 1 2 3\nf 1 3 4\nf 1 4 2\nf 2 4 3\n")
+    elif case == "unknown_template":
+        src = _write_mesh(tmp_path / "fig.ply", P, F)
+        args = ["-t", "centaur"]
+    else:
+        src = tmp_path / "junk.ply"
+        src.write_bytes(b"ply\nformat binary_little_endian 1.0\nelement vertex 99\n")
+    out = tmp_path / "out.usdc"
+    r = _run("rig", src, *args, "-o", out)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, r.stderr
+    assert not out.exists() and not list(tmp_path.glob(".out*"))

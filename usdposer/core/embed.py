@@ -1,0 +1,635 @@
+"""Pinocchio's skeleton embedding (Baran & Popovic 2007, section 4) in numpy / torch: fit a template skeleton into a
+mesh that has none.
+
+    template   a skeleton at rest (metres, +Y up, facing +Z) with the bounding box of the mesh it came from;
+               its reduced graph keeps the joints of degree other than 2 (root, branches, tips), each reduced
+               edge a chain of bones
+    affine     the template mapped onto the mesh's bounding box per axis (so a horse's legs shrink into a fox's),
+               for each candidate facing about the up axis
+    discrete   a beam search assigns every reduced joint a sphere of the mesh's sphere graph
+               (:mod:`usdposer.core.distfield`), parents first, under Pinocchio's penalty terms:
+                 length    (path length along the graph / template chain length - 1)^2
+                 direction 1 - cos(embedded edge, template edge)
+                 inside    the straight edge leaves the mesh
+                 symmetry  a left joint's mirror image away from its right twin (names ``_L``/``_R`` ...)
+                 feet      template feet above the mesh's bottom
+                 place     distance from where the affine template puts the joint (a weak prior)
+               distinct reduced joints take distinct spheres
+    fill       the joints of each chain are spread along the graph path by the template's bone lengths
+    refine     every joint moved by gradient descent: bones inside, joints towards the medial surface, bone
+               directions and chain proportions like the template's, symmetry, reduced joints near their spheres
+    frames     each joint keeps its template orientation, turned by the smallest rotation that takes the
+               template bone onto the embedded one
+
+Lengths are normalised by the mesh's largest extent ``L``; reports give them in % of that. Shapes: J template joints,
+R reduced joints, S spheres, B beam states, K candidates per joint.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from usdposer.errors import InputError
+
+TERMS = ("length", "direction", "inside", "symmetry", "feet", "place")
+WEIGHTS = {"length": 1.0, "direction": 2.0, "inside": 0.5, "symmetry": 1.0, "feet": 2.0, "place": 1.0}
+MISFIT = 4.0  # mean penalty per reduced edge above which the template does not fit the mesh
+STRETCH = 0.12  # mean (log path length / chain length)^2 per reduced edge above which limbs are missing or extra
+
+_SIDES = ((r"_L$", "_R"), (r"_R$", "_L"), (r"\.L$", ".R"), (r"\.R$", ".L"), (r"_l$", "_r"), (r"_r$", "_l"),
+          (r"Left", "Right"), (r"Right", "Left"), (r"left", "right"), (r"right", "left"),
+          (r"^L_", "R_"), (r"^R_", "L_"), (r"^l_", "r_"), (r"^r_", "l_"), (r"L$", "R"), (r"R$", "L"))
+
+
+def side_of(name: str) -> str | None:
+    """``"L"``, ``"R"`` or None from a joint name's side marker (``_L``, ``.R``, ``Left``, ``r_`` ...)."""
+    for pat, rep in _SIDES:
+        if re.search(pat, name):
+            return "R" if rep.strip("_.").lower().startswith("l") else "L"
+    return None
+
+
+def mirror_names(names: tuple[str, ...] | list[str]) -> np.ndarray:
+    """(J,) index of each joint's left/right twin by name (``Arm_L``/``Arm_R``, ``LeftArm``/``RightArm``,
+    ``arm.L``/``arm.R``, ``l_arm``/``r_arm``), -1 where there is none."""
+    index = {n: i for i, n in enumerate(names)}
+    out = np.full(len(names), -1, dtype=np.int64)
+    for i, n in enumerate(names):
+        for pat, rep in _SIDES:
+            if re.search(pat, n):
+                twin = re.sub(pat, rep, n)
+                if twin in index and twin != n:
+                    out[i] = index[twin]
+                    break
+    return out
+
+
+@dataclass(frozen=True)
+class Template:
+    """A skeleton to embed: joint ``names`` (unique leaf names, parents first), ``parents`` (J,), rest ``positions``
+    (J, 3) and joint ``frames`` (J, 3, 3) world rotations (metres, +Y up, facing +Z), ``bounds`` (2, 3) the
+    bounding box of the mesh it was rigged to. ``correspondence`` maps a character's name to {template joint:
+    that character's joint} (for measuring an embedding against an artist's rig)."""
+
+    name: str
+    names: tuple[str, ...]
+    parents: np.ndarray
+    positions: np.ndarray
+    frames: np.ndarray
+    bounds: np.ndarray
+    kind: str = ""
+    description: str = ""
+    source: str = ""
+    correspondence: dict = field(default_factory=dict)
+
+    @property
+    def num_joints(self) -> int:
+        return len(self.names)
+
+    def children(self) -> list[list[int]]:
+        out: list[list[int]] = [[] for _ in self.names]
+        for j, p in enumerate(self.parents.tolist()):
+            if p >= 0:
+                out[p].append(j)
+        return out
+
+    def reduced(self) -> tuple[list[int], np.ndarray, list[list[int]]]:
+        """The reduced graph: (reduced joints R (root first), their reduced parent (R,) as positions in that list
+        (-1 for the root), the chain of joints from each reduced parent to the joint, both ends excluded)."""
+        kids = self.children()
+        keep = [j for j in range(self.num_joints) if self.parents[j] < 0 or len(kids[j]) != 1]
+        pos = {j: r for r, j in enumerate(keep)}
+        rparent = np.full(len(keep), -1, dtype=np.int64)
+        chains: list[list[int]] = [[] for _ in keep]
+        for r, j in enumerate(keep):
+            chain, p = [], int(self.parents[j])
+            while p >= 0 and p not in pos:
+                chain.append(p)
+                p = int(self.parents[p])
+            rparent[r] = pos[p] if p >= 0 else -1
+            chains[r] = chain[::-1]
+        return keep, rparent, chains
+
+    def feet(self) -> np.ndarray:
+        """(J,) True for tips (leaves) within 8 % of the template's height of its mesh's bottom."""
+        kids = self.children()
+        height = float(self.bounds[1, 1] - self.bounds[0, 1]) or 1.0
+        low = self.positions[:, 1] - self.bounds[0, 1] < 0.08 * height
+        return np.array([not kids[j] and low[j] for j in range(self.num_joints)])
+
+
+@dataclass
+class EmbedOptions:
+    """``resolution``: distance-field cells along the mesh's longest side; ``candidates``: spheres tried per reduced
+    joint; ``beam``: partial embeddings kept; ``refine_steps``: gradient steps of the continuous refinement."""
+
+    resolution: int = 96
+    candidates: int = 40
+    beam: int = 256
+    refine_steps: int = 200
+    weights: dict = field(default_factory=lambda: dict(WEIGHTS))
+    backend: str = "warp"
+
+
+@dataclass
+class Embedding:
+    """An embedded template: joint ``positions`` (J, 3) and ``frames`` (J, 3, 3) in the mesh's frame (+Y up);
+    ``facing`` (3, 3) the rotation taking the template's axes into the mesh's (``orientation`` its label);
+    ``penalties`` the discrete search's terms summed over reduced edges (weighted), ``facings`` the best total per
+    orientation tried (label -> penalty); sizes and timings."""
+
+    positions: np.ndarray
+    frames: np.ndarray
+    facing: np.ndarray
+    orientation: str
+    penalty: float
+    penalties: dict
+    facings: dict
+    spheres: int
+    medial_points: int
+    grid: tuple[int, int, int]
+    parts_ignored: int
+    refine: dict
+    timings: dict
+
+    def transforms(self) -> np.ndarray:
+        """(J, 4, 4) joint world transforms (column vectors)."""
+        M = np.tile(np.eye(4), (len(self.positions), 1, 1))
+        M[:, :3, :3] = self.frames
+        M[:, :3, 3] = self.positions
+        return M
+
+
+AXES = {"+X": (0, 1.0), "-X": (0, -1.0), "+Y": (1, 1.0), "-Y": (1, -1.0), "+Z": (2, 1.0), "-Z": (2, -1.0)}
+
+
+def axis_vector(name: str) -> np.ndarray:
+    """(3,) unit vector of ``"+X"``, ``"-Z"``, ``"Y"`` (a bare letter is the positive axis)."""
+    key = name.upper() if name[:1] in "+-" else "+" + name.upper()
+    if key not in AXES:
+        raise InputError(f"unknown axis {name!r}; use one of {', '.join(AXES)}")
+    v = np.zeros(3)
+    v[AXES[key][0]] = AXES[key][1]
+    return v
+
+
+def orientation(up: str, forward: str) -> np.ndarray:
+    """(3, 3) rotation taking +Y to ``up`` and +Z to ``forward`` (columns: the template's X, Y, Z in the mesh)."""
+    u, f = axis_vector(up), axis_vector(forward)
+    if abs(u @ f) > 0.5:
+        raise InputError(f"--up {up} and --forward {forward} are the same axis; give two different axes")
+    return np.stack([np.cross(u, f), u, f], 1)
+
+
+def candidate_orientations(template: Template, points: np.ndarray, up: str | None = None,
+                           forward: str | None = None, keep: int = 2) -> dict[str, np.ndarray]:
+    """Orientations to try, label -> (3, 3): the given up and forward; with no forward, the four facings about the up
+    axis; with neither, the ``keep`` axis assignments whose bounding-box proportions best match the template's,
+    each with both signs of up and forward."""
+    names = {0: "X", 1: "Y", 2: "Z"}
+    if up and forward:
+        return {f"up {up}, forward {forward}": orientation(up, forward)}
+    if up:
+        u = int(np.argmax(np.abs(axis_vector(up))))
+        return {f"up {up}, forward {s}{names[a]}": orientation(up, f"{s}{names[a]}")
+                for a in range(3) if a != u for s in "+-"}
+    ext = np.maximum(points.max(0) - points.min(0), 1e-12)
+    text = np.maximum(template.bounds[1] - template.bounds[0], 1e-12)  # lateral, up, forward
+    scored = []
+    for a in range(3):
+        for b in range(3):
+            if a != b:
+                c = 3 - a - b
+                ratio = np.array([ext[c], ext[a], ext[b]]) / text
+                ratio = ratio / np.exp(np.log(ratio).mean())
+                scored.append((float(np.abs(np.log(ratio)).sum()), a, b))
+    out = {}
+    for _, a, b in sorted(scored)[:keep]:
+        for su in "+-":
+            for sf in "+-":
+                out[f"up {su}{names[a]}, forward {sf}{names[b]}"] = orientation(su + names[a], sf + names[b])
+    return out
+
+
+def affine_template(template: Template, facing: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """(J, 3) template joints turned by ``facing`` and mapped per axis from its mesh's box onto [lo, hi]."""
+    corners = np.array([[template.bounds[i, 0], template.bounds[j, 1], template.bounds[k, 2]]
+                        for i in (0, 1) for j in (0, 1) for k in (0, 1)]) @ facing.T
+    tlo, thi = corners.min(0), corners.max(0)
+    T = template.positions @ facing.T
+    span_t, span_m = thi - tlo, hi - lo
+    s = np.where(span_t > 1e-9 * span_t.max(), span_m / np.maximum(span_t, 1e-30), span_m.max() / span_t.max())
+    return lo + (T - tlo) * s
+
+
+def embed(template: Template, points: np.ndarray, faces: np.ndarray, *,
+          orientations: dict[str, np.ndarray] | None = None, options: EmbedOptions | None = None,
+          progress=None) -> Embedding:
+    """Embed ``template`` into the mesh (``points`` (V, 3), ``faces`` (F, 3)), trying each orientation (a label
+    and the (3, 3) signed permutation taking the template's axes (+Y up, +Z forward) into the mesh's) and keeping the
+    lowest penalty (default: the mesh is +Y up, +Z forward). Raises InputError when the mesh has no inside or the
+    template does not fit."""
+    from usdposer.core.distfield import distance_field, medial_points, pack_spheres, sphere_graph
+
+    o = options or EmbedOptions()
+    timings: dict[str, float] = {}
+    tick = time.perf_counter()
+    lo, hi = points.min(0), points.max(0)
+    L = float((hi - lo).max())
+    if not np.isfinite(L) or L <= 0:
+        raise InputError("the mesh has no extent (all its points coincide); give a mesh with a body")
+    f = distance_field(points, faces, o.resolution, backend=o.backend)
+    timings["distance_field"] = time.perf_counter() - tick
+    if not (f.dist > 0).any():
+        raise InputError("the mesh encloses no volume (no point is inside it): auto-rigging needs a closed, or nearly "
+                         "closed, surface; close the holes or give the solid body")
+    tick = time.perf_counter()
+    mp, md = medial_points(f)
+    centers, radii = pack_spheres(mp, md, min_radius=0.25 * f.h)
+    if len(centers) < 2:
+        raise InputError("the mesh's inside is too thin to hold a skeleton at this resolution; pass a larger "
+                         "--resolution or give the solid body")
+    graph = sphere_graph(f, centers, radii)
+    # the largest connected part (by sphere volume) holds the skeleton; loose props and floating parts are left out
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    S = len(centers)
+    adj = coo_matrix((np.ones(len(graph.edges)), (graph.edges[:, 0], graph.edges[:, 1])), shape=(S, S))
+    ncomp, label = connected_components(adj, directed=False)
+    volume = np.bincount(label, weights=radii ** 3, minlength=ncomp)
+    main = label == int(np.argmax(volume))
+    timings["spheres"] = time.perf_counter() - tick
+    if progress:
+        progress(f"{S} spheres from {len(mp)} medial points on a {'x'.join(map(str, f.shape))} grid")
+
+    keep, rparent, chains = template.reduced()
+    if int(main.sum()) < len(keep):
+        raise InputError(f"template {template.name!r} does not fit: it has {len(keep)} branch and tip joints but the "
+                         f"mesh's inside offers only {int(main.sum())} places; try another --template")
+    tick = time.perf_counter()
+    best = None
+    by_facing = {}
+    for label, R in (orientations or {"+Y up, +Z forward": np.eye(3)}).items():
+        T = affine_template(template, R, lo, hi)
+        got = _search(template, T, keep, rparent, chains, graph, main, f, lo, hi, L, R, o)
+        by_facing[label] = round(float(got[1]), 4)
+        if best is None or got[1] < best[1]:
+            best = (*got, R, T, label)
+    timings["search"] = time.perf_counter() - tick
+    assign, cost, terms, R, T, deg = best
+    edges = max(len(keep) - 1, 1)
+    per_edge = cost / edges
+    stretch = terms["length"] / o.weights["length"] / edges if o.weights["length"] else 0.0
+    if not np.isfinite(cost) or per_edge > MISFIT or stretch > STRETCH:
+        raise InputError(f"template {template.name!r} does not fit this mesh (penalty {per_edge:.2f} per edge, "
+                         f"limit {MISFIT}; chain length mismatch {stretch:.3f}, limit {STRETCH}): its limbs find no "
+                         "matching parts inside the mesh; try another --template")
+    tick = time.perf_counter()
+    X0 = _fill(template, keep, rparent, chains, graph, assign, T)
+    X, refine_terms = _refine(template, X0, T, keep, f, lo, hi, L, R, o)
+    timings["refine"] = time.perf_counter() - tick
+    frames = _frames(template, X, R)
+    return Embedding(positions=X, frames=frames, facing=R, orientation=deg, penalty=float(cost),
+                     penalties={k: round(float(v), 4) for k, v in terms.items()}, facings=by_facing, spheres=S,
+                     medial_points=len(mp), grid=f.shape, parts_ignored=int(ncomp - 1), refine=refine_terms,
+                     timings={k: round(v, 3) for k, v in timings.items()})
+
+
+def _mirror_point(x: np.ndarray, lateral: np.ndarray, center: np.ndarray) -> np.ndarray:
+    """Points (..., 3) mirrored through the plane through ``center`` normal to ``lateral``."""
+    d = ((x - center) * lateral).sum(-1, keepdims=True)
+    return x - 2 * d * lateral
+
+
+def _search(template, T, keep, rparent, chains, graph, main, f, lo, hi, L, R, o):
+    """Beam search over reduced joints: (assignment (R,) sphere per reduced joint, total penalty, terms)."""
+    from usdposer.core.distfield import segments_inside
+
+    w = o.weights
+    C = graph.centers
+    R_ = len(keep)
+    feet = template.feet()
+    mirror = mirror_names(template.names)
+    rindex = {j: r for r, j in enumerate(keep)}
+    lateral, up = R[:, 0], R[:, 1]  # the template's left-right and up axes in the mesh
+    bottom = float(np.min(np.stack([lo, hi]) @ up))
+    center = (lo + hi) / 2
+    eligible = np.nonzero(main)[0]
+    # candidates: the spheres nearest to where the affine template puts each reduced joint
+    cands = []
+    for j in keep:
+        dist = np.linalg.norm(C[eligible] - T[j], axis=1)
+        cands.append(eligible[np.argsort(dist)[: o.candidates]])
+    states = np.full((1, R_), -1, dtype=np.int64)
+    costs = np.zeros(1)
+    terms = np.zeros((1, len(TERMS)))
+    for r, j in enumerate(keep):
+        K = cands[r]
+        Kc = C[K]  # (K, 3)
+        t_terms = np.zeros((len(states), len(K), len(TERMS)))
+        t_terms[..., TERMS.index("place")] = (np.linalg.norm(Kc - T[j], axis=1) / L)[None]
+        if feet[j]:
+            t_terms[..., TERMS.index("feet")] = ((Kc @ up - bottom) / L)[None]
+        p = rparent[r]
+        if p >= 0:
+            chain = [keep[p], *chains[r], j]
+            tchain = float(np.linalg.norm(np.diff(T[chain], axis=0), axis=1).sum())
+            tvec = T[j] - T[keep[p]]
+            sp = states[:, p]  # (B,)
+            g = graph.paths[sp[:, None], K[None]]  # (B, K)
+            ratio = g / max(tchain, 1e-9)
+            t_terms[..., 0] = np.where(np.isfinite(ratio), np.log(np.maximum(ratio, 1e-3)) ** 2, 50.0)
+            v = Kc[None] - C[sp][:, None]  # (B, K, 3)
+            nv = np.linalg.norm(v, axis=-1)
+            cos = (v @ tvec) / np.maximum(nv * np.linalg.norm(tvec), 1e-12)
+            t_terms[..., 1] = np.where(nv > 1e-12, 1 - cos, 1.0)
+            a = np.broadcast_to(C[sp][:, None], v.shape).reshape(-1, 3)
+            b = np.broadcast_to(Kc[None], v.shape).reshape(-1, 3)
+            t_terms[..., 2] = (~segments_inside(f, a, b, samples=8, margin=-f.h)).reshape(v.shape[:2])
+        m = mirror[j]
+        if m >= 0 and m in rindex and rindex[m] < r:
+            twin = C[states[:, rindex[m]]]  # (B, 3)
+            mk = _mirror_point(Kc, lateral, center)  # (K, 3)
+            t_terms[..., 3] = np.linalg.norm(mk[None] - twin[:, None], axis=-1) / L
+        step = (t_terms * np.array([w[k] for k in TERMS])).sum(-1)  # (B, K)
+        side = float((T[j] - center) @ lateral)
+        if abs(side) > 0.02 * L:  # a left joint stays left of the middle, a right joint right
+            step = step + np.where(((Kc - center) @ lateral) * side < 0, 5.0, 0.0)[None]
+        used = (states[:, :, None] == K[None, None]).any(1)  # (B, K): a sphere already holds a reduced joint
+        step = np.where(used, np.inf, step)
+        total = costs[:, None] + step
+        flat = np.argsort(total, axis=None)[: o.beam]
+        flat = flat[np.isfinite(total.ravel()[flat])]
+        if not len(flat):
+            return states[0], np.inf, dict.fromkeys(TERMS, np.inf)
+        b, k = np.unravel_index(flat, total.shape)
+        states = states[b].copy()
+        states[:, r] = K[k]
+        costs = total[b, k]
+        terms = terms[b] + t_terms[b, k] * np.array([w[t] for t in TERMS])
+    return states[0], float(costs[0]), dict(zip(TERMS, terms[0]))
+
+
+def _fill(template, keep, rparent, chains, graph, assign, T) -> np.ndarray:
+    """(J, 3) all joints: reduced joints at their spheres, each chain spread along the graph path between its ends
+    by the template's bone lengths."""
+    X = np.array(T, dtype=np.float64)
+    C = graph.centers
+    for r, j in enumerate(keep):
+        X[j] = C[assign[r]]
+    for r, j in enumerate(keep):
+        p = rparent[r]
+        if p < 0 or not chains[r]:
+            continue
+        path = graph.path(int(assign[p]), int(assign[r]))
+        poly = C[path] if len(path) >= 2 else np.stack([C[assign[p]], C[assign[r]]])
+        seg = np.linalg.norm(np.diff(poly, axis=0), axis=1)
+        arc = np.r_[0, np.cumsum(seg)]
+        chain = [keep[p], *chains[r], j]
+        tl = np.r_[0, np.cumsum(np.linalg.norm(np.diff(T[chain], axis=0), axis=1))]
+        frac = tl / max(tl[-1], 1e-12)
+        for q, jj in enumerate(chains[r], start=1):
+            s = frac[q] * arc[-1]
+            X[jj] = np.array([np.interp(s, arc, poly[:, a]) for a in range(3)])
+    return X
+
+
+def _refine(template, X0, T, keep, f, lo, hi, L, R, o) -> tuple[np.ndarray, dict]:
+    """Continuous refinement of every joint (Adam on the weighted terms below); returns positions and the final
+    terms."""
+    J = template.num_joints
+    par = torch.as_tensor(template.parents)
+    bones = torch.nonzero(par >= 0).squeeze(1)
+    pb = par[bones]
+    X = torch.tensor(X0, dtype=torch.float64, requires_grad=True)
+    X0t = torch.tensor(X0, dtype=torch.float64)
+    Tt = torch.tensor(T, dtype=torch.float64)
+    tvec = Tt[bones] - Tt[pb]
+    tlen = tvec.norm(dim=1).clamp_min(1e-9)
+    # target bone lengths: the template's, scaled per chain to the discrete embedding's length
+    ivec = X0t[bones] - X0t[pb]
+    chain_of = _chain_ids(template, keep)
+    cid = torch.as_tensor(chain_of[bones.numpy()])
+    nchain = int(cid.max()) + 1 if len(cid) else 0
+    scale = torch.zeros(nchain, dtype=torch.float64).index_add(0, cid, ivec.norm(dim=1)) / \
+        torch.zeros(nchain, dtype=torch.float64).index_add(0, cid, tlen).clamp_min(1e-9)
+    target = tlen * scale[cid]
+    mirror = torch.as_tensor(mirror_names(template.names))
+    left = torch.nonzero(mirror > torch.arange(J)).squeeze(1)
+    right = mirror[left]
+    lateral = torch.tensor(R[:, 0], dtype=torch.float64)
+    center = torch.tensor((lo + hi) / 2, dtype=torch.float64)
+    red = torch.as_tensor(keep)
+    s = torch.linspace(0.1, 0.9, 5, dtype=torch.float64)[:, None, None]
+    opt = torch.optim.Adam([X], lr=0.003 * L)
+    margin = 0.5 * f.h
+
+    def energy():
+        v = X[bones] - X[pb]
+        n = v.norm(dim=1).clamp_min(1e-12)
+        e = {}
+        e["direction"] = ((1 - (v * tvec).sum(1) / (n * tlen)) * tlen / tlen.mean()).mean()
+        e["length"] = ((n - target) / target.clamp_min(1e-9)).square().mean()
+        along = X[pb][None] + s * v[None]  # (5, nb, 3)
+        d_j = f.sample_torch(X)
+        d_b = f.sample_torch(along)
+        e["inside"] = (torch.relu(margin - d_j).square().mean() + torch.relu(-d_b).square().mean()) / (f.h ** 2)
+        e["medial"] = -d_j.mean() / L
+        if len(left):
+            xl = X[left]
+            mx = xl - 2 * ((xl - center) @ lateral)[:, None] * lateral
+            e["symmetry"] = (mx - X[right]).square().sum(1).mean() / L ** 2
+        else:
+            e["symmetry"] = X.sum() * 0
+        e["anchor"] = (X[red] - X0t[red]).square().sum(1).mean() / L ** 2
+        weights = {"direction": 1.0, "length": 2.0, "inside": 1.0, "medial": 0.5, "symmetry": 20.0, "anchor": 20.0}
+        return sum(weights[k] * e[k] for k in e), e
+
+    for _ in range(o.refine_steps):
+        opt.zero_grad()
+        total, _ = energy()
+        total.backward()
+        opt.step()
+    with torch.no_grad():
+        _, e = energy()
+    return X.detach().numpy(), {k: round(float(v), 5) for k, v in e.items()}
+
+
+def _chain_ids(template, keep) -> np.ndarray:
+    """(J,) id of the reduced edge (chain) each joint's bone belongs to (its own reduced joint's for a reduced joint,
+    the chain's end otherwise)."""
+    kids = template.children()
+    out = np.zeros(template.num_joints, dtype=np.int64)
+    rset = {j: r for r, j in enumerate(keep)}
+    for j in range(template.num_joints):
+        k = j
+        while k not in rset:
+            k = kids[k][0]
+        out[j] = rset[k]
+    return out
+
+
+def _rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(3, 3) smallest rotation taking direction ``a`` onto ``b``."""
+    a = a / (np.linalg.norm(a) or 1.0)
+    b = b / (np.linalg.norm(b) or 1.0)
+    v = np.cross(a, b)
+    c = float(a @ b)
+    if c < -1 + 1e-9:  # opposite: half a turn about any axis normal to a
+        axis = np.cross(a, [1.0, 0, 0] if abs(a[0]) < 0.9 else [0, 1.0, 0])
+        axis /= np.linalg.norm(axis)
+        return 2 * np.outer(axis, axis) - np.eye(3)
+    K = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
+    return np.eye(3) + K + K @ K / (1 + c)
+
+
+def _frames(template, X: np.ndarray, R: np.ndarray) -> np.ndarray:
+    """(J, 3, 3) joint orientations: the template's (turned by the facing) rotated by the smallest rotation that
+    takes each template bone direction onto the embedded one (the mean of the children's bones at a branch, the
+    parent's bone at a tip)."""
+    kids = template.children()
+    T = template.positions @ R.T
+    out = np.empty((template.num_joints, 3, 3))
+    for j in range(template.num_joints):
+        if kids[j]:
+            dt = (T[kids[j]] - T[j]).mean(0)
+            de = (X[kids[j]] - X[j]).mean(0)
+        elif template.parents[j] >= 0:
+            p = template.parents[j]
+            dt, de = T[j] - T[p], X[j] - X[p]
+        else:
+            dt = de = np.array([0.0, 1.0, 0.0])
+        if np.linalg.norm(dt) < 1e-9 or np.linalg.norm(de) < 1e-9:
+            A = np.eye(3)
+        else:
+            A = _rotation_between(dt, de)
+        out[j] = A @ R @ template.frames[j]
+    return out
+
+
+def make_template(name: str, names: list[str], parents: np.ndarray, transforms: np.ndarray, points: np.ndarray,
+                  faces: np.ndarray, weighted: np.ndarray, *, side_branch: float = 0.04, near: float = 0.03,
+                  backend: str = "warp", **meta) -> Template:
+    """A template from a rigged character at rest (+Y up, facing +Z): joint ``transforms`` (J, 4, 4) world, its
+    skinned mesh ``points`` / ``faces``, ``weighted`` (J,) joints that carry skin weight.
+
+    Joints that deform nothing or float outside the mesh (IK targets, pole targets, a root on the floor) are
+    dropped and their children re-parented to the nearest kept ancestor (or, for a separate IK chain, to the nearest
+    kept joint); side branches shorter than ``side_branch`` x the mesh's largest extent (thumbs, toes) are merged
+    into their branch joint, so that the reduced graph holds the limbs."""
+    from usdposer.core.distfield import closest_signed
+
+    P = transforms[:, :3, 3]
+    L = float((points.max(0) - points.min(0)).max())
+    closest, inside = closest_signed(points, faces, P, backend=backend)
+    near_surface = np.linalg.norm(P - closest, axis=1) < near * L
+    within = inside | near_surface
+    J = len(names)
+    kept = np.asarray(weighted, bool) & within
+    # an inside joint that deforms nothing stays when it joins two kept branches (a spider's body, a snake's root)
+    branches = np.zeros(J, dtype=np.int64)
+    for j in reversed(range(J)):
+        p = int(parents[j])
+        if p >= 0:
+            branches[p] += 1 if kept[j] else branches[j]
+        if not kept[j] and within[j] and branches[j] >= 2:
+            kept[j] = True
+    parent = np.full(J, -1, dtype=np.int64)
+    for j in range(J):
+        p = int(parents[j])
+        while p >= 0 and not kept[p]:
+            p = int(parents[p])
+        parent[j] = p
+    idx = np.nonzero(kept)[0]
+    # the main tree: the kept root with the most kept joints under it; other kept roots hang off their nearest joint
+    roots = [j for j in idx if parent[j] < 0]
+
+    def under(r):
+        out, stack = [], [r]
+        while stack:
+            k = stack.pop()
+            out.append(k)
+            stack.extend(c for c in idx if parent[c] == k)
+        return out
+
+    depth = np.where(inside, np.linalg.norm(P - closest, axis=1), 0.0)
+    main = max(roots, key=lambda r: depth[r] * math.sqrt(len(under(r))))  # the trunk: deep inside, many joints
+
+    def dropped_parent(j):
+        p = int(parents[j])
+        return p if p >= 0 and not kept[p] else None
+
+    loose = []
+    for r in roots:
+        if r == main:
+            continue
+        if dropped_parent(r) is not None and dropped_parent(r) == dropped_parent(main):
+            parent[r] = main  # siblings under a dropped joint (a spider's legs under its unskinned body)
+        else:
+            loose.append(r)
+    # separate chains (IK feet) hang off the nearest joint of the tree built so far, nearest chains first
+    while loose:
+        tree = under(main)
+        gap = [float(np.linalg.norm(P[tree] - P[r], axis=1).min()) for r in loose]
+        r = loose.pop(int(np.argmin(gap)))
+        same = [k for k in tree if side_of(names[k]) in (side_of(names[r]), None)] or tree  # no left foot on a right leg
+        parent[r] = same[int(np.argmin(np.linalg.norm(P[same] - P[r], axis=1)))]
+    # prune short side branches: at a branching joint drop the shortest subtrees below the length limit
+    alive = kept.copy()
+
+    def extent(r):
+        sub = [k for k in under_alive(r)]
+        return float(np.linalg.norm(P[sub] - P[parent[r]], axis=1).max())
+
+    def under_alive(r):
+        out, stack = [], [r]
+        while stack:
+            k = stack.pop()
+            out.append(k)
+            stack.extend(c for c in range(J) if alive[c] and parent[c] == k)
+        return out
+
+    changed = True
+    while changed:
+        changed = False
+        for b in range(J):
+            kids = [c for c in range(J) if alive[c] and parent[c] == b]
+            if len(kids) < 2 or not alive[b]:
+                continue
+            ext = sorted((extent(c), c) for c in kids)
+            e, c = ext[0]
+            if e < side_branch * L:
+                for k in under_alive(c):
+                    alive[k] = False
+                changed = True
+    order = _parents_first([j for j in range(J) if alive[j]], parent)
+    new = {j: i for i, j in enumerate(order)}
+    new_parents = np.array([new[parent[j]] if parent[j] >= 0 else -1 for j in order], dtype=np.int64)
+    frames = transforms[order, :3, :3]
+    frames = frames / np.linalg.norm(frames, axis=1, keepdims=True)  # drop scale: frames are rotations
+    return Template(name=name, names=tuple(names[j] for j in order), parents=new_parents,
+                    positions=P[order].copy(), frames=frames, bounds=np.stack([points.min(0), points.max(0)]), **meta)
+
+
+def _parents_first(nodes: list[int], parent: np.ndarray) -> list[int]:
+    order, seen = [], set()
+    pending = list(nodes)
+    while pending:
+        rest = []
+        for j in pending:
+            if parent[j] < 0 or parent[j] in seen:
+                order.append(j)
+                seen.add(j)
+            else:
+                rest.append(j)
+        if len(rest) == len(pending):
+            raise ValueError("cyclic joint parents")
+        pending = rest
+    return order
