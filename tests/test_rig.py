@@ -64,11 +64,15 @@ def _capsule(a, b, r):
 
 
 def template(**proportions):
-    from usdposer.core.embed import Template
+    """The figure's own skeleton as a template (with its volume quantiles, as ``make_template`` gives them)."""
+    from usdposer.core.distfield import distance_field
+    from usdposer.core.embed import Template, volume_quantiles
 
-    P, _, X = figure(**proportions)
+    P, F, X = figure(**proportions)
+    f = distance_field(P, F, 64)
+    lo, hi = P.min(0), P.max(0)
     return Template(name="figure", names=NAMES, parents=PARENTS, positions=X, frames=np.tile(np.eye(3), (17, 1, 1)),
-                    bounds=np.stack([P.min(0), P.max(0)]), kind="biped")
+                    bounds=np.stack([lo, hi]), kind="biped", quantiles=volume_quantiles(f.grid_points()[f.dist > 0], lo, hi))
 
 
 def errors(embedded, truth, points):
@@ -116,13 +120,13 @@ def test_embedding_does_not_depend_on_units_place_or_axes(target, other_template
     back = (e.positions - t) @ np.linalg.inv(A).T
     err = errors(back, base, P)
     # the grid is laid over the mesh anew (cells of ~1 % of the height): joints may move by a few cells, no more
-    assert err.max() < 3.0, f"{how}: moved {err.max():.2f}% of height at {NAMES[int(err.argmax())]}"
+    assert err.max() < 4.0 and err.mean() < 2.0, f"{how}: moved {err.max():.2f}% of height at {NAMES[int(err.argmax())]}"
 
 
 def test_up_is_inferred_for_a_mesh_that_does_not_say(target, other_template):
     """An OBJ/PLY states no up axis: the axis assignments whose proportions match the template's are tried, both
     signs each, and the lowest penalty wins. The figure is left/right symmetric, so its two facings about the found
-    up axis tie exactly (the report lists both); told the facing, the joints land where they belong."""
+    up axis tie (within the grid's noise; the report lists both); told the facing, the joints land where they belong."""
     from usdposer.core.embed import candidate_orientations, embed
 
     P, F, X = target
@@ -132,7 +136,7 @@ def test_up_is_inferred_for_a_mesh_that_does_not_say(target, other_template):
     assert len(cands) == 8
     e = embed(other_template, Q, F, orientations=cands)
     assert e.orientation.startswith("up +Z")
-    assert e.facings["up +Z, forward +Y"] == pytest.approx(e.facings["up +Z, forward -Y"], rel=1e-6)
+    assert e.facings["up +Z, forward +Y"] == pytest.approx(e.facings["up +Z, forward -Y"], rel=0.05)
     assert min(e.facings.values()) < 0.5 * min(v for k, v in e.facings.items() if not k.startswith("up +Z"))
     told = embed(other_template, Q, F, orientations={k: v for k, v in cands.items() if k == "up +Z, forward -Y"})
     assert errors(told.positions @ A, X, P).mean() < 2.5
@@ -200,7 +204,8 @@ def test_rig_cli_end_to_end_on_a_shared_character(tmp_path):
     r = _run("rig", ROOT / "assets/khronos/CesiumMan.glb", "-t", "biped", "-o", out, "--preview", png, "--json")
     assert r.returncode == 0, r.stderr
     rep = json.loads(r.stdout)
-    assert rep["template"] == "biped" and not rep["inferred"] and rep["dropped_skeletons"] == 1
+    assert rep["template"] == "biped" and rep["dropped_skeletons"] == 1
+    assert rep["inferred"] and rep["orientation"].startswith("up +Y")  # glTF: +Y up; the facing is inferred
     assert png.stat().st_size > 1000
     rig = read_asset(out).rig(None).to(torch.float64)
     assert rig.joint_names == tuple(rep["joints"])

@@ -13,6 +13,8 @@ mesh that has none.
                  inside    the straight edge leaves the mesh
                  symmetry  a left joint's mirror image away from its right twin (names ``_L``/``_R`` ...)
                  feet      template feet above the mesh's bottom
+                 tips      a template tip away from the body's extremities (local maxima of the distance
+                           along the sphere graph from its largest sphere)
                  place     distance from where the affine template puts the joint (a weak prior)
                distinct reduced joints take distinct spheres
     fill       the joints of each chain are spread along the graph path by the template's bone lengths
@@ -37,10 +39,13 @@ import torch
 
 from usdposer.errors import InputError
 
-TERMS = ("length", "direction", "inside", "symmetry", "feet", "place")
-WEIGHTS = {"length": 1.0, "direction": 2.0, "inside": 0.5, "symmetry": 1.0, "feet": 2.0, "place": 1.0}
+TERMS = ("length", "direction", "inside", "symmetry", "feet", "tips", "place")
+WEIGHTS = {"length": 1.0, "direction": 2.0, "inside": 0.5, "symmetry": 1.0, "feet": 2.0, "tips": 1.0, "place": 1.0,
+           "proportions": 3.0}
 MISFIT = 4.0  # mean penalty per reduced edge above which the template does not fit the mesh
-STRETCH = 0.12  # mean (log path length / chain length)^2 per reduced edge above which limbs are missing or extra
+QUANTILES = (0.0, 0.05, 0.15, 0.3, 0.5, 0.7, 0.85, 0.95, 1.0)
+STRETCH = 0.15
+PRIOR = 10.0  # mean (log path length / chain length)^2 per reduced edge above which limbs are missing or extra
 
 _SIDES = ((r"_L$", "_R"), (r"_R$", "_L"), (r"\.L$", ".R"), (r"\.R$", ".L"), (r"_l$", "_r"), (r"_r$", "_l"),
           (r"Left", "Right"), (r"Right", "Left"), (r"left", "right"), (r"right", "left"),
@@ -74,7 +79,8 @@ def mirror_names(names: tuple[str, ...] | list[str]) -> np.ndarray:
 class Template:
     """A skeleton to embed: joint ``names`` (unique leaf names, parents first), ``parents`` (J,), rest ``positions``
     (J, 3) and joint ``frames`` (J, 3, 3) world rotations (metres, +Y up, facing +Z), ``bounds`` (2, 3) the
-    bounding box of the mesh it was rigged to. ``correspondence`` maps a character's name to {template joint:
+    bounding box of the mesh it was rigged to, ``quantiles`` (3, Q) where that mesh's volume lies along each axis.
+    ``correspondence`` maps a character's name to {template joint:
     that character's joint} (for measuring an embedding against an artist's rig)."""
 
     name: str
@@ -87,6 +93,7 @@ class Template:
     description: str = ""
     source: str = ""
     correspondence: dict = field(default_factory=dict)
+    quantiles: np.ndarray | None = None  # (3, len(QUANTILES)) where its mesh's volume lies along each axis
 
     @property
     def num_joints(self) -> int:
@@ -217,15 +224,51 @@ def candidate_orientations(template: Template, points: np.ndarray, up: str | Non
     return out
 
 
-def affine_template(template: Template, facing: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """(J, 3) template joints turned by ``facing`` and mapped per axis from its mesh's box onto [lo, hi]."""
-    corners = np.array([[template.bounds[i, 0], template.bounds[j, 1], template.bounds[k, 2]]
-                        for i in (0, 1) for j in (0, 1) for k in (0, 1)]) @ facing.T
-    tlo, thi = corners.min(0), corners.max(0)
+def volume_quantiles(inside: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """(3, Q) per-axis quantiles (``QUANTILES``) of a body's inside points (N, 3), the ends pinned to the surface's
+    bounding box [lo, hi]: where the body's volume lies along each axis."""
+    q = np.quantile(inside, QUANTILES, axis=0).T  # (3, Q)
+    q[:, 0], q[:, -1] = lo, hi
+    return np.maximum.accumulate(q, axis=1)
+
+
+def proportion_mismatch(template: Template, R: np.ndarray, quantiles: np.ndarray) -> float:
+    """sum |log| of the ratios of the mesh's to the turned template's 5-95 % volume extents per axis (each set
+    normalised by its geometric mean): 0 when the body is proportioned like the template in this orientation."""
+    tq = template.quantiles if template.quantiles is not None else \
+        np.linspace(template.bounds[0], template.bounds[1], len(QUANTILES)).T
+    text = np.array([tq[int(np.argmax(np.abs(R[k])))][-2] - tq[int(np.argmax(np.abs(R[k])))][1] for k in range(3)])
+    mext = quantiles[:, -2] - quantiles[:, 1]
+    r = np.log(np.maximum(mext, 1e-12)) - np.log(np.maximum(text, 1e-12))
+    return float(np.abs(r - r.mean()).sum())
+
+
+def affine_template(template: Template, facing: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                    quantiles: np.ndarray | None = None) -> np.ndarray:
+    """(J, 3) template joints turned by ``facing`` and mapped onto the mesh per axis: by volume quantiles when both
+    the template and the mesh have them (a long tail or big ears then stretch only their own end of the axis), else
+    from the template mesh's box onto [lo, hi]."""
     T = template.positions @ facing.T
-    span_t, span_m = thi - tlo, hi - lo
-    s = np.where(span_t > 1e-9 * span_t.max(), span_m / np.maximum(span_t, 1e-30), span_m.max() / span_t.max())
-    return lo + (T - tlo) * s
+    tq = template.quantiles
+    if tq is None or quantiles is None:
+        tq = np.linspace(template.bounds[0], template.bounds[1], len(QUANTILES)).T
+        quantiles = np.linspace(lo, hi, len(QUANTILES)).T
+    out = np.empty_like(T)
+    for k in range(3):
+        a = int(np.argmax(np.abs(facing[k])))
+        sign = float(np.sign(facing[k, a]))
+        src = sign * tq[a] if sign > 0 else (sign * tq[a])[::-1]  # template quantiles along the mesh's axis k
+        dst = quantiles[k]
+        if src[-1] - src[0] < 1e-12:
+            out[:, k] = (dst[0] + dst[-1]) / 2
+            continue
+        x = T[:, k]
+        inner = np.interp(x, src, dst)
+        # beyond the template's box (joints outside its mesh): extend the end segments' slopes
+        left = dst[0] + (x - src[0]) * (dst[1] - dst[0]) / max(src[1] - src[0], 1e-12)
+        right = dst[-1] + (x - src[-1]) * (dst[-1] - dst[-2]) / max(src[-1] - src[-2], 1e-12)
+        out[:, k] = np.where(x < src[0], left, np.where(x > src[-1], right, inner))
+    return out
 
 
 def embed(template: Template, points: np.ndarray, faces: np.ndarray, *,
@@ -249,6 +292,8 @@ def embed(template: Template, points: np.ndarray, faces: np.ndarray, *,
     if not (f.dist > 0).any():
         raise InputError("the mesh encloses no volume (no point is inside it): auto-rigging needs a closed, or nearly "
                          "closed, surface; close the holes or give the solid body")
+    inside = f.grid_points()[f.dist > 0]
+    quantiles = volume_quantiles(inside, lo, hi)
     tick = time.perf_counter()
     mp, md = medial_points(f)
     centers, radii = pack_spheres(mp, md, min_radius=0.25 * f.h)
@@ -276,14 +321,20 @@ def embed(template: Template, points: np.ndarray, faces: np.ndarray, *,
     tick = time.perf_counter()
     best = None
     by_facing = {}
+    several = len(orientations or {}) > 1
     for label, R in (orientations or {"+Y up, +Z forward": np.eye(3)}).items():
-        T = affine_template(template, R, lo, hi)
+        T = affine_template(template, R, lo, hi, quantiles)
         got = _search(template, T, keep, rparent, chains, graph, main, f, lo, hi, L, R, o)
-        by_facing[label] = round(float(got[1]), 4)
-        if best is None or got[1] < best[1]:
-            best = (*got, R, T, label)
+        # the per-axis map fits the template to any box, so a wrong orientation can still score well: between
+        # orientations, also weigh how the body's proportions (where its volume lies) match the template's
+        prop = o.weights.get("proportions", 0.0) * proportion_mismatch(template, R, quantiles) if several else 0.0
+        by_facing[label] = round(float(got[1] + prop), 4)
+        if best is None or got[1] + prop < best[1] + best[-1]:
+            best = (*got, R, T, label, prop)
     timings["search"] = time.perf_counter() - tick
-    assign, cost, terms, R, T, deg = best
+    assign, cost, terms, R, T, deg, prop = best
+    if several:
+        terms = {**terms, "proportions": prop}
     edges = max(len(keep) - 1, 1)
     per_edge = cost / edges
     stretch = terms["length"] / o.weights["length"] / edges if o.weights["length"] else 0.0
@@ -300,6 +351,22 @@ def embed(template: Template, points: np.ndarray, faces: np.ndarray, *,
                      penalties={k: round(float(v), 4) for k, v in terms.items()}, facings=by_facing, spheres=S,
                      medial_points=len(mp), grid=f.shape, parts_ignored=int(ncomp - 1), refine=refine_terms,
                      timings={k: round(v, 3) for k, v in timings.items()})
+
+
+def extremities(graph, main: np.ndarray, L: float) -> np.ndarray:
+    """Sphere indices at the body's extremities (hands, feet, head, tail tip, ears): local maxima of the distance
+    along the sphere graph from the largest sphere, farther than 10 % of ``L`` from it."""
+    idx = np.nonzero(main)[0]
+    if not len(idx):
+        return idx
+    c0 = idx[int(np.argmax(graph.radii[idx]))]
+    d = graph.paths[c0]
+    best = d.copy()
+    i, j = graph.edges[:, 0], graph.edges[:, 1]
+    np.maximum.at(best, i, d[j])
+    np.maximum.at(best, j, d[i])
+    tip = main & np.isfinite(d) & (d >= best) & (d > 0.1 * L)
+    return np.nonzero(tip)[0]
 
 
 def _mirror_point(x: np.ndarray, lateral: np.ndarray, center: np.ndarray) -> np.ndarray:
@@ -322,11 +389,16 @@ def _search(template, T, keep, rparent, chains, graph, main, f, lo, hi, L, R, o)
     bottom = float(np.min(np.stack([lo, hi]) @ up))
     center = (lo + hi) / 2
     eligible = np.nonzero(main)[0]
-    # candidates: the spheres nearest to where the affine template puts each reduced joint
+    tips = extremities(graph, main, L)
+    kids = template.children()
+    to_tip = np.linalg.norm(C[:, None] - C[tips][None], axis=-1).min(1) / L if len(tips) else np.zeros(len(C))
+    # candidates: the spheres nearest to where the affine template puts each reduced joint, and for the template's
+    # tips every extremity of the body (a T-posed mesh's hands are far from an A-posed template's)
     cands = []
     for j in keep:
         dist = np.linalg.norm(C[eligible] - T[j], axis=1)
-        cands.append(eligible[np.argsort(dist)[: o.candidates]])
+        near = eligible[np.argsort(dist)[: o.candidates]]
+        cands.append(np.union1d(near, tips) if not kids[j] else near)
     states = np.full((1, R_), -1, dtype=np.int64)
     costs = np.zeros(1)
     terms = np.zeros((1, len(TERMS)))
@@ -337,6 +409,8 @@ def _search(template, T, keep, rparent, chains, graph, main, f, lo, hi, L, R, o)
         t_terms[..., TERMS.index("place")] = (np.linalg.norm(Kc - T[j], axis=1) / L)[None]
         if feet[j]:
             t_terms[..., TERMS.index("feet")] = ((Kc @ up - bottom) / L)[None]
+        if not kids[j] and j != keep[0]:
+            t_terms[..., TERMS.index("tips")] = to_tip[K][None]
         p = rparent[r]
         if p >= 0:
             chain = [keep[p], *chains[r], j]
@@ -449,7 +523,9 @@ def _refine(template, X0, T, keep, f, lo, hi, L, R, o) -> tuple[np.ndarray, dict
         else:
             e["symmetry"] = X.sum() * 0
         e["anchor"] = (X[red] - X0t[red]).square().sum(1).mean() / L ** 2
-        weights = {"direction": 1.0, "length": 2.0, "inside": 1.0, "medial": 0.5, "symmetry": 20.0, "anchor": 20.0}
+        e["prior"] = (X - Tt).square().sum(1).mean() / L ** 2
+        weights = {"direction": 1.0, "length": 2.0, "inside": 1.0, "medial": 0.5, "symmetry": 20.0, "anchor": 1.0,
+                   "prior": PRIOR}
         return sum(weights[k] * e[k] for k in e), e
 
     for _ in range(o.refine_steps):
@@ -567,13 +643,16 @@ def make_template(name: str, names: list[str], parents: np.ndarray, transforms: 
         return p if p >= 0 and not kept[p] else None
 
     loose = []
+    trunk = under(main)
     for r in roots:
         if r == main:
             continue
-        if dropped_parent(r) is not None and dropped_parent(r) == dropped_parent(main):
-            parent[r] = main  # siblings under a dropped joint (a spider's legs under its unskinned body)
+        gap = np.linalg.norm(P[trunk] - P[r], axis=1)
+        if dropped_parent(r) is not None and dropped_parent(r) == dropped_parent(main) and \
+                np.linalg.norm(P[main] - P[r]) <= 1.5 * gap.min():
+            parent[r] = main  # siblings under a dropped joint, near the trunk (a spider's legs round its body)
         else:
-            loose.append(r)
+            loose.append(r)  # an IK foot under the floor root hangs off its leg
     # separate chains (IK feet) hang off the nearest joint of the tree built so far, nearest chains first
     while loose:
         tree = under(main)
@@ -614,8 +693,13 @@ def make_template(name: str, names: list[str], parents: np.ndarray, transforms: 
     new_parents = np.array([new[parent[j]] if parent[j] >= 0 else -1 for j in order], dtype=np.int64)
     frames = transforms[order, :3, :3]
     frames = frames / np.linalg.norm(frames, axis=1, keepdims=True)  # drop scale: frames are rotations
+    from usdposer.core.distfield import distance_field
+
+    f = distance_field(points, faces, 64, backend=backend)
+    lo, hi = points.min(0), points.max(0)
     return Template(name=name, names=tuple(names[j] for j in order), parents=new_parents,
-                    positions=P[order].copy(), frames=frames, bounds=np.stack([points.min(0), points.max(0)]), **meta)
+                    positions=P[order].copy(), frames=frames, bounds=np.stack([lo, hi]),
+                    quantiles=volume_quantiles(f.grid_points()[f.dist > 0], lo, hi), **meta)
 
 
 def _parents_first(nodes: list[int], parent: np.ndarray) -> list[int]:

@@ -4,7 +4,7 @@ rest with their skeleton dropped), OBJ / PLY / STL / OFF through trimesh.
 Every reader returns a :class:`BareMeshes`: the meshes' points in the file's own frame and units (world space:
 prim and node transforms applied), their triangles, uvs and materials, and the file's up axis and metres per unit
 when the format says them (USD's stage metadata; glTF is +Y up in metres by its specification; OBJ/PLY/STL say
-nothing, so their up axis is inferred unless ``--up`` is given).
+nothing, so their up axis is inferred unless ``--up`` is given). The facing is never taken from the format.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ GLTF_SUFFIXES = (".gltf", ".glb")
 @dataclass
 class BareMeshes:
     """Meshes in the file's frame: ``meshes`` (``MeshData`` with ``indices`` None, points world space in file units),
-    ``materials``; ``up_axis`` ("Y", "Z") and ``forward`` ("+Z" for glTF) when the format fixes them, else None;
+    ``materials``; ``up_axis`` ("Y", "Z") and ``forward`` when the format fixes them, else None (glTF's
+    specification says +Z forward, but files do not keep to it: CesiumMan faces +X, so the facing is inferred);
     ``meters_per_unit``; ``dropped_skeletons``: skeletons of a rigged input that were left out."""
 
     name: str
@@ -121,7 +122,7 @@ def _read_gltf(p: Path) -> BareMeshes:
         M = m.transform if m.transform is not None else np.eye(4)
         pts = np.asarray(m.points, np.float64) @ M[:3, :3].T + M[:3, 3]
         meshes.append(MeshData(name=m.name, points=pts, faces=m.faces, uvs=m.uvs, colors=m.colors, material=m.material))
-    return BareMeshes(p.stem, meshes, rig.materials, up_axis="Y", forward="+Z", meters_per_unit=1.0)
+    return BareMeshes(p.stem, meshes, rig.materials, up_axis="Y", meters_per_unit=1.0)
 
 
 def _read_rigged_gltf(p: Path, data) -> BareMeshes:
@@ -148,7 +149,7 @@ def _read_rigged_gltf(p: Path, data) -> BareMeshes:
         meshes.append(MeshData(name=m.path.rsplit("/", 1)[-1], points=pts[0].numpy() @ S[:3, :3].T + S[:3, 3],
                                faces=m.faces.numpy(), uvs=None if m.uvs is None else m.uvs.numpy(),
                                material=src.material if src is not None else None))
-    return BareMeshes(p.stem, meshes, data.materials, up_axis="Y", forward="+Z", meters_per_unit=1.0,
+    return BareMeshes(p.stem, meshes, data.materials, up_axis="Y", meters_per_unit=1.0,
                       dropped_skeletons=len(data.skeletons))
 
 

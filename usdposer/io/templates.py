@@ -58,6 +58,8 @@ def write_template(t: Template, out: str | os.PathLike) -> Path:
             "kind": t.kind, "description": t.description, "source": t.source,
             "bounds": Vt.Vec3dArray.FromNumpy(np.ascontiguousarray(t.bounds, dtype=np.float64)),
             "correspondence": {k: dict(v) for k, v in t.correspondence.items()},
+            **({"quantiles": Vt.Vec3dArray.FromNumpy(np.ascontiguousarray(t.quantiles.T, dtype=np.float64))}
+               if t.quantiles is not None else {}),
         })
         stage.GetRootLayer().Save()
     return out
@@ -78,7 +80,8 @@ def read_template(path: str | os.PathLike, name: str | None = None) -> Template:
                     parents=parents, positions=M[:, :3, 3].copy(), frames=M[:, :3, :3].copy(),
                     bounds=np.asarray(meta["bounds"], dtype=np.float64), kind=str(meta.get("kind", "")),
                     description=str(meta.get("description", "")), source=str(meta.get("source", "")),
-                    correspondence={k: dict(v) for k, v in dict(meta.get("correspondence", {})).items()})
+                    correspondence={k: dict(v) for k, v in dict(meta.get("correspondence", {})).items()},
+                    quantiles=np.asarray(meta["quantiles"], dtype=np.float64).T if "quantiles" in meta else None)
 
 
 def template_from_asset(path: str | os.PathLike, skeleton: str | None = None, **meta) -> Template:
