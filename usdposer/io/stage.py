@@ -155,12 +155,14 @@ class StageUnits:
 
     # animated root translations (..., 3) and (w, x, y, z) rotations (..., 4), torch
     def root_quat(self):
-        """The (w, x, y, z) quaternion of ``R``."""
-        import torch
+        """The (w, x, y, z) quaternion of ``R`` (computed once: readers ask for it per frame)."""
+        if getattr(self, "_root_quat", None) is None:
+            import torch
 
-        from usdposer.core.rotations import matrix_to_quat
+            from usdposer.core.rotations import matrix_to_quat
 
-        return matrix_to_quat(torch.from_numpy(np.ascontiguousarray(self.R)))
+            self._root_quat = matrix_to_quat(torch.from_numpy(np.ascontiguousarray(self.R)))
+        return self._root_quat
 
     def roots_from_stage(self, t, q):
         """Root translations ``(..., 3)`` and rotations ``(..., 4)`` of an animation: stage units -> usdposer."""

@@ -220,7 +220,7 @@ def world_points(rig: Rig, pose) -> Float[Tensor, "B V 3"]:
     """Skinned points of every mesh of ``rig`` (concatenated) in world space, in the pose's dtype."""
     from usdposer.core.posing import skin
 
-    pts = skin(rig, pose, backend="torch")
+    pts = skin(rig, pose, backend="auto")  # the Warp kernel (float32, all frames in one launch), torch without Warp
     if not pts:
         return torch.zeros(len(pose), 0, 3, dtype=pose.rotations.dtype)
     to_world = rig.skel_to_world.to(pose.rotations)
