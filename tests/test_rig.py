@@ -235,7 +235,8 @@ def _write_mesh(path, P, F):
     return path
 
 
-@pytest.mark.parametrize("case", ["open_sheet", "zero_area", "misfit", "nan", "unknown_template", "not_a_mesh"])
+@pytest.mark.parametrize("case", ["open_sheet", "zero_area", "misfit", "nan", "absurd", "unknown_template",
+                                  "not_a_mesh"])
 def test_bad_input_one_line_exit_2_nothing_written(tmp_path, target, case):
     P, F, _ = target
     args = ["-t", "biped"]
@@ -251,6 +252,8 @@ def test_bad_input_one_line_exit_2_nothing_written(tmp_path, target, case):
     elif case == "nan":
         src = tmp_path / "nan.obj"
         src.write_text("v 0 0 0\nv 1 0 nan\nv 0 1 0\nv 0 0 1\nf 1 2 3\nf 1 3 4\nf 1 4 2\nf 2 4 3\n")
+    elif case == "absurd":  # coordinates no float32 grid can hold
+        src = _write_mesh(tmp_path / "huge.ply", P * 1e200, F)
     elif case == "unknown_template":
         src = _write_mesh(tmp_path / "fig.ply", P, F)
         args = ["-t", "centaur"]

@@ -21,6 +21,7 @@ from usdposer.io.rig_stage import MaterialData, MeshData
 MESH_SUFFIXES = (".obj", ".ply", ".stl", ".off")
 USD_SUFFIXES = (".usd", ".usda", ".usdc", ".usdz")
 GLTF_SUFFIXES = (".gltf", ".glb")
+MAX_COORDINATE = 1e9  # float32 kernels and grids lose the shape far beyond this
 
 
 @dataclass
@@ -68,6 +69,9 @@ def read_bare(path: str | os.PathLike) -> BareMeshes:
     P, F = out.combined()
     if not np.isfinite(P).all():
         raise InputError(f"{path}: mesh points are NaN or infinite; repair the mesh")
+    if np.abs(P).max() > MAX_COORDINATE:
+        raise InputError(f"{path}: mesh coordinates reach {np.abs(P).max():.3g}, beyond {MAX_COORDINATE:.0e} units; "
+                         "rescale the mesh (any unit works, but not astronomical numbers)")
     area = 0.5 * np.linalg.norm(np.cross(P[F[:, 1]] - P[F[:, 0]], P[F[:, 2]] - P[F[:, 0]]), axis=1).sum()
     if not area > 0:
         raise InputError(f"{path}: the mesh has zero area (every triangle is degenerate); give a mesh with a surface")
