@@ -111,3 +111,13 @@ def test_import_output_checks(tmp_path, target):
 
 def test_missing_input():
     assert_clean_failure(run("info", "/no/such/file.usda"), "no such file")
+
+
+def test_influences_of_a_misspelled_type(tmp_path):
+    """A skin weight attribute whose type is not a USD type (found by the fuzz test: `abc primvars:skel:jointWeights`)
+    reads as an UnregisteredValue: one line naming the primvars, exit 2."""
+    text = (ASSETS / "openusd" / "arm.usda").read_text()
+    assert "float[] primvars:skel:jointWeights" in text
+    bad = tmp_path / "arm.usda"
+    bad.write_text(text.replace("float[] primvars:skel:jointWeights", "abc primvars:skel:jointWeights"))
+    assert_clean_failure(run("info", str(bad)), "jointweights do not read as")

@@ -49,7 +49,16 @@ def read_mesh(skq, joint_index: dict[str, int], conv: StageUnits, report) -> Mes
         report("warning", name, "bound to a skeleton but has no jointIndices/jointWeights; skipped (run `usdposer skin`)",
                "missing-influences")
         return None
-    idx_raw, w_raw = np.asarray(idx_raw, dtype=np.int64), np.asarray(w_raw, dtype=np.float64)
+    try:
+        idx_raw, w_raw = np.asarray(idx_raw, dtype=np.int64), np.asarray(w_raw, dtype=np.float64)
+    except (TypeError, ValueError):  # an attribute of an unknown type (a typo'd `float[]`) reads as UnregisteredValue
+        report("error", name, "primvars:skel:jointIndices / jointWeights do not read as int[] / float[] arrays (a "
+               "misspelled type in the file?); fix their declarations", "bad-influence-type")
+        return None
+    if idx_raw.ndim != 1 or w_raw.ndim != 1:
+        report("error", name, "primvars:skel:jointIndices / jointWeights must be flat arrays; fix their declared types",
+               "bad-influence-type")
+        return None
     if len(idx_raw) != len(w_raw):
         report("error", name, f"primvars:skel:jointIndices has {len(idx_raw)} values but jointWeights has {len(w_raw)}; "
                "they must have the same length (elementSize values per point)", "size-mismatch")
