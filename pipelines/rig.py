@@ -90,8 +90,7 @@ def _rig(mesh, out, o: RigOptions, progress) -> RigReport:
     up = o.up or (f"+{bare.up_axis}" if bare.up_axis else None)
     forward = o.forward or (bare.forward if up == "+Y" else None)
     cands = candidate_orientations(template, P, up, forward)
-    e = embed(template, P, F, orientations=cands, options=EmbedOptions(resolution=o.resolution, backend=o.backend),
-              )
+    e = embed(template, P, F, orientations=cands, options=EmbedOptions(resolution=o.resolution, backend=o.backend))
     timings.update(e.timings)
     R = e.facing
     up_axis = "Y" if np.allclose(R[:, 1], [0, 1, 0]) else "Z" if np.allclose(R[:, 1], [0, 0, 1]) else None
