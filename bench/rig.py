@@ -50,24 +50,17 @@ CASES = {
 
 def artist(path: Path, work: Path):
     """(imported USD path, rest joints world (J, 3), joint names, rest mesh points, faces, height)."""
-    import torch
-
-    from usdposer.core.posing import joint_transforms, skin
+    from usdposer.core.geometry import concat_meshes
+    from usdposer.core.posing import rest_world
     from usdposer.io.importers import import_any
     from usdposer.io.read_skel import read_asset
-    from usdposer.types import Pose
 
     usd = work / f"{path.stem}.usdc"
     import_any(path, usd)
-    rig = read_asset(usd, strict=False).rig(None).to(torch.float64)
-    pose = Pose.rest(rig)
-    S = rig.skel_to_world.numpy()
-    X = (S @ joint_transforms(rig, pose)[0].numpy())[:, :3, 3]
-    pts = [p[0].numpy() @ S[:3, :3].T + S[:3, 3] for p in skin(rig, pose, backend="torch")]
-    offsets = np.cumsum([0] + [len(p) for p in pts])
-    F = np.concatenate([m.faces.numpy() + o for m, o in zip(rig.meshes, offsets)])
-    P = np.concatenate(pts)
-    return usd, X, list(rig.joint_names), P, F, float(P[:, 1].max() - P[:, 1].min())
+    rig = read_asset(usd, strict=False).rig(None)
+    X, pts = rest_world(rig)
+    P, F, _ = concat_meshes([p.numpy() for p in pts], [m.faces.numpy() for m in rig.meshes])
+    return usd, X[:, :3, 3].numpy(), list(rig.joint_names), P, F, float(P[:, 1].max() - P[:, 1].min())
 
 
 def failed_findings(asset: Path, work: Path, tag: str) -> dict:

@@ -131,12 +131,7 @@ def _write(bare, meshes, template, M: np.ndarray, res, out, source, o: RigOption
 
     from usdposer.io.rig_stage import RigData, SkeletonData, write_rig_stage
 
-    names = list(template.names)
-    tokens: list[str] = []
-    for j, n in enumerate(names):
-        tokens.append(n if template.parents[j] < 0 else f"{tokens[template.parents[j]]}/{n}")
-    local = np.array([M[j] if p < 0 else np.linalg.inv(M[p]) @ M[j] for j, p in enumerate(template.parents.tolist())])
-    skel = SkeletonData(tokens=tokens, rest_local=local, bind_world=M,
+    skel = SkeletonData(tokens=template.tokens(), rest_local=template.local_transforms(M), bind_world=M,
                         custom={"usdposer:rig": {"template": template.name, "orientation": e.orientation}})
     offsets = np.cumsum([0] + [len(p) for _, p in meshes])
     skinned = [replace(m, points=p, indices=res.indices[a:b], weights=res.weights[a:b], skeleton=0, transform=None)

@@ -1,11 +1,12 @@
 """Pinocchio's skeleton embedding (Baran & Popovic 2007, section 4) in numpy / torch: fit a template skeleton into a
 mesh that has none.
 
-    template   a skeleton at rest (metres, +Y up, facing +Z) with the bounding box of the mesh it came from;
-               its reduced graph keeps the joints of degree other than 2 (root, branches, tips), each reduced
-               edge a chain of bones
-    affine     the template mapped onto the mesh's bounding box per axis (so a horse's legs shrink into a fox's),
-               for each candidate facing about the up axis
+    template   a skeleton at rest (metres, +Y up, facing +Z) with the bounding box and volume quantiles of the
+               mesh it came from; its reduced graph keeps the joints of degree other than 2 (root, branches,
+               tips), each reduced edge a chain of bones
+    affine     the template turned by each candidate orientation and mapped onto the mesh per axis by where the two
+               bodies' volume lies (so a horse's legs shrink into a fox's, and a long tail stretches only its
+               end of the axis); between orientations, how the volume proportions match also counts
     discrete   a beam search assigns every reduced joint a sphere of the mesh's sphere graph
                (:mod:`usdposer.core.distfield`), parents first, under Pinocchio's penalty terms:
                  length    (path length along the graph / template chain length - 1)^2
@@ -19,7 +20,8 @@ mesh that has none.
                distinct reduced joints take distinct spheres
     fill       the joints of each chain are spread along the graph path by the template's bone lengths
     refine     every joint moved by gradient descent: bones inside, joints towards the medial surface, bone
-               directions and chain proportions like the template's, symmetry, reduced joints near their spheres
+               directions and chain proportions like the template's, symmetry, reduced joints near their spheres,
+               all joints weakly towards the mapped template
     frames     each joint keeps its template orientation, turned by the smallest rotation that takes the
                template bone onto the embedded one
 
@@ -43,21 +45,13 @@ TERMS = ("length", "direction", "inside", "symmetry", "feet", "tips", "place")
 WEIGHTS = {"length": 1.0, "direction": 2.0, "inside": 0.5, "symmetry": 1.0, "feet": 2.0, "tips": 1.0, "place": 1.0,
            "proportions": 3.0}
 MISFIT = 4.0  # mean penalty per reduced edge above which the template does not fit the mesh
-QUANTILES = (0.0, 0.05, 0.15, 0.3, 0.5, 0.7, 0.85, 0.95, 1.0)
-STRETCH = 0.15
-PRIOR = 10.0  # mean (log path length / chain length)^2 per reduced edge above which limbs are missing or extra
+STRETCH = 0.15  # mean (log path length / chain length)^2 per reduced edge above which limbs are missing or extra
+QUANTILES = (0.0, 0.05, 0.15, 0.3, 0.5, 0.7, 0.85, 0.95, 1.0)  # volume quantiles mapping the template per axis
+PRIOR = 10.0  # refinement's pull towards where the mapped template puts each joint
 
 _SIDES = ((r"_L$", "_R"), (r"_R$", "_L"), (r"\.L$", ".R"), (r"\.R$", ".L"), (r"_l$", "_r"), (r"_r$", "_l"),
           (r"Left", "Right"), (r"Right", "Left"), (r"left", "right"), (r"right", "left"),
           (r"^L_", "R_"), (r"^R_", "L_"), (r"^l_", "r_"), (r"^r_", "l_"), (r"L$", "R"), (r"R$", "L"))
-
-
-def side_of(name: str) -> str | None:
-    """``"L"``, ``"R"`` or None from a joint name's side marker (``_L``, ``.R``, ``Left``, ``r_`` ...)."""
-    for pat, rep in _SIDES:
-        if re.search(pat, name):
-            return "R" if rep.strip("_.").lower().startswith("l") else "L"
-    return None
 
 
 def mirror_names(names: tuple[str, ...] | list[str]) -> np.ndarray:
@@ -98,6 +92,18 @@ class Template:
     @property
     def num_joints(self) -> int:
         return len(self.names)
+
+    def tokens(self) -> list[str]:
+        """UsdSkel joint tokens (``Hips/Spine/Chest``), parents first."""
+        out: list[str] = []
+        for j, n in enumerate(self.names):
+            out.append(n if self.parents[j] < 0 else f"{out[self.parents[j]]}/{n}")
+        return out
+
+    def local_transforms(self, world: np.ndarray) -> np.ndarray:
+        """(J, 4, 4) parent-relative transforms of joint ``world`` transforms (J, 4, 4) on this skeleton."""
+        return np.array([world[j] if p < 0 else np.linalg.inv(world[p]) @ world[j]
+                         for j, p in enumerate(self.parents.tolist())])
 
     def children(self) -> list[list[int]]:
         out: list[list[int]] = [[] for _ in self.names]
@@ -600,7 +606,8 @@ def make_template(name: str, names: list[str], parents: np.ndarray, transforms: 
     dropped and their children re-parented to the nearest kept ancestor (or, for a separate IK chain, to the nearest
     kept joint); side branches shorter than ``side_branch`` x the mesh's largest extent (thumbs, toes) are merged
     into their branch joint, so that the reduced graph holds the limbs."""
-    from usdposer.core.distfield import closest_signed
+    from usdposer.core.distfield import closest_signed, distance_field
+    from usdposer.core.posespace import name_side
 
     P = transforms[:, :3, 3]
     L = float((points.max(0) - points.min(0)).max())
@@ -627,12 +634,13 @@ def make_template(name: str, names: list[str], parents: np.ndarray, transforms: 
     # the main tree: the kept root with the most kept joints under it; other kept roots hang off their nearest joint
     roots = [j for j in idx if parent[j] < 0]
 
-    def under(r):
+    def under(r, member=kept):
+        """``r`` and its descendants among ``member`` joints (under the current ``parent``)."""
         out, stack = [], [r]
         while stack:
             k = stack.pop()
             out.append(k)
-            stack.extend(c for c in idx if parent[c] == k)
+            stack.extend(c for c in range(J) if member[c] and parent[c] == k)
         return out
 
     depth = np.where(inside, np.linalg.norm(P - closest, axis=1), 0.0)
@@ -658,22 +666,13 @@ def make_template(name: str, names: list[str], parents: np.ndarray, transforms: 
         tree = under(main)
         gap = [float(np.linalg.norm(P[tree] - P[r], axis=1).min()) for r in loose]
         r = loose.pop(int(np.argmin(gap)))
-        same = [k for k in tree if side_of(names[k]) in (side_of(names[r]), None)] or tree  # no left foot on a right leg
+        same = [k for k in tree if name_side(names[k]) in (name_side(names[r]), 0)] or tree  # no left foot on a right leg
         parent[r] = same[int(np.argmin(np.linalg.norm(P[same] - P[r], axis=1)))]
     # prune short side branches: at a branching joint drop the shortest subtrees below the length limit
     alive = kept.copy()
 
     def extent(r):
-        sub = [k for k in under_alive(r)]
-        return float(np.linalg.norm(P[sub] - P[parent[r]], axis=1).max())
-
-    def under_alive(r):
-        out, stack = [], [r]
-        while stack:
-            k = stack.pop()
-            out.append(k)
-            stack.extend(c for c in range(J) if alive[c] and parent[c] == k)
-        return out
+        return float(np.linalg.norm(P[under(r, alive)] - P[parent[r]], axis=1).max())
 
     changed = True
     while changed:
@@ -685,16 +684,13 @@ def make_template(name: str, names: list[str], parents: np.ndarray, transforms: 
             ext = sorted((extent(c), c) for c in kids)
             e, c = ext[0]
             if e < side_branch * L:
-                for k in under_alive(c):
-                    alive[k] = False
+                alive[under(c, alive)] = False
                 changed = True
     order = _parents_first([j for j in range(J) if alive[j]], parent)
     new = {j: i for i, j in enumerate(order)}
     new_parents = np.array([new[parent[j]] if parent[j] >= 0 else -1 for j in order], dtype=np.int64)
     frames = transforms[order, :3, :3]
     frames = frames / np.linalg.norm(frames, axis=1, keepdims=True)  # drop scale: frames are rotations
-    from usdposer.core.distfield import distance_field
-
     f = distance_field(points, faces, 64, backend=backend)
     lo, hi = points.min(0), points.max(0)
     return Template(name=name, names=tuple(names[j] for j in order), parents=new_parents,

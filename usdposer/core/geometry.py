@@ -1,9 +1,11 @@
-"""Mesh geometry shared by every part of usdposer (pure torch)."""
+"""Mesh geometry shared by every part of usdposer (pure torch, and numpy for mesh bookkeeping)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
 if TYPE_CHECKING:
@@ -17,3 +19,12 @@ def vertex_normals(verts: Float[Tensor, "V 3"], faces: Int[Tensor, "F 3"]) -> Fl
     n = torch.linalg.cross(verts[f[:, 1]] - verts[f[:, 0]], verts[f[:, 2]] - verts[f[:, 0]])  # (F, 3)
     out = torch.zeros_like(verts).index_add_(0, f.reshape(-1), n.repeat_interleave(3, 0))  # (V, 3)
     return out / out.norm(dim=1, keepdim=True).clamp(min=1e-30)
+
+
+def concat_meshes(points: Sequence[np.ndarray], faces: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Several meshes as one surface: (points (V, 3) float64, faces (F, 3) int64 re-indexed into them, offsets (M+1,):
+    mesh m's points are ``points[offsets[m]:offsets[m + 1]]``)."""
+    offsets = np.cumsum([0] + [len(p) for p in points])
+    P = np.concatenate([np.asarray(p, np.float64).reshape(-1, 3) for p in points])
+    F = np.concatenate([np.asarray(f, np.int64).reshape(-1, 3) + o for f, o in zip(faces, offsets)])
+    return P, F, offsets

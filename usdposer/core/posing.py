@@ -71,3 +71,17 @@ def hull_points(rig: Rig, max_points: int = 4096) -> tuple[Float[Tensor, "P 3"],
         sel = torch.randperm(len(P), generator=torch.Generator().manual_seed(0))[:max_points]
         P, I, W = P[sel], I[sel], W[sel]
     return P, I, W
+
+
+def rest_world(rig: Rig) -> tuple[Float[Tensor, "J 4 4"], list[Float[Tensor, "V 3"]]]:
+    """The rig at rest in its (converted) world: joint transforms (J, 4, 4) and every mesh's skinned points (V_m, 3),
+    float64 (what a mesh looks like when its skeleton is taken away)."""
+    from usdposer.types import Pose
+
+    rig = rig.to(torch.float64)
+    pose = Pose.rest(rig)
+    S = rig.skel_to_world
+    with torch.no_grad():
+        X = S @ joint_transforms(rig, pose)[0]
+        pts = [p[0] @ S[:3, :3].T + S[:3, 3] for p in skin(rig, pose, backend="torch")]
+    return X, pts

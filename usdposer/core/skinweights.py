@@ -41,11 +41,10 @@ def heat_weights(rig, points: Sequence[np.ndarray], faces: Sequence[np.ndarray],
     Returns:
         (indices per mesh (V_m, K), weights per mesh (V_m, K), the combined :class:`HeatResult`).
     """
+    from usdposer.core.geometry import concat_meshes
     from usdposer.core.heat import bone_heat
 
-    offsets = np.cumsum([0] + [len(p) for p in points])
-    P = np.concatenate([np.asarray(p, np.float64) for p in points])
-    F = np.concatenate([np.asarray(f, np.int64) + o for f, o in zip(faces, offsets)])
+    P, F, offsets = concat_meshes(points, faces)
     joint_pos = rig.bind_world[:, :3, 3].double().cpu().numpy()
     parents = rig.parents.cpu().numpy()
     axes = rig.bind_world[:, :3, 1].double().cpu().numpy()

@@ -41,9 +41,9 @@ class BareMeshes:
 
     def combined(self) -> tuple[np.ndarray, np.ndarray]:
         """(points (V, 3), faces (F, 3)) of every mesh as one surface."""
-        offsets = np.cumsum([0] + [len(m.points) for m in self.meshes])
-        P = np.concatenate([m.points for m in self.meshes]).astype(np.float64)
-        F = np.concatenate([m.faces.astype(np.int64) + o for m, o in zip(self.meshes, offsets)])
+        from usdposer.core.geometry import concat_meshes
+
+        P, F, _ = concat_meshes([m.points for m in self.meshes], [m.faces for m in self.meshes])
         return P, F
 
 
@@ -130,27 +130,24 @@ def _read_gltf(p: Path) -> BareMeshes:
 
 
 def _read_rigged_gltf(p: Path, data) -> BareMeshes:
-    """A glTF that has skins: its skinned meshes at rest (UsdSkel's own skinning, after import), skeleton dropped."""
+    """A glTF that has skins (``data``, already parsed): its skinned meshes at rest (written as the importer writes
+    them, read back and skinned at rest), skeleton dropped."""
     import tempfile
 
-    import torch
-
-    from usdposer.core.posing import skin
-    from usdposer.io.importers import import_any
+    from usdposer.core.posing import rest_world
     from usdposer.io.read_skel import read_asset
-    from usdposer.types import Pose
+    from usdposer.io.rig_stage import write_rig_stage
 
     with tempfile.TemporaryDirectory() as tmp:
         usd = Path(tmp) / f"{p.stem}.usdc"
-        import_any(p, usd)
-        asset = read_asset(usd, strict=False)
-        rig = asset.rig(None).to(torch.float64)
-    S = rig.skel_to_world.numpy()
+        write_rig_stage(data, usd, sources=[p])
+        rig = read_asset(usd, strict=False).rig(None)
+    _, rest = rest_world(rig)
     meshes = []
     by_name = {m.name: m for m in data.meshes}
-    for m, pts in zip(rig.meshes, skin(rig, Pose.rest(rig), backend="torch")):
+    for m, pts in zip(rig.meshes, rest):
         src = by_name.get(m.path.rsplit("/", 1)[-1])
-        meshes.append(MeshData(name=m.path.rsplit("/", 1)[-1], points=pts[0].numpy() @ S[:3, :3].T + S[:3, 3],
+        meshes.append(MeshData(name=m.path.rsplit("/", 1)[-1], points=pts.numpy(),
                                faces=m.faces.numpy(), uvs=None if m.uvs is None else m.uvs.numpy(),
                                material=src.material if src is not None else None))
     return BareMeshes(p.stem, meshes, data.materials, up_axis="Y", meters_per_unit=1.0,

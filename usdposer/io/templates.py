@@ -28,21 +28,14 @@ def shipped_templates() -> dict[str, Path]:
     return {p.stem: p for p in sorted(TEMPLATE_DIR.glob("*.usda"))}
 
 
-def _tokens(names, parents) -> list[str]:
-    out: list[str] = []
-    for j, n in enumerate(names):
-        out.append(n if parents[j] < 0 else f"{out[parents[j]]}/{n}")
-    return out
-
-
 def write_template(t: Template, out: str | os.PathLike) -> Path:
     """Author ``t`` as a USD file (temporary file, then moved into place)."""
     out = check_output_path(out)
-    tokens = _tokens(t.names, t.parents)
+    tokens = t.tokens()
     M = np.tile(np.eye(4), (t.num_joints, 1, 1))
     M[:, :3, :3] = t.frames
     M[:, :3, 3] = t.positions
-    local = np.array([M[j] if p < 0 else np.linalg.inv(M[p]) @ M[j] for j, p in enumerate(t.parents.tolist())])
+    local = t.local_transforms(M)
     with atomic_path(out) as tmp:
         stage = Usd.Stage.CreateNew(str(tmp))
         UsdGeom.SetStageUpAxis(stage, UsdGeom.Tokens.y)
@@ -87,27 +80,21 @@ def read_template(path: str | os.PathLike, name: str | None = None) -> Template:
 def template_from_asset(path: str | os.PathLike, skeleton: str | None = None, **meta) -> Template:
     """A template from a rigged asset (USD, or anything ``usdposer import`` reads): its first (or ``skeleton``)
     Skeleton at rest with its skinned meshes, in the asset's world (+Y up, metres)."""
-    import torch
-
-    from usdposer.core.posing import joint_transforms, skin
+    from usdposer.core.geometry import concat_meshes
+    from usdposer.core.posing import rest_world
     from usdposer.io.read_skel import read_asset
-    from usdposer.types import Pose
 
-    rig = read_asset(path, strict=False).rig(skeleton).to(torch.float64)
+    rig = read_asset(path, strict=False).rig(skeleton)
     if not rig.meshes:
         raise InputError(f"{path}: its skeleton has no skinned mesh, so nothing tells which joints sit inside a body; "
                          "give a rigged character with its mesh as --template")
-    pose = Pose.rest(rig)
-    S = rig.skel_to_world.numpy()
-    X = S @ joint_transforms(rig, pose)[0].numpy()
-    pts = [p[0].numpy() @ S[:3, :3].T + S[:3, 3] for p in skin(rig, pose, backend="torch")]
-    offsets = np.cumsum([0] + [len(p) for p in pts])
-    faces = np.concatenate([m.faces.numpy() + o for m, o in zip(rig.meshes, offsets)])
+    X, pts = rest_world(rig)
+    points, faces, _ = concat_meshes([p.numpy() for p in pts], [m.faces.numpy() for m in rig.meshes])
     weighted = np.zeros(rig.num_joints, bool)
     for m in rig.meshes:
         weighted[np.unique(m.joint_indices.numpy()[m.joint_weights.numpy() > 0])] = True
-    return make_template(meta.pop("name", Path(path).stem), list(rig.joint_names), rig.parents.numpy(), X,
-                         np.concatenate(pts), faces, weighted, source=meta.pop("source", Path(path).name), **meta)
+    return make_template(meta.pop("name", Path(path).stem), list(rig.joint_names), rig.parents.numpy(), X.numpy(),
+                         points, faces, weighted, source=meta.pop("source", Path(path).name), **meta)
 
 
 def load_template(spec: str) -> Template:
