@@ -117,10 +117,23 @@ def _skin_points_forward(points, idx, weights, mats, out, threads: int) -> None:
     if threads == 1:
         run(0)
         return
-    from concurrent.futures import ThreadPoolExecutor
+    list(_pool(threads).map(run, range(threads)))
 
-    with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(run, range(threads)))
+
+_POOLS: dict = {}
+
+
+def _pool(threads: int):
+    """One thread pool per size for the whole process (``check`` skins hundreds of chunks: a pool each cost more
+    than the launches). Keyed by process too: a forked worker (``batch``) inherits the pool but not its threads."""
+    import os
+
+    key = (os.getpid(), threads)
+    if key not in _POOLS:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOLS[key] = ThreadPoolExecutor(threads, thread_name_prefix="usdposer-skin")
+    return _POOLS[key]
 
 
 @wp.kernel

@@ -31,7 +31,7 @@ from pxr import Tf, Vt
 
 from usdposer.core.kinematics import decompose_trs
 from usdposer.errors import InputError
-from usdposer.io.gltf_read import GltfData, animation_channels, load_gltf, sample_channel
+from usdposer.io.gltf_read import GltfData, animation_channels, load_gltf, sample_channels
 from usdposer.io.paths import resolve_inside
 from usdposer.io.rig_stage import ClipData, MaterialData, MeshData, RigData, SkeletonData, write_rig_stage
 from usdposer.io.stage import check_output_path
@@ -222,7 +222,7 @@ def _sample_clips(data: GltfData, skeletons: list[_Skeleton], fps: float | None,
                 times = t0 + np.arange(n) / fps
                 if times[-1] < t1 - 1e-6:
                     times = np.append(times, t1)
-            overrides = {(c.node, c.path): sample_channel(c, times) for c in mine}
+            overrides = {(c.node, c.path): v for c, v in zip(mine, sample_channels(mine, times))}
             local = torch.from_numpy(data.relative_matrices(sk.nodes, sk.parents, overrides, len(times)))  # (T, J, 4, 4)
             t, q, s = (x.numpy() for x in decompose_trs(local))
             short = source_name.rsplit("|", 1)[-1]  # Quaternius: "AnimalArmature|Walk"

@@ -74,9 +74,6 @@ def _load_fast(path: Path):
     return gltf
 
 
-_HINTS: dict = {}
-
-
 def gltf_from_dict(d: dict):
     """A ``pygltflib.GLTF2`` from a glTF's parsed JSON (what ``GLTF2.from_json(..., infer_missing=True)`` builds)."""
     import pygltflib
@@ -85,50 +82,77 @@ def gltf_from_dict(d: dict):
 
 
 def _decode(cls, d: dict):
-    import dataclasses
-    import typing
-
-    hints = _HINTS.get(cls)
-    if hints is None:
-        names = {f.name for f in dataclasses.fields(cls)}
-        hints = _HINTS[cls] = {k: v for k, v in typing.get_type_hints(cls).items() if k in names}
     if not isinstance(d, dict):
         raise TypeError(f"expected a JSON object for {cls.__name__}, got {type(d).__name__}")
-    return cls(**{k: _convert(hints[k], v) for k, v in d.items() if k in hints})
+    return _converter(cls)(d)
 
 
-def _convert(tp, v):
+_CONVERTERS: dict = {}
+
+
+def _converter(tp):
+    """A function turning the JSON value of a field typed ``tp`` into what pygltflib holds there (built once per type:
+    the type introspection is the slow part, not the conversion)."""
+    fn = _CONVERTERS.get(tp)
+    if fn is None:
+        fn = _CONVERTERS[tp] = _make_converter(tp)
+    return fn
+
+
+def _make_converter(tp):
     import dataclasses
     import typing
 
     import pygltflib
 
-    if v is None:
-        return None
     origin = typing.get_origin(tp)
     if origin is typing.Union:
         args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return _convert(args[0], v) if len(args) == 1 else v
+        return _converter(args[0]) if len(args) == 1 else (lambda v: v)
     if origin is list:
         (arg,) = typing.get_args(tp) or (None,)
-        if not isinstance(v, list):
-            raise TypeError(f"expected a JSON array, got {type(v).__name__}")
-        if arg is None or arg is pygltflib.Attributes:
-            return v  # morph targets stay dicts, as pygltflib leaves them
-        return [_convert(arg, x) for x in v]
-    if tp is float and isinstance(v, int) and not isinstance(v, bool):
-        return float(v)  # as dataclasses_json does: 0 -> 0.0 where pygltflib says float
-    if tp is int and isinstance(v, float):
-        if not v.is_integer():  # NaN, infinity, 1.5 where an index or count belongs
-            raise TypeError(f"expected an integer, got {v}")
-        return int(v)
-    if tp is pygltflib.Attributes and isinstance(v, dict):
-        return pygltflib.Attributes(**v)
+        inner = None if arg is None or arg is pygltflib.Attributes else _converter(arg)  # morph targets stay dicts
+
+        def convert_list(v):
+            if v is None:
+                return None
+            if not isinstance(v, list):
+                raise TypeError(f"expected a JSON array, got {type(v).__name__}")
+            return v if inner is None else [inner(x) for x in v]
+        return convert_list
+    if tp is float:
+        # as dataclasses_json does: 0 -> 0.0 where pygltflib says float
+        return lambda v: float(v) if isinstance(v, int) and not isinstance(v, bool) else v
+    if tp is int:
+        def convert_int(v):
+            if isinstance(v, float):
+                if not v.is_integer():  # NaN, infinity, 1.5 where an index or count belongs
+                    raise TypeError(f"expected an integer, got {v}")
+                return int(v)
+            return v
+        return convert_int
+    if tp is pygltflib.Attributes:
+        return lambda v: pygltflib.Attributes(**v) if isinstance(v, dict) else v
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        if not isinstance(v, dict):
-            raise TypeError(f"expected a JSON object for {tp.__name__}, got {type(v).__name__}")
-        return _decode(tp, v)
-    return v
+        names = {f.name for f in dataclasses.fields(tp)}
+        hints = {k: v for k, v in typing.get_type_hints(tp).items() if k in names}
+        fields: dict = {}
+
+        def convert_object(v):
+            if v is None:
+                return None
+            if not isinstance(v, dict):
+                raise TypeError(f"expected a JSON object for {tp.__name__}, got {type(v).__name__}")
+            kw = {}
+            for k, x in v.items():
+                if k in hints:
+                    f = fields.get(k)
+                    if f is None:
+                        f = fields[k] = _converter(hints[k])
+                    kw[k] = None if x is None else f(x)
+            return tp(**kw)
+        return convert_object
+    return lambda v: v
 
 
 def _check_glb(path: Path) -> None:
@@ -361,16 +385,22 @@ class GltfData:
         """(frames, nodes, 4, 4) parent-relative node matrices; ``overrides[(node, "translation"|"rotation"|"scale")]``
         gives (frames, 3|4) animated values replacing the node's rest TRS."""
         overrides = overrides or {}
-        local = np.zeros((frames, len(self.parent), 4, 4))
+        N = len(self.parent)
+        t, q, sc = np.zeros((frames, N, 3)), np.zeros((frames, N, 4)), np.ones((frames, N, 3))
+        q[..., 0] = 1.0
+        fixed = []
         for i, rest in enumerate(self.rest_trs):
             if isinstance(rest, np.ndarray):
-                local[:, i] = rest
+                fixed.append(i)
             else:
-                t = overrides.get((i, "translation"), rest[0])
-                q = overrides.get((i, "rotation"), rest[1])
-                s = overrides.get((i, "scale"), rest[2])
-                local[:, i] = trs_matrix(np.broadcast_to(t, (frames, 3)), np.broadcast_to(q, (frames, 4)),
-                                         np.broadcast_to(s, (frames, 3)))
+                t[:, i], q[:, i], sc[:, i] = rest
+        for (i, path), v in overrides.items():
+            if i in fixed:
+                continue
+            {"translation": t, "rotation": q, "scale": sc}[path][:, i] = v
+        local = trs_matrix(t, q, sc)  # (frames, nodes, 4, 4): every node at once
+        for i in fixed:
+            local[:, i] = self.rest_trs[i]
         return local
 
     def world_matrices(self, overrides: dict[tuple[int, str], np.ndarray] | None = None, frames: int = 1) -> np.ndarray:
@@ -456,29 +486,52 @@ def animation_channels(data: GltfData, anim) -> list[Channel]:
 def sample_channel(ch: Channel, t: np.ndarray) -> np.ndarray:
     """Evaluate a channel at times ``t`` (T,) -> (T, c), per the glTF 2.0 spec (LINEAR with slerp for rotations,
     STEP, CUBICSPLINE Hermite with tangents scaled by the key interval); clamped outside the key range."""
-    times, n = ch.times, len(ch.times)
-    cubic = ch.interpolation == "CUBICSPLINE"
-    vals = ch.values.reshape(n, 3, -1)[:, 1] if cubic else ch.values
+    return sample_channels([ch], t)[0]
+
+
+def sample_channels(chs: list[Channel], t: np.ndarray) -> list[np.ndarray]:
+    """:func:`sample_channel` of each channel; channels that share key times, interpolation and kind (rotation or
+    not) are sampled together (an animation library's clips key every bone at the same times)."""
+    groups: dict[tuple, list[int]] = {}
+    for i, ch in enumerate(chs):
+        groups.setdefault((ch.times.tobytes(), ch.interpolation, ch.path == "rotation", ch.values.shape[-1]),
+                          []).append(i)
+    out: list = [None] * len(chs)
+    for idx in groups.values():
+        first = chs[idx[0]]
+        values = np.stack([chs[i].values for i in idx], 1)  # (n or 3n, m, c)
+        res = _sample_stacked(first.times, values, first.interpolation, first.path == "rotation", t)  # (T, m, c)
+        for j, i in enumerate(idx):
+            out[i] = res[:, j]
+    return out
+
+
+def _sample_stacked(times: np.ndarray, values: np.ndarray, interpolation: str, rotation: bool,
+                    t: np.ndarray) -> np.ndarray:
+    """(T, m, c) values of m channels keyed at the same ``times`` (n,), ``values`` (n, m, c) or (3n, m, c)."""
+    n = len(times)
+    cubic = interpolation == "CUBICSPLINE"
+    vals = values.reshape(n, 3, *values.shape[1:])[:, 1] if cubic else values
     if n == 1:
         return np.repeat(vals[:1], len(t), 0)
     k = np.clip(np.searchsorted(times, t, side="right") - 1, 0, n - 2)
     t0, t1 = times[k], times[k + 1]
     dt = np.where(t1 > t0, t1 - t0, 1.0)
-    u = np.clip((t - t0) / dt, 0.0, 1.0)[:, None]
+    u = np.clip((t - t0) / dt, 0.0, 1.0)[:, None, None]  # (T, 1, 1)
     v0, v1 = vals[k], vals[k + 1]
-    if ch.interpolation == "STEP":
+    if interpolation == "STEP":
         out = np.where(u >= 1.0, v1, v0)
     elif cubic:
-        tang = ch.values.reshape(n, 3, -1)
+        tang = values.reshape(n, 3, *values.shape[1:])
         b0, a1 = tang[k, 2], tang[k + 1, 0]  # out-tangent of key k, in-tangent of key k + 1
         u2, u3 = u * u, u * u * u
-        d = dt[:, None]
+        d = dt[:, None, None]
         out = (2 * u3 - 3 * u2 + 1) * v0 + (u3 - 2 * u2 + u) * d * b0 + (-2 * u3 + 3 * u2) * v1 + (u3 - u2) * d * a1
-    elif ch.path == "rotation":
+    elif rotation:
         out = _slerp(v0, v1, u)
     else:
         out = v0 + (v1 - v0) * u
-    if ch.path == "rotation":
+    if rotation:
         out = out / np.linalg.norm(out, axis=-1, keepdims=True).clip(1e-12)
     return out
 

@@ -279,27 +279,27 @@ def _read_clip(anim: UsdSkel.Animation, cache: UsdSkel.Cache, rig: Rig, conv: St
     cols = np.array([joint_index[t] for t in tokens])
     is_root = (rig.parents < 0).numpy()
     anim_root = is_root[cols]
-    bad_frames = 0
+    good, tts, qqs, sss = [], [], [], []
     for f, t in enumerate(times):
         vt = aq.ComputeJointLocalTransformComponents(Usd.TimeCode(t))
         if vt is None:
-            bad_frames += 1
             continue
-        trans, rots, scales = vt
-        tt = np.asarray(trans, dtype=np.float64)
-        qq = np.asarray(rots, dtype=np.float64)
-        ss = np.asarray(scales, dtype=np.float64)
+        tt, qq, ss = (np.asarray(x, dtype=np.float64) for x in vt)
         if len(tt) != len(tokens) or len(qq) != len(tokens) or len(ss) != len(tokens):
             report("error", name, f"time {t}: translations/rotations/scales have {len(tt)}/{len(qq)}/{len(ss)} entries "
                    f"for {len(tokens)} joints; author one value per joint", "animation-size-mismatch")
             return None
-        # convert to metres / +Y up: translations scale by m; roots also rotate by C
-        tt = tt * conv.m
-        qq = xyzw_to_wxyz(torch.from_numpy(qq)).numpy()
-        tt[anim_root] = tt[anim_root] @ conv.C[:3, :3].T
-        qq[anim_root] = quat_multiply(conv.root_quat().expand(int(anim_root.sum()), 4),
-                                      torch.from_numpy(qq[anim_root])).numpy()
-        tr[f, cols], rot[f, cols], sc[f, cols] = tt, qq, ss
+        good.append(f), tts.append(tt), qqs.append(qq), sss.append(ss)
+    bad_frames = T - len(good)
+    if good:
+        # all frames at once: to metres / +Y up (translations scale by m; roots also rotate by C), quats to wxyz
+        tt, qq, ss = np.stack(tts) * conv.m, xyzw_to_wxyz(torch.from_numpy(np.stack(qqs))), np.stack(sss)  # (G, n, .)
+        if anim_root.any():
+            tt[:, anim_root] = tt[:, anim_root] @ conv.C[:3, :3].T
+            roots = torch.from_numpy(anim_root)
+            qq[:, roots] = quat_multiply(conv.root_quat().expand(len(qq), int(roots.sum()), 4), qq[:, roots])
+        g = np.asarray(good)[:, None]
+        tr[g, cols], rot[g, cols], sc[g, cols] = tt, qq.numpy(), ss
     if bad_frames:
         report("warning", name, f"{bad_frames} frames could not be evaluated")
     if not (np.isfinite(tr).all() and np.isfinite(rot).all() and np.isfinite(sc).all()):

@@ -223,8 +223,11 @@ def world_points(rig: Rig, pose) -> Float[Tensor, "B V 3"]:
     pts = skin(rig, pose, backend="auto")  # the Warp kernel (float32, all frames in one launch), torch without Warp
     if not pts:
         return torch.zeros(len(pose), 0, 3, dtype=pose.rotations.dtype)
+    pts = pts[0] if len(pts) == 1 else torch.cat(pts, 1)
     to_world = rig.skel_to_world.to(pose.rotations)
-    return torch.cat(pts, 1) @ to_world[:3, :3].T + to_world[:3, 3]
+    if torch.equal(to_world, torch.eye(4, dtype=to_world.dtype)):
+        return pts  # most skeletons sit at the world's origin: no (B, V, 3) copy
+    return pts @ to_world[:3, :3].T + to_world[:3, 3]
 
 
 def _bone_lengths(rig: Rig, world: Tensor) -> Tensor:

@@ -7,8 +7,9 @@ whose skin influences (weights above 5%) come within ``min_tree_distance`` of ea
 two parts: linear blend skinning folds such skin at a bending joint, which is a skinning artefact, not a collision.
 
 Per frame: 1. part bounding boxes; 2. pairs of allowed parts whose boxes overlap; 3. for each such pair, the
-triangles of one inside the other's box, triangle boxes tested pairwise; 4. the exact test of
-:func:`usdposer.core.intersect.triangles_intersect` on the survivors, with :func:`crossing_depth` for the depth.
+triangles of one inside the other's box, triangle boxes tested pairwise; 4. pairs whose triangles lie on one side of
+each other's plane dropped, then the exact test of :func:`usdposer.core.intersect.triangles_intersect` on the
+survivors, with :func:`crossing_depth` for the depth. Triangles are sorted by part, so a part's triangles are a slice.
 Steps 1-2 run on a whole chunk of frames at once, so frames without a candidate pair cost a few tensor ops.
 """
 
@@ -42,12 +43,13 @@ class Contact:
 
 @dataclass
 class TriangleParts:
-    """Triangles of a rig's meshes grouped by dominant joint, with the part pairs that may not touch."""
+    """Triangles of a rig's meshes grouped by dominant joint, with the part pairs that may not touch. Triangles are
+    sorted by part, so that each part's triangles are one contiguous span (slices, not gathers, in :meth:`find`)."""
 
-    faces: Int[Tensor, "F 3"]  # vertex indices into the concatenated points of every mesh
-    part: Int[Tensor, " F"]  # dominant joint of each triangle
+    faces: Int[Tensor, "F 3"]  # vertex indices into the concatenated points of every mesh, sorted by part
+    part: Int[Tensor, " F"]  # dominant joint of each triangle (non-decreasing)
     allowed: Bool[Tensor, "J J"]  # symmetric: parts that must not cross
-    members: dict[int, Tensor]  # part -> its triangle indices
+    spans: dict[int, tuple[int, int]]  # part -> [start, end) of its triangles
     influences: Bool[Tensor, "F J"]  # joints weighing more than 5% on any vertex of the triangle
     near: Float[Tensor, "J J"]  # 1 where joints are closer than min_tree_distance
     _masks: dict = field(default_factory=dict, repr=False)
@@ -71,11 +73,15 @@ class TriangleParts:
             offset += len(m.points)
         faces_t = torch.cat(faces) if faces else torch.zeros(0, 3, dtype=torch.long)
         part = torch.cat(parts) if parts else torch.zeros(0, dtype=torch.long)
+        influences = torch.cat(infl) if infl else torch.zeros(0, J, dtype=torch.bool)
+        order = torch.argsort(part, stable=True)
+        faces_t, part, influences = faces_t[order], part[order], influences[order]
+        ids, counts = torch.unique_consecutive(part, return_counts=True)
+        ends = torch.cumsum(counts, 0)
+        spans = {int(j): (int(e - n), int(e)) for j, n, e in zip(ids, counts, ends)}
         dist = tree_distance(rig.parents)
         allowed = dist >= min_tree_distance  # (J, J)
-        members = {int(j): torch.nonzero(part == j).flatten() for j in torch.unique(part)}
-        influences = torch.cat(infl) if infl else torch.zeros(0, J, dtype=torch.bool)
-        out = cls(faces_t, part, allowed, members, influences, (dist < min_tree_distance).float())
+        out = cls(faces_t, part, allowed, spans, influences, (dist < min_tree_distance).float())
         # parts that already cross as modelled (bind pose: the mesh's own points) or at rest are allowed to
         bind = torch.cat([m.points for m in rig.meshes]).float()[None] if rig.meshes else None
         if bind is not None and len(faces_t):
@@ -84,14 +90,28 @@ class TriangleParts:
                 allowed[c.a, c.b] = allowed[c.b, c.a] = False
         return out
 
-    def _static_mask(self, a: int, b: int) -> Tensor:
-        """(na, nb) triangle pairs of parts a, b that may cross: no shared vertex, not one blend region (cached)."""
+    @property
+    def members(self) -> dict[int, Tensor]:
+        """Part -> its triangle indices."""
+        return {j: torch.arange(s, e) for j, (s, e) in self.spans.items()}
+
+    def _static_mask(self, a: int, b: int) -> tuple[Tensor, Tensor, Tensor] | None:
+        """(na, nb) triangle pairs of parts a, b that may cross: no shared vertex, not one blend region; with its
+        row and column ``any`` (cached; None when no pair may cross)."""
         key = (a, b)
         if key not in self._masks:
-            ta, tb = self.members[a], self.members[b]
-            shared = (self.faces[ta][:, None, :, None] == self.faces[tb][None, :, None, :]).flatten(2).any(-1)
-            blend = (self.influences[ta].float() @ self.near @ self.influences[tb].float().T) > 0  # (na, nb)
-            self._masks[key] = ~(shared | blend)
+            (sa, ea), (sb, eb) = self.spans[a], self.spans[b]
+            fa, fb = self.faces[sa:ea], self.faces[sb:eb]
+            blend = (self.influences[sa:ea].float() @ self.near @ self.influences[sb:eb].float().T) > 0  # (na, nb)
+            # a shared vertex is one of the few both parts touch: the exact test runs on those triangles only
+            common = fa.flatten()[torch.isin(fa.flatten(), fb)]
+            ra, rb = torch.isin(fa, common).any(1), torch.isin(fb, common).any(1)
+            if ra.any():
+                ia, ib = torch.nonzero(ra).flatten(), torch.nonzero(rb).flatten()
+                shared = (fa[ia][:, None, :, None] == fb[ib][None, :, None, :]).flatten(2).any(-1)  # (ia, ib)
+                blend[ia[:, None], ib[None]] |= shared
+            mask = ~blend
+            self._masks[key] = (mask, mask.any(1), mask.any(0)) if mask.any() else None
         return self._masks[key]
 
     def find(self, points: Float[Tensor, "B V 3"], budget: int = 20_000_000) -> list[Contact]:
@@ -100,8 +120,9 @@ class TriangleParts:
         if len(self.faces) == 0:
             return []
         J = self.allowed.shape[0]
-        tri = points[:, self.faces]  # (B, F, 3, 3)
-        lo, hi = tri.amin(2), tri.amax(2)  # (B, F, 3)
+        p0, p1, p2 = (points[:, self.faces[:, k]] for k in range(3))  # (B, F, 3) each: corners of every triangle
+        lo, hi = torch.minimum(torch.minimum(p0, p1), p2), torch.maximum(torch.maximum(p0, p1), p2)  # (B, F, 3)
+        del p0, p1, p2
         # 1. part boxes
         idx = self.part[None, :, None].expand_as(lo)
         plo = torch.full((len(points), J, 3), float("inf"), dtype=lo.dtype).scatter_reduce(1, idx, lo, "amin")
@@ -110,39 +131,48 @@ class TriangleParts:
         overlap = ((plo[:, :, None] <= phi[:, None]) & (plo[:, None] <= phi[:, :, None])).all(-1)  # (B, J, J)
         overlap &= torch.triu(self.allowed, 1)
         cand = torch.nonzero(overlap)  # (C, 3): frame, a, b
+        key = cand[:, 1] * J + cand[:, 2]
+        order = torch.argsort(key, stable=True)
+        pairs, counts = torch.unique_consecutive(key[order], return_counts=True)
         frames_l, ia_l, ib_l, a_l, b_l = [], [], [], [], []
-        for a, b in torch.unique(cand[:, 1:], dim=0).tolist():
-            mask = self._static_mask(a, b)
-            if not mask.any():
+        for k_ab, fs in zip(pairs.tolist(), torch.split(cand[order, 0], counts.tolist())):
+            a, b = divmod(k_ab, J)
+            static = self._static_mask(a, b)
+            if static is None:
                 continue
-            ta, tb = self.members[a], self.members[b]
-            fs = cand[(cand[:, 1] == a) & (cand[:, 2] == b), 0]
+            mask, rows, cols = static
+            (sa, ea), (sb, eb) = self.spans[a], self.spans[b]
             # 3. triangles of a inside b's box (and vice versa) in some frame, then triangle boxes pairwise
-            in_a = ((lo[fs][:, ta] <= phi[fs, b][:, None]) & (hi[fs][:, ta] >= plo[fs, b][:, None])).all(-1).any(0)
-            in_b = ((lo[fs][:, tb] <= phi[fs, a][:, None]) & (hi[fs][:, tb] >= plo[fs, a][:, None])).all(-1).any(0)
-            in_a &= mask.any(1)
-            in_b &= mask.any(0)
-            if not in_a.any() or not in_b.any():
+            la, ha, lb, hb = lo[:, sa:ea][fs], hi[:, sa:ea][fs], lo[:, sb:eb][fs], hi[:, sb:eb][fs]  # (f, n, 3)
+            pla, pha, plb, phb = plo[fs, a][:, None], phi[fs, a][:, None], plo[fs, b][:, None], phi[fs, b][:, None]
+            in_a = ((la <= phb) & (ha >= plb)).all(-1).any(0) & rows
+            if not in_a.any():
+                continue
+            in_b = ((lb <= pha) & (hb >= pla)).all(-1).any(0) & cols
+            if not in_b.any():
                 continue
             sub = mask[in_a][:, in_b]
-            ta, tb = ta[in_a], tb[in_b]
+            ta, tb = torch.nonzero(in_a).flatten(), torch.nonzero(in_b).flatten()
+            la, ha, lb, hb = la[:, in_a], ha[:, in_a], lb[:, in_b], hb[:, in_b]
             step = max(1, budget // max(1, len(ta) * len(tb)))
             for k in range(0, len(fs), step):
-                f = fs[k:k + step]
-                la, ha, lb, hb = lo[f][:, ta], hi[f][:, ta], lo[f][:, tb], hi[f][:, tb]  # (k, n, 3)
-                pair = sub & (la[:, :, None, 0] <= hb[:, None, :, 0]) & (lb[:, None, :, 0] <= ha[:, :, None, 0])
+                s = slice(k, k + step)
+                pair = sub & (la[s, :, None, 0] <= hb[s, None, :, 0]) & (lb[s, None, :, 0] <= ha[s, :, None, 0])
                 for ax in (1, 2):
-                    pair &= (la[:, :, None, ax] <= hb[:, None, :, ax]) & (lb[:, None, :, ax] <= ha[:, :, None, ax])
+                    pair &= (la[s, :, None, ax] <= hb[s, None, :, ax]) & (lb[s, None, :, ax] <= ha[s, :, None, ax])
                 # pair: (k, na, nb)
                 fi, i, j = torch.nonzero(pair, as_tuple=True)
                 if len(fi):
-                    frames_l.append(f[fi]), ia_l.append(ta[i]), ib_l.append(tb[j])
+                    frames_l.append(fs[s][fi]), ia_l.append(ta[i] + sa), ib_l.append(tb[j] + sb)
                     a_l.append(torch.full_like(fi, a)), b_l.append(torch.full_like(fi, b))
         if not frames_l:
             return []
         fr, ia, ib, pa, pb = (torch.cat(x) for x in (frames_l, ia_l, ib_l, a_l, b_l))
-        # 4. one exact test for every surviving triangle pair of the chunk
-        A, B = tri[fr, ia].double(), tri[fr, ib].double()
+        # 4. triangles with all of one's corners strictly on one side of the other's plane cannot cross; one exact
+        # test for every other surviving triangle pair of the chunk
+        A, B = points[fr[:, None], self.faces[ia]].double(), points[fr[:, None], self.faces[ib]].double()  # (N, 3, 3)
+        keep = _straddles(A, B) & _straddles(B, A)
+        A, B, fr, pa, pb = A[keep], B[keep], fr[keep], pa[keep], pb[keep]
         hit = triangles_intersect(A, B)
         if not hit.any():
             return []
@@ -156,3 +186,11 @@ class TriangleParts:
         for (f, a, b), d, n in zip(uniq.tolist(), worst.tolist(), count.tolist()):
             out.append(Contact(f, a, b, d, n))
         return out
+
+
+def _straddles(tri: Float[Tensor, "N 3 3"], other: Float[Tensor, "N 3 3"]) -> Bool[Tensor, " N"]:
+    """Do ``other``'s corners not all lie strictly on one side of ``tri``'s plane? (If they do, no edge of ``other``
+    reaches ``tri`` and no edge of ``tri``, which lies in that plane, reaches ``other``.)"""
+    n = torch.linalg.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])  # (N, 3)
+    d = ((other - tri[:, :1]) * n[:, None]).sum(-1)  # (N, 3)
+    return ~((d > 0).all(1) | (d < 0).all(1))
