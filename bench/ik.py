@@ -14,7 +14,7 @@ character's animation with ``usdposer.core.limits.learn_limits``) and the prior 
 more plausible), with the default checkpoint. Shared-data characters are used where ../shared/data exists (said so
 otherwise).
 
-    python bench/ik.py [--trials 6] [-n 4] [--steps 50]
+    python bench/ik.py [--trials 6] [-n 4] [--steps 10]
 """
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--trials", type=int, default=6)
     ap.add_argument("-n", type=int, default=4, help="candidates per guided solve")
-    ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only", default=None, help="only characters whose label contains this text")
     args = ap.parse_args()

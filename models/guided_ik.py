@@ -43,12 +43,12 @@ def solve_ik(prior, cond, obj, start: torch.Tensor, *, n: int, steps: int, stren
     k = n if edit else 1
     z_edit = z0.expand(k, -1, -1).clone()
     z_edit[1:] += cond.expand(0.3 * torch.randn(k - 1, M, 6, generator=generator))
-    six = prior.guided_sample(cond, obj.residuals, z_edit, steps=steps, strength=strength, tol=tol, progress=progress)
-    latents = z_edit
-    if n > k:
-        z_noise = cond.expand(torch.randn(n - k, M, 6, generator=generator))
-        six = torch.cat([six, prior.guided_sample(cond, obj.residuals, z_noise, steps=steps, tol=tol)])
-        latents = torch.cat([latents, z_noise])
+    latents, strengths = z_edit, [strength] * k
+    if n > k:  # samples from noise, in the same batch: the edits join them when the schedule reaches their start
+        latents = torch.cat([latents, cond.expand(torch.randn(n - k, M, 6, generator=generator))])
+        strengths += [1.0] * (n - k)
+    six = prior.guided_sample(cond, obj.residuals, latents, steps=steps, strength=strengths, tol=tol,
+                              progress=progress)
     err = (obj.handle_errors(six) / obj.height).float().reshape(n, H)
     score = prior.score(cond, six)
     ok = err.max(1).values < SUCCESS_FRACTION

@@ -75,31 +75,43 @@ def gauss_newton(residual, x: Tensor, *, iters: int = 1, damping: float = 1e-3, 
     lowers the energy (then ``lambda`` shrinks 3x); otherwise ``lambda`` grows 4x and the step is retried (up to 4
     times), which keeps the solver steady where the residual has kinks (the grounding's lowest point switching).
     Stops once the energy is below ``tol``. ``residual`` maps a batch ``(b, ...)`` to ``(b, R)``; rows must not mix
-    batch elements."""
+    batch elements, which is what lets the whole batch go through at once: the Jacobian of the batch-summed
+    residual ``(R, B, D)`` holds every element's own ``(R, D)`` (one reverse pass per row, not per row and element),
+    and each element keeps its own ``lambda``, acceptance and stop."""
     x = x.detach().clone()
     B, shape = x.shape[0], x.shape[1:]
-    for b in range(B):
-        xb = x[b].reshape(-1).double()
-        f = lambda v: residual(v.reshape(1, *shape).to(x.dtype))[0].double()  # noqa: E731
-        lam = damping
-        for _ in range(iters):
-            r = f(xb).detach()
-            e0 = float(r @ r)
-            if e0 < tol:
+    xb = x.reshape(B, -1).double()
+    f = lambda v: residual(v.reshape(len(v), *shape).to(x.dtype)).double()  # noqa: E731  (b, D) -> (b, R)
+    lam = torch.full((B,), damping, dtype=torch.float64)
+    for _ in range(iters):
+        with torch.no_grad():
+            r = f(xb)  # (B, R)
+        e0 = (r * r).sum(1)
+        act = torch.nonzero(e0 >= tol).flatten()  # elements still above tol: only they pay for a Jacobian
+        if not len(act):
+            break
+        xa, ra, ea, la = xb[act], r[act], e0[act], lam[act]
+        Jm = torch.func.jacrev(lambda v: f(v).sum(0))(xa).detach().transpose(0, 1)  # (b, R, D)
+        # (J^T J + lam I)^-1 J^T r = J^T (J J^T + lam I)^-1 r: an (R, R) system when there are fewer residual rows
+        # than coordinates (3 handles, 16 limits, 16 capsule pairs against 6 per joint)
+        rows = Jm.shape[1] < Jm.shape[2]
+        A = Jm @ Jm.mT if rows else Jm.mT @ Jm  # (b, R, R) or (b, D, D)
+        rhs = ra if rows else (Jm.mT @ ra[..., None])[..., 0]
+        eye = torch.eye(A.shape[-1], dtype=torch.float64)
+        pending = torch.ones(len(act), dtype=torch.bool)
+        for _try in range(4):
+            step = torch.linalg.solve(A + la[:, None, None] * eye, rhs)
+            cand = xa - ((Jm.mT @ step[..., None])[..., 0] if rows else step)
+            with torch.no_grad():
+                rc = f(cand)
+            better = pending & ((rc * rc).sum(1) < ea)
+            xa = torch.where(better[:, None], cand, xa)
+            la = torch.where(better, (la / 3.0).clamp(min=1e-9), torch.where(pending, la * 4.0, la))
+            pending &= ~better
+            if not pending.any():
                 break
-            Jm = torch.func.jacrev(f)(xb).detach()  # (R, D)
-            JtJ, Jtr = Jm.T @ Jm, Jm.T @ r
-            eye = torch.eye(len(xb), dtype=torch.float64)
-            for _try in range(4):
-                cand = xb - torch.linalg.solve(JtJ + lam * eye, Jtr)
-                with torch.no_grad():
-                    rc = f(cand)
-                if float(rc @ rc) < e0:
-                    xb, lam = cand, max(lam / 3.0, 1e-9)
-                    break
-                lam *= 4.0
-        x[b] = xb.reshape(shape).to(x.dtype)
-    return x
+        xb[act], lam[act] = xa, la
+    return xb.reshape(B, *shape).to(x.dtype)
 
 
 @dataclass
@@ -263,9 +275,9 @@ class PosePrior:
             out.append(x.cpu())
         return cond.expand(torch.cat(out))
 
-    def guided_sample(self, cond: RigCondition, residual, latents: Tensor, *, steps: int = 50, strength: float = 1.0,
-                      inner: int = 1, damping: float = 1e-3, final_inner: int = 10, tol: float = 1e-20,
-                      progress=None) -> Tensor:
+    def guided_sample(self, cond: RigCondition, residual, latents: Tensor, *, steps: int = 50,
+                      strength: float | list[float] = 1.0, inner: int = 1, damping: float = 1e-3, final_inner: int = 10,
+                      tol: float = 1e-20, progress=None) -> Tensor:
         """Energy-guided DDIM (eta = 0): every denoising step nudges the predicted clean pose down ``energy``.
 
         Notation (DDIM, Song et al. 2021, eq. 12; a = alphas_cumprod[t]):
@@ -278,10 +290,16 @@ class PosePrior:
         remain); ``tol`` stops the nudges once the energy is below it, so that constraints already met leave the
         prior's pose alone. ``residual`` maps ``six (B, J, 6)`` to ``(B, R)``. Gauss-Newton's minimum-norm steps move the joints
         that matter and leave the others where the prior put them (Adam's per-coordinate steps would move them all).
-        Returns six ``(B, J, 6)``.
+        ``strength`` may be one per latent: an edit (0.8) joins samples from noise (1.0) when the schedule reaches
+        its first step, so that both run as one batch. Returns six ``(B, J, 6)``.
         """
         sched = DDIMScheduler(**SCHEDULER)
-        timesteps = self._timesteps(sched, steps, strength)
+        per = [float(v) for v in strength] if isinstance(strength, (list, tuple)) else [float(strength)] * len(latents)
+        if len(per) != len(latents):
+            raise ValueError(f"{len(per)} strengths for {len(latents)} latents")
+        timesteps = self._timesteps(sched, steps, max(per))
+        begin = torch.tensor([len(timesteps) - len(self._timesteps(sched, steps, v)) for v in per])  # (B,)
+        sched.set_timesteps(steps)
         alphas = sched.alphas_cumprod.to(self.device)
         model = cond.model()
         x = cond.compact(latents).to(self.device).float()
@@ -291,17 +309,19 @@ class PosePrior:
             return gauss_newton(lambda x: residual(self._full(cond, self.denormalize(x))), x0, iters=iters,
                                 damping=damping, tol=tol)
 
-        for t in progress(timesteps) if progress else timesteps:
+        for i, t in enumerate(progress(timesteps) if progress else timesteps):
+            on = begin <= i  # (B,) latents whose schedule has begun
+            xs = x[on]
             # 1. predict the clean pose
             with torch.no_grad():
-                eps = self._eps(x, t, model)
+                eps = self._eps(xs, t, model)
             a = alphas[t]
-            x0 = (x - (1 - a).sqrt() * eps) / a.sqrt()
+            x0 = (xs - (1 - a).sqrt() * eps) / a.sqrt()
             # 2. nudge it down the energy
             x0 = nudge(x0, inner)
             # 3. DDIM step with the consistent noise
-            eps = (x - a.sqrt() * x0) / (1 - a).sqrt()
-            x = sched.step(eps, t, x, eta=0.0).prev_sample
+            eps = (xs - a.sqrt() * x0) / (1 - a).sqrt()
+            x[on] = sched.step(eps, t, xs, eta=0.0).prev_sample
         x = nudge(x, final_inner)
         return valid_6d(self._full(cond, self.denormalize(x)).cpu())
 

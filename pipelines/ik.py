@@ -39,7 +39,7 @@ class IKOptions:
     anim: str | None = None
     n: int = 4
     seed: int = 0
-    steps: int = 50
+    steps: int = 10
     strength: float | None = None
     frames: int = 1
     keyframes: int = 0
@@ -91,7 +91,7 @@ class IKReport(Result):
 
 
 def _ik(asset, out, *, handles: list, pins: list[str] = (), pose_from: str | None = None,
-             anim: str | None = None, n: int = 4, seed: int = 0, steps: int = 50, strength: float | None = None,
+             anim: str | None = None, n: int = 4, seed: int = 0, steps: int = 10, strength: float | None = None,
              frames: int = 1, keyframes: int = 0, checkpoint: str | None = None, skeleton: str | None = None,
              device: str = "cpu", preview: str | None = None, arguments: list[str] | None = None,
              progress=None) -> IKReport:

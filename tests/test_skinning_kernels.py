@@ -7,7 +7,13 @@ import pytest
 import torch
 from conftest import devices
 
-from usdposer.core.skinning import _skin_gaussians_ref, _skin_points_ref, linear_blend_skinning, skin_gaussians
+from usdposer.core.skinning import (
+    _skin_gaussians_ref,
+    _skin_points_ref,
+    linear_blend_skinning,
+    skin_gaussians,
+    skinned_heights,
+)
 
 
 def random_case(V=300, K=4, B=3, J=7, dtype=torch.float32, device="cpu", seed=0):
@@ -69,6 +75,19 @@ def test_warp_forward_padding_and_threads(K):
         out = torch.full_like(ref, float("nan"))
         _skin_points_forward(pts, idx, w, M, out, threads)
         assert torch.allclose(out, ref, atol=1e-5, rtol=1e-5), threads
+
+
+def test_skinned_heights_are_the_y_of_full_skinning_with_the_same_gradients():
+    """Guided IK's ground terms skin only the y row: values and gradients equal full skinning's y (float64)."""
+    pts, idx, w, M = random_case(V=50, K=3, B=2, J=5, dtype=torch.float64)
+    M1 = M.clone().requires_grad_(True)
+    M2 = M.clone().requires_grad_(True)
+    y1 = skinned_heights(pts, idx, w, M1)
+    y2 = _skin_points_ref(pts, idx, w, M2)[..., 1]
+    assert torch.allclose(y1, y2, atol=1e-12)
+    up = torch.randn_like(y1)
+    (g1,), (g2,) = torch.autograd.grad(y1, M1, up), torch.autograd.grad(y2, M2, up)
+    assert torch.allclose(g1, g2, atol=1e-12)
 
 
 def test_reference_gradcheck_float64():

@@ -439,6 +439,51 @@ def test_proxy_is_zero_at_rest_and_positive_when_a_leg_enters_the_body(fox):
     assert float(px.residual(pos(bent)).max()) > 0.0
 
 
+def test_guided_ik_terms_with_a_graph_through_the_chosen_rows_equal_the_full_ones(fox):
+    """IK's intersection term picks its 16 deepest capsule pairs, and its ground terms the 16 lowest hull points,
+    without a graph, then recomputes only those with one: values and gradients equal the full computation's on the
+    Fox with legs folded into the body (many pairs overlap, many points go low)."""
+    from usdposer.core.energy import GROUND_POINTS, largest
+    from usdposer.core.ik import PoseObjective
+    from usdposer.core.posespace import IDENTITY_6D
+    from usdposer.core.proxy import CapsuleProxy
+    from usdposer.core.skinning import skinned_heights
+
+    _, _, rig = fox
+    px = CapsuleProxy.from_rig(rig)
+    r = rig.to(torch.float64)
+    g = torch.Generator().manual_seed(1)
+    six = torch.tensor(IDENTITY_6D, dtype=torch.float64).expand(3, r.num_joints, 6).clone()
+    six += 0.6 * torch.randn(six.shape, generator=g, dtype=torch.float64)
+    obj = PoseObjective(r, torch.tensor([0]), torch.zeros(1, 3), torch.ones(1))
+    assert len(px.pairs) > 16 and len(obj.hull[0]) > GROUND_POINTS
+
+    def both(fn_fast, fn_full):
+        x1, x2 = six.clone().requires_grad_(True), six.clone().requires_grad_(True)
+        a, b = fn_fast(x1), fn_full(x2)
+        assert torch.allclose(a, b, atol=1e-12), (a, b)
+        up = torch.rand(a.shape, generator=g, dtype=torch.float64)
+        (ga,), (gb,) = torch.autograd.grad((a * up).sum(), x1), torch.autograd.grad((b * up).sum(), x2)
+        assert torch.allclose(ga, gb, atol=1e-10)
+        return b
+
+    pos = lambda x: obj.pose(x).positions  # noqa: E731
+    res = both(lambda x: px.largest(pos(x), 0.5, 16), lambda x: largest(px.residual(pos(x), 0.5), 16))
+    assert (res > 0).sum() >= 4  # the test has teeth: pairs overlap
+
+    def full_hull(x):  # every hull point skinned with a graph, grounded, the lowest 16
+        from usdposer.core.kinematics import forward_kinematics
+        from usdposer.core.posespace import local_from_6d
+
+        world = r.skel_to_world @ forward_kinematics(local_from_6d(r, x), r.parents)
+        P, I, W = obj.hull
+        y = skinned_heights(P, I, W, world @ obj.bind_inv)
+        y = y - y.min(1, keepdim=True).values
+        return y.topk(GROUND_POINTS, 1, largest=False).values
+
+    both(lambda x: obj.pose(x).hull_y.sort(1).values, full_hull)
+
+
 def test_energies_gradcheck_float64():
     g = torch.Generator().manual_seed(0)
     p = [torch.randn(2, 5, 3, generator=g, dtype=torch.float64, requires_grad=True) for _ in range(4)]

@@ -48,7 +48,10 @@ def position_residual(
     return (d * weights.to(positions).sqrt()[:, None] / scale).flatten(1)  # (B, 3H)
 
 
-def ground_residual(heights: Float[Tensor, "B N"], scale: float = 1.0, k: int | None = 16) -> Float[Tensor, "B K"]:
+GROUND_POINTS = 16  # the ground term keeps this many deepest points
+
+
+def ground_residual(heights: Float[Tensor, "B N"], scale: float = 1.0, k: int | None = GROUND_POINTS) -> Float[Tensor, "B K"]:
     """Ground penetration: ``max(0, -y) / scale`` for points at heights ``y`` above the ground plane, keeping the
     ``k`` deepest points (None: all) so that a Gauss-Newton Jacobian stays small for meshes of thousands of points."""
     return largest(torch.relu(-heights) / scale, k)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from usdposer.core.energy import Energy, ground_residual, largest, position_residual, total_energy
+from usdposer.core.energy import GROUND_POINTS, Energy, ground_residual, largest, position_residual, total_energy
 from usdposer.core.kinematics import forward_kinematics
 from usdposer.core.limits import limit_residual, limit_violations
 from usdposer.core.rotations import axis_angle_to_quat, matrix_to_6d, quat_to_matrix, sixd_to_matrix
@@ -91,7 +91,8 @@ def chain(rig: Rig, end: int, root: int | None = None) -> list[int]:
 class Posed:
     """A batch of placed poses: the 6D pose ``(B, J, 6)``, world joint positions ``(B, J, 3)``, joint-local rotations
     relative to rest ``(B, J, 3, 3)`` (what limits are stated in) and the heights of the ground proxy points ``(B, P)``
-    (the joints' for a rig without meshes)."""
+    (the joints' for a rig without meshes; only the ``GROUND_POINTS`` lowest of a larger hull, lowest first: the rest
+    reach neither the grounding nor the ground term)."""
 
     six: Tensor
     positions: Tensor
@@ -142,7 +143,7 @@ class PoseObjective:
 
             proxy = CapsuleProxy.from_rig(self.rig)
             if len(proxy.pairs):
-                terms.append(Energy("intersection", lambda s: largest(proxy.residual(s.positions, self.height), 16),
+                terms.append(Energy("intersection", lambda s: proxy.largest(s.positions, self.height, 16),
                                     intersection_weight))
         self.terms = terms
 
@@ -150,7 +151,7 @@ class PoseObjective:
     def pose(self, six: Float[Tensor, "B J 6"]) -> Posed:
         """Place a batch of 6D poses in the world (differentiable)."""
         from usdposer.core.posespace import local_from_6d, relative_rotations
-        from usdposer.core.skinning import linear_blend_skinning
+        from usdposer.core.skinning import skinned_heights
 
         six = six.double()
         local = local_from_6d(self.rig, six, self.heading, self.like)  # (B, J, 4, 4)
@@ -160,7 +161,14 @@ class PoseObjective:
         P, I, W = self.hull
         if len(P):
             M = world @ self.bind_inv  # (B, J, 4, 4) bind-pose skeleton space -> posed world
-            hull_y = linear_blend_skinning(P, I, W, M, backend="torch")[..., 1]  # (B, P)
+            if len(P) > GROUND_POINTS:
+                # only the lowest points reach the energy (the grounding's minimum, the ground term's deepest):
+                # find them without a graph, then skin just those with one
+                with torch.no_grad():
+                    low = skinned_heights(P, I, W, M).topk(GROUND_POINTS, 1, largest=False).indices  # (B, k)
+                hull_y = skinned_heights(P, I, W, M, low)  # (B, k)
+            else:
+                hull_y = skinned_heights(P, I, W, M)  # (B, P)
         else:
             hull_y = pos[..., 1]
         if self.like is None:  # ground: lowest point at y = 0

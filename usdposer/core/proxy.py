@@ -72,3 +72,18 @@ class CapsuleProxy:
         return capsule_residual(positions[:, a[:, 0]], positions[:, a[:, 1]], positions[:, b[:, 0]],
                                 positions[:, b[:, 1]], r[self.pairs[:, 0]], r[self.pairs[:, 1]],
                                 self.allowance.to(positions), scale)
+
+    def largest(self, positions: Float[Tensor, "B J 3"], scale: float = 1.0, k: int = 16) -> Float[Tensor, "B k"]:
+        """``energy.largest(self.residual(positions, scale), k)`` with a graph through those ``k`` pairs only: the
+        pairs are chosen without one, then recomputed with one (same values, same gradients: the others get none)."""
+        if len(self.pairs) <= k:
+            return self.residual(positions, scale)
+        with torch.no_grad():
+            top = self.residual(positions, scale).topk(k, 1).indices  # (B, k)
+        pairs = self.pairs[top]  # (B, k, 2)
+        a, b = self.ends[pairs[..., 0]], self.ends[pairs[..., 1]]  # (B, k, 2)
+        bi = torch.arange(len(positions), device=positions.device)[:, None]
+        r = self.radius.to(positions)
+        return capsule_residual(positions[bi, a[..., 0]], positions[bi, a[..., 1]], positions[bi, b[..., 0]],
+                                positions[bi, b[..., 1]], r[pairs[..., 0]], r[pairs[..., 1]],
+                                self.allowance.to(positions)[top], scale)
