@@ -83,15 +83,15 @@ def gauss_newton(residual, x: Tensor, *, iters: int = 1, damping: float = 1e-3, 
     xb = x.reshape(B, -1).double()
     f = lambda v: residual(v.reshape(len(v), *shape).to(x.dtype)).double()  # noqa: E731  (b, D) -> (b, R)
     lam = torch.full((B,), damping, dtype=torch.float64)
+    act = torch.arange(B)  # elements still above tol: only they pay for a Jacobian
     for _ in range(iters):
-        with torch.no_grad():
-            r = f(xb)  # (B, R)
-        e0 = (r * r).sum(1)
-        act = torch.nonzero(e0 >= tol).flatten()  # elements still above tol: only they pay for a Jacobian
-        if not len(act):
+        Jm, ra = _jac_and_value(f, xb[act])  # (b, R, D), (b, R): the Jacobian's forward pass gives the residual
+        ea = (ra * ra).sum(1)
+        keep = ea >= tol
+        if not keep.any():
             break
-        xa, ra, ea, la = xb[act], r[act], e0[act], lam[act]
-        Jm = torch.func.jacrev(lambda v: f(v).sum(0))(xa).detach().transpose(0, 1)  # (b, R, D)
+        act, Jm, ra, ea = act[keep], Jm[keep], ra[keep], ea[keep]
+        xa, la = xb[act], lam[act]
         # (J^T J + lam I)^-1 J^T r = J^T (J J^T + lam I)^-1 r: an (R, R) system when there are fewer residual rows
         # than coordinates (3 handles, 16 limits, 16 capsule pairs against 6 per joint)
         rows = Jm.shape[1] < Jm.shape[2]
@@ -112,6 +112,17 @@ def gauss_newton(residual, x: Tensor, *, iters: int = 1, damping: float = 1e-3, 
                 break
         xb[act], lam[act] = xa, la
     return xb.reshape(B, *shape).to(x.dtype)
+
+
+def _jac_and_value(f, x: Tensor) -> tuple[Tensor, Tensor]:
+    """``(b, R, D)`` Jacobians and ``(b, R)`` values of ``f: (b, D) -> (b, R)`` whose rows do not mix batch elements,
+    from one forward pass (the reverse passes of the batch-summed rows, vmapped)."""
+    def summed(v):
+        r = f(v)
+        return r.sum(0), r.detach()
+
+    J, r = torch.func.jacrev(summed, has_aux=True)(x)
+    return J.detach().transpose(0, 1), r
 
 
 @dataclass
