@@ -14,7 +14,7 @@ character's animation with ``usdposer.core.limits.learn_limits``) and the prior 
 more plausible), with the default checkpoint. Shared-data characters are used where ../shared/data exists (said so
 otherwise).
 
-    python bench/ik.py [--trials 6] [-n 4] [--steps 10]
+    python bench/ik.py [--trials 6] [-n 4] [--steps 10] [--json bench/results/ik.json]
 """
 
 from __future__ import annotations
@@ -135,6 +135,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only", default=None, help="only characters whose label contains this text")
+    ap.add_argument("--json", default=None, metavar="FILE", help="also write the rows here (e.g. bench/results/ik.json)")
     args = ap.parse_args()
     import torch
     from usdposer.models.pose_prior import PosePrior
@@ -148,6 +149,7 @@ def main() -> None:
            f"{'limit viol/pose':>16}{'prior score':>12}{'s/solve':>9}")
     print("\n" + hdr + "\n" + "-" * len(hdr))
     totals: dict[str, dict[str, list[float]]] = {}
+    record: list[dict] = []
     with tempfile.TemporaryDirectory() as work:
         for label, path in ASSETS:
             if args.only and args.only.lower() not in label.lower():
@@ -156,6 +158,8 @@ def main() -> None:
                 print(f"{label:<30}(missing: {path})")
                 continue
             rig, origin, lim_src, rows = run_character(label, path, prior, args, Path(work))
+            record.append({"character": label, "joints": rig.num_joints, "targets": origin, "limits": lim_src,
+                           **{key: _summary(r) for key, r in rows.items()}})
             name = f"{label}"
             for key, r in rows.items():
                 scen, meth = key.split("/")
@@ -167,6 +171,23 @@ def main() -> None:
     print("-" * len(hdr))
     for key, t in totals.items():
         print(_row("all", *key.split("/"), t))
+    if args.json:
+        import json
+
+        out = {"torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(), "trials": args.trials,
+               "candidates": args.n, "steps": args.steps, "seed": args.seed, "rows": record,
+               "all": {key: _summary(t) for key, t in totals.items()}}
+        Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
+        print(f"wrote {args.json}")
+
+
+def _summary(r: dict) -> dict:
+    """One row as numbers: handle error (% of height, mean and max), success rate, violations, score, s/solve."""
+    n = len(r["err"])
+    return {"err_pct_mean": round(100 * sum(r["err"]) / n, 3), "err_pct_max": round(100 * max(r["max"]), 3),
+            "success": round(sum(m < 0.015 for m in r["max"]) / n, 3), "violations_per_pose": round(sum(r["viol"]) / n, 3),
+            "prior_score": round(sum(r["score"]) / n, 4),
+            "seconds_per_solve": round(r["sec"] / n, 3) if "sec" in r else None}
 
 
 def _row(name: str, scen: str, meth: str, r: dict) -> str:

@@ -102,9 +102,10 @@ def gauss_newton(residual, x: Tensor, *, iters: int = 1, damping: float = 1e-3, 
         for _try in range(4):
             step = torch.linalg.solve(A + la[:, None, None] * eye, rhs)
             cand = xa - ((Jm.mT @ step[..., None])[..., 0] if rows else step)
-            with torch.no_grad():
-                rc = f(cand)
-            better = pending & ((rc * rc).sum(1) < ea)
+            better = pending.clone()
+            with torch.no_grad():  # only the candidates still looking for a step
+                rc = f(cand[pending])
+            better[pending] = (rc * rc).sum(1) < ea[pending]
             xa = torch.where(better[:, None], cand, xa)
             la = torch.where(better, (la / 3.0).clamp(min=1e-9), torch.where(pending, la * 4.0, la))
             pending &= ~better

@@ -165,8 +165,8 @@ class PoseObjective:
                 # only the lowest points reach the energy (the grounding's minimum, the ground term's deepest):
                 # find them without a graph, then skin just those with one
                 with torch.no_grad():
-                    low = skinned_heights(P, I, W, M).topk(GROUND_POINTS, 1, largest=False).indices  # (B, k)
-                hull_y = skinned_heights(P, I, W, M, low)  # (B, k)
+                    low = skinned_heights(P, I, W, M).topk(GROUND_POINTS, 1, largest=False)  # (B, k)
+                hull_y = skinned_heights(P, I, W, M, low.indices) if torch.is_grad_enabled() else low.values
             else:
                 hull_y = skinned_heights(P, I, W, M)  # (B, P)
         else:

@@ -79,7 +79,10 @@ class CapsuleProxy:
         if len(self.pairs) <= k:
             return self.residual(positions, scale)
         with torch.no_grad():
-            top = self.residual(positions, scale).topk(k, 1).indices  # (B, k)
+            top = self.residual(positions, scale).topk(k, 1)  # (B, k)
+        if not torch.is_grad_enabled():
+            return top.values
+        top = top.indices
         pairs = self.pairs[top]  # (B, k, 2)
         a, b = self.ends[pairs[..., 0]], self.ends[pairs[..., 1]]  # (B, k, 2)
         bi = torch.arange(len(positions), device=positions.device)[:, None]
