@@ -90,11 +90,6 @@ class TriangleParts:
                 allowed[c.a, c.b] = allowed[c.b, c.a] = False
         return out
 
-    @property
-    def members(self) -> dict[int, Tensor]:
-        """Part -> its triangle indices."""
-        return {j: torch.arange(s, e) for j, (s, e) in self.spans.items()}
-
     def _static_mask(self, a: int, b: int) -> tuple[Tensor, Tensor, Tensor] | None:
         """(na, nb) triangle pairs of parts a, b that may cross: no shared vertex, not one blend region; with its
         row and column ``any`` (cached; None when no pair may cross)."""
