@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from pxr import Usd, UsdGeom, UsdShade, UsdSkel
 
-from usdposer.io.stage import StageUnits, gf_to_np
+from usdposer.io.stage import StageUnits, gf_to_np, unregistered
 from usdposer.types import Mesh
 
 
@@ -31,6 +31,13 @@ def read_mesh(skq, joint_index: dict[str, int], conv: StageUnits, report) -> Mes
         return None
     mesh = UsdGeom.Mesh(prim)
     pts = mesh.GetPointsAttr().Get()
+    topology = mesh.GetFaceVertexCountsAttr().Get(), mesh.GetFaceVertexIndicesAttr().Get()
+    odd = [a for a, v in (("points", pts), ("faceVertexCounts", topology[0]), ("faceVertexIndices", topology[1]))
+           if unregistered(v)]
+    if odd:
+        report("error", name, f"{', '.join(odd)} do not read as arrays (a misspelled type in the file?); fix their "
+               "declarations", "bad-attribute-type")
+        return None
     if pts is None or len(pts) == 0:
         report("warning", name, "mesh has no points; skipped")
         return None
@@ -106,8 +113,8 @@ def read_mesh(skq, joint_index: dict[str, int], conv: StageUnits, report) -> Mes
 
     G = gf_to_np(skq.GetGeomBindTransform())
     P_skel = P @ G[:3, :3].T + G[:3, 3]
-    counts = np.asarray(mesh.GetFaceVertexCountsAttr().Get() or [], np.int64)
-    indices = np.asarray(mesh.GetFaceVertexIndicesAttr().Get() or [], np.int64)
+    counts = np.asarray(topology[0] or [], np.int64)
+    indices = np.asarray(topology[1] or [], np.int64)
     if (counts < 0).any() or counts.sum() != len(indices):
         report("error", name, f"faceVertexCounts add up to {int(counts.sum())} but there are {len(indices)} "
                "faceVertexIndices; fix the mesh topology", "bad-topology")
@@ -121,6 +128,9 @@ def read_mesh(skq, joint_index: dict[str, int], conv: StageUnits, report) -> Mes
     normals = None
     n_attr = mesh.GetNormalsAttr()
     n_val = n_attr.Get() if n_attr else None
+    if unregistered(n_val):
+        report("warning", name, "normals do not read as an array (a misspelled type?); ignored", "bad-attribute-type")
+        n_val = None
     if n_val is not None and len(n_val) == V and mesh.GetNormalsInterpolation() in (UsdGeom.Tokens.vertex, UsdGeom.Tokens.varying):
         N = np.asarray(n_val, dtype=np.float64) @ np.linalg.inv(G[:3, :3])  # inverse-transpose of G, row vectors
         N = N @ conv.C[:3, :3].T

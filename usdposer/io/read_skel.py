@@ -23,7 +23,15 @@ from usdposer.core.rotations import quat_multiply, xyzw_to_wxyz
 from usdposer.errors import InputError, RigError
 from usdposer.io.physics_limits import read_limits
 from usdposer.io.read_mesh import read_mesh
-from usdposer.io.stage import OPEN_DIAGNOSTICS, StageUnits, composition_problems, gf_to_np, open_stage, stage_units
+from usdposer.io.stage import (
+    OPEN_DIAGNOSTICS,
+    StageUnits,
+    composition_problems,
+    gf_to_np,
+    open_stage,
+    stage_units,
+    unregistered,
+)
 from usdposer.types import Clip, Rig
 
 
@@ -186,7 +194,7 @@ def _read_rig(skel, sq, skinning_queries, conv, xfc, report, path) -> Rig | None
     prim = skel.GetPrim()
     name = str(prim.GetPath())
     raw = skel.GetJointsAttr().Get()
-    if raw is not None and not hasattr(raw, "__len__"):
+    if unregistered(raw):
         report("error", name, f"`joints` is not a token[] ({type(raw).__name__}); author the joint paths as tokens",
                "invalid-skeleton")
         return None
@@ -216,11 +224,19 @@ def _read_rig(skel, sq, skinning_queries, conv, xfc, report, path) -> Rig | None
     is_root = parents < 0
 
     rest = skel.GetRestTransformsAttr().Get()
-    if rest is None or len(rest) != len(joints):
+    if rest is None or unregistered(rest) or len(rest) != len(joints):
         rest = sq.ComputeJointLocalTransforms(Usd.TimeCode.Default(), True)
-        report("warning", name, "restTransforms missing or of the wrong length; using UsdSkel's fallback",
-               "missing-rest-transforms")
+        if rest is None or len(rest) != len(joints):
+            report("error", name, "restTransforms missing, of the wrong length or not a matrix4d[], and UsdSkel has no "
+                   "fallback; author one parent-relative matrix per joint", "invalid-skeleton")
+            return None
+        report("warning", name, "restTransforms missing, of the wrong length or not a matrix4d[]; using UsdSkel's "
+               "fallback", "missing-rest-transforms")
     bind = skel.GetBindTransformsAttr().Get()
+    if unregistered(bind):
+        report("error", name, f"bindTransforms is not a matrix4d[] ({type(bind).__name__}; a misspelled type?); fix "
+               "its declaration", "invalid-skeleton")
+        return None
     if bind is None or len(bind) != len(joints):
         report("error", name, f"bindTransforms has {0 if bind is None else len(bind)} entries for {len(joints)} joints; "
                "author one skeleton-space bind matrix per joint", "size-mismatch")
@@ -258,7 +274,12 @@ def _read_clip(anim: UsdSkel.Animation, cache: UsdSkel.Cache, rig: Rig, conv: St
                asset: SkelAsset) -> Clip | None:
     prim = anim.GetPrim()
     name = str(prim.GetPath())
-    tokens = [str(j) for j in (anim.GetJointsAttr().Get() or [])]
+    raw = anim.GetJointsAttr().Get()
+    if unregistered(raw):
+        report("error", name, f"the animation's `joints` is not a token[] ({type(raw).__name__}; a misspelled type?); "
+               "fix its declaration", "invalid-animation")
+        return None
+    tokens = [str(j) for j in (raw or [])]
     joint_index = {j: i for i, j in enumerate(rig.joints)}
     if not tokens or any(t not in joint_index for t in tokens):
         return None  # an animation of another skeleton

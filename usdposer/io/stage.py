@@ -191,6 +191,12 @@ def stage_units(stage: Usd.Stage) -> tuple[float, str]:
     return float(UsdGeom.GetStageMetersPerUnit(stage)), str(UsdGeom.GetStageUpAxis(stage))
 
 
+def unregistered(value) -> bool:
+    """Is an attribute's value something other than an array? An attribute whose declared type is misspelled in a
+    .usda (``int[]`` written ``nan``) reads as an ``UnregisteredValue``, which has no length and no items."""
+    return value is not None and not hasattr(value, "__len__")
+
+
 def gf_to_np(matrices) -> np.ndarray:
     """Gf.Matrix4d / Vt.Matrix4dArray (row-vector) to (..., 4, 4) column-vector numpy float64."""
     return np.swapaxes(np.asarray(matrices, dtype=np.float64), -1, -2).copy()
