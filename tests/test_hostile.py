@@ -677,6 +677,11 @@ def test_every_misspelled_attribute_type_is_one_line(tmp_path, capfd):
         code, out, err = run_cli(["check", str(bad), "--json"], capfd)
         assert "Traceback" not in err and code in (0, 1, 2), f"check {label}: exit {code}\n{err}"
         assert json.loads(out)["files"], label
+    # a relationship declared as an attribute: USD refuses it only when the skeleton binding is queried
+    bad = tmp_path / "rel.usda"
+    bad.write_text(text.replace("rel skel:animationSource", "nan skel:animationSource"))
+    code, _, err = run_cli(["info", str(bad)], capfd)
+    assert code == 2 and err.strip().count("\n") == 0 and "is not a relationship" in err, err
 
 
 def test_fuzz_import_and_check(tmp_path, capfd, monkeypatch):

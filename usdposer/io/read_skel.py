@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pxr import Usd, UsdGeom, UsdSkel, UsdUtils
+from pxr import Tf, Usd, UsdGeom, UsdSkel, UsdUtils
 
 from usdposer.core.rotations import quat_multiply, xyzw_to_wxyz
 from usdposer.errors import InputError, RigError
@@ -27,6 +27,7 @@ from usdposer.io.stage import (
     OPEN_DIAGNOSTICS,
     StageUnits,
     composition_problems,
+    first_line,
     gf_to_np,
     open_stage,
     stage_units,
@@ -124,6 +125,9 @@ def read_stage(stage: Usd.Stage, path: str = "", strict: bool = True) -> SkelAss
     delegate = UsdUtils.CoalescingDiagnosticDelegate()
     try:
         asset = _read_stage(stage, path, strict)
+    except Tf.ErrorException as exc:  # composition that fails when queried (a relationship's target on an attribute)
+        where = path or stage.GetRootLayer().identifier
+        raise InputError(f"{where}: USD cannot compose it ({first_line(str(exc))}); fix the file") from None
     finally:
         diagnostics = delegate.TakeUncoalescedDiagnostics()
         del delegate

@@ -52,7 +52,7 @@ def open_stage(path: str | os.PathLike) -> Usd.Stage:
         stage = Usd.Stage.Open(str(path), Usd.Stage.LoadAll)
     except Tf.ErrorException as exc:
         try:
-            detail = _first_line(str(exc))
+            detail = first_line(str(exc))
         except UnicodeDecodeError:  # USD's message quotes the file's bytes
             detail = "it holds bytes that are not valid text"
         raise InputError(f"{path}: cannot be read as USD ({detail}); check the file is complete") from None
@@ -79,7 +79,7 @@ def composition_problems(stage: Usd.Stage) -> list[str]:
     return out
 
 
-def _first_line(text: str) -> str:
+def first_line(text: str) -> str:
     """The message part of a Tf error (``Error in '...' at line N in file F : 'MESSAGE'``), shortened."""
     import re
 
