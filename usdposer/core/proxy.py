@@ -65,13 +65,18 @@ class CapsuleProxy:
         allowance = (radius_t[pairs[:, 0]] + radius_t[pairs[:, 1]] - d_rest).clamp(min=0)
         return cls(ends_t, radius_t, pairs, allowance)
 
-    def residual(self, positions: Float[Tensor, "B J 3"], scale: float = 1.0) -> Float[Tensor, "B P"]:
-        """Penetration of every capsule pair beyond its rest overlap, divided by ``scale``."""
-        a, b = self.ends[self.pairs[:, 0]], self.ends[self.pairs[:, 1]]  # (P, 2)
+    def residual(self, positions: Float[Tensor, "B J 3"], scale: float = 1.0,
+                 select: Int[Tensor, "B k"] | None = None) -> Float[Tensor, "B P"]:
+        """Penetration of every capsule pair (or, per batch element, the pairs ``select`` names) beyond its rest
+        overlap, divided by ``scale``."""
+        pairs = self.pairs if select is None else self.pairs[select]  # (P, 2) or (B, k, 2)
+        a, b = self.ends[pairs[..., 0]], self.ends[pairs[..., 1]]  # (..., 2)
+        bi = slice(None) if select is None else torch.arange(len(positions), device=positions.device)[:, None]
         r = self.radius.to(positions)
-        return capsule_residual(positions[:, a[:, 0]], positions[:, a[:, 1]], positions[:, b[:, 0]],
-                                positions[:, b[:, 1]], r[self.pairs[:, 0]], r[self.pairs[:, 1]],
-                                self.allowance.to(positions), scale)
+        allowance = self.allowance.to(positions)
+        return capsule_residual(positions[bi, a[..., 0]], positions[bi, a[..., 1]], positions[bi, b[..., 0]],
+                                positions[bi, b[..., 1]], r[pairs[..., 0]], r[pairs[..., 1]],
+                                allowance if select is None else allowance[select], scale)
 
     def largest(self, positions: Float[Tensor, "B J 3"], scale: float = 1.0, k: int = 16) -> Float[Tensor, "B k"]:
         """``energy.largest(self.residual(positions, scale), k)`` with a graph through those ``k`` pairs only: the
@@ -82,11 +87,4 @@ class CapsuleProxy:
             top = self.residual(positions, scale).topk(k, 1)  # (B, k)
         if not torch.is_grad_enabled():
             return top.values
-        top = top.indices
-        pairs = self.pairs[top]  # (B, k, 2)
-        a, b = self.ends[pairs[..., 0]], self.ends[pairs[..., 1]]  # (B, k, 2)
-        bi = torch.arange(len(positions), device=positions.device)[:, None]
-        r = self.radius.to(positions)
-        return capsule_residual(positions[bi, a[..., 0]], positions[bi, a[..., 1]], positions[bi, b[..., 0]],
-                                positions[bi, b[..., 1]], r[pairs[..., 0]], r[pairs[..., 1]],
-                                self.allowance.to(positions)[top], scale)
+        return self.residual(positions, scale, top.indices)
