@@ -68,6 +68,10 @@ eta_option = click.option(
     "--eta", type=Number(0.0, 1.0), default=None,
     help="Sampler noise: 0 deterministic DDIM, 1 ancestral (DDPM-like). Default: the checkpoint's own "
          "(the shipped pose space: 1, the setting its model card was measured with).")
+noisy_steps_option = click.option(
+    "--noisy-steps", type=count(0, 10_000), default=1, show_default=True,
+    help="With --eta > 0, only the first this many steps add noise; the rest are deterministic, and the codes are "
+         "the state after them inverted back (cheap). At least --steps: every step, the codes a full inversion.")
 checkpoint_option = click.option(
     "--checkpoint", default=None, metavar="DIR|default",
     help="Pose-space checkpoint directory, or 'default' for the one shipped with usdposer (the default).")

@@ -52,6 +52,7 @@ class EvalRow:
     precision_sd: float = 0.0  # standard deviation over the seeds
     recall_sd: float = 0.0
     eta: float | None = None  # the model's sampler noise (None for the baselines)
+    noisy_steps: int | None = None  # eta > 0: the first steps that add it (None: all)
 
 
 def joint_positions(ch: Character, six: torch.Tensor) -> torch.Tensor:
@@ -206,16 +207,19 @@ def signature(c: Character) -> str:
 
 
 def evaluate(checkpoint: str | None, dataset: str, *, n: int = 256, steps: int = 50, seed: int = 0, seeds: int = 1,
-             max_real: int = 1000, device: str = "cpu", eta: float | None = None, progress=None) -> list[EvalRow]:
+             max_real: int = 1000, device: str = "cpu", eta: float | None = None, noisy_steps: int | None = None,
+             progress=None) -> list[EvalRow]:
     """One table: model and both baselines on every held-out character with poses (see the module docstring).
     With ``seeds`` > 1 every number is the mean over seeds ``seed .. seed + seeds - 1`` (each draws its own real
-    subset, samples and baselines), with the spread of precision and recall. ``eta`` None: the checkpoint's own."""
+    subset, samples and baselines), with the spread of precision and recall. ``eta`` None: the checkpoint's own,
+    in the first ``noisy_steps`` steps (None: all; ``PosePrior.sample``)."""
     from usdposer.models.pose_prior import PosePrior
 
     if seeds < 1:
         raise InputError(f"--seeds must be at least 1 (got {seeds})")
     prior = PosePrior.load(checkpoint, device)
     eta = prior.sampling_eta if eta is None else eta
+    noisy_steps = None if eta == 0 or noisy_steps is None or noisy_steps >= steps else int(noisy_steps)
     held = [c for c in load_dataset(dataset, ("heldout",)) if len(c.poses)]
     if not held:
         raise InputError(f"{dataset}: no held-out characters with poses to evaluate; rebuild it with --holdout NAME "
@@ -231,13 +235,13 @@ def evaluate(checkpoint: str | None, dataset: str, *, n: int = 256, steps: int =
     for ch in (progress(held) if progress else held):
         topology = "seen" if signature(ch) in seen else "unseen"
         learned = learned_limits(ch) if ch.limits is None else None
-        runs = [_evaluate_one(prior, ch, bank, topology, learned, n, steps, s, max_real, eta)
+        runs = [_evaluate_one(prior, ch, bank, topology, learned, n, steps, s, max_real, eta, noisy_steps)
                 for s in range(seed, seed + seeds)]
         rows += [_mean_row(list(group)) for group in zip(*runs)]
     return rows
 
 
-def _evaluate_one(prior, ch, bank, topology, learned, n, steps, seed, max_real, eta) -> list[EvalRow]:
+def _evaluate_one(prior, ch, bank, topology, learned, n, steps, seed, max_real, eta, noisy_steps) -> list[EvalRow]:
     """The three rows (model, random rotations, rest + noise) of one character for one seed."""
     from usdposer.models.pose_prior import RigCondition
 
@@ -245,9 +249,11 @@ def _evaluate_one(prior, ch, bank, topology, learned, n, steps, seed, max_real, 
     real = ch.poses[torch.randperm(len(ch.poses), generator=g)[:max_real]]
     real_pos = joint_positions(ch, real)
     cond = RigCondition(ch.features.float(), ch.tree.long(), ch.mask)  # the dataset's features include the mesh
-    six, _ = prior.sample(cond, n, steps=steps, generator=torch.Generator().manual_seed(seed), eta=eta)
+    six, _ = prior.sample(cond, n, steps=steps, generator=torch.Generator().manual_seed(seed), eta=eta,
+                          noisy_steps=noisy_steps)
     model_row = _row(ch, topology, "usdposer", six, real_pos, learned)
     model_row.eta = eta
+    model_row.noisy_steps = noisy_steps
     target = model_row.apd / 100 * (ch.height or 1.0)
     return [model_row,
             _row(ch, topology, "random-rotations", random_rotation_baseline(ch, bank, n, g), real_pos, learned),
@@ -272,8 +278,10 @@ def _mean_row(rows: list[EvalRow]) -> EvalRow:
 def card_notes(rows: list[EvalRow], n: int, steps: int) -> str:
     """The paragraph under the model card's table: how it was measured."""
     eta = next((r.eta for r in rows if r.eta is not None), 0.0)
+    noisy = next((r.noisy_steps for r in rows if r.noisy_steps is not None), None)
     seeds = max((r.seeds for r in rows), default=1)
-    sampler = "ancestral (DDPM-like)" if eta == 1 else "deterministic DDIM" if eta == 0 else "DDIM"
+    sampler = ("deterministic DDIM" if eta == 0 else f"eta {eta:g} in the first {noisy}, deterministic after"
+               if noisy is not None else "ancestral (DDPM-like)" if eta == 1 else "DDIM")
     return (f"{n} samples per character and method; the model samples with {steps} steps, eta {eta:g} ({sampler}). "
             + (f"Every number is the mean over {seeds} seeds (each draws its own samples, baselines and real subset); "
                "± is the spread over seeds. " if seeds > 1 else "")

@@ -213,11 +213,10 @@ class PosePrior:
         return next(self.denoiser.parameters()).device
 
     def _eps(self, x: Tensor, t, cond: RigCondition) -> Tensor:
-        B = x.shape[0]
-        f = cond.features.to(x)[None].expand(B, -1, -1)
-        tr = cond.tree.to(x.device)[None].expand(B, -1, -1)
-        t = torch.as_tensor(t, device=x.device).expand(B)
-        return self.denoiser(x, t, f, tr)
+        """One rig for the whole batch: its features and tree go in with a batch of 1 and broadcast (and a scalar
+        ``t`` stays one), so the rig and time terms are computed once per step, not once per pose."""
+        t = torch.as_tensor(t, device=x.device)
+        return self.denoiser(x, t, cond.features.to(x)[None], cond.tree.to(x.device)[None])
 
     # ----------------------------------------------------------------------------------------------- sampling
     @staticmethod
@@ -232,14 +231,21 @@ class PosePrior:
     @torch.no_grad()
     def sample(self, cond: RigCondition, n: int, *, steps: int = 50, generator: torch.Generator | None = None,
                latents: Tensor | None = None, strength: float = 1.0, batch_size: int = 256, eta: float = 0.0,
+               noisy_steps: int | None = None, codes: bool = False, refine: int = 3,
                progress=None) -> tuple[Tensor, Tensor]:
         """DDIM samples. Returns (six (n, J, 6) poses in rotation space, latents (n, J, 6)).
 
         ``strength < 1`` starts from a partially noised latent (:meth:`invert` with the same strength). ``eta = 0``
         (the default) is the deterministic sampler whose latent codes :meth:`invert` recovers and
         ``interpolate`` blends; ``eta = 1`` is ancestral (DDPM-like) sampling, which adds fresh noise from
-        ``generator`` at every step, so the returned starting latents no longer determine the poses (invert the
-        poses to get codes that do). On unseen topologies it covers the real poses better (model card).
+        ``generator`` at every step, so the returned starting latents no longer determine the poses. On unseen
+        topologies it covers the real poses better (model card).
+
+        ``noisy_steps`` k: only the first k steps add noise (with ``eta``), the rest are deterministic; None: all of
+        them. ``codes``: return, instead of the starting latents, codes that decode to the poses under ``eta = 0``:
+        the state after the last noisy step DDIM-inverted back through the k noisy steps (``refine`` fixed-point
+        passes each, as :meth:`invert`); k steps of inversion, not ``steps``, so a few noisy steps at the start buy
+        the ancestral sampler's precision at little more than the deterministic sampler's cost (the README's curve).
         """
         if not 0.0 <= eta <= 1.0:
             raise InputError(f"eta must be in [0, 1] (got {eta})")
@@ -248,16 +254,38 @@ class PosePrior:
             latents = cond.expand(torch.randn(n, model.joints, 6, generator=generator))
         sched = DDIMScheduler(**SCHEDULER)
         timesteps = self._timesteps(sched, steps, strength)
-        out = []
+        k = 0 if eta == 0 else len(timesteps) if noisy_steps is None else min(max(int(noisy_steps), 0), len(timesteps))
+        out, found = [], []
         self.denoiser.eval()
         z = cond.compact(latents)
         for i in range(0, len(z), batch_size):
             x = z[i:i + batch_size].to(self.device)
-            for t in (progress(timesteps) if progress else timesteps):
-                x = sched.step(self._eps(x, t, model), t, x, eta=eta,
-                               generator=generator if eta > 0 else None).prev_sample
+            mid = x
+            for s, t in enumerate(progress(timesteps) if progress else timesteps):
+                noisy = s < k
+                x = sched.step(self._eps(x, t, model), t, x, eta=eta if noisy else 0.0,
+                               generator=generator if noisy else None).prev_sample
+                if s + 1 == k:
+                    mid = x
             out.append(self.denormalize(x).cpu())
-        return self._full(cond, torch.cat(out)), latents
+            if codes:
+                found.append(self._invert_steps(mid, timesteps[:k], steps, model, refine).cpu())
+        six = self._full(cond, torch.cat(out))
+        return (six, cond.expand(torch.cat(found))) if codes else (six, latents)
+
+    def _invert_steps(self, x: Tensor, timesteps: Tensor, steps: int, model: RigCondition, refine: int,
+                      progress=None) -> Tensor:
+        """Undo the sampler's steps at ``timesteps`` (descending, as sampled) on ``x``: (B, M, 6) normalised, at the
+        noise level after the last of them -> the level before the first."""
+        sched = DDIMInverseScheduler(**SCHEDULER)
+        sched.set_timesteps(steps)
+        up = timesteps.flip(0)
+        for t in (progress(up) if progress else up):
+            nxt = sched.step(self._eps(x, t, model), t, x).prev_sample
+            for _ in range(refine):
+                nxt = sched.step(self._eps(nxt, t, model), t, x).prev_sample
+            x = nxt
+        return x
 
     @torch.no_grad()
     def invert(self, cond: RigCondition, six: Tensor, *, steps: int = 50, refine: int = 3, strength: float = 1.0,
@@ -269,22 +297,14 @@ class PosePrior:
         sampler's own step maps it back exactly (the usual inversion error comes from that one approximation).
         ``strength < 1`` stops part way, at the noise level where ``sample(..., strength)`` starts.
         """
-        sched = DDIMInverseScheduler(**SCHEDULER)
-        sched.set_timesteps(steps)
-        k = max(1, round(strength * steps))
-        timesteps = sched.timesteps[:k]
+        timesteps = self._timesteps(DDIMScheduler(**SCHEDULER), steps, strength)  # the sampler's, undone in reverse
         out = []
         self.denoiser.eval()
         model = cond.model()
         six = cond.compact(six)
         for i in range(0, len(six), batch_size):
             x = self.normalize(six[i:i + batch_size].float()).to(self.device)
-            for t in (progress(timesteps) if progress else timesteps):
-                nxt = sched.step(self._eps(x, t, model), t, x).prev_sample
-                for _ in range(refine):
-                    nxt = sched.step(self._eps(nxt, t, model), t, x).prev_sample
-                x = nxt
-            out.append(x.cpu())
+            out.append(self._invert_steps(x, timesteps, steps, model, refine, progress).cpu())
         return cond.expand(torch.cat(out))
 
     def guided_sample(self, cond: RigCondition, residual, latents: Tensor, *, steps: int = 50,
@@ -349,18 +369,20 @@ class PosePrior:
         six = cond.compact(valid_6d(six.float()))
         J = six.shape[1]
         noise = torch.randn(len(timesteps), draws, J, 6, generator=g)
+        KD = len(timesteps) * draws
+        eps_all = noise.reshape(KD, 1, J, 6).to(self.device)  # every (level, draw) pair
+        t_all = torch.tensor(timesteps, device=self.device).repeat_interleave(draws)  # (KD,)
         out = []
         self.denoiser.eval()
-        for i in range(0, len(six), batch_size):
-            x0 = self.normalize(six[i:i + batch_size].float()).to(self.device)  # (b, J, 6)
-            err = torch.zeros(len(x0), device=self.device)
-            for k, t in enumerate(timesteps):
-                tt = torch.full((len(x0),), t, device=self.device, dtype=torch.long)
-                for d in range(draws):
-                    eps = noise[k, d].to(self.device).expand_as(x0)
-                    xt = self.train_scheduler.add_noise(x0, eps, tt)
-                    err += ((self._eps(xt, t, model) - eps) ** 2).mean((1, 2))
-            out.append((err / (len(timesteps) * draws)).cpu())
+        chunk = max(1, batch_size * 4 // KD)  # poses per forward: all their levels and draws in one batch
+        for i in range(0, len(six), chunk):
+            x0 = self.normalize(six[i:i + chunk].float()).to(self.device)  # (b, J, 6)
+            b = len(x0)
+            eps = eps_all.expand(KD, b, J, 6).reshape(KD * b, J, 6)
+            tt = t_all[:, None].expand(KD, b).reshape(-1)
+            xt = self.train_scheduler.add_noise(x0[None].expand(KD, b, J, 6).reshape(KD * b, J, 6), eps, tt)
+            err = ((self._eps(xt, tt, model) - eps) ** 2).mean((1, 2)).view(KD, b)
+            out.append(err.mean(0).cpu())
         return torch.cat(out)
 
     # ----------------------------------------------------------------------------------------------- training

@@ -12,11 +12,13 @@ from usdposer.pipelines._base import Progress, Result
 @dataclass(frozen=True)
 class EvalOptions:
     """``n`` samples per character and method with ``steps`` DDIM steps; ``seeds``: repeat with seeds
-    ``seed..seed+seeds-1`` and report means and spreads; ``eta`` None: the checkpoint's own; ``card``: write the table
+    ``seed..seed+seeds-1`` and report means and spreads; ``eta`` None: the checkpoint's own, in the first ``noisy_steps`` steps (None: all;
+    the defaults are ``usdposer sample``'s, so the table measures what it writes); ``card``: write the table
     into the checkpoint's README.md."""
 
     n: int = 256
-    steps: int = 50
+    steps: int = 12
+    noisy_steps: int | None = 1
     seed: int = 0
     seeds: int = 1
     device: str = "cpu"
@@ -45,7 +47,7 @@ def evaluate(checkpoint: str | None, dataset: str | os.PathLike, options: EvalOp
 
     o = options
     rows = run(checkpoint, str(dataset), n=o.n, steps=o.steps, seed=o.seed, seeds=o.seeds, device=o.device, eta=o.eta,
-               progress=progress)
+               noisy_steps=o.noisy_steps, progress=progress)
     result = EvalResult(rows, format_table(rows))
     if o.card:
         from usdposer.io.stage import atomic_path

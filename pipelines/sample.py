@@ -9,7 +9,7 @@ from usdposer.pipelines._base import Progress, Result, preflight
 
 from usdposer.errors import InputError
 
-CHECKED_CODES = 32  # samples whose inverted codes are decoded again to measure their error
+CHECKED_CODES = 16  # samples whose inverted codes are decoded again to measure their error
 
 
 @dataclass
@@ -31,6 +31,7 @@ class SampleReport(Result):
     warnings: list[str] = field(default_factory=list)
     eta: float = 0.0
     sampler: str = "ddim"
+    noisy_steps: int | None = None  # eta > 0: the steps that added noise (the first ones; None: all)
     latent_error: float | None = None  # eta > 0: max |decode(codes) - poses| (6D) of the inverted codes, over
     latent_error_checked: int | None = None  # the first this many samples
 
@@ -38,12 +39,19 @@ class SampleReport(Result):
 @dataclass(frozen=True)
 class SampleOptions:
     """``n`` poses with ``steps`` DDIM steps from ``checkpoint`` (None or "default": the shipped one); ``eta`` None
-    takes the checkpoint's own; ``preview``: a PNG contact sheet; ``arguments``: the command line, for provenance."""
+    takes the checkpoint's own, applied to the first ``noisy_steps`` steps (None: all; the rest deterministic);
+    ``preview``: a PNG contact sheet; ``arguments``: the command line, for provenance.
+
+    ``refine``: fixed-point passes per inverted step of the codes. The defaults (12 steps, the first ancestral,
+    2 passes) are the README's trade-off curve's choice: the 50-step ancestral sampler's precision and recall within
+    their seed spread, about 12 times faster end to end (``bench/sample_speed.py``)."""
 
     n: int = 16
     seed: int = 0
     checkpoint: str | None = None
-    steps: int = 50
+    steps: int = 12
+    noisy_steps: int | None = 1
+    refine: int = 2
     skeleton: str | None = None
     preview: str | None = None
     device: str = "cpu"
@@ -59,8 +67,9 @@ def sample(asset: str | os.PathLike, out: str | os.PathLike, options: SampleOpti
     * B: a packed ``PoseSampleLibrary`` prim ``<Skeleton>/PoseSamples`` with the DDIM latent codes (N, J*6);
     * the Skeleton gets ``PoseSpaceAPI`` naming the model, the sampler and the library.
 
-    ``eta`` None takes the checkpoint's own. With ``eta`` > 0 the poses come from ancestral sampling and the codes
-    stored are their DDIM inversions (eta = 0), so that ``interpolate`` and ``invert`` treat them like any code.
+    ``eta`` None takes the checkpoint's own. With ``eta`` > 0 the first ``noisy_steps`` steps are ancestral and the
+    codes stored are DDIM inversions (eta = 0) of the state after them, so that ``interpolate`` and ``invert``
+    treat them like any code (their error, measured on the first samples, is in the report).
     """
     preflight([asset], out, [options.preview])
     import time
@@ -87,10 +96,13 @@ def sample(asset: str | os.PathLike, out: str | os.PathLike, options: SampleOpti
     cond = RigCondition.from_rig(rig)
     g = torch.Generator().manual_seed(seed)
     eta = prior.sampling_eta if eta is None else float(eta)
-    six, latents = prior.sample(cond, n, steps=steps, generator=g, eta=eta, progress=progress)
+    if o.noisy_steps is not None and o.noisy_steps < 0:
+        raise InputError(f"--noisy-steps must be at least 0 (got {o.noisy_steps})")
+    noisy = None if eta == 0 or o.noisy_steps is None or o.noisy_steps >= steps else o.noisy_steps  # None: all
+    six, latents = prior.sample(cond, n, steps=steps, generator=g, eta=eta, noisy_steps=noisy, codes=True,
+                                refine=o.refine, progress=progress)
     latent_error = None
-    if eta > 0:  # codes that decode to these poses under the deterministic sampler
-        latents = prior.invert(cond, six, steps=steps).cpu()
+    if eta > 0 and noisy != 0:  # the codes decode to these poses under the deterministic sampler: how closely
         k = min(n, CHECKED_CODES)  # the codes' error, measured on a fixed subset: a full decode cost a fifth of the verb
         back, _ = prior.sample(cond, k, steps=steps, latents=latents[:k])
         latent_error = float((back - six[:k]).abs().max())
@@ -102,17 +114,19 @@ def sample(asset: str | os.PathLike, out: str | os.PathLike, options: SampleOpti
                 time_codes_per_second=src.time_codes_per_second or 24.0, name="usdposerSamples")
     lib_path = f"{rig.skeleton_path}/PoseSamples"
     model_id = str(checkpoint_dir(checkpoint))
-    sampler = "ddpm" if eta == 1 else "ddim"  # the schema's tokens; ddim covers every eta below 1
+    sampler = "ddpm" if eta == 1 and noisy is None else "ddim"  # the schema's tokens; ddim: any other schedule
 
     def author(stage):
         define_pose_library(stage, lib_path, rig, pose, latents=latents.reshape(n, -1).numpy(),
                             time_codes=list(range(n)))
         stamp_pose_space(stage, rig.skeleton_path, model_id, lib_path, n, sampler=sampler)
 
-    prov = provenance("sample", arguments, seed=seed, checkpoint=model_id, steps=steps, samples=n, eta=eta)
+    prov = provenance("sample", arguments, seed=seed, checkpoint=model_id, steps=steps, samples=n, eta=eta,
+                      noisy_steps=noisy)
     out = write_clip_layer(asset, out, rig, [clip], prov=prov, author=author)
     report = SampleReport(str(asset), str(out), rig.skeleton_path, rig.num_joints, n, steps, seed, model_id,
                           f"{rig.skeleton_path}/usdposerSamples", lib_path, eta=eta, sampler=sampler,
+                          noisy_steps=noisy,
                           latent_error=latent_error,
                           latent_error_checked=min(n, CHECKED_CODES) if latent_error is not None else None)
     if unfamiliar:

@@ -81,6 +81,32 @@ def test_fk_matches_hand_composed_chain():
     assert torch.allclose(W[:, 4], local[:, 4])
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_fk_level_by_level_equals_joint_by_joint_on_random_forests(seed):
+    """Random forests (several roots, some after other joints; branching; a real rig's order is any topological
+    order): the level-by-level composition equals world[j] = world[parent] @ local[j] joint by joint, values and
+    gradients."""
+    g = torch.Generator().manual_seed(seed)
+    J = 12 + seed * 7
+    parents = [-1] + [int(torch.randint(-1, j, (1,), generator=g)) if j % 5 == 0 else
+                      int(torch.randint(0, j, (1,), generator=g)) for j in range(1, J)]
+    local = compose_trs(torch.randn(3, J, 3, dtype=torch.float64, generator=g),
+                        random_quats(3 * J, seed).reshape(3, J, 4)).requires_grad_()
+
+    def by_joint(x):
+        out = []
+        for j, p in enumerate(parents):
+            out.append(x[:, j] if p < 0 else out[p] @ x[:, j])
+        return torch.stack(out, 1)
+
+    W, ref = forward_kinematics(local, parents), by_joint(local)
+    assert torch.allclose(W, ref, atol=1e-12)
+    w = torch.randn_like(W)
+    ga, = torch.autograd.grad((W * w).sum(), local)
+    gb, = torch.autograd.grad((ref * w).sum(), local)
+    assert torch.allclose(ga, gb, atol=1e-10)
+
+
 def test_fk_rejects_children_before_parents():
     with pytest.raises(AssertionError, match="parents must come before children"):
         forward_kinematics(torch.eye(4).expand(1, 2, 4, 4), [1, -1])

@@ -68,12 +68,31 @@ def _levels(parents: tuple[int, ...]) -> tuple[tuple[tuple[int, ...], tuple[int,
     return tuple(levels)
 
 
+@lru_cache(maxsize=256)
+def _level_plan(parents: tuple[int, ...]) -> tuple[list[int], list[tuple[list[int], list[int]]], list[int]]:
+    """How :func:`forward_kinematics` walks a tree level by level: the roots, then per depth its joints and each
+    one's parent's position within the previous depth's list, and the permutation that puts the concatenated
+    levels back in joint order."""
+    roots = [j for j, p in enumerate(parents) if p < 0]
+    order, prev, steps = list(roots), {j: i for i, j in enumerate(roots)}, []
+    for idx, pidx in _levels(parents):
+        steps.append((list(idx), [prev[p] for p in pidx]))
+        prev = {j: i for i, j in enumerate(idx)}
+        order += idx
+    inverse = [0] * len(order)
+    for k, j in enumerate(order):
+        inverse[j] = k
+    return roots, steps, inverse
+
+
 def forward_kinematics(
     local: Float[Tensor, "B J 4 4"], parents: Int[Tensor, " J"] | tuple[int, ...] | list[int]
 ) -> Float[Tensor, "B J 4 4"]:
     """Skeleton-space joint transforms from parent-relative ones.
 
-    Joints of equal depth are composed in one batched matmul, so the cost is ``depth`` matmuls, not ``J``.
+    Joints of equal depth are composed in one batched matmul, so the cost is ``depth`` matmuls, not ``J``; each
+    level reads only the level above it and the levels are joined once at the end, so that the backward pass (and
+    every row of a vmapped Jacobian) moves ``depth`` small tensors, not ``depth`` copies of the whole skeleton.
 
     Args:
         local: ``(B, J, 4, 4)`` parent-relative transforms (roots: skeleton-space).
@@ -84,13 +103,19 @@ def forward_kinematics(
     """
     par = tuple(int(p) for p in (parents.tolist() if torch.is_tensor(parents) else parents))
     assert local.shape[-3:] == (len(par), 4, 4), f"local {tuple(local.shape)} vs {len(par)} joints"
-    world = local
-    for idx, pidx in _levels(par):
-        i = torch.tensor(idx, device=local.device)
-        p = torch.tensor(pidx, device=local.device)
-        composed = world.index_select(-3, p) @ local.index_select(-3, i)  # (B, n, 4, 4)
-        world = world.index_copy(-3, i, composed)
-    return world
+    for j, p in enumerate(par):
+        assert p < j, f"joint {j} has parent {p}: parents must come before children"
+    if not par:
+        return local
+    roots, steps, inverse = _level_plan(par)
+    dev = local.device
+    level = local.index_select(-3, torch.tensor(roots, device=dev))
+    levels = [level]
+    for idx, ppos in steps:
+        level = level.index_select(-3, torch.tensor(ppos, device=dev)) @ local.index_select(-3, torch.tensor(
+            idx, device=dev))  # (B, n, 4, 4)
+        levels.append(level)
+    return torch.cat(levels, -3).index_select(-3, torch.tensor(inverse, device=dev))
 
 
 def pose_local_transforms(pose: Pose) -> Float[Tensor, "B J 4 4"]:
