@@ -23,7 +23,7 @@ Examples:
   usdposer sample fox.usdc -n 64 --seed 3 -o fox.poses.usdc --json
   usdposer sample rodent.usdc -n 8 --checkpoint runs/prior --steps 25
   usdposer sample fox.usdc -n 16 --eta 0
-  usdposer sample fox.usdc -n 256 --steps 50 --noisy-steps 50    # the 50-step ancestral sampler
+  usdposer sample fox.usdc -n 32 --steps 50 --noisy-steps 50    # the 50-step ancestral sampler
 
 \b
 Writes a layer over ASSET (default ASSET_STEM.samples.usdc beside it) with
