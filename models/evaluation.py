@@ -213,13 +213,13 @@ def evaluate(checkpoint: str | None, dataset: str, *, n: int = 256, steps: int =
     With ``seeds`` > 1 every number is the mean over seeds ``seed .. seed + seeds - 1`` (each draws its own real
     subset, samples and baselines), with the spread of precision and recall. ``eta`` None: the checkpoint's own,
     in the first ``noisy_steps`` steps (None: all; ``PosePrior.sample``)."""
-    from usdposer.models.pose_prior import PosePrior
+    from usdposer.models.pose_prior import PosePrior, noisy_steps_of
 
     if seeds < 1:
         raise InputError(f"--seeds must be at least 1 (got {seeds})")
     prior = PosePrior.load(checkpoint, device)
     eta = prior.sampling_eta if eta is None else eta
-    noisy_steps = None if eta == 0 or noisy_steps is None or noisy_steps >= steps else int(noisy_steps)
+    noisy_steps = noisy_steps_of(eta, noisy_steps, steps)
     held = [c for c in load_dataset(dataset, ("heldout",)) if len(c.poses)]
     if not held:
         raise InputError(f"{dataset}: no held-out characters with poses to evaluate; rebuild it with --holdout NAME "

@@ -42,6 +42,12 @@ def checkpoint_dir(name: str | os.PathLike | None) -> Path:
     return DEFAULT_CHECKPOINT if name is None or str(name) in ("", "default") else Path(name)
 
 
+def noisy_steps_of(eta: float, noisy_steps: int | None, steps: int) -> int | None:
+    """The ``noisy_steps`` a run with ``eta`` and ``steps`` really has, as reports state it: None when every step adds
+    noise (``noisy_steps`` None or at least ``steps``) or when none can (``eta`` 0); else the count."""
+    return None if eta == 0 or noisy_steps is None or noisy_steps >= steps else int(noisy_steps)
+
+
 def slerp(z0: Tensor, z1: Tensor, s: Tensor | float) -> Tensor:
     """Variance-preserving interpolation of latent codes ``(..., J, 6)`` at fractions ``s`` (broadcast, ``(S,)`` for
     S steps -> ``(S, ..., J, 6)``): the direction moves along the great circle between the two codes and the norm

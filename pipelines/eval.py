@@ -12,9 +12,9 @@ from usdposer.pipelines._base import Progress, Result
 @dataclass(frozen=True)
 class EvalOptions:
     """``n`` samples per character and method with ``steps`` DDIM steps; ``seeds``: repeat with seeds
-    ``seed..seed+seeds-1`` and report means and spreads; ``eta`` None: the checkpoint's own, in the first ``noisy_steps`` steps (None: all;
-    the defaults are ``usdposer sample``'s, so the table measures what it writes); ``card``: write the table
-    into the checkpoint's README.md."""
+    ``seed..seed+seeds-1`` and report means and spreads; ``eta`` None: the checkpoint's own, in the first
+    ``noisy_steps`` steps (None: all; the defaults are ``usdposer sample``'s, so the table measures what it writes);
+    ``card``: write the table into the checkpoint's README.md."""
 
     n: int = 256
     steps: int = 12

@@ -75,7 +75,7 @@ def sample(asset: str | os.PathLike, out: str | os.PathLike, options: SampleOpti
     import time
 
     import torch
-    from usdposer.models.pose_prior import PosePrior, RigCondition, checkpoint_dir
+    from usdposer.models.pose_prior import PosePrior, RigCondition, checkpoint_dir, noisy_steps_of
 
     from usdposer.core.posespace import pose_from_6d
     from usdposer.io.edits import stamp_pose_space
@@ -98,7 +98,7 @@ def sample(asset: str | os.PathLike, out: str | os.PathLike, options: SampleOpti
     eta = prior.sampling_eta if eta is None else float(eta)
     if o.noisy_steps is not None and o.noisy_steps < 0:
         raise InputError(f"--noisy-steps must be at least 0 (got {o.noisy_steps})")
-    noisy = None if eta == 0 or o.noisy_steps is None or o.noisy_steps >= steps else o.noisy_steps  # None: all
+    noisy = noisy_steps_of(eta, o.noisy_steps, steps)
     six, latents = prior.sample(cond, n, steps=steps, generator=g, eta=eta, noisy_steps=noisy, codes=True,
                                 refine=o.refine, progress=progress)
     latent_error = None

@@ -72,7 +72,7 @@ def _levels(parents: tuple[int, ...]) -> tuple[tuple[tuple[int, ...], tuple[int,
 def _level_plan(parents: tuple[int, ...]) -> tuple[list[int], list[tuple[list[int], list[int]]], list[int]]:
     """How :func:`forward_kinematics` walks a tree level by level: the roots, then per depth its joints and each
     one's parent's position within the previous depth's list, and the permutation that puts the concatenated
-    levels back in joint order."""
+    levels back in joint order. Parents after their children fail :func:`_levels`' assertion (and are not cached)."""
     roots = [j for j, p in enumerate(parents) if p < 0]
     order, prev, steps = list(roots), {j: i for i, j in enumerate(roots)}, []
     for idx, pidx in _levels(parents):
@@ -103,8 +103,6 @@ def forward_kinematics(
     """
     par = tuple(int(p) for p in (parents.tolist() if torch.is_tensor(parents) else parents))
     assert local.shape[-3:] == (len(par), 4, 4), f"local {tuple(local.shape)} vs {len(par)} joints"
-    for j, p in enumerate(par):
-        assert p < j, f"joint {j} has parent {p}: parents must come before children"
     if not par:
         return local
     roots, steps, inverse = _level_plan(par)
