@@ -14,7 +14,12 @@ character's animation with ``usdposer.core.limits.learn_limits``) and the prior 
 more plausible), with the default checkpoint. Shared-data characters are used where ../shared/data exists (said so
 otherwise).
 
-    python bench/ik.py [--trials 6] [-n 4] [--steps 10] [--json bench/results/ik.json]
+    python bench/ik.py [--trials 6] [-n 4] [--steps 10] [--baseline-steps 50] [--json bench/results/ik.json]
+
+Trials (targets, start frames, handles) come from their own generator and each solve's noise from a generator seeded
+by its trial, so runs at different step counts solve the same problems from the same noise: ``--baseline-steps 50``
+solves every trial again with the Step 15 default (50 DDIM steps; the Step 16 changes were each checked to give the
+same solutions per step) and prints paired differences (10-step minus 50-step) with 95 % bootstrap intervals.
 """
 
 from __future__ import annotations
@@ -73,7 +78,7 @@ def within_limits(rig, six, limits):
     return pose_to_6d(rig, Pose.from_rotations(rig, q), canonical_heading=False).float()
 
 
-def run_character(label, path, prior, args, work):
+def run_character(label, path, prior, args, work, steps_list):
     import torch
     from usdposer.models.guided_ik import solve_ik
     from usdposer.models.pose_prior import RigCondition
@@ -95,9 +100,9 @@ def run_character(label, path, prior, args, work):
     par = rig.parents.tolist()
     leaves = [j for j in range(rig.num_joints) if j not in par]
     rest = torch.tensor(IDENTITY_6D).expand(1, rig.num_joints, 6).clone()
-    rows = {k: {"err": [], "max": [], "viol": [], "score": [], "sec": 0.0} for k in
-            ("fresh/ours", "fresh/DLS", "edit/ours", "edit/DLS")}
-    for _ in range(args.trials):
+    keys = [f"{sc}/{m}" for sc in ("fresh", "edit") for m in ("ours", "DLS", *(f"ours@{s}" for s in steps_list[1:]))]
+    rows = {k: {"err": [], "max": [], "viol": [], "score": [], "sec": 0.0} for k in keys}
+    for trial in range(args.trials):
         fa, fb = torch.randint(0, len(poses), (2,), generator=g).tolist()
         ends = [leaves[i] for i in torch.randperm(len(leaves), generator=g)[:3]]
         for scen in ("fresh", "edit"):
@@ -110,14 +115,18 @@ def run_character(label, path, prior, args, work):
             obj = PoseObjective(rig, torch.tensor(ends), torch.zeros(3, 3), torch.ones(3), like=like)
             obj.targets = obj.pose(poses[fb:fb + 1].double()).positions[0, ends]
             h = obj.height
-            t0 = time.time()
             start = rest if scen == "fresh" else poses[fa:fa + 1]
-            sol = solve_ik(prior, cond, obj, start, n=args.n, steps=args.steps, edit=scen == "edit", generator=g)
-            six, pick = sol.six, sol.chosen
+            runs = []
+            for i, steps in enumerate(steps_list):
+                gs = torch.Generator().manual_seed(args.seed * 100003 + trial * 2 + (scen == "edit"))
+                t0 = time.time()
+                sol = solve_ik(prior, cond, obj, start, n=args.n, steps=steps, edit=scen == "edit", generator=gs)
+                runs.append((f"{scen}/ours" if i == 0 else f"{scen}/ours@{steps}", sol.six[sol.chosen:sol.chosen + 1],
+                             time.time() - t0))
             t1 = time.time()
             six_d = dls_ik(obj, start, iterations=100).float()
-            t2 = time.time()
-            for key, s, sec in ((f"{scen}/ours", six[pick:pick + 1], t1 - t0), (f"{scen}/DLS", six_d, t2 - t1)):
+            runs.append((f"{scen}/DLS", six_d, time.time() - t1))
+            for key, s, sec in runs:
                 e = obj.handle_errors(s)[0] / h
                 r = rows[key]
                 r["err"].append(float(e.mean()))
@@ -133,6 +142,8 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=6)
     ap.add_argument("-n", type=int, default=4, help="candidates per guided solve")
     ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--baseline-steps", type=int, default=None, metavar="N",
+                    help="also solve every trial with N steps (the Step 15 default: 50) and print paired differences")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only", default=None, help="only characters whose label contains this text")
     ap.add_argument("--json", default=None, metavar="FILE", help="also write the rows here (e.g. bench/results/ik.json)")
@@ -145,6 +156,7 @@ def main() -> None:
           f"character, {args.n} candidates, {args.steps} DDIM steps")
     if not SHARED.exists():
         print(f"NOTE: shared data set not found at {SHARED}: the held-out characters and the dog are NOT benchmarked")
+    steps_list = [args.steps] + ([args.baseline_steps] if args.baseline_steps else [])
     hdr = (f"{'character':<30}{'scenario':<8}{'method':<6}{'err% mean':>10}{'err% max':>10}{'success':>9}"
            f"{'limit viol/pose':>16}{'prior score':>12}{'s/solve':>9}")
     print("\n" + hdr + "\n" + "-" * len(hdr))
@@ -157,7 +169,7 @@ def main() -> None:
             if not path.exists():
                 print(f"{label:<30}(missing: {path})")
                 continue
-            rig, origin, lim_src, rows = run_character(label, path, prior, args, Path(work))
+            rig, origin, lim_src, rows = run_character(label, path, prior, args, Path(work), steps_list)
             record.append({"character": label, "joints": rig.num_joints, "targets": origin, "limits": lim_src,
                            **{key: _summary(r) for key, r in rows.items()}})
             name = f"{label}"
@@ -171,14 +183,38 @@ def main() -> None:
     print("-" * len(hdr))
     for key, t in totals.items():
         print(_row("all", *key.split("/"), t))
+    paired = {}
+    if args.baseline_steps:
+        print(f"\npaired differences, {args.steps} steps minus {args.baseline_steps} (mean [95% bootstrap interval]; "
+              "an interval containing 0 is no measurable difference)")
+        for scen in ("fresh", "edit"):
+            a, b = totals[f"{scen}/ours"], totals[f"{scen}/ours@{args.baseline_steps}"]
+            paired[scen] = {}
+            for k, scale in (("err", 100.0), ("viol", 1.0), ("score", 1.0)):
+                d = torch.tensor(a[k], dtype=torch.float64) - torch.tensor(b[k], dtype=torch.float64)
+                m, lo, hi = _bootstrap(d * scale, args.seed)
+                paired[scen][k] = {"mean": round(m, 4), "ci95": [round(lo, 4), round(hi, 4)]}
+                print(f"  {scen:<6}{ {'err': 'handle error %', 'viol': 'violations/pose', 'score': 'prior score'}[k]:<18}"
+                      f"{m:>+9.3f}  [{lo:+.3f}, {hi:+.3f}]")
     if args.json:
         import json
 
         out = {"torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(), "trials": args.trials,
                "candidates": args.n, "steps": args.steps, "seed": args.seed, "rows": record,
-               "all": {key: _summary(t) for key, t in totals.items()}}
+               "baseline_steps": args.baseline_steps, "all": {key: _summary(t) for key, t in totals.items()},
+               **({"paired": paired} if paired else {})}
         Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
         print(f"wrote {args.json}")
+
+
+def _bootstrap(d, seed: int, draws: int = 10000) -> tuple[float, float, float]:
+    """Mean of paired differences d (N,) and its 95% percentile-bootstrap interval."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randint(0, len(d), (draws, len(d)), generator=g)
+    means = d[idx].mean(1)
+    return float(d.mean()), float(means.quantile(0.025)), float(means.quantile(0.975))
 
 
 def _summary(r: dict) -> dict:
