@@ -69,9 +69,7 @@ def run(name: str, frames: int, step: int, size, prior) -> dict:
         tick = time.perf_counter()
         res = fit_video(rig, V, [cam] * n, P, VideoFitConfig(prior_weight=weight), prior=prior if weight else None,
                         start=start)
-        t = start.translations.expand(n, -1, -1).clone()
-        t[:, rig.roots[0]] = res.root
-        fitted = Pose(res.rotations, t, start.scales.expand(n, -1, -1))
+        fitted = Pose(res.rotations, res.translations, start.scales.expand(n, -1, -1))
         err = joint_error(rig, truth, fitted)
         row[label] = {"joint_error": round(float(err[1:].mean()), 3), "per_frame": [round(float(e), 2) for e in err],
                       "mask_iou": round(sum(res.mask_iou) / n, 3), "seconds_per_frame": round((time.perf_counter() - tick) / n, 2)}

@@ -14,17 +14,29 @@ since splats overlap a pixel past the surface's edge) and the video frame V_t:
                                                                           removing the median colour shift
                + w_ground min_p(y_p / h)^2                                the lowest point on the board (soft minimum)
                + w_smooth (|omega_t|^2 + |delta_t|^2 / h^2)               temporal smoothness
+               + w_attach sum_k |r_k - G_j(k)(theta_t) o_k|^2 / h^2        secondary roots held by their joints (below)
                + w_prior  SDS(theta_t)                                    the pose prior's denoising score: the
                                                                           gradient (eps_hat(x_tau, tau) - eps) on the
                                                                           pose's canonical 6D code, tau ~ U[20, 250]
 
-theta_t = (q_t, r_t) with ``q_t = exp(omega_t) (x) q_{t-1}``, ``r_t = r_{t-1} + delta_t``: frame t starts from frame
-t-1; the first from a known pose (a generated video starts at the pose usdposer rendered; then only the colour gain
-and offset are fitted on it) or from the rest pose. Coarse to fine: the first half of a frame's iterations at
-``coarse`` times the resolution. The prior pulls what one view leaves open (a far leg hidden behind the near one,
-depth along the view axis) toward plausible poses. h is the character's height.
+theta_t = (q_t, r_t) with ``q_t = exp(omega_t) (x) exp(m s_t) (x) q_{t-1}``, ``r_t = r_{t-1} + m d_t + delta_t``, r
+the translations of the skeleton's roots: frame t starts from frame t-1 carried on by the last frame's motion (s_t,
+d_t: the rotations' and the attached roots' change from t-2 to t-1; m = ``momentum``), so that a far leg that passes
+behind the near one in the view keeps swinging instead of stopping where nothing in the picture pulls it (and being
+caught by the near leg's silhouette); the free roots' depth is too unsure to carry on. The first frame starts from a
+known pose (a generated video starts at the pose usdposer rendered; then only the colour gain and offset are fitted
+on it) or from the rest pose. Coarse to fine: the first half of a frame's iterations at ``coarse`` times the
+resolution. The prior pulls what one view leaves open (a far leg hidden behind the near one, depth along the view
+axis) toward plausible poses. h is the character's height.
 
-Shapes: F frames, H x W pixels, J joints, N Gaussians.
+A skeleton may be a forest: the Quaternius animals hang each paw under an IK-target root whose animated translation
+carries it, so a fit of the first root's translation alone cannot move a paw. Every root's translation is fitted,
+and a secondary root lying (in the rest pose) within ``attach`` x h of a joint j(k) of the main tree (the largest)
+is held near its offset o_k in that joint's frame at the start pose (:func:`root_attachments`), as a solved IK rig
+holds it, so the paw follows the leg while the picture can still pull it (held exactly instead, the fit was worse: the
+paw could only move through the whole leg chain).
+
+Shapes: F frames, H x W pixels, J joints, R roots, N Gaussians.
 """
 
 from __future__ import annotations
@@ -52,17 +64,20 @@ class VideoFitConfig:
     photo_weight: float = 1.0
     mask_weight: float = 4.0  # the splats' (eroded) alpha against the mask
     smooth_weight: float = 1e-2
-    prior_weight: float = 0.05  # 0: no prior (the ablation)
+    momentum: float = 1.0  # frame t starts from frame t-1 carried on by this share of the last frame's motion
+    prior_weight: float = 0.1  # 0: no prior (the ablation)
     blur_weight: float = 4.0  # the silhouettes compared blurred too (a wider basin of attraction)
     blur: int = 2  # its radius, pixels
     mask_threshold: float = 0.2  # sRGB difference to the plate that counts as the character
+    attach: float = 0.5  # a secondary root this close to the main tree (x height) follows the joint it sits on
+    attach_weight: float = 10.0  # its distance from where the joint holds it (/ h, squared)
     seed: int = 0
 
 
 @dataclass
 class VideoFitResult:
     rotations: Tensor  # (F, J, 4)
-    root: Tensor  # (F, 3) root translations (skeleton space)
+    translations: Tensor  # (F, J, 3): the start pose's, with the roots' fitted or attached (skeleton space)
     image_loss: list[float] = field(default_factory=list)  # mean |I - V| per frame (sRGB, 0-1)
     mask_iou: list[float] = field(default_factory=list)  # IoU of the rendered silhouette and the frame's mask
     seconds: float = 0.0
@@ -102,6 +117,41 @@ def _blur(img: Tensor, radius: int) -> Tensor:
     return x[0, 0]
 
 
+def root_attachments(rig, pose, reach: float) -> list[tuple[int, int, Tensor]]:
+    """Secondary roots of a skeleton forest attached to the main tree: ``(root, joint, offset (3,))`` for every root
+    (except the main tree's, the one with most joints) that lies, in the rest pose, within ``reach`` x the
+    character's height of a joint of the main tree (the nearest; the rest pose, not ``pose``, chooses it, since a
+    posed limb may pass another, a kicking hoof the tail), ``offset`` the root's position in that joint's frame in
+    ``pose`` (one frame). A solved IK rig's targets sit on the limb ends they drive, so the attachment holds in every
+    frame of its clips."""
+    from usdposer.core.posing import character_height, joint_transforms
+
+    roots = rig.roots
+    if len(roots) < 2:
+        return []
+    parents = rig.parents.tolist()
+    top = []
+    for j in range(rig.num_joints):  # each joint's root (parents come before children)
+        top.append(j if parents[j] < 0 else top[parents[j]])
+    main = max(roots, key=top.count)
+    from usdposer.types import Pose
+
+    rest = joint_transforms(rig, Pose.rest(rig))[0]
+    G = joint_transforms(rig, pose)[0]  # (J, 4, 4) skeleton space
+    at = rest[:, :3, 3]  # skeleton space, where the height is measured
+    members = torch.tensor([top[j] == main for j in range(rig.num_joints)])
+    h = character_height(rig) or 1.0
+    out = []
+    for r in roots:
+        if r == main:
+            continue
+        d = (at - at[r]).norm(dim=-1).masked_fill(~members, float("inf"))
+        j = int(d.argmin())
+        if float(d[j]) <= reach * h:  # the root's origin in the joint's frame (joint frames may carry scale)
+            out.append((r, j, (torch.linalg.inv(G[j]) @ G[r, :, 3])[:3]))
+    return out
+
+
 def prior_energy(prior, cond, six: Tensor, generator: torch.Generator) -> Tensor:
     """The pose prior as a regulariser (score distillation on the pose): a scalar whose gradient on ``six`` (1, J, 6)
     is the denoiser's ``eps_hat(x_tau, tau) - eps`` at a random noise level, pushing the pose toward the manifold."""
@@ -122,8 +172,14 @@ def fit_video(rig, frames: Tensor, cameras: list, plate: Tensor, cfg: VideoFitCo
     from usdposer.models.pose_prior import RigCondition
 
     from usdposer.core.posespace import pose_to_6d
-    from usdposer.core.posing import character_height
-    from usdposer.core.rotations import axis_angle_to_quat, quat_multiply, quat_normalize
+    from usdposer.core.posing import character_height, joint_transforms
+    from usdposer.core.rotations import (
+        axis_angle_to_quat,
+        quat_conjugate,
+        quat_multiply,
+        quat_normalize,
+        quat_to_axis_angle,
+    )
     from usdposer.render.cameras import scaled
     from usdposer.render.gaussians import gaussians_from_rig
     from usdposer.render.splat import render
@@ -148,15 +204,25 @@ def fit_video(rig, frames: Tensor, cameras: list, plate: Tensor, cfg: VideoFitCo
 
     base = Pose.rest(rig) if start is None else start
     q = base.rotations[0].clone()
-    root = base.translations[0, rig.roots[0]].clone()
+    attached = root_attachments(rig, Pose(base.rotations[:1], base.translations[:1], base.scales[:1]), cfg.attach)
+    roots = rig.roots  # every root's translation is fitted
+    root = base.translations[0, roots].clone()  # (R, 3)
+    spin = torch.zeros(rig.num_joints, 3, dtype=torch.float64)  # the last frame's motion: q_t-1 = exp(spin) q_t-2
+    drift = torch.zeros_like(root)  # and its attached roots' (a free root's depth is too unsure to carry on)
+    carried = torch.tensor([[r in {a[0] for a in attached}] for r in roots])  # (R, 1)
     gain = torch.ones(3, dtype=torch.float64, requires_grad=True)
     bias = torch.zeros(3, dtype=torch.float64, requires_grad=True)
     out_q, out_r, losses, ious = [], [], [], []
 
     def draw(qt, rt, cam):
         t = base.translations.clone()
-        t[0, rig.roots[0]] = rt
+        t[0, roots] = rt
         pose = Pose(qt[None], t, base.scales)
+        gap = torch.zeros((), dtype=t.dtype)
+        if attached:  # how far the secondary roots are from where their joints hold them (FK of the main tree)
+            G = joint_transforms(rig, pose)[0]
+            held = torch.stack([G[j, :3, :3] @ off + G[j, :3, 3] for _, j, off in attached])  # the roots' origins
+            gap = ((t[0, [r for r, _, _ in attached]] - held) ** 2).sum() / h ** 2
         mu, cov = ga.posed(rig, pose, backend="torch")
         mu_w = mu[0] @ A.T + b
         cov_w = A @ cov[0] @ A.T
@@ -164,14 +230,17 @@ def fit_video(rig, frames: Tensor, cameras: list, plate: Tensor, cfg: VideoFitCo
                             background=(0.0, 0.0, 0.0), backend="torch")
         # splats overlap past the surface's edge: a 3x3 minimum takes their silhouette in by the pixel it spills
         eroded = -F_.max_pool2d(-alpha[None, None], 3, 1, 1)[0, 0]
-        return rgb / alpha.clamp(min=1e-3)[..., None] * eroded[..., None], eroded, mu_w
+        return rgb / alpha.clamp(min=1e-3)[..., None] * eroded[..., None], eroded, mu_w, pose.translations[0], gap
 
     it = range(Fn) if progress is None else progress(range(Fn))
     for t in it:
         first = t == 0
+        if cfg.momentum > 0 and t > 1:  # carry the motion on: legs that cross in the view keep going past each other
+            q = quat_normalize(quat_multiply(axis_angle_to_quat(cfg.momentum * spin), q))
+            root = root + cfg.momentum * drift
         n_it = cfg.first_iterations if first else cfg.iterations
         omega = torch.zeros(rig.num_joints, 3, dtype=torch.float64, requires_grad=True)
-        delta = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+        delta = torch.zeros(len(roots), 3, dtype=torch.float64, requires_grad=True)
         known = first and start is not None  # the first frame's pose is known (generate rendered it): colour only
         opt = torch.optim.Adam(([] if known else [{"params": [omega], "lr": cfg.lr},
                                                   {"params": [delta], "lr": cfg.lr * h * 0.5}])
@@ -186,12 +255,14 @@ def fit_video(rig, frames: Tensor, cameras: list, plate: Tensor, cfg: VideoFitCo
             lv = levels[0] if (len(levels) > 1 and i < n_it // 2) else levels[-1]
             cam, V, P, M = targets[lv]
             qt = quat_normalize(quat_multiply(axis_angle_to_quat(omega), q))
-            rgb, alpha, mu_w = draw(qt, root + delta, cam)
+            rgb, alpha, mu_w, _, gap = draw(qt, root + delta, cam)
             img = rgb + (1 - alpha)[..., None] * P
             loss = (cfg.photo_weight * (img * gain + bias - V).abs().mean()
                     + cfg.mask_weight * ((alpha - M) ** 2).mean())
             if cfg.blur_weight > 0:  # a wide basin: the silhouettes compared blurred (limbs far from their target)
                 loss = loss + cfg.blur_weight * ((_blur(alpha, cfg.blur) - _blur(M, cfg.blur)) ** 2).mean()
+            if attached:
+                loss = loss + cfg.attach_weight * gap
             if not first:
                 loss = loss + cfg.smooth_weight * ((omega ** 2).sum() + (delta ** 2).sum() / h ** 2)
             if cfg.ground_weight > 0:  # soft minimum of the heights: the lowest point touches y = 0
@@ -205,17 +276,20 @@ def fit_video(rig, frames: Tensor, cameras: list, plate: Tensor, cfg: VideoFitCo
             loss.backward()
             opt.step()
         with torch.no_grad():
-            q = quat_normalize(quat_multiply(axis_angle_to_quat(omega), q))
-            root = root + delta
+            q_new = quat_normalize(quat_multiply(axis_angle_to_quat(omega), q))
+            if t > 0:
+                spin = quat_to_axis_angle(quat_multiply(q_new, quat_conjugate(out_q[-1])))
+                drift = (root + delta - out_r[-1][roots]) * carried
+            q, root = q_new, root + delta
             cam, V, P, M = targets[1.0]
-            rgb, alpha, _ = draw(q, root, cam)
+            rgb, alpha, _, trans, _ = draw(q, root, cam)
             img = rgb + (1 - alpha)[..., None] * P
             losses.append(float((img * gain + bias - V).abs().mean()))
             sil = alpha > 0.5
             inter, union = float((sil & (M > 0.5)).sum()), float((sil | (M > 0.5)).sum())
             ious.append(inter / union if union else 1.0)
         out_q.append(q.detach().clone())
-        out_r.append(root.detach().clone())
+        out_r.append(trans.detach().clone())
     return VideoFitResult(torch.stack(out_q), torch.stack(out_r), losses, ious, time.perf_counter() - tick)
 
 

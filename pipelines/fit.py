@@ -221,8 +221,7 @@ def fit_video_asset(asset: str | os.PathLike, video: str | os.PathLike, out: str
     res = fit_video(rig, V, [cams[i] for i in pick], P, cfg, prior=prior, start=start if pick[0] == 0 else None,
                     progress=progress)
     base = start or Pose.rest(rig)
-    trans = base.translations[:1].expand(len(pick), -1, -1).clone()
-    trans[:, rig.roots[0]] = res.root
+    trans = res.translations
     tcps = src.time_codes_per_second or 24.0
     clip = Clip(res.rotations, trans, base.scales[:1].expand(len(pick), -1, -1).clone(),
                 time_codes=torch.as_tensor(pick, dtype=torch.float64) * tcps / fps, time_codes_per_second=tcps,
