@@ -32,7 +32,8 @@ axis) toward plausible poses. h is the character's height.
 A skeleton may be a forest: the Quaternius animals hang each paw under an IK-target root whose animated translation
 carries it, so a fit of the first root's translation alone cannot move a paw. Every root's translation is fitted,
 and a secondary root lying (in the rest pose) within ``attach`` x h of a joint j(k) of the main tree (the largest)
-is held near its offset o_k in that joint's frame at the start pose (:func:`root_attachments`), as a solved IK rig
+is held near its offset o_k in that joint's frame at the start pose (``usdposer.core.posing.root_attachments``), as
+a solved IK rig
 holds it, so the paw follows the leg while the picture can still pull it (held exactly instead, the fit was worse: the
 paw could only move through the whole leg chain).
 
@@ -77,7 +78,7 @@ class VideoFitConfig:
 @dataclass
 class VideoFitResult:
     rotations: Tensor  # (F, J, 4)
-    translations: Tensor  # (F, J, 3): the start pose's, with the roots' fitted or attached (skeleton space)
+    translations: Tensor  # (F, J, 3): the start pose's, with every root's fitted (skeleton space)
     image_loss: list[float] = field(default_factory=list)  # mean |I - V| per frame (sRGB, 0-1)
     mask_iou: list[float] = field(default_factory=list)  # IoU of the rendered silhouette and the frame's mask
     seconds: float = 0.0
@@ -117,41 +118,6 @@ def _blur(img: Tensor, radius: int) -> Tensor:
     return x[0, 0]
 
 
-def root_attachments(rig, pose, reach: float) -> list[tuple[int, int, Tensor]]:
-    """Secondary roots of a skeleton forest attached to the main tree: ``(root, joint, offset (3,))`` for every root
-    (except the main tree's, the one with most joints) that lies, in the rest pose, within ``reach`` x the
-    character's height of a joint of the main tree (the nearest; the rest pose, not ``pose``, chooses it, since a
-    posed limb may pass another, a kicking hoof the tail), ``offset`` the root's position in that joint's frame in
-    ``pose`` (one frame). A solved IK rig's targets sit on the limb ends they drive, so the attachment holds in every
-    frame of its clips."""
-    from usdposer.core.posing import character_height, joint_transforms
-
-    roots = rig.roots
-    if len(roots) < 2:
-        return []
-    parents = rig.parents.tolist()
-    top = []
-    for j in range(rig.num_joints):  # each joint's root (parents come before children)
-        top.append(j if parents[j] < 0 else top[parents[j]])
-    main = max(roots, key=top.count)
-    from usdposer.types import Pose
-
-    rest = joint_transforms(rig, Pose.rest(rig))[0]
-    G = joint_transforms(rig, pose)[0]  # (J, 4, 4) skeleton space
-    at = rest[:, :3, 3]  # skeleton space, where the height is measured
-    members = torch.tensor([top[j] == main for j in range(rig.num_joints)])
-    h = character_height(rig) or 1.0
-    out = []
-    for r in roots:
-        if r == main:
-            continue
-        d = (at - at[r]).norm(dim=-1).masked_fill(~members, float("inf"))
-        j = int(d.argmin())
-        if float(d[j]) <= reach * h:  # the root's origin in the joint's frame (joint frames may carry scale)
-            out.append((r, j, (torch.linalg.inv(G[j]) @ G[r, :, 3])[:3]))
-    return out
-
-
 def prior_energy(prior, cond, six: Tensor, generator: torch.Generator) -> Tensor:
     """The pose prior as a regulariser (score distillation on the pose): a scalar whose gradient on ``six`` (1, J, 6)
     is the denoiser's ``eps_hat(x_tau, tau) - eps`` at a random noise level, pushing the pose toward the manifold."""
@@ -172,7 +138,7 @@ def fit_video(rig, frames: Tensor, cameras: list, plate: Tensor, cfg: VideoFitCo
     from usdposer.models.pose_prior import RigCondition
 
     from usdposer.core.posespace import pose_to_6d
-    from usdposer.core.posing import character_height, joint_transforms
+    from usdposer.core.posing import character_height, joint_transforms, root_attachments
     from usdposer.core.rotations import (
         axis_angle_to_quat,
         quat_conjugate,
@@ -212,7 +178,7 @@ def fit_video(rig, frames: Tensor, cameras: list, plate: Tensor, cfg: VideoFitCo
     carried = torch.tensor([[r in {a[0] for a in attached}] for r in roots])  # (R, 1)
     gain = torch.ones(3, dtype=torch.float64, requires_grad=True)
     bias = torch.zeros(3, dtype=torch.float64, requires_grad=True)
-    out_q, out_r, losses, ious = [], [], [], []
+    out_q, out_t, losses, ious = [], [], [], []
 
     def draw(qt, rt, cam):
         t = base.translations.clone()
@@ -279,7 +245,7 @@ def fit_video(rig, frames: Tensor, cameras: list, plate: Tensor, cfg: VideoFitCo
             q_new = quat_normalize(quat_multiply(axis_angle_to_quat(omega), q))
             if t > 0:
                 spin = quat_to_axis_angle(quat_multiply(q_new, quat_conjugate(out_q[-1])))
-                drift = (root + delta - out_r[-1][roots]) * carried
+                drift = (root + delta - out_t[-1][roots]) * carried
             q, root = q_new, root + delta
             cam, V, P, M = targets[1.0]
             rgb, alpha, _, trans, _ = draw(q, root, cam)
@@ -289,8 +255,8 @@ def fit_video(rig, frames: Tensor, cameras: list, plate: Tensor, cfg: VideoFitCo
             inter, union = float((sil & (M > 0.5)).sum()), float((sil | (M > 0.5)).sum())
             ious.append(inter / union if union else 1.0)
         out_q.append(q.detach().clone())
-        out_r.append(trans.detach().clone())
-    return VideoFitResult(torch.stack(out_q), torch.stack(out_r), losses, ious, time.perf_counter() - tick)
+        out_t.append(trans.detach().clone())
+    return VideoFitResult(torch.stack(out_q), torch.stack(out_t), losses, ious, time.perf_counter() - tick)
 
 
 def read_video(path) -> tuple[np.ndarray, float]:

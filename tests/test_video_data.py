@@ -177,9 +177,7 @@ def test_secondary_roots_attach_to_the_limbs_they_drive_in_every_frame_of_the_so
     carries it. `fit --video` attaches each such root to the main-tree joint it sits on at the start pose; the glTF's
     own animation (the reference) must keep that offset in every frame of every clip (a solved IK rig), whatever
     frame the attachment was taken from. A single-rooted rig attaches nothing."""
-    from usdposer.models.video_fit import root_attachments
-
-    from usdposer.core.posing import character_height, joint_transforms
+    from usdposer.core.posing import character_height, joint_transforms, root_attachments
     from usdposer.io.dataset import read_any
     from usdposer.types import Pose
 
@@ -220,9 +218,9 @@ def test_fit_video_fits_every_root_and_keeps_the_hooves_on_their_legs(tmp_path):
     where the legs hold them (the soft attachment), and keep the known first frame exactly."""
     sys.path.insert(0, str(ROOT / "bench"))
     from fit_video import known_video
-    from usdposer.models.video_fit import VideoFitConfig, fit_video, root_attachments
+    from usdposer.models.video_fit import VideoFitConfig, fit_video
 
-    from usdposer.core.posing import character_height, joint_transforms
+    from usdposer.core.posing import character_height, joint_transforms, root_attachments
     from usdposer.io.dataset import read_any
     from usdposer.types import Pose
 

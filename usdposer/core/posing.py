@@ -85,3 +85,36 @@ def rest_world(rig: Rig) -> tuple[Float[Tensor, "J 4 4"], list[Float[Tensor, "V 
         X = S @ joint_transforms(rig, pose)[0]
         pts = [p[0] @ S[:3, :3].T + S[:3, 3] for p in skin(rig, pose, backend="torch")]
     return X, pts
+
+
+def root_attachments(rig: Rig, pose: Pose, reach: float) -> list[tuple[int, int, Tensor]]:
+    """Secondary roots of a skeleton forest attached to the main tree: ``(root, joint, offset (3,))`` for every root
+    (except the main tree's, the one with most joints) that lies, in the rest pose, within ``reach`` x the
+    character's height of a joint of the main tree (the nearest; the rest pose, not ``pose``, chooses it, since a
+    posed limb may pass another, a kicking hoof the tail), ``offset`` the root's position in that joint's frame in
+    ``pose`` (one frame). A solved IK rig's targets sit on the limb ends they drive, so the attachment holds in every
+    frame of its clips."""
+    from usdposer.types import Pose
+
+    roots = rig.roots
+    if len(roots) < 2:
+        return []
+    parents = rig.parents.tolist()
+    top = []
+    for j in range(rig.num_joints):  # each joint's root (parents come before children)
+        top.append(j if parents[j] < 0 else top[parents[j]])
+    main = max(roots, key=top.count)
+    rest = joint_transforms(rig, Pose.rest(rig))[0]
+    G = joint_transforms(rig, pose)[0]  # (J, 4, 4) skeleton space
+    at = rest[:, :3, 3]  # skeleton space, where the height is measured
+    members = torch.tensor([top[j] == main for j in range(rig.num_joints)])
+    h = character_height(rig) or 1.0
+    out = []
+    for r in roots:
+        if r == main:
+            continue
+        d = (at - at[r]).norm(dim=-1).masked_fill(~members, float("inf"))
+        j = int(d.argmin())
+        if float(d[j]) <= reach * h:  # the root's origin in the joint's frame (joint frames may carry scale)
+            out.append((r, j, (torch.linalg.inv(G[j]) @ G[r, :, 3])[:3]))
+    return out
