@@ -42,9 +42,11 @@ build`.
 as skinned Gaussians rendered with the video's cameras (VIDEO_STEM
 .cameras.json, as `usdposer generate` writes it) over the empty scene
 (drawn from its ground record, or --plate IMAGE); per-frame joint
-rotations and root fitted to the frames (photometric + silhouette +
-smoothness + the pose prior's denoising score), coarse to fine, each frame
-from the previous one; the first from the pose the video starts at (the
+rotations and every root's translation fitted to the frames (photometric
++ silhouette + smoothness + the pose prior's denoising score; a secondary
+root such as an IK foot target held near the limb it sits on), coarse to
+fine, each frame from the previous one carried on by its motion; the first
+from the pose the video starts at (the
 cameras.json's first_pose: generate renders it). Writes
 <Skeleton>/usdposerFitVideo with usdposer:fitImageLoss and
 usdposer:fitMaskIoU per frame and the generating run's model, prompt and
