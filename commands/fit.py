@@ -46,8 +46,8 @@ rotations and every root's translation fitted to the frames (photometric
 + silhouette + smoothness + the pose prior's denoising score; a secondary
 root such as an IK foot target held near the limb it sits on), coarse to
 fine, each frame from the previous one carried on by its motion; the first
-from the pose the video starts at (the
-cameras.json's first_pose: generate renders it). Writes
+from the pose the video starts at (the cameras.json's first_pose: generate
+renders it). Writes
 <Skeleton>/usdposerFitVideo with usdposer:fitImageLoss and
 usdposer:fitMaskIoU per frame and the generating run's model, prompt and
 seed in the layer's provenance.
