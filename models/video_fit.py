@@ -175,7 +175,8 @@ def fit_video(rig, frames: Tensor, cameras: list, plate: Tensor, cfg: VideoFitCo
     root = base.translations[0, roots].clone()  # (R, 3)
     spin = torch.zeros(rig.num_joints, 3, dtype=torch.float64)  # the last frame's motion: q_t-1 = exp(spin) q_t-2
     drift = torch.zeros_like(root)  # and its attached roots' (a free root's depth is too unsure to carry on)
-    carried = torch.tensor([[r in {a[0] for a in attached}] for r in roots])  # (R, 1)
+    held_roots = [r for r, _, _ in attached]
+    carried = torch.tensor([[r in held_roots] for r in roots])  # (R, 1)
     gain = torch.ones(3, dtype=torch.float64, requires_grad=True)
     bias = torch.zeros(3, dtype=torch.float64, requires_grad=True)
     out_q, out_t, losses, ious = [], [], [], []
@@ -188,7 +189,7 @@ def fit_video(rig, frames: Tensor, cameras: list, plate: Tensor, cfg: VideoFitCo
         if attached:  # how far the secondary roots are from where their joints hold them (FK of the main tree)
             G = joint_transforms(rig, pose)[0]
             held = torch.stack([G[j, :3, :3] @ off + G[j, :3, 3] for _, j, off in attached])  # the roots' origins
-            gap = ((t[0, [r for r, _, _ in attached]] - held) ** 2).sum() / h ** 2
+            gap = ((t[0, held_roots] - held) ** 2).sum() / h ** 2
         mu, cov = ga.posed(rig, pose, backend="torch")
         mu_w = mu[0] @ A.T + b
         cov_w = A @ cov[0] @ A.T
