@@ -105,9 +105,7 @@ def run_row(rig, target_angles, target_root, overrides: dict, cfg_kw: dict):
     res = distill_motion(rig, prior, prior.embed(""), cfg, root_init=target_root[:1].expand(F, 3).clone())
     seconds = (time.perf_counter() - tick) / cfg.iterations
     h = res.height
-    trans_out = t.expand(F, J, 3).clone()
-    trans_out[:, rig.roots[0]] = res.root
-    clip = Clip(res.rotations, trans_out, s.expand(F, J, 3).clone(), time_codes=torch.arange(F, dtype=torch.float64),
+    clip = Clip(res.rotations, res.translations, s.expand(F, J, 3).clone(), time_codes=torch.arange(F, dtype=torch.float64),
                 time_codes_per_second=cfg.fps, name="distilled")
     ref = Clip(q_target, trans, s.expand(F, J, 3).clone(), time_codes=torch.arange(F, dtype=torch.float64),
                time_codes_per_second=cfg.fps, name="target")

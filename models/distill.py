@@ -3,7 +3,9 @@ Gaussian asset scores well under a video diffusion prior (SDS), plus smoothness 
 
 Notation (paper -> code), for F frames and J joints:
     theta_f   ``angles[f]`` (J, 3)   axis-angle of every joint relative to its rest rotation (3 DoF each)
-    r_f       ``root[f]`` (3,)       root translation (its rotation is joint 0's angles); initialised moving forward
+    r_f       ``root[f]`` (3,)       the main root's translation (its rotation is its angles); initialised moving
+                                     forward. A skeleton forest's secondary roots (a horse's hoof IK targets) that sit
+                                     on the main tree at rest ride with the joint they sit on (``attach``)
     L         = L_SDS + l1 * MAE(x_{f+1} - 2 x_f + x_{f-1}) + l2 * mean(relu(g - y(bone box corners)))
                 x_f = (theta_f, r_f / height): one MAE over every optimised parameter (the paper's form), the root
                 translation counted as three more parameters in rest heights
@@ -43,6 +45,7 @@ class DistillConfig:
     smooth_weight: float = 2e5  # l1 (the paper's, for its SDS scale)
     ground_weight: float = 1e7  # l2
     forward_speed: float = 0.5  # root initialisation: heights per second along the rig's facing (+Z)
+    attach: float = 0.5  # a secondary root this close to the main tree at rest (x height) rides with its joint
     fps: float = 8.0
     render_ground: bool = True  # ablation: no ground in the renders
     board: float | str = 0.25  # checker squares in rest heights, fixed in the world; "per-frame": the old ablation
@@ -64,7 +67,8 @@ class DistillConfig:
 @dataclass
 class DistillResult:
     rotations: Tensor  # (F, J, 4) joint-local quaternions
-    root: Tensor  # (F, 3) root translations
+    root: Tensor  # (F, 3) the main root's translations
+    translations: Tensor  # (F, J, 3) every joint's: rest, the main root's path, the attached roots where they ride
     losses: list[dict] = field(default_factory=list)
     seconds: dict = field(default_factory=dict)
     peak_memory: int | None = None  # bytes on the CUDA device, when there is one
@@ -180,7 +184,7 @@ def distill_motion(rig, prior, text, cfg: DistillConfig | None = None, *, camera
     from usdposer.models.video_prior import encode_with_grad, sds_loss
 
     from usdposer.core.kinematics import decompose_trs
-    from usdposer.core.posing import character_height
+    from usdposer.core.posing import attach_roots, character_height, main_root, root_attachments
     from usdposer.core.rotations import axis_angle_to_quat, quat_multiply
     from usdposer.render.gaussians import gaussians_from_rig
     from usdposer.types import Pose
@@ -199,7 +203,8 @@ def distill_motion(rig, prior, text, cfg: DistillConfig | None = None, *, camera
     ga = ga.to(dt, dev)
     rig = rig.to(dt, dev)
     t_rest, q_rest, s_rest = decompose_trs(rig.rest_local)
-    root_j = rig.roots[0]
+    root_j = main_root(rig)
+    attached = root_attachments(rig, Pose.rest(rig), cfg.attach)  # (root, joint, offset): hoof targets ride the legs
     prior_device = getattr(prior, "device", dev)
 
     def clock() -> float:  # wall clock after the device's queued work
@@ -235,7 +240,7 @@ def distill_motion(rig, prior, text, cfg: DistillConfig | None = None, *, camera
         q = quat_multiply(q_rest.expand(F, J, 4), axis_angle_to_quat(angles))
         trans = t_rest.expand(F, J, 3).clone()
         trans[:, root_j] = root
-        pose = Pose(q, trans, s_rest.expand(F, J, 3).clone())
+        pose = attach_roots(rig, Pose(q, trans, s_rest.expand(F, J, 3).clone()), attached)
         mu, cov = ga.posed(rig, pose, backend="torch")  # (F, N, 3), (F, N, 3, 3)
         timing["skinning"] += clock() - tick
         # 3. render every frame (the camera follows the character smoothly unless given)
@@ -277,9 +282,12 @@ def distill_motion(rig, prior, text, cfg: DistillConfig | None = None, *, camera
                         "iteration": i + 1})
     with torch.no_grad():
         q = quat_multiply(q_rest.expand(F, J, 4), axis_angle_to_quat(angles))
+        trans = t_rest.expand(F, J, 3).clone()
+        trans[:, root_j] = root
+        trans = attach_roots(rig, Pose(q, trans, s_rest.expand(F, J, 3)), attached).translations
     n = max(1, len(losses))
     peak = int(torch.cuda.max_memory_allocated(dev)) if cuda else None
-    return DistillResult(q.detach().cpu().double(), root.detach().cpu().double(), losses,
+    return DistillResult(q.detach().cpu().double(), root.detach().cpu().double(), trans.cpu().double(), losses,
                          {k: v / n for k, v in timing.items()}, peak, h)
 
 

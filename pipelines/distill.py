@@ -100,11 +100,9 @@ def _distill(asset, out, *, prompt: str, model: str = "tiny-wan", cfg=None,
     res = distill_motion(rig, prior, text, cfg, progress=progress, state=state, on_step=saver)
     from usdposer.core.kinematics import decompose_trs
 
-    t_rest, _, s_rest = decompose_trs(rig.rest_local)
+    _, _, s_rest = decompose_trs(rig.rest_local)
     F = cfg.frames
-    trans = t_rest.expand(F, -1, -1).clone()
-    trans[:, rig.roots[0]] = res.root
-    pose = Pose(res.rotations, trans, s_rest.expand(F, -1, -1).clone())
+    pose = Pose(res.rotations, res.translations, s_rest.expand(F, -1, -1).clone())
     tcps = src.time_codes_per_second or 24.0
     clip = Clip(pose.rotations, pose.translations, pose.scales,
                 time_codes=torch.arange(F, dtype=torch.float64) * tcps / cfg.fps, time_codes_per_second=tcps,

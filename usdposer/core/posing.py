@@ -87,6 +87,29 @@ def rest_world(rig: Rig) -> tuple[Float[Tensor, "J 4 4"], list[Float[Tensor, "V 
     return X, pts
 
 
+def main_root(rig: Rig) -> int:
+    """The root of the skeleton forest's largest tree: the character's body (the other roots are IK targets, props)."""
+    parents = rig.parents.tolist()
+    top = []
+    for j in range(len(parents)):  # each joint's root (parents come before children)
+        top.append(j if parents[j] < 0 else top[parents[j]])
+    return max(rig.roots, key=top.count)
+
+
+def attach_roots(rig: Rig, pose: Pose, attached: list[tuple[int, int, Tensor]]) -> Pose:
+    """``pose`` (B frames) with every attached secondary root ``(root, joint, offset)`` (:func:`root_attachments`)
+    moved to where its joint holds it, ``G_joint(pose) offset`` (differentiable; the roots' rotations are kept)."""
+    from usdposer.types import Pose
+
+    if not attached:
+        return pose
+    G = joint_transforms(rig, pose)  # (B, J, 4, 4) skeleton space, where a root's own translation lives
+    trans = pose.translations.clone()
+    for r, j, off in attached:
+        trans[:, r] = G[:, j, :3, :3] @ off.to(G) + G[:, j, :3, 3]
+    return Pose(pose.rotations, trans, pose.scales)
+
+
 def root_attachments(rig: Rig, pose: Pose, reach: float) -> list[tuple[int, int, Tensor]]:
     """Secondary roots of a skeleton forest attached to the main tree: ``(root, joint, offset (3,))`` for every root
     (except the main tree's, the one with most joints) that lies, in the rest pose, within ``reach`` x the
@@ -103,7 +126,7 @@ def root_attachments(rig: Rig, pose: Pose, reach: float) -> list[tuple[int, int,
     top = []
     for j in range(rig.num_joints):  # each joint's root (parents come before children)
         top.append(j if parents[j] < 0 else top[parents[j]])
-    main = max(roots, key=top.count)
+    main = main_root(rig)
     rest = joint_transforms(rig, Pose.rest(rig))[0]
     G = joint_transforms(rig, pose)[0]  # (J, 4, 4) skeleton space
     at = rest[:, :3, 3]  # skeleton space, where the height is measured
