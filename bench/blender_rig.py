@@ -5,6 +5,7 @@ with OpenUSD's own skinning (UsdSkel queries) of the same stage: max vertex dist
 diagonal, per frame.
 
     python bench/blender_rig.py --bpy /path/to/bpy-venv/bin/python [--json bench/results/blender_rig.json]
+    python bench/blender_rig.py --bpy /path/to/bpy-venv/bin/python --layer horse.distill.usdc --frames 5
 
 The bpy venv: `python3.11 -m venv V && V/bin/pip install bpy==5.0.1` (DESIGN.md).
 """
@@ -46,12 +47,47 @@ json.dump(res, open(out, "w"))
 '''
 
 
-def main() -> None:
-    import trimesh
+def compare(layer: Path, frames: list[int], bpy_python: str, tmp: Path) -> dict:
+    """Blender's evaluated meshes of ``layer`` at ``frames`` against OpenUSD's skinning of the same stage: max vertex
+    distance per frame in % of the rest bounding-box diagonal."""
     from pxr import Usd, UsdGeom
 
     sys.path.insert(0, str(ROOT / "tests"))
     from usd_golden import usd_joint_and_points
+
+    stage = Usd.Stage.Open(str(layer))
+    skel = next(str(p.GetPath()) for p in stage.Traverse() if p.GetTypeName() == "Skeleton")
+    _, usd = usd_joint_and_points(stage, skel, [float(f) for f in frames], raw=True)
+    out = tmp / "blender.json"
+    proc = subprocess.run([bpy_python, "-c", BLENDER, str(layer), str(out), json.dumps(frames)], capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        sys.exit(f"Blender failed: {proc.stderr[-2000:]}")
+    got = json.loads(out.read_text())
+    rows = []
+    for path, pts in usd.items():
+        name = path.rsplit("/", 1)[-1]
+        key = next((k for k in got["meshes"] if k == name or k.startswith(name)), None)
+        if key is None:
+            rows.append({"mesh": name, "error": "not in Blender's scene"})
+            continue
+        B = np.asarray(got["meshes"][key])
+        xf = np.asarray(UsdGeom.Xformable(stage.GetPrimAtPath(path)).ComputeLocalToWorldTransform(0)).T
+        U = pts @ xf[:3, :3].T + xf[:3, 3]
+        if UsdGeom.GetStageUpAxis(stage) == UsdGeom.Tokens.y:  # Blender is +Z up: its importer turns +Y to +Z
+            U = U @ np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]]).T
+        if B.shape != U.shape:
+            rows.append({"mesh": name, "error": f"Blender has {B.shape[1]} vertices, USD {U.shape[1]}"})
+            continue
+        diag = float(np.linalg.norm(U[0].max(0) - U[0].min(0)))
+        err = np.linalg.norm(B - U, axis=-1).max(1) / diag * 100
+        rows.append({"mesh": name, "vertices": int(U.shape[1]), "max_pct_per_frame": [round(float(e), 6) for e in err]})
+    return {"layer": layer.name, "armatures": got["armatures"], "bones": got["bones"], "action": got["action"],
+            "meshes": rows, "blender": "bpy 5.0.1"}
+
+
+def main() -> None:
+    import trimesh
     from usdposer.pipelines.rig import RigOptions, rig
     from usdposer.pipelines.sample import SampleOptions, sample
 
@@ -59,52 +95,27 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bpy", default=os.environ.get("BPY_PYTHON"), help="python of a venv with bpy 5")
+    ap.add_argument("--layer", default=None, help="compare this layer instead (e.g. a distilled Horse), at --frames")
+    ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
     if not a.bpy:
         sys.exit("give --bpy PYTHON (a venv with `pip install bpy==5.0.1`); nothing was compared")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        P, F = read_bare(ROOT / "assets" / "khronos" / "CesiumMan.glb").combined()
-        trimesh.Trimesh(P, F, process=False).export(tmp / "man.ply")
-        rigged = tmp / "man.rigged.usdc"
-        rig(tmp / "man.ply", rigged, RigOptions(template="biped", up="+Y", forward="+X"))
-        layer = tmp / "man.samples.usda"
-        sample(rigged, layer, SampleOptions(n=8, seed=0))
-        stage = Usd.Stage.Open(str(layer))
-        skel = next(str(p.GetPath()) for p in stage.Traverse() if p.GetTypeName() == "Skeleton")
-        frames = list(range(8))
-        _, usd = usd_joint_and_points(stage, skel, [float(f) for f in frames], raw=True)
-        out = tmp / "blender.json"
-        proc = subprocess.run([a.bpy, "-c", BLENDER, str(layer), str(out), json.dumps(frames)], capture_output=True,
-                              text=True)
-        if proc.returncode != 0:
-            sys.exit(f"Blender failed: {proc.stderr[-2000:]}")
-        got = json.loads(out.read_text())
-        diag = float(np.linalg.norm(P.max(0) - P.min(0)))
-        rows = []
-        for path, pts in usd.items():
-            name = path.rsplit("/", 1)[-1]
-            key = next((k for k in got["meshes"] if k == name or k.startswith(name)), None)
-            if key is None:
-                rows.append({"mesh": name, "error": "not in Blender's scene"})
-                continue
-            B = np.asarray(got["meshes"][key])
-            xf = np.asarray(UsdGeom.Xformable(stage.GetPrimAtPath(path)).ComputeLocalToWorldTransform(0)).T
-            U = pts @ xf[:3, :3].T + xf[:3, 3]
-            if UsdGeom.GetStageUpAxis(stage) == UsdGeom.Tokens.y:  # Blender is +Z up: its importer turns +Y to +Z
-                U = U @ np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]]).T
-            if B.shape != U.shape:
-                rows.append({"mesh": name, "error": f"Blender has {B.shape[1]} vertices, USD {U.shape[1]}"})
-                continue
-            err = np.linalg.norm(B - U, axis=-1).max(1) / diag * 100
-            rows.append({"mesh": name, "vertices": int(U.shape[1]), "max_pct_per_frame": [round(float(e), 6) for e in err]})
-        result = {"armatures": got["armatures"], "bones": got["bones"], "action": got["action"], "meshes": rows,
-                  "blender": "bpy 5.0.1"}
+        if a.layer:
+            result = compare(Path(a.layer).resolve(), list(range(a.frames)), a.bpy, tmp)
+        else:
+            P, F = read_bare(ROOT / "assets" / "khronos" / "CesiumMan.glb").combined()
+            trimesh.Trimesh(P, F, process=False).export(tmp / "man.ply")
+            rigged = tmp / "man.rigged.usdc"
+            rig(tmp / "man.ply", rigged, RigOptions(template="biped", up="+Y", forward="+X"))
+            layer = tmp / "man.samples.usda"
+            sample(rigged, layer, SampleOptions(n=8, seed=0))
+            result = compare(layer, list(range(8)), a.bpy, tmp)
         print(json.dumps(result, indent=2))
         if a.json:
             Path(a.json).write_text(json.dumps(result, indent=2))
-
 
 if __name__ == "__main__":
     main()
