@@ -6,9 +6,12 @@ Per frame t, with the rig's skinned surface X(theta_t) and the frame's points Y_
                + w_edge * mean_e ((|e(theta_t)| - |e_0|) / |e_0|)^2    mesh edge lengths against the bind pose
                + w_smooth * (|omega_t|^2 + |delta_t|^2 / h^2)          temporal smoothness
 
-theta_t = (q_t, r_t): joint-local rotations ``q_t = exp(omega_t) (x) q_{t-1}`` and the root translation
-``r_t = r_{t-1} + delta_t``, each frame initialised from the previous one (the first from the rest pose, its root
-placed on the frame's centroid). h is the character's height. Bone lengths are the rig's own (rotations only), so the
+theta_t = (q_t, r_t, e_t): joint-local rotations ``q_t = exp(omega_t) (x) q_{t-1}``, the main root's translation
+``r_t = r_{t-1} + delta_t`` and, for a skeleton forest, every secondary root that sits on the main tree at rest (a
+horse's hoof IK targets, ``usdposer.core.posing.root_attachments``) placed where its joint holds it plus a small
+free offset ``e_t[k]`` (a kick may stretch a leg past its reach), with ``+ w_attach * sum_k |e_t[k]|^2 / h^2`` in E;
+each frame initialised from the previous one (the first from the rest pose, its root placed on the frame's
+centroid). h is the character's height. Bone lengths are the rig's own (rotations only), so the
 ViPS edge-length term acts on the skinned mesh's edges, which keeps LBS from collapsing limbs to reach points.
 Adam optimises each frame; the residual reported is the Chamfer RMS distance in % of height.
 """
@@ -34,6 +37,8 @@ class FitConfig:
     samples: int = 8000  # rig surface samples in the Chamfer term (and at most twice as many frame points)
     seed: int = 0
     extrapolate: bool = True  # start each frame from a constant-velocity prediction (after the first two)
+    attach: float = 0.5  # a secondary root this close to the main tree at rest (x height) rides with its joint
+    attach_weight: float = 1e-2  # its free offset from where the joint holds it (/ h, squared)
 
 
 def chamfer(a: torch.Tensor, b: torch.Tensor, b_tree=None) -> torch.Tensor:
@@ -63,13 +68,15 @@ class RigSurface:
     bary: torch.Tensor
     rest: torch.Tensor | None = None
     rest_len: torch.Tensor | None = None
+    main: int = 0  # the main tree's root, whose translation is fitted
+    attached: list = ()  # (root, joint, offset (3,)) secondary roots riding their joints (posing.root_attachments)
 
     def samples(self, X: torch.Tensor) -> torch.Tensor:
         """(S, 3) surface samples of the skinned points X (V, 3)."""
         return (X[self.tri] * self.bary[..., None]).sum(1)
 
     @classmethod
-    def from_rig(cls, rig, samples: int, generator: torch.Generator) -> RigSurface:
+    def from_rig(cls, rig, samples: int, generator: torch.Generator, attach: float = 0.5) -> RigSurface:
         if not rig.meshes:
             raise InputError(f"{rig.source}: the rig has no skinned mesh to fit; skin it first (`usdposer skin`)")
         K = max(m.num_influences for m in rig.meshes)
@@ -88,44 +95,60 @@ class RigSurface:
         flip = u + v > 1
         u, v = torch.where(flip, 1 - u, u), torch.where(flip, 1 - v, v)
         bary = torch.stack([1 - u - v, u, v], 1)
-        surf = cls(P, I, W, e[keep], F[face], bary)
+        from usdposer.core.posing import main_root, root_attachments
         from usdposer.types import Pose
 
         base = Pose.rest(rig)
-        X = surf.skin(rig, base.rotations[0], base.translations[0, rig.roots[0]], base)  # (V, 3)
+        surf = cls(P, I, W, e[keep], F[face], bary, main=main_root(rig), attached=root_attachments(rig, base, attach))
+        X = surf.skin(rig, base.rotations[0], base.translations[0, surf.main], base)  # (V, 3)
         h = float(X[:, 1].max() - X[:, 1].min())  # posing.character_height of the same points
         surf.rest = X
         surf.rest_len = (X[surf.edges[:, 0]] - X[surf.edges[:, 1]]).norm(dim=1).clamp(min=1e-9 * h)
         return surf
 
-    def skin(self, rig, rotations: torch.Tensor, root: torch.Tensor, base) -> torch.Tensor:
-        """Skinned points (V, 3) for one pose: rotations (J, 4), root translation (3,), other channels from ``base``."""
-        from usdposer.core.kinematics import forward_kinematics, pose_local_transforms, skinning_transforms
-        from usdposer.core.skinning import linear_blend_skinning
+    def pose(self, rig, rotations: torch.Tensor, root: torch.Tensor, base, offsets: torch.Tensor | None = None):
+        """The Pose (batch 1) of rotations (J, 4), the main root's translation (3,) and the attached roots' offsets
+        (A, 3) from where their joints hold them (None: zero); free roots (props) and scales as in ``base``."""
+        from usdposer.core.posing import attach_roots
         from usdposer.types import Pose
 
         t = base.translations.clone()
-        t[:, rig.roots[0]] = root  # other roots (IK targets, props) keep their rest placement
-        pose = Pose(rotations[None], t, base.scales)
+        t[:, self.main] = root
+        pose = attach_roots(rig, Pose(rotations[None], t, base.scales), self.attached)
+        if offsets is None or not self.attached:
+            return pose
+        t = pose.translations.clone()
+        t[0, [r for r, _, _ in self.attached]] += offsets
+        return Pose(pose.rotations, t, pose.scales)
+
+    def skin(self, rig, rotations: torch.Tensor, root: torch.Tensor, base, offsets: torch.Tensor | None = None
+             ) -> torch.Tensor:
+        """Skinned points (V, 3) for one pose (:meth:`pose`)."""
+        from usdposer.core.kinematics import forward_kinematics, pose_local_transforms, skinning_transforms
+        from usdposer.core.skinning import linear_blend_skinning
+
+        pose = self.pose(rig, rotations, root, base, offsets)
         S = skinning_transforms(forward_kinematics(pose_local_transforms(pose), rig.parents), rig.bind_world.to(rotations))
         return linear_blend_skinning(self.points, self.indices, self.weights, S, backend="torch")[0]
 
 
-def _minimise(surf, rig, base, q, root, Y, tree, omega, delta, h: float, cfg: FitConfig, first: bool) -> None:
-    """L-BFGS on the rotation deltas ``omega`` (J, 3) and root delta ``delta`` (3,) of one frame (module docstring)."""
+def _minimise(surf, rig, base, q, root, Y, tree, omega, delta, offsets, h: float, cfg: FitConfig, first: bool) -> None:
+    """L-BFGS on the rotation deltas ``omega`` (J, 3), root delta ``delta`` (3,) and attached roots' offsets
+    ``offsets`` (A, 3) of one frame (module docstring)."""
     from usdposer.core.rotations import axis_angle_to_quat, quat_multiply, quat_normalize
 
-    opt = torch.optim.LBFGS([omega, delta], lr=1.0, max_iter=cfg.first_iterations if first else cfg.iterations,
+    opt = torch.optim.LBFGS([omega, delta, offsets], lr=1.0, max_iter=cfg.first_iterations if first else cfg.iterations,
                             history_size=20, line_search_fn="strong_wolfe", tolerance_grad=1e-12,
                             tolerance_change=1e-14)
 
     def closure():
         opt.zero_grad()
         qt = quat_normalize(quat_multiply(axis_angle_to_quat(omega), q))
-        X = surf.skin(rig, qt, root + delta, base)
+        X = surf.skin(rig, qt, root + delta, base, offsets)
         e = (X[surf.edges[:, 0]] - X[surf.edges[:, 1]]).norm(dim=1)
         loss = (chamfer(surf.samples(X), Y, tree) / h**2
-                + cfg.edge_weight * (((e - surf.rest_len) / surf.rest_len) ** 2).mean())
+                + cfg.edge_weight * (((e - surf.rest_len) / surf.rest_len) ** 2).mean()
+                + cfg.attach_weight * (offsets**2).sum() / h**2)
         if not first:
             loss = loss + cfg.smooth_weight * ((omega**2).sum() + (delta**2).sum() / h**2)
         loss.backward()
@@ -136,8 +159,8 @@ def _minimise(surf, rig, base, q, root, Y, tree, omega, delta, h: float, cfg: Fi
 
 def fit_frames(rig, frames: Sequence[np.ndarray], cfg: FitConfig | None = None,
                progress: Callable | None = None) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
-    """Fit every frame in order (module docstring). Returns (rotations (T, J, 4), root translations (T, 3), residuals
-    (T,) Chamfer RMS in % of height)."""
+    """Fit every frame in order (module docstring). Returns (rotations (T, J, 4), translations (T, J, 3): the main
+    root's path, the attached roots where they ride, the rest elsewhere; residuals (T,) Chamfer RMS in % of height)."""
     from scipy.spatial import cKDTree
 
     from usdposer.core.rotations import axis_angle_to_quat, quat_conjugate, quat_multiply, quat_normalize
@@ -146,13 +169,14 @@ def fit_frames(rig, frames: Sequence[np.ndarray], cfg: FitConfig | None = None,
     cfg = cfg or FitConfig()
     rig = rig.to(torch.float64)
     g = torch.Generator().manual_seed(cfg.seed)
-    surf = RigSurface.from_rig(rig, cfg.samples, g)
+    surf = RigSurface.from_rig(rig, cfg.samples, g, cfg.attach)
     h = max(float(surf.rest[:, 1].max() - surf.rest[:, 1].min()), 1e-9)  # the character's height
     base = Pose.rest(rig)
     q = base.rotations[0].clone()  # (J, 4)
-    root = base.translations[0, rig.roots[0]].clone()  # (3,)
+    root = base.translations[0, surf.main].clone()  # (3,)
+    off = torch.zeros(len(surf.attached), 3, dtype=torch.float64)  # (A, 3) carried from frame to frame
     rest_pts = surf.samples(surf.rest)
-    out_q, out_r, res = [], [], []
+    out_q, out_r, out_t, res = [], [], [], []
     it = range(len(frames)) if progress is None else progress(range(len(frames)))
     for t in it:
         Y = torch.as_tensor(frames[t], dtype=torch.float64)
@@ -166,22 +190,23 @@ def fit_frames(rig, frames: Sequence[np.ndarray], cfg: FitConfig | None = None,
             root = root + (out_r[-1] - out_r[-2])
         omega = torch.zeros(rig.num_joints, 3, dtype=torch.float64, requires_grad=True)
         delta = torch.zeros(3, dtype=torch.float64, requires_grad=True)
-        _minimise(surf, rig, base, q, root, Y, tree, omega, delta, h, cfg, first=t == 0)
+        offsets = off.clone().requires_grad_(True)
+        _minimise(surf, rig, base, q, root, Y, tree, omega, delta, offsets, h, cfg, first=t == 0)
         with torch.no_grad():
             q = quat_normalize(quat_multiply(axis_angle_to_quat(omega), q))
             root = root + delta
-            X = surf.skin(rig, q, root, base)
+            off = offsets.detach().clone()
+            X = surf.skin(rig, q, root, base, off)
             res.append(100 * float(chamfer(surf.samples(X), Y, tree) / 2) ** 0.5 / h)
+            out_t.append(surf.pose(rig, q, root, base, off).translations[0])
         out_q.append(q.detach().clone())
         out_r.append(root.detach().clone())
-    return torch.stack(out_q), torch.stack(out_r), np.asarray(res)
+    return torch.stack(out_q), torch.stack(out_t), np.asarray(res)
 
 
-def as_pose(rig, rotations: torch.Tensor, root: torch.Tensor):
-    """The fitted Pose: rotations (T, J, 4), the first root's translation (T, 3), everything else at rest."""
+def as_pose(rig, rotations: torch.Tensor, translations: torch.Tensor):
+    """The fitted Pose: rotations (T, J, 4), translations (T, J, 3) (:func:`fit_frames`), the rest scales."""
     from usdposer.types import Pose
 
     base = Pose.rest(rig.to(torch.float64), len(rotations))
-    t = base.translations.clone()
-    t[:, rig.roots[0]] = root
-    return Pose(rotations, t, base.scales)
+    return Pose(rotations, translations.to(base.translations), base.scales)
