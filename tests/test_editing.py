@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import ASSETS
-from pxr import Sdf, Usd, UsdSkel
+from pxr import Sdf, Usd, UsdGeom, UsdSkel
 
 CLI = [sys.executable, "-m", "usdposer.commands._entry"]
 
@@ -389,3 +389,49 @@ def test_path_report_counts_self_intersections_like_check(tiny):
     pose.rotations[1, j] = quat_multiply(pose.rotations[1, j], turn)
     counts = self_intersections(rig, pose_to_6d(rig, pose))
     assert counts[0] == 0 and counts[1] > 0
+
+
+def test_a_skeleton_forests_hoof_roots_ride_their_legs_in_sampled_and_edited_poses(tmp_path):
+    """The bundled Horse's hooves hang under IK-target roots of their own (a skeleton forest). Poses the pose space
+    decodes carry each hoof root on the leg joint it sits on: read back through OpenUSD's UsdSkel queries, the hoof
+    root's distance from that joint (over the joint's bone length, so units do not matter) stays the rest pose's in
+    `sample` and the walk frame's in `ik --from`, to 1e-5. (The roots used to stay at the reference while the legs
+    moved, tearing the hooves off: ratios off by 10-100 %.)"""
+    from usd_golden import usd_joint_and_points
+
+    from usdposer.core.posing import joint_transforms, root_attachments
+    from usdposer.io.read_skel import read_asset
+    from usdposer.types import Pose
+
+    horse = tmp_path / "horse.usdc"
+    assert cli("import", ASSETS / "quaternius" / "Horse.glb", "-o", horse).returncode == 0
+    rig = read_asset(horse).rig().to(torch.float64)
+    hooves = [(r, j) for r, j, _ in root_attachments(rig, Pose.rest(rig), 0.5)]
+    assert len(hooves) == 4
+    par = rig.parents.tolist()
+
+    def ratios(X):  # (T, J, 4, 4) -> (T, 4): hoof root to its joint, over that joint's bone
+        P = torch.as_tensor(np.asarray(X))[..., :3, 3]
+        return torch.stack([(P[:, r] - P[:, j]).norm(dim=-1) / (P[:, j] - P[:, par[j]]).norm(dim=-1)
+                            for r, j in hooves], 1)
+
+    rest = ratios(joint_transforms(rig, Pose.rest(rig)))
+    out = tmp_path / "horse.samples.usdc"
+    r = cli("sample", horse, "-n", "4", "-o", out)
+    assert r.returncode == 0, r.stderr
+    X, _ = usd_joint_and_points(Usd.Stage.Open(str(out)), rig.skeleton_path, [0.0, 1.0, 2.0, 3.0], raw=True)
+    assert torch.allclose(ratios(X), rest.expand(4, -1), rtol=1e-5)
+
+    walk = Usd.Stage.Open(str(horse))
+    X0, _ = usd_joint_and_points(walk, rig.skeleton_path, [0.0], raw=True)
+    head = np.asarray(X0)[0, rig.joint_index("Head"), :3, 3]
+    xf = np.asarray(UsdGeom.Xformable(walk.GetPrimAtPath(rig.skeleton_path)).ComputeLocalToWorldTransform(0)).T
+    target = xf[:3, :3] @ head + xf[:3, 3] + np.array([0.0, 0.3, 0.3])  # the head up and forward (Horse: ~2.5 tall)
+    out = tmp_path / "horse.ik.usdc"
+    r = cli("ik", horse, "--from", "0", "--handle", "Head=" + ",".join(f"{v:.4f}" for v in target), "-n", "2",
+            "-o", out, "--json")
+    assert r.returncode == 0, r.stderr
+    edited = Usd.Stage.Open(str(out))
+    anim = UsdSkel.Animation(edited.GetPrimAtPath(json.loads(r.stdout)["animation"]))
+    X, _ = usd_joint_and_points(edited, rig.skeleton_path, anim.GetRotationsAttr().GetTimeSamples(), raw=True)
+    assert torch.allclose(ratios(X), ratios(X0), rtol=1e-5)

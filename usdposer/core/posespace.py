@@ -183,6 +183,8 @@ class RigFrame:
         deforming: ``(J,)`` joints with skin weight (all joints for a rig without meshes).
         pairs: ``((left, right), ...)`` model joints that mirror each other by name.
         facing: how the facing was found; ``up``: how the up axis was found.
+        attach: ``((root, joint), ...)`` a skeleton forest's secondary roots (a horse's hoof IK targets) and the
+            main-tree joint each rides (``usdposer.core.posing.root_attachments``): decoded poses carry them along.
     """
 
     mask: Tensor
@@ -202,6 +204,7 @@ class RigFrame:
     pairs: tuple
     facing: str
     up: str
+    attach: tuple = ()
 
     @property
     def model_roots(self) -> list[int]:
@@ -416,8 +419,12 @@ def _compute_frame(rig: Rig) -> RigFrame:
     height = float(y.max() - y.min()) if len(y) else 0.0
     if height <= 0:
         height = span if span > 0 else 1.0
+    from usdposer.core.posing import root_attachments
+    from usdposer.types import Pose
+
+    attach = tuple((r, j) for r, j, _ in root_attachments(rig.to(torch.float64), Pose.rest(rig.to(torch.float64)), 0.5))
     return RigFrame(keep, model_parents, tuple(chains), ref_world, ref_local, R0, G, parent_rot, rest_rot, ref_pos, C,
-                    X, height, deforming, tuple(pairs), facing, up)
+                    X, height, deforming, tuple(pairs), facing, up, attach)
 
 
 def _side_key(name: str) -> tuple:
@@ -603,7 +610,27 @@ def local_from_6d(rig: Rig, six: Float[Tensor, "B J 6"], heading: Tensor | None 
     top = torch.cat([R * s[..., None, :], t[..., None]], -1)  # (B, J, 3, 4)
     bottom = torch.zeros(*top.shape[:2], 1, 4, dtype=six.dtype, device=six.device)
     bottom[..., 0, 3] = 1.0
-    return torch.cat([top, bottom], -2)  # (B, J, 4, 4)
+    local = torch.cat([top, bottom], -2)  # (B, J, 4, 4)
+    if not rig_frame(rig).attach:
+        return local
+    roots = [r for r, _ in rig_frame(rig).attach]
+    top = top.clone()
+    top[:, roots, :, 3] = _ridden(rig, local, like)
+    return torch.cat([top, bottom], -2)
+
+
+def _ridden(rig: Rig, local: Tensor, like: Pose | None) -> Tensor:
+    """``(B, A, 3)`` where the attached secondary roots ride (``RigFrame.attach``) in poses of local transforms ``local
+    (B, J, 4, 4)``: each keeps its place in its joint's frame at the reference, or in ``like``'s."""
+    from usdposer.core.kinematics import pose_local_transforms
+
+    attach = rig_frame(rig).attach
+    roots, joints = [r for r, _ in attach], [j for _, j in attach]
+    G = forward_kinematics(local, rig.parents)  # (B, J, 4, 4) skeleton space, a root's own space
+    ref = rig_frame(rig).ref_world.to(local)[None] if like is None else forward_kinematics(
+        pose_local_transforms(like).to(local), rig.parents)  # (1 or B, J, 4, 4)
+    off = (torch.linalg.inv(ref[:, joints]) @ ref[:, roots, :, 3:])  # (., A, 4, 1) root origin in its joint's frame
+    return (G[:, joints] @ off)[..., :3, 0]
 
 
 def _placement(rig: Rig, six: Tensor, like: Pose | None) -> tuple[Tensor, Tensor]:
@@ -628,6 +655,12 @@ def pose_from_6d(rig: Rig, six: Float[Tensor, "B J 6"], ground: bool = True, lik
     q = matrix_to_quat(_decoded_rotations(rig, six, heading, like))
     t, s = _placement(rig, six, like)
     pose = Pose(q, t, s)
+    if rig_frame(rig).attach:  # secondary roots (hoof IK targets) ride the joints they sit on
+        from usdposer.core.kinematics import pose_local_transforms
+
+        t = t.clone()
+        t[:, [r for r, _ in rig_frame(rig).attach]] = _ridden(rig, pose_local_transforms(pose), like)
+        pose = Pose(q, t, s)
     return place_on_ground(rig, pose) if ground and like is None else pose
 
 
