@@ -435,3 +435,24 @@ def test_a_skeleton_forests_hoof_roots_ride_their_legs_in_sampled_and_edited_pos
     anim = UsdSkel.Animation(edited.GetPrimAtPath(json.loads(r.stdout)["animation"]))
     X, _ = usd_joint_and_points(edited, rig.skeleton_path, anim.GetRotationsAttr().GetTimeSamples(), raw=True)
     assert torch.allclose(ratios(X), ratios(X0), rtol=1e-5)
+
+
+def test_world_from_6d_is_forward_kinematics_of_local_from_6d_on_a_skeleton_forest(tmp_path):
+    """The IK energy's one-pass placement (forward kinematics, then each hoof root's tree shifted onto its leg) equals
+    forward kinematics of the locals with the roots moved first, for the reference and for a walk frame as ``like``;
+    and ``pose_from_6d`` writes the same joints."""
+    from usdposer.core.kinematics import forward_kinematics
+    from usdposer.core.posespace import local_from_6d, pose_from_6d, pose_to_6d, root_heading, world_from_6d
+    from usdposer.core.posing import joint_transforms
+    from usdposer.io.dataset import read_any
+
+    asset = read_any(ASSETS / "quaternius" / "Horse.glb", tmp_path, strict=False)
+    rig = asset.rig().to(torch.float64)
+    walk = asset.clip(rig, "Walk").pose()
+    six = pose_to_6d(rig, walk)[:5].double()
+    six = six + 0.2 * torch.randn(six.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    for like in (None, type(walk)(walk.rotations[:1], walk.translations[:1], walk.scales[:1])):
+        heading = None if like is None else root_heading(rig, like)  # as pose_from_6d turns the roots
+        G = world_from_6d(rig, six, heading, like)
+        assert torch.allclose(G, forward_kinematics(local_from_6d(rig, six, heading, like), rig.parents), atol=1e-10)
+        assert torch.allclose(G, joint_transforms(rig, pose_from_6d(rig, six, ground=False, like=like)), atol=1e-8)

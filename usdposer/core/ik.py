@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 import torch
 
 from usdposer.core.energy import GROUND_POINTS, Energy, ground_residual, largest, position_residual, total_energy
-from usdposer.core.kinematics import forward_kinematics
 from usdposer.core.limits import limit_residual, limit_violations
 from usdposer.core.rotations import axis_angle_to_quat, matrix_to_6d, quat_to_matrix, sixd_to_matrix
 from usdposer.errors import InputError
@@ -131,6 +130,9 @@ class PoseObjective:
             like = Pose(like.rotations[:1].double(), like.translations[:1].double(), like.scales[:1].double())
             self.heading = root_heading(self.rig, like)  # (1, R, 4) the model roots' heading
         self.like = like
+        from usdposer.core.posespace import ride_offsets
+
+        self.riding = ride_offsets(self.rig, like)  # a skeleton forest's hoof roots on their legs (None: no forest)
         self.limits = self.rig.limits
         terms = [Energy("handles", lambda s: position_residual(s.positions, self.joints, self.targets, self.weights,
                                                                self.height))]
@@ -150,12 +152,11 @@ class PoseObjective:
     # ------------------------------------------------------------------------------------------- placing a pose
     def pose(self, six: Float[Tensor, "B J 6"]) -> Posed:
         """Place a batch of 6D poses in the world (differentiable)."""
-        from usdposer.core.posespace import local_from_6d, relative_rotations
+        from usdposer.core.posespace import relative_rotations, world_from_6d
         from usdposer.core.skinning import skinned_heights
 
         six = six.double()
-        local = local_from_6d(self.rig, six, self.heading, self.like)  # (B, J, 4, 4)
-        skel = forward_kinematics(local, self.rig.parents)  # (B, J, 4, 4)
+        skel = world_from_6d(self.rig, six, self.heading, self.like, self.riding)  # (B, J, 4, 4)
         world = self.rig.skel_to_world @ skel  # (B, J, 4, 4)
         pos = world[..., :3, 3]  # (B, J, 3)
         P, I, W = self.hull

@@ -185,6 +185,7 @@ class RigFrame:
         facing: how the facing was found; ``up``: how the up axis was found.
         attach: ``((root, joint), ...)`` a skeleton forest's secondary roots (a horse's hoof IK targets) and the
             main-tree joint each rides (``usdposer.core.posing.root_attachments``): decoded poses carry them along.
+        riders: ``(J, A)`` 1 where a joint belongs to the tree of the a-th attached root.
     """
 
     mask: Tensor
@@ -205,6 +206,7 @@ class RigFrame:
     facing: str
     up: str
     attach: tuple = ()
+    riders: Tensor | None = None
 
     @property
     def model_roots(self) -> list[int]:
@@ -423,8 +425,12 @@ def _compute_frame(rig: Rig) -> RigFrame:
     from usdposer.types import Pose
 
     attach = tuple((r, j) for r, j, _ in root_attachments(rig.to(torch.float64), Pose.rest(rig.to(torch.float64)), 0.5))
+    top = []
+    for j, p in enumerate(par):  # each joint's tree (parents come before children)
+        top.append(j if p < 0 else top[p])
+    riders = torch.tensor([[float(top[k] == r) for r, _ in attach] for k in range(J)], dtype=torch.float64)
     return RigFrame(keep, model_parents, tuple(chains), ref_world, ref_local, R0, G, parent_rot, rest_rot, ref_pos, C,
-                    X, height, deforming, tuple(pairs), facing, up, attach)
+                    X, height, deforming, tuple(pairs), facing, up, attach, riders.reshape(J, len(attach)))
 
 
 def _side_key(name: str) -> tuple:
@@ -603,34 +609,61 @@ def local_from_6d(rig: Rig, six: Float[Tensor, "B J 6"], heading: Tensor | None 
                   like: Pose | None = None) -> Float[Tensor, "B J 4 4"]:
     """Differentiable local transforms of canonical codes: decoded rotations with the reference translations and
     scales (roots at their reference position, no grounding), or ``like``'s (a Pose of batch 1 or B: a pose taken out
-    of an animation keeps where its joints were); ``heading`` ``(B or 1, R, 4)`` turns the model roots. Built from
-    matrices so that gradients never pass through a matrix-to-quaternion branch."""
+    of an animation keeps where its joints were); ``heading`` ``(B or 1, R, 4)`` turns the model roots; a skeleton
+    forest's attached secondary roots ride their joints (:func:`ride`). Built from matrices so that gradients never
+    pass through a matrix-to-quaternion branch."""
+    local = _local(rig, six, heading, like)
+    if not rig_frame(rig).attach:
+        return local
+    G = ride(rig, forward_kinematics(local, rig.parents), ride_offsets(rig, like))
+    roots = [r for r, _ in rig_frame(rig).attach]
+    t = local[..., :3, 3].clone()
+    t[:, roots] = G[:, roots, :3, 3]  # a root's local translation is its skeleton-space position
+    return torch.cat([torch.cat([local[..., :3, :3], t[..., None]], -1), local[..., 3:, :]], -2)
+
+
+def world_from_6d(rig: Rig, six: Float[Tensor, "B J 6"], heading: Tensor | None = None, like: Pose | None = None,
+                  offsets: Tensor | None = None) -> Float[Tensor, "B J 4 4"]:
+    """Skeleton-space joint transforms of canonical codes (:func:`local_from_6d` then forward kinematics, in one
+    pass: the attached roots' subtrees are shifted after it). ``offsets`` (:func:`ride_offsets`) may be given once
+    for many calls with the same ``like``."""
+    G = forward_kinematics(_local(rig, six, heading, like), rig.parents)
+    if not rig_frame(rig).attach:
+        return G
+    return ride(rig, G, ride_offsets(rig, like) if offsets is None else offsets)
+
+
+def _local(rig: Rig, six: Tensor, heading: Tensor | None, like: Pose | None) -> Tensor:
     R = _decoded_rotations(rig, six, heading, like)  # (B, J, 3, 3)
     t, s = _placement(rig, six, like)
     top = torch.cat([R * s[..., None, :], t[..., None]], -1)  # (B, J, 3, 4)
     bottom = torch.zeros(*top.shape[:2], 1, 4, dtype=six.dtype, device=six.device)
     bottom[..., 0, 3] = 1.0
-    local = torch.cat([top, bottom], -2)  # (B, J, 4, 4)
-    if not rig_frame(rig).attach:
-        return local
-    roots = [r for r, _ in rig_frame(rig).attach]
-    top = top.clone()
-    top[:, roots, :, 3] = _ridden(rig, local, like)
-    return torch.cat([top, bottom], -2)
+    return torch.cat([top, bottom], -2)  # (B, J, 4, 4)
 
 
-def _ridden(rig: Rig, local: Tensor, like: Pose | None) -> Tensor:
-    """``(B, A, 3)`` where the attached secondary roots ride (``RigFrame.attach``) in poses of local transforms ``local
-    (B, J, 4, 4)``: each keeps its place in its joint's frame at the reference, or in ``like``'s."""
+def ride_offsets(rig: Rig, like: Pose | None = None) -> Tensor | None:
+    """``(1 or B, A, 4, 1)`` each attached secondary root's origin (``RigFrame.attach``) in its joint's frame at the
+    reference, or in ``like``'s poses; None for a rig without any."""
     from usdposer.core.kinematics import pose_local_transforms
 
     attach = rig_frame(rig).attach
+    if not attach:
+        return None
     roots, joints = [r for r, _ in attach], [j for _, j in attach]
-    G = forward_kinematics(local, rig.parents)  # (B, J, 4, 4) skeleton space, a root's own space
-    ref = rig_frame(rig).ref_world.to(local)[None] if like is None else forward_kinematics(
-        pose_local_transforms(like).to(local), rig.parents)  # (1 or B, J, 4, 4)
-    off = (torch.linalg.inv(ref[:, joints]) @ ref[:, roots, :, 3:])  # (., A, 4, 1) root origin in its joint's frame
-    return (G[:, joints] @ off)[..., :3, 0]
+    ref = (rig_frame(rig).ref_world[None] if like is None else
+           forward_kinematics(pose_local_transforms(like).double(), rig.parents))  # (1 or B, J, 4, 4)
+    return torch.linalg.inv(ref[:, joints]) @ ref[:, roots, :, 3:]
+
+
+def ride(rig: Rig, G: Float[Tensor, "B J 4 4"], offsets: Tensor) -> Float[Tensor, "B J 4 4"]:
+    """Skeleton-space transforms ``G`` with every attached secondary root's tree shifted so that the root sits where
+    its joint holds it, ``G_joint offset`` (a root's rotation is its own, so its tree moves rigidly). Differentiable."""
+    attach = rig_frame(rig).attach
+    roots, joints = [r for r, _ in attach], [j for _, j in attach]
+    held = (G[:, joints] @ offsets.to(G))[..., :3, 0]  # (B, A, 3)
+    shift = torch.einsum("ja,bac->bjc", rig_frame(rig).riders.to(G), held - G[:, roots, :3, 3])  # (B, J, 3)
+    return torch.cat([torch.cat([G[..., :3, :3], (G[..., :3, 3] + shift)[..., None]], -1), G[..., 3:, :]], -2)
 
 
 def _placement(rig: Rig, six: Tensor, like: Pose | None) -> tuple[Tensor, Tensor]:
@@ -658,8 +691,10 @@ def pose_from_6d(rig: Rig, six: Float[Tensor, "B J 6"], ground: bool = True, lik
     if rig_frame(rig).attach:  # secondary roots (hoof IK targets) ride the joints they sit on
         from usdposer.core.kinematics import pose_local_transforms
 
+        roots = [r for r, _ in rig_frame(rig).attach]
+        G = ride(rig, forward_kinematics(pose_local_transforms(pose), rig.parents), ride_offsets(rig, like))
         t = t.clone()
-        t[:, [r for r, _ in rig_frame(rig).attach]] = _ridden(rig, pose_local_transforms(pose), like)
+        t[:, roots] = G[:, roots, :3, 3]
         pose = Pose(q, t, s)
     return place_on_ground(rig, pose) if ground and like is None else pose
 
