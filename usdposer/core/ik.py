@@ -115,7 +115,7 @@ class PoseObjective:
 
     def __init__(self, rig: Rig, joints: Tensor, targets: Tensor, weights: Tensor, *, like: Pose | None = None,
                  limit_weight: float = 0.1, ground_weight: float = 1.0, intersection_weight: float = 1.0):
-        from usdposer.core.posespace import root_heading
+        from usdposer.core.posespace import ride_offsets, root_heading
         from usdposer.core.posing import character_height, hull_points
         from usdposer.types import Pose
 
@@ -130,8 +130,6 @@ class PoseObjective:
             like = Pose(like.rotations[:1].double(), like.translations[:1].double(), like.scales[:1].double())
             self.heading = root_heading(self.rig, like)  # (1, R, 4) the model roots' heading
         self.like = like
-        from usdposer.core.posespace import ride_offsets
-
         self.riding = ride_offsets(self.rig, like)  # a skeleton forest's hoof roots on their legs (None: no forest)
         self.limits = self.rig.limits
         terms = [Energy("handles", lambda s: position_residual(s.positions, self.joints, self.targets, self.weights,

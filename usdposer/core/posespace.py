@@ -424,7 +424,8 @@ def _compute_frame(rig: Rig) -> RigFrame:
     from usdposer.core.posing import root_attachments
     from usdposer.types import Pose
 
-    attach = tuple((r, j) for r, j, _ in root_attachments(rig.to(torch.float64), Pose.rest(rig.to(torch.float64)), 0.5))
+    rig64 = rig.to(torch.float64)
+    attach = tuple((r, j) for r, j, _ in root_attachments(rig64, Pose.rest(rig64), 0.5))
     top = []
     for j, p in enumerate(par):  # each joint's tree (parents come before children)
         top.append(j if p < 0 else top[p])
