@@ -13,6 +13,27 @@ SUCCESS_FRACTION = 0.015  # a handle counts as reached within 1.5% of the charac
 EDIT_STRENGTH = 0.8  # share of the noise schedule re-run when editing a pose
 
 
+_STARTS: dict = {}  # (prior, rig condition, steps, strength, start) -> its DDIM-inverted code
+_STARTS_MAX = 32
+
+
+def inverted_start(prior, cond, start: torch.Tensor, steps: int, strength: float) -> torch.Tensor:
+    """``prior.invert(cond, start (1, J, 6), steps=steps, strength=strength)``, remembered: inversion is
+    deterministic, and a fresh solve always starts from the rest pose, so an artist's repeated solves on one rig (a
+    dragged handle) invert it once. Entries hold the prior and the condition weakly and check them on a hit."""
+    import weakref
+
+    key = (id(prior), id(cond), int(steps), float(strength), start.detach().cpu().numpy().tobytes())
+    hit = _STARTS.get(key)
+    if hit is not None and hit[0]() is prior and hit[1]() is cond:
+        return hit[2].clone()
+    z0 = prior.invert(cond, start, steps=steps, strength=strength)
+    if len(_STARTS) >= _STARTS_MAX:
+        _STARTS.pop(next(iter(_STARTS)))
+    _STARTS[key] = (weakref.ref(prior), weakref.ref(cond), z0.clone())
+    return z0
+
+
 @dataclass
 class IKSolution:
     """Candidates of one guided solve: six ``(n, J, 6)``, their starting codes ``(n, J, 6)``, handle errors ``(n, H)``
@@ -39,7 +60,7 @@ def solve_ik(prior, cond, obj, start: torch.Tensor, *, n: int, steps: int, stren
     H = len(obj.joints)
     tol = float(obj.weights.sum()) * 0.004**2
     M = cond.model().joints  # random draws for the model joints only (joints that move nothing draw nothing)
-    z0 = prior.invert(cond, start, steps=steps, strength=strength)
+    z0 = inverted_start(prior, cond, start, steps, strength)
     k = n if edit else 1
     z_edit = z0.expand(k, -1, -1).clone()
     z_edit[1:] += cond.expand(0.3 * torch.randn(k - 1, M, 6, generator=generator))

@@ -239,6 +239,42 @@ def test_guided_ik_reaches_targets_from_real_poses(tiny, fox_rig):
     assert (err < err_free).all(), (err, err_free)
 
 
+def test_repeated_solves_invert_their_start_once_and_solve_alike(tiny, fox_rig):
+    """A dragged handle re-solves from the same start: the second solve takes the start's DDIM code from memory
+    (fewer denoiser calls, counted on the real model by a forward hook) and returns exactly what a first solve
+    returns; another start, or another step count, is inverted afresh."""
+    from usdposer.models.guided_ik import _STARTS, solve_ik
+    from usdposer.models.pose_prior import PosePrior, RigCondition
+
+    from usdposer.core.ik import PoseObjective
+    from usdposer.core.posespace import IDENTITY_6D, pose_to_6d
+
+    asset, rig = fox_rig
+    prior = PosePrior.load(tiny["root"] / "ckpt")
+    cond = RigCondition.from_rig(rig)
+    real = pose_to_6d(rig, asset.clip(rig).pose()).float()
+    ends = [rig.joint_index(n) for n in ("b_Head_05", "b_LeftHand_011")]
+    obj = PoseObjective(rig, torch.tensor(ends), torch.zeros(2, 3), torch.ones(2))
+    obj.targets = obj.pose(real[40:41].double()).positions[0, ends]
+    rest = torch.tensor(IDENTITY_6D).expand(1, rig.num_joints, 6).clone()
+    calls = []
+    hook = prior.denoiser.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        _STARTS.clear()
+        counts, sols = [], []
+        for start, steps in ((rest, 10), (rest, 10), (real[3:4], 10), (rest, 12)):
+            calls.clear()
+            sols.append(solve_ik(prior, cond, obj, start, n=2, steps=steps, generator=torch.Generator().manual_seed(1)))
+            counts.append(len(calls))
+    finally:
+        hook.remove()
+    assert torch.equal(sols[0].six, sols[1].six) and sols[0].chosen == sols[1].chosen
+    assert counts[1] < counts[0] and counts[2] == counts[0] and counts[3] > counts[1], counts
+    _STARTS.clear()
+    again = solve_ik(prior, cond, obj, real[3:4], n=2, steps=10, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(again.six, sols[2].six)
+
+
 # ------------------------------------------------------------------------------------------------ USD
 def test_ik_handle_prims_round_trip(tmp_path):
     from usdposer.io.edits import define_ik_handles, find_ik_handles, read_ik_handles
