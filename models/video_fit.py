@@ -138,7 +138,7 @@ def fit_video(rig, frames: Tensor, cameras: list, plate: Tensor, cfg: VideoFitCo
     from usdposer.models.pose_prior import RigCondition
 
     from usdposer.core.posespace import pose_to_6d
-    from usdposer.core.posing import character_height, joint_transforms, root_attachments
+    from usdposer.core.posing import character_height, held_positions, joint_transforms, root_attachments
     from usdposer.core.rotations import (
         axis_angle_to_quat,
         quat_conjugate,
@@ -187,8 +187,7 @@ def fit_video(rig, frames: Tensor, cameras: list, plate: Tensor, cfg: VideoFitCo
         pose = Pose(qt[None], t, base.scales)
         gap = torch.zeros((), dtype=t.dtype)
         if attached:  # how far the secondary roots are from where their joints hold them (FK of the main tree)
-            G = joint_transforms(rig, pose)[0]
-            held = torch.stack([G[j, :3, :3] @ off + G[j, :3, 3] for _, j, off in attached])  # the roots' origins
+            held = held_positions(joint_transforms(rig, pose), attached)[0]  # (A, 3) the roots' origins
             gap = ((t[0, held_roots] - held) ** 2).sum() / h ** 2
         mu, cov = ga.posed(rig, pose, backend="torch")
         mu_w = mu[0] @ A.T + b

@@ -214,9 +214,9 @@ def test_score_ranks_real_poses_above_noisy_ones(tiny, fox_rig):
     assert float(prior.score(cond, six).mean()) < float(prior.score(cond, noisy).mean())
 
 
-def test_guided_ik_reaches_targets_from_real_poses(tiny, fox_rig):
-    """Handles taken from real poses of the Fox (reachable by construction) are met within the goal by the best of
-    four candidates (what ``usdposer ik`` writes), and guidance pulls every candidate towards the targets."""
+def _fox_head_and_hand(tiny, fox_rig):
+    """(rig, the tiny prior, its condition, the Fox's real poses (N, J, 6), an objective whose head and left-hand
+    handles sit where they are in real pose 40: reachable by construction)."""
     from usdposer.models.pose_prior import PosePrior, RigCondition
 
     from usdposer.core.ik import PoseObjective
@@ -224,17 +224,22 @@ def test_guided_ik_reaches_targets_from_real_poses(tiny, fox_rig):
 
     asset, rig = fox_rig
     prior = PosePrior.load(tiny["root"] / "ckpt")
-    cond = RigCondition.from_rig(rig)
     real = pose_to_6d(rig, asset.clip(rig).pose()).float()
     ends = [rig.joint_index(n) for n in ("b_Head_05", "b_LeftHand_011")]
-    probe = PoseObjective(rig, torch.tensor(ends), torch.zeros(2, 3), torch.ones(2))
-    targets = probe.pose(real[40:41].double()).positions[0, ends]
-    obj = PoseObjective(rig, torch.tensor(ends), targets, torch.ones(2))
+    obj = PoseObjective(rig, torch.tensor(ends), torch.zeros(2, 3), torch.ones(2))
+    obj.targets = obj.pose(real[40:41].double()).positions[0, ends]
+    return rig, prior, RigCondition.from_rig(rig), real, obj
+
+
+def test_guided_ik_reaches_targets_from_real_poses(tiny, fox_rig):
+    """Handles taken from real poses of the Fox (reachable by construction) are met within the goal by the best of
+    four candidates (what ``usdposer ik`` writes), and guidance pulls every candidate towards the targets."""
+    rig, prior, cond, _, obj = _fox_head_and_hand(tiny, fox_rig)
     z = torch.randn(4, rig.num_joints, 6, generator=torch.Generator().manual_seed(0))
     six = prior.guided_sample(cond, obj.residuals, z, steps=20)
-    err = obj.handle_errors(six).max(1).values / probe.height
+    err = obj.handle_errors(six).max(1).values / obj.height
     free, _ = prior.sample(cond, 4, steps=20, latents=z)
-    err_free = obj.handle_errors(free).max(1).values / probe.height
+    err_free = obj.handle_errors(free).max(1).values / obj.height
     assert float(err.min()) < 0.015, err
     assert (err < err_free).all(), (err, err_free)
 
@@ -244,18 +249,10 @@ def test_repeated_solves_invert_their_start_once_and_solve_alike(tiny, fox_rig):
     (fewer denoiser calls, counted on the real model by a forward hook) and returns exactly what a first solve
     returns; another start, or another step count, is inverted afresh."""
     from usdposer.models.guided_ik import _STARTS, solve_ik
-    from usdposer.models.pose_prior import PosePrior, RigCondition
 
-    from usdposer.core.ik import PoseObjective
-    from usdposer.core.posespace import IDENTITY_6D, pose_to_6d
+    from usdposer.core.posespace import IDENTITY_6D
 
-    asset, rig = fox_rig
-    prior = PosePrior.load(tiny["root"] / "ckpt")
-    cond = RigCondition.from_rig(rig)
-    real = pose_to_6d(rig, asset.clip(rig).pose()).float()
-    ends = [rig.joint_index(n) for n in ("b_Head_05", "b_LeftHand_011")]
-    obj = PoseObjective(rig, torch.tensor(ends), torch.zeros(2, 3), torch.ones(2))
-    obj.targets = obj.pose(real[40:41].double()).positions[0, ends]
+    rig, prior, cond, real, obj = _fox_head_and_hand(tiny, fox_rig)
     rest = torch.tensor(IDENTITY_6D).expand(1, rig.num_joints, 6).clone()
     calls = []
     hook = prior.denoiser.register_forward_hook(lambda *_: calls.append(1))

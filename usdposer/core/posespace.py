@@ -421,14 +421,12 @@ def _compute_frame(rig: Rig) -> RigFrame:
     height = float(y.max() - y.min()) if len(y) else 0.0
     if height <= 0:
         height = span if span > 0 else 1.0
-    from usdposer.core.posing import root_attachments
+    from usdposer.core.posing import root_attachments, tree_roots
     from usdposer.types import Pose
 
     rig64 = rig.to(torch.float64)
     attach = tuple((r, j) for r, j, _ in root_attachments(rig64, Pose.rest(rig64), 0.5))
-    top = []
-    for j, p in enumerate(par):  # each joint's tree (parents come before children)
-        top.append(j if p < 0 else top[p])
+    top = tree_roots(rig)
     riders = torch.tensor([[float(top[k] == r) for r, _ in attach] for k in range(J)], dtype=torch.float64)
     return RigFrame(keep, model_parents, tuple(chains), ref_world, ref_local, R0, G, parent_rot, rest_rot, ref_pos, C,
                     X, height, deforming, tuple(pairs), facing, up, attach, riders.reshape(J, len(attach)))

@@ -87,26 +87,38 @@ def rest_world(rig: Rig) -> tuple[Float[Tensor, "J 4 4"], list[Float[Tensor, "V 
     return X, pts
 
 
-def main_root(rig: Rig) -> int:
-    """The root of the skeleton forest's largest tree: the character's body (the other roots are IK targets, props)."""
+def tree_roots(rig: Rig) -> list[int]:
+    """The root of each joint's tree (a skeleton may be a forest)."""
     parents = rig.parents.tolist()
     top = []
-    for j in range(len(parents)):  # each joint's root (parents come before children)
-        top.append(j if parents[j] < 0 else top[parents[j]])
+    for j, p in enumerate(parents):  # parents come before children
+        top.append(j if p < 0 else top[p])
+    return top
+
+
+def main_root(rig: Rig, top: list[int] | None = None) -> int:
+    """The root of the skeleton forest's largest tree: the character's body (the other roots are IK targets, props).
+    ``top``: :func:`tree_roots`, when the caller has it."""
+    top = tree_roots(rig) if top is None else top
     return max(rig.roots, key=top.count)
+
+
+def held_positions(G: Float[Tensor, "B J 4 4"], attached: list[tuple[int, int, Tensor]]) -> Float[Tensor, "B A 3"]:
+    """Where each attached secondary root ``(root, joint, offset)`` (:func:`root_attachments`) is held by its joint in
+    skeleton-space transforms ``G``: ``G_joint offset`` (differentiable)."""
+    return torch.stack([G[:, j, :3, :3] @ off.to(G) + G[:, j, :3, 3] for _, j, off in attached], 1)
 
 
 def attach_roots(rig: Rig, pose: Pose, attached: list[tuple[int, int, Tensor]]) -> Pose:
     """``pose`` (B frames) with every attached secondary root ``(root, joint, offset)`` (:func:`root_attachments`)
-    moved to where its joint holds it, ``G_joint(pose) offset`` (differentiable; the roots' rotations are kept)."""
+    moved to where its joint holds it (:func:`held_positions`; differentiable; the roots' rotations are kept)."""
     from usdposer.types import Pose
 
     if not attached:
         return pose
-    G = joint_transforms(rig, pose)  # (B, J, 4, 4) skeleton space, where a root's own translation lives
+    held = held_positions(joint_transforms(rig, pose), attached)  # skeleton space, where a root's translation lives
     trans = pose.translations.clone()
-    for r, j, off in attached:
-        trans[:, r] = G[:, j, :3, :3] @ off.to(G) + G[:, j, :3, 3]
+    trans[:, [r for r, _, _ in attached]] = held
     return Pose(pose.rotations, trans, pose.scales)
 
 
@@ -122,11 +134,8 @@ def root_attachments(rig: Rig, pose: Pose, reach: float) -> list[tuple[int, int,
     roots = rig.roots
     if len(roots) < 2:
         return []
-    parents = rig.parents.tolist()
-    top = []
-    for j in range(rig.num_joints):  # each joint's root (parents come before children)
-        top.append(j if parents[j] < 0 else top[parents[j]])
-    main = main_root(rig)
+    top = tree_roots(rig)
+    main = main_root(rig, top)
     rest = joint_transforms(rig, Pose.rest(rig))[0]
     G = joint_transforms(rig, pose)[0]  # (J, 4, 4) skeleton space
     at = rest[:, :3, 3]  # skeleton space, where the height is measured
