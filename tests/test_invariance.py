@@ -355,3 +355,31 @@ def test_import_plays_an_animation_library_on_its_character_exactly(naming, tmp_
         assert len(pairs) >= 4 and all(key(names_a[i]) == key(names_b[j]) for i, j in pairs)
         err = max(np.abs(pa[:, i] - pb[:, j]).max() for i, j in pairs)
         assert err < 1e-5, (clip, err)
+
+
+@pytest.mark.parametrize("kind", [k for k in KINDS if k != "rest-tpose"])  # a T-pose needs arms
+def test_a_skeleton_forests_hoof_roots_ride_the_same_joints_however_it_was_rigged(kind, tmp_path):
+    """The bundled Horse is a skeleton forest (four hoof IK-target roots beside the body's tree). Rigged another way,
+    the pose space attaches the same hoof roots to the same leg joints (measured in skeleton space against the
+    character's height, so units, armature scale, axes, facing, joint frames, names and rest pose must not matter;
+    end joints another tool adds under the lower legs carry no skin and are not taken), and its samples keep every
+    hoof root on its leg."""
+    from usdposer.models.pose_prior import PosePrior
+
+    from usdposer.core.posespace import pose_from_6d, rig_frame
+    from usdposer.core.posing import joint_transforms
+
+    horse = _import(ASSETS / "quaternius" / "Horse.glb", tmp_path / "Horse.usdc")
+    variant = write_variant(horse, tmp_path / f"Horse.{kind}.usdc", kind, seed=3)
+    _, rig0, _ = _view(horse)
+    _, rig1, cond1 = _view(variant.path)
+    idx = _joint_map(rig1, rig0, variant)
+    assert len(rig_frame(rig0).attach) == 4
+    assert sorted((idx[r], idx[j]) for r, j in rig_frame(rig0).attach) == sorted(rig_frame(rig1).attach)
+    six, _ = PosePrior.load(None).sample(cond1, 4, generator=torch.Generator().manual_seed(0))
+    rig1 = rig1.to(torch.float64)
+    G = joint_transforms(rig1, pose_from_6d(rig1, six.double()))
+    ref = rig_frame(rig1).ref_world
+    for r, j in rig_frame(rig1).attach:  # the root keeps its place in its joint's frame (a frame may carry scale)
+        held = torch.linalg.inv(G[:, j]) @ G[:, r, :, 3:]
+        assert torch.allclose(held, (torch.linalg.inv(ref[j]) @ ref[r, :, 3:]).expand_as(held), atol=1e-6 * rig_frame(rig1).height)

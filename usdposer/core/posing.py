@@ -125,7 +125,7 @@ def attach_roots(rig: Rig, pose: Pose, attached: list[tuple[int, int, Tensor]]) 
 def root_attachments(rig: Rig, pose: Pose, reach: float) -> list[tuple[int, int, Tensor]]:
     """Secondary roots of a skeleton forest attached to the main tree: ``(root, joint, offset (3,))`` for every root
     (except the main tree's, the one with most joints) that lies, in the rest pose, within ``reach`` x the
-    character's height of a joint of the main tree (the nearest; the rest pose, not ``pose``, chooses it, since a
+    character's height of a skinned joint of the main tree (the nearest; the rest pose, not ``pose``, chooses it, since a
     posed limb may pass another, a kicking hoof the tail), ``offset`` the root's position in that joint's frame in
     ``pose`` (one frame). A solved IK rig's targets sit on the limb ends they drive, so the attachment holds in every
     frame of its clips."""
@@ -139,7 +139,11 @@ def root_attachments(rig: Rig, pose: Pose, reach: float) -> list[tuple[int, int,
     rest = joint_transforms(rig, Pose.rest(rig))[0]
     G = joint_transforms(rig, pose)[0]  # (J, 4, 4) skeleton space
     at = rest[:, :3, 3]  # skeleton space, where the height is measured
-    members = torch.tensor([top[j] == main for j in range(rig.num_joints)])
+    from usdposer.core.posespace import deforming_joints
+
+    # the main tree's joints that carry skin: an end site or socket moves nothing (another tool may add them) and
+    # would hand the root a lever of its own
+    members = torch.tensor([top[j] == main for j in range(rig.num_joints)]) & deforming_joints(rig)
     h = character_height(rig) or 1.0
     out = []
     for r in roots:
