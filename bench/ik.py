@@ -147,8 +147,15 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only", default=None, help="only characters whose label contains this text")
     ap.add_argument("--json", default=None, metavar="FILE", help="also write the rows here (e.g. bench/results/ik.json)")
+    ap.add_argument("--plain-fk", action="store_true",
+                    help="differentiate forward kinematics by plain autograd through its levels (before Step 16's "
+                         "closed-form backward), for a same-machine comparison")
     args = ap.parse_args()
     import torch
+
+    import usdposer.core.kinematics
+
+    usdposer.core.kinematics.CLOSED_FORM_BACKWARD = not args.plain_fk
     from usdposer.models.pose_prior import PosePrior
 
     prior = PosePrior.load(None)
@@ -200,6 +207,7 @@ def main() -> None:
         import json
 
         out = {"torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(), "trials": args.trials,
+               "fk_backward": "levels (autograd)" if args.plain_fk else "closed form",
                "candidates": args.n, "steps": args.steps, "seed": args.seed, "rows": record,
                "baseline_steps": args.baseline_steps, "all": {key: _summary(t) for key, t in totals.items()},
                **({"paired": paired} if paired else {})}

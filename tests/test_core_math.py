@@ -107,6 +107,51 @@ def test_fk_level_by_level_equals_joint_by_joint_on_random_forests(seed):
     assert torch.allclose(ga, gb, atol=1e-10)
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_fk_closed_form_backward_equals_the_levels_autograd_under_a_vmapped_jacobian(seed):
+    """The closed-form FK backward (what guided IK's Gauss-Newton differentiates through, rows vmapped) against
+    plain autograd through the levels, on forests with non-uniform, mirrored and centimetre-sized scales; a joint
+    scaled to nothing (a game rig hiding a part) takes the levels' own backward, still exact."""
+    from usdposer.core.kinematics import _ClosedFormFK, forward_kinematics_levels
+
+    g = torch.Generator().manual_seed(seed)
+    J = 15 + 6 * seed
+    parents = [-1] + [int(torch.randint(-1, j, (1,), generator=g)) if j % 6 == 0 else
+                      int(torch.randint(0, j, (1,), generator=g)) for j in range(1, J)]
+    s = torch.rand(2, J, 3, dtype=torch.float64, generator=g) * 2 + 0.2
+    s[:, 3] = -0.7  # mirrored
+    s[:, 0] = 0.01  # a centimetre armature under a metre scene
+    local = compose_trs(torch.randn(2, J, 3, dtype=torch.float64, generator=g),
+                        random_quats(2 * J, seed + 20).reshape(2, J, 4), s)
+    w = torch.randn(9, 2, J, 4, 4, dtype=torch.float64, generator=g)  # 9 residual rows mixing everything
+
+    def rows(fk):
+        return lambda x: torch.einsum("rbjxy,bjxy->rb", w, fk(x)).sum(1)
+
+    closed = torch.func.jacrev(rows(lambda x: forward_kinematics(x, parents)))(local)
+    plain = torch.func.jacrev(rows(lambda x: forward_kinematics_levels(x, tuple(parents))))(local)
+    assert torch.allclose(closed, plain, rtol=1e-9, atol=1e-9 * float(plain.abs().max()))
+    x = local.clone().requires_grad_()
+    seen = []
+    hook = _ClosedFormFK.apply
+    try:
+        _ClosedFormFK.apply = lambda *a: seen.append(1) or hook(*a)
+        forward_kinematics(x, parents)
+        assert seen, "a differentiable call with invertible transforms should take the closed form"
+        seen.clear()
+        dead = local.clone()
+        dead[:, 5, :3, :3] = 0.0  # a joint scaled to nothing
+        dead.requires_grad_()
+        out = forward_kinematics(dead, parents)
+        assert not seen, "a singular local transform must fall back to the levels"
+    finally:
+        _ClosedFormFK.apply = hook
+    ga, = torch.autograd.grad((out * w[0]).sum(), dead)
+    ref = dead.detach().clone().requires_grad_()
+    gb, = torch.autograd.grad((forward_kinematics_levels(ref, tuple(parents)) * w[0]).sum(), ref)
+    assert torch.allclose(ga, gb)
+
+
 def test_fk_rejects_children_before_parents():
     with pytest.raises(AssertionError, match="parents must come before children"):
         forward_kinematics(torch.eye(4).expand(1, 2, 4, 4), [1, -1])

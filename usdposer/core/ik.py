@@ -150,11 +150,11 @@ class PoseObjective:
     # ------------------------------------------------------------------------------------------- placing a pose
     def pose(self, six: Float[Tensor, "B J 6"]) -> Posed:
         """Place a batch of 6D poses in the world (differentiable)."""
-        from usdposer.core.posespace import relative_rotations, world_from_6d
+        from usdposer.core.posespace import world_and_relative
         from usdposer.core.skinning import skinned_heights
 
         six = six.double()
-        skel = world_from_6d(self.rig, six, self.heading, self.like, self.riding)  # (B, J, 4, 4)
+        skel, rel = world_and_relative(self.rig, six, self.heading, self.like, self.riding)  # (B, J, 4, 4), (B, J, 3, 3)
         world = self.rig.skel_to_world @ skel  # (B, J, 4, 4)
         pos = world[..., :3, 3]  # (B, J, 3)
         P, I, W = self.hull
@@ -174,7 +174,7 @@ class PoseObjective:
             low = hull_y.min(1).values  # (B,)
             pos = pos - torch.stack([torch.zeros_like(low), low, torch.zeros_like(low)], -1)[:, None]
             hull_y = hull_y - low[:, None]
-        return Posed(six, pos, relative_rotations(self.rig, six), hull_y)
+        return Posed(six, pos, rel, hull_y)
 
     def __call__(self, six: Float[Tensor, "B J 6"]) -> Float[Tensor, " B"]:
         return total_energy(self.terms, self.pose(six))

@@ -54,6 +54,9 @@ def decompose_trs(
     return t, matrix_to_quat(R), s
 
 
+CLOSED_FORM_BACKWARD = True  # False: plain autograd through the levels everywhere (bench/ik.py --plain-fk)
+
+
 @lru_cache(maxsize=256)
 def _levels(parents: tuple[int, ...]) -> tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]:
     """Joints grouped by depth: ((joint indices, parent indices), ...) for depth 1, 2, ..."""
@@ -90,9 +93,11 @@ def forward_kinematics(
 ) -> Float[Tensor, "B J 4 4"]:
     """Skeleton-space joint transforms from parent-relative ones.
 
-    Joints of equal depth are composed in one batched matmul, so the cost is ``depth`` matmuls, not ``J``; each
-    level reads only the level above it and the levels are joined once at the end, so that the backward pass (and
-    every row of a vmapped Jacobian) moves ``depth`` small tensors, not ``depth`` copies of the whole skeleton.
+    Joints of equal depth are composed in one batched matmul, so the cost is ``depth`` matmuls, not ``J``. Where a
+    gradient is wanted and every local transform is invertible, the backward pass is :class:`_ClosedFormFK`'s: a
+    handful of whole-skeleton ops instead of ``depth`` levels of them (a vmapped Jacobian, as Gauss-Newton takes in
+    guided IK, runs every op of the backward once per residual row); :func:`forward_kinematics_levels` is the plain
+    autograd reference it is tested against.
 
     Args:
         local: ``(B, J, 4, 4)`` parent-relative transforms (roots: skeleton-space).
@@ -105,6 +110,15 @@ def forward_kinematics(
     assert local.shape[-3:] == (len(par), 4, 4), f"local {tuple(local.shape)} vs {len(par)} joints"
     if not par:
         return local
+    if CLOSED_FORM_BACKWARD and local.requires_grad and bool((torch.linalg.det(local.detach()[..., :3, :3]).abs() > 1e-12).all()):
+        return _ClosedFormFK.apply(local, par)
+    return forward_kinematics_levels(local, par)
+
+
+def forward_kinematics_levels(local: Float[Tensor, "B J 4 4"], par: tuple[int, ...]) -> Float[Tensor, "B J 4 4"]:
+    """:func:`forward_kinematics` level by level, differentiated by plain autograd (the reference). Each level reads
+    only the level above it and the levels are joined once at the end, so that the backward pass moves ``depth``
+    small tensors, not ``depth`` copies of the whole skeleton."""
     roots, steps, inverse = _level_plan(par)
     dev = local.device
     level = local.index_select(-3, torch.tensor(roots, device=dev))
@@ -114,6 +128,47 @@ def forward_kinematics(
             idx, device=dev))  # (B, n, 4, 4)
         levels.append(level)
     return torch.cat(levels, -3).index_select(-3, torch.tensor(inverse, device=dev))
+
+
+@lru_cache(maxsize=256)
+def _subtrees(par: tuple[int, ...]) -> Tensor:
+    """``(J, J)`` float64: ``[k, i] = 1`` where joint ``i`` is ``k`` or below it."""
+    A = torch.zeros(len(par), len(par), dtype=torch.float64)
+    for i in range(len(par)):
+        k = i
+        while k >= 0:
+            A[k, i] = 1.0
+            k = par[k]
+    return A
+
+
+class _ClosedFormFK(torch.autograd.Function):
+    """Forward kinematics whose backward is closed-form. With ``G_i = G_k M_ki`` for every ``i`` at or below ``k``,
+    the adjoint of ``local_k`` is ``G_p(k)^T (sum_{i in subtree(k)} dG_i G_i^T) G_k^-T``: one product per joint, one
+    ``(J, J)`` subtree sum, two more products (roots: ``G_p = I``). Needs invertible transforms
+    (:func:`forward_kinematics` falls back to the levels where a joint is scaled to nothing). Vmappable, so
+    ``torch.func.jacrev`` batches it over residual rows."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(local: Tensor, par: tuple[int, ...]) -> Tensor:
+        return forward_kinematics_levels(local, par)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.par = inputs[1]
+        ctx.save_for_backward(output)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (G,) = ctx.saved_tensors  # (B, J, 4, 4)
+        par = ctx.par
+        eye = torch.eye(4, dtype=G.dtype, device=G.device)
+        Gp = torch.where(torch.tensor([p < 0 for p in par], device=G.device)[:, None, None], eye,
+                         G.index_select(-3, torch.tensor([max(p, 0) for p in par], device=G.device)))
+        below = torch.einsum("ki,...ixy->...kxy", _subtrees(par).to(G), grad @ G.mT)  # (..., J, 4, 4)
+        return Gp.mT @ below @ torch.linalg.inv(G).mT, None
 
 
 def pose_local_transforms(pose: Pose) -> Float[Tensor, "B J 4 4"]:

@@ -577,13 +577,14 @@ def root_heading(rig: Rig, pose: Pose) -> Float[Tensor, "B R 4"]:
 
 
 def _decoded_rotations(rig: Rig, six: Float[Tensor, "B J 6"], heading: Tensor | None,
-                       like: Pose | None = None) -> Float[Tensor, "B J 3 3"]:
+                       like: Pose | None = None, Q: Tensor | None = None) -> Float[Tensor, "B J 3 3"]:
     """Local joint rotations ``R_j = G_p^T Q_j G_p R0_j`` of canonical codes (differentiable). Joints folded out of
     the model (a non-deforming root above the model root) stay at the reference, or take ``like``'s rotation, the
-    model joint below them taking the rest of its code (so a pose taken out of an animation pivots where it did)."""
+    model joint below them taking the rest of its code (so a pose taken out of an animation pivots where it did).
+    ``Q``: ``sixd_to_matrix(six)`` where the caller has it already."""
     rf = rig_frame(rig)
     dt = six.dtype
-    Q = sixd_to_matrix(six)
+    Q = sixd_to_matrix(six) if Q is None else Q
     eye = torch.eye(3, dtype=dt, device=six.device)
     Q = torch.where(rf.mask.to(six.device)[None, :, None, None], Q, eye)
     if heading is not None:
@@ -626,14 +627,28 @@ def world_from_6d(rig: Rig, six: Float[Tensor, "B J 6"], heading: Tensor | None 
     """Skeleton-space joint transforms of canonical codes (:func:`local_from_6d` then forward kinematics, in one
     pass: the attached roots' subtrees are shifted after it). ``offsets`` (:func:`ride_offsets`) may be given once
     for many calls with the same ``like``."""
-    G = forward_kinematics(_local(rig, six, heading, like), rig.parents)
+    return _world(rig, _local(rig, six, heading, like), like, offsets)
+
+
+def world_and_relative(rig: Rig, six: Float[Tensor, "B J 6"], heading: Tensor | None = None,
+                       like: Pose | None = None, offsets: Tensor | None = None
+                       ) -> tuple[Float[Tensor, "B J 4 4"], Float[Tensor, "B J 3 3"]]:
+    """:func:`world_from_6d` and :func:`relative_rotations` of the same codes, decoding them once (the guided-IK
+    energy wants both, through a Jacobian)."""
+    Q = sixd_to_matrix(six)
+    rel = rig_frame(rig).rest_rot.to(six).transpose(-1, -2) @ _decoded_rotations(rig, six, None, None, Q)
+    return _world(rig, _local(rig, six, heading, like, Q), like, offsets), rel
+
+
+def _world(rig: Rig, local: Tensor, like: Pose | None, offsets: Tensor | None) -> Tensor:
+    G = forward_kinematics(local, rig.parents)
     if not rig_frame(rig).attach:
         return G
     return ride(rig, G, ride_offsets(rig, like) if offsets is None else offsets)
 
 
-def _local(rig: Rig, six: Tensor, heading: Tensor | None, like: Pose | None) -> Tensor:
-    R = _decoded_rotations(rig, six, heading, like)  # (B, J, 3, 3)
+def _local(rig: Rig, six: Tensor, heading: Tensor | None, like: Pose | None, Q: Tensor | None = None) -> Tensor:
+    R = _decoded_rotations(rig, six, heading, like, Q)  # (B, J, 3, 3)
     t, s = _placement(rig, six, like)
     top = torch.cat([R * s[..., None, :], t[..., None]], -1)  # (B, J, 3, 4)
     bottom = torch.zeros(*top.shape[:2], 1, 4, dtype=six.dtype, device=six.device)
