@@ -473,9 +473,17 @@ def test_a_skeleton_forests_hoof_roots_ride_their_legs_in_sampled_and_edited_pos
 def test_world_from_6d_is_forward_kinematics_of_local_from_6d_on_a_skeleton_forest(tmp_path):
     """The IK energy's one-pass placement (forward kinematics, then each hoof root's tree shifted onto its leg) equals
     forward kinematics of the locals with the roots moved first, for the reference and for a walk frame as ``like``;
-    and ``pose_from_6d`` writes the same joints."""
+    and ``pose_from_6d`` writes the same joints; ``world_and_relative`` gives the same placement and limit frames."""
     from usdposer.core.kinematics import forward_kinematics
-    from usdposer.core.posespace import local_from_6d, pose_from_6d, pose_to_6d, root_heading, world_from_6d
+    from usdposer.core.posespace import (
+        local_from_6d,
+        pose_from_6d,
+        pose_to_6d,
+        relative_rotations,
+        root_heading,
+        world_and_relative,
+        world_from_6d,
+    )
     from usdposer.core.posing import joint_transforms
     from usdposer.io.dataset import read_any
 
@@ -489,3 +497,5 @@ def test_world_from_6d_is_forward_kinematics_of_local_from_6d_on_a_skeleton_fore
         G = world_from_6d(rig, six, heading, like)
         assert torch.allclose(G, forward_kinematics(local_from_6d(rig, six, heading, like), rig.parents), atol=1e-10)
         assert torch.allclose(G, joint_transforms(rig, pose_from_6d(rig, six, ground=False, like=like)), atol=1e-8)
+        G2, rel = world_and_relative(rig, six, heading, like)  # the IK energy's: one decode for both
+        assert torch.allclose(G2, G, atol=1e-12) and torch.allclose(rel, relative_rotations(rig, six), atol=1e-12)

@@ -636,8 +636,7 @@ def world_and_relative(rig: Rig, six: Float[Tensor, "B J 6"], heading: Tensor | 
     """:func:`world_from_6d` and :func:`relative_rotations` of the same codes, decoding them once (the guided-IK
     energy wants both, through a Jacobian)."""
     Q = sixd_to_matrix(six)
-    rel = rig_frame(rig).rest_rot.to(six).transpose(-1, -2) @ _decoded_rotations(rig, six, None, None, Q)
-    return _world(rig, _local(rig, six, heading, like, Q), like, offsets), rel
+    return _world(rig, _local(rig, six, heading, like, Q), like, offsets), _relative(rig, six, Q)
 
 
 def _world(rig: Rig, local: Tensor, like: Pose | None, offsets: Tensor | None) -> Tensor:
@@ -716,8 +715,11 @@ def pose_from_6d(rig: Rig, six: Float[Tensor, "B J 6"], ground: bool = True, lik
 def relative_rotations(rig: Rig, six: Float[Tensor, "B J 6"]) -> Float[Tensor, "B J 3 3"]:
     """Joint-local rotations relative to the rest pose (``R_rest^T R``) of canonical codes: what joint limits (MJCF
     hinges, UsdPhysics, learned swing-twist) are stated in. Differentiable."""
-    rf = rig_frame(rig)
-    return rf.rest_rot.to(six).transpose(-1, -2) @ _decoded_rotations(rig, six, None)
+    return _relative(rig, six)
+
+
+def _relative(rig: Rig, six: Tensor, Q: Tensor | None = None) -> Tensor:
+    return rig_frame(rig).rest_rot.to(six).transpose(-1, -2) @ _decoded_rotations(rig, six, None, None, Q)
 
 
 def canonical_positions(six: Float[Tensor, "B J 6"], model_parents: Tensor, ref_pos: Float[Tensor, "J 3"],
