@@ -14,7 +14,11 @@ character's animation with ``usdposer.core.limits.learn_limits``) and the prior 
 more plausible), with the default checkpoint. Shared-data characters are used where ../shared/data exists (said so
 otherwise).
 
-    python bench/ik.py [--trials 6] [-n 4] [--steps 10] [--baseline-steps 50] [--json bench/results/ik.json]
+    python bench/ik.py [--trials 6] [-n 4] [--steps 10] [--baseline-steps 50] [--profile] [--json bench/results/ik.json]
+
+``--profile`` splits each character's guided solves (at ``--steps``) into the denoiser's calls, Gauss-Newton's
+Jacobians, the rest of Gauss-Newton (residual evaluations for the step acceptance, the small solves) and everything
+else, per solve.
 
 Trials (targets, start frames, handles) come from their own generator and each solve's noise from a generator seeded
 by its trial, so runs at different step counts solve the same problems from the same noise: ``--baseline-steps 50``
@@ -25,6 +29,7 @@ same solutions per step) and prints paired differences (10-step minus 50-step) w
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import tempfile
 import time
@@ -78,7 +83,7 @@ def within_limits(rig, six, limits):
     return pose_to_6d(rig, Pose.from_rotations(rig, q), canonical_heading=False).float()
 
 
-def run_character(label, path, prior, args, work, steps_list):
+def run_character(label, path, prior, args, work, steps_list, profile=None):
     import torch
     from usdposer.models.guided_ik import solve_ik
     from usdposer.models.pose_prior import RigCondition
@@ -120,7 +125,12 @@ def run_character(label, path, prior, args, work, steps_list):
             for i, steps in enumerate(steps_list):
                 gs = torch.Generator().manual_seed(args.seed * 100003 + trial * 2 + (scen == "edit"))
                 t0 = time.time()
+                if profile is not None and i == 0:
+                    profile.active = True
                 sol = solve_ik(prior, cond, obj, start, n=args.n, steps=steps, edit=scen == "edit", generator=gs)
+                if profile is not None:
+                    profile.active = False
+                    profile.solves += i == 0
                 runs.append((f"{scen}/ours" if i == 0 else f"{scen}/ours@{steps}", sol.six[sol.chosen:sol.chosen + 1],
                              time.time() - t0))
             t1 = time.time()
@@ -147,6 +157,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only", default=None, help="only characters whose label contains this text")
     ap.add_argument("--json", default=None, metavar="FILE", help="also write the rows here (e.g. bench/results/ik.json)")
+    ap.add_argument("--profile", action="store_true", help="where each character's guided solves spend their time")
     ap.add_argument("--plain-fk", action="store_true",
                     help="differentiate forward kinematics by plain autograd through its levels (before Step 16's "
                          "closed-form backward), for a same-machine comparison")
@@ -176,9 +187,12 @@ def main() -> None:
             if not path.exists():
                 print(f"{label:<30}(missing: {path})")
                 continue
-            rig, origin, lim_src, rows = run_character(label, path, prior, args, Path(work), steps_list)
+            profile = _Profile() if args.profile else None
+            with profile or contextlib.nullcontext():
+                rig, origin, lim_src, rows = run_character(label, path, prior, args, Path(work), steps_list, profile)
             record.append({"character": label, "joints": rig.num_joints, "targets": origin, "limits": lim_src,
-                           **{key: _summary(r) for key, r in rows.items()}})
+                           **{key: _summary(r) for key, r in rows.items()},
+                           **({"profile": profile.summary()} if profile else {})})
             name = f"{label}"
             for key, r in rows.items():
                 scen, meth = key.split("/")
@@ -187,6 +201,8 @@ def main() -> None:
                 for k in t:
                     t[k] += r[k]
                 name = f"  ({rig.num_joints} joints, targets from {origin}, {lim_src} limits)" if scen == "fresh" and meth == "ours" else ""
+            if profile:
+                print(f"  profile, {args.steps} steps, per solve: {profile.line()}")
     print("-" * len(hdr))
     for key, t in totals.items():
         print(_row("all", *key.split("/"), t))
@@ -213,6 +229,61 @@ def main() -> None:
                **({"paired": paired} if paired else {})}
         Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
         print(f"wrote {args.json}")
+
+
+class _Profile:
+    """Timers around the denoiser (``PosePrior._eps``), Gauss-Newton and its Jacobians (``models.pose_prior``), counted
+    only while ``active`` (the timed guided solves); ``with`` installs and removes them."""
+
+    def __init__(self):
+        self.active, self.solves = False, 0
+        self.sec = {"total": 0.0, "denoiser": 0.0, "gauss_newton": 0.0, "jacobians": 0.0}
+        self.calls = {"denoiser": 0, "jacobians": 0}
+
+    def _timed(self, key, fn):
+        def wrapper(*a, **k):
+            if not self.active:
+                return fn(*a, **k)
+            t = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                self.sec[key] += time.perf_counter() - t
+                if key in self.calls:
+                    self.calls[key] += 1
+        return wrapper
+
+    def __enter__(self):
+        import usdposer.models.guided_ik as gi
+        import usdposer.models.pose_prior as pp
+
+        self._saved = [(pp, "_jac_and_value"), (pp, "gauss_newton"), (pp.PosePrior, "_eps"), (gi, "solve_ik")]
+        self._saved = [(m, n, getattr(m, n)) for m, n in self._saved]
+        pp._jac_and_value = self._timed("jacobians", pp._jac_and_value)
+        pp.gauss_newton = self._timed("gauss_newton", pp.gauss_newton)
+        pp.PosePrior._eps = self._timed("denoiser", pp.PosePrior._eps)
+        gi.solve_ik = self._timed("total", gi.solve_ik)
+        return self
+
+    def __exit__(self, *exc):
+        for m, n, f in self._saved:
+            setattr(m, n, f)
+
+    def summary(self) -> dict:
+        n = max(self.solves, 1)
+        s, c = self.sec, self.calls
+        return {"solves": self.solves, "seconds_per_solve": round(s["total"] / n, 4),
+                "denoiser": round(s["denoiser"] / n, 4), "denoiser_calls": round(c["denoiser"] / n, 1),
+                "jacobians": round(s["jacobians"] / n, 4), "jacobian_calls": round(c["jacobians"] / n, 1),
+                "gauss_newton_rest": round((s["gauss_newton"] - s["jacobians"]) / n, 4),
+                "other": round((s["total"] - s["denoiser"] - s["gauss_newton"]) / n, 4)}
+
+    def line(self) -> str:
+        p = self.summary()
+        each = 1e3 * p["jacobians"] / max(p["jacobian_calls"], 1)
+        return (f"{p['seconds_per_solve']:.3f} s = denoiser {p['denoiser']:.3f} ({p['denoiser_calls']:g} calls) + "
+                f"Jacobians {p['jacobians']:.3f} ({p['jacobian_calls']:g} x {each:.1f} ms) + rest of Gauss-Newton "
+                f"{p['gauss_newton_rest']:.3f} + other {p['other']:.3f}")
 
 
 def _bootstrap(d, seed: int, draws: int = 10000) -> tuple[float, float, float]:
