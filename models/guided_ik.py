@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -21,8 +22,6 @@ def inverted_start(prior, cond, start: torch.Tensor, steps: int, strength: float
     """``prior.invert(cond, start (1, J, 6), steps=steps, strength=strength)``, remembered: inversion is
     deterministic, and a fresh solve always starts from the rest pose, so an artist's repeated solves on one rig (a
     dragged handle) invert it once. Entries hold the prior and the condition weakly and check them on a hit."""
-    import weakref
-
     key = (id(prior), id(cond), int(steps), float(strength), start.detach().cpu().numpy().tobytes())
     hit = _STARTS.get(key)
     if hit is not None and hit[0]() is prior and hit[1]() is cond:
