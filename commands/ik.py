@@ -22,6 +22,7 @@ Examples:
   usdposer ik fox.usdc --from 12 --handle b_LeftHand_011=7,20,30:2 --pin b_RightFoot02_022
   usdposer ik fox.usdc --from 12 --handle b_Head_05=-10,45,45 --frames 12 --keyframes 3 --json
   usdposer ik --replay fox.ik.usdc -o fox.replay.usdc
+  echo '{"out": "a.usdc", "handles": ["b_Head_05=0,60,40"]}' | usdposer ik fox.usdc --serve
 
 \b
 Targets are world positions in the stage's units and up axis (the Fox is
@@ -35,6 +36,14 @@ The layer holds SkelAnimation <Skeleton>/usdposerIK (bound), the candidates
 with their latent codes and prior scores (<Skeleton>/IKCandidates) and the
 handles as IKHandleAPI constraint prims (<Skeleton>/IKHandles), which
 --replay LAYER reads to re-run the edit.
+
+\b
+--serve keeps the rig and the model loaded for a DCC plug-in or a script:
+one JSON request per line on stdin ("out" required; "handles", "pins",
+"from", "seed", "n", "steps", "strength", "frames", "keyframes",
+"preview", "anim" optional, the others from the command line), one JSON
+answer per line on stdout (the --json report, or "error" and "exit_code"
+for a refused request, which writes nothing). It ends at end of input.
 """
 
 
@@ -44,6 +53,7 @@ handles as IKHandleAPI constraint prims (<Skeleton>/IKHandles), which
 @click.option("--pin", "pins", multiple=True, help="Keep JOINT where it is in the start pose (repeatable).")
 @click.option("--from", "pose_from", default=None, help="Start pose to edit: TIME, sample:I or rest.")
 @click.option("--replay", type=click.Path(dir_okay=False), default=None, help="Re-run the edit stored in an ik layer.")
+@click.option("--serve", is_flag=True, help="Answer JSON requests from stdin, one per line, loading once.")
 @click.option("-n", "--num", "n", type=count(1, 10_000), default=4, show_default=True, help="Candidates to sample.")
 @click.option("--frames", type=count(1, 100_000), default=1, show_default=True, help="Write the path from the start pose (>1).")
 @click.option("--keyframes", type=count(0, 100_000), default=0, show_default=True, help="Mark K evenly spaced keyframes.")
@@ -59,7 +69,7 @@ handles as IKHandleAPI constraint prims (<Skeleton>/IKHandles), which
 @device_option
 @json_option
 @verbosity_option
-def cli(asset, handles, pins, pose_from, replay, n, frames, keyframes, strength, out, anim, checkpoint, steps,
+def cli(asset, handles, pins, pose_from, replay, serve, n, frames, keyframes, strength, out, anim, checkpoint, steps,
         skeleton, preview, seed, device, as_json) -> None:
     """Pose ASSET's rig so that joints reach target positions, staying on the pose manifold."""
     from usdposer.pipelines.ik import IKOptions, ik
@@ -70,6 +80,13 @@ def cli(asset, handles, pins, pose_from, replay, n, frames, keyframes, strength,
     from usdposer.errors import InputError
 
     bar = progress("guided sampling", quiet=as_json)
+    if serve:
+        _serve(asset, replay, out, IKOptions(handles=tuple(parse_handle(h) for h in handles), pins=tuple(pins),
+                                             pose_from=pose_from, anim=anim, n=n, seed=seed, steps=steps,
+                                             strength=strength, frames=frames, keyframes=keyframes,
+                                             checkpoint=checkpoint, skeleton=skeleton, device=device,
+                                             preview=preview, arguments=tuple(sys.argv[1:])))
+        return
     if replay:
         if asset or handles or pins:
             raise InputError("--replay takes its asset and handles from the layer; drop ASSET, --handle and --pin")
@@ -86,6 +103,36 @@ def cli(asset, handles, pins, pose_from, replay, n, frames, keyframes, strength,
     for w in rep.warnings:
         warn(w)
     emit(rep, as_json, _human)
+
+
+def _serve(asset, replay, out, options) -> None:
+    """``--serve``: answers as JSON lines on stdout (flushed per line), a summary line on stderr at the end."""
+    import json
+
+    from usdposer.commands._output import note
+    from usdposer.pipelines.ik import serve
+
+    from usdposer.errors import InputError
+
+    if not asset or replay or out or options.preview:
+        raise InputError("--serve takes an ASSET and reads each request's output path from stdin; drop --replay, "
+                         "-o and --preview (give \"out\" and \"preview\" per request)")
+
+    def respond(answer: dict) -> None:
+        click.echo(json.dumps(answer, default=str))
+        sys.stdout.flush()
+
+    stdin = click.get_text_stream("stdin")
+    if stdin.isatty():
+        note('reading one JSON request per line, e.g. {"out": "pose.usdc", "handles": ["JOINT=x,y,z"]}; Ctrl-D ends')
+    try:
+        rep = serve(asset, options, stdin, respond)
+    except KeyboardInterrupt:
+        note("interrupted: the answered requests' layers are kept; the one in progress wrote nothing")
+        raise SystemExit(130) from None
+    per = sorted(rep.seconds)
+    note(f"served {rep.requests} requests on {asset}: {rep.answered} answered, {rep.refused} refused; loading "
+         f"{rep.load_seconds:.1f} s once" + (f", median {per[len(per) // 2]:.2f} s per answer" if per else ""))
 
 
 def _human(r) -> str:

@@ -94,7 +94,7 @@ def _ik(asset, out, *, handles: list, pins: list[str] = (), pose_from: str | Non
              anim: str | None = None, n: int = 4, seed: int = 0, steps: int = 10, strength: float | None = None,
              frames: int = 1, keyframes: int = 0, checkpoint: str | None = None, skeleton: str | None = None,
              device: str = "cpu", preview: str | None = None, arguments: list[str] | None = None,
-             progress=None) -> IKReport:
+             progress=None, session: Session | None = None) -> IKReport:
     """IK on the manifold: energy-guided DDIM under sparse handles (and pins), from noise or from an existing pose
     after inversion; ``n`` candidates, the most plausible one that reaches every handle is written.
 
@@ -102,6 +102,7 @@ def _ik(asset, out, *, handles: list, pins: list[str] = (), pose_from: str | Non
     pose (``usdposerIK``; with ``frames > 1`` the manifold path from the start pose to it), the candidates with
     their codes and prior scores (``<Skeleton>/IKCandidates``) and the handles as ``IKHandleAPI`` constraint prims
     (``<Skeleton>/IKHandles``) from which ``usdposer ik --replay`` re-runs the edit. See :func:`solve_ik`.
+    ``session``: the asset, rig and prior already loaded (``serve``), else they are loaded here.
     """
     from usdposer.core.ik import Handle, PoseObjective, joint_of
     from usdposer.io.edits import define_ik_handles, set_keyframes, stamp_pose_space
@@ -112,7 +113,7 @@ def _ik(asset, out, *, handles: list, pins: list[str] = (), pose_from: str | Non
     if n < 1 or frames < 1:
         raise InputError(f"-n and --frames must be at least 1 (got {n}, {frames})")
     t0 = time.time()
-    s = Session.open(asset, skeleton, checkpoint, device)
+    s = session or Session.open(asset, skeleton, checkpoint, device)
     rig = s.rig
     start = resolve_pose(s, pose_from or "rest", anim)
     strength = EDIT_STRENGTH if strength is None else strength
@@ -209,4 +210,101 @@ def replay(layer: str | os.PathLike, out, *, device: str = "cpu", preview: str |
     qa = old.clip(rig_old, "usdposerIK").rotations[-1]
     qb = new.clip(rig_new, "usdposerIK").rotations[-1]
     rep.replay_max_angle_deg = float(quat_angle(qa, qb).max() * 180 / math.pi)
+    return rep
+
+
+REQUEST_KEYS = {"out", "handles", "pins", "from", "anim", "n", "seed", "steps", "strength", "frames", "keyframes",
+                "preview"}
+
+
+@dataclass
+class ServeReport(Result):
+    """What ``usdposer ik --serve`` did: requests read, answered (a layer written) and refused, the seconds spent
+    loading the asset and the model once, and each answered request's own seconds."""
+
+    asset: str
+    requests: int
+    answered: int
+    refused: int
+    load_seconds: float
+    seconds: list[float] = field(default_factory=list)
+
+
+def serve(asset: str | os.PathLike, options: IKOptions, requests, respond, progress: Progress | None = None
+          ) -> ServeReport:
+    """``usdposer ik --serve``: load ``asset``'s rig and the pose space once, then answer one IK request per line of
+    ``requests`` (an iterable of JSON text lines) until it ends, calling ``respond(dict)`` once per line: the
+    request's IK report (``index`` added), or ``{"index", "error", "exit_code"}`` for a request that is refused (bad
+    JSON, an unknown joint, an output that cannot be written: nothing is written for it, and the next line is read).
+
+    A request is an object with ``out`` (required: the layer to write) and any of ``handles`` (``["JOINT=x,y,z[:w]",
+    ...]``), ``pins``, ``from``, ``anim``, ``n``, ``seed``, ``steps``, ``strength``, ``frames``, ``keyframes``,
+    ``preview``; what it leaves out comes from ``options`` (its handles and pins too, unless the request lists its
+    own). Each request's outputs are committed when it is answered
+    (its own transaction), so a client reads them at once. Repeated fresh solves on the rig reuse the rest pose's
+    inversion (:func:`usdposer.models.guided_ik.inverted_start`)."""
+    import json
+
+    from usdposer.core.ik import Handle, parse_handle
+    from usdposer.errors import UsdPoserError
+    from usdposer.outputs import transaction
+
+    tick = time.time()
+    preflight([asset])
+    o = options
+    s = Session.open(asset, o.skeleton, o.checkpoint, o.device)
+    rep = ServeReport(str(asset), 0, 0, 0, round(time.time() - tick, 3))
+    for line in requests:
+        line = line.strip()
+        if not line:
+            continue
+        index = rep.requests
+        rep.requests += 1
+        try:
+            try:
+                req = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise InputError(f"request {index}: not JSON ({e.msg} at column {e.colno}); send one object per "
+                                 'line, e.g. {"out": "pose.usdc", "handles": ["Head=0,1.6,0.2"]}') from None
+            if not isinstance(req, dict):
+                raise InputError(f"request {index}: expected a JSON object, got {type(req).__name__}")
+            unknown = sorted(set(req) - REQUEST_KEYS)
+            if unknown:
+                raise InputError(f"request {index}: unknown key(s) {', '.join(unknown)}; use "
+                                 f"{', '.join(sorted(REQUEST_KEYS))}")
+            if not req.get("out"):
+                raise InputError(f'request {index}: give "out", the layer to write')
+            handles = req.get("handles", list(o.handles))
+            pins = req.get("pins", list(o.pins))
+            if not isinstance(handles, list) or not isinstance(pins, list):
+                raise InputError(f'request {index}: "handles" and "pins" are lists of strings')
+            args = {k: req.get(k, getattr(o, a)) for k, a in (("n", "n"), ("seed", "seed"), ("steps", "steps"),
+                                                              ("frames", "frames"), ("keyframes", "keyframes"))}
+            for k, v in args.items():
+                if isinstance(v, bool) or not isinstance(v, int) or v < (0 if k in ("seed", "keyframes") else 1):
+                    raise InputError(f'request {index}: "{k}" must be a whole number >= '
+                                     f'{0 if k in ("seed", "keyframes") else 1} (got {v!r})')
+            strength = req.get("strength", o.strength)
+            if strength is not None and (isinstance(strength, bool) or not isinstance(strength, (int, float))
+                                         or not 0 < strength <= 1):
+                raise InputError(f'request {index}: "strength" must be in (0, 1] (got {strength!r})')
+            out, preview = str(req["out"]), req.get("preview", None)
+            with transaction(separate=True):
+                preflight([asset], out, [preview])
+                r = _ik(asset, out, handles=[h if isinstance(h, Handle) else parse_handle(str(h)) for h in handles],
+                        pins=[str(p) for p in pins], pose_from=req.get("from", o.pose_from),
+                        anim=req.get("anim", o.anim), strength=strength, checkpoint=o.checkpoint,
+                        skeleton=o.skeleton, device=o.device, preview=preview,
+                        arguments=[*o.arguments, "--request", line], progress=progress, session=s, **args)
+        except UsdPoserError as e:
+            rep.refused += 1
+            respond({"index": index, "error": str(e).splitlines()[0], "exit_code": e.exit_code})
+            continue
+        except OSError as e:
+            rep.refused += 1
+            respond({"index": index, "error": f"{e.filename or ''}: {e.strerror or e}", "exit_code": 2})
+            continue
+        rep.answered += 1
+        rep.seconds.append(round(r.seconds, 3))
+        respond({"index": index, **r.to_json()})
     return rep

@@ -379,6 +379,56 @@ def test_ik_cli_replay_and_constraints(tiny, tmp_path):
     assert again["handle_errors"] == pytest.approx(rep["handle_errors"], abs=1e-5)
 
 
+def test_ik_serve_answers_each_line_like_a_one_shot_ik_and_refuses_bad_lines_alone(tiny, tmp_path):
+    """``ik --serve``: one process, the model loaded once; every answered request writes the same pose as the
+    one-shot verb with the same arguments (a fresh solve that reuses the cached inversion, an edit, command-line
+    defaults overridden per request); bad lines get one error line each, write nothing, and the next line is
+    answered."""
+    from usdposer.io.read_skel import read_asset
+
+    ck = tiny["root"] / "ckpt"
+    a, b, c = (tmp_path / f"{k}.usdc" for k in "abc")
+    requests = [
+        {"out": str(a), "handles": ["b_Head_05=0,60,40"]},
+        "{not json",
+        {"out": str(tmp_path / "x.usdc"), "handles": ["b_Nose=1,2,3"]},
+        {"out": str(tmp_path / "y.usdc"), "handles": ["b_Head_05=0,60,40"], "n": 0},
+        {"out": str(tmp_path / "z.usdc"), "handles": ["b_Head_05=0,60,40"], "colour": "red"},
+        {"out": str(tmp_path / "nowhere" / "w.usdc"), "handles": ["b_Head_05=0,60,40"]},
+        {"handles": ["b_Head_05=0,60,40"]},
+        {"out": str(b), "handles": ["b_Head_05=-10,45,45:2"], "pins": ["b_RightFoot02_022"], "from": "12",
+         "seed": 3},
+        {"out": str(c)},  # the command line's handle and -n
+    ]
+    text = "\n".join(r if isinstance(r, str) else json.dumps(r) for r in requests) + "\n\n"
+    r = subprocess.run(CLI + ["ik", str(tiny["fox"]), "--serve", "--checkpoint", str(ck), "-n", "2", "--handle",
+                              "b_Head_05=5,55,42"], input=text, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    answers = [json.loads(ln) for ln in r.stdout.splitlines()]
+    assert [x["index"] for x in answers] == list(range(9))
+    refused = {x["index"]: x["error"] for x in answers if "error" in x}
+    assert sorted(refused) == [1, 2, 3, 4, 5, 6] and all(x.get("exit_code", 2) == 2 for x in answers)
+    for i, words in {1: "not JSON", 2: "unknown joint 'b_Nose'", 3: '"n" must be', 4: "unknown key(s) colour",
+                     5: "does not exist", 6: 'give "out"'}.items():
+        assert words in refused[i] and "\n" not in refused[i], refused[i]
+    assert not any((tmp_path / f"{k}.usdc").exists() for k in "xyzw")
+    assert "9 requests" in r.stderr and "3 answered, 6 refused" in r.stderr
+    one_shot = [["--handle", "b_Head_05=0,60,40", "-n", "2"],
+                ["--handle", "b_Head_05=-10,45,45:2", "--pin", "b_RightFoot02_022", "--from", "12", "--seed", "3",
+                 "-n", "2"],
+                ["--handle", "b_Head_05=5,55,42", "-n", "2"]]
+    for k, (served, args) in enumerate(zip((a, b, c), one_shot)):
+        ref = tmp_path / f"ref{k}.usdc"
+        q = cli("ik", tiny["fox"], *args, "--checkpoint", ck, "-o", ref, "--json")
+        assert q.returncode == 0, q.stderr
+        got = [read_asset(p) for p in (served, ref)]
+        rigs = [x.rig(None) for x in got]
+        qa, qb = (x.clip(rg, "usdposerIK").rotations for x, rg in zip(got, rigs))
+        assert torch.allclose(qa, qb, atol=1e-5), (k, (qa - qb).abs().max())
+        assert answers[(0, 7, 8)[k]]["handle_errors"] == pytest.approx(json.loads(q.stdout)["handle_errors"],
+                                                                       abs=1e-5)
+
+
 @pytest.mark.parametrize("args, message", [
     (["--handle", "b_Nose=1,2,3"], "unknown joint 'b_Nose'"),
     (["--handle", "b_Head_05=nan,2,3"], "finite"),

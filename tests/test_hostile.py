@@ -519,6 +519,33 @@ def test_transaction_undoes_every_output(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["layer.usda"]
 
 
+def test_separate_transaction_keeps_its_outputs_when_the_outer_one_fails(tmp_path):
+    """``ik --serve`` answers each request in a separate transaction: an answered request's layer stays when the
+    process later fails (the outer transaction undoes only its own outputs); a failed request's outputs go at once,
+    and what it replaced comes back."""
+    from usdposer.outputs import atomic_file, transaction
+
+    answered, failed, mine = tmp_path / "answered.usdc", tmp_path / "failed.usdc", tmp_path / "outer.txt"
+    failed.write_text("a layer from before")
+    with pytest.raises(KeyboardInterrupt), transaction():
+        with atomic_file(mine) as tmp:
+            tmp.write_text("outer")
+        with transaction(separate=True):
+            with atomic_file(answered) as tmp:
+                tmp.write_text("request 0")
+        with pytest.raises(ValueError), transaction(separate=True):
+            with atomic_file(failed) as tmp:
+                tmp.write_text("request 1")
+            raise ValueError("request 1 failed after writing")
+        assert failed.read_text() == "a layer from before"
+        with transaction():  # an ordinary nested block joins the outer transaction
+            with atomic_file(tmp_path / "joined.txt") as tmp:
+                tmp.write_text("joined")
+        raise KeyboardInterrupt
+    assert answered.read_text() == "request 0" and failed.read_text() == "a layer from before"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["answered.usdc", "failed.usdc"]
+
+
 @pytest.mark.parametrize("code, kept", [(0, True), (1, True), (2, False)])
 def test_transaction_and_exit_codes(tmp_path, code, kept):
     """``check`` exits 1 when checks fail: its report is the answer and is kept; exit 2 undoes."""

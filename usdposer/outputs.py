@@ -50,9 +50,11 @@ def check_writable(out: str | os.PathLike, *, folder: bool = False, what: str = 
 
 
 @contextlib.contextmanager
-def transaction() -> Iterator[None]:
-    """Journal every output committed inside the block; on an exception, undo them all (newest first)."""
-    if _JOURNAL.get() is not None:  # nested: the outer transaction decides
+def transaction(separate: bool = False) -> Iterator[None]:
+    """Journal every output committed inside the block; on an exception, undo them all (newest first). Nested
+    blocks join the outer transaction, unless ``separate``: then the block's outputs are kept or undone when it ends,
+    whatever the outer one does later (each request of a long-running ``ik --serve``)."""
+    if _JOURNAL.get() is not None and not separate:  # nested: the outer transaction decides
         yield
         return
     journal: list[tuple[Path, Path | None]] = []  # (destination, backup of what it replaced or None)
