@@ -215,6 +215,9 @@ def replay(layer: str | os.PathLike, out, *, device: str = "cpu", preview: str |
 
 REQUEST_KEYS = {"out", "handles", "pins", "from", "anim", "n", "seed", "steps", "strength", "frames", "keyframes",
                 "preview"}
+# a request's whole numbers: the command line's ranges (``commands/ik.py``), so a line cannot ask for 10^9 candidates
+REQUEST_RANGES = {"n": (1, 10_000), "seed": (0, 2 ** 63 - 1), "steps": (1, 10_000), "frames": (1, 100_000),
+                  "keyframes": (0, 100_000)}
 
 
 @dataclass
@@ -281,9 +284,9 @@ def serve(asset: str | os.PathLike, options: IKOptions, requests, respond, progr
             args = {k: req.get(k, getattr(o, a)) for k, a in (("n", "n"), ("seed", "seed"), ("steps", "steps"),
                                                               ("frames", "frames"), ("keyframes", "keyframes"))}
             for k, v in args.items():
-                if isinstance(v, bool) or not isinstance(v, int) or v < (0 if k in ("seed", "keyframes") else 1):
-                    raise InputError(f'request {index}: "{k}" must be a whole number >= '
-                                     f'{0 if k in ("seed", "keyframes") else 1} (got {v!r})')
+                lo, hi = REQUEST_RANGES[k]
+                if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+                    raise InputError(f'request {index}: "{k}" must be a whole number from {lo} to {hi} (got {v!r})')
             strength = req.get("strength", o.strength)
             if strength is not None and (isinstance(strength, bool) or not isinstance(strength, (int, float))
                                          or not 0 < strength <= 1):

@@ -392,7 +392,7 @@ def test_ik_serve_answers_each_line_like_a_one_shot_ik_and_refuses_bad_lines_alo
         {"out": str(a), "handles": ["b_Head_05=0,60,40"]},
         "{not json",
         {"out": str(tmp_path / "x.usdc"), "handles": ["b_Nose=1,2,3"]},
-        {"out": str(tmp_path / "y.usdc"), "handles": ["b_Head_05=0,60,40"], "n": 0},
+        {"out": str(tmp_path / "y.usdc"), "handles": ["b_Head_05=0,60,40"], "n": 10 ** 9},
         {"out": str(tmp_path / "z.usdc"), "handles": ["b_Head_05=0,60,40"], "colour": "red"},
         {"out": str(tmp_path / "nowhere" / "w.usdc"), "handles": ["b_Head_05=0,60,40"]},
         {"handles": ["b_Head_05=0,60,40"]},
@@ -408,7 +408,7 @@ def test_ik_serve_answers_each_line_like_a_one_shot_ik_and_refuses_bad_lines_alo
     assert [x["index"] for x in answers] == list(range(9))
     refused = {x["index"]: x["error"] for x in answers if "error" in x}
     assert sorted(refused) == [1, 2, 3, 4, 5, 6] and all(x.get("exit_code", 2) == 2 for x in answers)
-    for i, words in {1: "not JSON", 2: "unknown joint 'b_Nose'", 3: '"n" must be', 4: "unknown key(s) colour",
+    for i, words in {1: "not JSON", 2: "unknown joint 'b_Nose'", 3: '"n" must be a whole number from 1 to 10000', 4: "unknown key(s) colour",
                      5: "does not exist", 6: 'give "out"'}.items():
         assert words in refused[i] and "\n" not in refused[i], refused[i]
     assert not any((tmp_path / f"{k}.usdc").exists() for k in "xyzw")
