@@ -82,7 +82,8 @@ def _human(r) -> str:
     how = "inferred" if r.inferred else "given"
     lines = [f"wrote {r.output}: template {r.template} ({len(r.joints)} joints) embedded in {r.meshes} meshes "
              f"({r.vertices} vertices), {r.weighted_joints} joints weighted ({r.seconds:.1f} s)",
-             f"  orientation {r.orientation} ({how}; penalty {r.penalty:.3f})",
+             f"  orientation {r.orientation} ({how}; penalty {r.penalty:.3f}); height mapped by "
+             f"{'where the legs join' if r.up_mapping == 'legs' else 'volume'}",
              "  penalties: " + ", ".join(f"{k} {v:.3f}" for k, v in r.penalties.items())]
     if r.inferred and len(r.orientations) > 1:
         ranked = sorted(r.orientations.items(), key=lambda kv: kv[1])[:3]

@@ -14,7 +14,8 @@ from usdposer.pipelines._base import Progress, Result, preflight
 @dataclass
 class RigReport(Result):
     """What ``usdposer rig`` did (its ``--json`` result). Penalties are the discrete search's weighted terms summed
-    over the template's reduced edges; ``orientations`` the best penalty per orientation tried."""
+    over the template's reduced edges; ``orientations`` the best penalty per orientation tried; ``up_mapping`` whether
+    the template's height was mapped by where both bodies' legs join or by their volume alone."""
 
     output: str
     template: str
@@ -31,6 +32,7 @@ class RigReport(Result):
     grid: list[int]
     parts_ignored: int
     weighted_joints: int
+    up_mapping: str = "volume"  # the template's height mapped by where the legs join ("legs") or by volume alone
     unweighted_joints: list[str] = field(default_factory=list)
     turned: bool = False  # the mesh was turned to +Y up in the output (its up axis was not +Y or +Z)
     dropped_skeletons: int = 0
@@ -112,7 +114,7 @@ def _rig(mesh, out, o: RigOptions, progress) -> RigReport:
         output=str(out), template=template.name, joints=list(template.names), meshes=len(bare.meshes),
         vertices=int(len(P)), orientation=e.orientation, inferred=len(cands) > 1, orientations=e.facings,
         penalty=round(e.penalty, 4), penalties=e.penalties, refine=e.refine, spheres=e.spheres, grid=list(e.grid),
-        parts_ignored=e.parts_ignored, weighted_joints=int(len(np.unique(res.indices[res.weights > 0]))),
+        parts_ignored=e.parts_ignored, up_mapping=e.up_mapping, weighted_joints=int(len(np.unique(res.indices[res.weights > 0]))),
         unweighted_joints=[template.names[j] for j in res.unweighted], turned=up_axis is None,
         dropped_skeletons=bare.dropped_skeletons, timings={k: round(v, 3) for k, v in timings.items()})
     if o.preview:

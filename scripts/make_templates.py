@@ -40,11 +40,12 @@ CORRESPONDENCE = {
                       "UpperArm_R": "joint_13", "LowerArm_R": "joint_14", "Palm_R": "joint_15",
                       "UpperLeg_L": "joint_07", "LowerLeg_L": "joint_08", "Foot_L": "joint_09",
                       "UpperLeg_R": "joint_03", "LowerLeg_R": "joint_04", "Foot_R": "joint_05"},
+        # the glTF's joints are named like the Knight's (UpperArm_L), with three palms (Palm2_* the middle one)
         "RobotExpressive": {"Hips": "Hips", "Abdomen": "Abdomen", "Torso": "Torso", "Neck": "Neck", "Head": "Head",
-                            "UpperArm_L": "UpperArmL", "LowerArm_L": "LowerArmL", "Palm_L": "Palm1L",
-                            "UpperArm_R": "UpperArmR", "LowerArm_R": "LowerArmR", "Palm_R": "Palm1R",
-                            "UpperLeg_L": "UpperLegL", "LowerLeg_L": "LowerLegL", "Foot_L": "FootL",
-                            "UpperLeg_R": "UpperLegR", "LowerLeg_R": "LowerLegR", "Foot_R": "FootR"},
+                            "UpperArm_L": "UpperArm_L", "LowerArm_L": "LowerArm_L", "Palm_L": "Palm2_L",
+                            "UpperArm_R": "UpperArm_R", "LowerArm_R": "LowerArm_R", "Palm_R": "Palm2_R",
+                            "UpperLeg_L": "UpperLeg_L", "LowerLeg_L": "LowerLeg_L", "Foot_L": "Foot_L",
+                            "UpperLeg_R": "UpperLeg_R", "LowerLeg_R": "LowerLeg_R", "Foot_R": "Foot_R"},
     },
 }
 

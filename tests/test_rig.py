@@ -19,15 +19,15 @@ NAMES = ("Hips", "Spine", "Chest", "Neck", "Head", "Shoulder_L", "Elbow_L", "Han
 PARENTS = np.array([-1, 0, 1, 2, 3, 2, 5, 6, 2, 8, 9, 0, 11, 12, 0, 14, 15])
 
 
-def figure(leg: float = 0.82, arm: float = 0.62, torso: float = 0.6):
-    """A T-posed figure of capsules and a box: (points, faces, joints (17, 3)). Limb capsules run from joint to
-    joint, so the true joints lie on the medial axis."""
+def figure(leg: float = 0.82, arm: float = 0.62, torso: float = 0.6, head: float = 0.14):
+    """A T-posed figure of capsules and a box (a ball of radius ``head`` on top): (points, faces, joints (17, 3)).
+    Limb capsules run from joint to joint, so the true joints lie on the medial axis."""
     import trimesh
 
     hip_y = 0.08 + leg
     chest_y = hip_y + torso * 0.75
     J = {"Hips": (0, hip_y, 0), "Spine": (0, hip_y + torso * 0.4, 0), "Chest": (0, chest_y, 0),
-         "Neck": (0, hip_y + torso + 0.05, 0), "Head": (0, hip_y + torso + 0.2, 0)}
+         "Neck": (0, hip_y + torso + 0.05, 0), "Head": (0, hip_y + torso + 0.06 + head, 0)}
     for s, x in (("L", 1), ("R", -1)):
         J[f"Shoulder_{s}"] = (x * 0.2, chest_y, 0)
         J[f"Elbow_{s}"] = (x * (0.2 + arm / 2), chest_y, 0)
@@ -38,7 +38,7 @@ def figure(leg: float = 0.82, arm: float = 0.62, torso: float = 0.6):
     X = np.array([J[n] for n in NAMES], dtype=np.float64)
     parts = [trimesh.creation.box(extents=(0.44, torso + 0.1, 0.24),
                                   transform=trimesh.transformations.translation_matrix((0, hip_y + torso / 2 - 0.02, 0)))]
-    ball = trimesh.creation.icosphere(subdivisions=3, radius=0.14)
+    ball = trimesh.creation.icosphere(subdivisions=3, radius=head)
     ball.apply_translation(J["Head"])
     parts.append(ball)
     neck = _capsule(np.array(J["Chest"]), np.array(J["Head"]), 0.06)
@@ -64,15 +64,17 @@ def _capsule(a, b, r):
 
 
 def template(**proportions):
-    """The figure's own skeleton as a template (with its volume quantiles, as ``make_template`` gives them)."""
+    """The figure's own skeleton as a template (with its volume quantiles and up knots, as ``make_template`` gives
+    them)."""
     from usdposer.core.distfield import distance_field
-    from usdposer.core.embed import Template, volume_quantiles
+    from usdposer.core.embed import Template, up_knots, volume_quantiles
 
     P, F, X = figure(**proportions)
     f = distance_field(P, F, 64)
     lo, hi = P.min(0), P.max(0)
     return Template(name="figure", names=NAMES, parents=PARENTS, positions=X, frames=np.tile(np.eye(3), (17, 1, 1)),
-                    bounds=np.stack([lo, hi]), kind="biped", quantiles=volume_quantiles(f.grid_points()[f.dist > 0], lo, hi))
+                    bounds=np.stack([lo, hi]), kind="biped", quantiles=volume_quantiles(f.grid_points()[f.dist > 0], lo, hi),
+                    **dict(zip(("up_knots", "upright"), up_knots(f, 1, 1.0, lo, hi))))
 
 
 def errors(embedded, truth, points):
@@ -119,14 +121,66 @@ def test_embedding_does_not_depend_on_units_place_or_axes(target, other_template
     e = embed(other_template, Q, F, orientations=None if R is None else {"given": R})
     back = (e.positions - t) @ np.linalg.inv(A).T
     err = errors(back, base, P)
-    # the grid is laid over the mesh anew (cells of ~1 % of the height): joints may move by a few cells, no more
-    assert err.max() < 4.0 and err.mean() < 2.0, f"{how}: moved {err.max():.2f}% of height at {NAMES[int(err.argmax())]}"
+    # the grid is laid over the mesh anew (cells of 1.04 % of the height): a joint on a sphere may move by a few
+    # cells (the root's two nearly equal spheres, two cells either side of the truth: 4.1 % under the quarter turn)
+    cell = 100 * float((P.max(0) - P.min(0)).max()) / 96 / float(P[:, 1].max() - P[:, 1].min())
+    assert err.max() < 4.5 * cell and err.mean() < 2.0, \
+        f"{how}: moved {err.max():.2f}% of height at {NAMES[int(err.argmax())]}"
+    assert errors(back, X, P).mean() < 2.0  # and still where the figure's joints are
+
+
+@pytest.mark.parametrize("how", ["+Y", "-Y", "+Z"])
+def test_legs_join_at_the_crotch_whatever_the_up_axis(target, how):
+    """The up knots' landmark is where the legs meet the body (the box's bottom, 0.83 above the floor here), measured
+    from the feet whichever way the mesh stands; hanging arms, reaching lower than the crotch but not the floor, do
+    not count as legs; a body that stands on one part has no such level."""
+    import trimesh
+
+    from usdposer.core.distfield import distance_field
+    from usdposer.core.embed import legs_join, up_knots
+
+    P, F, _ = target
+    A = {"+Y": np.eye(3), "-Y": np.diag([1.0, -1.0, -1.0]), "+Z": np.array([[1, 0, 0], [0, 0, -1], [0, 1, 0.0]])}[how]
+    Q = P @ A.T
+    axis, sign = {"+Y": (1, 1.0), "-Y": (1, -1.0), "+Z": (2, 1.0)}[how]
+    f = distance_field(Q, F, 96)
+    k, upright = up_knots(f, axis, sign, Q.min(0), Q.max(0), upright=True)
+    assert k is not None and np.all(np.diff(k) >= 0)
+    join = k[2] if sign > 0 else k[-3]  # the knots run along the axis, feet last when the mesh stands on its head
+    height_of_join = (join - Q[:, axis].min()) if sign > 0 else (Q[:, axis].max() - join)
+    assert abs(height_of_join - 0.83) < 2.5 * f.h, (height_of_join, f.h)
+    # arms hanging to 0.3 above the floor (below the crotch) change nothing
+    arms = [_capsule(np.array([x * 0.25, 1.3, 0]), np.array([x * 0.3, 0.3, 0]), 0.05) for x in (1, -1)]
+    m = trimesh.util.concatenate([trimesh.Trimesh(P, F, process=False), *arms])
+    g = distance_field(np.asarray(m.vertices), np.asarray(m.faces), 96)
+    assert abs(legs_join(g.dist > 0, 1) - legs_join(distance_field(P, F, 96).dist > 0, 1)) <= 1
+    box = trimesh.creation.box(extents=(0.5, 1.0, 0.3))
+    assert legs_join(distance_field(np.asarray(box.vertices), np.asarray(box.faces), 48).dist > 0, 1) is None
+
+
+def test_a_big_head_does_not_lift_the_hips(other_template):
+    """A chibi: the same figure with a head wider than its body (radius 0.3 against the torso's half-width 0.22)
+    holds most of the volume above the legs. Mapped by volume alone, the template's hips rise into the chest (16 % of
+    the height off when this test was written); mapped by where the legs join, hips and legs stay where they are."""
+    import dataclasses
+
+    from usdposer.core.embed import embed
+
+    P, F, X = figure(head=0.3)
+    by_legs = embed(other_template, P, F)
+    by_volume = embed(dataclasses.replace(other_template, up_knots=None), P, F)
+    assert by_legs.up_mapping == "legs" and by_volume.up_mapping == "volume"
+    err_legs, err_volume = errors(by_legs.positions, X, P), errors(by_volume.positions, X, P)
+    lower = [NAMES.index(n) for n in NAMES if n == "Hips" or n[:-2] in ("UpLeg", "Knee", "Foot")]
+    assert err_legs[lower].max() < 3.0, {NAMES[j]: round(float(err_legs[j]), 2) for j in lower}
+    assert err_volume[NAMES.index("Hips")] > 8.0  # the test can fail: volume alone does lift the hips
+    assert err_legs.mean() < 0.6 * err_volume.mean(), (err_legs.mean(), err_volume.mean())
 
 
 def test_up_is_inferred_for_a_mesh_that_does_not_say(target, other_template):
     """An OBJ/PLY states no up axis: the axis assignments whose proportions match the template's are tried, both
     signs each, and the lowest penalty wins. The figure is left/right symmetric, so its two facings about the found
-    up axis tie (within the grid's noise; the report lists both); told the facing, the joints land where they belong."""
+    up axis tie (within the search's noise on the grid; the report lists both); told the facing, the joints land where they belong."""
     from usdposer.core.embed import candidate_orientations, embed
 
     P, F, X = target
@@ -136,7 +190,9 @@ def test_up_is_inferred_for_a_mesh_that_does_not_say(target, other_template):
     assert len(cands) == 8
     e = embed(other_template, Q, F, orientations=cands)
     assert e.orientation.startswith("up +Z")
-    assert e.facings["up +Z, forward +Y"] == pytest.approx(e.facings["up +Z, forward -Y"], rel=0.05)
+    # mirror images on a grid that is not mirror-symmetric: the beam search's discrete choices (a foot one sphere
+    # higher) differ by up to 0.13 of a 0.7 penalty
+    assert e.facings["up +Z, forward +Y"] == pytest.approx(e.facings["up +Z, forward -Y"], rel=0.2)
     assert min(e.facings.values()) < 0.5 * min(v for k, v in e.facings.items() if not k.startswith("up +Z"))
     told = embed(other_template, Q, F, orientations={k: v for k, v in cands.items() if k == "up +Z, forward -Y"})
     assert errors(told.positions @ A, X, P).mean() < 2.5

@@ -222,9 +222,11 @@ def segments_inside(field: DistanceField, a: np.ndarray, b: np.ndarray, samples:
     return field.sample(pts).min(1) > margin
 
 
-def sphere_graph(field: DistanceField, centers: np.ndarray, radii: np.ndarray) -> SphereGraph:
-    """Join spheres that overlap (within a grid cell) and see each other through the inside; all-pairs shortest
-    paths by Dijkstra."""
+def sphere_graph(field: DistanceField, centers: np.ndarray, radii: np.ndarray, bridge: float = 2.0) -> SphereGraph:
+    """Join spheres that overlap (within a grid cell) and see each other through the inside; then join parts of the
+    graph that come within ``bridge`` grid cells of each other by their closest spheres (a kit-bashed model's arm,
+    leg and torso pieces that touch without sharing an inside: :func:`_bridges`); all-pairs shortest paths by
+    Dijkstra."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import shortest_path
 
@@ -234,7 +236,39 @@ def sphere_graph(field: DistanceField, centers: np.ndarray, radii: np.ndarray) -
     i, j = np.nonzero(np.triu(near, 1))
     ok = segments_inside(field, centers[i], centers[j], margin=-0.5 * field.h)
     i, j = i[ok], j[ok]
+    if bridge > 0:
+        bi, bj = _bridges(d - radii[:, None] - radii[None], i, j, bridge * field.h)
+        i, j = np.r_[i, bi], np.r_[j, bj]
     w = np.maximum(d[i, j], 1e-9)
     G = coo_matrix((np.r_[w, w], (np.r_[i, j], np.r_[j, i])), shape=(S, S)).tocsr()
     paths, pred = shortest_path(G, method="D", directed=False, return_predecessors=True)
     return SphereGraph(centers, radii, paths, pred, np.stack([i, j], 1))
+
+
+def _bridges(gap: np.ndarray, i: np.ndarray, j: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """Edges (a, b) joining the parts of the graph with edges (i, j) whose spheres' surfaces come within ``tol``:
+    closest pairs first, one edge per pair of parts joined (Kruskal's minimum spanning forest over the parts).
+    ``gap`` (S, S) surface gaps between spheres."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    S = len(gap)
+    n, label = connected_components(coo_matrix((np.ones(len(i)), (i, j)), shape=(S, S)), directed=False)
+    if n < 2:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    a, b = np.nonzero(np.triu(gap <= tol, 1) & (label[:, None] != label[None]))
+    parent = np.arange(n)
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    keep = []
+    for k in np.argsort(gap[a, b], kind="stable"):
+        ra, rb = find(label[a[k]]), find(label[b[k]])
+        if ra != rb:
+            parent[ra] = rb
+            keep.append(k)
+    return a[keep].astype(np.int64), b[keep].astype(np.int64)

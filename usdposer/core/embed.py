@@ -6,7 +6,10 @@ mesh that has none.
                tips), each reduced edge a chain of bones
     affine     the template turned by each candidate orientation and mapped onto the mesh per axis by where the two
                bodies' volume lies (so a horse's legs shrink into a fox's, and a long tail stretches only its
-               end of the axis); between orientations, how the volume proportions match also counts
+               end of the axis); along the up axis, when both bodies stand on two or more legs, the height where
+               the legs join (crotch, belly) is a landmark mapped onto the other's, so that a big head (a chibi)
+               does not lift the hips into the chest; between orientations, how the volume proportions match
+               also counts
     discrete   a beam search assigns every reduced joint a sphere of the mesh's sphere graph
                (:mod:`usdposer.core.distfield`), parents first, under Pinocchio's penalty terms:
                  length    (path length along the graph / template chain length - 1)^2
@@ -73,7 +76,9 @@ def mirror_names(names: tuple[str, ...] | list[str]) -> np.ndarray:
 class Template:
     """A skeleton to embed: joint ``names`` (unique leaf names, parents first), ``parents`` (J,), rest ``positions``
     (J, 3) and joint ``frames`` (J, 3, 3) world rotations (metres, +Y up, facing +Z), ``bounds`` (2, 3) the
-    bounding box of the mesh it was rigged to, ``quantiles`` (3, Q) where that mesh's volume lies along each axis.
+    bounding box of the mesh it was rigged to, ``quantiles`` (3, Q) where that mesh's volume lies along each axis,
+    ``up_knots`` (Q,) its height split where its legs join and ``upright`` how above the join (:func:`up_knots`;
+    None for a body without legs).
     ``correspondence`` maps a character's name to {template joint:
     that character's joint} (for measuring an embedding against an artist's rig)."""
 
@@ -88,6 +93,8 @@ class Template:
     source: str = ""
     correspondence: dict = field(default_factory=dict)
     quantiles: np.ndarray | None = None  # (3, len(QUANTILES)) where its mesh's volume lies along each axis
+    up_knots: np.ndarray | None = None  # (len(QUANTILES),) its up axis by the legs' join (:func:`up_knots`), or None
+    upright: bool = False  # its trunk rises above the legs (a biped) rather than reaching forward (:func:`up_knots`)
 
     @property
     def num_joints(self) -> int:
@@ -155,7 +162,8 @@ class Embedding:
     """An embedded template: joint ``positions`` (J, 3) and ``frames`` (J, 3, 3) in the mesh's frame (+Y up);
     ``facing`` (3, 3) the rotation taking the template's axes into the mesh's (``orientation`` its label);
     ``penalties`` the discrete search's terms summed over reduced edges (weighted), ``facings`` the best total per
-    orientation tried (label -> penalty); sizes and timings."""
+    orientation tried (label -> penalty); sizes and timings; ``up_mapping`` how the template's height was mapped onto
+    the mesh's."""
 
     positions: np.ndarray
     frames: np.ndarray
@@ -170,6 +178,7 @@ class Embedding:
     parts_ignored: int
     refine: dict
     timings: dict
+    up_mapping: str = "volume"  # how the template's height was mapped: "legs" (their join, :func:`up_knots`), "volume"
 
     def transforms(self) -> np.ndarray:
         """(J, 4, 4) joint world transforms (column vectors)."""
@@ -238,6 +247,66 @@ def volume_quantiles(inside: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.n
     return np.maximum.accumulate(q, axis=1)
 
 
+LEG_BAND = 0.02  # a leg reaches the bottom: within this share of the height of the body's lowest point
+
+
+def legs_join(inside: np.ndarray, up: int, sign: float = 1.0) -> int | None:
+    """The grid level (along axis ``up``, counted from the bottom, which is the high end when ``sign`` < 0) where the
+    body's legs join: the highest level below which two or more separate parts of the inside voxels ``inside``
+    (X, Y, Z) reach the body's bottom (within ``LEG_BAND`` of its height); None when the body never stands on two
+    parts, or they never join (separate pieces). Hanging arms end above the band and do not count."""
+    from scipy import ndimage
+
+    a = np.moveaxis(inside, up, 0)
+    if sign < 0:
+        a = a[::-1]
+    rows = np.nonzero(a.reshape(len(a), -1).any(1))[0]
+    if not len(rows):
+        return None
+    b, t = int(rows[0]), int(rows[-1])
+    foot = b + max(1, int(round(LEG_BAND * (t - b))))
+    last = None
+    for k in range(foot, t + 1):
+        label, _ = ndimage.label(a[b:k + 1])
+        feet = np.unique(label[: foot - b + 1])
+        if (feet > 0).sum() >= 2:
+            last = k
+        elif last is not None:
+            return last
+    return None
+
+
+def up_knots(f, up: int, sign: float, lo: np.ndarray, hi: np.ndarray,
+             upright: bool | None = None) -> tuple[np.ndarray | None, bool]:
+    """(knots (len(QUANTILES),) or None, upright): increasing coordinates along mesh axis ``up`` that map a body's
+    height piecewise linearly: its bottom, the median of its volume below the legs' join (:func:`legs_join`), the
+    join, five levels above it, its top; measured upwards (``sign`` < 0: the body's up is -axis, and the knots run
+    top to bottom in increasing coordinates). None when the body has no legs.
+
+    Above the join the levels are the 15/30/50/70/85 % shares of the height from join to top for an ``upright``
+    trunk (a biped's torso and head: their volume is skewed by a big head), else the same quantiles of the volume
+    above the join (a quadruped's back, neck and head, which reach forward). ``upright`` None decides it from the
+    body, a template facing +Z: upright when it rises higher above the join than it reaches along Z there."""
+    k = legs_join(f.dist > 0, up, sign)
+    if k is None:
+        return None, bool(upright)
+    pts = f.grid_points()[f.dist > 0]
+    inside = pts[:, up] * sign  # heights, increasing upwards
+    n = f.shape[up]
+    join = sign * (f.origin[up] + f.h * ((k if sign > 0 else n - 1 - k) + sign * 0.5))
+    bottom, top = (lo[up], hi[up]) if sign > 0 else (-hi[up], -lo[up])
+    below, above = inside[inside <= join], inside[inside > join]
+    if not len(below) or not len(above):
+        return None, bool(upright)
+    if upright is None:
+        reach = pts[inside > join][:, 2]
+        upright = bool(top - join >= reach.max() - reach.min())
+    share = np.array([0.15, 0.3, 0.5, 0.7, 0.85])
+    upper = join + share * (top - join) if upright else np.quantile(above, share)
+    u = np.maximum.accumulate(np.r_[bottom, np.quantile(below, 0.5), join, upper, top])
+    return (u if sign > 0 else (-u)[::-1]), upright
+
+
 def proportion_mismatch(template: Template, R: np.ndarray, quantiles: np.ndarray) -> float:
     """sum |log| of the ratios of the mesh's to the turned template's 5-95 % volume extents per axis (each set
     normalised by its geometric mean): 0 when the body is proportioned like the template in this orientation."""
@@ -250,15 +319,20 @@ def proportion_mismatch(template: Template, R: np.ndarray, quantiles: np.ndarray
 
 
 def affine_template(template: Template, facing: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-                    quantiles: np.ndarray | None = None) -> np.ndarray:
+                    quantiles: np.ndarray | None = None, knots: np.ndarray | None = None) -> np.ndarray:
     """(J, 3) template joints turned by ``facing`` and mapped onto the mesh per axis: by volume quantiles when both
     the template and the mesh have them (a long tail or big ears then stretch only their own end of the axis), else
-    from the template mesh's box onto [lo, hi]."""
+    from the template mesh's box onto [lo, hi]; along the mesh's up axis by :func:`up_knots` when both bodies have
+    them (``knots``: the mesh's, for this facing's up)."""
     T = template.positions @ facing.T
     tq = template.quantiles
     if tq is None or quantiles is None:
         tq = np.linspace(template.bounds[0], template.bounds[1], len(QUANTILES)).T
         quantiles = np.linspace(lo, hi, len(QUANTILES)).T
+    if knots is not None and template.up_knots is not None:
+        tq, quantiles = tq.copy(), quantiles.copy()
+        tq[1] = template.up_knots
+        quantiles[int(np.argmax(np.abs(facing[:, 1])))] = knots
     out = np.empty_like(T)
     for k in range(3):
         a = int(np.argmax(np.abs(facing[k])))
@@ -327,24 +401,33 @@ def embed(template: Template, points: np.ndarray, faces: np.ndarray, *,
     tick = time.perf_counter()
     best = None
     by_facing = {}
+    knots: dict[tuple[int, float], np.ndarray | None] = {}  # the mesh's up knots per (axis, sign) tried
     several = len(orientations or {}) > 1
     for label, R in (orientations or {"+Y up, +Z forward": np.eye(3)}).items():
-        T = affine_template(template, R, lo, hi, quantiles)
-        got = _search(template, T, keep, rparent, chains, graph, main, f, lo, hi, L, R, o)
+        up = int(np.argmax(np.abs(R[:, 1])))
+        key = (up, float(np.sign(R[up, 1])))
+        if key not in knots:
+            knots[key] = up_knots(f, up, key[1], lo, hi, template.upright)[0] if template.up_knots is not None \
+                else None
+        # the legs' join as the up axis's landmark where both bodies have legs; the volume alone where they do not,
+        # or where the template does not fit that way (a kit-bashed robot whose parts join above its hips)
+        for mapping in ([knots[key], None] if knots[key] is not None else [None]):
+            T = affine_template(template, R, lo, hi, quantiles, mapping)
+            got = _search(template, T, keep, rparent, chains, graph, main, f, lo, hi, L, R, o)
+            if mapping is None or _fits(got[1], got[2], len(keep), o)[0]:
+                break
         # the per-axis map fits the template to any box, so a wrong orientation can still score well: between
         # orientations, also weigh how the body's proportions (where its volume lies) match the template's
         prop = o.weights.get("proportions", 0.0) * proportion_mismatch(template, R, quantiles) if several else 0.0
         by_facing[label] = round(float(got[1] + prop), 4)
-        if best is None or got[1] + prop < best[1] + best[-1]:
-            best = (*got, R, T, label, prop)
+        if best is None or got[1] + prop < best[1] + best[-2]:
+            best = (*got, R, T, label, prop, mapping is not None)
     timings["search"] = time.perf_counter() - tick
-    assign, cost, terms, R, T, deg, prop = best
+    assign, cost, terms, R, T, deg, prop, by_legs = best
     if several:
         terms = {**terms, "proportions": prop}
-    edges = max(len(keep) - 1, 1)
-    per_edge = cost / edges
-    stretch = terms["length"] / o.weights["length"] / edges if o.weights["length"] else 0.0
-    if not np.isfinite(cost) or per_edge > MISFIT or stretch > STRETCH:
+    ok, per_edge, stretch = _fits(cost, terms, len(keep), o)
+    if not ok:
         raise InputError(f"template {template.name!r} does not fit this mesh (penalty {per_edge:.2f} per edge, "
                          f"limit {MISFIT}; chain length mismatch {stretch:.3f}, limit {STRETCH}): its limbs find no "
                          "matching parts inside the mesh; try another --template")
@@ -356,7 +439,17 @@ def embed(template: Template, points: np.ndarray, faces: np.ndarray, *,
     return Embedding(positions=X, frames=frames, facing=R, orientation=deg, penalty=float(cost),
                      penalties={k: round(float(v), 4) for k, v in terms.items()}, facings=by_facing, spheres=S,
                      medial_points=len(mp), grid=f.shape, parts_ignored=int(ncomp - 1), refine=refine_terms,
+                     up_mapping="legs" if by_legs else "volume",
                      timings={k: round(v, 3) for k, v in timings.items()})
+
+
+def _fits(cost: float, terms: dict, reduced: int, o: EmbedOptions) -> tuple[bool, float, float]:
+    """(whether a discrete embedding's penalty is within ``MISFIT`` per reduced edge and its chain lengths within
+    ``STRETCH``, the penalty per edge, the length mismatch)."""
+    edges = max(reduced - 1, 1)
+    per_edge = cost / edges
+    stretch = terms["length"] / o.weights["length"] / edges if o.weights["length"] else 0.0
+    return bool(np.isfinite(cost) and per_edge <= MISFIT and stretch <= STRETCH), per_edge, stretch
 
 
 def extremities(graph, main: np.ndarray, L: float) -> np.ndarray:
@@ -695,7 +788,8 @@ def make_template(name: str, names: list[str], parents: np.ndarray, transforms: 
     lo, hi = points.min(0), points.max(0)
     return Template(name=name, names=tuple(names[j] for j in order), parents=new_parents,
                     positions=P[order].copy(), frames=frames, bounds=np.stack([lo, hi]),
-                    quantiles=volume_quantiles(f.grid_points()[f.dist > 0], lo, hi), **meta)
+                    quantiles=volume_quantiles(f.grid_points()[f.dist > 0], lo, hi),
+                    **dict(zip(("up_knots", "upright"), up_knots(f, 1, 1.0, lo, hi))), **meta)
 
 
 def _parents_first(nodes: list[int], parent: np.ndarray) -> list[int]:

@@ -53,6 +53,8 @@ def write_template(t: Template, out: str | os.PathLike) -> Path:
             "correspondence": {k: dict(v) for k, v in t.correspondence.items()},
             **({"quantiles": Vt.Vec3dArray.FromNumpy(np.ascontiguousarray(t.quantiles.T, dtype=np.float64))}
                if t.quantiles is not None else {}),
+            **({"upKnots": Vt.DoubleArray.FromNumpy(np.ascontiguousarray(t.up_knots, dtype=np.float64)),
+                "upright": bool(t.upright)} if t.up_knots is not None else {}),
         })
         stage.GetRootLayer().Save()
     return out
@@ -74,7 +76,9 @@ def read_template(path: str | os.PathLike, name: str | None = None) -> Template:
                     bounds=np.asarray(meta["bounds"], dtype=np.float64), kind=str(meta.get("kind", "")),
                     description=str(meta.get("description", "")), source=str(meta.get("source", "")),
                     correspondence={k: dict(v) for k, v in dict(meta.get("correspondence", {})).items()},
-                    quantiles=np.asarray(meta["quantiles"], dtype=np.float64).T if "quantiles" in meta else None)
+                    quantiles=np.asarray(meta["quantiles"], dtype=np.float64).T if "quantiles" in meta else None,
+                    up_knots=np.asarray(meta["upKnots"], dtype=np.float64) if "upKnots" in meta else None,
+                    upright=bool(meta.get("upright", False)))
 
 
 def template_from_asset(path: str | os.PathLike, skeleton: str | None = None, **meta) -> Template:
