@@ -269,6 +269,8 @@ def serve(asset: str | os.PathLike, options: IKOptions, requests, respond, progr
             except json.JSONDecodeError as e:
                 raise InputError(f"request {index}: not JSON ({e.msg} at column {e.colno}); send one object per "
                                  'line, e.g. {"out": "pose.usdc", "handles": ["Head=0,1.6,0.2"]}') from None
+            except RecursionError:
+                raise InputError(f"request {index}: nested too deeply to read; send one flat object per line") from None
             if not isinstance(req, dict):
                 raise InputError(f"request {index}: expected a JSON object, got {type(req).__name__}")
             unknown = sorted(set(req) - REQUEST_KEYS)

@@ -399,20 +399,21 @@ def test_ik_serve_answers_each_line_like_a_one_shot_ik_and_refuses_bad_lines_alo
         {"out": str(b), "handles": ["b_Head_05=-10,45,45:2"], "pins": ["b_RightFoot02_022"], "from": "12",
          "seed": 3},
         {"out": str(c)},  # the command line's handle and -n
+        "[" * 100_000 + "]" * 100_000,  # nested past Python's recursion limit
     ]
     text = "\n".join(r if isinstance(r, str) else json.dumps(r) for r in requests) + "\n\n"
     r = subprocess.run(CLI + ["ik", str(tiny["fox"]), "--serve", "--checkpoint", str(ck), "-n", "2", "--handle",
                               "b_Head_05=5,55,42"], input=text, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     answers = [json.loads(ln) for ln in r.stdout.splitlines()]
-    assert [x["index"] for x in answers] == list(range(9))
+    assert [x["index"] for x in answers] == list(range(10))
     refused = {x["index"]: x["error"] for x in answers if "error" in x}
-    assert sorted(refused) == [1, 2, 3, 4, 5, 6] and all(x.get("exit_code", 2) == 2 for x in answers)
+    assert sorted(refused) == [1, 2, 3, 4, 5, 6, 9] and all(x.get("exit_code", 2) == 2 for x in answers)
     for i, words in {1: "not JSON", 2: "unknown joint 'b_Nose'", 3: '"n" must be a whole number from 1 to 10000', 4: "unknown key(s) colour",
-                     5: "does not exist", 6: 'give "out"'}.items():
+                     5: "does not exist", 6: 'give "out"', 9: "nested too deeply"}.items():
         assert words in refused[i] and "\n" not in refused[i], refused[i]
     assert not any((tmp_path / f"{k}.usdc").exists() for k in "xyzw")
-    assert "9 requests" in r.stderr and "3 answered, 6 refused" in r.stderr
+    assert "10 requests" in r.stderr and "3 answered, 7 refused" in r.stderr
     one_shot = [["--handle", "b_Head_05=0,60,40", "-n", "2"],
                 ["--handle", "b_Head_05=-10,45,45:2", "--pin", "b_RightFoot02_022", "--from", "12", "--seed", "3",
                  "-n", "2"],
