@@ -51,9 +51,9 @@ def main() -> None:
             r = subprocess.run(CLI + ["ik", str(fox), "--handle", t, "-o", str(work / f"one{i}.usdc"), "--json"],
                                capture_output=True, text=True, check=True)
             one.append(time.perf_counter() - tick)
-            one_err.append(json.loads(r.stdout)["mean_handle_error"])
-            print(f"one-shot {i}: {one[-1]:.2f} s (the solve itself {json.loads(r.stdout)['seconds']:.2f} s)",
-                  flush=True)
+            rep = json.loads(r.stdout)
+            one_err.append(rep["mean_handle_error"])
+            print(f"one-shot {i}: {one[-1]:.2f} s (the verb's own {rep['seconds']:.2f} s)", flush=True)
         tick = time.perf_counter()
         p = subprocess.Popen(CLI + ["ik", str(fox), "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, bufsize=1)

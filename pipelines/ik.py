@@ -283,8 +283,7 @@ def serve(asset: str | os.PathLike, options: IKOptions, requests, respond, progr
             pins = req.get("pins", list(o.pins))
             if not isinstance(handles, list) or not isinstance(pins, list):
                 raise InputError(f'request {index}: "handles" and "pins" are lists of strings')
-            args = {k: req.get(k, getattr(o, a)) for k, a in (("n", "n"), ("seed", "seed"), ("steps", "steps"),
-                                                              ("frames", "frames"), ("keyframes", "keyframes"))}
+            args = {k: req.get(k, getattr(o, k)) for k in REQUEST_RANGES}
             for k, v in args.items():
                 lo, hi = REQUEST_RANGES[k]
                 if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:

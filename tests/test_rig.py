@@ -72,9 +72,10 @@ def template(**proportions):
     P, F, X = figure(**proportions)
     f = distance_field(P, F, 64)
     lo, hi = P.min(0), P.max(0)
+    knots, upright = up_knots(f, 1, 1.0, lo, hi)
     return Template(name="figure", names=NAMES, parents=PARENTS, positions=X, frames=np.tile(np.eye(3), (17, 1, 1)),
                     bounds=np.stack([lo, hi]), kind="biped", quantiles=volume_quantiles(f.grid_points()[f.dist > 0], lo, hi),
-                    **dict(zip(("up_knots", "upright"), up_knots(f, 1, 1.0, lo, hi))))
+                    up_knots=knots, upright=upright)
 
 
 def errors(embedded, truth, points):

@@ -399,7 +399,7 @@ def embed(template: Template, points: np.ndarray, faces: np.ndarray, *,
         raise InputError(f"template {template.name!r} does not fit: it has {len(keep)} branch and tip joints but the "
                          f"mesh's inside offers only {int(main.sum())} places; try another --template")
     tick = time.perf_counter()
-    best = None
+    best, best_total = None, np.inf
     by_facing = {}
     knots: dict[tuple[int, float], np.ndarray | None] = {}  # the mesh's up knots per (axis, sign) tried
     several = len(orientations or {}) > 1
@@ -420,8 +420,8 @@ def embed(template: Template, points: np.ndarray, faces: np.ndarray, *,
         # orientations, also weigh how the body's proportions (where its volume lies) match the template's
         prop = o.weights.get("proportions", 0.0) * proportion_mismatch(template, R, quantiles) if several else 0.0
         by_facing[label] = round(float(got[1] + prop), 4)
-        if best is None or got[1] + prop < best[1] + best[-2]:
-            best = (*got, R, T, label, prop, mapping is not None)
+        if best is None or got[1] + prop < best_total:
+            best, best_total = (*got, R, T, label, prop, mapping is not None), got[1] + prop
     timings["search"] = time.perf_counter() - tick
     assign, cost, terms, R, T, deg, prop, by_legs = best
     if several:
@@ -786,10 +786,11 @@ def make_template(name: str, names: list[str], parents: np.ndarray, transforms: 
     frames = frames / np.linalg.norm(frames, axis=1, keepdims=True)  # drop scale: frames are rotations
     f = distance_field(points, faces, 64, backend=backend)
     lo, hi = points.min(0), points.max(0)
+    knots, upright = up_knots(f, 1, 1.0, lo, hi)
     return Template(name=name, names=tuple(names[j] for j in order), parents=new_parents,
                     positions=P[order].copy(), frames=frames, bounds=np.stack([lo, hi]),
-                    quantiles=volume_quantiles(f.grid_points()[f.dist > 0], lo, hi),
-                    **dict(zip(("up_knots", "upright"), up_knots(f, 1, 1.0, lo, hi))), **meta)
+                    quantiles=volume_quantiles(f.grid_points()[f.dist > 0], lo, hi), up_knots=knots, upright=upright,
+                    **meta)
 
 
 def _parents_first(nodes: list[int], parent: np.ndarray) -> list[int]:
