@@ -25,16 +25,19 @@ spheres by a discrete search under Pinocchio's penalties (bone lengths and
 directions against the template, symmetry, feet low, no bone leaving the
 mesh, near where the template's proportions put them), every joint is then
 refined, and the mesh gets bone-heat weights (`usdposer skin`). MESH is USD
-(Mesh prims), glTF/GLB (meshes without skins; a skinned file is taken at
-rest, its skeleton dropped), OBJ, PLY, STL or OFF, at any scale. The up
-axis comes from the file (USD, glTF) or --up; the facing from --forward,
-or is inferred (the four facings about the up axis, or for OBJ/PLY the
-axes whose proportions match the template's, are all tried and the lowest
-penalty wins; the report lists the runners-up). A left/right-symmetric
-biped may face either way as far as the mesh can tell: check the preview,
-or give --forward. --template is a shipped template
-(--list-templates) or any rigged USD/glTF character: its skeleton at rest,
-without joints that deform nothing or float outside the body. Writes a
+(Mesh prims), glTF/GLB (meshes without skins; a skinned file is taken in
+its bind pose, its skeleton dropped), OBJ, PLY, STL or OFF, at any scale.
+The up axis comes from the file (USD, glTF) or --up; the facing from
+--forward, or is inferred (the four facings about the up axis, or for
+OBJ/PLY the axes whose proportions match the template's, are all tried and
+the lowest penalty wins, the body's proportions and where its feet point
+weighed in; the report lists the runners-up). A T-posed biped with stubby
+feet may face either way as far as the mesh can tell: check the preview,
+or give --forward. --template is a shipped template (--list-templates) or
+any rigged USD/glTF character: its skeleton in its bind pose, without
+joints that deform nothing or float outside the body. The mesh's pose is
+the rig's rest and the pose space's reference: give it in the pose it was
+modelled in (T- or A-pose), like the template's. Writes a
 UsdSkel asset (Skeleton with the template's joint names, rest = the
 embedded pose, skinned meshes, materials kept) that every other verb reads.
 """

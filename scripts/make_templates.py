@@ -10,6 +10,7 @@ name maps to the joints of other characters of its kind (``bench/rig.py`` measur
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import tempfile
 from pathlib import Path
 
@@ -29,12 +30,17 @@ _Q_ANIMAL = ["Back", "Torso", "Torso2", "Torso3", "Neck1", "Neck2", "Neck3", "He
              "FrontUpperLeg_L", "FrontLowerLeg_L", "FrontShoulder_R", "FrontUpperLeg_R", "FrontLowerLeg_R",
              "BackShoulder_L", "BackLeg_L", "BackUpperLeg_L", "BackLowerLeg_L", "BackShoulder_R", "BackLeg_R",
              "BackUpperLeg_R", "BackLowerLeg_R", "Tail1", "Tail4", "Tail7"]
+# joints whose artist named them for the other side: the Knight's thumbs (``Thumb_R`` hangs off ``Palm_L``). A rigged
+# mesh gets the template's names, and the pose space reads a name's side.
+RENAME = {"biped": {"Thumb_R": "Thumb_L", "Thumb2_R": "Thumb2_L", "Thumb_L": "Thumb_R", "Thumb2_L": "Thumb2_R"}}
 CORRESPONDENCE = {
     "quadruped": {c: {n: n for n in _Q_ANIMAL} for c in ("Cow", "Deer", "Wolf", "Fox", "Husky", "Donkey")},
     "biped": {
-        "PlatformerCharacter": {n: n for n in ("Hips", "Abdomen", "Torso", "Neck", "Head", "UpperArm_L", "LowerArm_L",
-                                               "Palm_L", "UpperArm_R", "LowerArm_R", "Palm_R", "UpperLeg_L",
-                                               "LowerLeg_L", "Foot_L", "UpperLeg_R", "LowerLeg_R", "Foot_R")},
+        # named like the Knight's, but its hands are fists
+        "PlatformerCharacter": {**{n: n for n in ("Hips", "Abdomen", "Torso", "Neck", "Head", "UpperArm_L",
+                                                  "LowerArm_L", "UpperArm_R", "LowerArm_R", "UpperLeg_L", "LowerLeg_L",
+                                                  "Foot_L", "UpperLeg_R", "LowerLeg_R", "Foot_R")},
+                                "Palm_L": "Fist_L", "Palm_R": "Fist_R"},
         "CesiumMan": {"Body": "joint_02", "Torso": "joint_12", "Neck": "joint_19", "Head": "joint_20",
                       "UpperArm_L": "joint_16", "LowerArm_L": "joint_17", "Palm_L": "joint_18",
                       "UpperArm_R": "joint_13", "LowerArm_R": "joint_14", "Palm_R": "joint_15",
@@ -66,6 +72,8 @@ def main() -> None:
             import_any(Path(a.data) / src, usd)
             t = template_from_asset(usd, name=name, kind=kind, description=desc, source=f"{src} (CC0-1.0, Quaternius)",
                                     correspondence=CORRESPONDENCE.get(name, {}))
+            fix = RENAME.get(name, {})
+            t = dataclasses.replace(t, names=tuple(fix.get(n, n) for n in t.names))
             out = write_template(t, Path(a.out) / f"{name}.usda")
             print(f"{out}: {t.num_joints} joints: {', '.join(t.names)}")
 

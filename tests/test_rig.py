@@ -199,6 +199,47 @@ def test_up_is_inferred_for_a_mesh_that_does_not_say(target, other_template):
     assert errors(told.positions @ A, X, P).mean() < 2.5
 
 
+def _shod(**proportions):
+    """The figure with a box for each foot, reaching 0.15 ahead of the ankle (+Z)."""
+    import trimesh
+
+    P, F, X = figure(**proportions)
+    feet = [trimesh.creation.box(extents=(0.12, 0.08, 0.26), transform=trimesh.transformations.translation_matrix(
+        (x, 0.04, 0.09))) for x in (0.12, -0.12)]
+    m = trimesh.util.concatenate([trimesh.Trimesh(P, F, process=False), *feet])
+    return np.asarray(m.vertices), np.asarray(m.faces), X
+
+
+@pytest.mark.parametrize("up", ["+Y", "-Y", "+Z"])
+def test_toes_tell_a_t_posed_figure_front_from_back(up):
+    """A T-posed figure is its own mirror image front to back but for its feet: where the toes reach ahead of the
+    ankles (:func:`toe_direction`, whatever way it stands) picks the facing, where shape alone ties (CesiumMan, the
+    robot, the mannequin)."""
+    import dataclasses
+
+    from usdposer.core.distfield import distance_field
+    from usdposer.core.embed import embed, orientation, toe_direction
+
+    P, F, X = _shod()
+    tP, tF, _ = _shod(leg=1.0, arm=0.5, torso=0.5)
+    t = dataclasses.replace(template(leg=1.0, arm=0.5, torso=0.5),
+                            toes=toe_direction(distance_field(tP, tF, 64).dist > 0, 1))
+    assert t.toes[2] > 0.05 and abs(t.toes[0]) < 0.02
+    # the figure turned to face -Z, then stood on the axis asked for
+    stand = {"+Y": np.eye(3), "-Y": np.diag([1.0, -1, -1]), "+Z": np.array([[1, 0, 0], [0, 0, -1], [0, 1, 0.0]])}[up]
+    Q = P @ (stand @ np.diag([-1.0, 1, -1])).T
+    axis, sign = int(np.argmax(np.abs(stand[:, 1]))), float(np.sign(stand[:, 1].sum()))
+    toes = toe_direction(distance_field(Q, F, 96).dist > 0, axis, sign)
+    assert toes @ (stand @ np.array([0, 0, -1.0])) > 0.05  # the feet point where it faces
+    right, wrong = (f"{up} up, forward {s}" for s in ("-Z", "+Z"))
+    c = {k: stand @ orientation("+Y", k.split()[-1]) for k in (f"x {s}" for s in ("+Z", "-Z"))}
+    c = {right: c["x -Z"], wrong: c["x +Z"]}
+    e = embed(t, Q, F, orientations=c)
+    assert e.orientation == right and e.facings[wrong] - e.facings[right] > 2.0
+    bare = embed(dataclasses.replace(t, toes=None), Q, F, orientations=c)
+    assert abs(bare.facings[wrong] - bare.facings[right]) < 0.1 * bare.facings[right]  # the shape alone: a tie
+
+
 def test_warp_distance_kernel_matches_its_torch_twin(target):
     from usdposer.core.distfield import closest_signed
 
@@ -239,6 +280,84 @@ def test_template_files_round_trip_and_shipped_ones_are_reduced(tmp_path):
     out = write_template(t, tmp_path / "q.usda")
     u = read_template(out)
     assert u.names == t.names and np.allclose(u.positions, t.positions) and u.correspondence == t.correspondence
+    assert t.toes is not None and np.allclose(u.toes, t.toes) and spider.toes is None  # legs' templates only
+
+
+def test_a_template_and_a_bare_glb_are_their_bind_pose_whatever_the_rest_pose(tmp_path):
+    """Quaternius' Knight rests with its arms down (a frame of an animation in the glTF's nodes) and is bound in a
+    T-pose. The template made from it, and the mesh `rig` reads from a skinned glTF, are the bind pose (the pose the
+    mesh was modelled in, the pose space's reference): turning a joint's rest transform changes neither, and the
+    shipped biped is that Knight."""
+    from pxr import Gf, Usd, UsdSkel
+
+    from usdposer.core.posing import rest_world
+    from usdposer.io.bare_mesh import read_bare
+    from usdposer.io.importers import import_any
+    from usdposer.io.read_skel import read_asset
+    from usdposer.io.templates import load_template, template_from_asset
+
+    usd = tmp_path / "knight.usdc"
+    import_any(ROOT / "assets/quaternius/Knight.glb", usd)
+    t = template_from_asset(usd, name="biped")
+    height = float(np.ptp(t.bounds[:, 1]))
+    rest_X, _ = rest_world(read_asset(usd, strict=False).rig(None))
+    names = read_asset(usd, strict=False).rig(None).joint_names
+    at_rest = rest_X[:, :3, 3].numpy()[[names.index(n) for n in t.names]]
+    assert np.abs(at_rest - t.positions).max() > 0.2 * height  # the rest pose is not the bind pose: the test has teeth
+    assert abs(t.positions[t.names.index("LowerArm_L"), 1] - t.positions[t.names.index("UpperArm_L"), 1]) < 0.03 * height
+
+    stage = Usd.Stage.Open(str(usd))
+    skel = UsdSkel.Skeleton(next(p for p in stage.Traverse() if p.IsA(UsdSkel.Skeleton)))
+    rest = list(skel.GetRestTransformsAttr().Get())
+    joints = [str(j).rsplit("/", 1)[-1] for j in skel.GetJointsAttr().Get()]
+    k = joints.index("UpperArm_L")
+    rest[k] = Gf.Matrix4d().SetRotate(Gf.Rotation(Gf.Vec3d(0, 0, 1), 50)) * rest[k]
+    skel.GetRestTransformsAttr().Set(rest)
+    moved = tmp_path / "knight_moved.usdc"
+    stage.Export(str(moved))
+    u = template_from_asset(moved, name="biped")
+    assert np.allclose(u.positions, t.positions, atol=1e-6 * height) and np.allclose(u.bounds, t.bounds)
+
+    shipped = load_template("biped")
+    assert np.allclose(shipped.positions, t.positions, atol=1e-4 * height)
+    # facing +Z, +Y up: a joint named for the left side sits at +X (the Knight's thumbs are named for the other hand;
+    # the shipped template swaps them)
+    side = {"_L": 1.0, "_R": -1.0}
+    assert all(np.sign(x[0]) == side[n[-2:]] for n, x in zip(shipped.names, shipped.positions) if n[-2:] in side)
+    assert not all(np.sign(x[0]) == side[n[-2:]] for n, x in zip(t.names, t.positions) if n[-2:] in side)
+    bare = read_bare(ROOT / "assets/quaternius/Knight.glb")
+    pts = np.concatenate([m.points for m in bare.meshes])
+    assert np.allclose([pts.min(0), pts.max(0)], t.bounds, atol=1e-4 * height)
+
+
+def test_a_limb_held_by_a_rod_thinner_than_the_spheres_stays_in_the_sphere_graph():
+    """A robot's forearm hangs on an elbow rod too thin for the packed spheres to overlap along it: the graph joins
+    it where the inside is one piece (RobotExpressive's forearms were left out in its T-pose); a piece as far away
+    with no inside between stays apart (a prop)."""
+    import trimesh
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    from usdposer.core.distfield import distance_field, medial_points, pack_spheres, sphere_graph
+
+    P, F, X = figure()
+    res = 96
+    h = float((P.max(0) - P.min(0)).max()) / res
+    hand = X[NAMES.index("Hand_L")]
+    end = hand + np.array([0.055 + 0.06 + 6 * h, 0, 0])  # six cells beyond the arm's capsule
+    ball = trimesh.creation.icosphere(subdivisions=3, radius=0.06)
+    ball.apply_translation(end)
+
+    def parts(*extra):
+        m = trimesh.util.concatenate([trimesh.Trimesh(P, F, process=False), ball, *extra])
+        f = distance_field(np.asarray(m.vertices), np.asarray(m.faces), res)
+        centers, radii = pack_spheres(*medial_points(f), min_radius=0.25 * f.h)
+        g = sphere_graph(f, centers, radii)
+        S = len(centers)
+        return connected_components(coo_matrix((np.ones(len(g.edges)), tuple(g.edges.T)), shape=(S, S)))[0]
+
+    assert parts(_capsule(hand, end, 0.75 * h)) == 1
+    assert parts() == 2
 
 
 def _run(*args):

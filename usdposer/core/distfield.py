@@ -224,9 +224,9 @@ def segments_inside(field: DistanceField, a: np.ndarray, b: np.ndarray, samples:
 
 def sphere_graph(field: DistanceField, centers: np.ndarray, radii: np.ndarray, bridge: float = 2.0) -> SphereGraph:
     """Join spheres that overlap (within a grid cell) and see each other through the inside; then join parts of the
-    graph that come within ``bridge`` grid cells of each other by their closest spheres (a kit-bashed model's arm,
-    leg and torso pieces that touch without sharing an inside: :func:`_bridges`); all-pairs shortest paths by
-    Dijkstra."""
+    graph that share one connected inside (a limb attached by a joint thinner than the spheres: a robot's elbow rod)
+    or come within ``bridge`` grid cells of each other (a kit-bashed model's arm, leg and torso pieces that touch
+    without sharing an inside) by their closest spheres (:func:`_bridges`); all-pairs shortest paths by Dijkstra."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import shortest_path
 
@@ -237,7 +237,11 @@ def sphere_graph(field: DistanceField, centers: np.ndarray, radii: np.ndarray, b
     ok = segments_inside(field, centers[i], centers[j], margin=-0.5 * field.h)
     i, j = i[ok], j[ok]
     if bridge > 0:
-        bi, bj = _bridges(d - radii[:, None] - radii[None], i, j, bridge * field.h)
+        from scipy import ndimage
+
+        part, _ = ndimage.label(field.dist > 0)
+        cell = np.clip(np.rint((centers - field.origin) / field.h).astype(np.int64), 0, np.array(field.shape) - 1)
+        bi, bj = _bridges(d - radii[:, None] - radii[None], i, j, bridge * field.h, part[tuple(cell.T)])
         i, j = np.r_[i, bi], np.r_[j, bj]
     w = np.maximum(d[i, j], 1e-9)
     G = coo_matrix((np.r_[w, w], (np.r_[i, j], np.r_[j, i])), shape=(S, S)).tocsr()
@@ -245,10 +249,12 @@ def sphere_graph(field: DistanceField, centers: np.ndarray, radii: np.ndarray, b
     return SphereGraph(centers, radii, paths, pred, np.stack([i, j], 1))
 
 
-def _bridges(gap: np.ndarray, i: np.ndarray, j: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
-    """Edges (a, b) joining the parts of the graph with edges (i, j) whose spheres' surfaces come within ``tol``:
-    closest pairs first, one edge per pair of parts joined (Kruskal's minimum spanning forest over the parts).
-    ``gap`` (S, S) surface gaps between spheres."""
+def _bridges(gap: np.ndarray, i: np.ndarray, j: np.ndarray, tol: float,
+             body: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Edges (a, b) joining the parts of the graph with edges (i, j) whose spheres' surfaces come within ``tol``, or
+    whose spheres sit in the same connected part of the inside (``body`` (S,) its label per sphere, 0: none): closest
+    pairs first, one edge per pair of parts joined (Kruskal's minimum spanning forest over the parts). ``gap`` (S, S)
+    surface gaps between spheres."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
@@ -256,7 +262,10 @@ def _bridges(gap: np.ndarray, i: np.ndarray, j: np.ndarray, tol: float) -> tuple
     n, label = connected_components(coo_matrix((np.ones(len(i)), (i, j)), shape=(S, S)), directed=False)
     if n < 2:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    a, b = np.nonzero(np.triu(gap <= tol, 1) & (label[:, None] != label[None]))
+    joinable = gap <= tol
+    if body is not None:
+        joinable |= (body[:, None] == body[None]) & (body[:, None] > 0)
+    a, b = np.nonzero(np.triu(joinable, 1) & (label[:, None] != label[None]))
     parent = np.arange(n)
 
     def find(x: int) -> int:

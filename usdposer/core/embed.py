@@ -9,7 +9,7 @@ mesh that has none.
                end of the axis); along the up axis, when both bodies stand on two or more legs, the height where
                the legs join (crotch, belly) is a landmark mapped onto the other's, so that a big head (a chibi)
                does not lift the hips into the chest; between orientations, how the volume proportions match
-               also counts
+               and whether the feet point where the template's do (toes reach ahead of the ankles) also count
     discrete   a beam search assigns every reduced joint a sphere of the mesh's sphere graph
                (:mod:`usdposer.core.distfield`), parents first, under Pinocchio's penalty terms:
                  length    (path length along the graph / template chain length - 1)^2
@@ -46,7 +46,7 @@ from usdposer.errors import InputError
 
 TERMS = ("length", "direction", "inside", "symmetry", "feet", "tips", "place")
 WEIGHTS = {"length": 1.0, "direction": 2.0, "inside": 0.5, "symmetry": 1.0, "feet": 2.0, "tips": 1.0, "place": 1.0,
-           "proportions": 3.0}
+           "proportions": 3.0, "toes": 4.0}
 MISFIT = 4.0  # mean penalty per reduced edge above which the template does not fit the mesh
 STRETCH = 0.15  # mean (log path length / chain length)^2 per reduced edge above which limbs are missing or extra
 QUANTILES = (0.0, 0.05, 0.15, 0.3, 0.5, 0.7, 0.85, 0.95, 1.0)  # volume quantiles mapping the template per axis
@@ -78,7 +78,7 @@ class Template:
     (J, 3) and joint ``frames`` (J, 3, 3) world rotations (metres, +Y up, facing +Z), ``bounds`` (2, 3) the
     bounding box of the mesh it was rigged to, ``quantiles`` (3, Q) where that mesh's volume lies along each axis,
     ``up_knots`` (Q,) its height split where its legs join and ``upright`` how above the join (:func:`up_knots`;
-    None for a body without legs).
+    None for a body without legs), ``toes`` (3,) where its feet point (:func:`toe_direction`; None without legs).
     ``correspondence`` maps a character's name to {template joint:
     that character's joint} (for measuring an embedding against an artist's rig)."""
 
@@ -95,6 +95,7 @@ class Template:
     quantiles: np.ndarray | None = None  # (3, len(QUANTILES)) where its mesh's volume lies along each axis
     up_knots: np.ndarray | None = None  # (len(QUANTILES),) its up axis by the legs' join (:func:`up_knots`), or None
     upright: bool = False  # its trunk rises above the legs (a biped) rather than reaching forward (:func:`up_knots`)
+    toes: np.ndarray | None = None  # (3,) where its feet point, shares of its height (:func:`toe_direction`)
 
     @property
     def num_joints(self) -> int:
@@ -276,6 +277,38 @@ def legs_join(inside: np.ndarray, up: int, sign: float = 1.0) -> int | None:
     return None
 
 
+SOLE, ANKLE = 0.03, (0.06, 0.12)  # shares of the height: a foot's sole, and the slice above it taken for its ankle
+TOE_MIN = 0.03  # a toe direction shorter than this share of the height says little about the facing
+
+
+def toe_direction(inside: np.ndarray, up: int, sign: float = 1.0) -> np.ndarray:
+    """(3,) where a body's feet point, across the up axis ``up`` (``sign`` < 0: the body's up is -axis), in shares of
+    its height along the grid's axes: over each foot (a part of the inside voxels ``inside`` (X, Y, Z) within the
+    lowest 12 % of the height that reaches the lowest 3 %), its sole's centre minus the centre of the slice above it
+    (6-12 %), summed. Toes reach forward of the ankle on a biped's feet and on most paws, so this
+    tells a T-posed biped's front from its back where its shape alone hardly does; zero where nothing stands."""
+    from scipy import ndimage
+
+    a = np.moveaxis(inside, up, 0)
+    if sign < 0:
+        a = a[::-1]
+    rows = np.nonzero(a.reshape(len(a), -1).any(1))[0]
+    out = np.zeros(3)
+    if not len(rows):
+        return out
+    b, t = int(rows[0]), int(rows[-1])
+    n = max(t - b, 1)
+    sole, a0, a1 = (b + max(1, int(round(s * n))) for s in (SOLE, *ANKLE))
+    label, parts = ndimage.label(a[b:a1 + 1])
+    across = [k for k in range(3) if k != up]
+    for k in range(1, parts + 1):
+        m = label == k
+        low, high = np.argwhere(m[: sole - b + 1]), np.argwhere(m[a0 - b:])
+        if len(low) and len(high):
+            out[across] += low[:, 1:].mean(0) - high[:, 1:].mean(0)
+    return out / n
+
+
 def up_knots(f, up: int, sign: float, lo: np.ndarray, hi: np.ndarray,
              upright: bool | None = None) -> tuple[np.ndarray | None, bool]:
     """(knots (len(QUANTILES),) or None, upright): increasing coordinates along mesh axis ``up`` that map a body's
@@ -305,6 +338,16 @@ def up_knots(f, up: int, sign: float, lo: np.ndarray, hi: np.ndarray,
     upper = join + share * (top - join) if upright else np.quantile(above, share)
     u = np.maximum.accumulate(np.r_[bottom, np.quantile(below, 0.5), join, upper, top])
     return (u if sign > 0 else (-u)[::-1]), upright
+
+
+def toe_mismatch(mesh: np.ndarray, template: np.ndarray) -> float:
+    """0 where the mesh's feet point where the (turned) template's do, 1 where opposite, 0.5 across, weighed down
+    to 0 as the mesh's direction fades under ``TOE_MIN`` (stubby feet): vectors (3,) from :func:`toe_direction`. The
+    template's counts by its direction alone (the Knight's boots reach forward by 1 % of its height, every time)."""
+    a, b = float(np.linalg.norm(mesh)), float(np.linalg.norm(template))
+    if a < 1e-9 or b < 1e-9:
+        return 0.0
+    return min(1.0, a / TOE_MIN) * (1.0 - float(mesh @ template) / (a * b)) / 2.0
 
 
 def proportion_mismatch(template: Template, R: np.ndarray, quantiles: np.ndarray) -> float:
@@ -402,6 +445,7 @@ def embed(template: Template, points: np.ndarray, faces: np.ndarray, *,
     best, best_total = None, np.inf
     by_facing = {}
     knots: dict[tuple[int, float], np.ndarray | None] = {}  # the mesh's up knots per (axis, sign) tried
+    toes: dict[tuple[int, float], np.ndarray] = {}  # where its feet point, per (axis, sign)
     several = len(orientations or {}) > 1
     for label, R in (orientations or {"+Y up, +Z forward": np.eye(3)}).items():
         up = int(np.argmax(np.abs(R[:, 1])))
@@ -417,15 +461,22 @@ def embed(template: Template, points: np.ndarray, faces: np.ndarray, *,
             if mapping is None or _fits(got[1], got[2], len(keep), o)[0]:
                 break
         # the per-axis map fits the template to any box, so a wrong orientation can still score well: between
-        # orientations, also weigh how the body's proportions (where its volume lies) match the template's
-        prop = o.weights.get("proportions", 0.0) * proportion_mismatch(template, R, quantiles) if several else 0.0
-        by_facing[label] = round(float(got[1] + prop), 4)
-        if best is None or got[1] + prop < best_total:
-            best, best_total = (*got, R, T, label, prop, mapping is not None), got[1] + prop
+        # orientations, also weigh how the body's proportions (where its volume lies) match the template's, and
+        # whether its feet point where the template's do
+        facing = {}
+        if several:
+            facing["proportions"] = o.weights.get("proportions", 0.0) * proportion_mismatch(template, R, quantiles)
+            if template.toes is not None:
+                if key not in toes:
+                    toes[key] = toe_direction(f.dist > 0, up, key[1])
+                facing["toes"] = o.weights.get("toes", 0.0) * toe_mismatch(toes[key], R @ template.toes)
+        total = got[1] + sum(facing.values())
+        by_facing[label] = round(float(total), 4)
+        if best is None or total < best_total:
+            best, best_total = (*got, R, T, label, facing, mapping is not None), total
     timings["search"] = time.perf_counter() - tick
-    assign, cost, terms, R, T, deg, prop, by_legs = best
-    if several:
-        terms = {**terms, "proportions": prop}
+    assign, cost, terms, R, T, deg, facing, by_legs = best
+    terms = {**terms, **facing}
     ok, per_edge, stretch = _fits(cost, terms, len(keep), o)
     if not ok:
         raise InputError(f"template {template.name!r} does not fit this mesh (penalty {per_edge:.2f} per edge, "
@@ -790,7 +841,7 @@ def make_template(name: str, names: list[str], parents: np.ndarray, transforms: 
     return Template(name=name, names=tuple(names[j] for j in order), parents=new_parents,
                     positions=P[order].copy(), frames=frames, bounds=np.stack([lo, hi]),
                     quantiles=volume_quantiles(f.grid_points()[f.dist > 0], lo, hi), up_knots=knots, upright=upright,
-                    **meta)
+                    toes=toe_direction(f.dist > 0, 1) if knots is not None else None, **meta)
 
 
 def _parents_first(nodes: list[int], parent: np.ndarray) -> list[int]:

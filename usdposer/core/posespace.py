@@ -712,6 +712,14 @@ def pose_from_6d(rig: Rig, six: Float[Tensor, "B J 6"], ground: bool = True, lik
     return place_on_ground(rig, pose) if ground and like is None else pose
 
 
+def reference_pose(rig: Rig) -> Pose:
+    """The reference pose (batch 1, not grounded): every joint at its bind transform where the file has a usable one
+    (:func:`rig_frame`), else following its parent as at rest. The pose the mesh was modelled in; a glTF's rest pose
+    may be a frame of an animation instead (Quaternius' characters rest with their arms down, bound in a T-pose)."""
+    dt = rig.bind_world.dtype
+    return pose_from_6d(rig, torch.tensor(IDENTITY_6D, dtype=dt).expand(1, rig.num_joints, 6), ground=False)
+
+
 def relative_rotations(rig: Rig, six: Float[Tensor, "B J 6"]) -> Float[Tensor, "B J 3 3"]:
     """Joint-local rotations relative to the rest pose (``R_rest^T R``) of canonical codes: what joint limits (MJCF
     hinges, UsdPhysics, learned swing-twist) are stated in. Differentiable."""

@@ -73,13 +73,17 @@ def hull_points(rig: Rig, max_points: int = 4096) -> tuple[Float[Tensor, "P 3"],
     return P, I, W
 
 
-def rest_world(rig: Rig) -> tuple[Float[Tensor, "J 4 4"], list[Float[Tensor, "V 3"]]]:
-    """The rig at rest in its (converted) world: joint transforms (J, 4, 4) and every mesh's skinned points (V_m, 3),
-    float64 (what a mesh looks like when its skeleton is taken away)."""
+def rest_world(rig: Rig, pose: Pose | None = None) -> tuple[Float[Tensor, "J 4 4"], list[Float[Tensor, "V 3"]]]:
+    """The rig at rest (or in ``pose``, batch 1) in its (converted) world: joint transforms (J, 4, 4) and every
+    mesh's skinned points (V_m, 3), float64 (what a mesh looks like when its skeleton is taken away). The bind pose, the
+    one a mesh was modelled in: ``pose=usdposer.core.posespace.reference_pose(rig)``."""
     from usdposer.types import Pose
 
     rig = rig.to(torch.float64)
-    pose = Pose.rest(rig)
+    if pose is None:
+        pose = Pose.rest(rig)
+    else:
+        pose = Pose(pose.rotations.double(), pose.translations.double(), pose.scales.double())
     S = rig.skel_to_world
     with torch.no_grad():
         X = S @ joint_transforms(rig, pose)[0]

@@ -94,9 +94,10 @@ def match_joints(src_names, dst_names, src_mask=None, dst_mask=None, src_parents
     return out
 
 
-def retarget_codes(src_rig, src_six: torch.Tensor, dst_rig, keep_heading: bool = False) -> tuple[torch.Tensor, dict]:
+def retarget_codes(src_rig, src_six: torch.Tensor, dst_rig, keep_heading: bool = False,
+                    mapping: dict[int, int] | None = None) -> tuple[torch.Tensor, dict]:
     """Canonical codes ``(T, Js, 6)`` of ``src_rig`` -> codes ``(T, Jd, 6)`` of ``dst_rig``, joints matched by name
-    (:func:`match_joints`): each matched joint takes the source joint's world rotation change (about world-aligned
+    (:func:`match_joints`) or by ``mapping`` (destination joint -> source joint, e.g. a template's name map): each matched joint takes the source joint's world rotation change (about world-aligned
     axes, so the two rigs' joint frames, scales and facings do not matter), unmatched joints follow their parent.
     Exact when both reference poses agree (a library and the character it was made for); ``residual_pct`` measures
     how far the retargeted joints land from the source's (centred, in % of the matched joints' extent), averaged.
@@ -105,8 +106,9 @@ def retarget_codes(src_rig, src_six: torch.Tensor, dst_rig, keep_heading: bool =
     from usdposer.core.rotations import matrix_to_6d, matrix_to_quat, quat_to_matrix
 
     rs, rd = rig_frame(src_rig), rig_frame(dst_rig)
-    mapping = match_joints(src_rig.joint_names, dst_rig.joint_names, rs.mask, rd.mask, src_rig.parents,
-                           dst_rig.parents)
+    if mapping is None:
+        mapping = match_joints(src_rig.joint_names, dst_rig.joint_names, rs.mask, rd.mask, src_rig.parents,
+                               dst_rig.parents)
     ds = world_deltas(src_six, rs.model_parents, rs.mask)  # (T, Js, 3, 3)
     T, Jd = src_six.shape[0], dst_rig.num_joints
     dd = torch.eye(3, dtype=torch.float64).expand(T, Jd, 3, 3).clone()

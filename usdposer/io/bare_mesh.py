@@ -130,10 +130,14 @@ def _read_gltf(p: Path) -> BareMeshes:
 
 
 def _read_rigged_gltf(p: Path, data) -> BareMeshes:
-    """A glTF that has skins (``data``, already parsed): its skinned meshes at rest (written as the importer writes
-    them, read back and skinned at rest), skeleton dropped."""
+    """A glTF that has skins (``data``, already parsed): its skinned meshes in their bind pose (written as the
+    importer writes them, read back and skinned in the reference pose; a glTF's rest may be a frame of an animation),
+    skeleton dropped."""
     import tempfile
 
+    import torch
+
+    from usdposer.core.posespace import reference_pose
     from usdposer.core.posing import rest_world
     from usdposer.io.read_skel import read_asset
     from usdposer.io.rig_stage import write_rig_stage
@@ -142,7 +146,7 @@ def _read_rigged_gltf(p: Path, data) -> BareMeshes:
         usd = Path(tmp) / f"{p.stem}.usdc"
         write_rig_stage(data, usd, sources=[p])
         rig = read_asset(usd, strict=False).rig(None)
-    _, rest = rest_world(rig)
+    _, rest = rest_world(rig, reference_pose(rig.to(torch.float64)))
     meshes = []
     by_name = {m.name: m for m in data.meshes}
     for m, pts in zip(rig.meshes, rest):

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-from pxr import Usd, UsdGeom, UsdSkel, Vt
+from pxr import Gf, Usd, UsdGeom, UsdSkel, Vt
 
 from usdposer.core.embed import Template, make_template
 from usdposer.errors import InputError
@@ -55,6 +55,7 @@ def write_template(t: Template, out: str | os.PathLike) -> Path:
                if t.quantiles is not None else {}),
             **({"upKnots": Vt.DoubleArray.FromNumpy(np.ascontiguousarray(t.up_knots, dtype=np.float64)),
                 "upright": bool(t.upright)} if t.up_knots is not None else {}),
+            **({"toes": Gf.Vec3d(*map(float, t.toes))} if t.toes is not None else {}),
         })
         stage.GetRootLayer().Save()
     return out
@@ -78,13 +79,17 @@ def read_template(path: str | os.PathLike, name: str | None = None) -> Template:
                     correspondence={k: dict(v) for k, v in dict(meta.get("correspondence", {})).items()},
                     quantiles=np.asarray(meta["quantiles"], dtype=np.float64).T if "quantiles" in meta else None,
                     up_knots=np.asarray(meta["upKnots"], dtype=np.float64) if "upKnots" in meta else None,
-                    upright=bool(meta.get("upright", False)))
+                    upright=bool(meta.get("upright", False)),
+                    toes=np.array(meta["toes"], dtype=np.float64) if "toes" in meta else None)
 
 
 def template_from_asset(path: str | os.PathLike, skeleton: str | None = None, **meta) -> Template:
     """A template from a rigged asset (USD, or anything ``usdposer import`` reads): its first (or ``skeleton``)
-    Skeleton at rest with its skinned meshes, in the asset's world (+Y up, metres)."""
+    Skeleton in its bind pose with its skinned meshes, in the asset's world (+Y up, metres)."""
+    import torch
+
     from usdposer.core.geometry import concat_meshes
+    from usdposer.core.posespace import reference_pose
     from usdposer.core.posing import rest_world
     from usdposer.io.read_skel import read_asset
 
@@ -92,7 +97,7 @@ def template_from_asset(path: str | os.PathLike, skeleton: str | None = None, **
     if not rig.meshes:
         raise InputError(f"{path}: its skeleton has no skinned mesh, so nothing tells which joints sit inside a body; "
                          "give a rigged character with its mesh as --template")
-    X, pts = rest_world(rig)
+    X, pts = rest_world(rig, reference_pose(rig.to(torch.float64)))  # the bind pose (a glTF's rest may be a frame)
     points, faces, _ = concat_meshes([p.numpy() for p in pts], [m.faces.numpy() for m in rig.meshes])
     weighted = np.zeros(rig.num_joints, bool)
     for m in rig.meshes:
