@@ -186,8 +186,8 @@ def main() -> None:
                 # the same samples on both rigs: the auto-rig's on the artist's, the artist's on the auto-rig
                 played = counted(played_on(auto_samples, usd, {v: k for k, v in pairs},
                                            work / f"{name}_artist_plays_auto.{seed}.usdc"), "playedSamples")
-                back = counted(played_on(artist_samples, out, dict(pairs), work / f"{name}_auto_plays_artist.{seed}.usdc"),
-                               "playedSamples")
+                back = counted(played_on(artist_samples, out, dict(pairs),
+                                         work / f"{name}_auto_plays_artist.{seed}.usdc"), "playedSamples")
                 for k, c in zip(keys, (auto, played, back, own)):
                     row[k] = _add(row[k], c)
             rows.append(row)

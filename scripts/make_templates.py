@@ -2,7 +2,8 @@
 
     python scripts/make_templates.py [--data ../shared/data] [--out usdposer/templates]
 
-Each template is the source character's skeleton at rest, reduced by :func:`usdposer.core.embed.make_template`
+Each template is the source character's skeleton in its bind pose (Quaternius' characters rest with their arms
+down and are bound in a T-pose), reduced by :func:`usdposer.core.embed.make_template`
 (joints that deform nothing or float outside the body dropped, thumbs and other short side branches merged), with
 name maps to the joints of other characters of its kind (``bench/rig.py`` measures embeddings against them).
 """

@@ -1,7 +1,7 @@
 """Pinocchio's skeleton embedding (Baran & Popovic 2007, section 4) in numpy / torch: fit a template skeleton into a
 mesh that has none.
 
-    template   a skeleton at rest (metres, +Y up, facing +Z) with the bounding box and volume quantiles of the
+    template   a skeleton in its bind pose (metres, +Y up, facing +Z) with the bounding box and volume quantiles of the
                mesh it came from; its reduced graph keeps the joints of degree other than 2 (root, branches,
                tips), each reduced edge a chain of bones
     affine     the template turned by each candidate orientation and mapped onto the mesh per axis by where the two
@@ -743,7 +743,7 @@ def _frames(template, X: np.ndarray, R: np.ndarray) -> np.ndarray:
 def make_template(name: str, names: list[str], parents: np.ndarray, transforms: np.ndarray, points: np.ndarray,
                   faces: np.ndarray, weighted: np.ndarray, *, side_branch: float = 0.04, near: float = 0.03,
                   backend: str = "warp", **meta) -> Template:
-    """A template from a rigged character at rest (+Y up, facing +Z): joint ``transforms`` (J, 4, 4) world, its
+    """A template from a rigged character in its bind pose (+Y up, facing +Z): joint ``transforms`` (J, 4, 4) world, its
     skinned mesh ``points`` / ``faces``, ``weighted`` (J,) joints that carry skin weight.
 
     Joints that deform nothing or float outside the mesh (IK targets, pole targets, a root on the floor) are

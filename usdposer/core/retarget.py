@@ -97,8 +97,9 @@ def match_joints(src_names, dst_names, src_mask=None, dst_mask=None, src_parents
 def retarget_codes(src_rig, src_six: torch.Tensor, dst_rig, keep_heading: bool = False,
                     mapping: dict[int, int] | None = None) -> tuple[torch.Tensor, dict]:
     """Canonical codes ``(T, Js, 6)`` of ``src_rig`` -> codes ``(T, Jd, 6)`` of ``dst_rig``, joints matched by name
-    (:func:`match_joints`) or by ``mapping`` (destination joint -> source joint, e.g. a template's name map): each matched joint takes the source joint's world rotation change (about world-aligned
-    axes, so the two rigs' joint frames, scales and facings do not matter), unmatched joints follow their parent.
+    (:func:`match_joints`) or by ``mapping`` (destination joint -> source joint, e.g. a template's name map): each
+    matched joint takes the source joint's world rotation change (about world-aligned axes, so the two rigs' joint
+    frames, scales and facings do not matter), unmatched joints follow their parent.
     Exact when both reference poses agree (a library and the character it was made for); ``residual_pct`` measures
     how far the retargeted joints land from the source's (centred, in % of the matched joints' extent), averaged.
     ``keep_heading`` keeps the roots' heading (for animation; a dataset removes it). Returns (codes, mapping report)."""

@@ -1,12 +1,12 @@
-"""Skeleton templates for ``usdposer rig``: small USD files holding one Skeleton at rest (metres, +Y up, facing
-+Z) with the template's metadata in the Skeleton's ``customData["usdposer:template"]``: kind, description, source,
-the bounding box of the mesh it was rigged to and the name maps to other characters' joints.
+"""Skeleton templates for ``usdposer rig``: small USD files holding one Skeleton in its bind pose (metres, +Y up,
+facing +Z; its rest) with the template's metadata in the Skeleton's ``customData["usdposer:template"]``: kind,
+description, source, the bounding box of the mesh it was rigged to and the name maps to other characters' joints.
 
 The shipped templates live in ``usdposer/templates/`` (made from the CC0 shared rigs by
-``scripts/make_templates.py``); any rigged USD asset (or glTF) also serves as a template: its skeleton at rest is
-reduced the same way (:func:`usdposer.core.embed.make_template`).
+``scripts/make_templates.py``); any rigged USD asset (or glTF) also serves as a template: its skeleton in its bind
+pose (the pose its mesh was modelled in; a glTF's rest may be a frame of an animation) is reduced the same way
+(:func:`usdposer.core.embed.make_template`).
 """
-
 from __future__ import annotations
 
 import os
