@@ -58,18 +58,15 @@ def artist(path: Path, work: Path):
     The bind pose (the pose the mesh was modelled in, which the pose space measures poses from), not the rest pose: a
     glTF's node transforms may hold a frame of an animation (PlatformerCharacter's rest pose differs from its bind by
     22 % of its height), and a mesh rigged in that pose would take it for its neutral pose."""
-    import torch
-
     from usdposer.core.geometry import concat_meshes
-    from usdposer.core.posespace import reference_pose
-    from usdposer.core.posing import rest_world
+    from usdposer.core.posespace import reference_world
     from usdposer.io.importers import import_any
     from usdposer.io.read_skel import read_asset
 
     usd = work / f"{path.stem}.usdc"
     import_any(path, usd)
-    rig = read_asset(usd, strict=False).rig(None).to(torch.float64)
-    X, pts = rest_world(rig, reference_pose(rig))
+    rig = read_asset(usd, strict=False).rig(None)
+    X, pts = reference_world(rig)
     P, F, _ = concat_meshes([p.numpy() for p in pts], [m.faces.numpy() for m in rig.meshes])
     return usd, X[:, :3, 3].numpy(), list(rig.joint_names), P, F, float(P[:, 1].max() - P[:, 1].min())
 

@@ -251,6 +251,18 @@ def volume_quantiles(inside: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.n
 LEG_BAND = 0.02  # a leg reaches the bottom: within this share of the height of the body's lowest point
 
 
+def _standing(inside: np.ndarray, up: int, sign: float) -> tuple[np.ndarray, int, int] | None:
+    """The inside voxels (X, Y, Z) turned so that axis 0 runs up the body (``sign`` < 0: the body's up is -axis
+    ``up``), with its lowest and highest occupied levels; None when nothing is inside."""
+    a = np.moveaxis(inside, up, 0)
+    if sign < 0:
+        a = a[::-1]
+    rows = np.nonzero(a.reshape(len(a), -1).any(1))[0]
+    if not len(rows):
+        return None
+    return a, int(rows[0]), int(rows[-1])
+
+
 def legs_join(inside: np.ndarray, up: int, sign: float = 1.0) -> int | None:
     """The grid level (along axis ``up``, counted from the bottom, which is the high end when ``sign`` < 0) where the
     body's legs join: the highest level below which two or more separate parts of the inside voxels ``inside``
@@ -258,13 +270,10 @@ def legs_join(inside: np.ndarray, up: int, sign: float = 1.0) -> int | None:
     parts, or they never join (separate pieces). Hanging arms end above the band and do not count."""
     from scipy import ndimage
 
-    a = np.moveaxis(inside, up, 0)
-    if sign < 0:
-        a = a[::-1]
-    rows = np.nonzero(a.reshape(len(a), -1).any(1))[0]
-    if not len(rows):
+    stood = _standing(inside, up, sign)
+    if stood is None:
         return None
-    b, t = int(rows[0]), int(rows[-1])
+    a, b, t = stood
     foot = b + max(1, int(round(LEG_BAND * (t - b))))
     last = None
     for k in range(foot, t + 1):
@@ -289,14 +298,11 @@ def toe_direction(inside: np.ndarray, up: int, sign: float = 1.0) -> np.ndarray:
     tells a T-posed biped's front from its back where its shape alone hardly does; zero where nothing stands."""
     from scipy import ndimage
 
-    a = np.moveaxis(inside, up, 0)
-    if sign < 0:
-        a = a[::-1]
-    rows = np.nonzero(a.reshape(len(a), -1).any(1))[0]
     out = np.zeros(3)
-    if not len(rows):
+    stood = _standing(inside, up, sign)
+    if stood is None:
         return out
-    b, t = int(rows[0]), int(rows[-1])
+    a, b, t = stood
     n = max(t - b, 1)
     sole, a0, a1 = (b + max(1, int(round(s * n))) for s in (SOLE, *ANKLE))
     label, parts = ndimage.label(a[b:a1 + 1])

@@ -720,6 +720,15 @@ def reference_pose(rig: Rig) -> Pose:
     return pose_from_6d(rig, torch.tensor(IDENTITY_6D, dtype=dt).expand(1, rig.num_joints, 6), ground=False)
 
 
+def reference_world(rig: Rig) -> tuple[Tensor, list[Tensor]]:
+    """:func:`usdposer.core.posing.rest_world` in the reference (bind) pose: joint transforms (J, 4, 4) and every
+    mesh's skinned points (V_m, 3), float64, in the rig's world: the mesh as it was modelled."""
+    from usdposer.core.posing import rest_world
+
+    rig = rig.to(torch.float64)
+    return rest_world(rig, reference_pose(rig))
+
+
 def relative_rotations(rig: Rig, six: Float[Tensor, "B J 6"]) -> Float[Tensor, "B J 3 3"]:
     """Joint-local rotations relative to the rest pose (``R_rest^T R``) of canonical codes: what joint limits (MJCF
     hinges, UsdPhysics, learned swing-twist) are stated in. Differentiable."""

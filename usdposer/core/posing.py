@@ -76,7 +76,7 @@ def hull_points(rig: Rig, max_points: int = 4096) -> tuple[Float[Tensor, "P 3"],
 def rest_world(rig: Rig, pose: Pose | None = None) -> tuple[Float[Tensor, "J 4 4"], list[Float[Tensor, "V 3"]]]:
     """The rig at rest (or in ``pose``, batch 1) in its (converted) world: joint transforms (J, 4, 4) and every
     mesh's skinned points (V_m, 3), float64 (what a mesh looks like when its skeleton is taken away). The bind pose, the
-    one a mesh was modelled in: ``pose=usdposer.core.posespace.reference_pose(rig)``."""
+    one a mesh was modelled in: :func:`usdposer.core.posespace.reference_world`."""
     from usdposer.types import Pose
 
     rig = rig.to(torch.float64)

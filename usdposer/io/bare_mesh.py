@@ -135,10 +135,7 @@ def _read_rigged_gltf(p: Path, data) -> BareMeshes:
     skeleton dropped."""
     import tempfile
 
-    import torch
-
-    from usdposer.core.posespace import reference_pose
-    from usdposer.core.posing import rest_world
+    from usdposer.core.posespace import reference_world
     from usdposer.io.read_skel import read_asset
     from usdposer.io.rig_stage import write_rig_stage
 
@@ -146,7 +143,7 @@ def _read_rigged_gltf(p: Path, data) -> BareMeshes:
         usd = Path(tmp) / f"{p.stem}.usdc"
         write_rig_stage(data, usd, sources=[p])
         rig = read_asset(usd, strict=False).rig(None)
-    _, rest = rest_world(rig, reference_pose(rig.to(torch.float64)))
+    _, rest = reference_world(rig)
     meshes = []
     by_name = {m.name: m for m in data.meshes}
     for m, pts in zip(rig.meshes, rest):

@@ -86,18 +86,15 @@ def read_template(path: str | os.PathLike, name: str | None = None) -> Template:
 def template_from_asset(path: str | os.PathLike, skeleton: str | None = None, **meta) -> Template:
     """A template from a rigged asset (USD, or anything ``usdposer import`` reads): its first (or ``skeleton``)
     Skeleton in its bind pose with its skinned meshes, in the asset's world (+Y up, metres)."""
-    import torch
-
     from usdposer.core.geometry import concat_meshes
-    from usdposer.core.posespace import reference_pose
-    from usdposer.core.posing import rest_world
+    from usdposer.core.posespace import reference_world
     from usdposer.io.read_skel import read_asset
 
     rig = read_asset(path, strict=False).rig(skeleton)
     if not rig.meshes:
         raise InputError(f"{path}: its skeleton has no skinned mesh, so nothing tells which joints sit inside a body; "
                          "give a rigged character with its mesh as --template")
-    X, pts = rest_world(rig, reference_pose(rig.to(torch.float64)))  # the bind pose (a glTF's rest may be a frame)
+    X, pts = reference_world(rig)  # the bind pose (a glTF's rest may be a frame of an animation)
     points, faces, _ = concat_meshes([p.numpy() for p in pts], [m.faces.numpy() for m in rig.meshes])
     weighted = np.zeros(rig.num_joints, bool)
     for m in rig.meshes:
