@@ -97,7 +97,8 @@ def _human(r) -> str:
     if r.turned:
         lines.append("  the mesh was turned to +Y up in the output (USD knows +Y and +Z up only)")
     if r.dropped_skeletons:
-        lines.append(f"  the input's own skeleton was dropped ({r.dropped_skeletons}); its mesh was taken in its bind pose")
+        lines.append(f"  the input's own skeleton was dropped ({r.dropped_skeletons}); its mesh was taken in its bind "
+                     "pose")
     if r.preview:
         lines.append(f"  preview {r.preview}")
     return "\n".join(lines)

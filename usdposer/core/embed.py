@@ -749,8 +749,8 @@ def _frames(template, X: np.ndarray, R: np.ndarray) -> np.ndarray:
 def make_template(name: str, names: list[str], parents: np.ndarray, transforms: np.ndarray, points: np.ndarray,
                   faces: np.ndarray, weighted: np.ndarray, *, side_branch: float = 0.04, near: float = 0.03,
                   backend: str = "warp", **meta) -> Template:
-    """A template from a rigged character in its bind pose (+Y up, facing +Z): joint ``transforms`` (J, 4, 4) world, its
-    skinned mesh ``points`` / ``faces``, ``weighted`` (J,) joints that carry skin weight.
+    """A template from a rigged character in its bind pose (+Y up, facing +Z): joint ``transforms`` (J, 4, 4) world,
+    its skinned mesh ``points`` / ``faces``, ``weighted`` (J,) joints that carry skin weight.
 
     Joints that deform nothing or float outside the mesh (IK targets, pole targets, a root on the floor) are
     dropped and their children re-parented to the nearest kept ancestor (or, for a separate IK chain, to the nearest
