@@ -1,9 +1,8 @@
 """Does Blender play what `usdposer rig` writes as OpenUSD skins it? A bare mesh (CesiumMan's, in its bind pose,
 skeleton dropped) is rigged with the biped template, 8 poses are sampled onto it as a layer, and Blender 5 (bpy)
 imports the layer (Skeleton as an armature, the bound SkelAnimation as its action); its evaluated mesh at every frame
-is compared
-with OpenUSD's own skinning (UsdSkel queries) of the same stage: max vertex distance in % of the bounding-box
-diagonal, per frame.
+is compared with OpenUSD's own skinning (UsdSkel queries) of the same stage: max vertex distance in % of the
+bounding-box diagonal, per frame.
 
     python bench/blender_rig.py --bpy /path/to/bpy-venv/bin/python [--json bench/results/blender_rig.json]
     python bench/blender_rig.py --bpy /path/to/bpy-venv/bin/python --layer horse.distill.usdc --frames 5
