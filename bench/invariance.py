@@ -2,10 +2,10 @@
 
 For each held-out character of the default pose space (shared Wolf, Velociraptor, Spider, Knight) and each variant of
 ``usdposer.io.rig_variants`` (joint frames, armature scale 0.01 / 100, centimetres + Z up, facing -Z / +X, T-pose or
-clip-frame rest pose, Mixamo / Blender / 3ds Max names, extra joints), the variant is evaluated exactly as a user would:
-``usdposer dataset build`` (every character held out) and ``usdposer eval`` (model, random rotations, rest + noise;
-means and spreads over seeds), and the prior's score of every real frame (``check``'s Plausibility rule) is compared
-with the untransformed character's.
+clip-frame rest pose, Mixamo / Blender / 3ds Max names, extra joints, joints listed in another order), the variant
+is evaluated exactly as a user would: ``usdposer dataset build`` (every character held out) and ``usdposer eval``
+(model, random rotations, rest + noise; means and spreads over seeds), and the prior's score of every real frame
+(``check``'s Plausibility rule) is compared with the untransformed character's.
 
 ``--old DIR`` also runs another checkout's CLI (``DIR/.venv/bin/usdposer``, e.g. the previous main in a git worktree)
 on the same variant files, for the before / after table in the same run.

@@ -154,27 +154,37 @@ class AngleBank:
         return qs[lo] * (1 - w) + qs[lo + 1] * w
 
 
-def _scatter(ch: Character, x: torch.Tensor) -> torch.Tensor:
-    """``(n, M, C)`` values of the model joints -> ``(n, J, C)``, zeros elsewhere (random draws are made for the
-    model joints only, so that joints that move nothing do not change the random stream)."""
+def _model_joints(ch: Character) -> list[int]:
+    """The model joints (indices into the rig) in :func:`usdposer.core.posespace.canonical_order`: per-joint random
+    draws are made for them only, in that order, so that neither joints that move nothing nor the order the rig lists
+    its joints in change the random stream a joint gets."""
+    from usdposer.core.posespace import canonical_order
+
+    model = ch.mask.nonzero().flatten()
+    return model[canonical_order(ch.features[model])].tolist()
+
+
+def _scatter(ch: Character, x: torch.Tensor, joints: list[int]) -> torch.Tensor:
+    """``(n, M, C)`` values of ``joints`` -> ``(n, J, C)``, zeros elsewhere."""
     out = torch.zeros(x.shape[0], len(ch.parents), x.shape[2], dtype=x.dtype)
-    out[:, ch.mask] = x
+    out[:, joints] = x
     return out
 
 
 def random_rotation_baseline(ch: Character, bank: AngleBank, n: int, g: torch.Generator) -> torch.Tensor:
-    model = ch.mask.nonzero().flatten().tolist()
+    model = _model_joints(ch)
     axis = torch.randn(n, len(model), 3, generator=g, dtype=torch.float64)
     axis = axis / axis.norm(dim=-1, keepdim=True)
     depths = _depths(ch.model_parents)
     ang = torch.stack([bank.draw(depths[j], n, g) for j in model], 1)
-    return quat_to_6d(axis_angle_to_quat(_scatter(ch, axis * ang[..., None])))
+    return quat_to_6d(axis_angle_to_quat(_scatter(ch, axis * ang[..., None], model)))
 
 
 def rest_noise_baseline(ch: Character, n: int, target_apd: float, g_seed: int) -> torch.Tensor:
     """Reference pose + N(0, sigma^2) axis-angle per model joint, sigma bisected to match ``target_apd`` (metres)."""
-    M = int(ch.mask.sum())
-    noise = _scatter(ch, torch.randn(n, M, 3, generator=torch.Generator().manual_seed(g_seed), dtype=torch.float64))
+    model = _model_joints(ch)
+    noise = _scatter(ch, torch.randn(n, len(model), 3, generator=torch.Generator().manual_seed(g_seed),
+                                     dtype=torch.float64), model)
     lo, hi = 0.0, 3.0
     for _ in range(25):
         mid = (lo + hi) / 2

@@ -58,14 +58,13 @@ def solve_ik(prior, cond, obj, start: torch.Tensor, *, n: int, steps: int, stren
     """
     H = len(obj.joints)
     tol = float(obj.weights.sum()) * 0.004**2
-    M = cond.model().joints  # random draws for the model joints only (joints that move nothing draw nothing)
     z0 = inverted_start(prior, cond, start, steps, strength)
     k = n if edit else 1
     z_edit = z0.expand(k, -1, -1).clone()
-    z_edit[1:] += cond.expand(0.3 * torch.randn(k - 1, M, 6, generator=generator))
+    z_edit[1:] += cond.expand(0.3 * cond.randn(k - 1, generator=generator))
     latents, strengths = z_edit, [strength] * k
     if n > k:  # samples from noise, in the same batch: the edits join them when the schedule reaches their start
-        latents = torch.cat([latents, cond.expand(torch.randn(n - k, M, 6, generator=generator))])
+        latents = torch.cat([latents, cond.expand(cond.randn(n - k, generator=generator))])
         strengths += [1.0] * (n - k)
     six = prior.guided_sample(cond, obj.residuals, latents, steps=steps, strength=strengths, tol=tol,
                               progress=progress)

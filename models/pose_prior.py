@@ -174,6 +174,18 @@ class RigCondition:
         out[:, self.index.to(x.device)] = x
         return out
 
+    def randn(self, *lead: int, channels: int = 6, generator: torch.Generator | None = None) -> Tensor:
+        """``(*lead, M, channels)`` standard normal draws for the model joints, each joint's own draws made in
+        :func:`usdposer.core.posespace.canonical_order`, so that they follow the joint, not its place in the rig."""
+        from usdposer.core.posespace import canonical_order
+
+        m = self.model()
+        order = canonical_order(m.features)
+        x = torch.randn(*lead, len(order), channels, generator=generator)
+        out = torch.empty_like(x)
+        out[..., order, :] = x
+        return out
+
     def model(self) -> RigCondition:
         """The condition restricted to the model joints (what the denoiser is run on)."""
         if self.mask is None or bool(self.mask.all()):
@@ -257,7 +269,7 @@ class PosePrior:
             raise InputError(f"eta must be in [0, 1] (got {eta})")
         model = cond.model()
         if latents is None:
-            latents = cond.expand(torch.randn(n, model.joints, 6, generator=generator))
+            latents = cond.expand(cond.randn(n, generator=generator))
         sched = DDIMScheduler(**SCHEDULER)
         timesteps = self._timesteps(sched, steps, strength)
         k = 0 if eta == 0 else len(timesteps) if noisy_steps is None else min(max(int(noisy_steps), 0), len(timesteps))
@@ -270,7 +282,8 @@ class PosePrior:
             for s, t in enumerate(progress(timesteps) if progress else timesteps):
                 noisy = s < k
                 x = sched.step(self._eps(x, t, model), t, x, eta=eta if noisy else 0.0,
-                               generator=generator if noisy else None).prev_sample
+                               variance_noise=model.randn(len(x), generator=generator).to(x) if noisy else None
+                               ).prev_sample
                 if s + 1 == k:
                     mid = x
             out.append(self.denormalize(x).cpu())
@@ -374,7 +387,7 @@ class PosePrior:
         model = cond.model()
         six = cond.compact(valid_6d(six.float()))
         J = six.shape[1]
-        noise = torch.randn(len(timesteps), draws, J, 6, generator=g)
+        noise = model.randn(len(timesteps), draws, generator=g)  # (levels, draws, J, 6), drawn per joint
         KD = len(timesteps) * draws
         eps_all = noise.reshape(KD, 1, J, 6).to(self.device)  # every (level, draw) pair
         t_all = torch.tensor(timesteps, device=self.device).repeat_interleave(draws)  # (KD,)

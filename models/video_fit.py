@@ -123,7 +123,7 @@ def prior_energy(prior, cond, six: Tensor, generator: torch.Generator) -> Tensor
     is the denoiser's ``eps_hat(x_tau, tau) - eps`` at a random noise level, pushing the pose toward the manifold."""
     x0 = prior.normalize(cond.compact(six).float())
     tau = int(torch.randint(20, 250, (1,), generator=generator))
-    eps = torch.randn(x0.shape, generator=generator).to(x0)
+    eps = cond.randn(*x0.shape[:-2], generator=generator).to(x0)  # drawn per joint, whatever the joints' order
     xt = prior.train_scheduler.add_noise(x0.detach(), eps, torch.tensor([tau]))
     with torch.no_grad():
         eps_hat = prior._eps(xt.to(prior.device), tau, cond.model()).to(x0)

@@ -384,4 +384,4 @@ def _mirror_of(rig):
     from usdposer.core.posespace import mirror_permutation, rig_frame
 
     rf = rig_frame(rig)
-    return mirror_permutation(rig.joint_names, rf.pairs, rf.mask, rf.ref_pos, rf.height)
+    return mirror_permutation(rig.joint_names, rf.pairs, rf.mask, rf.ref_pos, rf.height, rf.model_parents)

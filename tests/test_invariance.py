@@ -3,7 +3,8 @@
 Each variant of ``usdposer.io.rig_variants`` rewrites a real character (the bundled Knight, a humanoid held out of the
 default pose space; the shared held-out characters in the sweep) so that OpenUSD skins it identically: joint frames
 re-oriented at random, the armature scaled 0.01 (Mixamo) and 100 (Blender), centimetres and Z up, facing -Z and +X,
-a T-pose or a clip frame as rest pose, Mixamo / Blender / 3ds Max joint names, and extra joints that move nothing.
+a T-pose or a clip frame as rest pose, Mixamo / Blender / 3ds Max joint names, extra joints that move nothing, and
+the joints listed in another order (breadth first, each level reversed).
 For every variant: OpenUSD's skinning is checked to be the same deformation, then the conditioning features, the
 pose codes of every real frame, the prior's score of every real frame, the samples for a seed (mapped back to the
 source's world) and ``eval``'s precision and recall must not change.
@@ -159,7 +160,7 @@ def test_eval_numbers_do_not_change(knight, variants, tiny, tmp_path):
     from usdposer.models.evaluation import evaluate
     from usdposer.pipelines.dataset import DatasetOptions, build
 
-    kinds = ["joint-frames", "armature-0.01", "facing-plus-x", "rest-frame", "names-max", "extra-joints"]
+    kinds = ["joint-frames", "armature-0.01", "facing-plus-x", "rest-frame", "names-max", "extra-joints", "joint-order"]
     sources = [str(knight)] + [variants[k].path for k in kinds]
     build(sources, tmp_path / "data", DatasetOptions(holdout=tuple([f"{knight.parent.name}/Knight"] +
                                                                    [f"{variants[k].path.rsplit('/', 2)[-2]}/Knight.{k}"
@@ -383,3 +384,67 @@ def test_a_skeleton_forests_hoof_roots_ride_the_same_joints_however_it_was_rigge
     for r, j in rig_frame(rig1).attach:  # the root keeps its place in its joint's frame (a frame may carry scale)
         held = torch.linalg.inv(G[:, j]) @ G[:, r, :, 3:]
         assert torch.allclose(held, (torch.linalg.inv(ref[j]) @ ref[r, :, 3:]).expand_as(held), atol=1e-6 * rig_frame(rig1).height)
+
+
+def test_a_skeleton_forest_listed_in_another_order_is_the_same_rig_to_the_pose_space(tmp_path):
+    """The bundled Horse (a body and four hoof IK-target roots) with its joints listed breadth first, each level
+    reversed (the hoof roots now come before the body): the features are measured from the same body root, the
+    left/right swap is the same, and the prior scores its frames and samples a seed the same, joint for joint (per-joint
+    noise is drawn in an order fixed by what each joint is, not by where the rig lists it)."""
+    from usdposer.models.pose_prior import PosePrior
+
+    from usdposer.core.posespace import body_root, pose_to_6d, rig_frame
+
+    horse = _import(ASSETS / "quaternius" / "Horse.glb", tmp_path / "Horse.usdc")
+    v = write_variant(horse, tmp_path / "Horse.joint-order.usdc", "joint-order")
+    a0, rig0, c0 = _view(horse)
+    a1, rig1, c1 = _view(v.path)
+    idx = _joint_map(rig1, rig0, v)
+    assert idx != list(range(rig0.num_joints))  # really another order
+    f0, f1 = rig_frame(rig0), rig_frame(rig1)
+    assert len(f0.model_roots) == 5 and f1.model_roots[0] != idx[f0.model_roots[0]]  # the body is no longer first
+    assert idx[body_root(rig0.joint_names, f0.model_parents, f0.mask)] == \
+        body_root(rig1.joint_names, f1.model_parents, f1.mask)
+    assert (c1.features[idx] - c0.features).abs().max() < 1e-5
+    from usdposer.core.posespace import mirror_permutation
+
+    p0 = mirror_permutation(rig0.joint_names, f0.pairs, f0.mask, f0.ref_pos, f0.height, f0.model_parents)
+    p1 = mirror_permutation(rig1.joint_names, f1.pairs, f1.mask, f1.ref_pos, f1.height, f1.model_parents)
+    assert p0 is not None and p1 is not None
+    assert [idx.index(int(j)) for j in p1[idx]] == p0.tolist()
+    prior = PosePrior.load(None)
+    real0 = pose_to_6d(rig0, a0.clip(rig0).pose()).float()
+    real1 = pose_to_6d(rig1, a1.clip(rig1).pose()).float()
+    assert torch.allclose(prior.score(c1, real1), prior.score(c0, real0), rtol=1e-4, atol=1e-6)
+    six0, _ = prior.sample(c0, 4, generator=torch.Generator().manual_seed(2))
+    six1, _ = prior.sample(c1, 4, generator=torch.Generator().manual_seed(2))
+    assert (six1[:, idx] - six0).abs().max() < 1e-4
+
+
+def test_ik_answers_alike_for_a_rig_listed_in_another_order(knight, variants, tmp_path):
+    """``usdposer ik`` on the Knight and on its joint-order variant, the same handle and seed: the same candidate
+    chosen, the same handle errors and prior score, the same pose in the world (OpenUSD's joint positions)."""
+    from usdposer.pipelines.ik import IKOptions, ik
+
+    from usdposer.core.ik import Handle
+
+    def world(path, at_rest: bool):
+        stage = Usd.Stage.Open(str(path))
+        skel = next(p for p in stage.Traverse() if p.IsA(UsdSkel.Skeleton))
+        cache = UsdSkel.Cache()
+        cache.Populate(UsdSkel.Root(skel.GetParent()), Usd.PrimDefaultPredicate)
+        sq = cache.GetSkelQuery(UsdSkel.Skeleton(skel))
+        X = np.asarray(sq.ComputeJointWorldTransforms(UsdGeom.XformCache(0.0), atRest=at_rest), dtype=np.float64)
+        return [str(j).rsplit("/", 1)[-1] for j in sq.GetJointOrder()], X[:, 3, :3]
+
+    names, rest = world(knight, True)
+    target = rest[names.index("Palm_L")] + np.array([0.0, 0.25, 0.15])
+    opts = IKOptions(handles=(Handle("Palm_L", tuple(target.tolist())),), seed=4)
+    r0 = ik(knight, tmp_path / "a.usdc", opts)
+    r1 = ik(variants["joint-order"].path, tmp_path / "b.usdc", opts)
+    assert r0.chosen == r1.chosen and max(r0.handle_errors) < 0.015
+    assert r1.handle_errors == pytest.approx(r0.handle_errors, abs=1e-5)
+    assert r1.prior_score == pytest.approx(r0.prior_score, rel=1e-4)
+    n0, p0 = world(r0.output, False)
+    n1, p1 = world(r1.output, False)
+    assert np.abs(p1[[n1.index(n) for n in n0]] - p0).max() < 1e-4

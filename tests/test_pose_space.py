@@ -417,3 +417,20 @@ def test_default_checkpoint_ships_small_and_loads():
     card = (DEFAULT_CHECKPOINT / "README.md").read_text()
     assert "heldout" in card and "Evaluation on held-out characters" in card
     assert prior.denoiser.config.width >= 32
+
+
+def test_a_forests_body_root_is_the_one_named_as_the_body_else_the_largest_wherever_it_is_listed():
+    """A bee's two trees (a two-joint body listed after a five-joint head): the features are measured from the root
+    named as the body, listed first or last; with no root so named, from the root of the largest tree."""
+    from usdposer.core.posespace import body_root
+
+    every = torch.ones(7, dtype=torch.bool)
+    bee = (["Head", "Antenna_L", "Antenna_R", "Jaw", "Sting", "Body", "Wing_L"], torch.tensor([-1, 0, 0, 0, 3, -1, 5]))
+    assert bee[0][body_root(*bee, every)] == "Body"
+    order = [5, 6, 0, 1, 2, 3, 4]
+    names = [bee[0][j] for j in order]
+    parents = torch.tensor([-1 if bee[1][j] < 0 else order.index(int(bee[1][j])) for j in order])
+    assert names[body_root(names, parents, every)] == "Body"
+    plain = ["A", "B", "C", "D", "E", "F", "G"]
+    assert plain[body_root(plain, bee[1], every)] == "A" and plain[body_root(plain, parents, every)] == "C"
+    assert body_root(plain, bee[1], torch.zeros(7, dtype=torch.bool)) is None

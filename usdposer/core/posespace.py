@@ -136,6 +136,15 @@ def name_hash(name: str, buckets: int = NAME_BUCKETS) -> Float[Tensor, " buckets
     return v / n if n > 0 else v
 
 
+def canonical_order(features: Float[Tensor, "M F"]) -> Int[Tensor, " M"]:
+    """The joints in an order that does not depend on where the rig lists them: by a fixed random projection of
+    their conditioning features (which are themselves invariant to the rig's conventions). A per-joint random draw
+    made in this order (draw ``i`` to joint ``order[i]``) gives each joint the same numbers however an exporter
+    ordered the skeleton, so a seed's samples and the prior's score do not change with the joint order."""
+    w = torch.randn(features.shape[-1], generator=torch.Generator().manual_seed(20_26), dtype=torch.float64)
+    return torch.argsort(features.double() @ w, stable=True)
+
+
 def tree_distance(parents: Int[Tensor, " J"]) -> Int[Tensor, "J J"]:
     """Number of edges on the tree path between every pair of joints (separate trees: J)."""
     J = len(parents)
@@ -475,6 +484,30 @@ def model_tree(rig: Rig) -> Int[Tensor, "J J"]:
     return tree_distance(rig_frame(rig).model_parents)
 
 
+BODY_WORDS = ("hips", "body", "root", "spine", "chest")  # a root named as one of these is the body's
+
+
+def body_root(names, model_parents: Int[Tensor, " J"], mask: Bool[Tensor, " J"]) -> int | None:
+    """The model root that positions are measured from in a skeleton forest (a body beside IK-target roots, a head
+    and a body as two trees): of the model roots whose name starts with a body word (``BODY_WORDS``, after
+    :func:`canonical_words`; else of all of them), the one with the most model joints below it (the first listed on
+    a tie); None without model joints. Chosen by what the roots are, not by the order the rig lists them in; on every
+    shared character it is the root listed first, which is what the default model was trained with."""
+    mp = model_parents.tolist()
+    roots = [j for j in range(len(mp)) if bool(mask[j]) and mp[j] < 0]
+    if not roots:
+        return None
+    size = dict.fromkeys(roots, 0)
+    for j in range(len(mp)):
+        if bool(mask[j]):
+            r = j
+            while mp[r] >= 0:
+                r = mp[r]
+            size[r] += 1
+    named = [r for r in roots if (canonical_words(names[r]) or [""])[0] in BODY_WORDS]
+    return max(named or roots, key=lambda r: (size[r], -roots.index(r)))
+
+
 def joint_features(rig: Rig, height: float | None = None) -> Float[Tensor, "J F"]:
     """Per-joint conditioning features (see the module docstring), float32; zero rows outside the model."""
     rf = rig_frame(rig)
@@ -483,8 +516,8 @@ def joint_features(rig: Rig, height: float | None = None) -> Float[Tensor, "J F"
     keep = rf.mask
     mp = rf.model_parents.tolist()
     pos = rf.ref_pos
-    roots = rf.model_roots
-    origin = pos[roots[0]] if roots else torch.zeros(3, dtype=torch.float64)
+    root = body_root(rig.joint_names, rf.model_parents, keep)
+    origin = pos[root] if root is not None else torch.zeros(3, dtype=torch.float64)
     bone = torch.stack([pos[j] - pos[p] if p >= 0 else torch.zeros(3, dtype=pos.dtype) for j, p in enumerate(mp)])
     depth = torch.zeros(J)
     children = torch.zeros(J)
@@ -769,7 +802,7 @@ def mirror_codes(six: Float[Tensor, "N J 6"], perm: Tensor) -> Float[Tensor, "N 
     return matrix_to_6d(M @ sixd_to_matrix(six[:, perm]) @ M)
 
 
-def mirror_permutation(names, pairs, mask: Tensor, ref_pos: Tensor, height: float,
+def mirror_permutation(names, pairs, mask: Tensor, ref_pos: Tensor, height: float, model_parents: Tensor,
                        tol: float = 0.05) -> Tensor | None:
     """``(J,)`` the left/right swap of a rig's joints when its reference pose is mirror-symmetric (paired joints at
     mirrored positions, unpaired model joints on the sagittal plane, within ``tol`` of the height); else None."""
@@ -782,11 +815,10 @@ def mirror_permutation(names, pairs, mask: Tensor, ref_pos: Tensor, height: floa
         perm[a], perm[b] = b, a
         paired |= {a, b}
     M = torch.tensor([-1.0, 1.0, 1.0], dtype=ref_pos.dtype)
-    roots = [j for j in range(J) if bool(mask[j])]
-    if not roots:
+    root = body_root(names, model_parents, mask)
+    if root is None:
         return None
-    origin = ref_pos[roots[0]]
-    rel = ref_pos - origin
+    rel = ref_pos - ref_pos[root]
     err = ((rel * M)[perm] - rel).norm(dim=-1)  # (J,)
     err = torch.where(mask, err, torch.zeros_like(err))
     return perm if float(err.max()) <= tol * height else None

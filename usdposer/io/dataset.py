@@ -271,7 +271,7 @@ class Character:
         from usdposer.core.posespace import _mirror_pairs, mirror_permutation
 
         pairs = _mirror_pairs(self.names, self.mask, self.ref_pos.double())
-        return mirror_permutation(self.names, pairs, self.mask, self.ref_pos.double(), self.height)
+        return mirror_permutation(self.names, pairs, self.mask, self.ref_pos.double(), self.height, self.model_parents)
 
 
 def load_dataset(path: str | os.PathLike, splits: tuple[str, ...] = ("train", "val", "heldout")) -> list[Character]:

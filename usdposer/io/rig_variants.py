@@ -16,7 +16,10 @@ space must not care about (``tests/test_invariance.py``, ``bench/invariance.py``
   Rigify (``thigh_L``) and 3ds Max Biped (``Bip01_L_Thigh``) name them (body parts of
   ``usdposer.core.posespace.canonical_words``; other words kept);
 * ``extra-joints``: joints that move no vertex: an end site under every leaf, sockets under the hands and head, IK
-  targets under the root and a five-finger chain (4 joints each) under each hand.
+  targets under the root and a five-finger chain (4 joints each) under each hand;
+* ``joint-order``: the skeleton's joints listed in another valid order (breadth first, each level's joints reversed,
+  as another exporter walks the tree), every per-joint array and the skins' joint indices permuted with it; the
+  animations keep their own joint order, which UsdSkel maps by token.
 
 Matrices are handled as column-vector numpy arrays and crossed into Gf at the edge, as everywhere in ``usdposer.io``.
 """
@@ -47,6 +50,7 @@ KINDS = {
     "names-blender": "joints named as Blender's Rigify names them (thigh_L)",
     "names-max": "joints named as 3ds Max's Biped names them (Bip01_L_Thigh)",
     "extra-joints": "end sites, sockets, IK targets and finger chains that move no vertex",
+    "joint-order": "joints listed breadth first, each level reversed; skin indices remapped, clips in their old order",
 }
 
 
@@ -198,6 +202,8 @@ def _apply(stage, skel, kind, rng, out: Variant) -> None:
         _rename(stage, skel, joints, kind.split("-", 1)[1], out)
     elif kind == "extra-joints":
         _add_joints(stage, skel, joints, parents, bind, rest, out)
+    elif kind == "joint-order":
+        _reorder(stage, skel, joints, parents, bind, rest)
 
 
 def _yaw(angle: float) -> np.ndarray:
@@ -412,6 +418,29 @@ def _add_joints(stage, skel, joints, parents, bind, rest, out: Variant) -> None:
     skel.GetBindTransformsAttr().Set(np_to_gf_array(np.stack(bind_all)))
     skel.GetRestTransformsAttr().Set(np_to_gf_array(np.stack(rest_all)))
     out.added_joints = tokens[J:]
+
+
+def _reorder(stage, skel, joints, parents, bind, rest) -> None:
+    """List the joints breadth first, each level reversed (parents still first); per-joint arrays and the skins'
+    joint indices follow. Animations and ``usdposer:jointLimits`` name their joints, so they stay as they are."""
+    depth = np.zeros(len(joints), dtype=np.int64)
+    for j, p in enumerate(parents):  # parents come first
+        depth[j] = depth[p] + 1 if p >= 0 else 0
+    order = sorted(range(len(joints)), key=lambda j: (depth[j], -j))  # parents still first
+    new_index = np.empty(len(joints), dtype=np.int64)
+    new_index[order] = np.arange(len(joints))
+    skel.GetJointsAttr().Set(Vt.TokenArray([joints[j] for j in order]))
+    names = skel.GetJointNamesAttr().Get()
+    if names:
+        skel.GetJointNamesAttr().Set(Vt.TokenArray([names[j] for j in order]))
+    skel.GetBindTransformsAttr().Set(np_to_gf_array(bind[order]))
+    skel.GetRestTransformsAttr().Set(np_to_gf_array(rest[order]))
+    for mesh in _meshes(stage, skel):
+        api = UsdSkel.BindingAPI(mesh)
+        if api.GetJointsAttr().HasAuthoredValue():  # indices into the mesh's own joint list: nothing to remap
+            continue
+        pv = api.GetJointIndicesPrimvar()
+        pv.Set(Vt.IntArray(new_index[np.asarray(pv.Get(), dtype=np.int64)].tolist()))
 
 
 def variant_path(folder: str | os.PathLike, source: str | os.PathLike, kind: str) -> Path:
