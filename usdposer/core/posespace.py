@@ -40,6 +40,7 @@ from __future__ import annotations
 import re
 import weakref
 import zlib
+from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -147,12 +148,11 @@ def canonical_order(features: Float[Tensor, "M F"]) -> Int[Tensor, " M"]:
 
 def tree_distance(parents: Int[Tensor, " J"]) -> Int[Tensor, "J J"]:
     """Number of edges on the tree path between every pair of joints (separate trees: J)."""
+    from usdposer.core.posing import roots_of
+
     J = len(parents)
     par = parents.tolist()
-    root = list(range(J))
-    for j, p in enumerate(par):
-        if p >= 0:
-            root[j] = root[p]
+    root = roots_of(par)
     D = torch.full((J, J), J, dtype=torch.long)
     for a in range(J):
         anc = {}
@@ -493,17 +493,13 @@ def body_root(names, model_parents: Int[Tensor, " J"], mask: Bool[Tensor, " J"])
     :func:`canonical_words`; else of all of them), the one with the most model joints below it (the first listed on
     a tie); None without model joints. Chosen by what the roots are, not by the order the rig lists them in; on every
     shared character it is the root listed first, which is what the default model was trained with."""
+    from usdposer.core.posing import roots_of
+
     mp = model_parents.tolist()
     roots = [j for j in range(len(mp)) if bool(mask[j]) and mp[j] < 0]
     if not roots:
         return None
-    size = dict.fromkeys(roots, 0)
-    for j in range(len(mp)):
-        if bool(mask[j]):
-            r = j
-            while mp[r] >= 0:
-                r = mp[r]
-            size[r] += 1
+    size = Counter(t for t, m in zip(roots_of(mp), mask.tolist()) if m)
     named = [r for r in roots if (canonical_words(names[r]) or [""])[0] in BODY_WORDS]
     return max(named or roots, key=lambda r: (size[r], -roots.index(r)))
 

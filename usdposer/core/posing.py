@@ -93,9 +93,13 @@ def rest_world(rig: Rig, pose: Pose | None = None) -> tuple[Float[Tensor, "J 4 4
 
 def tree_roots(rig: Rig) -> list[int]:
     """The root of each joint's tree (a skeleton may be a forest)."""
-    parents = rig.parents.tolist()
+    return roots_of(rig.parents.tolist())
+
+
+def roots_of(parents: list[int]) -> list[int]:
+    """The root of each joint's tree, given parent indices that come before their children."""
     top = []
-    for j, p in enumerate(parents):  # parents come before children
+    for j, p in enumerate(parents):
         top.append(j if p < 0 else top[p])
     return top
 
