@@ -23,7 +23,10 @@ else, per solve.
 Trials (targets, start frames, handles) come from their own generator and each solve's noise from a generator seeded
 by its trial, so runs at different step counts solve the same problems from the same noise: ``--baseline-steps 50``
 solves every trial again with the Step 15 default (50 DDIM steps; the Step 16 changes were each checked to give the
-same solutions per step) and prints paired differences (10-step minus 50-step) with 95 % bootstrap intervals.
+same solutions per step) and prints paired differences (10-step minus 50-step) with 95 % bootstrap intervals. The
+``--steps`` solves choose their candidate as ``usdposer ik`` does (the prior score up to its noise, then the fewest
+joints outside the limits above: ``models.guided_ik.choose``); the baseline solves, and every solve with
+``--old-choice``, by the prior score alone, as Step 15 did.
 """
 
 from __future__ import annotations
@@ -127,7 +130,10 @@ def run_character(label, path, prior, args, work, steps_list, profile=None):
                 t0 = time.time()
                 if profile is not None and i == 0:
                     profile.active = True
-                sol = solve_ik(prior, cond, obj, start, n=args.n, steps=steps, edit=scen == "edit", generator=gs)
+                rng = limits if (i == 0 and not args.old_choice) else None  # the baseline: Step 15's choice
+                n = args.n if i == 0 else (args.baseline_n or args.n)
+                sol = solve_ik(prior, cond, obj, start, n=n, steps=steps, edit=scen == "edit", generator=gs,
+                               range_limits=rng)
                 if profile is not None:
                     profile.active = False
                     profile.solves += i == 0
@@ -154,10 +160,15 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--baseline-steps", type=int, default=None, metavar="N",
                     help="also solve every trial with N steps (the Step 15 default: 50) and print paired differences")
+    ap.add_argument("--baseline-n", type=int, default=None, metavar="N",
+                    help="candidates of the --baseline-steps solves (default: -n)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only", default=None, help="only characters whose label contains this text")
     ap.add_argument("--json", default=None, metavar="FILE", help="also write the rows here (e.g. bench/results/ik.json)")
     ap.add_argument("--profile", action="store_true", help="where each character's guided solves spend their time")
+    ap.add_argument("--old-choice", action="store_true",
+                    help="choose among the candidates by prior score alone, not first by the rig's range of motion "
+                         "(before Step 16's range-aware choice); the --baseline-steps solves always choose this way")
     ap.add_argument("--plain-fk", action="store_true",
                     help="differentiate forward kinematics by plain autograd through its levels (before Step 16's "
                          "closed-form backward), for a same-machine comparison")

@@ -31,7 +31,9 @@ handle. --from edits an existing pose (a time code, sample:I or rest) after
 DDIM inversion; without it one candidate edits the rest pose and the others
 are sampled from noise, grounded. Each denoising step is nudged down the
 energy (handles, pins, joint limits, ground); the most plausible candidate
-that reaches every handle is written.
+that reaches every handle is written (of candidates whose prior scores are
+within the score's own noise, the one with the fewest joints outside the
+rig's range: its limits, or else the range of its own animation).
 The layer holds SkelAnimation <Skeleton>/usdposerIK (bound), the candidates
 with their latent codes and prior scores (<Skeleton>/IKCandidates) and the
 handles as IKHandleAPI constraint prims (<Skeleton>/IKHandles), which
@@ -137,7 +139,8 @@ def _serve(asset, replay, out, options) -> None:
 
 def _human(r) -> str:
     errs = ", ".join(f"{h['joint'].rsplit('/', 1)[-1]} {e:.2%}" for h, e in zip(r.handles, r.handle_errors))
-    lim = "" if r.limit_violations is None else f", {r.limit_violations} joints outside limits"
+    where = {"rig": "its limits", "animation": "the range of its animation"}.get(r.limits, "limits")
+    lim = "" if r.limit_violations is None else f", {r.limit_violations} joints outside {where}"
     rep = "" if r.replay_max_angle_deg is None else f"; replay differs by at most {r.replay_max_angle_deg:.2g} deg"
     return (f"wrote {r.output}: {r.animation} from {r.pose_from}, candidate {r.chosen + 1}/{r.candidates} "
             f"(prior score {r.prior_score:.3f}{lim}); handle error ({errs}) of the height; constraints in "

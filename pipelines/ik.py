@@ -78,7 +78,7 @@ class IKReport(Result):
     handle_errors: list[float]
     mean_handle_error: float
     prior_score: float
-    limit_violations: int | None
+    limit_violations: int | None  # joints of the pose outside the range of motion (``limits``), None without one
     frames: int
     keyframes: list[float]
     animation: str
@@ -88,6 +88,7 @@ class IKReport(Result):
     preview: str | None = None
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    limits: str = "none"  # the range of motion: "rig" (the asset's own), "animation" (learned from its clips), "none"
 
 
 def _ik(asset, out, *, handles: list, pins: list[str] = (), pose_from: str | None = None,
@@ -131,8 +132,9 @@ def _ik(asset, out, *, handles: list, pins: list[str] = (), pose_from: str | Non
     # 2.-3. guided sampling from noise and from the start pose inverted part way; pick the most plausible that
     # reaches every handle
     g = torch.Generator().manual_seed(seed)
+    limits, limits_from = s.range_of_motion()
     sol = solve_ik(s.prior, s.cond, obj, start.six, n=n, steps=steps, strength=strength, edit=bool(pose_from),
-                   generator=g, progress=progress)
+                   generator=g, progress=progress, range_limits=limits)
     six, z, err, score, ok, chosen = sol.six, sol.latents, sol.errors, sol.scores, sol.reached, sol.chosen
     # 4. the written animation: the pose, or the manifold path from the start pose to it
     if frames > 1:
@@ -159,11 +161,11 @@ def _ik(asset, out, *, handles: list, pins: list[str] = (), pose_from: str | Non
                       candidates=n, chosen=chosen, frames=frames, keyframes=[float(k) for k in keys],
                       poseFrom=pose_from or "", animation=anim or "", skeleton=rig.skeleton_path)
     outp = write_clip_layer(asset, out, rig, [clip], prov=prov, author=author)
-    viol = obj.violations(six[chosen:chosen + 1])
+    viol = obj.violations(six[chosen:chosen + 1], limits) if limits is not None else None
     rep = IKReport(str(asset), str(outp), rig.skeleton_path, start.label, stored, n, chosen, seed, steps, strength,
                    [round(float(e), 6) for e in err[chosen]], float(err[chosen].mean()), float(score[chosen]),
                    None if viol is None else int(viol.sum()), len(path), [float(k) for k in keys], anim_path, cons,
-                   s.height)
+                   s.height, limits=limits_from)
     from usdposer.models.plausibility import familiarity_warning
 
     unfamiliar = familiarity_warning(s.prior, s.cond, scores=score)

@@ -272,6 +272,65 @@ def test_repeated_solves_invert_their_start_once_and_solve_alike(tiny, fox_rig):
     assert torch.equal(again.six, sols[2].six)
 
 
+def test_the_chosen_candidate_is_the_most_plausible_up_to_the_scores_noise_then_the_one_inside_the_range():
+    """Property over random candidate sets: the chosen candidate reaches every handle when one does; its prior score
+    is within ``SCORE_MARGIN`` of the best reaching score; no reaching candidate within that margin has fewer joints
+    outside the range; without a range (or with equal counts) it is the lowest score, as before the range existed;
+    and when none reaches it is the one with the smallest largest handle error."""
+    from usdposer.models.guided_ik import SCORE_MARGIN, choose
+
+    g = torch.Generator().manual_seed(0)
+    for _ in range(500):
+        n = int(torch.randint(1, 7, (1,), generator=g))
+        score = 0.2 + 0.03 * torch.rand(n, generator=g)
+        err = 0.03 * torch.rand(n, 3, generator=g)
+        ok = err.max(1).values < 0.015
+        viol = torch.rand(n, 9, generator=g) < 0.2
+        c = choose(score, err, ok, viol)
+        if not ok.any():
+            assert c == int(err.max(1).values.argmin())
+            continue
+        best = float(score[ok].min())
+        assert ok[c] and float(score[c]) <= best + SCORE_MARGIN
+        near = ok & (score <= best + SCORE_MARGIN)
+        assert int(viol[c].sum()) == int(viol[near].sum(1).min())
+        assert choose(score, err, ok) == choose(score, err, ok, torch.zeros_like(viol)) == int(
+            torch.where(ok, score, torch.full_like(score, math.inf)).argmin())
+    # a worked case: 0.300 breaks 3 joints, 0.305 none (a tie for the score), 0.500 none (clearly less plausible)
+    ok = torch.ones(3, dtype=torch.bool)
+    counts = torch.tensor([[True] * 3 + [False] * 6, [False] * 9, [False] * 9])
+    assert choose(torch.tensor([0.300, 0.305, 0.500]), torch.zeros(3, 2), ok, counts) == 1
+    assert choose(torch.tensor([0.300, 0.400, 0.500]), torch.zeros(3, 2), ok, counts) == 0
+
+
+def test_the_range_of_motion_comes_from_the_rigs_limits_or_its_own_animation(tiny, tmp_path):
+    """IK's range of motion: the MJCF rodent's own limits; for the Fox (no limits in the file) limits learned from its
+    animation, which hold its real frames; none for the KayKit mannequin, which has neither."""
+    from usdposer.pipelines._session import Session
+
+    from usdposer.core.limits import limit_violations
+    from usdposer.core.posespace import pose_to_6d, relative_rotations
+    from usdposer.io.importers import import_any
+
+    ck = tiny["root"] / "ckpt"
+    for name, src in (("rodent", ASSETS / "mujoco" / "rodent" / "rodent.xml"),
+                      ("manny", ASSETS / "kaykit" / "mannequin" / "manny_med_mod.gltf")):
+        import_any(src, tmp_path / f"{name}.usdc")
+    rodent = Session.open(tmp_path / "rodent.usdc", None, ck, "cpu")
+    lim, src = rodent.range_of_motion()
+    assert src == "rig" and lim is rodent.rig.limits
+    fox = Session.open(tiny["fox"], None, ck, "cpu")
+    lim, src = fox.range_of_motion()
+    assert src == "animation" and lim.shape == (fox.rig.num_joints, 3, 2) and torch.isfinite(lim).all()
+    assert fox.range_of_motion()[0] is lim  # learned once per session
+    clips = fox.asset.clips[fox.rig.skeleton_path]
+    real = torch.cat([pose_to_6d(fox.rig, c.pose()) for c in clips]).double()
+    outside = limit_violations(relative_rotations(fox.rig, real), lim).double()  # (frames, J)
+    assert outside.mean() < 0.01 and outside.any(1).double().mean() < 0.05, outside.mean()  # 0.5 / 99.5 % + 5 deg
+    manny = Session.open(tmp_path / "manny.usdc", None, ck, "cpu")
+    assert manny.range_of_motion() == (None, "none")
+
+
 # ------------------------------------------------------------------------------------------------ USD
 def test_ik_handle_prims_round_trip(tmp_path):
     from usdposer.io.edits import define_ik_handles, find_ik_handles, read_ik_handles
@@ -365,6 +424,7 @@ def test_ik_cli_replay_and_constraints(tiny, tmp_path):
     assert r.returncode == 0, r.stderr
     rep = json.loads(r.stdout)
     assert max(rep["handle_errors"]) < 0.015 and rep["frames"] == 5 and rep["keyframes"] == [0.0, 4.0]
+    assert rep["limits"] == "animation" and isinstance(rep["limit_violations"], int)  # the Fox's animated range
     stage = Usd.Stage.Open(str(out))
     handles = read_ik_handles(find_ik_handles(stage, "/Fox/Skel"))
     assert [(h["joint"].rsplit("/", 1)[-1], h["kind"], h["weight"]) for h in handles] == [
