@@ -170,24 +170,14 @@ class Pose:
     def __len__(self) -> int:
         return int(self.rotations.shape[0])
 
-    def root_translation(self, rig: Rig) -> Float[Tensor, "B 3"]:
-        """``(B, 3)`` translation of the rig's first root joint."""
-        return self.translations[:, rig.roots[0]]
-
     @classmethod
-    def from_rotations(
-        cls, rig: Rig, rotations: Float[Tensor, "B J 4"], root_translation: Float[Tensor, "B 3"] | None = None
-    ) -> Pose:
-        """Pose from joint-local rotations, rest translations/scales, and an optional root translation."""
+    def from_rotations(cls, rig: Rig, rotations: Float[Tensor, "B J 4"]) -> Pose:
+        """Pose from joint-local rotations with the rest translations and scales (every root where it rests)."""
         from usdposer.core.kinematics import decompose_trs
 
         t_rest, _, s_rest = decompose_trs(rig.rest_local.to(rotations))
         B = rotations.shape[0]
-        translations = t_rest.expand(B, -1, -1).clone()  # (B, J, 3)
-        if root_translation is not None:
-            for r in rig.roots:
-                translations[:, r] = root_translation
-        return cls(rotations, translations, s_rest.expand(B, -1, -1).clone())
+        return cls(rotations, t_rest.expand(B, -1, -1).clone(), s_rest.expand(B, -1, -1).clone())
 
     @classmethod
     def rest(cls, rig: Rig, batch: int = 1) -> Pose:
