@@ -24,9 +24,11 @@ Trials (targets, start frames, handles) come from their own generator and each s
 by its trial, so runs at different step counts solve the same problems from the same noise: ``--baseline-steps 50``
 solves every trial again with the Step 15 default (50 DDIM steps; the Step 16 changes were each checked to give the
 same solutions per step) and prints paired differences (10-step minus 50-step) with 95 % bootstrap intervals. The
-``--steps`` solves choose their candidate as ``usdposer ik`` does (the prior score up to its noise, then the fewest
-joints outside the limits above: ``models.guided_ik.choose``); the baseline solves, and every solve with
-``--old-choice``, by the prior score alone, as Step 15 did.
+``--steps`` solves use the rig's range of motion (the limits above) as ``usdposer ik`` does: a fresh solve edits the
+rest pose clamped into it (``core.posespace.within_limits``; where no candidate then reaches, the rest pose as it is
+too), and the candidate is chosen by the prior score up to its
+noise, then by the fewest joints outside it (``models.guided_ik.choose``); the baseline solves, and every solve with
+``--no-range``, edit the rest pose as it is and choose by the prior score alone, as Step 15 did.
 """
 
 from __future__ import annotations
@@ -61,29 +63,10 @@ def trial_poses(asset, rig, prior, cond, g):
         return torch.cat([pose_to_6d(rig, c.pose()) for c in clips]).float(), "animation"
     six, _ = prior.sample(cond, 64, generator=g)
     if rig.limits is not None and torch.isfinite(rig.limits).any():
+        from usdposer.core.posespace import within_limits
+
         return within_limits(rig, six, rig.limits), "prior samples within the asset's limits"
     return six, "prior samples"
-
-
-def within_limits(rig, six, limits):
-    """Poses (N, J, 6) projected into the rig's per-axis Euler limits (J, 3, 2) (stated relative to rest):
-    reachable targets for a limited rig, so that neither method is asked for a pose its joints cannot take."""
-    import torch
-    from scipy.spatial.transform import Rotation
-
-    from usdposer.core.posespace import pose_to_6d, relative_rotations, rig_frame
-    from usdposer.core.rotations import matrix_to_quat
-    from usdposer.types import Pose
-
-    N, J = six.shape[:2]
-    R = relative_rotations(rig, six.double()).reshape(-1, 3, 3).numpy()
-    e = torch.from_numpy(Rotation.from_matrix(R).as_euler("xyz")).reshape(N, J, 3)
-    lo, hi = limits[..., 0].double(), limits[..., 1].double()
-    e = torch.where(torch.isfinite(lo), torch.maximum(e, lo), e)
-    e = torch.where(torch.isfinite(hi), torch.minimum(e, hi), e)
-    M = torch.from_numpy(Rotation.from_euler("xyz", e.reshape(-1, 3).numpy()).as_matrix()).reshape(N, J, 3, 3)
-    q = matrix_to_quat(rig_frame(rig).rest_rot @ M)  # back to local rotations, then to codes
-    return pose_to_6d(rig, Pose.from_rotations(rig, q), canonical_heading=False).float()
 
 
 def run_character(label, path, prior, args, work, steps_list, profile=None):
@@ -93,7 +76,7 @@ def run_character(label, path, prior, args, work, steps_list, profile=None):
 
     from usdposer.core.ik import PoseObjective, dls_ik
     from usdposer.core.limits import learn_limits
-    from usdposer.core.posespace import IDENTITY_6D, relative_rotations
+    from usdposer.core.posespace import IDENTITY_6D, relative_rotations, within_limits
     from usdposer.io.dataset import read_any
     from usdposer.types import Pose
 
@@ -123,24 +106,25 @@ def run_character(label, path, prior, args, work, steps_list, profile=None):
             obj = PoseObjective(rig, torch.tensor(ends), torch.zeros(3, 3), torch.ones(3), like=like)
             obj.targets = obj.pose(poses[fb:fb + 1].double()).positions[0, ends]
             h = obj.height
-            start = rest if scen == "fresh" else poses[fa:fa + 1]
             runs = []
             for i, steps in enumerate(steps_list):
+                new = i == 0 and not args.no_range  # the baseline: Step 15's start and choice
+                start = (within_limits(rig, rest, limits) if new else rest) if scen == "fresh" else poses[fa:fa + 1]
                 gs = torch.Generator().manual_seed(args.seed * 100003 + trial * 2 + (scen == "edit"))
                 t0 = time.time()
                 if profile is not None and i == 0:
                     profile.active = True
-                rng = limits if (i == 0 and not args.old_choice) else None  # the baseline: Step 15's choice
+                rng = limits if new else None
                 n = args.n if i == 0 else (args.baseline_n or args.n)
                 sol = solve_ik(prior, cond, obj, start, n=n, steps=steps, edit=scen == "edit", generator=gs,
-                               range_limits=rng)
+                               range_limits=rng, fallback=rest if new and scen == "fresh" else None)
                 if profile is not None:
                     profile.active = False
                     profile.solves += i == 0
                 runs.append((f"{scen}/ours" if i == 0 else f"{scen}/ours@{steps}", sol.six[sol.chosen:sol.chosen + 1],
                              time.time() - t0))
             t1 = time.time()
-            six_d = dls_ik(obj, start, iterations=100).float()
+            six_d = dls_ik(obj, rest if scen == "fresh" else poses[fa:fa + 1], iterations=100).float()
             runs.append((f"{scen}/DLS", six_d, time.time() - t1))
             for key, s, sec in runs:
                 e = obj.handle_errors(s)[0] / h
@@ -166,9 +150,10 @@ def main() -> None:
     ap.add_argument("--only", default=None, help="only characters whose label contains this text")
     ap.add_argument("--json", default=None, metavar="FILE", help="also write the rows here (e.g. bench/results/ik.json)")
     ap.add_argument("--profile", action="store_true", help="where each character's guided solves spend their time")
-    ap.add_argument("--old-choice", action="store_true",
-                    help="choose among the candidates by prior score alone, not first by the rig's range of motion "
-                         "(before Step 16's range-aware choice); the --baseline-steps solves always choose this way")
+    ap.add_argument("--no-range", action="store_true",
+                    help="solve without the rig's range of motion, as Step 15 did: fresh solves edit the rest pose as "
+                         "it is and the candidate is chosen by prior score alone (the --baseline-steps solves always "
+                         "do)")
     ap.add_argument("--plain-fk", action="store_true",
                     help="differentiate forward kinematics by plain autograd through its levels (before Step 16's "
                          "closed-form backward), for a same-machine comparison")

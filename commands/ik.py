@@ -28,8 +28,9 @@ Examples:
 Targets are world positions in the stage's units and up axis (the Fox is
 about 80 units tall); :WEIGHT scales a
 handle. --from edits an existing pose (a time code, sample:I or rest) after
-DDIM inversion; without it one candidate edits the rest pose and the others
-are sampled from noise, grounded. Each denoising step is nudged down the
+DDIM inversion; without it one candidate edits the rest pose (its joints
+outside the rig's range brought inside first) and the others are sampled
+from noise, grounded. Each denoising step is nudged down the
 energy (handles, pins, joint limits, ground); the most plausible candidate
 that reaches every handle is written (of candidates whose prior scores are
 within the score's own noise, the one with the fewest joints outside the
@@ -142,6 +143,7 @@ def _human(r) -> str:
     where = {"rig": "its limits", "animation": "the range of its animation"}.get(r.limits, "limits")
     lim = "" if r.limit_violations is None else f", {r.limit_violations} joints outside {where}"
     rep = "" if r.replay_max_angle_deg is None else f"; replay differs by at most {r.replay_max_angle_deg:.2g} deg"
-    return (f"wrote {r.output}: {r.animation} from {r.pose_from}, candidate {r.chosen + 1}/{r.candidates} "
+    moved = f" ({r.start_joints_moved} joints brought inside {where})" if r.start_joints_moved else ""
+    return (f"wrote {r.output}: {r.animation} from {r.pose_from}{moved}, candidate {r.chosen + 1}/{r.candidates} "
             f"(prior score {r.prior_score:.3f}{lim}); handle error ({errs}) of the height; constraints in "
             f"{r.constraints}{rep} ({r.seconds:.1f} s)")

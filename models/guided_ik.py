@@ -67,7 +67,7 @@ class IKSolution:
 
 def solve_ik(prior, cond, obj, start: torch.Tensor, *, n: int, steps: int, strength: float = EDIT_STRENGTH,
              edit: bool = False, generator: torch.Generator | None = None, progress=None,
-             range_limits: torch.Tensor | None = None) -> IKSolution:
+             range_limits: torch.Tensor | None = None, fallback: torch.Tensor | None = None) -> IKSolution:
     """Guided IK candidates under ``obj`` (a :class:`usdposer.core.ik.PoseObjective`).
 
     ``edit``: every candidate starts from ``start (1, J, 6)`` inverted to ``strength`` of the schedule, all but the
@@ -76,7 +76,9 @@ def solve_ik(prior, cond, obj, start: torch.Tensor, *, n: int, steps: int, stren
     0.4% of the height, so that met constraints leave the prior's pose alone. The chosen candidate reaches every
     handle within 1.5% of the height and has the lowest prior score (or, if none reaches, the smallest error).
     ``range_limits (J, 3, 2)``: the rig's range of motion (its own limits, or limits learned from its animation), by
-    which :func:`choose` breaks near-ties in the prior score.
+    which :func:`choose` breaks near-ties in the prior score. ``fallback (1, J, 6)``: where no candidate reaches every
+    handle, one more candidate edits this pose (a fresh solve's rest pose as it is, when ``start`` is that pose brought
+    inside the range) and joins the choice; the solution then holds ``n + 1`` candidates.
     """
     H = len(obj.joints)
     tol = float(obj.weights.sum()) * 0.004**2
@@ -93,5 +95,12 @@ def solve_ik(prior, cond, obj, start: torch.Tensor, *, n: int, steps: int, stren
     err = (obj.handle_errors(six) / obj.height).float().reshape(n, H)
     score = prior.score(cond, six)
     ok = err.max(1).values < SUCCESS_FRACTION
+    if fallback is not None and not bool(ok.any()):
+        z1 = inverted_start(prior, cond, fallback, steps, strength)
+        six1 = prior.guided_sample(cond, obj.residuals, z1, steps=steps, strength=[strength], tol=tol)
+        err1 = (obj.handle_errors(six1) / obj.height).float().reshape(1, H)
+        six, latents = torch.cat([six, six1]), torch.cat([latents, z1])
+        err, score = torch.cat([err, err1]), torch.cat([score, prior.score(cond, six1)])
+        ok = err.max(1).values < SUCCESS_FRACTION
     chosen = choose(score, err, ok, obj.violations(six, range_limits) if range_limits is not None else None)
     return IKSolution(six, latents, err, score, ok, chosen)

@@ -89,6 +89,7 @@ class IKReport(Result):
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
     limits: str = "none"  # the range of motion: "rig" (the asset's own), "animation" (learned from its clips), "none"
+    start_joints_moved: int = 0  # a fresh solve: joints of the rest pose outside that range, brought inside first
 
 
 def _ik(asset, out, *, handles: list, pins: list[str] = (), pose_from: str | None = None,
@@ -97,7 +98,9 @@ def _ik(asset, out, *, handles: list, pins: list[str] = (), pose_from: str | Non
              device: str = "cpu", preview: str | None = None, arguments: list[str] | None = None,
              progress=None, session: Session | None = None) -> IKReport:
     """IK on the manifold: energy-guided DDIM under sparse handles (and pins), from noise or from an existing pose
-    after inversion; ``n`` candidates, the most plausible one that reaches every handle is written.
+    after inversion; ``n`` candidates, the most plausible one that reaches every handle is written. The rig's range
+    of motion (:meth:`Session.range_of_motion`) breaks near-ties in plausibility (:func:`models.guided_ik.choose`), and
+    a fresh solve edits the rest pose brought inside it (and, where no candidate then reaches, the rest pose as it is).
 
     ``handles`` are :class:`usdposer.core.ik.Handle` (targets in the stage's world space and units). The layer holds the
     pose (``usdposerIK``; with ``frames > 1`` the manifold path from the start pose to it), the candidates with
@@ -133,9 +136,16 @@ def _ik(asset, out, *, handles: list, pins: list[str] = (), pose_from: str | Non
     # reaches every handle
     g = torch.Generator().manual_seed(seed)
     limits, limits_from = s.range_of_motion()
-    sol = solve_ik(s.prior, s.cond, obj, start.six, n=n, steps=steps, strength=strength, edit=bool(pose_from),
-                   generator=g, progress=progress, range_limits=limits)
+    begin, moved = start.six, 0
+    if not pose_from and limits is not None:  # a fresh solve edits the rest pose brought inside the rig's range
+        from usdposer.core.posespace import within_limits
+
+        moved = int(obj.violations(begin, limits).sum())
+        begin = within_limits(rig, begin, limits) if moved else begin
+    sol = solve_ik(s.prior, s.cond, obj, begin, n=n, steps=steps, strength=strength, edit=bool(pose_from),
+                   generator=g, progress=progress, range_limits=limits, fallback=start.six if moved else None)
     six, z, err, score, ok, chosen = sol.six, sol.latents, sol.errors, sol.scores, sol.reached, sol.chosen
+    m = len(six)  # n, or one more where the fallback ran
     # 4. the written animation: the pose, or the manifold path from the start pose to it
     if frames > 1:
         path, _, _ = latent_path(s, start.six, six[chosen:chosen + 1], frames, steps)
@@ -152,8 +162,8 @@ def _ik(asset, out, *, handles: list, pins: list[str] = (), pose_from: str | Non
 
     def author(stage):
         define_ik_handles(stage, cons, stored)
-        define_pose_library(stage, lib, rig, cand_pose, latents=z.reshape(n, -1).numpy(), scores=score.numpy())
-        stamp_pose_space(stage, rig.skeleton_path, s.model_id, lib, n)
+        define_pose_library(stage, lib, rig, cand_pose, latents=z.reshape(m, -1).numpy(), scores=score.numpy())
+        stamp_pose_space(stage, rig.skeleton_path, s.model_id, lib, m)
         if keys:
             set_keyframes(stage, anim_path, [float(k) for k in keys])
 
@@ -162,10 +172,10 @@ def _ik(asset, out, *, handles: list, pins: list[str] = (), pose_from: str | Non
                       poseFrom=pose_from or "", animation=anim or "", skeleton=rig.skeleton_path)
     outp = write_clip_layer(asset, out, rig, [clip], prov=prov, author=author)
     viol = obj.violations(six[chosen:chosen + 1], limits) if limits is not None else None
-    rep = IKReport(str(asset), str(outp), rig.skeleton_path, start.label, stored, n, chosen, seed, steps, strength,
+    rep = IKReport(str(asset), str(outp), rig.skeleton_path, start.label, stored, m, chosen, seed, steps, strength,
                    [round(float(e), 6) for e in err[chosen]], float(err[chosen].mean()), float(score[chosen]),
                    None if viol is None else int(viol.sum()), len(path), [float(k) for k in keys], anim_path, cons,
-                   s.height, limits=limits_from)
+                   s.height, limits=limits_from, start_joints_moved=moved)
     from usdposer.models.plausibility import familiarity_warning
 
     unfamiliar = familiarity_warning(s.prior, s.cond, scores=score)
@@ -177,7 +187,7 @@ def _ik(asset, out, *, handles: list, pins: list[str] = (), pose_from: str | Non
     if preview:
         from usdposer.render.preview import contact_sheet
 
-        contact_sheet(rig, _take(cand_pose, [chosen] + [i for i in range(n) if i != chosen]), preview)
+        contact_sheet(rig, _take(cand_pose, [chosen] + [i for i in range(m) if i != chosen]), preview)
         rep.preview = str(preview)
     rep.seconds = time.time() - t0
     return rep

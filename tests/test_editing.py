@@ -4,10 +4,13 @@ layers and errors on the bundled Fox with a tiny model trained in the session fi
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -272,6 +275,82 @@ def test_repeated_solves_invert_their_start_once_and_solve_alike(tiny, fox_rig):
     assert torch.equal(again.six, sols[2].six)
 
 
+def test_a_fallback_start_joins_the_choice_only_where_no_candidate_reaches(tiny, fox_rig):
+    """``solve_ik(..., fallback=POSE)``: where a candidate reaches every handle, the solution is the one without a
+    fallback; where none does (targets moved far out of reach), one more candidate, the fallback pose edited alone,
+    joins them (the same pose a one-candidate edit of it gives) and the smallest error is chosen among all."""
+    from usdposer.models.guided_ik import solve_ik
+
+    rig, prior, cond, real, obj = _fox_head_and_hand(tiny, fox_rig)
+    start, other = real[3:4], real[60:61]
+
+    def solve(o, **kw):
+        return solve_ik(prior, cond, o, start, n=3, steps=10, generator=torch.Generator().manual_seed(2), **kw)
+
+    plain, with_fb = solve(obj), solve(obj, fallback=other)
+    assert plain.reached.any() and torch.equal(plain.six, with_fb.six) and plain.chosen == with_fb.chosen
+    far = copy.copy(obj)
+    far.targets = obj.targets + torch.tensor([0.0, 10.0 * obj.height, 0.0], dtype=obj.targets.dtype)
+    plain, with_fb = solve(far), solve(far, fallback=other)
+    assert not with_fb.reached.any() and len(with_fb.six) == 4 and torch.equal(with_fb.six[:3], plain.six)
+    alone = solve_ik(prior, cond, far, other, n=1, steps=10)
+    assert torch.allclose(with_fb.six[3], alone.six[0], atol=1e-5)
+    assert with_fb.chosen == int(with_fb.errors.max(1).values.argmin())
+
+
+def test_euler_angles_back_to_matrices_and_clamping_into_limits_match_scipy():
+    """``euler_xyz_to_matrix`` is scipy's ``from_euler("xyz")`` and inverts ``euler_xyz``; ``clamp_to_limits`` puts
+    each limited angle on its bound (scipy's composition of the clamped angles), leaves joints inside their limits
+    exactly as they are and unlimited (NaN) axes alone."""
+    from scipy.spatial.transform import Rotation
+
+    from usdposer.core.limits import clamp_to_limits, euler_xyz, euler_xyz_to_matrix
+
+    g = torch.Generator().manual_seed(0)
+    span = torch.tensor([2 * math.pi, 0.98 * math.pi, 2 * math.pi], dtype=torch.float64)
+    e = torch.rand(500, 3, generator=g, dtype=torch.float64) * span - span / 2
+    R = euler_xyz_to_matrix(e)
+    assert np.allclose(R.numpy(), Rotation.from_euler("xyz", e.numpy()).as_matrix(), atol=1e-12)
+    assert torch.allclose(euler_xyz(R), e, atol=1e-9)
+    limits = torch.tensor([[[-0.5, 0.5], [-0.2, 0.3], [math.nan, math.nan]]] * 4, dtype=torch.float64)  # (4, 3, 2)
+    e4 = e[:400].reshape(100, 4, 3)
+    out = clamp_to_limits(euler_xyz_to_matrix(e4), limits)
+    want = e4.clone()
+    want[..., 0] = want[..., 0].clamp(-0.5, 0.5)
+    want[..., 1] = want[..., 1].clamp(-0.2, 0.3)
+    assert np.allclose(out.numpy(), Rotation.from_euler("xyz", want.reshape(-1, 3).numpy()).as_matrix().reshape(
+        100, 4, 3, 3), atol=1e-12)
+    inside = ((e4[..., 0].abs() <= 0.5) & (e4[..., 1] >= -0.2) & (e4[..., 1] <= 0.3))
+    assert inside.any() and torch.equal(out[inside], euler_xyz_to_matrix(e4)[inside])
+
+
+def test_a_rest_pose_outside_the_rigs_animated_range_is_brought_inside_it():
+    """The CMU walk rests in a pose its one clip never takes (15 of its 31 joints outside the range learned from it);
+    ``within_limits`` brings every joint inside, and leaves real frames' joints that are inside exactly where they
+    are (what a fresh ``usdposer ik`` starts from)."""
+    from usdposer.core.limits import learn_limits, limit_violations
+    from usdposer.core.posespace import IDENTITY_6D, pose_to_6d, relative_rotations, within_limits
+    from usdposer.io.dataset import read_any
+
+    with tempfile.TemporaryDirectory() as work:
+        asset = read_any(ASSETS / "cmu" / "cmu_walk.bvh", Path(work))
+    rig = asset.rig()
+    real = torch.cat([pose_to_6d(rig, c.pose()) for c in asset.clips[rig.skeleton_path]]).double()
+    lim = learn_limits(relative_rotations(rig, real))
+    rest = torch.tensor(IDENTITY_6D, dtype=torch.float64).expand(1, rig.num_joints, 6)
+    outside = limit_violations(relative_rotations(rig, rest), lim)
+    assert int(outside.sum()) >= 10
+    inside_now = within_limits(rig, rest, lim)
+    assert not limit_violations(relative_rotations(rig, inside_now), lim).any()
+    keep = ~outside[0]
+    assert torch.allclose(relative_rotations(rig, inside_now)[0, keep], relative_rotations(rig, rest)[0, keep],
+                          atol=1e-9)
+    frames = real[::7]
+    ok = ~limit_violations(relative_rotations(rig, frames), lim, tolerance_deg=0.0)
+    assert torch.allclose(relative_rotations(rig, within_limits(rig, frames, lim))[ok],
+                          relative_rotations(rig, frames)[ok], atol=1e-9)
+
+
 def test_the_chosen_candidate_is_the_most_plausible_up_to_the_scores_noise_then_the_one_inside_the_range():
     """Property over random candidate sets: the chosen candidate reaches every handle when one does; its prior score
     is within ``SCORE_MARGIN`` of the best reaching score; no reaching candidate within that margin has fewer joints
@@ -437,6 +516,34 @@ def test_ik_cli_replay_and_constraints(tiny, tmp_path):
     again = json.loads(rp.stdout)
     assert again["replay_max_angle_deg"] < 1e-3
     assert again["handle_errors"] == pytest.approx(rep["handle_errors"], abs=1e-5)
+
+
+def test_a_fresh_ik_on_a_rig_resting_outside_its_animations_range_starts_inside_it(tiny, tmp_path):
+    """``usdposer ik`` without --from on the CMU walk (a BVH: no limits in the file; its rest pose is outside the one
+    clip's range): the report names the range (learned from the animation), how many rest joints were brought inside
+    it before the solve, and counts the chosen pose's joints outside it; the handle is reached."""
+    from usdposer.io.importers import import_any
+
+    src = tmp_path / "walk.usdc"
+    import_any(ASSETS / "cmu" / "cmu_walk.bvh", src)
+    stage = Usd.Stage.Open(str(src))
+    skel = next(p for p in stage.Traverse() if p.IsA(UsdSkel.Skeleton))
+    cache = UsdSkel.Cache()
+    cache.Populate(UsdSkel.Root(skel.GetParent()), Usd.PrimDefaultPredicate)
+    sq = cache.GetSkelQuery(UsdSkel.Skeleton(skel))
+    names = [str(j).rsplit("/", 1)[-1] for j in sq.GetJointOrder()]
+    X = np.asarray(sq.ComputeJointWorldTransforms(UsdGeom.XformCache(0.0), atRest=True), dtype=np.float64)
+    target = X[names.index("LeftHand"), 3, :3] + np.array([0.0, -2.0, 1.0])  # stage units (0.056 m each)
+    args = ["ik", src, "--handle", "LeftHand=" + ",".join(f"{v:.4f}" for v in target), "-n", "2",
+            "--checkpoint", tiny["root"] / "ckpt", "-o", tmp_path / "walk.ik.usdc"]
+    r = cli(*args, "--json")
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    assert rep["limits"] == "animation" and rep["start_joints_moved"] >= 10 and rep["pose_from"] == "rest"
+    assert isinstance(rep["limit_violations"], int) and max(rep["handle_errors"]) < 0.015
+    human = cli(*args[:-1], tmp_path / "again.usdc")
+    assert human.returncode == 0 and f"({rep['start_joints_moved']} joints brought inside the range of its animation)" \
+        in human.stdout, human.stdout + human.stderr
 
 
 def test_ik_serve_answers_each_line_like_a_one_shot_ik_and_refuses_bad_lines_alone(tiny, tmp_path):

@@ -35,6 +35,27 @@ def euler_xyz(R: Float[Tensor, "... 3 3"]) -> Float[Tensor, "... 3"]:
     return torch.stack([x, y, z], -1)  # (..., 3)
 
 
+def euler_xyz_to_matrix(e: Float[Tensor, "... 3"]) -> Float[Tensor, "... 3 3"]:
+    """The inverse of :func:`euler_xyz`: ``R = Rz(z) Ry(y) Rx(x)`` from extrinsic XYZ angles (radians)."""
+    cx, cy, cz = e.cos().unbind(-1)
+    sx, sy, sz = e.sin().unbind(-1)
+    rows = [cz * cy, cz * sy * sx - sz * cx, cz * sy * cx + sz * sx,
+            sz * cy, sz * sy * sx + cz * cx, sz * sy * cx - cz * sx,
+            -sy, cy * sx, cy * cx]
+    return torch.stack(rows, -1).reshape(*e.shape[:-1], 3, 3)
+
+
+def clamp_to_limits(R_rel: Float[Tensor, "B J 3 3"], limits: Float[Tensor, "J 3 2"]) -> Float[Tensor, "B J 3 3"]:
+    """Rotations with each limited Euler angle clamped into ``limits`` (unlimited, NaN, axes and joints inside their
+    limits keep their rotation exactly)."""
+    lim = limits.to(R_rel)
+    e = euler_xyz(R_rel)  # (B, J, 3)
+    c = torch.where(torch.isfinite(lim[..., 0]), torch.maximum(e, lim[..., 0]), e)
+    c = torch.where(torch.isfinite(lim[..., 1]), torch.minimum(c, lim[..., 1]), c)
+    moved = (c != e).any(-1)[..., None, None]  # (B, J, 1, 1)
+    return torch.where(moved, euler_xyz_to_matrix(c), R_rel)
+
+
 def limit_residual(
     R_rel: Float[Tensor, "B J 3 3"], limits: Float[Tensor, "J 3 2"], margin: float = 0.0
 ) -> Float[Tensor, "B R"]:

@@ -768,6 +768,18 @@ def _relative(rig: Rig, six: Tensor, Q: Tensor | None = None) -> Tensor:
     return rig_frame(rig).rest_rot.to(six).transpose(-1, -2) @ _decoded_rotations(rig, six, None, None, Q)
 
 
+def within_limits(rig: Rig, six: Float[Tensor, "B J 6"], limits: Float[Tensor, "J 3 2"]) -> Float[Tensor, "B J 6"]:
+    """Canonical codes with every joint's rotation relative to rest clamped into ``limits`` (per-axis Euler limits,
+    stated as :func:`relative_rotations` is; :func:`usdposer.core.limits.clamp_to_limits`), roots where they rest, the
+    heading kept. Poses inside the limits come back as they are (to float precision)."""
+    from usdposer.core.limits import clamp_to_limits
+    from usdposer.types import Pose
+
+    R = clamp_to_limits(relative_rotations(rig, six.double()), limits)
+    q = matrix_to_quat(rig_frame(rig).rest_rot.to(R) @ R)  # back to joint-local rotations
+    return pose_to_6d(rig, Pose.from_rotations(rig, q), canonical_heading=False).to(six.dtype)
+
+
 def canonical_positions(six: Float[Tensor, "B J 6"], model_parents: Tensor, ref_pos: Float[Tensor, "J 3"],
                         mask: Tensor) -> Float[Tensor, "B J 3"]:
     """Joint positions of canonical codes in the canonical frame (roots at their reference position, heading as
