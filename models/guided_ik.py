@@ -92,15 +92,16 @@ def solve_ik(prior, cond, obj, start: torch.Tensor, *, n: int, steps: int, stren
         strengths += [1.0] * (n - k)
     six = prior.guided_sample(cond, obj.residuals, latents, steps=steps, strength=strengths, tol=tol,
                               progress=progress)
-    err = (obj.handle_errors(six) / obj.height).float().reshape(n, H)
-    score = prior.score(cond, six)
-    ok = err.max(1).values < SUCCESS_FRACTION
-    if fallback is not None and not bool(ok.any()):
+
+    def errors(x):  # (b, J, 6) -> (b, H) handle errors, fractions of the height
+        return (obj.handle_errors(x) / obj.height).float().reshape(len(x), H)
+
+    err = errors(six)
+    if fallback is not None and not bool((err.max(1).values < SUCCESS_FRACTION).any()):
         z1 = inverted_start(prior, cond, fallback, steps, strength)
         six1 = prior.guided_sample(cond, obj.residuals, z1, steps=steps, strength=[strength], tol=tol)
-        err1 = (obj.handle_errors(six1) / obj.height).float().reshape(1, H)
-        six, latents = torch.cat([six, six1]), torch.cat([latents, z1])
-        err, score = torch.cat([err, err1]), torch.cat([score, prior.score(cond, six1)])
-        ok = err.max(1).values < SUCCESS_FRACTION
+        six, latents, err = torch.cat([six, six1]), torch.cat([latents, z1]), torch.cat([err, errors(six1)])
+    score = prior.score(cond, six)
+    ok = err.max(1).values < SUCCESS_FRACTION
     chosen = choose(score, err, ok, obj.violations(six, range_limits) if range_limits is not None else None)
     return IKSolution(six, latents, err, score, ok, chosen)
