@@ -711,6 +711,36 @@ def test_every_misspelled_attribute_type_is_one_line(tmp_path, capfd):
     assert code == 2 and err.strip().count("\n") == 0 and "is not a relationship" in err, err
 
 
+@pytest.mark.parametrize("renamed, code, phrase", [(("faceVertexCounts", "faceVertexIndices"), 0, "mesh has no faces"),
+                                                    (("faceVertexCounts",), 2, "add up to 0 but there are 40")],
+                         ids=["no-topology", "no-counts"])
+def test_mesh_without_faces(tmp_path, capfd, renamed, code, phrase):
+    """A mesh whose ``faceVertexCounts`` and ``faceVertexIndices`` are misspelled has points but no faces: ``info``
+    names it and goes on with the skeleton (as for a skin without a mesh); with the indices still there it is one line
+    and exit 2. ``check`` reads the file either way and the input is untouched. The fuzz test found this (case 4078 of
+    seed 1234: an internal error in the fan triangulation of zero polygons)."""
+    from usdposer.io.read_mesh import triangulate
+
+    assert triangulate(np.zeros(0, np.int64), np.zeros(0, np.int64)).shape == (0, 3)
+    text = (ASSETS / "openusd" / "arm.usda").read_text()
+    for name in renamed:
+        assert text.count(f"int[] {name} =") == 1
+        text = text.replace(f"int[] {name} =", f"int[] {name.lower()} =")
+    bad = tmp_path / "arm.usda"
+    bad.write_text(text)
+    before = bad.read_bytes()
+    got, out, err = run_cli(["info", str(bad)], capfd)
+    assert got == code, err
+    if code == 0:
+        assert f"/Model/Arm: {phrase}" in out and "Skeleton /Model/Skel: 3 joints" in out, out
+    else:
+        lines = [ln for ln in err.splitlines() if ln.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error: ") and phrase in lines[0], err
+    got, out, err = run_cli(["check", str(bad), "--json", "--rules", "Readable,SkinBinding,NonFinite"], capfd)
+    assert got in (0, 1, 2) and json.loads(out)["files"], err
+    assert bad.read_bytes() == before
+
+
 def test_fuzz_import_and_check(tmp_path, capfd, monkeypatch):
     rng = np.random.default_rng(1234)
     monkeypatch.chdir(tmp_path)

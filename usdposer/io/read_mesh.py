@@ -15,6 +15,8 @@ from usdposer.types import Mesh
 def triangulate(counts: np.ndarray, indices: np.ndarray) -> np.ndarray:
     """Fan-triangulate polygons: (F, 3) int64."""
     counts = counts.astype(np.int64)
+    if len(counts) == 0:
+        return np.zeros((0, 3), np.int64)
     valid = counts >= 3
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     ntri = np.where(valid, counts - 2, 0)
@@ -120,6 +122,10 @@ def read_mesh(skq, joint_index: dict[str, int], conv: StageUnits, report) -> Mes
                "faceVertexIndices; fix the mesh topology", "bad-topology")
         return None
     faces = triangulate(counts, indices)
+    if len(faces) == 0:
+        report("warning", name, "mesh has no faces (faceVertexCounts empty, missing or misspelled); skipped",
+               "no-faces")
+        return None
     if len(faces) and (faces.max() >= V or faces.min() < 0):
         report("error", name, "faceVertexIndices refer to points that do not exist; fix the mesh topology",
                "bad-topology")
