@@ -242,6 +242,9 @@ def check_references(gltf, path: Path) -> None:
         if not isinstance(acc.count, int) or not 0 <= acc.count <= MAX_COUNT:
             raise InputError(f"{path}: accessor {i} claims {acc.count} elements (at most {MAX_COUNT:,} are read); "
                              "the file is corrupt, re-export it")
+        offset = acc.byteOffset or 0
+        if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+            raise InputError(f"{path}: accessor {i} has byteOffset {offset!r}; the file is corrupt, re-export it")
     for i, bv in enumerate(gltf.bufferViews or []):
         if bv.buffer is None:
             raise InputError(f"{path}: bufferView {i} names no buffer; the file is corrupt, re-export it")
@@ -346,12 +349,13 @@ class GltfData:
             vals = np.frombuffer(vb, dtype=dtype, count=sp.count * ncomp, offset=sp.values.byteOffset or 0)
             out = out.copy()
             out[idx] = vals.reshape(sp.count, ncomp)
-        if dtype == np.float32:
-            res = out.astype(np.float64)
-        elif acc.normalized:
-            res = np.maximum(out.astype(np.float64) / _NORM_DIV[dtype], -1.0)
-        else:
-            res = out.astype(np.int64)
+        with np.errstate(invalid="ignore"):  # garbage bytes may hold signalling NaNs; callers check finiteness
+            if dtype == np.float32:
+                res = out.astype(np.float64)
+            elif acc.normalized:
+                res = np.maximum(out.astype(np.float64) / _NORM_DIV[dtype], -1.0)
+            else:
+                res = out.astype(np.int64)
         return res[:, 0] if ncomp == 1 else res
 
     # ----------------------------------------------------------------------------------------------- hierarchy
