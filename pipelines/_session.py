@@ -4,7 +4,8 @@ the manifold path between two poses."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -23,29 +24,26 @@ class Session:
     cond: object  # RigCondition
     height: float
     model_id: str
-    _range: tuple | None = field(default=None, repr=False)
 
+    @cached_property
     def range_of_motion(self) -> tuple[torch.Tensor | None, str]:
         """The rig's range of motion, ``(J, 3, 2)`` Euler limits relative to rest (or None) and where they come from:
         the asset's own limits where it states them ("rig"), else limits learned from its animation of this skeleton
         (:func:`usdposer.core.limits.learn_limits`: 0.5 / 99.5 % quantiles widened by 5 degrees, at least 20 frames;
         "animation"), else none ("none"). Learned once per session."""
-        if self._range is None:
-            from usdposer.core.limits import learn_limits
-            from usdposer.core.posespace import pose_to_6d, relative_rotations
+        from usdposer.core.limits import learn_limits
+        from usdposer.core.posespace import pose_to_6d, relative_rotations
 
-            rig = self.rig
-            if rig.limits is not None and torch.isfinite(rig.limits).any():
-                self._range = (rig.limits, "rig")
-            else:
-                clips = self.asset.clips.get(rig.skeleton_path, [])
-                lim = None
-                if clips:
-                    six = torch.cat([pose_to_6d(rig, c.pose()) for c in clips])
-                    lim = learn_limits(relative_rotations(rig, six.double()))
-                known = lim is not None and bool(torch.isfinite(lim).any())
-                self._range = (lim, "animation") if known else (None, "none")
-        return self._range
+        rig = self.rig
+        if rig.limits is not None and torch.isfinite(rig.limits).any():
+            return rig.limits, "rig"
+        clips = self.asset.clips.get(rig.skeleton_path, [])
+        lim = None
+        if clips:
+            six = torch.cat([pose_to_6d(rig, c.pose()) for c in clips])
+            lim = learn_limits(relative_rotations(rig, six.double()))
+        known = lim is not None and bool(torch.isfinite(lim).any())
+        return (lim, "animation") if known else (None, "none")
 
     @classmethod
     def open(cls, path, skeleton: str | None, checkpoint: str | None, device: str) -> Session:

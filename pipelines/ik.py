@@ -99,7 +99,7 @@ def _ik(asset, out, *, handles: list, pins: list[str] = (), pose_from: str | Non
              progress=None, session: Session | None = None) -> IKReport:
     """IK on the manifold: energy-guided DDIM under sparse handles (and pins), from noise or from an existing pose
     after inversion; ``n`` candidates, the most plausible one that reaches every handle is written. The rig's range
-    of motion (:meth:`Session.range_of_motion`) breaks near-ties in plausibility (:func:`models.guided_ik.choose`), and
+    of motion (:attr:`Session.range_of_motion`) breaks near-ties in plausibility (:func:`models.guided_ik.choose`), and
     a fresh solve edits the rest pose brought inside it (and, where no candidate then reaches, the rest pose as it is).
 
     ``handles`` are :class:`usdposer.core.ik.Handle` (targets in the stage's world space and units). The layer holds the
@@ -135,7 +135,7 @@ def _ik(asset, out, *, handles: list, pins: list[str] = (), pose_from: str | Non
     # 2.-3. guided sampling from noise and from the start pose inverted part way; pick the most plausible that
     # reaches every handle
     g = torch.Generator().manual_seed(seed)
-    limits, limits_from = s.range_of_motion()
+    limits, limits_from = s.range_of_motion
     begin, moved = start.six, 0
     if not pose_from and limits is not None:  # a fresh solve edits the rest pose brought inside the rig's range
         from usdposer.core.posespace import within_limits

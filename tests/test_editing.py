@@ -396,18 +396,18 @@ def test_the_range_of_motion_comes_from_the_rigs_limits_or_its_own_animation(tin
                       ("manny", ASSETS / "kaykit" / "mannequin" / "manny_med_mod.gltf")):
         import_any(src, tmp_path / f"{name}.usdc")
     rodent = Session.open(tmp_path / "rodent.usdc", None, ck, "cpu")
-    lim, src = rodent.range_of_motion()
+    lim, src = rodent.range_of_motion
     assert src == "rig" and lim is rodent.rig.limits
     fox = Session.open(tiny["fox"], None, ck, "cpu")
-    lim, src = fox.range_of_motion()
+    lim, src = fox.range_of_motion
     assert src == "animation" and lim.shape == (fox.rig.num_joints, 3, 2) and torch.isfinite(lim).all()
-    assert fox.range_of_motion()[0] is lim  # learned once per session
+    assert fox.range_of_motion[0] is lim  # learned once per session
     clips = fox.asset.clips[fox.rig.skeleton_path]
     real = torch.cat([pose_to_6d(fox.rig, c.pose()) for c in clips]).double()
     outside = limit_violations(relative_rotations(fox.rig, real), lim).double()  # (frames, J)
     assert outside.mean() < 0.01 and outside.any(1).double().mean() < 0.05, outside.mean()  # 0.5 / 99.5 % + 5 deg
     manny = Session.open(tmp_path / "manny.usdc", None, ck, "cpu")
-    assert manny.range_of_motion() == (None, "none")
+    assert manny.range_of_motion == (None, "none")
 
 
 # ------------------------------------------------------------------------------------------------ USD
