@@ -34,6 +34,12 @@ _Q_ANIMAL = ["Back", "Torso", "Torso2", "Torso3", "Neck1", "Neck2", "Neck3", "He
 # joints whose artist named them for the other side: the Knight's thumbs (``Thumb_R`` hangs off ``Palm_L``). A rigged
 # mesh gets the template's names, and the pose space reads a name's side.
 RENAME = {"biped": {"Thumb_R": "Thumb_L", "Thumb2_R": "Thumb2_L", "Thumb_L": "Thumb_R", "Thumb2_L": "Thumb2_R"}}
+# chains carried otherwise than in the source's bind pose: (first joint, last joint) turned about the first joint's
+# left-right axis until first -> last points straight back and level. The Horse's tail hangs (the weight of its
+# hair, as the artist posed it); carried level, it is where tails point on average (a cow's hangs, a husky's curls
+# up, a fox's and a deer's reach back), and a hanging template tail, whose direction is a hind leg's, was filled down
+# the hind legs of the Deer and the Husky (bench/rig.py: bone heat then gave their thighs to tail bones).
+LEVEL = {"quadruped": ("Tail1", "Tail7")}
 CORRESPONDENCE = {
     "quadruped": {c: {n: n for n in _Q_ANIMAL} for c in ("Cow", "Deer", "Wolf", "Fox", "Husky", "Donkey")},
     "biped": {
@@ -57,6 +63,28 @@ CORRESPONDENCE = {
 }
 
 
+def level_chain(t, first: str, last: str):
+    """``t`` with the joints from ``first`` down (``first`` itself stays) turned about ``first``'s left-right axis (+X
+    in a template) so that ``first`` -> ``last`` points straight back (-Z) and level; joint frames turned alike."""
+    import numpy as np
+
+    i, k = t.names.index(first), t.names.index(last)
+    kids = t.children()
+    under, stack = [], list(kids[i])
+    while stack:
+        j = stack.pop()
+        under.append(j)
+        stack.extend(kids[j])
+    v = t.positions[k] - t.positions[i]
+    angle = np.arctan2(-v[1], -v[2])  # below straight back, about +X
+    c, s = np.cos(angle), np.sin(angle)
+    R = np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])  # turns a direction `angle` below -Z up onto -Z
+    positions, frames = t.positions.copy(), t.frames.copy()
+    positions[under] = t.positions[i] + (t.positions[under] - t.positions[i]) @ R.T
+    frames[[i, *under]] = R @ t.frames[[i, *under]]
+    return dataclasses.replace(t, positions=positions, frames=frames)
+
+
 def main() -> None:
     from usdposer.io.importers import import_any
     from usdposer.io.templates import template_from_asset, write_template
@@ -75,6 +103,8 @@ def main() -> None:
                                     correspondence=CORRESPONDENCE.get(name, {}))
             fix = RENAME.get(name, {})
             t = dataclasses.replace(t, names=tuple(fix.get(n, n) for n in t.names))
+            if name in LEVEL:
+                t = level_chain(t, *LEVEL[name])
             out = write_template(t, Path(a.out) / f"{name}.usda")
             print(f"{out}: {t.num_joints} joints: {', '.join(t.names)}")
 

@@ -369,6 +369,36 @@ def _run(*args):
                           text=True)
 
 
+def test_the_shipped_quadruped_is_the_horse_with_its_tail_level(tmp_path):
+    """The quadruped template is the Horse's bind pose but for its tail, which hangs in the Horse (its hair's weight)
+    and is carried level and straight back in the template: the same bone lengths, every other joint where the Horse
+    has it (a hanging template tail, pointing as a hind leg does, was filled down hind legs)."""
+    from usdposer.io.importers import import_any
+    from usdposer.io.templates import load_template, template_from_asset
+
+    usd = tmp_path / "horse.usdc"
+    import_any(ROOT / "assets/quaternius/Horse.glb", usd)
+    horse = template_from_asset(usd, name="quadruped")
+    shipped = load_template("quadruped")
+    assert shipped.names == horse.names and (shipped.parents == horse.parents).all()
+    height = float(np.ptp(horse.bounds[:, 1]))
+    tail = np.array([n.startswith("Tail") for n in shipped.names])
+    assert tail.sum() == 7
+    assert np.allclose(shipped.positions[~tail], horse.positions[~tail], atol=1e-4 * height)
+    i, k = shipped.names.index("Tail1"), shipped.names.index("Tail7")
+    assert np.allclose(shipped.positions[i], horse.positions[i], atol=1e-4 * height)
+    drop = horse.positions[i, 1] - horse.positions[k, 1]
+    assert drop > 0.25 * height  # the Horse's tail hangs: the test has teeth
+    v = shipped.positions[k] - shipped.positions[i]
+    assert abs(v[1]) < 1e-3 * height and v[2] < -0.25 * height  # level, straight back (-Z)
+
+    def bones(t):
+        return np.linalg.norm(t.positions[tail] - t.positions[t.parents[tail]], axis=1)
+    assert np.allclose(bones(shipped), bones(horse), atol=1e-4 * height)
+    turned = np.einsum("jab,jcb->jac", shipped.frames[tail], horse.frames[tail])  # one rotation for the whole tail
+    assert np.allclose(turned, turned[0], atol=1e-5)
+
+
 def test_rig_cli_end_to_end_on_a_shared_character(tmp_path):
     """CesiumMan's mesh in its bind pose (its own skeleton dropped) rigged with the biped template: info, check and
     sample read the result; weights are normalised; every joint sits inside the body."""
