@@ -123,10 +123,10 @@ def read_mesh(skq, joint_index: dict[str, int], conv: StageUnits, report) -> Mes
         return None
     faces = triangulate(counts, indices)
     if len(faces) == 0:
-        report("warning", name, "mesh has no faces (faceVertexCounts empty, missing or misspelled); skipped",
-               "no-faces")
+        report("warning", name, "mesh has no faces (no polygon of three or more vertices: faceVertexCounts empty, "
+               "missing or misspelled?); skipped", "no-faces")
         return None
-    if len(faces) and (faces.max() >= V or faces.min() < 0):
+    if faces.max() >= V or faces.min() < 0:
         report("error", name, "faceVertexIndices refer to points that do not exist; fix the mesh topology",
                "bad-topology")
         return None
