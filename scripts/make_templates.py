@@ -64,24 +64,21 @@ CORRESPONDENCE = {
 
 
 def level_chain(t, first: str, last: str):
-    """``t`` with the joints from ``first`` down (``first`` itself stays) turned about ``first``'s left-right axis (+X
-    in a template) so that ``first`` -> ``last`` points straight back (-Z) and level; joint frames turned alike."""
+    """``t`` with ``first`` and the joints under it turned about ``first`` by the smallest rotation that points
+    ``first`` -> ``last`` straight back (-Z in a template) and level; joint frames turned alike."""
     import numpy as np
 
+    from usdposer.core.geometry import rotation_between
+
     i, k = t.names.index(first), t.names.index(last)
-    kids = t.children()
-    under, stack = [], list(kids[i])
-    while stack:
-        j = stack.pop()
-        under.append(j)
-        stack.extend(kids[j])
-    v = t.positions[k] - t.positions[i]
-    angle = np.arctan2(-v[1], -v[2])  # below straight back, about +X
-    c, s = np.cos(angle), np.sin(angle)
-    R = np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])  # turns a direction `angle` below -Z up onto -Z
+    moved = np.zeros(t.num_joints, bool)
+    moved[i] = True
+    for j in range(i + 1, t.num_joints):  # parents first
+        moved[j] = moved[t.parents[j]]
+    R = rotation_between(t.positions[k] - t.positions[i], np.array([0.0, 0.0, -1.0]))
     positions, frames = t.positions.copy(), t.frames.copy()
-    positions[under] = t.positions[i] + (t.positions[under] - t.positions[i]) @ R.T
-    frames[[i, *under]] = R @ t.frames[[i, *under]]
+    positions[moved] = t.positions[i] + (t.positions[moved] - t.positions[i]) @ R.T
+    frames[moved] = R @ t.frames[moved]
     return dataclasses.replace(t, positions=positions, frames=frames)
 
 

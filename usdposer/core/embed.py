@@ -708,24 +708,12 @@ def _chain_ids(template, keep) -> np.ndarray:
     return out
 
 
-def _rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(3, 3) smallest rotation taking direction ``a`` onto ``b``."""
-    a = a / (np.linalg.norm(a) or 1.0)
-    b = b / (np.linalg.norm(b) or 1.0)
-    v = np.cross(a, b)
-    c = float(a @ b)
-    if c < -1 + 1e-9:  # opposite: half a turn about any axis normal to a
-        axis = np.cross(a, [1.0, 0, 0] if abs(a[0]) < 0.9 else [0, 1.0, 0])
-        axis /= np.linalg.norm(axis)
-        return 2 * np.outer(axis, axis) - np.eye(3)
-    K = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
-    return np.eye(3) + K + K @ K / (1 + c)
-
-
 def _frames(template, X: np.ndarray, R: np.ndarray) -> np.ndarray:
     """(J, 3, 3) joint orientations: the template's (turned by the facing) rotated by the smallest rotation that
     takes each template bone direction onto the embedded one (the mean of the children's bones at a branch, the
     parent's bone at a tip)."""
+    from usdposer.core.geometry import rotation_between
+
     kids = template.children()
     T = template.positions @ R.T
     out = np.empty((template.num_joints, 3, 3))
@@ -741,7 +729,7 @@ def _frames(template, X: np.ndarray, R: np.ndarray) -> np.ndarray:
         if np.linalg.norm(dt) < 1e-9 or np.linalg.norm(de) < 1e-9:
             A = np.eye(3)
         else:
-            A = _rotation_between(dt, de)
+            A = rotation_between(dt, de)
         out[j] = A @ R @ template.frames[j]
     return out
 

@@ -1,4 +1,5 @@
-"""Mesh geometry shared by every part of usdposer (pure torch, and numpy for mesh bookkeeping)."""
+"""Geometry shared by every part of usdposer (pure torch, and numpy for mesh bookkeeping and the rotation between two
+directions)."""
 
 from __future__ import annotations
 
@@ -28,3 +29,17 @@ def concat_meshes(points: Sequence[np.ndarray], faces: Sequence[np.ndarray]) -> 
     P = np.concatenate([np.asarray(p, np.float64).reshape(-1, 3) for p in points])
     F = np.concatenate([np.asarray(f, np.int64).reshape(-1, 3) + o for f, o in zip(faces, offsets)])
     return P, F, offsets
+
+
+def rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(3, 3) smallest rotation taking direction ``a`` (3,) onto ``b`` (3,) (column vectors)."""
+    a = a / (np.linalg.norm(a) or 1.0)
+    b = b / (np.linalg.norm(b) or 1.0)
+    v = np.cross(a, b)
+    c = float(a @ b)
+    if c < -1 + 1e-9:  # opposite: half a turn about any axis normal to a
+        axis = np.cross(a, [1.0, 0, 0] if abs(a[0]) < 0.9 else [0, 1.0, 0])
+        axis /= np.linalg.norm(axis)
+        return 2 * np.outer(axis, axis) - np.eye(3)
+    K = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
+    return np.eye(3) + K + K @ K / (1 + c)

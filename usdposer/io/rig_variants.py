@@ -247,6 +247,7 @@ def _world(local: np.ndarray, parents: np.ndarray) -> np.ndarray:
 
 def _tpose(joints, parents, bind, rest) -> np.ndarray:
     """The rest pose with every upper arm swung so that its bone (to its first child) points sideways, horizontal."""
+    from usdposer.core.geometry import rotation_between
     from usdposer.core.posespace import canonical_words
 
     local = rest.copy()
@@ -259,25 +260,13 @@ def _tpose(joints, parents, bind, rest) -> np.ndarray:
         W = _world(local, parents)
         d = W[children[j][0], :3, 3] - W[j, :3, 3]
         target = np.array([np.sign(d[0]) or 1.0, 0.0, 0.0]) * np.linalg.norm(d)
-        R = _align(d, target)
+        R = rotation_between(d, target)
         p = parents[j]
         Wp = W[p] if p >= 0 else np.eye(4)
         new_world = W[j].copy()
         new_world[:3, :3] = R @ W[j, :3, :3]
         local[j] = np.linalg.inv(Wp) @ new_world
     return local
-
-
-def _align(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The smallest rotation taking direction ``a`` to direction ``b``."""
-    a, b = a / np.linalg.norm(a), b / np.linalg.norm(b)
-    v, c = np.cross(a, b), float(a @ b)
-    if c < -1 + 1e-9:
-        axis = np.cross(a, [1.0, 0, 0]) if abs(a[0]) < 0.9 else np.cross(a, [0, 1.0, 0])
-        axis /= np.linalg.norm(axis)
-        return 2 * np.outer(axis, axis) - np.eye(3)
-    K = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
-    return np.eye(3) + K + K @ K / (1 + c)
 
 
 def _clip_frame(stage, skel, joints, rest) -> np.ndarray:
