@@ -185,10 +185,13 @@ def check_references(gltf, path: Path) -> None:
     def n(name):
         return len(getattr(gltf, name) or [])
 
+    def whole(v):  # a JSON integer (Python's bool is an int)
+        return isinstance(v, int) and not isinstance(v, bool)
+
     def ref(value, name, where):
         if value is None:
             return
-        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < n(name):
+        if not whole(value) or not 0 <= value < n(name):
             single = name[:-1] if name != "accessors" else "accessor"
             raise InputError(f"{path}: {where} refers to {single} {value}, which does not exist "
                              f"(the file has {n(name)}); the file is corrupt, re-export it")
@@ -243,14 +246,14 @@ def check_references(gltf, path: Path) -> None:
             raise InputError(f"{path}: accessor {i} claims {acc.count} elements (at most {MAX_COUNT:,} are read); "
                              "the file is corrupt, re-export it")
         offset = acc.byteOffset or 0
-        if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        if not whole(offset) or offset < 0:
             raise InputError(f"{path}: accessor {i} has byteOffset {offset!r}; the file is corrupt, re-export it")
     for i, bv in enumerate(gltf.bufferViews or []):
         if bv.buffer is None:
             raise InputError(f"{path}: bufferView {i} names no buffer; the file is corrupt, re-export it")
         ref(bv.buffer, "buffers", f"bufferView {i}")
         for k, v in (("byteOffset", bv.byteOffset or 0), ("byteLength", bv.byteLength)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            if not whole(v) or v < 0:
                 raise InputError(f"{path}: bufferView {i} has {k} {v!r}; the file is corrupt, re-export it")
         if bv.byteStride is not None and (not isinstance(bv.byteStride, int) or not 4 <= bv.byteStride <= 252):
             raise InputError(f"{path}: bufferView {i} has byteStride {bv.byteStride!r} (4 to 252); re-export it")

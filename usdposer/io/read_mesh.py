@@ -15,10 +15,8 @@ from usdposer.types import Mesh
 def triangulate(counts: np.ndarray, indices: np.ndarray) -> np.ndarray:
     """Fan-triangulate polygons: (F, 3) int64."""
     counts = counts.astype(np.int64)
-    if len(counts) == 0:
-        return np.zeros((0, 3), np.int64)
     valid = counts >= 3
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    starts = np.cumsum(counts) - counts
     ntri = np.where(valid, counts - 2, 0)
     first = np.repeat(starts, ntri)
     offs = np.arange(ntri.sum()) - np.repeat(np.cumsum(ntri) - ntri, ntri)
