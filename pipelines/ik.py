@@ -225,6 +225,10 @@ def replay(layer: str | os.PathLike, out, *, device: str = "cpu", preview: str |
     return rep
 
 
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
 REQUEST_KEYS = {"out", "handles", "pins", "from", "anim", "n", "seed", "steps", "strength", "frames", "keyframes",
                 "preview"}
 # a request's whole numbers: the command line's ranges (``commands/ik.py``), so a line cannot ask for 10^9 candidates
@@ -291,10 +295,17 @@ def serve(asset: str | os.PathLike, options: IKOptions, requests, respond, progr
                                  f"{', '.join(sorted(REQUEST_KEYS))}")
             if not req.get("out"):
                 raise InputError(f'request {index}: give "out", the layer to write')
+            for k in ("out", "from", "anim", "preview"):  # a time code may come as a number: "from": 12
+                v = req.get(k)
+                if not (v is None or isinstance(v, str) or (k == "from" and _is_number(v))):
+                    raise InputError(f'request {index}: "{k}" must be a string{" or a time code" * (k == "from")} '
+                                     f"(got {v!r})")
+            for k in ("handles", "pins"):
+                if k in req and not (isinstance(req[k], list) and all(isinstance(h, str) for h in req[k])):
+                    raise InputError(f'request {index}: "handles" and "pins" are lists of strings, e.g. '
+                                     '["Head=0,1.6,0.2"] and ["Foot_L"]')
             handles = req.get("handles", list(o.handles))
             pins = req.get("pins", list(o.pins))
-            if not isinstance(handles, list) or not isinstance(pins, list):
-                raise InputError(f'request {index}: "handles" and "pins" are lists of strings')
             args = {k: req.get(k, getattr(o, k)) for k in REQUEST_RANGES}
             for k, v in args.items():
                 lo, hi = REQUEST_RANGES[k]
@@ -304,11 +315,13 @@ def serve(asset: str | os.PathLike, options: IKOptions, requests, respond, progr
             if strength is not None and (isinstance(strength, bool) or not isinstance(strength, (int, float))
                                          or not 0 < strength <= 1):
                 raise InputError(f'request {index}: "strength" must be in (0, 1] (got {strength!r})')
-            out, preview = str(req["out"]), req.get("preview", None)
+            out, preview = req["out"], req.get("preview", None)
+            pose_from = req.get("from", o.pose_from)
+            pose_from = str(pose_from) if _is_number(pose_from) else pose_from
             with transaction(separate=True):
                 preflight([asset], out, [preview])
                 r = _ik(asset, out, handles=[h if isinstance(h, Handle) else parse_handle(str(h)) for h in handles],
-                        pins=[str(p) for p in pins], pose_from=req.get("from", o.pose_from),
+                        pins=[str(p) for p in pins], pose_from=pose_from,
                         anim=req.get("anim", o.anim), strength=strength, checkpoint=o.checkpoint,
                         skeleton=o.skeleton, device=o.device, preview=preview,
                         arguments=[*o.arguments, "--request", line], progress=progress, session=s, **args)
@@ -319,6 +332,12 @@ def serve(asset: str | os.PathLike, options: IKOptions, requests, respond, progr
         except OSError as e:
             rep.refused += 1
             respond({"index": index, "error": f"{e.filename or ''}: {e.strerror or e}", "exit_code": 2})
+            continue
+        except Exception as e:  # noqa: BLE001 - a bug: this request's line says so, the next one is still answered
+            rep.refused += 1
+            msg = " ".join(str(e).split())[:300]
+            respond({"index": index, "error": f"internal error ({type(e).__name__}: {msg}); nothing was written for "
+                     "this request; report it with the request line", "exit_code": 4})
             continue
         rep.answered += 1
         rep.seconds.append(round(r.seconds, 3))

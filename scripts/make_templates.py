@@ -60,6 +60,14 @@ CORRESPONDENCE = {
                             "UpperLeg_L": "UpperLeg_L", "LowerLeg_L": "LowerLeg_L", "Foot_L": "Foot_L",
                             "UpperLeg_R": "UpperLeg_R", "LowerLeg_R": "LowerLeg_R", "Foot_R": "Foot_R"},
     },
+    "fish": {
+        # the Dolphin's spine has one joint more than the Shark's (Spine1-4): the Shark's last spine joint before the
+        # tail is the Dolphin's Spine4, not its Spine3 (mid-body, which sharing a name would pair it with). The Shark's
+        # one joint per fin is the fin's pivot, the Dolphin's TopFlipper (its MidFlipper and BottomFlipper bend the
+        # flipper further out); the Shark's Face is the Dolphin's Head.
+        "Dolphin": {"Root": "Root", "Spine1": "Spine1", "Spine2": "Spine2", "Spine3": "Spine4", "Tail": "Tail",
+                    "Bone": "TopFlipper_L", "Bone_001": "TopFlipper_R", "Face": "Head"},
+    },
 }
 
 

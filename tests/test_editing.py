@@ -597,6 +597,50 @@ def test_ik_serve_answers_each_line_like_a_one_shot_ik_and_refuses_bad_lines_alo
                                                                        abs=1e-5)
 
 
+def test_ik_serve_refuses_mistyped_fields_and_outlives_a_bug(tiny, tmp_path, monkeypatch):
+    """A request's fields of the wrong JSON type get one error line each (a number for "preview" used to end the
+    server with an internal error); a number for "from" is a time code. A bug in one request (injected here: the
+    pose placement raising) is that request's internal-error line, exit code 4, nothing written, and the next
+    request is still answered."""
+    import usdposer.pipelines.ik as ik_pipeline
+
+    from usdposer.core.ik import parse_handle
+
+    good = ["b_Head_05=0,60,40"]
+    lines = [json.dumps(r) for r in [
+        {"out": str(tmp_path / "p.usdc"), "handles": good, "preview": 5},
+        {"out": 5, "handles": good},
+        {"out": str(tmp_path / "h.usdc"), "handles": [["b_Head_05", 0, 60, 40]]},
+        {"out": str(tmp_path / "q.usdc"), "handles": good, "pins": [None]},
+        {"out": str(tmp_path / "a.usdc"), "handles": good, "anim": 5},
+        {"out": str(tmp_path / "f.usdc"), "handles": good, "from": True},
+        {"out": str(tmp_path / "bug.usdc"), "handles": good},
+        {"out": str(tmp_path / "ok.usdc"), "handles": good, "from": 12},
+    ]]
+    real, calls = ik_pipeline.place, []
+
+    def place_once_broken(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("injected\nfault")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ik_pipeline, "place", place_once_broken)
+    answers = []
+    rep = ik_pipeline.serve(tiny["fox"], ik_pipeline.IKOptions(handles=(parse_handle(good[0]),), n=1, steps=4,
+                                                               checkpoint=str(tiny["root"] / "ckpt")),
+                            lines, answers.append)
+    assert [a["index"] for a in answers] == list(range(8)) and (rep.answered, rep.refused) == (1, 7)
+    words = ['"preview" must be a string', '"out" must be a string', '"handles" and "pins" are lists of strings',
+             '"handles" and "pins" are lists of strings', '"anim" must be a string', '"from" must be a string or a time',
+             "internal error (RuntimeError: injected fault)"]
+    for a, w in zip(answers, words):
+        assert w in a["error"] and "\n" not in a["error"], (w, a)
+    assert [a["exit_code"] for a in answers[:7]] == [2] * 6 + [4]
+    assert answers[7]["output"] == str(tmp_path / "ok.usdc") and answers[7]["pose_from"].endswith("@12")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.usdc"]
+
+
 @pytest.mark.parametrize("args, message", [
     (["--handle", "b_Nose=1,2,3"], "unknown joint 'b_Nose'"),
     (["--handle", "b_Head_05=nan,2,3"], "finite"),
