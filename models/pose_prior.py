@@ -456,6 +456,7 @@ class PosePrior:
             if bad:
                 raise InputError(f"{cfg_file}: {bad} is not finite (NaN or infinite); the checkpoint is corrupt, "
                                  "re-download or retrain it")
+            _check_config(config, cfg_file)
             prior = config.pop("prior")
             kwargs = {k: v for k, v in config.items() if not k.startswith("_")}
             denoiser = PoseDenoiser(**kwargs)
@@ -465,18 +466,52 @@ class PosePrior:
                 raise InputError(f"{w_file}: weight {bad[0]} holds NaN or infinite values; the checkpoint is corrupt, "
                                  "re-download or retrain it")
             denoiser.load_state_dict(state)
+            rep = prior.get("pose_representation", "6d-relative-to-rest")
+            if rep != REPRESENTATION:
+                raise InputError(f"{path}: the checkpoint was trained on the pose representation {rep!r}, this "
+                                 f"usdposer uses {REPRESENTATION!r}; rebuild its dataset and retrain it (`usdposer "
+                                 "dataset build`, `usdposer train`) or use the default checkpoint")
+            info = {k: v for k, v in prior.items() if k not in ("scheduler", "mean", "std", "pose_representation")}
+            mean, std = (torch.tensor(prior[k], dtype=torch.float32) for k in ("mean", "std"))
         except InputError:
             raise
         except Exception as exc:
             raise InputError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
                              "re-download or retrain it") from exc
-        rep = prior.get("pose_representation", "6d-relative-to-rest")
-        if rep != REPRESENTATION:
-            raise InputError(f"{path}: the checkpoint was trained on the pose representation {rep!r}, this usdposer "
-                             f"uses {REPRESENTATION!r}; rebuild its dataset and retrain it (`usdposer dataset build`, "
-                             "`usdposer train`) or use the default checkpoint")
-        info = {k: v for k, v in prior.items() if k not in ("scheduler", "mean", "std", "pose_representation")}
-        return cls(denoiser.to(device).eval(), torch.tensor(prior["mean"]), torch.tensor(prior["std"]), info)
+        return cls(denoiser.to(device).eval(), mean, std, info)
+
+
+# the denoiser's sizes a config may give (whole numbers) and its ratios; beyond these a file is corrupt, not a model
+CONFIG_SIZES = {"feature_dim": (1, 1 << 16), "pose_dim": (1, 1 << 10), "width": (1, 1 << 16), "depth": (1, 1 << 10),
+                "heads": (1, 1 << 10), "max_tree_distance": (1, 1 << 16)}
+CONFIG_RATIOS = {"mlp_ratio": (0.0, 64.0), "dropout": (0.0, 1.0)}  # lo < value <= hi (dropout: lo <= value < hi)
+
+
+def _check_config(config, cfg_file: Path) -> None:
+    """Refuse a checkpoint config whose sizes, ratios or ``prior`` block are of the wrong type or absurd (a size of
+    10^9 would be allocated before the weights could disagree), one line naming the key."""
+    fix = "the checkpoint is corrupt, re-download or retrain it"
+    if not isinstance(config, dict):
+        raise InputError(f"{cfg_file}: not a JSON object; {fix}")
+    for k, (lo, hi) in CONFIG_SIZES.items():
+        v = config.get(k, lo)
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise InputError(f"{cfg_file}: {k} = {v!r} is not a whole number from {lo} to {hi}; {fix}")
+    for k, (lo, hi) in CONFIG_RATIOS.items():
+        v = config.get(k, (lo + hi) / 2)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or \
+                not (lo <= v < hi if k == "dropout" else lo < v <= hi):
+            raise InputError(f"{cfg_file}: {k} = {v!r} is out of range ({lo} to {hi}); {fix}")
+    prior = config.get("prior")
+    if not isinstance(prior, dict) or not all(isinstance(prior.get(k), list) for k in ("mean", "std")):
+        raise InputError(f'{cfg_file}: no "prior" object with the "mean" and "std" lists; {fix}')
+    # what sampling and check read from it: the sampler's eta, the calibrated plausibility threshold
+    eta = prior.get("sampling", {}).get("eta", 0.0) if isinstance(prior.get("sampling", {}), dict) else None
+    cal = prior.get("plausibility") or {}
+    thr = cal.get("threshold", 0.0) if isinstance(cal, dict) else None
+    for key, v, lo, hi in (("prior.sampling.eta", eta, 0.0, 1.0), ("prior.plausibility.threshold", thr, 0.0, 1e6)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
+            raise InputError(f"{cfg_file}: {key} is not a number from {lo:g} to {hi:g}; {fix}")
 
 
 def _non_finite(value, where: str = "config") -> str | None:

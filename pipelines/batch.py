@@ -36,6 +36,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -139,7 +140,9 @@ def read_job(path: str | os.PathLike) -> Job:
     if not isinstance(specs, list) or not all(isinstance(s, str) for s in specs):
         raise JobError(f"{path}: inputs.paths must be a list of strings (files, folders, globs)")
     if inputs.get("manifest"):
-        man = base / str(inputs["manifest"])
+        if not isinstance(inputs["manifest"], str):
+            raise JobError(f"{path}: inputs.manifest must be a file name, e.g. manifest = \"assets.txt\"")
+        man = base / inputs["manifest"]
         try:
             specs = specs + [ln.strip() for ln in man.read_text().splitlines()
                              if ln.strip() and not ln.startswith("#")]
@@ -171,7 +174,7 @@ def read_job(path: str | os.PathLike) -> Job:
         if not isinstance(s, dict) or "verb" not in s:
             raise JobError(f"{path}: steps[{i}] has no verb; e.g. verb = \"check\"")
         verb = s["verb"]
-        if verb not in STEPS:
+        if not isinstance(verb, str) or verb not in STEPS:
             raise JobError(f"{path}: steps[{i}]: unknown verb {verb!r}; batch runs {', '.join(STEPS)}")
         extra = set(s) - {"verb", "options", "resources"}
         if extra:
@@ -181,8 +184,10 @@ def read_job(path: str | os.PathLike) -> Job:
         if not isinstance(res, dict) or set(res) - set(RESOURCES):
             raise JobError(f"{path}: steps[{i}] ({verb}): resources take {', '.join(RESOURCES)}")
         for k in ("cpus", "gpus"):
-            if k in res and (not isinstance(res[k], (int, float)) or isinstance(res[k], bool) or res[k] < 0):
-                raise JobError(f"{path}: steps[{i}] ({verb}): resources.{k} must be a number >= 0")
+            if k in res and (not isinstance(res[k], (int, float)) or isinstance(res[k], bool)
+                             or not 0 <= res[k] < math.inf):  # TOML has nan and inf
+                raise JobError(f"{path}: steps[{i}] ({verb}): resources.{k} must be a finite number >= 0 (got "
+                               f"{res[k]!r})")
         res = dict(res)
         if "memory" in res:  # bytes from here on (Ray's unit)
             res["memory"] = _memory_bytes(res["memory"], f"{path}: steps[{i}] ({verb}): resources.memory")
@@ -202,6 +207,8 @@ def read_job(path: str | os.PathLike) -> Job:
     if not isinstance(out, dict) or set(out) - {"folder"}:
         raise JobError(f"{path}: [output] has one key, folder = \"DIR\"")
     folder = out.get("folder") or f"{path.stem}.out"
+    if not isinstance(folder, str):
+        raise JobError(f"{path}: [output] folder must be a path, e.g. folder = \"results\" (got {folder!r})")
     return Job(str(path), assets, steps, str(folder if os.path.isabs(folder) else base / folder))
 
 

@@ -116,6 +116,13 @@ def test_a_task_that_kills_its_worker_is_retried(job):
     ('[inputs]\npaths = ["*.glb"]\n[[steps]]\nverb = "render"\noptions = { samples = "@sample" }\n', "names no earlier"),
     ('[inputs]\npaths = ["*.glb"]\n', "no [[steps]]"),
     ('[inputs\n', "not TOML"),
+    # TOML's other types where a string or a number belongs (a list for a verb and a number for the folder were
+    # internal errors; nan and inf CPUs were taken)
+    ('[inputs]\npaths = ["*.glb"]\n[[steps]]\nverb = ["import"]\n', "unknown verb ['import']"),
+    ('[inputs]\npaths = ["*.glb"]\n[output]\nfolder = 5\n[[steps]]\nverb = "import"\n', "folder must be a path"),
+    ('[inputs]\nmanifest = 5\n[[steps]]\nverb = "import"\n', "inputs.manifest must be a file name"),
+    ('[inputs]\npaths = ["*.glb"]\n[[steps]]\nverb = "import"\nresources = { cpus = nan }\n', "finite number"),
+    ('[inputs]\npaths = ["*.glb"]\n[[steps]]\nverb = "import"\nresources = { gpus = inf }\n', "finite number"),
 ])
 def test_job_file_errors_are_one_line_exit_2(job, body, words):
     (job / "bad.toml").write_text(body)

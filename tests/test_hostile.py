@@ -173,6 +173,19 @@ def _nan_config(d: Path):
     (d / "config.json").write_text(json.dumps(cfg))
 
 
+def _config(**changes) -> Callable[[Path], None]:
+    """Edit a checkpoint's config.json: top-level keys, or ``prior__key`` inside its ``prior`` object."""
+    def edit(d: Path):
+        cfg = json.loads((d / "config.json").read_text())
+        for k, v in changes.items():
+            if k.startswith("prior__"):
+                cfg["prior"][k[len("prior__"):]] = v
+            else:
+                cfg[k] = v
+        (d / "config.json").write_text(json.dumps(cfg))
+    return edit
+
+
 def _cut_weights(d: Path):
     w = next(d.glob("*.safetensors"))
     w.write_bytes(w.read_bytes()[:1000])
@@ -355,6 +368,18 @@ CASES = [
          "not finite"),
     case("sample-checkpoint-cut", both(RIG, model_copy(_cut_weights)), "sample {0} -o out.usdc --checkpoint {1}",
          "checkpoint"),
+    # a config's values of the wrong JSON type or absurd size: named before a model is built (a depth of 10^9 was
+    # allocated first; a "prior" that is not an object, or a text eta, was an internal error)
+    case("sample-checkpoint-width-text", both(RIG, model_copy(_config(width="abc"))),
+         "sample {0} -o out.usdc --checkpoint {1}", "width = 'abc' is not a whole number"),
+    case("sample-checkpoint-depth-absurd", both(RIG, model_copy(_config(depth=10 ** 9))),
+         "sample {0} -o out.usdc --checkpoint {1}", "depth = 1000000000"),
+    case("sample-checkpoint-prior-text", both(RIG, model_copy(_config(prior="x"))),
+         "sample {0} -o out.usdc --checkpoint {1}", 'no "prior" object'),
+    case("sample-checkpoint-eta-text", both(RIG, model_copy(_config(prior__sampling={"eta": "a"}))),
+         "sample {0} -o out.usdc --checkpoint {1}", "prior.sampling.eta"),
+    case("check-checkpoint-threshold-text", both(RIG, model_copy(_config(prior__plausibility={"threshold": "x"}))),
+         "check {0} --checkpoint {1}", "prior.plausibility.threshold"),
     case("sample-preview-missing-folder", RIG, "sample {0} -o out.usdc --preview nowhere/x.png", "does not exist",
          fast=True),
     case("sample-preview-is-folder", lambda w: (w / "x.png").mkdir() or RIG(w), "sample {0} -o out.usdc --preview x.png",
