@@ -211,11 +211,9 @@ def replay(layer: str | os.PathLike, out, *, device: str = "cpu", preview: str |
     from usdposer.models.pose_prior import DEFAULT_CHECKPOINT
 
     rep = _ik(source, out, handles=handles, pins=pins, pose_from=prov.get("poseFrom") or None,
-                   anim=prov.get("animation") or None, n=int(prov.get("candidates", 4)), seed=int(prov.get("seed", 0)),
-                   steps=int(prov.get("steps", 50)), strength=float(prov.get("strength", 1.0)),
-                   frames=int(prov.get("frames", 1)), keyframes=len(list(prov.get("keyframes", []))),
-                   checkpoint=None if ckpt in (None, "", str(DEFAULT_CHECKPOINT)) else ckpt, skeleton=skel,
-                   device=device, preview=preview, arguments=arguments, progress=progress)
+              anim=prov.get("animation") or None, checkpoint=None if ckpt in (None, "", str(DEFAULT_CHECKPOINT)) else ckpt,
+              skeleton=skel, device=device, preview=preview, arguments=arguments, progress=progress,
+              **_stored_settings(prov, layer))
     old = read_asset(layer)
     new = read_asset(rep.output)
     rig_old, rig_new = old.rig(skel), new.rig(skel)
@@ -223,6 +221,26 @@ def replay(layer: str | os.PathLike, out, *, device: str = "cpu", preview: str |
     qb = new.clip(rig_new, "usdposerIK").rotations[-1]
     rep.replay_max_angle_deg = float(quat_angle(qa, qb).max() * 180 / math.pi)
     return rep
+
+
+def _stored_settings(prov: dict, layer) -> dict:
+    """The settings an ``ik`` layer's provenance stored (``n``, ``seed``, ``steps``, ``strength``, ``frames``,
+    ``keyframes``), checked against the command line's ranges: an edited or corrupt layer gets one line, not a
+    replay of 10^9 candidates."""
+    fix = "the layer's provenance was edited or is corrupt; run `usdposer ik` again instead of --replay"
+    out = {}
+    for key, stored, default in (("n", "candidates", 4), ("seed", "seed", 0), ("steps", "steps", 50),
+                                 ("frames", "frames", 1)):
+        v, (lo, hi) = prov.get(stored, default), REQUEST_RANGES[key]
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise InputError(f"{layer}: stored {stored} = {v!r} is not a whole number from {lo} to {hi}; {fix}")
+        out[key] = v
+    strength, keys = prov.get("strength", 1.0), prov.get("keyframes", [])
+    if not _is_number(strength) or not 0 < strength <= 1:
+        raise InputError(f"{layer}: stored strength = {strength!r} is not in (0, 1]; {fix}")
+    if isinstance(keys, (str, bytes)) or not hasattr(keys, "__len__") or len(keys) > REQUEST_RANGES["keyframes"][1]:
+        raise InputError(f"{layer}: stored keyframes = {keys!r} is not a list of time codes; {fix}")
+    return {**out, "strength": float(strength), "keyframes": len(keys)}
 
 
 def _is_number(v) -> bool:

@@ -516,6 +516,21 @@ def test_ik_cli_replay_and_constraints(tiny, tmp_path):
     again = json.loads(rp.stdout)
     assert again["replay_max_angle_deg"] < 1e-3
     assert again["handle_errors"] == pytest.approx(rep["handle_errors"], abs=1e-5)
+    # an edited or corrupt provenance: one line naming the stored setting, exit 2, nothing written (text was an
+    # internal error, 10^9 candidates an allocation of a terabyte, a negative step count ran)
+    for k, (key, value) in enumerate([("candidates", 10 ** 9), ("seed", "x"), ("steps", -3),
+                                      ("strength", float("nan")), ("keyframes", 3)]):
+        bad, again = tmp_path / f"bad{k}.usdc", tmp_path / f"again{k}.usdc"
+        bad.write_bytes(out.read_bytes())
+        layer = Sdf.Layer.FindOrOpen(str(bad))
+        data = dict(layer.customLayerData)
+        data["usdposer"] = {**dict(data["usdposer"]), key: value}
+        layer.customLayerData = data
+        layer.Save()
+        rp = cli("ik", "--replay", bad, "-o", again)
+        lines = rp.stderr.strip().splitlines()
+        assert rp.returncode == 2 and len(lines) == 1 and f"stored {key} = " in lines[0], rp.stderr
+        assert not again.exists()
 
 
 def test_a_fresh_ik_on_a_rig_resting_outside_its_animations_range_starts_inside_it(tiny, tmp_path):
