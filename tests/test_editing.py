@@ -519,7 +519,8 @@ def test_ik_cli_replay_and_constraints(tiny, tmp_path):
     # an edited or corrupt provenance: one line naming the stored setting, exit 2, nothing written (text was an
     # internal error, 10^9 candidates an allocation of a terabyte, a negative step count ran)
     for k, (key, value) in enumerate([("candidates", 10 ** 9), ("seed", "x"), ("steps", -3),
-                                      ("strength", float("nan")), ("keyframes", 3)]):
+                                      ("strength", float("nan")), ("keyframes", 3), ("skeleton", 5),
+                                      ("checkpoint", 5)]):
         bad, again = tmp_path / f"bad{k}.usdc", tmp_path / f"again{k}.usdc"
         bad.write_bytes(out.read_bytes())
         layer = Sdf.Layer.FindOrOpen(str(bad))

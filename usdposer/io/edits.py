@@ -145,6 +145,13 @@ def read_ik_layer(layer: str | os.PathLike) -> tuple[dict, str, list[dict]]:
     prov = dict(sdf.customLayerData.get("usdposer", {}))
     if prov.get("verb") != "ik" or not sdf.subLayerPaths:
         raise InputError(f"{layer}: not a layer written by `usdposer ik` (no ik provenance); pass the ik output")
+    for key in ("skeleton", "sourceSkeleton", "checkpoint", "poseFrom", "animation"):
+        v = prov.get(key)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and key == "poseFrom":
+            prov[key] = str(v)  # a time code
+        elif v is not None and not isinstance(v, str):
+            raise InputError(f"{layer}: stored {key} = {v!r} is not text; the layer's provenance was edited or is "
+                             "corrupt; run `usdposer ik` again instead of --replay")
     source = Sdf.ComputeAssetPathRelativeToLayer(sdf, sdf.subLayerPaths[0])
     skel = prov.get("skeleton") or prov.get("sourceSkeleton")
     stage = open_stage(layer)  # held while the prims are read: a prim does not keep its stage alive
