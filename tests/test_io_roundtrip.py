@@ -99,6 +99,47 @@ def test_pose_library_round_trip(tiny_usda, tmp_path):
     assert torch.allclose(back.translations, pose.translations, atol=1e-6)
 
 
+@pytest.mark.parametrize("attr, value, words", [
+    ("numSamples", 10 ** 9, "numSamples 1000000000"), ("numSamples", 0, "numSamples 0"),
+    ("rotations", "short", "with 10 rotations"), ("translations", "nan", "translations holds NaN"),
+    ("rotations", "nan", "rotations holds NaN"), ("latents", "nan", "latents holds NaN"),
+    ("latents", "short", "10 latent values for 4 samples"), ("joints", "short", "its joints (2)"),
+    ("latents", "text", "latents is not an array of numbers"), ("numSamples", "text", "numSamples 'x'"),
+])
+def test_a_pose_library_that_does_not_hold_what_it_says_is_one_clear_error(tiny_usda, tmp_path, attr, value, words):
+    """``ik --from sample:I`` and ``interpolate`` read a sample layer's library: counts that disagree, NaN, values of
+    another type or another skeleton's joints are an InputError naming the attribute (a short array, a huge or zero
+    count and text were internal errors; NaN latents were interpolated)."""
+    import re
+
+    from usdposer.errors import InputError
+
+    rig = read_asset(tiny_usda).rigs[0]
+    stage = Usd.Stage.CreateNew(str(tmp_path / "lib.usda"))
+    latents = np.random.default_rng(0).normal(size=(4, 30)).astype(np.float32)
+    prim = define_pose_library(stage, "/Lib", rig, bent_clip(rig, 4).pose(), latents=latents)
+    a = prim.GetAttribute(attr)
+    v = a.Get()
+    if value == "text":  # a hand-edited file: the schema's attribute written with another type
+        stage.GetRootLayer().Save()
+        path = tmp_path / "lib.usda"
+        text, n = re.subn(rf"(float\[\]|int) {attr} = [^\n]*", f'string {attr} = "x"', path.read_text())
+        assert n == 1
+        (tmp_path / "edited.usda").write_text(text)
+        stage = Usd.Stage.Open(str(tmp_path / "edited.usda"))
+        prim = stage.GetPrimAtPath("/Lib")
+    elif value == "short":
+        a.Set(type(v)(list(v)[: 2 if attr == "joints" else 10]))
+    elif value == "nan":
+        arr = np.array(v, dtype=np.float32)
+        arr.reshape(-1)[1] = np.nan
+        a.Set(type(v).FromNumpy(arr))
+    else:
+        a.Set(value)
+    with pytest.raises(InputError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        read_pose_library(prim, rig)
+
+
 def test_refuses_to_overwrite_input(tiny_usda):
     from usdposer.errors import InputError
 

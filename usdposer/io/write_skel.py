@@ -201,19 +201,52 @@ def define_pose_library(stage: Usd.Stage, path: str, rig: Rig, pose: Pose, *, la
 
 
 def read_pose_library(prim: Usd.Prim, rig: Rig) -> tuple[Pose, np.ndarray | None]:
-    """Inverse of :func:`define_pose_library`: (Pose in usdposer units, latents (N, D) or None)."""
+    """Inverse of :func:`define_pose_library`: (Pose in usdposer units, latents (N, D) or None). A library that does
+    not hold what it says (its joints not the skeleton's, counts that disagree, values of the wrong type, NaN) is an
+    :class:`InputError` naming the attribute."""
     from usdposer.core.rotations import xyzw_to_wxyz
+    from usdposer.errors import InputError
 
-    joints = [str(j) for j in prim.GetAttribute("joints").Get()]
+    where = f"{prim.GetPath()} in {prim.GetStage().GetRootLayer().identifier}"
+    fix = "the layer was edited or is corrupt; sample again (`usdposer sample`)"
+
+    def array(name: str, width: int | None, dtype=np.float64, required: bool = True) -> np.ndarray | None:
+        attr = prim.GetAttribute(name)
+        value = attr.Get() if attr else None
+        if value is None:
+            if required:
+                raise InputError(f"{where}: no {name}; {fix}")
+            return None
+        try:
+            a = np.asarray(value, dtype)
+        except (TypeError, ValueError):
+            raise InputError(f"{where}: {name} is not an array of numbers; {fix}") from None
+        if a.ndim != (1 if width is None else 2) or (width is not None and a.shape[1] != width):
+            raise InputError(f"{where}: {name} has the shape {a.shape}; {fix}")
+        if not np.isfinite(a).all():
+            raise InputError(f"{where}: {name} holds NaN or infinite values; {fix}")
+        return a
+
+    joints_attr = prim.GetAttribute("joints")
+    joints = [str(j) for j in (joints_attr.Get() or [])] if joints_attr else []
     if tuple(joints) != rig.joints:
-        raise ValueError(f"{prim.GetPath()}: library joints differ from skeleton {rig.skeleton_path}")
-    N, J = int(prim.GetAttribute("numSamples").Get()), len(joints)
-    q = xyzw_to_wxyz(torch.from_numpy(np.asarray(prim.GetAttribute("rotations").Get(), np.float64))).reshape(N, J, 4)
-    t = torch.from_numpy(np.asarray(prim.GetAttribute("translations").Get(), np.float64)).reshape(N, J, 3)
+        raise InputError(f"{where}: its joints ({len(joints)}) are not skeleton {rig.skeleton_path}'s "
+                         f"({rig.num_joints}); sample this skeleton again or pass --skeleton")
+    n_attr = prim.GetAttribute("numSamples")
+    N, J = n_attr.Get() if n_attr else None, len(joints)
+    rot, tra = array("rotations", 4), array("translations", 3)
+    if isinstance(N, bool) or not isinstance(N, int) or N < 1 or len(rot) != N * J or len(tra) != N * J:
+        raise InputError(f"{where}: numSamples {N!r} with {len(rot)} rotations and {len(tra)} translations for {J} "
+                         f"joints; {fix}")
+    q = xyzw_to_wxyz(torch.from_numpy(rot)).reshape(N, J, 4)
+    t = torch.from_numpy(tra).reshape(N, J, 3)
     t, q = from_stage_units(rig, t, q)
     base = Pose.rest(rig, N)
-    lat_attr = prim.GetAttribute("latents")
-    latents = None
-    if lat_attr and lat_attr.HasAuthoredValue():
-        latents = np.asarray(lat_attr.Get(), np.float32).reshape(N, -1)
+    latents = array("latents", None, np.float32, required=False)
+    if latents is not None and len(latents):
+        if len(latents) % N:
+            raise InputError(f"{where}: {len(latents)} latent values for {N} samples; {fix}")
+        latents = latents.reshape(N, -1)
+    else:
+        latents = None
     return Pose(q, t, base.scales), latents
