@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import ASSETS
-from pxr import Sdf, Usd, UsdGeom, UsdSkel
+from pxr import Gf, Sdf, Usd, UsdGeom, UsdSkel
 
 CLI = [sys.executable, "-m", "usdposer.commands._entry"]
 
@@ -531,6 +531,21 @@ def test_ik_cli_replay_and_constraints(tiny, tmp_path):
         rp = cli("ik", "--replay", bad, "-o", again)
         lines = rp.stderr.strip().splitlines()
         assert rp.returncode == 2 and len(lines) == 1 and f"stored {key} = " in lines[0], rp.stderr
+        assert not again.exists()
+    # an edited handle: a NaN target or a negative weight were solved for (a layer full of NaN), an unknown kind was
+    # dropped (and the replay then asked for a --handle)
+    name = handles[0]["joint"].rsplit("/", 1)[-1]
+    for k, (attr, value, words) in enumerate([("target", Gf.Vec3f(float("nan"), 45, 45), "must be finite"),
+                                              ("weight", -1.0, "weight -1.0"), ("kind", "banana", "kind 'banana'")]):
+        bad, again = tmp_path / f"badh{k}.usdc", tmp_path / f"againh{k}.usdc"
+        bad.write_bytes(out.read_bytes())
+        st = Usd.Stage.Open(str(bad))
+        find_ik_handles(st, "/Fox/Skel").GetAttribute(f"ikHandle:{name}:{attr}").Set(value)
+        st.GetRootLayer().Save()
+        del st
+        rp = cli("ik", "--replay", bad, "-o", again)
+        lines = rp.stderr.strip().splitlines()
+        assert rp.returncode == 2 and len(lines) == 1 and words in lines[0], rp.stderr
         assert not again.exists()
 
 

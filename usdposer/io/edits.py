@@ -3,6 +3,7 @@ lists and the pose-space stamp on the Skeleton. Everything here reads or authors
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Sequence
@@ -106,11 +107,22 @@ def read_ik_handles(prim: Usd.Prim) -> list[dict]:
         space = prim.GetAttribute(ns + "space").Get()
         if space != "world":
             raise InputError(f"{prim.GetPath()}: handle {name} has space {space!r}; usdposer replays world-space handles")
-        target = np.asarray(prim.GetAttribute(ns + "target").Get(), dtype=np.float64)
+        where = f"{prim.GetPath()}: handle {name}"
+        kind = str(prim.GetAttribute(ns + "kind").Get())
+        if kind not in ("position", "pin"):
+            raise InputError(f"{where} has kind {kind!r}; usdposer replays 'position' and 'pin' handles")
+        attr = prim.GetAttribute(ns + "target")
+        if kind == "position" and not attr.HasAuthoredValue():
+            raise InputError(f"{where} has no target authored; give it ikHandle:{name}:target or drop the handle")
+        target = np.asarray(attr.Get(), dtype=np.float64)
+        weight = prim.GetAttribute(ns + "weight").Get()
+        if target.shape != (3,) or not np.isfinite(target).all() or weight is None or not math.isfinite(weight) \
+                or weight <= 0:
+            raise InputError(f"{where}: its target {tuple(target.tolist())} and weight {weight} must be finite, the "
+                             "weight positive; fix the layer or run `usdposer ik` again")
         out.append({"joint": str(prim.GetAttribute(ns + "endJoint").Get()),
                     "root_joint": str(prim.GetAttribute(ns + "rootJoint").Get() or ""),
-                    "target": tuple(float(v) for v in target), "weight": float(prim.GetAttribute(ns + "weight").Get()),
-                    "kind": str(prim.GetAttribute(ns + "kind").Get())})
+                    "target": tuple(float(v) for v in target), "weight": float(weight), "kind": kind})
     return out
 
 
