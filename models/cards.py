@@ -36,6 +36,20 @@ def model_card(prior, result, dataset: str, eval_table: str | None = None) -> st
         "| character | joints | frames | poses kept | split | licence |",
         "|---|---|---|---|---|---|",
     ]
+    try:
+        lines += _data_lines(manifest, mirrored, cal)
+    except (KeyError, TypeError, AttributeError, ValueError, IndexError) as exc:  # an edited manifest: say so, go on
+        lines += [f"(The dataset manifest's summary cannot be read: {type(exc).__name__}: {exc}. The checkpoint does "
+                  "not depend on it; rebuild the dataset for a full card.)", ""]
+    if eval_table:
+        lines += ["## Evaluation on held-out characters", "", eval_table, ""]
+    return "\n".join(lines)
+
+
+def _data_lines(manifest: dict, mirrored: list, cal: dict | None) -> list[str]:
+    """The card's data section from the dataset manifest: characters, counts, libraries, augmentation, licences,
+    calibration, skipped sources."""
+    lines: list[str] = []
     for c in manifest["characters"]:
         lines.append(f"| {c['id']} | {c['joints']} | {c['frames']} | {c['poses']} | {c['split']} | {c['licence']} |")
     lines += ["", f"Poses: train {manifest['counts']['train']}, val {manifest['counts']['val']}, "
@@ -58,6 +72,4 @@ def model_card(prior, result, dataset: str, eval_table: str | None = None) -> st
                   f"(median {cal['median']:.4f}).", ""]
     if manifest.get("failed"):
         lines += ["Skipped sources: " + "; ".join(f"{f['source']} ({f['error']})" for f in manifest["failed"]), ""]
-    if eval_table:
-        lines += ["## Evaluation on held-out characters", "", eval_table, ""]
-    return "\n".join(lines)
+    return lines

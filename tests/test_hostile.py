@@ -200,6 +200,13 @@ def dataset_with(manifest: str | None) -> Callable[[Path], str]:
     return make
 
 
+def _manifest(characters: str) -> str:
+    """A dataset manifest of this usdposer's format with the given ``characters`` JSON."""
+    from usdposer.io.dataset import FORMAT
+
+    return f'{{"format": "{FORMAT}", "characters": {characters}}}'
+
+
 def sublayered(sub: str) -> Callable[[Path], str]:
     """A layer over the tiny rig whose second sublayer is ``sub`` (missing, or the layer itself: a cycle)."""
     def make(work: Path) -> str:
@@ -351,6 +358,18 @@ CASES = [
     # ---- train
     case("train-manifest-corrupt", dataset_with('{"version": 1, "characters": ['), "train {0} -o ckpt", "manifest"),
     case("train-manifest-missing", dataset_with(None), "train {0} -o ckpt", "manifest"),
+    # an edited manifest: entries of the wrong type were internal errors, and a shard path could read outside the
+    # dataset folder
+    case("train-manifest-characters-text", dataset_with(_manifest('"x"')), "train {0} -o ckpt", "is not a list"),
+    case("train-manifest-id-number", dataset_with(_manifest(
+        '[{"id": 5, "split": "train", "source": "a.glb", "shard": "shards/a.safetensors"}]')),
+        "train {0} -o ckpt", "characters[0] is not an object with id"),
+    case("train-manifest-shard-escapes", dataset_with(_manifest(
+        '[{"id": "a", "split": "train", "source": "a.glb", "shard": "../../../etc/passwd"}]')),
+        "train {0} -o ckpt", "lies outside the dataset folder"),
+    case("train-manifest-shard-absolute", dataset_with(_manifest(
+        '[{"id": "a", "split": "train", "source": "a.glb", "shard": "/etc/passwd"}]')),
+        "train {0} -o ckpt", "lies outside the dataset folder"),
     case("train-width-heads", dataset_with(None), "train {0} -o ckpt --width 15 --heads 2", "--heads", fast=True),
     case("train-batch-zero", dataset_with(None), "train {0} -o ckpt --batch-size 0", "--batch-size", fast=True),
     case("train-steps-negative", dataset_with(None), "train {0} -o ckpt --steps -4", "--steps", fast=True),

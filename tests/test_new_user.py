@@ -118,6 +118,30 @@ def test_model_card_states_the_sampler_of_its_config(tiny, which):
     assert ("ancestral" in card) == (float(eta) == 1.0)
 
 
+def test_model_card_of_an_edited_manifest_says_so_instead_of_failing(tiny, tmp_path):
+    """The card is written after training (and at every checkpoint): a manifest whose summary fields were edited
+    (counts gone, a licence that is a number) gives a card that says it cannot read them, not an error after the
+    training it documents. The intact manifest's card lists every character."""
+    import shutil
+
+    from usdposer.models.cards import model_card
+    from usdposer.models.pose_prior import PosePrior
+    from usdposer.models.training import TrainResult
+
+    prior = PosePrior.load(tiny["root"] / "ckpt")
+    result = TrainResult(str(tiny["root"] / "ckpt"), 10, 1.0, None, 0.1, "steps")
+    data = tmp_path / "data"
+    shutil.copytree(tiny["root"] / "data", data)
+    manifest = json.loads((data / "manifest.json").read_text())
+    card = model_card(prior, result, str(data))
+    assert all(f"| {c['id']} |" in card for c in manifest["characters"]) and "cannot be read" not in card
+    del manifest["counts"]
+    manifest["characters"][0]["licence"] = 5
+    (data / "manifest.json").write_text(json.dumps(manifest))
+    card = model_card(prior, result, str(data))
+    assert "The dataset manifest's summary cannot be read" in card and "Architecture:" in card
+
+
 def test_plausibility_threshold_is_computed_by_train_and_reproducible(tiny):
     """The shipped threshold was never computed by any code path: train calibrates it, and calibrating again on the
     same checkpoint and dataset gives the same number."""

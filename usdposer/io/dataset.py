@@ -274,6 +274,23 @@ class Character:
         return mirror_permutation(self.names, pairs, self.mask, self.ref_pos.double(), self.height, self.model_parents)
 
 
+def _check_characters(characters, mf: Path, root: Path) -> None:
+    """The manifest's ``characters``: a list of objects whose ``id``, ``split``, ``source`` and ``shard`` are text and
+    whose shard lies inside the dataset folder; else one InputError naming the entry (an edited or corrupt manifest
+    was an internal error, and a shard path could read a file outside the dataset)."""
+    fix = "the manifest was edited or is corrupt; rebuild the dataset with `usdposer dataset build`"
+    if not isinstance(characters, list):
+        raise InputError(f"{mf}: \"characters\" is not a list; {fix}")
+    inside = root.resolve()
+    for i, r in enumerate(characters):
+        if not isinstance(r, dict) or not all(isinstance(r.get(k), str) for k in ("id", "split", "source", "shard")):
+            raise InputError(f"{mf}: characters[{i}] is not an object with id, split, source and shard as text; {fix}")
+        shard = (root / r["shard"]).resolve()
+        if Path(r["shard"]).is_absolute() or not shard.is_relative_to(inside):
+            raise InputError(f"{mf}: characters[{i}] ({r['id']}): shard {r['shard']!r} lies outside the dataset "
+                             f"folder {root}; {fix}")
+
+
 def load_dataset(path: str | os.PathLike, splits: tuple[str, ...] = ("train", "val", "heldout")) -> list[Character]:
     """Characters of the chosen splits (raises InputError on a missing, unreadable or outdated dataset)."""
     from safetensors import safe_open
@@ -288,9 +305,11 @@ def load_dataset(path: str | os.PathLike, splits: tuple[str, ...] = ("train", "v
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise InputError(f"{mf}: unreadable dataset manifest ({type(exc).__name__}); rebuild the dataset with "
                          "`usdposer dataset build`") from exc
-    if manifest.get("format") != FORMAT:
-        raise InputError(f"{path}: dataset format {manifest.get('format')!r}, this usdposer reads {FORMAT!r} (a new pose "
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else None
+        raise InputError(f"{path}: dataset format {found!r}, this usdposer reads {FORMAT!r} (a new pose "
                          "representation); rebuild it with `usdposer dataset build`")
+    _check_characters(characters, mf, path)
     out = []
     for r in characters:
         if r["split"] not in splits:
