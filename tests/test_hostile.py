@@ -200,6 +200,16 @@ def dataset_with(manifest: str | None) -> Callable[[Path], str]:
     return make
 
 
+def text_file(name: str, text: str) -> Callable[[Path], str]:
+    def make(work: Path) -> str:
+        (work / name).write_text(text)
+        return name
+    return make
+
+
+LIMITS_FORMAT = "usdposer-limits/1"
+
+
 def _manifest(characters: str) -> str:
     """A dataset manifest of this usdposer's format with the given ``characters`` JSON."""
     from usdposer.io.dataset import FORMAT
@@ -444,6 +454,20 @@ CASES = [
     case("check-waivers-garbage", both(RIG, copy("limits_garbage.json", "waivers.json")), "check {0} --waivers {1}",
          "waivers"),
     case("check-limits-garbage", both(RIG, copy("limits_garbage.json")), "check {0} --limits {1}", "limits"),
+    # files of the right format with entries of the wrong type: a limits file's were reported as the checked asset's
+    # error (Readable.CannotOpen), a waiver that is text or a number for its file was an internal error
+    case("check-limits-characters-text",
+         both(RIG, text_file("l.json", json.dumps({"format": LIMITS_FORMAT, "characters": "x"}))),
+         "check {0} --limits {1}", "is not a list"),
+    case("check-limits-rows-text", both(RIG, text_file("l.json", json.dumps({"format": LIMITS_FORMAT, "characters": [
+        {"joints": ["a"], "axes": [[1, 0, 0]], "swing_twist": [["a", "b", "c"]]}]}))),
+         "check {0} --limits {1}", "swing_twist is not 1 rows of three numbers or null"),
+    case("check-waivers-entry-text", both(RIG, text_file("w.json", '{"format": "usdposer-waivers/1", "waivers": '
+                                                         '["file rule reason"]}')), "check {0} --waivers {1}",
+         "not a waivers file"),
+    case("check-waivers-file-number", both(RIG, text_file("w.json", '{"format": "usdposer-waivers/1", "waivers": '
+                                                          '[{"file": 5, "rule": "X", "reason": "r"}]}')),
+         "check {0} --waivers {1}", "not a waivers file"),
     case("check-unknown-rule", RIG, "check {0} --rules NoSuchRule", "NoSuchRule", fast=True),
     case("check-depth-nan", RIG, "check {0} --depth nan", "--depth", fast=True),
     case("check-report-is-input", RIG, "check {0} -o {0}", "input", fast=True),

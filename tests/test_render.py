@@ -239,3 +239,30 @@ def test_previews_never_write_to_usd_file_names(fox, tmp_path):
     with pytest.raises(InputError, match="use .gif or .mp4"):
         write_video([np.zeros((16, 16, 3), np.uint8)] * 2, d / "fox.usdc", 8.0)
     assert (d / "fox.usdc").read_bytes() == before
+
+
+@pytest.mark.parametrize("change, words", [
+    ({}, None),
+    ({"fps": "x"}, "fps must be a positive number"), ({"fps": 0}, "fps must be a positive number"),
+    ({"width": 10 ** 12}, "whole numbers of pixels"), ({"width": 4.7}, "whole numbers of pixels"),
+    ({"height": True}, "whole numbers of pixels"), ({"frames": "abc"}, "not a cameras.json"),
+    ({"frames": []}, "no frames"),
+], ids=["as-written", "fps-text", "fps-zero", "width-absurd", "width-fraction", "height-bool", "frames-text",
+        "no-frames"])
+def test_a_cameras_sidecar_of_the_wrong_types_is_one_clear_error(tmp_path, change, words):
+    """``fit --video`` reads the ``cameras.json`` a render or a generated video wrote: as written it reads back; a
+    text fps was an internal error, and a width of 10^12 pixels or a fraction of one was taken."""
+    from usdposer.errors import InputError
+    from usdposer.render.cameras import cameras_record, read_cameras
+    from usdposer.render.splat import Camera
+
+    cam = Camera(torch.eye(4, dtype=torch.float64), torch.tensor([[40.0, 0, 16], [0, 40, 16], [0, 0, 1]]), 32, 32)
+    path = tmp_path / "v.cameras.json"
+    path.write_text(json.dumps({**cameras_record([cam, cam], fps=24.0), **change}))
+    if words is None:
+        cams, rec = read_cameras(path)
+        assert len(cams) == 2 and (cams[0].width, cams[0].height) == (32, 32) and rec["fps"] == 24.0
+        assert torch.equal(cams[1].K, cam.K.double())
+    else:
+        with pytest.raises(InputError, match=words):
+            read_cameras(path)

@@ -61,6 +61,9 @@ def cameras_record(cams: list, *, fps: float, time_codes=None, images: list[str]
             "frames": frames}
 
 
+MAX_SIDE = 16384  # pixels: a sidecar asking for more is corrupt, not a video
+
+
 def read_cameras(path) -> tuple[list, dict]:
     """(cameras, the whole record) from a ``cameras.json`` sidecar; a clear error names what is wrong."""
     import json
@@ -73,7 +76,11 @@ def read_cameras(path) -> tuple[list, dict]:
     path = Path(path)
     try:
         rec = json.loads(path.read_text())
-        w, h = int(rec["width"]), int(rec["height"])
+        w, h, fps = rec["width"], rec["height"], rec.get("fps", 24.0)
+        if not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_SIDE for v in (w, h)):
+            raise ValueError(f"width and height must be whole numbers of pixels from 1 to {MAX_SIDE}")
+        if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps < math.inf:
+            raise ValueError("fps must be a positive number")
         cams = []
         for row in rec["frames"]:
             V = torch.tensor(row["viewmat"], dtype=torch.float64)
@@ -84,7 +91,7 @@ def read_cameras(path) -> tuple[list, dict]:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise InputError(f"{path}: not a cameras.json sidecar ({str(exc)[:120] or type(exc).__name__}); pass the "
                          "cameras.json written by `usdposer generate` or `usdposer render --mode keyframes`") from exc
-    if not cams or w < 1 or h < 1 or not math.isfinite(float(rec.get("fps", 24.0))):
+    if not cams:
         raise InputError(f"{path}: the cameras.json has no frames or no image size; pass the sidecar written with the "
                          "video")
     return cams, rec

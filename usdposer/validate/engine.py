@@ -87,13 +87,17 @@ def read_waivers(path: str | os.PathLike) -> list[dict]:
     "prim": GLOB (optional), "reason": TEXT}]}``; raises InputError naming the fix."""
     import json
 
+    fix = (f"not a waivers file ({WAIVERS_FORMAT}: a list of file, rule and reason as text); fix it or drop "
+           "--waivers")
     try:
         data = json.loads(Path(path).read_text())
-        waivers = data["waivers"]
-        assert data.get("format") == WAIVERS_FORMAT and all("file" in w and "rule" in w and w.get("reason") for w in waivers)
-    except (OSError, ValueError, KeyError, TypeError, AssertionError) as exc:
-        raise InputError(f"{path}: not a waivers file ({WAIVERS_FORMAT}: a list of file, rule and reason); "
-                         f"fix it or drop --waivers ({type(exc).__name__})") from exc
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: {fix} ({type(exc).__name__})") from exc
+    waivers = data.get("waivers") if isinstance(data, dict) else None
+    if not isinstance(data, dict) or data.get("format") != WAIVERS_FORMAT or not isinstance(waivers, list) or not all(
+            isinstance(w, dict) and all(isinstance(w.get(k), str) for k in ("file", "rule", "reason")) and w["reason"]
+            and isinstance(w.get("prim", "*"), str) for w in waivers):
+        raise InputError(f"{path}: {fix}")
     return waivers
 
 

@@ -69,7 +69,29 @@ def read_limits(path: str | os.PathLike) -> dict:
         raise InputError(f"{path}: unreadable limits file ({exc}); create one with `usdposer limits learn`") from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise InputError(f"{path}: not a usdposer limits file (format {FORMAT}); create one with `usdposer limits learn`")
+    _check_characters(data.get("characters", []), path)
     return data
+
+
+def _check_characters(characters, path) -> None:
+    """Each character: ``joints`` text, ``axes`` a finite (J, 3) and ``swing_twist`` a (J, 3) of numbers or null;
+    else one InputError about the file (a corrupt limits file was reported as the checked asset's error)."""
+    fix = "the file was edited or is corrupt; learn it again with `usdposer limits learn`"
+    if not isinstance(characters, list):
+        raise InputError(f"{path}: \"characters\" is not a list; {fix}")
+    for i, ch in enumerate(characters):
+        joints = ch.get("joints") if isinstance(ch, dict) else None
+        if not isinstance(joints, list) or not all(isinstance(j, str) for j in joints):
+            raise InputError(f"{path}: characters[{i}] has no list of joint names; {fix}")
+        for key, finite in (("axes", True), ("swing_twist", False)):
+            rows = ch.get(key)
+            ok = isinstance(rows, list) and len(rows) == len(joints) and all(
+                isinstance(r, list) and len(r) == 3 and all(
+                    (v is None and not finite) or (isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                   and (math.isfinite(v) or not finite)) for v in r) for r in rows)
+            if not ok:
+                raise InputError(f"{path}: characters[{i}].{key} is not {len(joints)} rows of three "
+                                 f"{'finite numbers' if finite else 'numbers or null'}; {fix}")
 
 
 def _leaf(token: str) -> str:
