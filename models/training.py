@@ -137,6 +137,25 @@ def _save_state(out: Path, ema: dict, opt: torch.optim.Optimizer, step: int, ext
     os.replace(out / ".training_state.json.tmp", out / "training_state.json")
 
 
+RESTART = "delete the training state files to start over, or drop --resume"
+
+
+def _read_state(path: Path) -> tuple[int, list, dict]:
+    """(step, history, config) of a ``training_state.json``; an InputError naming the fix when it is not one."""
+    try:
+        st = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: unreadable training state ({type(exc).__name__}); {RESTART}") from exc
+    ok = isinstance(st, dict) and isinstance(st.get("step"), int) and not isinstance(st["step"], bool) \
+        and st["step"] >= 0 and isinstance(st.get("history", []), list) and isinstance(st.get("config"), dict) \
+        and all(isinstance(st["config"].get(k), int) and not isinstance(st["config"][k], bool) and st["config"][k] >= 1
+                for k in ("width", "depth", "heads"))
+    if not ok:
+        raise InputError(f"{path}: not a training state (a step, a history and the config's width, depth and heads "
+                         f"as whole numbers); {RESTART}")
+    return st["step"], st.get("history", []), st["config"]
+
+
 def train(dataset: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, *, resume: bool = False,
           progress=None, log=print, card=None) -> TrainResult:
     """Train (or resume) a pose prior; writes the checkpoint directory ``out``. ``card(prior, result) -> str``
@@ -154,9 +173,7 @@ def train(dataset: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, 
     start = 0
     history: list[dict] = []
     if resume and state_json.exists():
-        st = json.loads(state_json.read_text())
-        start, history = int(st["step"]), st.get("history", [])
-        saved = st["config"]
+        start, history, saved = _read_state(state_json)
         for k in ("width", "depth", "heads"):
             setattr(cfg, k, saved[k])
         prior = PosePrior.load(out, cfg.device)
@@ -173,7 +190,11 @@ def train(dataset: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, 
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     ema = {k: v.detach().clone() for k, v in model.state_dict().items()}
     if resume and (out / "training_state.safetensors").exists():
-        ts = load_file(str(out / "training_state.safetensors"))
+        try:
+            ts = load_file(str(out / "training_state.safetensors"))
+        except Exception as exc:  # safetensors raises its own error types on a cut or foreign file
+            raise InputError(f"{out / 'training_state.safetensors'}: unreadable training state ({type(exc).__name__}); "
+                             f"{RESTART}") from exc
         # the saved model weights are the EMA: training resumes from them (the live weights are not kept)
         ema = {k[4:]: v.to(cfg.device) for k, v in ts.items() if k.startswith("ema.")}
         # the optimiser's moments, by parameter order

@@ -434,3 +434,38 @@ def test_a_forests_body_root_is_the_one_named_as_the_body_else_the_largest_where
     plain = ["A", "B", "C", "D", "E", "F", "G"]
     assert plain[body_root(plain, bee[1], every)] == "A" and plain[body_root(plain, parents, every)] == "C"
     assert body_root(plain, bee[1], torch.zeros(7, dtype=torch.bool)) is None
+
+
+def test_train_resumes_from_its_state_and_refuses_a_corrupt_one(tiny, tmp_path):
+    """``usdposer train --resume`` goes on from the step the checkpoint's training state records, with the saved
+    width/depth/heads (the command line's are replaced); a state that is not JSON, whose step is text or whose config
+    lacks its sizes, and a cut optimiser-state file, are one InputError each naming the fix (they were internal
+    errors), and the checkpoint is left as it was."""
+    import shutil
+
+    from usdposer.pipelines.train import TrainOptions, train
+
+    from usdposer.errors import InputError
+
+    data, ck = tiny["root"] / "data", tmp_path / "ck"
+    first = train(data, ck, TrainOptions(steps=6, batch_size=16, width=16, depth=1, heads=2, val_every=3))
+    assert first.steps == 6
+    state = json.loads((ck / "training_state.json").read_text())
+    assert state["step"] == 6
+    again = train(data, ck, TrainOptions(steps=9, batch_size=16, width=32, depth=2, heads=4, val_every=3,
+                                         resume=True))
+    assert again.steps == 9 and json.loads((ck / "training_state.json").read_text())["step"] == 9
+    assert json.loads((ck / "config.json").read_text())["width"] == 16  # the saved model's, not the command line's
+    for name, text in [("not-json", "{"), ("step-text", json.dumps({**state, "step": "x"})),
+                       ("no-sizes", json.dumps({**state, "config": {}})), ("cut", None)]:
+        bad = tmp_path / f"bad-{name}"
+        shutil.copytree(ck, bad)
+        if text is None:
+            w = bad / "training_state.safetensors"
+            w.write_bytes(w.read_bytes()[:100])
+        else:
+            (bad / "training_state.json").write_text(text)
+        before = {p.name: p.read_bytes() for p in bad.iterdir()}
+        with pytest.raises(InputError, match="delete the training state files to start over"):
+            train(data, bad, TrainOptions(steps=12, batch_size=16, width=16, depth=1, heads=2, resume=True))
+        assert {p.name: p.read_bytes() for p in bad.iterdir()} == before, name
