@@ -334,11 +334,24 @@ def load_state(path) -> dict:
 
         tensors = load_file(str(path / "state.safetensors"))
         meta = json.loads((path / "state.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: not a distill state (state.safetensors + state.json): {exc}; "
-                         "drop --resume or point it at the --state folder of an earlier run") from exc
-    opt_state = {int(k): {"step": torch.tensor(v), "exp_avg": tensors[f"exp_avg.{k}"],
-                          "exp_avg_sq": tensors[f"exp_avg_sq.{k}"]} for k, v in meta["adam_steps"].items()}
-    groups = [dict(g, params=[i]) for i, g in enumerate(meta["param_groups"])]
-    return {"angles": tensors["angles"], "root": tensors["root"], "iteration": meta["iteration"],
-            "optimizer": {"state": opt_state, "param_groups": groups}}
+    except Exception as exc:  # a missing or cut file; safetensors raises its own error types
+        raise InputError(f"{path}: not a distill state (state.safetensors + state.json): {type(exc).__name__}: "
+                         f"{' '.join(str(exc).split())[:160]}; drop --resume or point it at the --state folder of an "
+                         "earlier run") from exc
+    try:
+        opt_state = {int(k): {"step": torch.tensor(float(v)), "exp_avg": tensors[f"exp_avg.{k}"],
+                              "exp_avg_sq": tensors[f"exp_avg_sq.{k}"]} for k, v in meta["adam_steps"].items()}
+        groups = [dict(g, params=[i]) for i, g in enumerate(meta["param_groups"])]
+        iteration = meta["iteration"]
+        if isinstance(iteration, bool) or not isinstance(iteration, int) or iteration < 0:
+            raise ValueError(f"iteration {iteration!r} is not a whole number")
+        bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        if bad:
+            raise ValueError(f"{bad[0]} holds NaN or infinite values")
+        out = {"angles": tensors["angles"], "root": tensors["root"], "iteration": iteration,
+               "optimizer": {"state": opt_state, "param_groups": groups}}
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InputError(f"{path}: a distill state that does not hold what it should ({type(exc).__name__}: "
+                         f"{' '.join(str(exc).split())[:160]}); drop --resume or point it at the --state folder of an "
+                         "earlier run") from exc
+    return out

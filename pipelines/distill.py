@@ -93,6 +93,11 @@ def _distill(asset, out, *, prompt: str, model: str = "tiny-wan", cfg=None,
     text = tiny_text(cfg.seed) if model.startswith("tiny-") else prior.embed(prompt)
     out = Path(out)
     state = load_state(resume) if resume else None
+    if state is not None:
+        want = (cfg.frames, rig.num_joints, 3)
+        if tuple(state["angles"].shape) != want or tuple(state["root"].shape) != (cfg.frames, 3):
+            raise InputError(f"{resume}: the state is of {tuple(state['angles'].shape)} angles (frames, joints, 3), "
+                             f"this run needs {want}; resume with the same asset and --frames, or drop --resume")
     saver = None
     if state_dir:
         every = max(1, cfg.iterations // 10)

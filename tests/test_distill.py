@@ -208,6 +208,19 @@ def test_distill_cli_writes_layer_report_and_resumes(fox, tmp_path):
                          (["--model", "tiny-sora"], "no such tiny prior")):
         r = subprocess.run(base + ["--iterations", "1"] + args, capture_output=True, text=True)
         assert r.returncode == 2 and needle in r.stderr, r.stderr
+    # a state for other frames, or an edited one: one line (a shape mismatch and text were internal errors)
+    import shutil
+
+    edited = tmp_path / "edited"
+    shutil.copytree(state, edited)
+    meta = json.loads((edited / "state.json").read_text())
+    (edited / "state.json").write_text(json.dumps({**meta, "iteration": "x"}))
+    for args, needle in ((["--frames", "9", "--resume", str(state)], "the state is of (5, "),
+                         (["--resume", str(edited)], "does not hold what it should")):
+        r = subprocess.run(base[:base.index("--frames")] + base[base.index("--frames") + 2:] + ["--iterations", "3"]
+                           + (["--frames", "5"] if "--frames" not in args else []) + args, capture_output=True, text=True)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1 and needle in lines[0], r.stderr
 
 
 def test_analytic_teacher_recovers_a_shared_assets_motion_within_5_degrees(tmp_path):
