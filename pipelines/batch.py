@@ -266,10 +266,11 @@ def run_task(task: dict) -> dict:
         key = row["key"] = task_key(task)
         if side.is_file() and out.exists():
             try:
-                if json.loads(side.read_text()).get("key") == key:
-                    return {**row, "status": "skipped"}
-            except ValueError:
-                pass
+                prev = json.loads(side.read_text())
+            except ValueError:  # a cut or foreign sidecar: the task runs again
+                prev = None
+            if isinstance(prev, dict) and prev.get("key") == key:
+                return {**row, "status": "skipped"}
         mod, fn, cls, _, _ = STEPS[task["verb"]]
         module = importlib.import_module(mod)
         options = {k: (task["refs"][k] if k in task.get("refs", {}) else v) for k, v in task["options"].items()}

@@ -199,7 +199,8 @@ def harvest(assets: list[str], prompts: list[str], out: str | os.PathLike, optio
                 rec = json.loads(done.read_text())
             except ValueError:
                 rec = {}
-            if rec.get("key") == key and all(Path(x).is_file() for x in rec.get("layers", [])):
+            rec = rec if isinstance(rec, dict) and isinstance(rec.get("layers", []), list) else {}
+            if rec.get("key") == key and all(isinstance(x, str) and Path(x).is_file() for x in rec.get("layers", [])):
                 rep.items.append({**rec, "status": "skipped"})
                 rep.skipped += 1
                 continue
