@@ -69,9 +69,10 @@ def task_of(model: str, task: str | None = None) -> str:
     index = Path(model).expanduser() / "model_index.json"
     if index.is_file():
         try:
-            cls = json.loads(index.read_text()).get("_class_name", "")
+            data = json.loads(index.read_text())
         except (OSError, ValueError):
-            cls = ""
+            data = {}
+        cls = data.get("_class_name", "") if isinstance(data, dict) else ""
         for t, name in PIPELINE_CLASS.items():
             if cls == name:
                 return t
@@ -141,13 +142,20 @@ def tiny_pipeline(task: str, seed: int = 0):
     raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
 
 
+COMPONENT_LIBRARIES = ("diffusers", "transformers")  # what a pipeline folder's components may come from
+
+
 def _load_component(root: Path, name: str, library: str, cls_name: str, dtype):
     """One component of a pipeline folder by the class ``model_index.json`` names."""
     import importlib
 
     from usdposer.models.video_prior import _from_pretrained
 
-    cls = getattr(importlib.import_module(library), cls_name)
+    if library not in COMPONENT_LIBRARIES:  # a folder's JSON must not make usdposer import any module it names
+        raise ValueError(f"component {name}: library {library!r} is not one of {', '.join(COMPONENT_LIBRARIES)}")
+    cls = getattr(importlib.import_module(library), str(cls_name), None)
+    if not isinstance(cls, type) or not hasattr(cls, "from_pretrained"):
+        raise ValueError(f"component {name}: {library} has no loadable class {cls_name!r}")
     if library == "diffusers" and hasattr(cls, "load_config") and not hasattr(cls, "set_timesteps"):
         # models: the VAE and image encoder stay float32 (diffusers' advice for Wan), the rest in ``dtype``
         return _from_pretrained(cls, str(root), name, torch.float32 if "Autoencoder" in cls_name else dtype)
@@ -194,10 +202,14 @@ def load_generator(model: str, task: str | None = None, *, device: str = "cpu", 
             raise InputError(f"--model {model}: not in the local hub cache ({type(exc).__name__}); {hint}") from exc
     try:
         index = json.loads((root / "model_index.json").read_text())
-        cls = getattr(diffusers, index.get("_class_name") or PIPELINE_CLASS[task])
+        if not isinstance(index, dict):
+            raise ValueError("model_index.json is not a JSON object")
+        cls = getattr(diffusers, str(index.get("_class_name") or PIPELINE_CLASS[task]), None)
+        if not (isinstance(cls, type) and issubclass(cls, diffusers.DiffusionPipeline)):
+            raise ValueError(f"model_index.json names {index.get('_class_name')!r}, not a diffusers pipeline")
         parts = {}
         for name, spec in index.items():
-            if name.startswith("_") or not isinstance(spec, list) or spec[0] is None:
+            if name.startswith("_") or not isinstance(spec, list) or len(spec) != 2 or spec[0] is None:
                 continue
             parts[name] = _load_component(root, name, spec[0], spec[1], dtype)
         pipe = cls(**parts)

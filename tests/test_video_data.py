@@ -83,6 +83,23 @@ def test_generate_refuses_bad_models_and_arguments_in_one_line(tmp_path, fox_usd
         line = one_line(r)
         assert r.returncode == 2 and line.startswith("error:"), (extra, r.stderr)
         assert not out.exists() and not list(tmp_path.glob("x.*")), extra
+    # a folder whose model_index.json names a module to import, a class that is not a pipeline, or is not an object:
+    # refused before anything is imported or called (a component's library was imported whatever it named)
+    marker = tmp_path / "imported.txt"
+    evil = tmp_path / "evil_module.py"
+    evil.write_text(f"open({str(marker)!r}, 'w').write('imported')\n")
+    for index, words in [({"_class_name": "WanImageToVideoPipeline", "vae": ["evil_module", "Thing"]},
+                          "not one of diffusers, transformers"),
+                         ({"_class_name": "AutoencoderKLWan"}, "not a diffusers pipeline"),
+                         ({"_class_name": "WanImageToVideoPipeline", "vae": ["diffusers", "no_such_class"]},
+                          "no loadable class"),
+                         ([1, 2], "not a JSON object")]:
+        folder = tmp_path / "folder"
+        folder.mkdir(exist_ok=True)
+        (folder / "model_index.json").write_text(json.dumps(index))
+        r = run("generate", fox_usdc, "-o", out, "--model", folder, "--task", "wan-i2v", cwd=tmp_path)  # importable
+        assert r.returncode == 2 and words in one_line(r), (index, r.stderr)
+        assert not marker.exists() and not out.exists()
 
 
 def test_silhouette_of_a_perturbed_render_matches_the_mesh_coverage(fox_usdc):
