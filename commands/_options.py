@@ -53,7 +53,8 @@ def count(lo: int = 1, hi: int = 1_000_000) -> click.IntRange:
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
-seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+seed_option = click.option("--seed", type=count(0, 2 ** 63 - 1), default=0, show_default=True,
+                           help="Random seed (0 to 2^63-1).")
 
 
 def _check_device(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
