@@ -231,8 +231,9 @@ def _stored_settings(prov: dict, layer) -> dict:
     out = {}
     for key, stored, default in (("n", "candidates", 4), ("seed", "seed", 0), ("steps", "steps", 50),
                                  ("frames", "frames", 1)):
-        v, (lo, hi) = prov.get(stored, default), REQUEST_RANGES[key]
-        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        v = prov.get(stored, default)
+        if not _whole_in_range(v, key):
+            lo, hi = REQUEST_RANGES[key]
             raise InputError(f"{layer}: stored {stored} = {v!r} is not a whole number from {lo} to {hi}; {fix}")
         out[key] = v
     strength, keys = prov.get("strength", 1.0), prov.get("keyframes", [])
@@ -245,6 +246,12 @@ def _stored_settings(prov: dict, layer) -> dict:
 
 def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _whole_in_range(v, key: str) -> bool:
+    """``v`` is a whole number (not a bool) within ``REQUEST_RANGES[key]``."""
+    lo, hi = REQUEST_RANGES[key]
+    return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
 
 
 REQUEST_KEYS = {"out", "handles", "pins", "from", "anim", "n", "seed", "steps", "strength", "frames", "keyframes",
@@ -326,8 +333,8 @@ def serve(asset: str | os.PathLike, options: IKOptions, requests, respond, progr
             pins = req.get("pins", list(o.pins))
             args = {k: req.get(k, getattr(o, k)) for k in REQUEST_RANGES}
             for k, v in args.items():
-                lo, hi = REQUEST_RANGES[k]
-                if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+                if not _whole_in_range(v, k):
+                    lo, hi = REQUEST_RANGES[k]
                     raise InputError(f'request {index}: "{k}" must be a whole number from {lo} to {hi} (got {v!r})')
             strength = req.get("strength", o.strength)
             if strength is not None and (isinstance(strength, bool) or not isinstance(strength, (int, float))
@@ -350,6 +357,11 @@ def serve(asset: str | os.PathLike, options: IKOptions, requests, respond, progr
         except OSError as e:
             rep.refused += 1
             respond({"index": index, "error": f"{e.filename or ''}: {e.strerror or e}", "exit_code": 2})
+            continue
+        except MemoryError:
+            rep.refused += 1
+            respond({"index": index, "error": "out of memory; ask for fewer candidates, frames or steps",
+                     "exit_code": 2})
             continue
         except Exception as e:  # noqa: BLE001 - a bug: this request's line says so, the next one is still answered
             rep.refused += 1

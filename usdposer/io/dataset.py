@@ -276,17 +276,17 @@ class Character:
 
 def _check_characters(characters, mf: Path, root: Path) -> None:
     """The manifest's ``characters``: a list of objects whose ``id``, ``split``, ``source`` and ``shard`` are text and
-    whose shard lies inside the dataset folder; else one InputError naming the entry (an edited or corrupt manifest
+    whose shard path stays inside the dataset folder (no ``..`` out of it, not absolute); else one InputError naming the entry (an edited or corrupt manifest
     was an internal error, and a shard path could read a file outside the dataset)."""
     fix = "the manifest was edited or is corrupt; rebuild the dataset with `usdposer dataset build`"
     if not isinstance(characters, list):
         raise InputError(f"{mf}: \"characters\" is not a list; {fix}")
-    inside = root.resolve()
     for i, r in enumerate(characters):
         if not isinstance(r, dict) or not all(isinstance(r.get(k), str) for k in ("id", "split", "source", "shard")):
             raise InputError(f"{mf}: characters[{i}] is not an object with id, split, source and shard as text; {fix}")
-        shard = (root / r["shard"]).resolve()
-        if Path(r["shard"]).is_absolute() or not shard.is_relative_to(inside):
+        # by the text, not the file system: a shards folder the user linked to another disk stays readable
+        shard = os.path.normpath(r["shard"])
+        if os.path.isabs(shard) or shard == ".." or shard.startswith(".." + os.sep):
             raise InputError(f"{mf}: characters[{i}] ({r['id']}): shard {r['shard']!r} lies outside the dataset "
                              f"folder {root}; {fix}")
 
