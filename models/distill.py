@@ -326,7 +326,7 @@ def load_state(path) -> dict:
     import json
     from pathlib import Path
 
-    from usdposer.errors import InputError
+    from usdposer.errors import InputError, whole
 
     path = Path(path)
     try:
@@ -343,7 +343,7 @@ def load_state(path) -> dict:
                               "exp_avg_sq": tensors[f"exp_avg_sq.{k}"]} for k, v in meta["adam_steps"].items()}
         groups = [dict(g, params=[i]) for i, g in enumerate(meta["param_groups"])]
         iteration = meta["iteration"]
-        if isinstance(iteration, bool) or not isinstance(iteration, int) or iteration < 0:
+        if not whole(iteration, 0):
             raise ValueError(f"iteration {iteration!r} is not a whole number")
         bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
         if bad:

@@ -29,7 +29,7 @@ from usdposer.models.pose_denoiser import PoseDenoiser
 
 from usdposer.core.posespace import IDENTITY_6D, REPRESENTATION
 from usdposer.core.rotations import matrix_to_6d, sixd_to_matrix
-from usdposer.errors import InputError
+from usdposer.errors import InputError, real, whole
 
 SCHEDULER = {"num_train_timesteps": 1000, "beta_schedule": "squaredcos_cap_v2", "prediction_type": "epsilon",
              "clip_sample": False}
@@ -495,12 +495,11 @@ def _check_config(config, cfg_file: Path) -> None:
         raise InputError(f"{cfg_file}: not a JSON object; {fix}")
     for k, (lo, hi) in CONFIG_SIZES.items():
         v = config.get(k, lo)
-        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        if not whole(v, lo, hi):
             raise InputError(f"{cfg_file}: {k} = {v!r} is not a whole number from {lo} to {hi}; {fix}")
     for k, (lo, hi) in CONFIG_RATIOS.items():
         v = config.get(k, (lo + hi) / 2)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or \
-                not (lo <= v < hi if k == "dropout" else lo < v <= hi):
+        if not real(v) or not (lo <= v < hi if k == "dropout" else lo < v <= hi):
             raise InputError(f"{cfg_file}: {k} = {v!r} is out of range ({lo} to {hi}); {fix}")
     prior = config.get("prior")
     if not isinstance(prior, dict) or not all(isinstance(prior.get(k), list) for k in ("mean", "std")):
@@ -510,7 +509,7 @@ def _check_config(config, cfg_file: Path) -> None:
     cal = prior.get("plausibility") or {}
     thr = cal.get("threshold", 0.0) if isinstance(cal, dict) else None
     for key, v, lo, hi in (("prior.sampling.eta", eta, 0.0, 1.0), ("prior.plausibility.threshold", thr, 0.0, 1e6)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
+        if not real(v) or not lo <= v <= hi:
             raise InputError(f"{cfg_file}: {key} is not a number from {lo:g} to {hi:g}; {fix}")
 
 

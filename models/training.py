@@ -18,7 +18,7 @@ import torch
 from usdposer.models.pose_denoiser import PoseDenoiser
 from usdposer.models.pose_prior import PosePrior
 
-from usdposer.errors import InputError
+from usdposer.errors import InputError, whole
 from usdposer.io.dataset import Character, load_dataset
 from usdposer.results import Result
 
@@ -146,10 +146,8 @@ def _read_state(path: Path) -> tuple[int, list, dict]:
         st = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise InputError(f"{path}: unreadable training state ({type(exc).__name__}); {RESTART}") from exc
-    ok = isinstance(st, dict) and isinstance(st.get("step"), int) and not isinstance(st["step"], bool) \
-        and st["step"] >= 0 and isinstance(st.get("history", []), list) and isinstance(st.get("config"), dict) \
-        and all(isinstance(st["config"].get(k), int) and not isinstance(st["config"][k], bool) and st["config"][k] >= 1
-                for k in ("width", "depth", "heads"))
+    ok = isinstance(st, dict) and whole(st.get("step"), 0) and isinstance(st.get("history", []), list) \
+        and isinstance(st.get("config"), dict) and all(whole(st["config"].get(k), 1) for k in ("width", "depth", "heads"))
     if not ok:
         raise InputError(f"{path}: not a training state (a step, a history and the config's width, depth and heads "
                          f"as whole numbers); {RESTART}")

@@ -44,7 +44,7 @@ from pathlib import Path
 
 from usdposer.pipelines._base import Progress, Result
 
-from usdposer.errors import InputError, failure_line
+from usdposer.errors import InputError, failure_line, real, whole
 
 # verb -> (module, function, options class, output name pattern, the output becomes the asset later steps read)
 STEPS = {
@@ -103,7 +103,7 @@ def _check_options(i: int, verb: str, options: dict) -> dict:
             out[name] = value
             continue
         ok = (default is None or default is dataclasses.MISSING or isinstance(value, type(default))
-              or (isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool))
+              or (isinstance(default, float) and whole(value))
               or (isinstance(default, tuple) and isinstance(value, list)))
         if not ok:
             raise JobError(f"steps[{i}] ({verb}): option {key!r} = {value!r} should be a {type(default).__name__}")
@@ -184,8 +184,7 @@ def read_job(path: str | os.PathLike) -> Job:
         if not isinstance(res, dict) or set(res) - set(RESOURCES):
             raise JobError(f"{path}: steps[{i}] ({verb}): resources take {', '.join(RESOURCES)}")
         for k in ("cpus", "gpus"):
-            if k in res and (not isinstance(res[k], (int, float)) or isinstance(res[k], bool)
-                             or not 0 <= res[k] < math.inf):  # TOML has nan and inf
+            if k in res and (not real(res[k]) or not 0 <= res[k] < math.inf):  # TOML has nan and inf
                 raise JobError(f"{path}: steps[{i}] ({verb}): resources.{k} must be a finite number >= 0 (got "
                                f"{res[k]!r})")
         res = dict(res)

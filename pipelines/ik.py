@@ -24,7 +24,7 @@ from usdposer.pipelines._session import (
     resolve_pose,
 )
 
-from usdposer.errors import InputError
+from usdposer.errors import InputError, real, whole
 
 
 @dataclass(frozen=True)
@@ -232,26 +232,16 @@ def _stored_settings(prov: dict, layer) -> dict:
     for key, stored, default in (("n", "candidates", 4), ("seed", "seed", 0), ("steps", "steps", 50),
                                  ("frames", "frames", 1)):
         v = prov.get(stored, default)
-        if not _whole_in_range(v, key):
+        if not whole(v, *REQUEST_RANGES[key]):
             lo, hi = REQUEST_RANGES[key]
             raise InputError(f"{layer}: stored {stored} = {v!r} is not a whole number from {lo} to {hi}; {fix}")
         out[key] = v
     strength, keys = prov.get("strength", 1.0), prov.get("keyframes", [])
-    if not _is_number(strength) or not 0 < strength <= 1:
+    if not real(strength) or not 0 < strength <= 1:
         raise InputError(f"{layer}: stored strength = {strength!r} is not in (0, 1]; {fix}")
     if isinstance(keys, (str, bytes)) or not hasattr(keys, "__len__") or len(keys) > REQUEST_RANGES["keyframes"][1]:
         raise InputError(f"{layer}: stored keyframes = {keys!r} is not a list of time codes; {fix}")
     return {**out, "strength": float(strength), "keyframes": len(keys)}
-
-
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _whole_in_range(v, key: str) -> bool:
-    """``v`` is a whole number (not a bool) within ``REQUEST_RANGES[key]``."""
-    lo, hi = REQUEST_RANGES[key]
-    return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
 
 
 REQUEST_KEYS = {"out", "handles", "pins", "from", "anim", "n", "seed", "steps", "strength", "frames", "keyframes",
@@ -322,7 +312,7 @@ def serve(asset: str | os.PathLike, options: IKOptions, requests, respond, progr
                 raise InputError(f'request {index}: give "out", the layer to write')
             for k in ("out", "from", "anim", "preview"):  # a time code may come as a number: "from": 12
                 v = req.get(k)
-                if not (v is None or isinstance(v, str) or (k == "from" and _is_number(v))):
+                if not (v is None or isinstance(v, str) or (k == "from" and real(v))):
                     raise InputError(f'request {index}: "{k}" must be a string{" or a time code" * (k == "from")} '
                                      f"(got {v!r})")
             for k in ("handles", "pins"):
@@ -333,16 +323,15 @@ def serve(asset: str | os.PathLike, options: IKOptions, requests, respond, progr
             pins = req.get("pins", list(o.pins))
             args = {k: req.get(k, getattr(o, k)) for k in REQUEST_RANGES}
             for k, v in args.items():
-                if not _whole_in_range(v, k):
+                if not whole(v, *REQUEST_RANGES[k]):
                     lo, hi = REQUEST_RANGES[k]
                     raise InputError(f'request {index}: "{k}" must be a whole number from {lo} to {hi} (got {v!r})')
             strength = req.get("strength", o.strength)
-            if strength is not None and (isinstance(strength, bool) or not isinstance(strength, (int, float))
-                                         or not 0 < strength <= 1):
+            if strength is not None and (not real(strength) or not 0 < strength <= 1):
                 raise InputError(f'request {index}: "strength" must be in (0, 1] (got {strength!r})')
             out, preview = req["out"], req.get("preview", None)
             pose_from = req.get("from", o.pose_from)
-            pose_from = str(pose_from) if _is_number(pose_from) else pose_from
+            pose_from = str(pose_from) if real(pose_from) else pose_from
             with transaction(separate=True):
                 preflight([asset], out, [preview])
                 r = _ik(asset, out, handles=[h if isinstance(h, Handle) else parse_handle(str(h)) for h in handles],

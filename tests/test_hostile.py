@@ -92,6 +92,7 @@ def copy(name: str, to: str | None = None) -> Callable[[Path], str]:
 
 
 def usda(text: str, name: str = "rig.usda") -> Callable[[Path], str]:
+    """A text file written into the working folder: a USD layer by default, or any ``name`` (a JSON sidecar)."""
     def make(work: Path) -> str:
         (work / name).write_text(text)
         return name
@@ -197,13 +198,6 @@ def dataset_with(manifest: str | None) -> Callable[[Path], str]:
         if manifest is not None:
             (work / "data" / "manifest.json").write_text(manifest)
         return "data"
-    return make
-
-
-def text_file(name: str, text: str) -> Callable[[Path], str]:
-    def make(work: Path) -> str:
-        (work / name).write_text(text)
-        return name
     return make
 
 
@@ -459,16 +453,16 @@ CASES = [
     # files of the right format with entries of the wrong type: a limits file's were reported as the checked asset's
     # error (Readable.CannotOpen), a waiver that is text or a number for its file was an internal error
     case("check-limits-characters-text",
-         both(RIG, text_file("l.json", json.dumps({"format": LIMITS_FORMAT, "characters": "x"}))),
+         both(RIG, usda(json.dumps({"format": LIMITS_FORMAT, "characters": "x"}), "l.json")),
          "check {0} --limits {1}", "is not a list"),
-    case("check-limits-rows-text", both(RIG, text_file("l.json", json.dumps({"format": LIMITS_FORMAT, "characters": [
-        {"joints": ["a"], "axes": [[1, 0, 0]], "swing_twist": [["a", "b", "c"]]}]}))),
+    case("check-limits-rows-text", both(RIG, usda(json.dumps({"format": LIMITS_FORMAT, "characters": [
+        {"joints": ["a"], "axes": [[1, 0, 0]], "swing_twist": [["a", "b", "c"]]}]}), "l.json")),
          "check {0} --limits {1}", "swing_twist is not 1 rows of three numbers or null"),
-    case("check-waivers-entry-text", both(RIG, text_file("w.json", '{"format": "usdposer-waivers/1", "waivers": '
-                                                         '["file rule reason"]}')), "check {0} --waivers {1}",
+    case("check-waivers-entry-text", both(RIG, usda('{"format": "usdposer-waivers/1", "waivers": '
+                                                    '["file rule reason"]}', "w.json")), "check {0} --waivers {1}",
          "not a waivers file"),
-    case("check-waivers-file-number", both(RIG, text_file("w.json", '{"format": "usdposer-waivers/1", "waivers": '
-                                                          '[{"file": 5, "rule": "X", "reason": "r"}]}')),
+    case("check-waivers-file-number", both(RIG, usda('{"format": "usdposer-waivers/1", "waivers": '
+                                                     '[{"file": 5, "rule": "X", "reason": "r"}]}', "w.json")),
          "check {0} --waivers {1}", "not a waivers file"),
     case("check-unknown-rule", RIG, "check {0} --rules NoSuchRule", "NoSuchRule", fast=True),
     case("check-depth-nan", RIG, "check {0} --depth nan", "--depth", fast=True),

@@ -31,3 +31,15 @@ def failure_line(exc: BaseException, plain: type | tuple = UsdPoserError, limit:
     error of the ``plain`` kinds (raised on purpose, its message names the fix) as it is, any other with its type."""
     text = " ".join(str(exc).split())[:limit] or type(exc).__name__
     return text if isinstance(exc, plain) else f"{type(exc).__name__}: {text}"
+
+
+def whole(v, lo: float | None = None, hi: float | None = None) -> bool:
+    """``v`` is a whole number as JSON, TOML or USD give one (an ``int``, and not a ``bool``, which Python counts as
+    one), within ``[lo, hi]`` where given: what a file's count, size, index or seed must be before it is used."""
+    return isinstance(v, int) and not isinstance(v, bool) and (lo is None or v >= lo) and (hi is None or v <= hi)
+
+
+def real(v) -> bool:
+    """``v`` is a number as JSON, TOML or USD give one (an ``int`` or a ``float``, not a ``bool``); its range is the
+    caller's (open or closed)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 from pxr import Sdf, Usd, Vt
 
-from usdposer.errors import InputError
+from usdposer.errors import InputError, real
 from usdposer.io.stage import SCHEMAS_REGISTERED  # noqa: F401  (the schemas must be known before authoring)
 
 KEYFRAMES_ATTR = "usdposer:keyframes"
@@ -159,7 +159,7 @@ def read_ik_layer(layer: str | os.PathLike) -> tuple[dict, str, list[dict]]:
         raise InputError(f"{layer}: not a layer written by `usdposer ik` (no ik provenance); pass the ik output")
     for key in ("skeleton", "sourceSkeleton", "checkpoint", "poseFrom", "animation"):
         v = prov.get(key)
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and key == "poseFrom":
+        if real(v) and key == "poseFrom":
             prov[key] = str(v)  # a time code
         elif v is not None and not isinstance(v, str):
             raise InputError(f"{layer}: stored {key} = {v!r} is not text; the layer's provenance was edited or is "

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from usdposer.errors import InputError
+from usdposer.errors import InputError, whole
 from usdposer.io.paths import resolve_inside
 
 _COMPONENT = {5120: np.int8, 5121: np.uint8, 5122: np.int16, 5123: np.uint16, 5125: np.uint32, 5126: np.float32}
@@ -122,7 +122,7 @@ def _make_converter(tp):
         return convert_list
     if tp is float:
         # as dataclasses_json does: 0 -> 0.0 where pygltflib says float
-        return lambda v: float(v) if isinstance(v, int) and not isinstance(v, bool) else v
+        return lambda v: float(v) if whole(v) else v
     if tp is int:
         def convert_int(v):
             if isinstance(v, float):
@@ -184,9 +184,6 @@ def check_references(gltf, path: Path) -> None:
     sane; one line naming the first that does not (a hostile or broken file fails here, not deep in the import)."""
     def n(name):
         return len(getattr(gltf, name) or [])
-
-    def whole(v):  # a JSON integer (Python's bool is an int)
-        return isinstance(v, int) and not isinstance(v, bool)
 
     def ref(value, name, where):
         if value is None:

@@ -205,7 +205,7 @@ def read_pose_library(prim: Usd.Prim, rig: Rig) -> tuple[Pose, np.ndarray | None
     not hold what it says (its joints not the skeleton's, counts that disagree, values of the wrong type, NaN) is an
     :class:`InputError` naming the attribute."""
     from usdposer.core.rotations import xyzw_to_wxyz
-    from usdposer.errors import InputError
+    from usdposer.errors import InputError, whole
 
     where = f"{prim.GetPath()} in {prim.GetStage().GetRootLayer().identifier}"
     fix = "the layer was edited or is corrupt; sample again (`usdposer sample`)"
@@ -235,7 +235,7 @@ def read_pose_library(prim: Usd.Prim, rig: Rig) -> tuple[Pose, np.ndarray | None
     n_attr = prim.GetAttribute("numSamples")
     N, J = n_attr.Get() if n_attr else None, len(joints)
     rot, tra = array("rotations", 4), array("translations", 3)
-    if isinstance(N, bool) or not isinstance(N, int) or N < 1 or len(rot) != N * J or len(tra) != N * J:
+    if not whole(N, 1) or len(rot) != N * J or len(tra) != N * J:
         raise InputError(f"{where}: numSamples {N!r} with {len(rot)} rotations and {len(tra)} translations for {J} "
                          f"joints; {fix}")
     q = xyzw_to_wxyz(torch.from_numpy(rot)).reshape(N, J, 4)

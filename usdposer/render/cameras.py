@@ -70,16 +70,16 @@ def read_cameras(path) -> tuple[list, dict]:
     import math
     from pathlib import Path
 
-    from usdposer.errors import InputError
+    from usdposer.errors import InputError, real, whole
     from usdposer.render.splat import Camera
 
     path = Path(path)
     try:
         rec = json.loads(path.read_text())
         w, h, fps = rec["width"], rec["height"], rec.get("fps", 24.0)
-        if not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_SIDE for v in (w, h)):
+        if not (whole(w, 1, MAX_SIDE) and whole(h, 1, MAX_SIDE)):
             raise ValueError(f"width and height must be whole numbers of pixels from 1 to {MAX_SIDE}")
-        if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps < math.inf:
+        if not real(fps) or not 0 < fps < math.inf:
             raise ValueError("fps must be a positive number")
         cams = []
         for row in rec["frames"]:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from usdposer.errors import InputError
+from usdposer.errors import InputError, real
 
 FORMAT = "usdposer-limits/1"
 
@@ -87,8 +87,7 @@ def _check_characters(characters, path) -> None:
             rows = ch.get(key)
             ok = isinstance(rows, list) and len(rows) == len(joints) and all(
                 isinstance(r, list) and len(r) == 3 and all(
-                    (v is None and not finite) or (isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                   and (math.isfinite(v) or not finite)) for v in r) for r in rows)
+                    (v is None and not finite) or (real(v) and (math.isfinite(v) or not finite)) for v in r) for r in rows)
             if not ok:
                 raise InputError(f"{path}: characters[{i}].{key} is not {len(joints)} rows of three "
                                  f"{'finite numbers' if finite else 'numbers or null'}; {fix}")
