@@ -792,3 +792,51 @@ def test_world_from_6d_is_forward_kinematics_of_local_from_6d_on_a_skeleton_fore
         assert torch.allclose(G, joint_transforms(rig, pose_from_6d(rig, six, ground=False, like=like)), atol=1e-8)
         G2, rel = world_and_relative(rig, six, heading, like)  # the IK energy's: one decode for both
         assert torch.allclose(G2, G, atol=1e-12) and torch.allclose(rel, relative_rotations(rig, six), atol=1e-12)
+
+
+def test_a_character_referenced_as_an_instance_takes_the_layer_and_the_other_instances_stay_shared(fox_usdc, tmp_path):
+    """A shot references the Fox twice with ``instanceable = true`` (how set dressing and crowds bring characters in).
+    USD refuses opinions under an instance, so `sample` used to stop on an internal error. The layer now uninstances
+    only the Fox it poses (``instanceable = false`` in the new layer, recorded in its provenance): read back through
+    OpenUSD's UsdSkel queries, that Fox's joints and skinned points are those of sampling the asset itself with the
+    same seed, the other Fox is still an instance, and the shot file is untouched."""
+    from usd_golden import usd_joint_and_points
+
+    shot = tmp_path / "shot.usda"
+    ref = f"@{fox_usdc}@"
+    shot.write_text(f"""#usda 1.0
+(
+    defaultPrim = "Set"
+    upAxis = "Y"
+    metersPerUnit = 1
+)
+def Xform "Set"
+{{
+    def "FoxA" (instanceable = true
+        prepend references = {ref})
+    {{
+        double3 xformOp:translate = (100, 0, 0)
+        uniform token[] xformOpOrder = ["xformOp:translate"]
+    }}
+    def "FoxB" (instanceable = true
+        prepend references = {ref})
+    {{
+    }}
+}}
+""")
+    before = shot.read_bytes()
+    direct, posed = tmp_path / "fox.samples.usdc", tmp_path / "shot.samples.usda"
+    assert cli("sample", fox_usdc, "-n", "3", "--seed", "5", "-o", direct).returncode == 0
+    r = cli("sample", shot, "--skeleton", "/Set/FoxA/Skel", "-n", "3", "--seed", "5", "-o", posed, "--json")
+    assert r.returncode == 0, r.stderr
+    stage = Usd.Stage.Open(str(posed))
+    assert not stage.GetPrimAtPath("/Set/FoxA").IsInstance() and stage.GetPrimAtPath("/Set/FoxB").IsInstance()
+    assert list(stage.GetRootLayer().customLayerData["usdposer"]["uninstanced"]) == ["/Set/FoxA"]
+    times = [0.0, 1.0, 2.0]
+    Xd, Pd = usd_joint_and_points(Usd.Stage.Open(str(direct)), "/Fox/Skel", times, raw=True)
+    Xs, Ps = usd_joint_and_points(stage, "/Set/FoxA/Skel", times, raw=True)
+    assert len(Pd) == len(Ps) == 1
+    np.testing.assert_allclose(Xs, Xd, atol=1e-4)
+    np.testing.assert_allclose(next(iter(Ps.values())), next(iter(Pd.values())), atol=1e-3)
+    assert np.abs(Xs[1:] - Xs[:1]).max() > 1.0  # the samples do pose it
+    assert shot.read_bytes() == before

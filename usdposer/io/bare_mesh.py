@@ -88,7 +88,7 @@ def _read_usd(p: Path) -> BareMeshes:
     mpu, up = stage_units(stage)
     cache = UsdGeom.XformCache(Usd.TimeCode.Default())
     meshes, materials, textures = [], [], {}
-    for prim in stage.Traverse():
+    for prim in stage.Traverse(Usd.TraverseInstanceProxies()):
         if not prim.IsA(UsdGeom.Mesh) or UsdGeom.Imageable(prim).ComputeVisibility() == UsdGeom.Tokens.invisible:
             continue
         m = UsdGeom.Mesh(prim)

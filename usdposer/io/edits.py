@@ -29,7 +29,7 @@ def find_pose_library(stage: Usd.Stage, skel_path: str) -> Usd.Prim | None:
             prim = stage.GetPrimAtPath(target)
             if prim and prim.GetTypeName() == "PoseSampleLibrary":
                 return prim
-    for prim in Usd.PrimRange(skel):
+    for prim in Usd.PrimRange(skel, Usd.TraverseInstanceProxies()):
         if prim.GetTypeName() == "PoseSampleLibrary":
             return prim
     return None
@@ -129,7 +129,7 @@ def read_ik_handles(prim: Usd.Prim) -> list[dict]:
 def find_ik_handles(stage: Usd.Stage, skel_path: str) -> Usd.Prim | None:
     """The first prim under the Skeleton with an ``IKHandleAPI`` instance applied."""
     skel = stage.GetPrimAtPath(skel_path)
-    for prim in Usd.PrimRange(skel) if skel else []:
+    for prim in Usd.PrimRange(skel, Usd.TraverseInstanceProxies()) if skel else []:
         if any(s.startswith("IKHandleAPI:") for s in prim.GetAppliedSchemas()):
             return prim
     return None

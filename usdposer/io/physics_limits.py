@@ -37,7 +37,7 @@ def physics_joint_limits(stage: Usd.Stage, joints: list[str]) -> np.ndarray | No
         leaves.setdefault(j.rsplit("/", 1)[-1], []).append(i)
     out = np.full((len(joints), 3, 2), np.nan)
     found = False
-    for prim in stage.Traverse():
+    for prim in stage.Traverse(Usd.TraverseInstanceProxies()):
         if not prim.IsA(UsdPhysics.Joint):
             continue
         token = prim.GetCustomData().get("usdposer:skelJoint")  # a flat key: ByKey would split it at the colon

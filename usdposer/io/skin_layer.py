@@ -13,7 +13,7 @@ from pxr import Gf, Sdf, Usd, UsdGeom, UsdSkel, Vt
 
 from usdposer.errors import InputError
 from usdposer.io.read_mesh import triangulate
-from usdposer.io.stage import StageUnits, gf_to_np, layer_over, stage_units
+from usdposer.io.stage import StageUnits, gf_to_np, layer_over, make_editable, stage_units
 
 
 @dataclass
@@ -49,7 +49,7 @@ def meshes_to_skin(stage: Usd.Stage, skeleton_path: str, *, replace: bool = Fals
     xfc = UsdGeom.XformCache(Usd.TimeCode.Default())
     skel_world_inv = xfc.GetLocalToWorldTransform(skel).GetInverse()
     out = []
-    for prim in Usd.PrimRange(scope):
+    for prim in Usd.PrimRange(scope, Usd.TraverseInstanceProxies()):
         if not prim.IsA(UsdGeom.Mesh):
             continue
         if only and not ({str(prim.GetPath()), prim.GetName()} & set(only)):
@@ -86,6 +86,7 @@ def write_skin_layer(source: str | os.PathLike, out: str | os.PathLike, skeleton
     layer over ``source`` at ``out`` (temporary file, then moved). A mesh outside every SkelRoot is placed under one
     by typing the nearest common ancestor of mesh and Skeleton as a SkelRoot in the new layer."""
     with layer_over(source, out) as (stage, layer, out):
+        uninstanced = [p for mesh in meshes for p in make_editable(stage, mesh.path)]
         for mesh, idx, w in zip(meshes, indices, weights):
             prim = stage.OverridePrim(mesh.path)
             if skel_root_of(prim) is None:
@@ -101,6 +102,8 @@ def write_skin_layer(source: str | os.PathLike, out: str | os.PathLike, skeleton
             binding.CreateGeomBindTransformAttr().Set(mesh.geom_bind)
             binding.CreateSkeletonRel().SetTargets([Sdf.Path(skeleton_path)])
             binding.CreateJointsAttr().Set(Vt.TokenArray(list(joints)))  # indices are in the Skeleton's order
-        layer.customLayerData = {"usdposer": dict(prov, sourceSkeleton=skeleton_path,
-                                                  meshes=Vt.StringArray([m.path for m in meshes]))}
+        prov = dict(prov, sourceSkeleton=skeleton_path, meshes=Vt.StringArray([m.path for m in meshes]))
+        if uninstanced:
+            prov["uninstanced"] = Vt.StringArray(uninstanced)
+        layer.customLayerData = {"usdposer": prov}
     return out

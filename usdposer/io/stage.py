@@ -270,6 +270,21 @@ def layer_over(source: str | os.PathLike, out: str | os.PathLike, *, up_axis: st
         layer.Save()
 
 
+def make_editable(stage: Usd.Stage, path: str | Sdf.Path) -> list[str]:
+    """Let the stage's edit target author at ``path`` when it lies inside an instance (a shot that references a
+    character with ``instanceable = true``: USD refuses opinions on instance proxies): author ``instanceable =
+    false`` on each enclosing instance, outermost first (nested instances too). The other instances stay shared.
+    Returns the prim paths so uninstanced."""
+    path = Sdf.Path(str(path))
+    done = []
+    for prefix in path.GetPrefixes():
+        prim = stage.GetPrimAtPath(prefix)
+        if prim and prim.IsInstance():
+            prim.SetInstanceable(False)
+            done.append(str(prefix))
+    return done
+
+
 def relative_asset_path(target: str | os.PathLike, start_dir: str | os.PathLike) -> str:
     rel = os.path.relpath(Path(target).resolve(), Path(start_dir).resolve())
     return rel if rel.startswith(".") else "./" + rel
@@ -277,6 +292,6 @@ def relative_asset_path(target: str | os.PathLike, start_dir: str | os.PathLike)
 
 __all__ = [
     "SCHEMAS_REGISTERED", "SCHEMA_NAMES", "Sdf", "atomic_path", "author_stage_metadata", "axis_matrix",
-    "check_output_path", "gf_to_np", "np_to_gf_array", "open_stage", "register_schemas", "relative_asset_path",
+    "check_output_path", "gf_to_np", "make_editable", "np_to_gf_array", "open_stage", "register_schemas", "relative_asset_path",
     "stage_units",
 ]

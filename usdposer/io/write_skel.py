@@ -22,7 +22,7 @@ from pxr import Sdf, Tf, Usd, UsdSkel, Vt
 from usdposer._version import __version__
 from usdposer.core.rotations import wxyz_to_xyzw
 from usdposer.errors import InputError
-from usdposer.io.stage import StageUnits, layer_over
+from usdposer.io.stage import StageUnits, layer_over, make_editable
 from usdposer.types import Clip, Pose, Rig
 
 CLIP_VARIANT_SET = "usdposerClip"
@@ -156,6 +156,7 @@ def write_clip_layer(source: str | os.PathLike, out: str | os.PathLike, rig: Rig
     with layer_over(source, out, up_axis=rig.up_axis, meters_per_unit=rig.meters_per_unit,
                     time_range=(float(bound.time_codes[0]), float(bound.time_codes[-1])),
                     source_stage=source_stage) as (stage, layer, out):
+        uninstanced = make_editable(stage, rig.skeleton_path)  # a character referenced as an instance
         paths = []
         for name, clip in zip(names, clips):
             path = f"{rig.skeleton_path}/{name}"
@@ -169,7 +170,10 @@ def write_clip_layer(source: str | os.PathLike, out: str | os.PathLike, rig: Rig
             UsdSkel.BindingAPI.Apply(skel)
             UsdSkel.BindingAPI(skel).CreateAnimationSourceRel().SetTargets([Sdf.Path(paths[bind])])
         skel.SetCustomDataByKey("usdposer:clips", Vt.StringArray(paths))
-        layer.customLayerData = {"usdposer": dict(prov, sourceSkeleton=rig.skeleton_path, clips=Vt.StringArray(paths))}
+        prov = dict(prov, sourceSkeleton=rig.skeleton_path, clips=Vt.StringArray(paths))
+        if uninstanced:
+            prov["uninstanced"] = Vt.StringArray(uninstanced)
+        layer.customLayerData = {"usdposer": prov}
         if author is not None:
             author(stage)
     return out
