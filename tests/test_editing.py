@@ -794,16 +794,10 @@ def test_world_from_6d_is_forward_kinematics_of_local_from_6d_on_a_skeleton_fore
         assert torch.allclose(G2, G, atol=1e-12) and torch.allclose(rel, relative_rotations(rig, six), atol=1e-12)
 
 
-def test_a_character_referenced_as_an_instance_takes_the_layer_and_the_other_instances_stay_shared(fox_usdc, tmp_path):
-    """A shot references the Fox twice with ``instanceable = true`` (how set dressing and crowds bring characters in).
-    USD refuses opinions under an instance, so `sample` used to stop on an internal error. The layer now uninstances
-    only the Fox it poses (``instanceable = false`` in the new layer, recorded in its provenance): read back through
-    OpenUSD's UsdSkel queries, that Fox's joints and skinned points are those of sampling the asset itself with the
-    same seed, the other Fox is still an instance, and the shot file is untouched."""
-    from usd_golden import usd_joint_and_points
-
-    shot = tmp_path / "shot.usda"
-    ref = f"@{fox_usdc}@"
+def _shot(folder: Path, asset: Path) -> Path:
+    """A shot that references ``asset`` twice as instances: /Set/FoxA (moved 100 along X) and /Set/FoxB."""
+    shot = folder / "shot.usda"
+    ref = f"@{asset}@"
     shot.write_text(f"""#usda 1.0
 (
     defaultPrim = "Set"
@@ -824,6 +818,18 @@ def Xform "Set"
     }}
 }}
 """)
+    return shot
+
+
+def test_a_character_referenced_as_an_instance_takes_the_layer_and_the_other_instances_stay_shared(fox_usdc, tmp_path):
+    """A shot references the Fox twice with ``instanceable = true`` (how set dressing and crowds bring characters in).
+    USD refuses opinions under an instance, so `sample` used to stop on an internal error. The layer now uninstances
+    only the Fox it poses (``instanceable = false`` in the new layer, recorded in its provenance): read back through
+    OpenUSD's UsdSkel queries, that Fox's joints and skinned points are those of sampling the asset itself with the
+    same seed, the other Fox is still an instance, and the shot file is untouched."""
+    from usd_golden import usd_joint_and_points
+
+    shot = _shot(tmp_path, fox_usdc)
     before = shot.read_bytes()
     direct, posed = tmp_path / "fox.samples.usdc", tmp_path / "shot.samples.usda"
     assert cli("sample", fox_usdc, "-n", "3", "--seed", "5", "-o", direct).returncode == 0
@@ -839,4 +845,25 @@ def Xform "Set"
     np.testing.assert_allclose(Xs, Xd, atol=1e-4)
     np.testing.assert_allclose(next(iter(Ps.values())), next(iter(Pd.values())), atol=1e-3)
     assert np.abs(Xs[1:] - Xs[:1]).max() > 1.0  # the samples do pose it
+
+    # `skin` writes weights onto the other Fox's mesh inside its instance: the weights of skinning the asset itself
+    weights = []
+    for src, skel, mesh in [(fox_usdc, "/Fox/Skel", "/Fox/Geo/fox"), (shot, "/Set/FoxB/Skel", "/Set/FoxB/Geo/fox")]:
+        out = tmp_path / f"skin{len(weights)}.usda"
+        r = cli("skin", src, "--skeleton", skel, "--replace", "-o", out)
+        assert r.returncode == 0, r.stderr
+        skinned = Usd.Stage.Open(str(out))
+        weights.append(np.asarray(UsdSkel.BindingAPI(skinned.GetPrimAtPath(mesh)).GetJointWeightsPrimvar().Get()))
+    assert skinned.GetPrimAtPath("/Set/FoxA").IsInstance() and not skinned.GetPrimAtPath("/Set/FoxB").IsInstance()
+    np.testing.assert_allclose(weights[1], weights[0], atol=1e-6)
     assert shot.read_bytes() == before
+
+
+def test_a_skeleton_name_two_characters_share_is_refused_with_their_paths(fox_usdc, tmp_path):
+    """`--skeleton Skel` on a shot where both Foxes' Skeletons are named Skel used to pose the first one silently."""
+    shot = _shot(tmp_path, fox_usdc)
+    out = tmp_path / "x.usda"
+    r = cli("sample", shot, "--skeleton", "Skel", "-n", "2", "-o", out)
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0, r.stderr
+    assert "/Set/FoxA/Skel, /Set/FoxB/Skel" in r.stderr and "give the prim path" in r.stderr
+    assert not out.exists()

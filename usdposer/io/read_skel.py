@@ -72,9 +72,12 @@ class SkelAsset:
             raise RigError(f"{self.path}: no usable Skeleton; " + _first_error(self.problems))
         if skeleton is None:
             return self.rigs[0]
-        for r in self.rigs:
-            if skeleton in (r.skeleton_path, r.name):
-                return r
+        found = [r for r in self.rigs if skeleton == r.skeleton_path] or [r for r in self.rigs if skeleton == r.name]
+        if len(found) > 1:
+            raise RigError(f"{self.path}: {len(found)} Skeletons are named {skeleton!r} "
+                           f"({', '.join(r.skeleton_path for r in found)}); give the prim path")
+        if found:
+            return found[0]
         raise RigError(f"{self.path}: no Skeleton {skeleton!r}; choose one of {', '.join(r.skeleton_path for r in self.rigs)}")
 
     def clip(self, rig: Rig, anim: str | None = None) -> Clip:
@@ -84,9 +87,12 @@ class SkelAsset:
             raise RigError(f"{self.path}: Skeleton {rig.skeleton_path} has no SkelAnimation; pass a file with animation")
         if anim is None:
             return clips[0]
-        for c in clips:
-            if anim in (c.path, c.name):
-                return c
+        found = [c for c in clips if anim == c.path] or [c for c in clips if anim == c.name]
+        if len(found) > 1:
+            raise RigError(f"{self.path}: {len(found)} SkelAnimations are named {anim!r} "
+                           f"({', '.join(c.path for c in found)}); give the prim path")
+        if found:
+            return found[0]
         raise RigError(f"{self.path}: no SkelAnimation {anim!r}; choose one of {', '.join(c.path for c in clips)}")
 
     @property
