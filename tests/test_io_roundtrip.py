@@ -158,3 +158,29 @@ def test_reader_collects_clips_and_converts_rest(tiny_usda):
     assert torch.allclose(clip.translations[:, 2], torch.tensor([0.0, 0.0, 0.1], dtype=torch.float64))
     # the root A was rotated 45 degrees about stage X at frame 3
     assert math.isclose(float(quat_angle(clip.rotations[1, 0], clip.rotations[0, 0])), math.pi / 4, rel_tol=1e-6)
+
+
+def test_a_skeleton_without_rest_transforms_reads_with_its_bind_pose_as_rest(fox_usdc, tmp_path):
+    """UsdSkel needs restTransforms only for joints no animation drives, so an exporter may leave them out: such a
+    Skeleton is read with its bind pose as the rest pose and a warning (it used to be refused). The Fox rests at its
+    bind pose, so without restTransforms it is the same rig, and its clips pose the joints where OpenUSD's UsdSkel
+    queries put them."""
+    from usd_golden import usd_joint_and_points
+
+    from usdposer.core.posing import joint_transforms
+
+    stage = Usd.Stage.Open(str(fox_usdc))
+    flat = stage.Flatten()
+    spec = flat.GetPrimAtPath("/Fox/Skel")
+    spec.RemoveProperty(spec.properties["restTransforms"])
+    bare = tmp_path / "norest.usda"
+    flat.Export(str(bare))
+    whole, cut = read_asset(fox_usdc), read_asset(bare)
+    assert any(p.kind == "missing-rest-transforms" and p.severity == "warning" for p in cut.problems)
+    a, b = whole.rig(), cut.rig()
+    assert torch.allclose(b.rest_local, a.rest_local, atol=1e-4) and torch.allclose(b.bind_world, a.bind_world)
+    clip = cut.clip(b)  # the bound clip, which UsdSkel poses
+    X = joint_transforms(b, clip.pose()).numpy()  # (T, J, 4, 4) metres, +Y up
+    ref, _ = usd_joint_and_points(Usd.Stage.Open(str(bare)), "/Fox/Skel", clip.time_codes.tolist())
+    height = float(np.ptp(a.bind_world[:, 1, 3].numpy()))
+    np.testing.assert_allclose(X[..., :3, 3], ref[..., :3, 3], atol=1e-5 * height)

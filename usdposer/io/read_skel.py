@@ -234,14 +234,18 @@ def _read_rig(skel, sq, skinning_queries, conv, xfc, report, path) -> Rig | None
     is_root = parents < 0
 
     rest = skel.GetRestTransformsAttr().Get()
+    rest_from_bind = False
     if rest is None or unregistered(rest) or len(rest) != len(joints):
         rest = sq.ComputeJointLocalTransforms(Usd.TimeCode.Default(), True)
         if rest is None or len(rest) != len(joints):
-            report("error", name, "restTransforms missing, of the wrong length or not a matrix4d[], and UsdSkel has no "
-                   "fallback; author one parent-relative matrix per joint", "invalid-skeleton")
-            return None
-        report("warning", name, "restTransforms missing, of the wrong length or not a matrix4d[]; using UsdSkel's "
-               "fallback", "missing-rest-transforms")
+            # UsdSkel needs restTransforms only for joints no animation drives: take the bind pose as the rest pose
+            rest_from_bind = True
+            report("warning", name, "restTransforms missing, of the wrong length or not a matrix4d[]; the rest pose "
+                   "is the bind pose (bindTransforms relative to each parent). Author restTransforms to give "
+                   "another", "missing-rest-transforms")
+        else:
+            report("warning", name, "restTransforms missing, of the wrong length or not a matrix4d[]; using UsdSkel's "
+                   "fallback", "missing-rest-transforms")
     bind = skel.GetBindTransformsAttr().Get()
     if unregistered(bind):
         report("error", name, f"bindTransforms is not a matrix4d[] ({type(bind).__name__}; a misspelled type?); fix "
@@ -251,7 +255,13 @@ def _read_rig(skel, sq, skinning_queries, conv, xfc, report, path) -> Rig | None
         report("error", name, f"bindTransforms has {0 if bind is None else len(bind)} entries for {len(joints)} joints; "
                "author one skeleton-space bind matrix per joint", "size-mismatch")
         return None
-    rest_np, bind_np = gf_to_np(rest), gf_to_np(bind)
+    bind_np = gf_to_np(bind)
+    if rest_from_bind:
+        with np.errstate(all="ignore"):
+            rest_np = np.stack([bind_np[j] if p < 0 else np.linalg.pinv(bind_np[p]) @ bind_np[j]
+                                for j, p in enumerate(parents)])
+    else:
+        rest_np = gf_to_np(rest)
     if not (np.isfinite(rest_np).all() and np.isfinite(bind_np).all()):
         report("error", name, "non-finite values in restTransforms/bindTransforms; fix the skeleton's matrices",
                "non-finite-skeleton")
