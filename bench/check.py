@@ -1,7 +1,8 @@
 """`usdposer check` speed: frames per second per rule on the dog (24k vertices, a generated 64-frame clip of poses
 within its MJCF ranges) and the Fox (its own clips), and the whole rule set over every clip of ../shared/data
-(goal: under 15 s on 2 CPU cores; said so when the shared set is missing). ``--json`` writes the whole-set numbers
-to bench/results/check.json.
+(goal: under 15 s on 2 CPU cores; said so when the shared set is missing), and the Fox subdivided to a studio
+character's 323k points in its own process (seconds, peak memory). ``--json`` writes the whole-set numbers to
+bench/results/check.json.
 
     python bench/check.py [--json]
 """
@@ -46,6 +47,59 @@ def dog_clip_layer(work: Path) -> Path:
     return write_clip_layer(src, work / "dog_bench.usdc", rig, [clip], prov=provenance("bench"))
 
 
+def studio_fox(work: Path, times: int = 5) -> Path:
+    """The bundled Fox with its mesh subdivided ``times`` times (each triangle into four; 5: 323k points, 590k
+    triangles, a studio character's size), every new point skinned like the nearest original one."""
+    import numpy as np
+    import trimesh
+    from pxr import Usd, UsdGeom, UsdSkel, Vt
+    from scipy.spatial import cKDTree
+
+    from usdposer.io.importers import import_any
+
+    src = work / "fox.usdc"
+    import_any(ROOT / "assets" / "khronos" / "Fox.glb", src)
+    layer = Usd.Stage.Open(str(src)).Flatten()
+    stage = Usd.Stage.Open(layer)
+    mesh = next(UsdGeom.Mesh(p) for p in stage.Traverse() if p.IsA(UsdGeom.Mesh))
+    P = np.asarray(mesh.GetPointsAttr().Get(), np.float64)
+    F = np.asarray(mesh.GetFaceVertexIndicesAttr().Get()).reshape(-1, 3)
+    binding = UsdSkel.BindingAPI(mesh.GetPrim())
+    idx = np.asarray(binding.GetJointIndicesPrimvar().Get()).reshape(len(P), -1)
+    w = np.asarray(binding.GetJointWeightsPrimvar().Get()).reshape(len(P), -1)
+    P2, F2 = P, F
+    for _ in range(times):
+        P2, F2 = trimesh.remesh.subdivide(P2, F2)
+    near = cKDTree(P).query(P2)[1]
+    for name in [a.GetName() for a in mesh.GetPrim().GetAttributes()]:
+        if name == "normals" or (name.startswith("primvars:") and "skel" not in name):
+            mesh.GetPrim().RemoveProperty(name)  # per-vertex data of the old mesh
+    mesh.GetPointsAttr().Set(Vt.Vec3fArray.FromNumpy(P2.astype(np.float32)))
+    mesh.GetFaceVertexIndicesAttr().Set(Vt.IntArray.FromNumpy(F2.ravel().astype(np.int32)))
+    mesh.GetFaceVertexCountsAttr().Set(Vt.IntArray([3] * len(F2)))
+    binding.GetJointIndicesPrimvar().Set(Vt.IntArray.FromNumpy(idx[near].ravel().astype(np.int32)))
+    binding.GetJointWeightsPrimvar().Set(Vt.FloatArray.FromNumpy(w[near].ravel().astype(np.float32)))
+    out = work / "studio_fox.usdc"
+    layer.Export(str(out))
+    return out
+
+
+def heavy(work: Path) -> None:
+    """`usdposer check` on a studio-sized mesh, as a user runs it (its own process): seconds and peak memory."""
+    import resource
+    import subprocess
+
+    path = studio_fox(work)
+    t = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "usdposer.commands._entry", "check", str(path)], capture_output=True,
+                       text=True)
+    wall = time.perf_counter() - t
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    summary = next((ln for ln in (r.stdout + r.stderr).splitlines() if " files, " in ln), r.stderr.strip())
+    print(f"\nstudio-sized Fox (323k points, 590k triangles, its 126 frames), every rule: {wall:.1f} s, peak "
+          f"{peak:.0f} MB, exit {r.returncode}: {summary}")
+
+
 def per_rule(path: Path, label: str) -> None:
     from usdposer.validate import CheckOptions, check_paths
 
@@ -67,6 +121,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         per_rule(dog_clip_layer(Path(d)), "MuJoCo dog (24k vertices, 64 generated frames within its limits)")
     per_rule(ROOT / "assets" / "khronos" / "Fox.glb", "Khronos Fox (its own clips)")
+    with tempfile.TemporaryDirectory() as d:
+        heavy(Path(d))
     if not SHARED.exists():
         print(f"\nshared data set not found at {SHARED}: the whole-set timing did NOT run")
         return
