@@ -95,7 +95,7 @@ def resolve_pose(s: Session, spec: str, anim: str | None) -> SourcePose:
         pose, _ = read_pose_library(prim, rig)
         if not 0 <= i < len(pose):
             raise InputError(f"pose {spec}: the library {prim.GetPath()} has samples 0..{len(pose) - 1}")
-        one = Pose(pose.rotations[i:i + 1], pose.translations[i:i + 1], pose.scales[i:i + 1])
+        one = pose[i:i + 1]
         return SourcePose(pose_to_6d(rig, one).float(), None, spec)
     try:
         t = float(spec)

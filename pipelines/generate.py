@@ -129,7 +129,7 @@ def generate(asset: str | os.PathLike, out: str | os.PathLike, options: Generate
     from usdposer.errors import InputError
     from usdposer.io.read_skel import read_asset
     from usdposer.outputs import atomic_file
-    from usdposer.render.cameras import _world_points, cameras_record
+    from usdposer.render.cameras import cameras_record, framing_points
     from usdposer.render.encode import write_video
     from usdposer.render.raster import frame_camera, render_pose
     from usdposer.render.splat import board_size
@@ -164,7 +164,7 @@ def generate(asset: str | os.PathLike, out: str | os.PathLike, options: Generate
         pose0 = Pose(c.rotations[:1].double(), c.translations[:1].double(), c.scales[:1].double())
     else:
         pose0 = Pose.rest(rig)
-    framing = _world_points(rig, pose0).reshape(-1, 3)
+    framing = torch.cat(framing_points(rig, pose0))
     guide_pose = guide_rig = None
     if o.guide:
         g_asset = read_asset(o.guide)
@@ -174,7 +174,7 @@ def generate(asset: str | os.PathLike, out: str | os.PathLike, options: Generate
             raise InputError(f"{o.guide}: no animation to guide with; pass an animated asset or --guide-anim NAME")
         pick = torch.linspace(0, len(gc) - 1, frames).round().long()
         guide_pose = Pose(gc.rotations[pick].double(), gc.translations[pick].double(), gc.scales[pick].double())
-        framing = torch.cat([framing, _world_points(guide_rig, guide_pose).reshape(-1, 3)])
+        framing = torch.cat([framing, *framing_points(guide_rig, guide_pose)])
     # a still camera with room for the motion: the first pose framed loosely (twice its extent), from the side
     lo, hi = framing.amin(0), framing.amax(0)
     pad = (hi - lo) * 0.5

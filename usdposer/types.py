@@ -170,6 +170,10 @@ class Pose:
     def __len__(self) -> int:
         return int(self.rotations.shape[0])
 
+    def __getitem__(self, batch: slice) -> Pose:
+        """The poses ``batch`` (a slice) of this batch."""
+        return Pose(self.rotations[batch], self.translations[batch], self.scales[batch])
+
     @classmethod
     def from_rotations(cls, rig: Rig, rotations: Float[Tensor, "B J 4"]) -> Pose:
         """Pose from joint-local rotations with the rest translations and scales (every root where it rests)."""

@@ -22,17 +22,57 @@ def _world_points(rig: Rig, pose: Pose) -> torch.Tensor:
         return (S @ joint_transforms(rig, pose))[..., :3, 3]
 
 
+HULL_FROM = 20_000  # points per pose from which framing keeps only the convex hull's vertices
+SKIN_POINTS = 2_000_000  # skinned points held at once while framing
+
+
+def framing_points(rig: Rig, pose: Pose) -> list[torch.Tensor]:
+    """Per pose, (N, 3) world points that frame it as all its skinned points (or joints) do: for a heavy mesh only
+    the vertices of their convex hull (a perspective view's extremes lie on them). Poses are skinned a few at a
+    time, and a pose equal to the one before (a turntable's) is not skinned again."""
+    from usdposer.core.posing import joint_transforms, skin
+
+    S = rig.skel_to_world.double()
+    V = sum(len(m.points) for m in rig.meshes)
+    out: list[torch.Tensor] = []
+    step = max(1, SKIN_POINTS // max(1, V))
+    with torch.no_grad():
+        if not rig.meshes:
+            return list((S @ joint_transforms(rig, pose))[..., :3, 3])
+        first, batch = 0, None
+        for k in range(len(pose)):
+            if k and all(torch.equal(a[k], a[k - 1]) for a in (pose.rotations, pose.translations, pose.scales)):
+                out.append(out[-1])
+                continue
+            if batch is None or k >= first + len(batch):
+                first = k
+                batch = torch.cat([p @ S[:3, :3].T + S[:3, 3] for p in skin(rig, pose[k:k + step], backend="torch")], 1)
+            pts = batch[k - first]
+            out.append(pts if V < HULL_FROM else _hull(pts))
+    return out
+
+
+def _hull(points: torch.Tensor) -> torch.Tensor:
+    """The vertices of the convex hull of (N, 3) points (all of them for a flat or degenerate set)."""
+    from scipy.spatial import ConvexHull, QhullError
+
+    try:
+        return points[torch.from_numpy(ConvexHull(points.numpy()).vertices)]
+    except (QhullError, ValueError):
+        return points
+
+
 def cameras(rig: Rig, pose: Pose, width: int, height: int, mode: str = "fixed", *, yaw: float = 30.0,
             pitch: float = 15.0, turns: float = 0.0) -> list:
     """One camera per pose: ``fixed`` frames every pose at once, ``follow`` frames each pose, ``orbit`` frames every
     pose and turns ``turns`` times around the vertical over the poses."""
     from usdposer.render.raster import frame_camera
 
-    pts = _world_points(rig, pose)
-    B = pts.shape[0]
+    pts = framing_points(rig, pose)
+    B = len(pts)
     if mode == "follow":
         return [frame_camera(pts[i], width, height, yaw_deg=yaw, pitch_deg=pitch) for i in range(B)]
-    every = pts.reshape(-1, 3)
+    every = torch.cat(list({id(p): p for p in pts}.values()))  # each distinct pose's points once
     if mode == "orbit":
         return [frame_camera(every, width, height, yaw_deg=yaw + 360.0 * turns * i / max(B, 1), pitch_deg=pitch)
                 for i in range(B)]

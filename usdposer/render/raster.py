@@ -244,17 +244,21 @@ def render_pose(rig: Rig, pose: Pose, cams: list[Camera], *, style: Style | None
     S = rig.skel_to_world
     with torch.no_grad():
         world_joints = (S @ joint_transforms(rig, pose))[..., :3, 3]  # (B, J, 3)
-        meshes = [(p @ S[:3, :3].T + S[:3, 3]) for p in skin(rig, pose, backend="torch")] if rig.meshes else []
-    if device is not None:
-        meshes = [m.to(device) for m in meshes]
+    # skinned a few poses at a time: a studio mesh skinned for every frame of a turntable at once would not fit
+    step = max(1, 2_000_000 // max(1, sum(len(m.points) for m in rig.meshes)))
+    meshes: list[Tensor] = []
     from usdposer.core.posing import character_height
     from usdposer.render.splat import board_size
 
     board = board_size(character_height(rig) or float((world_joints[0].amax(0) - world_joints[0].amin(0)).norm()))
     out = []
     for i, cam in enumerate(cams):
-        if meshes:
-            rgb, depth = shade(rig, [m[i] for m in meshes], cam, style)
+        if rig.meshes and i % step == 0:
+            with torch.no_grad():
+                meshes = [(p @ S[:3, :3].T + S[:3, 3]).to(device or "cpu")
+                          for p in skin(rig, pose[i:i + step], backend="torch")]
+        if rig.meshes:
+            rgb, depth = shade(rig, [m[i % step] for m in meshes], cam, style)
         else:
             rgb = torch.tensor(style.background, dtype=torch.float32, device=device).expand(cam.height, cam.width, 3).clone()
             depth = torch.full((cam.height, cam.width), math.inf, device=device)
@@ -262,7 +266,7 @@ def render_pose(rig: Rig, pose: Pose, cams: list[Camera], *, style: Style | None
             g, mask = ground_color(cam, depth, board, style)  # the board distillation renders: fixed, rest-sized
             rgb = torch.where(mask[..., None], g.float(), rgb)
         img = Image.fromarray(to_srgb8(rgb))
-        if style.skeleton or not meshes:
+        if style.skeleton or not rig.meshes:
             _draw_skeleton(ImageDraw.Draw(img), rig, world_joints[i], cam, style, bad_joints[i] if bad_joints else set())
         out.append(np.asarray(img))
     return out
