@@ -255,6 +255,8 @@ CASES = [
          "no Skeleton prim"),
     case("info-no-joints", tiny_replace('uniform token[] joints = ["A", "A/B", "A/B/C", "D", "D/E/F"]',
                                         "uniform token[] joints = []"), "info {0}", "has no joints"),
+    case("info-joint-not-a-path", tiny_replace('["A", "A/B", "A/B/C", "D", "D/E/F"]', '["A", "A/B", "A/B/C x", "D", "D/E/F"]'),
+         "info {0}", "not a USD path"),
     case("info-duplicate-joint", tiny_replace('["A", "A/B", "A/B/C", "D", "D/E/F"]', '["A", "A/B", "A/B", "D", "D/E/F"]'),
          "info {0}", "joint 'A/B' appears twice"),
     case("info-misordered-joints", tiny_replace('["A", "A/B", "A/B/C", "D", "D/E/F"]', '["A/B", "A", "A/B/C", "D", "D/E/F"]'),

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pxr import Tf, Usd, UsdGeom, UsdSkel, UsdUtils
+from pxr import Sdf, Tf, Usd, UsdGeom, UsdSkel, UsdUtils
 
 from usdposer.core.rotations import quat_multiply, xyzw_to_wxyz
 from usdposer.errors import InputError, RigError
@@ -220,6 +220,13 @@ def _read_rig(skel, sq, skinning_queries, conv, xfc, report, path) -> Rig | None
                    "duplicate-joint")
             return None
         seen.add(j)
+    for j in joints:
+        ok, why = Sdf.Path.IsValidPathString(j)
+        if not ok:
+            report("error", name, f"joint {j!r} is not a USD path ({why.split(': ')[-1]} at "
+                   f"{why.split(' at ')[-1].split(':')[0]}), so UsdSkel makes it a root torn off its parent; rename "
+                   "it in `joints` (and every skel:joints) with letters, digits and underscores", "invalid-joint-path")
+            return None
     topo = UsdSkel.Topology(joints)
     ok, why = topo.Validate()
     if not ok:

@@ -21,6 +21,7 @@ PROBLEM_RULES = {
     "usd-diagnostic": "UsdDiagnostics.Warning",
     "child-before-parent": "JointOrder.ChildBeforeParent",
     "duplicate-joint": "JointOrder.DuplicateJoint",
+    "invalid-joint-path": "JointOrder.InvalidJointPath",
     "no-joints": "SkinBinding.NoJoints",
     "singular-bind": "SkinBinding.SingularBind",
     "invalid-skeleton": "SkinBinding.InvalidSkeleton",
@@ -125,10 +126,11 @@ class SkelAnimComplete(_ProblemRule):
 
 @register
 class JointOrder(_ProblemRule):
-    """Joints are listed parents before children."""
+    """Joints are listed parents before children, once each, as USD paths."""
 
     codes = {"ChildBeforeParent": "a joint is listed before its parent",
-             "DuplicateJoint": "a joint path listed twice"}
+             "DuplicateJoint": "a joint path listed twice",
+             "InvalidJointPath": "a joint token that is not a USD path (UsdSkel makes it a root)"}
 
 
 @register
