@@ -867,3 +867,14 @@ def test_a_skeleton_name_two_characters_share_is_refused_with_their_paths(fox_us
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0, r.stderr
     assert "/Set/FoxA/Skel, /Set/FoxB/Skel" in r.stderr and "give the prim path" in r.stderr
     assert not out.exists()
+
+
+def test_each_character_of_a_shot_has_its_own_clips(fox_usdc, tmp_path):
+    """Two copies of one rig in a shot: each Skeleton reads the three clips under its own SkelRoot, not the other
+    copy's as well (an animation whose joints fit was taken by every skeleton, so `check` counted each frame twice)."""
+    from usdposer.io.read_skel import read_asset
+
+    asset = read_asset(_shot(tmp_path, fox_usdc))
+    assert sorted(asset.clips) == ["/Set/FoxA/Skel", "/Set/FoxB/Skel"]
+    for skel, clips in asset.clips.items():
+        assert len(clips) == 3 and all(c.path.startswith(skel + "/") for c in clips), [c.path for c in clips]

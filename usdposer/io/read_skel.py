@@ -188,7 +188,11 @@ def _read_stage(stage: Usd.Stage, path: str, strict: bool) -> SkelAsset:
         asset.rigs.append(rig)
         bound_anim = sq.GetAnimQuery().GetPrim() if sq and sq.GetAnimQuery() else None
         clips = []
-        ordered = sorted(anims, key=lambda a: (bound_anim is None or a.GetPath() != bound_anim.GetPath()))
+        # this skeleton's animations: under its own SkelRoot, outside every SkelRoot (a loose library), or bound to
+        # it; not another character's (a shot with two copies of one rig would give each the other's clips too)
+        home = _skel_root(skel_prim)
+        mine = [a for a in anims if _skel_root(a) in (home, None) or (bound_anim and a.GetPath() == bound_anim.GetPath())]
+        ordered = sorted(mine, key=lambda a: (bound_anim is None or a.GetPath() != bound_anim.GetPath()))
         for anim_prim in ordered:
             clip = _read_clip(UsdSkel.Animation(anim_prim), cache, rig, conv, report, asset)
             if clip is not None:
@@ -295,6 +299,15 @@ def _read_rig(skel, sq, skinning_queries, conv, xfc, report, path) -> Rig | None
         skel_to_world=torch.from_numpy(conv.world(gf_to_np(xfc.GetLocalToWorldTransform(prim)))),
         source=path,
     )
+
+
+def _skel_root(prim: Usd.Prim) -> Sdf.Path | None:
+    """The path of the nearest SkelRoot at or above ``prim`` (None outside every SkelRoot)."""
+    while prim and not prim.IsPseudoRoot():
+        if prim.IsA(UsdSkel.Root):
+            return prim.GetPath()
+        prim = prim.GetParent()
+    return None
 
 
 def _read_clip(anim: UsdSkel.Animation, cache: UsdSkel.Cache, rig: Rig, conv: StageUnits, report,
