@@ -272,10 +272,11 @@ def test_heavy_mesh_framing_keeps_the_cameras_of_every_point(fox, monkeypatch):
     """A studio mesh is framed from each pose's convex hull, skinned a few poses at a time, and a repeated pose (a
     turntable's) is skinned once: a turntable of a 323k-point character took over 400 s and 12 GB. Forcing that path
     on the Fox (hull from any size, two poses per skinning batch) gives the cameras that all points give, in every
-    mode, on poses with repeats."""
+    mode, on poses with repeats, and drawing in such batches the same pictures."""
     from usdposer.render import cameras as cams_mod
+    from usdposer.render import raster
     from usdposer.render.cameras import _world_points, cameras
-    from usdposer.render.raster import frame_camera
+    from usdposer.render.raster import frame_camera, render_pose
     from usdposer.types import Pose
 
     _, asset, rig = fox
@@ -283,8 +284,10 @@ def test_heavy_mesh_framing_keeps_the_cameras_of_every_point(fox, monkeypatch):
     idx = [0, 3, 3, 3, 7, 12, 12, 20]
     pose = Pose(clip.rotations[idx].double(), clip.translations[idx].double(), clip.scales[idx].double())
     every = _world_points(rig, pose)  # (B, V, 3): what framing used to take
+    cams = cameras(rig, pose, 96, 64, "follow")
+    images = render_pose(rig, pose, cams)
     monkeypatch.setattr(cams_mod, "HULL_FROM", 0)
-    monkeypatch.setattr(cams_mod, "SKIN_POINTS", 2 * every.shape[1])
+    monkeypatch.setattr(raster, "SKIN_POINTS", 2 * every.shape[1])
     hulls = cams_mod.framing_points(rig, pose)
     assert all(len(h) < every.shape[1] / 3 for h in hulls)  # the hull path did run
     want = {"follow": [frame_camera(every[i], 96, 64, yaw_deg=30, pitch_deg=15) for i in range(len(idx))],
@@ -296,3 +299,5 @@ def test_heavy_mesh_framing_keeps_the_cameras_of_every_point(fox, monkeypatch):
         for g, w in zip(got, expected):
             assert torch.allclose(g.viewmat.double(), w.viewmat.double(), atol=1e-9), mode
             assert torch.allclose(g.K.double(), w.K.double(), atol=1e-9), mode
+    # drawing skins two poses at a time too: the same pictures
+    assert all(np.array_equal(a, b) for a, b in zip(render_pose(rig, pose, cams), images, strict=True))

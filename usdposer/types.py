@@ -105,6 +105,11 @@ class Rig:
         return len(self.joints)
 
     @property
+    def num_points(self) -> int:
+        """Points of every mesh the rig skins."""
+        return sum(m.num_points for m in self.meshes)
+
+    @property
     def joint_names(self) -> tuple[str, ...]:
         """Leaf name of every joint token (what Blender names bones by)."""
         return tuple(j.rsplit("/", 1)[-1] for j in self.joints)
@@ -170,8 +175,8 @@ class Pose:
     def __len__(self) -> int:
         return int(self.rotations.shape[0])
 
-    def __getitem__(self, batch: slice) -> Pose:
-        """The poses ``batch`` (a slice) of this batch."""
+    def __getitem__(self, batch: slice | Tensor) -> Pose:
+        """The poses ``batch`` (a slice or an index tensor) of this batch."""
         return Pose(self.rotations[batch], self.translations[batch], self.scales[batch])
 
     @classmethod

@@ -179,6 +179,7 @@ def _read_stage(stage: Usd.Stage, path: str, strict: bool) -> SkelAsset:
                 targets.setdefault(str(binding.GetSkeleton().GetPrim().GetPath()), []).extend(binding.GetSkinningTargets())
 
     xfc = UsdGeom.XformCache(Usd.TimeCode.Default())
+    anim_roots = [_skel_root(a) for a in anims]
     for skel_prim in skeletons:
         skel = UsdSkel.Skeleton(skel_prim)
         sq = cache.GetSkelQuery(skel)
@@ -191,7 +192,8 @@ def _read_stage(stage: Usd.Stage, path: str, strict: bool) -> SkelAsset:
         # this skeleton's animations: under its own SkelRoot, outside every SkelRoot (a loose library), or bound to
         # it; not another character's (a shot with two copies of one rig would give each the other's clips too)
         home = _skel_root(skel_prim)
-        mine = [a for a in anims if _skel_root(a) in (home, None) or (bound_anim and a.GetPath() == bound_anim.GetPath())]
+        mine = [a for a, r in zip(anims, anim_roots) if r in (home, None)
+                or (bound_anim and a.GetPath() == bound_anim.GetPath())]
         ordered = sorted(mine, key=lambda a: (bound_anim is None or a.GetPath() != bound_anim.GetPath()))
         for anim_prim in ordered:
             clip = _read_clip(UsdSkel.Animation(anim_prim), cache, rig, conv, report, asset)

@@ -23,32 +23,28 @@ def _world_points(rig: Rig, pose: Pose) -> torch.Tensor:
 
 
 HULL_FROM = 20_000  # points per pose from which framing keeps only the convex hull's vertices
-SKIN_POINTS = 2_000_000  # skinned points held at once while framing
 
 
 def framing_points(rig: Rig, pose: Pose) -> list[torch.Tensor]:
     """Per pose, (N, 3) world points that frame it as all its skinned points (or joints) do: for a heavy mesh only
-    the vertices of their convex hull (a perspective view's extremes lie on them). Poses are skinned a few at a
-    time, and a pose equal to the one before (a turntable's) is not skinned again."""
-    from usdposer.core.posing import joint_transforms, skin
+    the vertices of their convex hull (a perspective view's extremes lie on them). A pose equal to the one before (a
+    turntable's) is not skinned again; the others are skinned a few at a time (:func:`world_meshes`)."""
+    from usdposer.core.posing import joint_transforms
+    from usdposer.render.raster import world_meshes
 
-    S = rig.skel_to_world.double()
-    V = sum(len(m.points) for m in rig.meshes)
+    if not rig.meshes:
+        with torch.no_grad():
+            return list((rig.skel_to_world.double() @ joint_transforms(rig, pose))[..., :3, 3])
+    same = [k > 0 and all(torch.equal(a[k], a[k - 1]) for a in (pose.rotations, pose.translations, pose.scales))
+            for k in range(len(pose))]
+    distinct = world_meshes(rig, pose[torch.tensor([k for k, s in enumerate(same) if not s], dtype=torch.long)])
     out: list[torch.Tensor] = []
-    step = max(1, SKIN_POINTS // max(1, V))
-    with torch.no_grad():
-        if not rig.meshes:
-            return list((S @ joint_transforms(rig, pose))[..., :3, 3])
-        first, batch = 0, None
-        for k in range(len(pose)):
-            if k and all(torch.equal(a[k], a[k - 1]) for a in (pose.rotations, pose.translations, pose.scales)):
-                out.append(out[-1])
-                continue
-            if batch is None or k >= first + len(batch):
-                first = k
-                batch = torch.cat([p @ S[:3, :3].T + S[:3, 3] for p in skin(rig, pose[k:k + step], backend="torch")], 1)
-            pts = batch[k - first]
-            out.append(pts if V < HULL_FROM else _hull(pts))
+    for s in same:
+        if s:
+            out.append(out[-1])
+        else:
+            pts = torch.cat(next(distinct))
+            out.append(pts if rig.num_points < HULL_FROM else _hull(pts))
     return out
 
 

@@ -30,6 +30,8 @@ import torch
 from usdposer.core.geometry import vertex_normals
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from torch import Tensor
 
     from usdposer.render.splat import Camera
@@ -230,6 +232,24 @@ def frame_camera(points: Tensor, width: int, height: int, *, yaw_deg: float = 30
     return look_at(center + dist * offset, center, width, height, fov_deg)
 
 
+SKIN_POINTS = 2_000_000  # skinned points held at once while poses are drawn or framed
+
+
+def world_meshes(rig: Rig, pose: Pose, device: str | None = None) -> Iterator[list[Tensor]]:
+    """Per pose of ``pose``, in order: per mesh of ``rig``, its (V, 3) skinned points in world space. Poses are
+    skinned a few at a time (about :data:`SKIN_POINTS` points): a studio mesh skinned for every frame of a turntable
+    at once would not fit."""
+    from usdposer.core.posing import skin
+
+    step = max(1, SKIN_POINTS // max(1, rig.num_points))
+    for k in range(0, len(pose), step):
+        with torch.no_grad():
+            batch = [p @ rig.skel_to_world[:3, :3].to(p).T + rig.skel_to_world[:3, 3].to(p)
+                     for p in skin(rig, pose[k:k + step], backend="torch")]
+        for i in range(len(pose[k:k + step])):
+            yield [m[i].to(device or "cpu") for m in batch]
+
+
 def render_pose(rig: Rig, pose: Pose, cams: list[Camera], *, style: Style | None = None,
                 bad_joints: list[set[int]] | None = None, device: str | None = None) -> list[np.ndarray]:
     """sRGB uint8 images (H, W, 3), one per pose of ``pose`` with its camera: shaded skinned meshes (joints and bones
@@ -237,28 +257,22 @@ def render_pose(rig: Rig, pose: Pose, cams: list[Camera], *, style: Style | None
     rasterisation and shading there (a CUDA device, say); the overlay is drawn on the CPU."""
     from PIL import Image, ImageDraw
 
-    from usdposer.core.posing import joint_transforms, skin
+    from usdposer.core.posing import joint_transforms
 
     style = style or Style()
     rig = rig.to(torch.float64)
     S = rig.skel_to_world
     with torch.no_grad():
         world_joints = (S @ joint_transforms(rig, pose))[..., :3, 3]  # (B, J, 3)
-    # skinned a few poses at a time: a studio mesh skinned for every frame of a turntable at once would not fit
-    step = max(1, 2_000_000 // max(1, sum(len(m.points) for m in rig.meshes)))
-    meshes: list[Tensor] = []
+    skinned = world_meshes(rig, pose, device) if rig.meshes else None
     from usdposer.core.posing import character_height
     from usdposer.render.splat import board_size
 
     board = board_size(character_height(rig) or float((world_joints[0].amax(0) - world_joints[0].amin(0)).norm()))
     out = []
     for i, cam in enumerate(cams):
-        if rig.meshes and i % step == 0:
-            with torch.no_grad():
-                meshes = [(p @ S[:3, :3].T + S[:3, 3]).to(device or "cpu")
-                          for p in skin(rig, pose[i:i + step], backend="torch")]
-        if rig.meshes:
-            rgb, depth = shade(rig, [m[i % step] for m in meshes], cam, style)
+        if skinned is not None:
+            rgb, depth = shade(rig, next(skinned), cam, style)
         else:
             rgb = torch.tensor(style.background, dtype=torch.float32, device=device).expand(cam.height, cam.width, 3).clone()
             depth = torch.full((cam.height, cam.width), math.inf, device=device)

@@ -68,11 +68,6 @@ class RigContext:
         self.file, self.rig = file, rig
 
     @cached_property
-    def num_points(self) -> int:
-        """Points of every mesh the rig skins."""
-        return sum(len(m.points) for m in self.rig.meshes)
-
-    @cached_property
     def height(self) -> float:
         from usdposer.core.posing import character_height
 
@@ -168,7 +163,7 @@ class ClipContext:
 
     def chunks(self) -> Iterator[Chunk]:
         # frames per chunk, fewer for a heavy mesh: a chunk's skinned points and triangle boxes stay near 100 MB each
-        n = max(1, min(self.file.options.chunk, 4_000_000 // max(1, self.rig_ctx.num_points)))
+        n = max(1, min(self.file.options.chunk, 4_000_000 // max(1, self.rig.num_points)))
         for start in range(0, len(self.clip), n):
             yield Chunk(self, start, min(start + n, len(self.clip)))
 

@@ -17,6 +17,7 @@ Steps 1-2 run on a whole chunk of frames at once, so frames without a candidate 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import torch
@@ -56,14 +57,16 @@ class TriangleParts:
     spans: dict[int, tuple[int, int]]  # part -> [start, end) of its triangles
     influences: Bool[Tensor, "F J"]  # joints weighing more than 5% on any vertex of the triangle
     near: Float[Tensor, "J J"]  # 1 where joints are closer than min_tree_distance
-    reach: Bool[Tensor, "F J"] = field(init=False, repr=False)  # joints near one of the triangle's influences
     _masks: dict = field(default_factory=dict, repr=False)
 
-    def __post_init__(self) -> None:
+    @cached_property
+    def reach(self) -> Bool[Tensor, "F J"]:
+        """Joints near one of each triangle's influences (only large part pairs need it)."""
         F, J = self.influences.shape
-        self.reach = torch.zeros(F, J, dtype=torch.bool)
+        out = torch.zeros(F, J, dtype=torch.bool)
         for k in range(0, F, 65536):  # blocks: a (F, J) float product of a studio mesh would not fit
-            self.reach[k:k + 65536] = (self.influences[k:k + 65536].float() @ self.near) > 0
+            out[k:k + 65536] = (self.influences[k:k + 65536].float() @ self.near) > 0
+        return out
 
     @classmethod
     def from_rig(cls, rig: Rig, min_tree_distance: int = 3) -> TriangleParts:
