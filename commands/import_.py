@@ -55,5 +55,6 @@ def cli(src: str, out: str, fps: float | None, bind_clip: str | None, meters_per
 
 def _human(r) -> str:
     skels = ", ".join(f"{s['prim']} ({s['joints']} joints)" for s in r.skeletons)
-    return (f"wrote {r.output}: {skels}; {len(r.meshes)} meshes; {len(r.clips)} clips at "
-            f"{r.time_codes_per_second:g} time codes/s; {len(r.textures)} textures")
+    shapes = sum(len(m.get("blend_shapes", ())) for m in r.meshes)
+    return (f"wrote {r.output}: {skels}; {len(r.meshes)} meshes" + (f" ({shapes} blend shapes)" if shapes else "")
+            + f"; {len(r.clips)} clips at {r.time_codes_per_second:g} time codes/s; {len(r.textures)} textures")

@@ -68,11 +68,19 @@ def format_info(info, tree: bool = True) -> str:
                 lines.append(f"    {'  ' * depth}{tok.rsplit('/', 1)[-1]}")
         for m in s.meshes:
             tex = f", texture {Path(m.texture).name}" if m.texture else ""
+            shapes = (f", {len(m.blend_shapes)} blend shapes ({_few(m.blend_shapes)}; pictures and checks use the base "
+                      "shape)") if m.blend_shapes else ""
             lines.append(f"    mesh {m.prim}: {m.points} points, {m.triangles} triangles, {m.influences} influences/point"
-                         f"{'' if m.skinning_method == 'classicLinear' else ', ' + m.skinning_method}{tex}")
+                         f"{'' if m.skinning_method == 'classicLinear' else ', ' + m.skinning_method}{tex}{shapes}")
         for c in s.clips:
-            lines.append(f"    clip {c.prim}: {c.frames} frames, {c.fps:g} fps, {c.seconds:g} s{' (bound)' if c.bound else ''}")
+            shapes = f", weights {len(c.blend_shapes)} blend shapes" if c.blend_shapes else ""
+            lines.append(f"    clip {c.prim}: {c.frames} frames, {c.fps:g} fps, {c.seconds:g} s"
+                         f"{' (bound)' if c.bound else ''}{shapes}")
     if info.problems:
         lines.append(f"  problems ({len(info.problems)}):")
         lines += [f"    {p['severity']}: {p['prim']}: {p['message']}" for p in info.problems]
     return "\n".join(lines)
+
+
+def _few(names: list[str], k: int = 4) -> str:
+    return ", ".join(names[:k]) + (f" and {len(names) - k} more" if len(names) > k else "")

@@ -19,6 +19,7 @@ class MeshInfo:
     influences: int
     skinning_method: str
     texture: str | None
+    blend_shapes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -28,6 +29,7 @@ class ClipInfo:
     fps: float
     seconds: float
     bound: bool
+    blend_shapes: list[str] = field(default_factory=list)  # the channels it weights
 
 
 @dataclass
@@ -88,9 +90,9 @@ def info(path: str | Path, options: InfoOptions = InfoOptions(), progress: Progr
             prim=rig.skeleton_path, joints=rig.num_joints, roots=[rig.joints[r] for r in rig.roots],
             tree=list(rig.joints), parents=rig.parents.tolist(), height_m=height,
             meshes=[MeshInfo(m.path, m.num_points, int(m.faces.shape[0]), m.num_influences, m.skinning_method,
-                             m.texture) for m in rig.meshes],
+                             m.texture, list(m.blend_shapes)) for m in rig.meshes],
             clips=[ClipInfo(c.path, len(c), round(c.fps, 4), round(c.duration_seconds, 4),
-                            asset.bound.get(rig.skeleton_path) == c.path)
+                            asset.bound.get(rig.skeleton_path) == c.path, list(c.blend_shapes))
                    for c in asset.clips.get(rig.skeleton_path, [])],
             has_limits=rig.limits is not None, conventions=describe_conventions(rig),
         ))

@@ -3,7 +3,9 @@
 
 It evaluates the node hierarchy at time ``t`` of one animation by the spec's formulas, then skins each primitive:
 ``v' = sum_i w_i * world(joint_i) * inverseBindMatrix_i * v`` (weights renormalised to sum to 1, as the spec
-requires), or ``v' = world(node) * v`` for an unskinned mesh. LINEAR and STEP keys (all shared assets).
+requires), or ``v' = world(node) * v`` for an unskinned mesh, after ``v += sum_k w_k * target_k`` for a mesh with morph
+targets (weights from the animation's ``weights`` channel, else the mesh's defaults). LINEAR and STEP keys (all shared
+assets).
 """
 
 from __future__ import annotations
@@ -94,12 +96,32 @@ class Reference:
             visit(root, np.eye(4))
         return out
 
+    def morph_weights(self, node_index: int, anim_index: int | None, t: float) -> np.ndarray:
+        """(B,) morph-target weights of a mesh node at time t: the animation's ``weights`` channel, else the mesh's
+        default weights, else zeros."""
+        mesh = self.g.meshes[self.g.nodes[node_index].mesh]
+        B = len(mesh.primitives[0].targets or [])
+        w = np.asarray(mesh.weights or [0.0] * B, dtype=np.float64)
+        if anim_index is not None:
+            anim = self.g.animations[anim_index]
+            for ch in anim.channels:
+                if ch.target.node == node_index and ch.target.path == "weights":
+                    smp = anim.samplers[ch.sampler]
+                    assert (smp.interpolation or "LINEAR") in ("LINEAR", "STEP")
+                    times = self.read(smp.input)[:, 0]
+                    vals = self.read(smp.output).reshape(len(times), B)
+                    w = _interp(times, vals, t, False, step=smp.interpolation == "STEP")
+        return w
+
     def skinned(self, node_index: int, prim_index: int, anim_index: int | None, t: float) -> np.ndarray:
         """(V, 3) world-space vertices of one primitive at time t (NaN where the file's weights are NaN)."""
         worlds = self.worlds(anim_index, t)
         node = self.g.nodes[node_index]
         prim = self.g.meshes[node.mesh].primitives[prim_index]
         v = self.read(prim.attributes.POSITION)
+        for target, w in zip(prim.targets or [], self.morph_weights(node_index, anim_index, t)):
+            if target.get("POSITION") is not None and w != 0:
+                v = v + w * self.read(target["POSITION"])
         vh = np.concatenate([v, np.ones((len(v), 1))], 1)
         if node.skin is None:
             return (vh @ worlds[node_index].T)[:, :3]

@@ -57,6 +57,22 @@ def from_stage_transforms(stage: Usd.Stage, M) -> np.ndarray:
     return A @ np.asarray(M, dtype=np.float64) @ np.linalg.inv(D)
 
 
+def _blend(skq, aq, t, pts) -> None:
+    """Apply a mesh's blend shapes to ``pts`` in place at time ``t``, before skinning, as UsdSkel's own baking does:
+    the animation's weights remapped to the mesh's ``skel:blendShapes`` order, then BlendShapeQuery (inbetweens,
+    pointIndices)."""
+    if not skq.HasBlendShapes() or not aq:
+        return
+    weights = aq.ComputeBlendShapeWeights(t)
+    mapper = skq.GetBlendShapeMapper()
+    if mapper and not mapper.IsNull():
+        weights = mapper.Remap(weights)
+    query = UsdSkel.BlendShapeQuery(UsdSkel.BindingAPI(skq.GetPrim()))
+    sub, shapes, subs = query.ComputeSubShapeWeights(weights)
+    assert query.ComputeDeformedPoints(sub, shapes, subs, query.ComputeBlendShapePointIndices(),
+                                       query.ComputeSubShapePointOffsets(), pts)
+
+
 def usd_joint_and_points(stage: Usd.Stage, skel_path: str, times: list[float], raw: bool = False):
     """(skeleton-space joint transforms (T, J, 4, 4) as column-vector matrices, {mesh path: skinned points (T, V, 3)})
     computed by UsdSkel; in the stage's own units and axes with ``raw``, else in metres / +Y up (converted above)."""
@@ -78,6 +94,7 @@ def usd_joint_and_points(stage: Usd.Stage, skel_path: str, times: list[float], r
         skin = sq.ComputeSkinningTransforms(t)
         for path, skq in skq_by_path.items():
             pts = Vt.Vec3fArray(UsdGeom.PointBased(skq.GetPrim()).GetPointsAttr().Get(t))
+            _blend(skq, sq.GetAnimQuery(), t, pts)
             assert skq.ComputeSkinnedPoints(skin, pts, t)
             P = np.asarray(pts, dtype=np.float64)
             points[path].append(P if raw else from_stage_points(stage, P))

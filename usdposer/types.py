@@ -39,6 +39,8 @@ class Mesh:
         color: ``(3,)`` display colour (linear RGB) used where there is no texture.
         skinning_method: ``"classicLinear"`` or ``"dualQuaternion"`` (``primvars:skel:skinningMethod``); usdposer's
             skinning is linear blend skinning, so dual-quaternion meshes are reported by ``info`` and ``check``.
+        blend_shapes: the mesh's blend-shape channel tokens (``skel:blendShapes``); reported by ``info``, not applied
+            by usdposer's skinning (pictures and checks use the base shape).
     """
 
     path: str
@@ -51,6 +53,7 @@ class Mesh:
     texture: str | None = None
     color: tuple[float, float, float] = (0.7, 0.7, 0.7)
     skinning_method: str = "classicLinear"
+    blend_shapes: tuple[str, ...] = ()
 
     @property
     def num_points(self) -> int:
@@ -206,12 +209,14 @@ class Clip(Pose):
         time_codes_per_second: the stage's ``timeCodesPerSecond``.
         name: the SkelAnimation prim's name.
         path: the SkelAnimation prim's path ("" for a generated clip).
+        blend_shapes: the blend-shape channels the SkelAnimation weights (``blendShapes``), reported by ``info``.
     """
 
     time_codes: Float[Tensor, " T"] = None  # type: ignore[assignment]
     time_codes_per_second: float = 24.0
     name: str = "anim"
     path: str = ""
+    blend_shapes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -16,7 +16,13 @@ What becomes what:
       LINEAR/STEP keys; ``fps`` resamples every clip on a uniform grid instead). The first clip (or ``bind_clip``) is
       bound by ``skel:animationSource``; the ``usdposerClip`` variant set on the Skeleton selects any other clip.
       ``timeCodesPerSecond`` is the keyframe rate (or ``fps``), time code = seconds x rate;
-    - metres and +Y up, as glTF defines them, are stated in the stage. Morph targets are not imported (reported).
+    - morph targets of skinned or rigidly bound meshes -> ``UsdSkel.BlendShape`` children of their Mesh prims (POSITION
+      deltas; ``pointIndices`` where a target moves only some points), named by the mesh's ``extras.targetNames``
+      (Blender's and three.js' exporters write them) or ``target_<i>``; animated ``weights`` -> each clip's
+      ``blendShapeWeights`` at its time codes (a clip that does not animate them holds the mesh's default weights).
+      Normal and tangent deltas are left out (UsdSkel recomputes normals); an unskinned mesh's targets are not
+      imported (UsdSkel applies blend shapes through a skeleton binding; reported);
+    - metres and +Y up, as glTF defines them, are stated in the stage.
 """
 
 from __future__ import annotations
@@ -31,9 +37,17 @@ from pxr import Tf, Vt
 
 from usdposer.core.kinematics import decompose_trs
 from usdposer.errors import InputError
-from usdposer.io.gltf_read import GltfData, animation_channels, load_gltf, sample_channels
+from usdposer.io.gltf_read import Channel, GltfData, animation_channels, load_gltf, sample_channels
 from usdposer.io.paths import resolve_inside
-from usdposer.io.rig_stage import ClipData, MaterialData, MeshData, RigData, SkeletonData, write_rig_stage
+from usdposer.io.rig_stage import (
+    BlendShapeData,
+    ClipData,
+    MaterialData,
+    MeshData,
+    RigData,
+    SkeletonData,
+    write_rig_stage,
+)
 from usdposer.io.stage import check_output_path
 from usdposer.io.write_skel import unique_names
 from usdposer.results import Result
@@ -62,6 +76,16 @@ class _Skeleton:
     parents: np.ndarray | None = None
 
 
+@dataclass
+class _Morph:
+    """A node whose mesh has morph targets, bound to ``skeleton``: its blend-shape channel tokens (B,) and default
+    weights (B,)."""
+
+    skeleton: int
+    tokens: list[str]
+    default: np.ndarray
+
+
 def import_gltf(src: str | os.PathLike, out: str | os.PathLike, *, fps: float | None = None,
                 bind_clip: str | None = None, arguments: list[str] | None = None) -> ImportReport:
     """Convert a .gltf/.glb file into a UsdSkel stage at ``out`` (see the module docstring). Raises InputError."""
@@ -83,6 +107,8 @@ def import_gltf(src: str | os.PathLike, out: str | os.PathLike, *, fps: float | 
             info["influences"] = int(m.indices.shape[1])
             if m.rigid:
                 info["rigid_joint"] = rig.skeletons[m.skeleton].tokens[int(m.indices[0, 0])]
+            if m.blend_shapes:
+                info["blend_shapes"] = [b.token for b in m.blend_shapes]
         report.meshes.append(info)
     report.textures = written.textures
     return report
@@ -102,7 +128,8 @@ def gltf_to_rig(src: str | os.PathLike, *, fps: float | None = None, report: Imp
     groups = _group_skins(data, report)
     for sk in groups:
         _name_joints(data, sk)
-    clips, tcps = _sample_clips(data, groups, fps, report)
+    morphs = _morphs(data, groups, report)
+    clips, tcps = _sample_clips(data, groups, morphs, fps, report)
     skeletons = []
     for sk, sk_clips in zip(groups, clips):
         skeletons.append(SkeletonData(
@@ -111,7 +138,7 @@ def gltf_to_rig(src: str | os.PathLike, *, fps: float | None = None, report: Imp
             bind_world=np.stack([np.linalg.inv(sk.ibm[n]) for n in sk.nodes]),
             clips=sk_clips, custom={"gltf:skins": Vt.IntArray(sk.skins)}))
     materials = _materials(data)
-    meshes = _meshes(data, groups, materials, report)
+    meshes = _meshes(data, groups, materials, morphs, report)
     return RigData(name=src.stem, skeletons=skeletons, meshes=meshes, materials=materials, up_axis="Y",
                    meters_per_unit=1.0, time_codes_per_second=tcps)
 
@@ -175,10 +202,10 @@ def _name_joints(data: GltfData, sk: _Skeleton) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------- clips
-def _sample_clips(data: GltfData, skeletons: list[_Skeleton], fps: float | None,
+def _sample_clips(data: GltfData, skeletons: list[_Skeleton], morphs: dict[int, _Morph], fps: float | None,
                   report: ImportReport) -> tuple[list[list[ClipData]], float]:
-    """Per skeleton, its clips (local TRS sampled at every key time, or on an ``fps`` grid); and the time-code
-    rate."""
+    """Per skeleton, its clips (local TRS and the blend-shape weights of its morph nodes, sampled at every key time,
+    or on an ``fps`` grid); and the time-code rate."""
     anims = data.gltf.animations or []
     parsed = [(a, animation_channels(data, a)) for a in anims]
     # 1. time-code rate: the requested fps, or the keyframe rate (median key interval over all clips)
@@ -205,11 +232,15 @@ def _sample_clips(data: GltfData, skeletons: list[_Skeleton], fps: float | None,
         relevant.append(nodes)
     for a_index, (anim, channels) in enumerate(parsed):
         source_name = anim.name or f"animation_{a_index}"
-        if any(c.path == "weights" for c in channels):
-            report.warnings.append(f"animation {source_name!r}: morph-target weights are not imported")
+        if any(c.path == "weights" and c.node not in morphs for c in channels):
+            report.warnings.append(f"animation {source_name!r}: morph-target weights of meshes without a skeleton are "
+                                   "not imported")
         trs = [c for c in channels if c.path in ("translation", "rotation", "scale")]
+        weights = [_weights_channel(data, c, len(morphs[c.node].tokens)) for c in channels
+                   if c.path == "weights" and c.node in morphs]
         for k, (sk, nodes) in enumerate(zip(skeletons, relevant)):
-            mine = [c for c in trs if c.node in nodes]
+            moved = [c for c in weights if morphs[c.node].skeleton == k]
+            mine = [c for c in trs if c.node in nodes] + moved
             if not mine:
                 continue
             # 2. sample times: every keyframe of the channels that move this skeleton, or a uniform grid
@@ -222,13 +253,93 @@ def _sample_clips(data: GltfData, skeletons: list[_Skeleton], fps: float | None,
                 times = t0 + np.arange(n) / fps
                 if times[-1] < t1 - 1e-6:
                     times = np.append(times, t1)
-            overrides = {(c.node, c.path): v for c, v in zip(mine, sample_channels(mine, times))}
+            sampled = sample_channels(mine, times)
+            overrides = {(c.node, c.path): v for c, v in zip(mine, sampled) if c.path != "weights"}
+            own = [(n, m) for n, m in morphs.items() if m.skeleton == k]
+            tokens, W = _clip_weights(own, {c.node: v for c, v in zip(mine, sampled) if c.path == "weights"}, len(times))
             local = torch.from_numpy(data.relative_matrices(sk.nodes, sk.parents, overrides, len(times)))  # (T, J, 4, 4)
             t, q, s = (x.numpy() for x in decompose_trs(local))
             short = source_name.rsplit("|", 1)[-1]  # Quaternius: "AnimalArmature|Walk"
-            out[k].append(ClipData(short, t, q, s, _snap(times * tcps), aliases=(source_name,),
-                                   custom={"gltf:name": source_name}))
+            out[k].append(ClipData(short, t, q, s, _snap(times * tcps), aliases=(source_name,), blend_shapes=tokens,
+                                   blend_weights=W, custom={"gltf:name": source_name}))
+    if any(m.default.any() for m in morphs.values()) and not any(out[m.skeleton] for m in morphs.values()):
+        report.warnings.append("morph targets have non-zero default weights but no animation to hold them; the meshes "
+                               "are imported in their base shape")
     return out, tcps
+
+
+def _weights_channel(data: GltfData, c: Channel, B: int) -> Channel:
+    """A ``weights`` channel's flat scalar outputs reshaped to (keys, B) ((3 keys, B) for CUBICSPLINE)."""
+    per_key = 3 if c.interpolation == "CUBICSPLINE" else 1
+    if c.values.size != per_key * len(c.times) * B:
+        raise InputError(f"{data.path}: the weights channel of node {c.node} has {c.values.size} values for "
+                         f"{len(c.times)} keys of {B} morph targets; the file is corrupt, re-export it")
+    return Channel(c.node, c.path, c.times, c.values.reshape(-1, B), c.interpolation)
+
+
+def _clip_weights(own: list[tuple[int, _Morph]], sampled: dict[int, np.ndarray],
+                  frames: int) -> tuple[tuple[str, ...], np.ndarray | None]:
+    """The skeleton's blend-shape tokens and their (T, B) weights in one clip: sampled where the clip animates a
+    node's weights, its default weights where it does not."""
+    if not own:
+        return (), None
+    tokens = tuple(t for _, m in own for t in m.tokens)
+    W = np.concatenate([sampled[n] if n in sampled else np.repeat(m.default[None], frames, 0) for n, m in own], 1)
+    return tokens, W
+
+
+def _morphs(data: GltfData, skeletons: list[_Skeleton], report: ImportReport) -> dict[int, _Morph]:
+    """Nodes whose mesh has morph targets and is bound to a skeleton (skinned or under a joint), in node order, with
+    tokens unique per skeleton: the target names (``extras.targetNames`` or ``target_<i>``), prefixed by the node's
+    name where two nodes of one skeleton share a target name."""
+    gltf = data.gltf
+    found: dict[int, _Morph] = {}
+    for node_index in data.order:
+        node = gltf.nodes[node_index]
+        if node.mesh is None or not any(p.targets for p in gltf.meshes[node.mesh].primitives):
+            continue
+        mesh = gltf.meshes[node.mesh]
+        B = len(mesh.primitives[0].targets or [])
+        if any(len(p.targets or []) != B for p in mesh.primitives):
+            raise InputError(f"{data.path}: mesh {mesh.name or node.mesh}: its primitives have different numbers of "
+                             "morph targets (glTF requires the same); re-export it")
+        k, _ = _bound_skeleton(data, node_index, skeletons)
+        if k is None:
+            continue
+        names = (mesh.extras or {}).get("targetNames") if isinstance(mesh.extras, dict) else None
+        if not (isinstance(names, list) and len(names) == B and all(isinstance(n, str) and n for n in names)):
+            names = [f"target_{i}" for i in range(B)]
+        default = getattr(node, "weights", None) or mesh.weights or [0.0] * B
+        default = np.asarray(default, dtype=np.float64)
+        if default.shape != (B,) or not np.isfinite(default).all():
+            report.warnings.append(f"mesh {mesh.name or node.mesh}: default morph weights are malformed; zero used")
+            default = np.zeros(B)
+        found[node_index] = _Morph(k, unique_names([Tf.MakeValidIdentifier(n) for n in names]), default)
+    for k in range(len(skeletons)):
+        own = [m for m in found.values() if m.skeleton == k]
+        seen = [t for m in own for t in m.tokens]
+        if len(seen) != len(set(seen)):
+            for n, m in found.items():
+                if m.skeleton == k:
+                    prefix = Tf.MakeValidIdentifier(gltf.nodes[n].name or f"node_{n}")
+                    m.tokens = [f"{prefix}_{t}" for t in m.tokens]
+    return found
+
+
+def _bound_skeleton(data: GltfData, node_index: int, skeletons: list[_Skeleton]) -> tuple[int | None, int | None]:
+    """(skeleton, rigid joint node) a mesh node binds to: its skin's skeleton, or the skeleton of the nearest joint
+    above it (a rigid bind); (None, None) for a static mesh."""
+    node = data.gltf.nodes[node_index]
+    for k, sk in enumerate(skeletons):
+        if node.skin is not None and node.skin in sk.skins:
+            return k, None
+    p = data.parent[node_index]
+    while p >= 0:
+        for k, sk in enumerate(skeletons):
+            if p in sk.ibm:
+                return k, int(p)
+        p = data.parent[p]
+    return None, None
 
 
 def _snap(codes: np.ndarray) -> list[float]:
@@ -283,12 +394,11 @@ def _read_image(data: GltfData, image_index: int) -> tuple[bytes, str]:
     return raw, Tf.MakeValidIdentifier(img.name or f"image_{image_index}") + ext
 
 
-def _meshes(data: GltfData, skeletons: list[_Skeleton], materials: list[MaterialData],
+def _meshes(data: GltfData, skeletons: list[_Skeleton], materials: list[MaterialData], morphs: dict[int, _Morph],
             report: ImportReport) -> list[MeshData]:
-    """Every triangle primitive: skinned (a skin's node), rigid (under a joint, no skin) or static."""
+    """Every triangle primitive: skinned (a skin's node), rigid (under a joint, no skin) or static; with its blend
+    shapes where its node is in ``morphs``."""
     gltf = data.gltf
-    skin_to_skel = {s: k for k, sk in enumerate(skeletons) for s in sk.skins}
-    joint_to_skel = {n: k for k, sk in enumerate(skeletons) for n in sk.nodes}
     rest_world = data.world_matrices()[0]
     out = []
     for node_index in data.order:
@@ -296,28 +406,42 @@ def _meshes(data: GltfData, skeletons: list[_Skeleton], materials: list[Material
         if node.mesh is None:
             continue
         mesh = gltf.meshes[node.mesh]
-        k, rigid_joint = None, None
-        if node.skin is not None and node.skin in skin_to_skel:
-            k = skin_to_skel[node.skin]
-        else:
-            p = data.parent[node_index]
-            while p >= 0 and p not in joint_to_skel:
-                p = data.parent[p]
-            if p >= 0:
-                k, rigid_joint = joint_to_skel[p], int(p)
+        k, rigid_joint = _bound_skeleton(data, node_index, skeletons)
         base = Tf.MakeValidIdentifier(node.name or mesh.name or f"mesh_{node.mesh}")
         for i, prim_data in enumerate(mesh.primitives):
             if prim_data.mode not in (None, 4):
                 report.warnings.append(f"mesh {base}: primitive {i} has mode {prim_data.mode} (not triangles); skipped")
                 continue
-            if prim_data.targets:
-                report.warnings.append(f"mesh {base}: morph targets are not imported")
+            if prim_data.targets and node_index not in morphs:
+                report.warnings.append(f"mesh {base}: morph targets of a mesh bound to no skeleton are not imported "
+                                       "(UsdSkel applies blend shapes through a skeleton binding)")
             name = base if len(mesh.primitives) == 1 else f"{base}_{i}"
             m = _primitive(data, name, prim_data, node, skeletons[k] if k is not None else None, rigid_joint,
                            rest_world[node_index], rest_world, materials, report)
+            if node_index in morphs and m.indices is not None:
+                m.blend_shapes = _blend_shapes(data, name, prim_data, morphs[node_index].tokens, len(m.points))
             m.skeleton = k or 0
             m.custom = {"gltf:node": int(node_index), "gltf:primitive": int(i)}
             out.append(m)
+    return out
+
+
+def _blend_shapes(data: GltfData, name: str, prim_data, tokens: list[str], V: int) -> list[BlendShapeData]:
+    """A primitive's morph targets' POSITION deltas as blend shapes (only the points a target moves; none for a target
+    that moves no point of this primitive)."""
+    out = []
+    for i, (target, token) in enumerate(zip(prim_data.targets, tokens)):
+        index = target.get("POSITION") if isinstance(target, dict) else getattr(target, "POSITION", None)
+        if index is None:
+            continue
+        D = data.accessor(index, ("VEC3",), f"mesh {name} morph target {i} POSITION")
+        if len(D) != V or not np.isfinite(D).all():
+            raise InputError(f"{data.path}: mesh {name}: morph target {i} has {len(D)} POSITION deltas for {V} "
+                             "vertices, or NaN in them; re-export it")
+        moved = np.abs(D).max(1) > 0
+        if moved.any():  # a target that moves none of this primitive's points is left off it
+            out.append(BlendShapeData(token, D, None) if moved.all() else
+                       BlendShapeData(token, D[moved], np.nonzero(moved)[0]))
     return out
 
 

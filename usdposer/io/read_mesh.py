@@ -145,6 +145,7 @@ def read_mesh(skq, joint_index: dict[str, int], conv: StageUnits, report) -> Mes
         path=name, points=torch.from_numpy(conv.points(P_skel)), faces=torch.from_numpy(faces),
         joint_indices=torch.from_numpy(idx), joint_weights=torch.from_numpy(w), normals=normals,
         uvs=uvs, texture=texture, color=color, skinning_method=str(skq.GetSkinningMethod() or "classicLinear"),
+        blend_shapes=tuple(str(t) for t in binding.GetBlendShapesAttr().Get() or ()),
     )
 
 

@@ -372,7 +372,7 @@ def _read_clip(anim: UsdSkel.Animation, cache: UsdSkel.Cache, rig: Rig, conv: St
     return Clip(
         rotations=torch.from_numpy(rot), translations=torch.from_numpy(tr), scales=torch.from_numpy(sc),
         time_codes=torch.tensor(times, dtype=torch.float64), time_codes_per_second=asset.time_codes_per_second,
-        name=prim.GetName(), path=name,
+        name=prim.GetName(), path=name, blend_shapes=tuple(str(t) for t in anim.GetBlendShapesAttr().Get() or ()),
     )
 
 

@@ -4,7 +4,8 @@ An importer fills a :class:`RigData` (skeletons with their clips and joint limit
 :func:`write_rig_stage` authors it with one prim layout: ``/<Name>`` SkelRoot; ``/<Name>/Skel`` (then ``Skel_1``...)
 Skeletons with their SkelAnimations (the first, or ``bind_clip``, bound; every clip a variant of the Skeleton's
 ``usdposerClip`` variant set) and joint limits; ``/<Name>/Geo`` meshes bound to them (per-vertex skins, rigid binds,
-or static meshes placed where they are); ``/<Name>/Looks`` UsdPreviewSurface materials with base-colour textures
+or static meshes placed where they are) with their blend shapes (``UsdSkel.BlendShape`` children, weighted by the
+clips' ``blendShapeWeights``); ``/<Name>/Looks`` UsdPreviewSurface materials with base-colour textures
 written beside the output in ``<out stem>_textures/``. Everything is written to temporary files and moved into place.
 """
 
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from pxr import Gf, Sdf, Usd, UsdGeom, UsdShade, UsdSkel, Vt
 
+from usdposer.errors import InputError
 from usdposer.io.stage import atomic_path, author_stage_metadata, check_output_path, np_to_gf_array
 from usdposer.io.write_skel import (
     bind_animations,
@@ -45,12 +47,23 @@ class MaterialData:
 
 
 @dataclass
+class BlendShapeData:
+    """A blend shape (a glTF morph target): ``offsets`` (N, 3) added to the mesh's points (mesh space, stage units,
+    before skinning) at weight 1, at ``point_indices`` (N,) or at every point (None). ``token`` is the channel's
+    name in the animations' ``blendShapes``."""
+
+    token: str
+    offsets: np.ndarray
+    point_indices: np.ndarray | None = None
+
+
+@dataclass
 class MeshData:
     """A triangle mesh (stage units): points (V, 3), faces (F, 3). Skinned: influences ``indices`` / ``weights``
     (V, K) into ``skeleton``'s joints, points in skeleton space (``geom_bind``: their bind transform, identity by
     default); ``rigid``: one influence (1, K) for the whole prim (constant interpolation). Unskinned
     (``indices`` None): a static mesh placed by ``transform``. Optional normals (V, 3), uvs (V, 2, USD's convention),
-    colours (V, 3), a material index and custom data."""
+    colours (V, 3), a material index, blend shapes (skinned meshes only) and custom data."""
 
     name: str
     points: np.ndarray
@@ -65,13 +78,15 @@ class MeshData:
     uvs: np.ndarray | None = None
     colors: np.ndarray | None = None
     material: int | None = None
+    blend_shapes: list[BlendShapeData] = field(default_factory=list)
     custom: dict = field(default_factory=dict)
 
 
 @dataclass
 class ClipData:
     """Joint-local (T, J, 3) translations, (T, J, 4) (w, x, y, z) rotations, (T, J, 3) scales at ``time_codes``;
-    ``aliases`` are other names ``--bind`` may use (a glTF animation's full name)."""
+    ``aliases`` are other names ``--bind`` may use (a glTF animation's full name); ``blend_weights`` (T, B): the
+    weights of the blend-shape channels ``blend_shapes`` (B,)."""
 
     name: str
     translations: np.ndarray
@@ -79,6 +94,8 @@ class ClipData:
     scales: np.ndarray
     time_codes: Sequence[float]
     aliases: tuple[str, ...] = ()
+    blend_shapes: tuple[str, ...] = ()
+    blend_weights: np.ndarray | None = None
     custom: dict = field(default_factory=dict)
 
 
@@ -185,6 +202,8 @@ def _define_skeleton(stage: Usd.Stage, skel_path: str, sk: SkeletonData, bind_cl
     for name, c in zip(names, sk.clips):
         paths.append(f"{skel_path}/{name}")
         anim = define_animation(stage, paths[-1], sk.tokens, c.translations, c.rotations, c.scales, c.time_codes)
+        if c.blend_shapes:
+            _author_weights(anim, c)
         for key, value in c.custom.items():
             anim.GetPrim().SetCustomDataByKey(key, value)
     selected = select_clip(bind_clip, [(*c.aliases, c.name, n) for n, c in zip(names, sk.clips)], where=where)
@@ -275,6 +294,35 @@ def _define_mesh(stage: Usd.Stage, path: str, skel_path: str | None, m: MeshData
     binding.CreateJointWeightsPrimvar(m.rigid, K).Set(Vt.FloatArray.FromNumpy(m.weights.reshape(-1).astype(np.float32)))
     G = np.eye(4) if m.geom_bind is None else np.asarray(m.geom_bind)
     binding.CreateGeomBindTransformAttr(Gf.Matrix4d(G.T.tolist()))
+    if m.blend_shapes:
+        _define_blend_shapes(stage, path, binding, m.blend_shapes)
+
+
+def _define_blend_shapes(stage: Usd.Stage, path: str, binding: UsdSkel.BindingAPI,
+                         shapes: list[BlendShapeData]) -> None:
+    """One ``BlendShape`` child per shape (named by its channel token) and the mesh's ``skel:blendShapes`` /
+    ``skel:blendShapeTargets`` pairing channels with them."""
+    targets = []
+    for name, b in zip(unique_names([b.token for b in shapes]), shapes):
+        shape = UsdSkel.BlendShape.Define(stage, f"{path}/{name}")
+        shape.CreateOffsetsAttr(Vt.Vec3fArray.FromNumpy(np.ascontiguousarray(b.offsets, dtype=np.float32)))
+        if b.point_indices is not None:
+            shape.CreatePointIndicesAttr(Vt.IntArray.FromNumpy(np.ascontiguousarray(b.point_indices, dtype=np.int32)))
+        targets.append(shape.GetPath())
+    binding.CreateBlendShapesAttr(Vt.TokenArray([b.token for b in shapes]))
+    binding.CreateBlendShapeTargetsRel().SetTargets(targets)
+
+
+def _author_weights(anim: UsdSkel.Animation, c: ClipData) -> None:
+    """The clip's ``blendShapes`` channel order and its (T, B) ``blendShapeWeights`` at its time codes."""
+    W = np.asarray(c.blend_weights, dtype=np.float32)
+    if W.shape != (len(c.time_codes), len(c.blend_shapes)) or not np.isfinite(W).all():
+        raise InputError(f"animation {anim.GetPath()}: blend-shape weights are {W.shape} for {len(c.time_codes)} "
+                         f"frames and {len(c.blend_shapes)} shapes, or not finite; fix the source animation")
+    anim.CreateBlendShapesAttr(Vt.TokenArray(list(c.blend_shapes)))
+    attr = anim.CreateBlendShapeWeightsAttr()
+    for tc, w in zip(c.time_codes, W):
+        attr.Set(Vt.FloatArray.FromNumpy(np.ascontiguousarray(w)), Usd.TimeCode(float(tc)))
 
 
 def _author_limits(prim: Usd.Prim, tokens: list[str], limits: np.ndarray, source: str) -> None:
