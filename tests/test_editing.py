@@ -878,3 +878,37 @@ def test_each_character_of_a_shot_has_its_own_clips(fox_usdc, tmp_path):
     assert sorted(asset.clips) == ["/Set/FoxA/Skel", "/Set/FoxB/Skel"]
     for skel, clips in asset.clips.items():
         assert len(clips) == 3 and all(c.path.startswith(skel + "/") for c in clips), [c.path for c in clips]
+
+
+def test_a_shot_that_retypes_the_characters_skelroot_is_refused_and_each_keeps_its_clips(fox_usdc, tmp_path):
+    """A shot that brings characters in with ``def Xform "FoxA" (references = ...)`` (a common set-dressing habit)
+    overrides the asset's SkelRoot type: UsdSkel then skins none of the meshes (OpenUSD's own SkelBindingApiValidator
+    says the binding is not under a SkelRoot). `check` fails it naming the prim, the layer that retyped it and the fix;
+    writing verbs refuse in one line with nothing written; and each Skeleton still reads only its own clips (they had
+    become loose, so every copy took every copy's)."""
+    from pxr import Usd, UsdValidation
+
+    from usdposer.io.read_skel import read_asset
+
+    shot = _shot(tmp_path, fox_usdc)
+    shot.write_text(shot.read_text().replace('def "FoxA"', 'def Xform "FoxA"').replace('def "FoxB"', 'def Xform "FoxB"'))
+    before = shot.read_bytes()
+    # OpenUSD agrees that the bindings are not under a SkelRoot
+    reg = UsdValidation.ValidationRegistry()
+    ctx = UsdValidation.ValidationContext([reg.GetOrLoadValidatorByName("usdSkelValidators:SkelBindingApiValidator")])
+    assert any("SkelRoot" in e.GetMessage() for e in ctx.Validate(Usd.Stage.Open(str(shot))))
+    asset = read_asset(shot, strict=False)
+    for skel, clips in asset.clips.items():
+        assert len(clips) == 3 and all(c.path.startswith(skel + "/") for c in clips), [c.path for c in clips]
+    r = cli("check", shot, "--json")
+    assert r.returncode == 1, r.stderr
+    report = json.loads(r.stdout)
+    assert report["summary"]["frames"] == 2 * 126
+    found = [f for f in report["files"][0]["findings"] if f["code"] == "NoSkelRoot"]
+    assert {f["prim"] for f in found} == {"/Set/FoxA/Skel", "/Set/FoxB/Skel"}, report
+    assert all("def Xform` in shot.usda" in f["message"] and "fox.usdc" in f["message"] for f in found)
+    out = tmp_path / "samples.usda"
+    r = cli("sample", shot, "-n", "2", "--skeleton", "/Set/FoxA/Skel", "-o", out)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "outside every SkelRoot" in r.stderr and "make /Set/FoxA a SkelRoot" in r.stderr
+    assert not out.exists() and shot.read_bytes() == before

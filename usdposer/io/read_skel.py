@@ -178,8 +178,12 @@ def _read_stage(stage: Usd.Stage, path: str, strict: bool) -> SkelAsset:
             for binding in cache.ComputeSkelBindings(UsdSkel.Root(prim), Usd.TraverseInstanceProxies()):
                 targets.setdefault(str(binding.GetSkeleton().GetPrim().GetPath()), []).extend(binding.GetSkinningTargets())
 
+    unrooted = _unrooted_skins(prims)
     xfc = UsdGeom.XformCache(Usd.TimeCode.Default())
     anim_roots = [_skel_root(a) for a in anims]
+    # a SkelAnimation outside every SkelRoot but under a Skeleton prim is that Skeleton's (a shot whose characters lost
+    # their SkelRoot type must not give each the others' clips); one under no Skeleton is a loose library
+    anim_owners = [_skel_owner(a) if r is None else None for a, r in zip(anims, anim_roots)]
     for skel_prim in skeletons:
         skel = UsdSkel.Skeleton(skel_prim)
         sq = cache.GetSkelQuery(skel)
@@ -187,12 +191,15 @@ def _read_stage(stage: Usd.Stage, path: str, strict: bool) -> SkelAsset:
         if rig is None:
             continue
         asset.rigs.append(rig)
+        if str(skel_prim.GetPath()) in unrooted:
+            _report_unrooted(skel_prim, unrooted[str(skel_prim.GetPath())], report)
         bound_anim = sq.GetAnimQuery().GetPrim() if sq and sq.GetAnimQuery() else None
         clips = []
         # this skeleton's animations: under its own SkelRoot, outside every SkelRoot (a loose library), or bound to
         # it; not another character's (a shot with two copies of one rig would give each the other's clips too)
         home = _skel_root(skel_prim)
-        mine = [a for a, r in zip(anims, anim_roots) if r in (home, None)
+        mine = [a for a, r, o in zip(anims, anim_roots, anim_owners)
+                if (r is not None and r == home) or (r is None and o in (None, skel_prim.GetPath()))
                 or (bound_anim and a.GetPath() == bound_anim.GetPath())]
         ordered = sorted(mine, key=lambda a: (bound_anim is None or a.GetPath() != bound_anim.GetPath()))
         for anim_prim in ordered:
@@ -310,6 +317,59 @@ def _skel_root(prim: Usd.Prim) -> Sdf.Path | None:
             return prim.GetPath()
         prim = prim.GetParent()
     return None
+
+
+def _skel_owner(prim: Usd.Prim) -> Sdf.Path | None:
+    """The path of the nearest Skeleton above ``prim`` (None if there is none)."""
+    prim = prim.GetParent()
+    while prim and not prim.IsPseudoRoot():
+        if prim.IsA(UsdSkel.Skeleton):
+            return prim.GetPath()
+        prim = prim.GetParent()
+    return None
+
+
+def _unrooted_skins(prims: list[Usd.Prim]) -> dict[str, list[Usd.Prim]]:
+    """Skeleton path -> the skinned Meshes bound to it that lie outside every SkelRoot (UsdSkel skins none of them).
+    Meshes whose points are animated are left out: UsdSkel's own baking writes points per frame and retypes the
+    SkelRoot, on purpose."""
+    out: dict[str, list[Usd.Prim]] = {}
+    for prim in prims:
+        if not (prim.IsA(UsdGeom.Mesh) and prim.HasAPI(UsdSkel.BindingAPI)) or _skel_root(prim) is not None:
+            continue
+        binding = UsdSkel.BindingAPI(prim)
+        indices = binding.GetJointIndicesPrimvar()
+        if not (indices and indices.HasValue()) or UsdGeom.Mesh(prim).GetPointsAttr().ValueMightBeTimeVarying():
+            continue
+        skel = binding.GetInheritedSkeleton()
+        if skel:
+            out.setdefault(str(skel.GetPrim().GetPath()), []).append(prim)
+    return out
+
+
+def _report_unrooted(skel_prim: Usd.Prim, meshes: list[Usd.Prim], report) -> None:
+    """One error naming the meshes and the prim to make a SkelRoot; where a stronger layer's type hides a SkelRoot
+    opinion on that prim or above it (a shot's ``def Xform`` over a referenced character), that layer too."""
+    stage = skel_prim.GetStage()
+    common = skel_prim.GetPath().GetParentPath()
+    for m in meshes:
+        common = common.GetCommonPrefix(m.GetPath())
+    fix, why = common, ""
+    prim = stage.GetPrimAtPath(common)
+    while prim and not prim.IsPseudoRoot():
+        typed = [spec for spec in prim.GetPrimStack() if spec.typeName]  # strongest first
+        if any(spec.typeName == "SkelRoot" for spec in typed):
+            weak = next(spec for spec in typed if spec.typeName == "SkelRoot")
+            why = (f" ({prim.GetPath()} is a SkelRoot in {Path(weak.layer.identifier).name} but `def "
+                   f"{typed[0].typeName}` in {Path(typed[0].layer.identifier).name} overrides that: reference the "
+                   "character with a typeless `def` or an `over`)")
+            fix = prim.GetPath()
+            break
+        prim = prim.GetParent()
+    first = ", ".join(str(m.GetPath()) for m in meshes[:2]) + (f" and {len(meshes) - 2} more" if len(meshes) > 2 else "")
+    report("error", str(skel_prim.GetPath()), f"{len(meshes)} mesh(es) bound to this Skeleton ({first}) lie outside "
+           f"every SkelRoot, so UsdSkel skins none of them: they stay in their bind pose in every renderer{why}; make "
+           f"{fix} a SkelRoot", "no-skel-root")
 
 
 def _read_clip(anim: UsdSkel.Animation, cache: UsdSkel.Cache, rig: Rig, conv: StageUnits, report,

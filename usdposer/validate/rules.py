@@ -26,6 +26,7 @@ PROBLEM_RULES = {
     "singular-bind": "SkinBinding.SingularBind",
     "invalid-skeleton": "SkinBinding.InvalidSkeleton",
     "missing-rest-transforms": "SkinBinding.MissingRestTransforms",
+    "no-skel-root": "SkinBinding.NoSkelRoot",
     "size-mismatch": "SkinBinding.SizeMismatch",
     "missing-influences": "SkinBinding.MissingInfluences",
     "unknown-joint": "SkinBinding.UnknownJoint",
@@ -111,6 +112,7 @@ class SkinBinding(_ProblemRule):
              "InvalidSkeleton": "UsdSkel cannot build a query for the skeleton",
              "BadTopology": "faces refer to points that do not exist",
              "NoJoints": "a Skeleton without joints",
+             "NoSkelRoot": "meshes bound to the skeleton lie outside every SkelRoot (UsdSkel skins none of them)",
              "SingularBind": "a bind transform that cannot be inverted (scaled to zero)"}
 
 
