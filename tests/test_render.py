@@ -301,3 +301,73 @@ def test_heavy_mesh_framing_keeps_the_cameras_of_every_point(fox, monkeypatch):
             assert torch.allclose(g.K.double(), w.K.double(), atol=1e-9), mode
     # drawing skins two poses at a time too: the same pictures
     assert all(np.array_equal(a, b) for a, b in zip(render_pose(rig, pose, cams), images, strict=True))
+
+
+def _face_varying_copy(src, out, *, indexed: bool) -> None:
+    """``src`` with its meshes' vertex ``st`` rewritten as face-varying, the way Maya, Houdini and Blender write UVs:
+    indexed (the per-vertex values plus one index per face corner) or flat (one value per face corner)."""
+    from pxr import Sdf, Usd, UsdGeom, Vt
+
+    stage = Usd.Stage.Open(str(src))
+    stage.Export(str(out))
+    stage = Usd.Stage.Open(str(out))
+    for prim in stage.Traverse():
+        if not prim.IsA(UsdGeom.Mesh):
+            continue
+        api = UsdGeom.PrimvarsAPI(prim)
+        old = api.GetPrimvar("st")
+        values, corners = old.Get(), UsdGeom.Mesh(prim).GetFaceVertexIndicesAttr().Get()
+        api.RemovePrimvar("st")
+        pv = api.CreatePrimvar("st", Sdf.ValueTypeNames.TexCoord2fArray, UsdGeom.Tokens.faceVarying)
+        if indexed:
+            pv.Set(values)
+            pv.SetIndices(Vt.IntArray(list(corners)))
+        else:
+            pv.Set(Vt.Vec2fArray([values[i] for i in corners]))
+    stage.GetRootLayer().Save()
+
+
+@pytest.mark.parametrize("indexed", [True, False], ids=["indexed", "flat"])
+def test_face_varying_uvs_draw_the_texture_as_vertex_uvs_do(fox, tmp_path, indexed):
+    """UV interpolation must not matter: the Fox with its UVs face-varying (indexed as Maya writes them, or flat)
+    draws the same picture as with per-vertex UVs (they used to be ignored: a grey Fox), and `rig` of that bare mesh
+    keeps them face-varying, corner for corner."""
+    from pxr import Usd, UsdGeom
+
+    from usdposer.io.bare_mesh import read_bare
+    from usdposer.io.read_skel import read_asset
+    from usdposer.render.cameras import cameras
+    from usdposer.render.raster import Style, render_pose
+
+    folder, asset, rig = fox
+    fv = tmp_path / "fox_fv.usda"
+    _face_varying_copy(folder / "fox.usdc", fv, indexed=indexed)
+    other = read_asset(fv).rig().to(torch.float64)
+    m = other.meshes[0]
+    assert m.uvs is None and m.corner_uvs is not None and m.corner_uvs.shape == (*m.faces.shape, 2)
+    assert torch.allclose(m.face_uvs(), rig.meshes[0].face_uvs(), atol=1e-6)
+    pose = _fox_pose(asset, rig)
+    cam = cameras(rig, pose, 160, 128)[0]
+    bare = Style(ground=False, skeleton=False)
+    want = render_pose(rig, pose, [cam], style=bare)[0]
+    got = render_pose(other, pose, [cam], style=bare)[0]
+    grey = render_pose(other, pose, [cam], style=replace(bare, textures=False))[0]
+    assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
+    assert np.abs(grey.astype(int) - want.astype(int)).max() > 50  # the texture is what makes the picture
+    # AKD's Gaussians take their colours from the same texels
+    from usdposer.render.gaussians import gaussians_from_rig
+
+    assert torch.allclose(gaussians_from_rig(other, 2000).colors, gaussians_from_rig(rig, 2000).colors, atol=1e-6)
+    # the bare-mesh reader (`rig`'s input) keeps them, and the rig stage writes them face-varying
+    bare_meshes = read_bare(fv)
+    assert bare_meshes.meshes[0].corner_uvs is not None
+    from usdposer.io.rig_stage import RigData, SkeletonData, write_rig_stage
+
+    out = tmp_path / "written.usda"
+    one = SkeletonData(["root"], np.eye(4)[None], np.eye(4)[None])
+    write_rig_stage(RigData("written", [one], meshes=bare_meshes.meshes), out, sources=[fv])
+    written = Usd.Stage.Open(str(out))
+    prim = next(p for p in written.Traverse() if p.IsA(UsdGeom.Mesh))
+    st = UsdGeom.PrimvarsAPI(prim).GetPrimvar("st")
+    assert st.GetInterpolation() == UsdGeom.Tokens.faceVarying
+    assert np.allclose(np.asarray(st.ComputeFlattened()).reshape(-1, 3, 2), m.face_uvs().numpy(), atol=1e-6)

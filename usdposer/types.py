@@ -35,6 +35,8 @@ class Mesh:
         joint_weights: ``(V, K)`` skinning weights, rows summing to 1.
         normals: ``(V, 3)`` per-vertex unit normals in skeleton space, or None.
         uvs: ``(V, 2)`` per-vertex texture coordinates (USD ``st`` convention, origin bottom-left), or None.
+        corner_uvs: ``(F, 3, 2)`` texture coordinates per triangle corner, for a ``faceVarying`` ``st`` (what Maya,
+            Houdini and Blender write: seams split UVs, not points), or None. :meth:`face_uvs` gives either as corners.
         texture: path of the base-colour texture file, or None.
         color: ``(3,)`` display colour (linear RGB) used where there is no texture.
         skinning_method: ``"classicLinear"`` or ``"dualQuaternion"`` (``primvars:skel:skinningMethod``); usdposer's
@@ -54,6 +56,13 @@ class Mesh:
     color: tuple[float, float, float] = (0.7, 0.7, 0.7)
     skinning_method: str = "classicLinear"
     blend_shapes: tuple[str, ...] = ()
+    corner_uvs: Float[Tensor, "F 3 2"] | None = None
+
+    def face_uvs(self) -> Float[Tensor, "F 3 2"] | None:
+        """Texture coordinates per triangle corner (from ``corner_uvs`` or the per-vertex ``uvs``), or None."""
+        if self.corner_uvs is not None:
+            return self.corner_uvs
+        return None if self.uvs is None else self.uvs[self.faces.long()]
 
     @property
     def num_points(self) -> int:
@@ -139,14 +148,16 @@ class Rig:
             return t.to(device=device, dtype=dtype if t.is_floating_point() and dtype is not None else t.dtype)
 
         floats = [t for t in (self.rest_local, self.bind_world, self.skel_to_world, self.limits) if t is not None]
-        floats += [t for m in self.meshes for t in (m.points, m.joint_weights, m.normals, m.uvs) if t is not None]
+        floats += [t for m in self.meshes for t in (m.points, m.joint_weights, m.normals, m.uvs, m.corner_uvs)
+                   if t is not None]
         if ((dtype is None or all(t.dtype == dtype for t in floats))
                 and (device is None or all(t.device == torch.device(device) for t in floats))):
             return self  # nothing to convert: keep the object (and what is cached about it)
 
         meshes = tuple(
             replace(m, points=cast(m.points), faces=cast(m.faces), joint_indices=cast(m.joint_indices),
-                    joint_weights=cast(m.joint_weights), normals=cast(m.normals), uvs=cast(m.uvs))
+                    joint_weights=cast(m.joint_weights), normals=cast(m.normals), uvs=cast(m.uvs),
+                    corner_uvs=cast(m.corner_uvs))
             for m in self.meshes
         )
         return replace(self, parents=cast(self.parents), rest_local=cast(self.rest_local),

@@ -102,7 +102,7 @@ def _read_usd(p: Path) -> BareMeshes:
             raise InputError(f"{p}: {prim.GetPath()} has face indices outside its {len(P)} points; repair the mesh")
         M = gf_to_np(cache.GetLocalToWorldTransform(prim))  # column vectors
         P = P @ M[:3, :3].T + M[:3, 3]
-        uvs, texture, color = _read_look(prim, len(P))
+        uvs, corners, texture, color = _read_look(prim, len(P), np.asarray(counts))
         key = (texture, tuple(round(c, 4) for c in color))
         if key not in textures:
             data = Path(texture).read_bytes() if texture and Path(texture).is_file() else None
@@ -110,7 +110,8 @@ def _read_usd(p: Path) -> BareMeshes:
             materials.append(MaterialData(name=f"{prim.GetName()}_look", color=color, roughness=0.8, metallic=0.0,
                                           texture=data, texture_name=Path(texture).name if data else ""))
         meshes.append(MeshData(name=prim.GetName(), points=P, faces=triangulate(np.asarray(counts), idx),
-                               uvs=None if uvs is None else uvs.numpy(), material=textures[key]))
+                               uvs=None if uvs is None else uvs.numpy(), material=textures[key],
+                               corner_uvs=None if corners is None else corners.numpy()))
     return BareMeshes(p.stem, meshes, materials, up_axis=up, meters_per_unit=mpu)
 
 

@@ -140,26 +140,36 @@ def read_mesh(skq, joint_index: dict[str, int], conv: StageUnits, report) -> Mes
         N = N @ conv.C[:3, :3].T
         normals = torch.from_numpy(N / np.linalg.norm(N, axis=1, keepdims=True).clip(1e-12))
 
-    uvs, texture, color = _read_look(prim, V)
+    uvs, corner_uvs, texture, color = _read_look(prim, V, counts)
     return Mesh(
         path=name, points=torch.from_numpy(conv.points(P_skel)), faces=torch.from_numpy(faces),
         joint_indices=torch.from_numpy(idx), joint_weights=torch.from_numpy(w), normals=normals,
         uvs=uvs, texture=texture, color=color, skinning_method=str(skq.GetSkinningMethod() or "classicLinear"),
-        blend_shapes=tuple(str(t) for t in binding.GetBlendShapesAttr().Get() or ()),
+        blend_shapes=tuple(str(t) for t in binding.GetBlendShapesAttr().Get() or ()), corner_uvs=corner_uvs,
     )
 
 
-def _read_look(prim: Usd.Prim, V: int):
-    """(uvs (V, 2) or None, base-colour texture path or None, display colour)."""
-    uvs = None
+def _read_look(prim: Usd.Prim, V: int, counts: np.ndarray):
+    """(uvs (V, 2) or None, corner uvs (F, 3, 2) of a faceVarying primvar or None, base-colour texture path or None,
+    display colour). ``counts``: the faceVertexCounts, to triangulate face-varying values as the faces are."""
+    uvs = corners = None
     pv_api = UsdGeom.PrimvarsAPI(prim)
     for name in ("st", "st0", "st_0", "UVMap", "uv"):
         pv = pv_api.GetPrimvar(name)
-        if pv and pv.HasValue() and pv.GetInterpolation() in (UsdGeom.Tokens.vertex, UsdGeom.Tokens.varying):
-            val = pv.ComputeFlattened()
-            if val is not None and len(val) == V:
-                uvs = torch.from_numpy(np.asarray(val, dtype=np.float64))
-                break
+        if not (pv and pv.HasValue()):
+            continue
+        val = pv.ComputeFlattened()  # indexed primvars (Maya's, Houdini's) expanded
+        if val is None or unregistered(val):
+            continue
+        val = np.asarray(val, dtype=np.float64)
+        if val.ndim != 2 or val.shape[1] != 2:
+            continue
+        if pv.GetInterpolation() in (UsdGeom.Tokens.vertex, UsdGeom.Tokens.varying) and len(val) == V:
+            uvs = torch.from_numpy(val)
+            break
+        if pv.GetInterpolation() == UsdGeom.Tokens.faceVarying and len(val) == int(counts.sum()):
+            corners = torch.from_numpy(val[triangulate(counts, np.arange(len(val)))])  # (F, 3, 2)
+            break
     color = (0.7, 0.7, 0.7)
     dc = pv_api.GetPrimvar("displayColor")
     if dc and dc.HasValue():
@@ -182,4 +192,4 @@ def _read_look(prim: Usd.Prim, V: int):
                         texture = asset.resolvedPath or asset.path or None
                 elif inp.Get() is not None:
                     color = tuple(float(c) for c in inp.Get())
-    return uvs, texture, color
+    return uvs, corners, texture, color

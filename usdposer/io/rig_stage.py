@@ -63,7 +63,8 @@ class MeshData:
     (V, K) into ``skeleton``'s joints, points in skeleton space (``geom_bind``: their bind transform, identity by
     default); ``rigid``: one influence (1, K) for the whole prim (constant interpolation). Unskinned
     (``indices`` None): a static mesh placed by ``transform``. Optional normals (V, 3), uvs (V, 2, USD's convention),
-    colours (V, 3), a material index, blend shapes (skinned meshes only) and custom data."""
+    colours (V, 3), a material index, blend shapes (skinned meshes only) and custom data. ``corner_uvs`` (F, 3, 2):
+    UVs per triangle corner (a faceVarying source), written as a faceVarying ``st`` instead of ``uvs``."""
 
     name: str
     points: np.ndarray
@@ -78,6 +79,7 @@ class MeshData:
     uvs: np.ndarray | None = None
     colors: np.ndarray | None = None
     material: int | None = None
+    corner_uvs: np.ndarray | None = None
     blend_shapes: list[BlendShapeData] = field(default_factory=list)
     custom: dict = field(default_factory=dict)
 
@@ -266,7 +268,10 @@ def _define_mesh(stage: Usd.Stage, path: str, skel_path: str | None, m: MeshData
         mesh.CreateNormalsAttr(Vt.Vec3fArray.FromNumpy(np.ascontiguousarray(m.normals, dtype=np.float32)))
         mesh.SetNormalsInterpolation(UsdGeom.Tokens.vertex)
     pv = UsdGeom.PrimvarsAPI(mesh)
-    if m.uvs is not None:
+    if m.corner_uvs is not None:  # one value per face corner, in faceVertexIndices order
+        pv.CreatePrimvar("st", Sdf.ValueTypeNames.TexCoord2fArray, UsdGeom.Tokens.faceVarying).Set(
+            Vt.Vec2fArray.FromNumpy(np.ascontiguousarray(np.asarray(m.corner_uvs).reshape(-1, 2), dtype=np.float32)))
+    elif m.uvs is not None:
         pv.CreatePrimvar("st", Sdf.ValueTypeNames.TexCoord2fArray, UsdGeom.Tokens.vertex).Set(
             Vt.Vec2fArray.FromNumpy(np.ascontiguousarray(m.uvs, dtype=np.float32)))
     material = looks[m.material] if m.material is not None and looks else None

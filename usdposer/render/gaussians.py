@@ -119,9 +119,10 @@ def gaussians_from_rig(rig: Rig, count: int = 20_000, *, influences: int = 4, sp
         s = torch.tensor([sigma, sigma, sigma * thickness], dtype=torch.float64)
         cov = R @ torch.diag_embed(s.expand(n, 3) ** 2) @ R.transpose(1, 2)  # (n, 3, 3)
         # 2. colour: texture at the interpolated UV, or the display colour
-        tex = _texture(m.texture) if m.uvs is not None else None
+        corners = m.face_uvs()  # (F, 3, 2)
+        tex = _texture(m.texture) if corners is not None else None
         if tex is not None:
-            uv = (m.uvs.double()[tri] * bary[..., None]).sum(1).numpy() % 1.0  # (n, 2), st: origin bottom-left
+            uv = (corners.double()[face] * bary[..., None]).sum(1).numpy() % 1.0  # (n, 2), st: origin bottom-left
             H, W = tex.shape[:2]
             x = np.clip((uv[:, 0] * W).astype(int), 0, W - 1)
             y = np.clip(((1 - uv[:, 1]) * H).astype(int), 0, H - 1)

@@ -159,10 +159,11 @@ def shade(rig: Rig, points: list[Tensor], cam: Camera, style: Style | None = Non
         verts.append(p.double())
         faces.append(m.faces.long() + offset)
         offset += len(p)
-        tex = _texture(m.texture) if (style.textures and m.uvs is not None) else None
+        corners = m.face_uvs()  # (F, 3, 2)
+        tex = _texture(m.texture) if (style.textures and corners is not None) else None
         textures.append(tex)
         colors.append(torch.tensor(m.color, dtype=torch.float64).expand(len(p), 3))
-        uvs.append(m.uvs.double() if m.uvs is not None else torch.zeros(len(p), 2, dtype=torch.float64))
+        uvs.append(corners.double() if corners is not None else torch.zeros(len(m.faces), 3, 2, dtype=torch.float64))
         tex_of.append(torch.full((len(m.faces),), len(textures) - 1 if tex is not None else -1))
     V, F = torch.cat(verts), torch.cat(faces).to(verts[0].device)
     dev = V.device
@@ -195,7 +196,7 @@ def shade(rig: Rig, points: list[Tensor], cam: Camera, style: Style | None = Non
             sel = which == t
             if not sel.any():
                 continue
-            uv = (all_uvs[tri[sel]] * b[sel][..., None]).sum(1) % 1.0
+            uv = (all_uvs[f[sel]] * b[sel][..., None]).sum(1) % 1.0  # per-corner UVs of the hit triangles
             tex = tex.to(dev)
             th, tw = tex.shape[:2]
             x = (uv[:, 0] * tw).long().clamp(0, tw - 1)
