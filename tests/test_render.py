@@ -371,3 +371,64 @@ def test_face_varying_uvs_draw_the_texture_as_vertex_uvs_do(fox, tmp_path, index
     st = UsdGeom.PrimvarsAPI(prim).GetPrimvar("st")
     assert st.GetInterpolation() == UsdGeom.Tokens.faceVarying
     assert np.allclose(np.asarray(st.ComputeFlattened()).reshape(-1, 3, 2), m.face_uvs().numpy(), atol=1e-6)
+
+
+def _subset_copy(src, out, *, red: bool) -> None:
+    """``src`` with its mesh's triangles split into two ``materialBind`` GeomSubsets (the front and back halves of its
+    faces, as Maya and Blender write per-face materials): the first bound to the mesh's own material, the second to it
+    too or (``red``) to a constant red UsdPreviewSurface."""
+    from pxr import Gf, Sdf, Usd, UsdGeom, UsdShade, Vt
+
+    stage = Usd.Stage.Open(str(src))
+    stage.Export(str(out))
+    stage = Usd.Stage.Open(str(out))
+    prim = next(p for p in stage.Traverse() if p.IsA(UsdGeom.Mesh))
+    own, _ = UsdShade.MaterialBindingAPI(prim).ComputeBoundMaterial()
+    other = own
+    if red:
+        other = UsdShade.Material.Define(stage, "/Fox/Looks/Red")
+        shader = UsdShade.Shader.Define(stage, "/Fox/Looks/Red/PreviewSurface")
+        shader.CreateIdAttr("UsdPreviewSurface")
+        shader.CreateInput("diffuseColor", Sdf.ValueTypeNames.Color3f).Set(Gf.Vec3f(1.0, 0.0, 0.0))
+        other.CreateSurfaceOutput().ConnectToSource(shader.ConnectableAPI(), "surface")
+    n = len(UsdGeom.Mesh(prim).GetFaceVertexCountsAttr().Get())
+    api = UsdShade.MaterialBindingAPI.Apply(prim)
+    for name, faces, material in (("front", range(n // 2), own), ("back", range(n // 2, n), other)):
+        subset = api.CreateMaterialBindSubset(name, Vt.IntArray(list(faces)), UsdGeom.Tokens.face)
+        UsdShade.MaterialBindingAPI.Apply(subset.GetPrim()).Bind(material)
+    stage.GetRootLayer().Save()
+
+
+def test_geom_subset_materials_draw_on_their_faces(fox, tmp_path):
+    """Per-face materials (GeomSubsets): the Fox's faces split into two subsets both bound to its own material draws
+    the Fox's picture exactly; with the second bound to red, exactly the pixels that changed are red, a good share of
+    the character, and AKD's Gaussians on those faces are red (they used to take the mesh's material everywhere)."""
+    from usdposer.io.read_skel import read_asset
+    from usdposer.render.cameras import cameras
+    from usdposer.render.gaussians import gaussians_from_rig
+    from usdposer.render.raster import Style, render_pose
+
+    folder, asset, rig = fox
+    pose = _fox_pose(asset, rig)
+    cam = cameras(rig, pose, 160, 128)[0]
+    bare = Style(ground=False, skeleton=False)
+    want = render_pose(rig, pose, [cam], style=bare)[0].astype(int)
+    same, red = tmp_path / "same.usda", tmp_path / "red.usda"
+    _subset_copy(folder / "fox.usdc", same, red=False)
+    _subset_copy(folder / "fox.usdc", red, red=True)
+    split = read_asset(same).rig().to(torch.float64)
+    assert len(split.meshes[0].face_looks) == 2
+    assert np.array_equal(render_pose(split, pose, [cam], style=bare)[0].astype(int), want)
+    two = read_asset(red).rig().to(torch.float64)
+    got = render_pose(two, pose, [cam], style=bare)[0].astype(int)
+    changed = np.abs(got - want).sum(-1) > 0
+    bg = np.array(bare.background) ** (1 / 2.2) * 255
+    character = np.abs(want - bg).sum(-1) > 6
+    assert 0.15 < changed.sum() / character.sum() < 0.85
+    r, g, b = got[changed].T
+    assert ((r > 2 * g + 10) & (r > 2 * b + 10)).mean() > 0.97  # edge pixels blend with the background
+    back = two.meshes[0].face_looks[1].faces
+    g_red = gaussians_from_rig(two, 4000)
+    colors = g_red.colors
+    reds = (colors[:, 0] > 0.99) & (colors[:, 1] < 0.01) & (colors[:, 2] < 0.01)
+    assert 0.15 < reds.float().mean() < 0.85 and len(back) == len(two.meshes[0].faces) - len(two.meshes[0].face_looks[0].faces)

@@ -24,6 +24,16 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class FaceLook:
+    """The look of some of a mesh's triangles (a ``materialBind`` GeomSubset: Maya's and Blender's per-face
+    materials): ``faces`` (n,) int64 triangle indices, their base-colour texture path (or None) and display colour."""
+
+    faces: Int[Tensor, " n"]
+    texture: str | None = None
+    color: tuple[float, float, float] = (0.7, 0.7, 0.7)
+
+
+@dataclass(frozen=True)
 class Mesh:
     """A skinned triangle mesh bound to a rig, in skeleton space at bind time.
 
@@ -35,6 +45,8 @@ class Mesh:
         joint_weights: ``(V, K)`` skinning weights, rows summing to 1.
         normals: ``(V, 3)`` per-vertex unit normals in skeleton space, or None.
         uvs: ``(V, 2)`` per-vertex texture coordinates (USD ``st`` convention, origin bottom-left), or None.
+        face_looks: per-face looks that override ``texture`` / ``color`` on their triangles (GeomSubsets bound to
+            their own materials), in order; :meth:`looks` lists every look with its triangles.
         corner_uvs: ``(F, 3, 2)`` texture coordinates per triangle corner, for a ``faceVarying`` ``st`` (what Maya,
             Houdini and Blender write: seams split UVs, not points), or None. :meth:`face_uvs` gives either as corners.
         texture: path of the base-colour texture file, or None.
@@ -57,6 +69,19 @@ class Mesh:
     skinning_method: str = "classicLinear"
     blend_shapes: tuple[str, ...] = ()
     corner_uvs: Float[Tensor, "F 3 2"] | None = None
+    face_looks: tuple[FaceLook, ...] = ()
+
+    def looks(self) -> list[FaceLook]:
+        """Every look of the mesh with the triangles that show it: the mesh's own (the faces no subset claims) first,
+        then each subset's (a later subset wins a face two claim)."""
+        if not self.face_looks:
+            return [FaceLook(torch.arange(len(self.faces)), self.texture, self.color)]
+        owner = torch.full((len(self.faces),), -1, dtype=torch.long)
+        for k, look in enumerate(self.face_looks):
+            owner[look.faces.long()] = k
+        out = [FaceLook(torch.nonzero(owner < 0).flatten(), self.texture, self.color)]
+        return out + [FaceLook(torch.nonzero(owner == k).flatten(), look.texture, look.color)
+                      for k, look in enumerate(self.face_looks)]
 
     def face_uvs(self) -> Float[Tensor, "F 3 2"] | None:
         """Texture coordinates per triangle corner (from ``corner_uvs`` or the per-vertex ``uvs``), or None."""

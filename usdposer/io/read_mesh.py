@@ -9,7 +9,7 @@ import torch
 from pxr import Usd, UsdGeom, UsdShade, UsdSkel
 
 from usdposer.io.stage import StageUnits, gf_to_np, unregistered
-from usdposer.types import Mesh
+from usdposer.types import FaceLook, Mesh
 
 
 def triangulate(counts: np.ndarray, indices: np.ndarray) -> np.ndarray:
@@ -146,6 +146,7 @@ def read_mesh(skq, joint_index: dict[str, int], conv: StageUnits, report) -> Mes
         joint_indices=torch.from_numpy(idx), joint_weights=torch.from_numpy(w), normals=normals,
         uvs=uvs, texture=texture, color=color, skinning_method=str(skq.GetSkinningMethod() or "classicLinear"),
         blend_shapes=tuple(str(t) for t in binding.GetBlendShapesAttr().Get() or ()), corner_uvs=corner_uvs,
+        face_looks=face_looks(prim, counts, color),
     )
 
 
@@ -176,8 +177,14 @@ def _read_look(prim: Usd.Prim, V: int, counts: np.ndarray):
         val = np.asarray(dc.ComputeFlattened(), dtype=np.float64).reshape(-1, 3)
         if len(val):
             color = tuple(float(c) for c in val.mean(0))
-    texture = None
     material, _ = UsdShade.MaterialBindingAPI(prim).ComputeBoundMaterial()
+    texture, color = _material_look(material, color)
+    return uvs, corners, texture, color
+
+
+def _material_look(material, color: tuple) -> tuple[str | None, tuple]:
+    """(base-colour texture path or None, colour) of a UsdPreviewSurface material (``color`` where it sets none)."""
+    texture = None
     if material:
         shader = material.ComputeSurfaceSource()[0]
         if shader:
@@ -192,4 +199,27 @@ def _read_look(prim: Usd.Prim, V: int, counts: np.ndarray):
                         texture = asset.resolvedPath or asset.path or None
                 elif inp.Get() is not None:
                     color = tuple(float(c) for c in inp.Get())
-    return uvs, corners, texture, color
+    return texture, color
+
+
+def face_looks(prim: Usd.Prim, counts: np.ndarray, color: tuple) -> tuple[FaceLook, ...]:
+    """The looks of a mesh's ``materialBind`` GeomSubsets bound to their own materials, as triangle indices (the
+    polygons' fan triangles, in :func:`triangulate`'s order)."""
+    subsets = UsdShade.MaterialBindingAPI(prim).GetMaterialBindSubsets()
+    if not subsets:
+        return ()
+    ntri = np.where(counts >= 3, counts - 2, 0)
+    polygon_of = np.repeat(np.arange(len(counts)), ntri)  # (F,) the polygon each triangle comes from
+    out = []
+    for subset in subsets:
+        if subset.GetElementTypeAttr().Get() != UsdGeom.Tokens.face:
+            continue
+        material, _ = UsdShade.MaterialBindingAPI(subset.GetPrim()).ComputeBoundMaterial()
+        if not material:
+            continue
+        polygons = np.asarray(subset.GetIndicesAttr().Get() or [], dtype=np.int64)
+        tris = np.nonzero(np.isin(polygon_of, polygons))[0]
+        if len(tris):
+            texture, look_color = _material_look(material, color)
+            out.append(FaceLook(torch.from_numpy(tris), texture, look_color))
+    return tuple(out)

@@ -79,6 +79,31 @@ def _texture(path: str | None):
         return None
 
 
+def _colors(m, face: torch.Tensor, bary: torch.Tensor) -> torch.Tensor:
+    """(n, 3) linear colours of points on triangles ``face`` (n,) at barycentrics ``bary`` (n, 3): the texel of their
+    look's texture at the interpolated UV, or the look's display colour (the mesh's or its GeomSubset's)."""
+    corners = m.face_uvs()  # (F, 3, 2)
+    col = torch.empty(len(face), 3, dtype=torch.float64)
+    look_of = torch.empty(len(m.faces), dtype=torch.long)
+    looks = m.looks()
+    for k, look in enumerate(looks):
+        look_of[look.faces] = k
+    for k, look in enumerate(looks):
+        sel = look_of[face] == k
+        if not sel.any():
+            continue
+        tex = _texture(look.texture) if corners is not None else None
+        if tex is None:
+            col[sel] = torch.tensor(look.color, dtype=torch.float64)
+            continue
+        uv = (corners.double()[face[sel]] * bary[sel][..., None]).sum(1).numpy() % 1.0  # (n, 2), origin bottom-left
+        H, W = tex.shape[:2]
+        x = np.clip((uv[:, 0] * W).astype(int), 0, W - 1)
+        y = np.clip(((1 - uv[:, 1]) * H).astype(int), 0, H - 1)
+        col[sel] = torch.from_numpy(tex[y, x] ** 2.2)  # sRGB texels -> linear
+    return col
+
+
 def gaussians_from_rig(rig: Rig, count: int = 20_000, *, influences: int = 4, spread: float = 0.7,
                        thickness: float = 0.05, opacity: float = 0.9,
                        generator: torch.Generator | None = None) -> GaussianAsset:
@@ -119,16 +144,7 @@ def gaussians_from_rig(rig: Rig, count: int = 20_000, *, influences: int = 4, sp
         s = torch.tensor([sigma, sigma, sigma * thickness], dtype=torch.float64)
         cov = R @ torch.diag_embed(s.expand(n, 3) ** 2) @ R.transpose(1, 2)  # (n, 3, 3)
         # 2. colour: texture at the interpolated UV, or the display colour
-        corners = m.face_uvs()  # (F, 3, 2)
-        tex = _texture(m.texture) if corners is not None else None
-        if tex is not None:
-            uv = (corners.double()[face] * bary[..., None]).sum(1).numpy() % 1.0  # (n, 2), st: origin bottom-left
-            H, W = tex.shape[:2]
-            x = np.clip((uv[:, 0] * W).astype(int), 0, W - 1)
-            y = np.clip(((1 - uv[:, 1]) * H).astype(int), 0, H - 1)
-            col = torch.from_numpy(tex[y, x] ** 2.2)  # sRGB texels -> linear
-        else:
-            col = torch.tensor(m.color, dtype=torch.float64).expand(n, 3).clone()
+        col = _colors(m, face, bary)
         # 3. skin weights: barycentric blend of the triangle's vertex weights, top K
         w = torch.zeros(len(m.points), J, dtype=torch.float64)
         w.scatter_add_(1, m.joint_indices.long(), m.joint_weights.double())  # (V, J)

@@ -160,11 +160,17 @@ def shade(rig: Rig, points: list[Tensor], cam: Camera, style: Style | None = Non
         faces.append(m.faces.long() + offset)
         offset += len(p)
         corners = m.face_uvs()  # (F, 3, 2)
-        tex = _texture(m.texture) if (style.textures and corners is not None) else None
-        textures.append(tex)
-        colors.append(torch.tensor(m.color, dtype=torch.float64).expand(len(p), 3))
         uvs.append(corners.double() if corners is not None else torch.zeros(len(m.faces), 3, 2, dtype=torch.float64))
-        tex_of.append(torch.full((len(m.faces),), len(textures) - 1 if tex is not None else -1))
+        face_tex = torch.full((len(m.faces),), -1, dtype=torch.long)
+        face_color = torch.empty(len(m.faces), 3, dtype=torch.float64)
+        for look in m.looks():  # the mesh's own and its GeomSubsets' materials
+            tex = _texture(look.texture) if (style.textures and corners is not None) else None
+            if tex is not None:
+                textures.append(tex)
+                face_tex[look.faces] = len(textures) - 1
+            face_color[look.faces] = torch.tensor(look.color, dtype=torch.float64)
+        colors.append(face_color)
+        tex_of.append(face_tex)
     V, F = torch.cat(verts), torch.cat(faces).to(verts[0].device)
     dev = V.device
     frag = rasterize(V, F, cam)
@@ -187,7 +193,7 @@ def shade(rig: Rig, points: list[Tensor], cam: Camera, style: Style | None = Non
         key = torch.tensor([0.35, 0.8, 0.5], dtype=torch.float64, device=dev)
         key = key / key.norm()
         lam = 0.35 + 0.5 * (n @ key).clamp(min=0) + 0.25 * (n * view).sum(1).clamp(min=0)
-        albedo = (torch.cat(colors).to(dev)[tri] * b[..., None]).sum(1)
+        albedo = torch.cat(colors).to(dev)[f].clone()  # per-face colour (the mesh's or its subset's)
         which = torch.cat(tex_of).to(dev)[f]
         all_uvs = torch.cat(uvs).to(dev)
         for t, tex in enumerate(textures):
