@@ -432,3 +432,57 @@ def test_geom_subset_materials_draw_on_their_faces(fox, tmp_path):
     colors = g_red.colors
     reds = (colors[:, 0] > 0.99) & (colors[:, 1] < 0.01) & (colors[:, 2] < 0.01)
     assert 0.15 < reds.float().mean() < 0.85 and len(back) == len(two.meshes[0].faces) - len(two.meshes[0].face_looks[0].faces)
+
+
+def test_udim_tiles_draw_as_one_texture(fox, tmp_path):
+    """A texture split into UDIM tiles (``fox.<UDIM>.png``, the back half of the faces' UVs moved one tile right, to
+    1002) draws the Fox's one-texture picture within one level; a tile that is missing draws the display colour there
+    (no crash), and a texture that cannot be found at all is reported by the reader."""
+    import shutil
+
+    from pxr import Sdf, Usd, UsdGeom, UsdShade, Vt
+
+    from usdposer.io.read_skel import read_asset
+    from usdposer.render.cameras import cameras
+    from usdposer.render.raster import Style, render_pose
+
+    folder, asset, rig = fox
+    image = folder / "fox_textures" / "image_0.png"
+    (tmp_path / "tex").mkdir()
+    for tile in (1001, 1002):
+        shutil.copy(image, tmp_path / "tex" / f"fox.{tile}.png")
+    (tmp_path / "one").mkdir()
+    shutil.copy(image, tmp_path / "one" / "fox.1001.png")
+
+    def udim(name: str, folder_name: str):
+        out = tmp_path / name
+        Usd.Stage.Open(str(folder / "fox.usdc")).Export(str(out))
+        stage = Usd.Stage.Open(str(out))
+        prim = next(p for p in stage.Traverse() if p.IsA(UsdGeom.Mesh))
+        api = UsdGeom.PrimvarsAPI(prim)
+        values, corners = np.asarray(api.GetPrimvar("st").Get()), UsdGeom.Mesh(prim).GetFaceVertexIndicesAttr().Get()
+        per_corner = values[np.asarray(corners)]
+        per_corner[len(per_corner) // 2:, 0] += 1.0  # the back half's UVs in tile 1002
+        api.RemovePrimvar("st")
+        api.CreatePrimvar("st", Sdf.ValueTypeNames.TexCoord2fArray, UsdGeom.Tokens.faceVarying).Set(
+            Vt.Vec2fArray.FromNumpy(per_corner.astype(np.float32)))
+        material, _ = UsdShade.MaterialBindingAPI(prim).ComputeBoundMaterial()
+        tex = next(p for p in Usd.PrimRange(material.GetPrim()) if p.GetAttribute("inputs:file"))
+        tex.GetAttribute("inputs:file").Set(Sdf.AssetPath(f"./{folder_name}/fox.<UDIM>.png"))
+        stage.GetRootLayer().Save()
+        return read_asset(out, strict=False)
+
+    pose = _fox_pose(asset, rig)
+    cam = cameras(rig, pose, 160, 128)[0]
+    bare = Style(ground=False, skeleton=False)
+    want = render_pose(rig, pose, [cam], style=bare)[0].astype(int)
+    tiled = udim("tiled.usda", "tex")
+    assert tiled.rigs[0].meshes[0].texture.endswith("tex/fox.<UDIM>.png")  # anchored at the layer, not the cwd
+    got = render_pose(tiled.rig().to(torch.float64), pose, [cam], style=bare)[0].astype(int)
+    assert np.abs(got - want).max() <= 1
+    half = render_pose(udim("half.usda", "one").rig().to(torch.float64), pose, [cam], style=bare)[0].astype(int)
+    grey = render_pose(rig, pose, [cam], style=replace(bare, textures=False))[0].astype(int)
+    changed = np.abs(half - want).sum(-1) > 3
+    assert changed.any() and np.abs(half[changed] - grey[changed]).max() <= 1  # the missing tile: display colour
+    lost = udim("lost.usda", "nowhere")
+    assert any(p.kind == "missing-texture" for p in lost.problems)

@@ -9,6 +9,7 @@ import torch
 from pxr import Usd, UsdGeom, UsdShade, UsdSkel
 
 from usdposer.io.stage import StageUnits, gf_to_np, unregistered
+from usdposer.io.texture import readable
 from usdposer.types import FaceLook, Mesh
 
 
@@ -141,6 +142,9 @@ def read_mesh(skq, joint_index: dict[str, int], conv: StageUnits, report) -> Mes
         normals = torch.from_numpy(N / np.linalg.norm(N, axis=1, keepdims=True).clip(1e-12))
 
     uvs, corner_uvs, texture, color = _read_look(prim, V, counts)
+    if texture and not readable(texture):
+        report("warning", name, f"base-colour texture {texture} cannot be read (a missing file or UDIM tiles?); "
+               "pictures draw the display colour instead", "missing-texture")
     return Mesh(
         path=name, points=torch.from_numpy(conv.points(P_skel)), faces=torch.from_numpy(faces),
         joint_indices=torch.from_numpy(idx), joint_weights=torch.from_numpy(w), normals=normals,
@@ -196,7 +200,10 @@ def _material_look(material, color: tuple) -> tuple[str | None, tuple]:
                     f = tex.GetInput("file")
                     if f and f.Get() is not None:
                         asset = f.Get()
-                        texture = asset.resolvedPath or asset.path or None
+                        texture = asset.resolvedPath or None
+                        if not texture and asset.path:  # unresolved (a UDIM pattern, a missing file): anchor it
+                            stack = f.GetAttr().GetPropertyStack(Usd.TimeCode.Default())
+                            texture = stack[0].layer.ComputeAbsolutePath(asset.path) if stack else asset.path
                 elif inp.Get() is not None:
                     color = tuple(float(c) for c in inp.Get())
     return texture, color

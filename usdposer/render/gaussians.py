@@ -15,8 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
+
+from usdposer.io.texture import readable, texels
 
 if TYPE_CHECKING:
     from jaxtyping import Float, Int
@@ -68,17 +69,6 @@ class GaussianAsset:
         return skin_gaussians(self.means.to(S), self.covs.to(S), self.indices, self.weights.to(S), S, backend=backend)
 
 
-def _texture(path: str | None):
-    if not path:
-        return None
-    try:
-        from PIL import Image
-
-        return np.asarray(Image.open(path).convert("RGB"), dtype=np.float64) / 255.0
-    except (OSError, ValueError):
-        return None
-
-
 def _colors(m, face: torch.Tensor, bary: torch.Tensor) -> torch.Tensor:
     """(n, 3) linear colours of points on triangles ``face`` (n,) at barycentrics ``bary`` (n, 3): the texel of their
     look's texture at the interpolated UV, or the look's display colour (the mesh's or its GeomSubset's)."""
@@ -92,15 +82,12 @@ def _colors(m, face: torch.Tensor, bary: torch.Tensor) -> torch.Tensor:
         sel = look_of[face] == k
         if not sel.any():
             continue
-        tex = _texture(look.texture) if corners is not None else None
-        if tex is None:
-            col[sel] = torch.tensor(look.color, dtype=torch.float64)
+        col[sel] = torch.tensor(look.color, dtype=torch.float64)
+        if corners is None or not readable(look.texture):
             continue
-        uv = (corners.double()[face[sel]] * bary[sel][..., None]).sum(1).numpy() % 1.0  # (n, 2), origin bottom-left
-        H, W = tex.shape[:2]
-        x = np.clip((uv[:, 0] * W).astype(int), 0, W - 1)
-        y = np.clip(((1 - uv[:, 1]) * H).astype(int), 0, H - 1)
-        col[sel] = torch.from_numpy(tex[y, x] ** 2.2)  # sRGB texels -> linear
+        uv = (corners.double()[face[sel]] * bary[sel][..., None]).sum(1).numpy()  # (n, 2), origin bottom-left
+        srgb = torch.from_numpy(texels(look.texture, uv))
+        col[sel] = torch.where(srgb.isnan(), col[sel], srgb**2.2)  # sRGB texels -> linear; no tile: the colour
     return col
 
 

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from usdposer.core.geometry import vertex_normals
+from usdposer.io.texture import readable, texels
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -105,13 +106,6 @@ def rasterize(verts: Tensor, faces: Tensor, cam: Camera, *, near: float = 1e-3, 
     return Fragments(win_face.view(H, W), win_bary.view(H, W, 3).float(), best.view(H, W).float())
 
 
-def _texture(path: str | None) -> Tensor | None:
-    from usdposer.render.gaussians import _texture as load
-
-    tex = load(path)
-    return None if tex is None else torch.from_numpy(tex).float()
-
-
 @dataclass
 class Style:
     """Colours (linear RGB in [0, 1] unless stated) and what to draw."""
@@ -154,7 +148,7 @@ def shade(rig: Rig, points: list[Tensor], cam: Camera, style: Style | None = Non
     style = style or Style()
     verts, faces, colors, uvs, tex_of = [], [], [], [], []
     offset = 0
-    textures: list[Tensor | None] = []
+    textures: list[str] = []  # image paths (UDIM ones too)
     for m, p in zip(rig.meshes, points):
         verts.append(p.double())
         faces.append(m.faces.long() + offset)
@@ -164,9 +158,8 @@ def shade(rig: Rig, points: list[Tensor], cam: Camera, style: Style | None = Non
         face_tex = torch.full((len(m.faces),), -1, dtype=torch.long)
         face_color = torch.empty(len(m.faces), 3, dtype=torch.float64)
         for look in m.looks():  # the mesh's own and its GeomSubsets' materials
-            tex = _texture(look.texture) if (style.textures and corners is not None) else None
-            if tex is not None:
-                textures.append(tex)
+            if style.textures and corners is not None and readable(look.texture):
+                textures.append(look.texture)
                 face_tex[look.faces] = len(textures) - 1
             face_color[look.faces] = torch.tensor(look.color, dtype=torch.float64)
         colors.append(face_color)
@@ -196,18 +189,13 @@ def shade(rig: Rig, points: list[Tensor], cam: Camera, style: Style | None = Non
         albedo = torch.cat(colors).to(dev)[f].clone()  # per-face colour (the mesh's or its subset's)
         which = torch.cat(tex_of).to(dev)[f]
         all_uvs = torch.cat(uvs).to(dev)
-        for t, tex in enumerate(textures):
-            if tex is None:
-                continue
+        for t, path in enumerate(textures):
             sel = which == t
             if not sel.any():
                 continue
-            uv = (all_uvs[f[sel]] * b[sel][..., None]).sum(1) % 1.0  # per-corner UVs of the hit triangles
-            tex = tex.to(dev)
-            th, tw = tex.shape[:2]
-            x = (uv[:, 0] * tw).long().clamp(0, tw - 1)
-            y = ((1 - uv[:, 1]) * th).long().clamp(0, th - 1)
-            albedo[sel] = tex[y, x].double() ** 2.2  # sRGB texels -> linear
+            uv = (all_uvs[f[sel]] * b[sel][..., None]).sum(1)  # per-corner UVs of the hit triangles
+            srgb = torch.from_numpy(texels(path, uv.cpu().numpy())).float().to(dev).double()
+            albedo[sel] = torch.where(srgb.isnan(), albedo[sel], srgb**2.2)  # sRGB texels -> linear; no tile: colour
         rgb[hit] = (albedo * lam[:, None]).clamp(0, 1).float()
     return rgb, frag.depth
 

@@ -1,0 +1,69 @@
+"""Base-colour texels at UVs, for the rasteriser and AKD's Gaussians: one image, or UDIM tiles (a path with
+``<UDIM>``: the tile of UV (u, v) is ``1001 + floor(u) + 10 floor(v)``, as Mari, Substance and every film renderer
+number them). Images are decoded once (a few kept as uint8)."""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import numpy as np
+
+UDIM = "<UDIM>"
+
+
+@functools.lru_cache(maxsize=16)
+def image(path: str) -> np.ndarray | None:
+    """(H, W, 3) uint8 sRGB pixels of an image file, or None where it cannot be read."""
+    try:
+        from PIL import Image
+
+        return np.asarray(Image.open(path).convert("RGB"), dtype=np.uint8)
+    except (OSError, ValueError):
+        return None
+
+
+def readable(path: str | None) -> bool:
+    """Whether ``path`` names an image file (for a UDIM path: whether any of its tiles exists). Cheap: a file that
+    exists but does not decode draws as missing texels later."""
+    if not path:
+        return False
+    return bool(_tiles(path)) if UDIM in path else os.path.isfile(path)
+
+
+@functools.lru_cache(maxsize=16)
+def _tiles(path: str) -> tuple[int, ...]:
+    import glob
+    import re
+
+    head, tail = path.split(UDIM, 1)
+    found = []
+    for f in glob.glob(glob.escape(head) + "[0-9][0-9][0-9][0-9]" + glob.escape(tail)):
+        m = re.fullmatch(re.escape(head) + r"(\d{4})" + re.escape(tail), f)
+        if m:
+            found.append(int(m.group(1)))
+    return tuple(sorted(found))
+
+
+def texels(path: str, uv: np.ndarray) -> np.ndarray:
+    """(n, 3) sRGB colours in [0, 1] at ``uv`` (n, 2) (USD's ``st``: origin bottom-left, wrapping), NaN where the
+    image (or the UDIM tile) cannot be read."""
+    uv = np.asarray(uv, dtype=np.float64)
+    out = np.full((len(uv), 3), np.nan)
+    if UDIM in path:
+        cell = np.floor(uv).astype(np.int64)
+        tile = 1001 + np.clip(cell[:, 0], 0, 9) + 10 * np.clip(cell[:, 1], 0, 99)
+        groups = [(int(t), tile == t) for t in np.unique(tile)]
+    else:
+        groups = [(None, np.ones(len(uv), dtype=bool))]
+    for t, sel in groups:
+        img = image(path if t is None else path.replace(UDIM, str(t)))
+        if img is None:
+            continue
+        f = uv[sel] % 1.0
+        H, W = img.shape[:2]
+        x = np.clip((f[:, 0] * W).astype(np.int64), 0, W - 1)
+        y = np.clip(((1 - f[:, 1]) * H).astype(np.int64), 0, H - 1)
+        out[sel] = img[y, x] / 255.0
+    return out
+
