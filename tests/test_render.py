@@ -486,3 +486,47 @@ def test_udim_tiles_draw_as_one_texture(fox, tmp_path):
     assert changed.any() and np.abs(half[changed] - grey[changed]).max() <= 1  # the missing tile: display colour
     lost = udim("lost.usda", "nowhere")
     assert any(p.kind == "missing-texture" for p in lost.problems)
+
+
+def test_proxy_guide_and_hidden_meshes_do_not_change_the_character(fox, tmp_path):
+    """A studio asset carries more skinned meshes than it renders: a low-resolution ``proxy`` (here the Fox's mesh
+    blown up 30 %, which would poke through everywhere), a ``guide`` (a collision shell) and a hidden alternate
+    outfit. They must not matter: the rig's meshes, the picture and `check`'s findings are the Fox's own, and `info`
+    lists each one left out (the render mesh is purpose ``render``)."""
+    from pxr import Sdf, Usd, UsdGeom
+
+    from usdposer.io.read_skel import read_asset
+    from usdposer.render.cameras import cameras
+    from usdposer.render.raster import render_pose
+
+    folder, asset, rig = fox
+    out = tmp_path / "studio.usda"
+    Usd.Stage.Open(str(folder / "fox.usdc")).Export(str(out))
+    stage = Usd.Stage.Open(str(out))
+    src = next(p for p in stage.Traverse() if p.IsA(UsdGeom.Mesh))
+    UsdGeom.Imageable(src).CreatePurposeAttr(UsdGeom.Tokens.render)
+    for name, purpose, hidden in (("proxy", UsdGeom.Tokens.proxy, False), ("guide", UsdGeom.Tokens.guide, False),
+                                  ("outfit", UsdGeom.Tokens.default_, True)):
+        path = src.GetPath().GetParentPath().AppendChild(name)
+        Sdf.CopySpec(stage.GetRootLayer(), src.GetPath(), stage.GetRootLayer(), path)
+        prim = stage.GetPrimAtPath(path)
+        UsdGeom.Imageable(prim).CreatePurposeAttr(purpose)
+        if hidden:
+            UsdGeom.Imageable(prim).MakeInvisible()
+        P = np.asarray(UsdGeom.Mesh(prim).GetPointsAttr().Get())
+        UsdGeom.Mesh(prim).GetPointsAttr().Set((P.mean(0) + 1.3 * (P - P.mean(0))).astype(np.float32))
+    stage.GetRootLayer().Save()
+    studio = read_asset(out)
+    other = studio.rig().to(torch.float64)
+    assert [m.path for m in other.meshes] == [m.path for m in rig.meshes]
+    assert sorted(p.prim.rsplit("/", 1)[-1] for p in studio.problems if p.kind == "not-drawn") == [
+        "guide", "outfit", "proxy"]
+    pose = _fox_pose(asset, rig)
+    cam = cameras(rig, pose, 160, 128)[0]
+    assert np.array_equal(render_pose(other, pose, [cam])[0], render_pose(rig, pose, [cam])[0])
+
+    def findings(path):
+        r = subprocess.run(CLI + ["check", str(path), "--json"], capture_output=True, text=True)
+        return sorted((f["id"], f["prim"], f["message"]) for f in json.loads(r.stdout)["files"][0]["findings"])
+
+    assert findings(out) == findings(folder / "fox.usdc")

@@ -296,7 +296,7 @@ def _read_rig(skel, sq, skinning_queries, conv, xfc, report, path) -> Rig | None
 
     meshes = []
     joint_index = {j: i for i, j in enumerate(joints)}
-    for skq in skinning_queries:
+    for skq in _drawn(skinning_queries, report):
         mesh = read_mesh(skq, joint_index, conv, report)
         if mesh is not None:
             meshes.append(mesh)
@@ -317,6 +317,27 @@ def _skel_root(prim: Usd.Prim) -> Sdf.Path | None:
             return prim.GetPath()
         prim = prim.GetParent()
     return None
+
+
+def _drawn(skinning_queries: list, report) -> list:
+    """The skinned prims a renderer draws for the character: not ``guide`` purpose, not invisible, and not ``proxy``
+    where there is render geometry (a studio asset's proxy mesh would be drawn, sampled into Gaussians and checked
+    beside the render mesh). Each one left out is an ``info`` problem; where nothing would be left, all are kept."""
+    def why(prim) -> str | None:
+        img = UsdGeom.Imageable(prim)
+        if img.ComputeVisibility() == UsdGeom.Tokens.invisible:
+            return "invisible"
+        purpose = img.ComputePurpose()
+        return f"purpose {purpose}" if purpose in (UsdGeom.Tokens.guide, UsdGeom.Tokens.proxy) else None
+
+    reasons = [why(q.GetPrim()) for q in skinning_queries]
+    if all(r is not None for r in reasons):
+        return list(skinning_queries)
+    for q, r in zip(skinning_queries, reasons):
+        if r is not None:
+            report("info", str(q.GetPrim().GetPath()), f"skinned mesh left out ({r}): pictures, checks and Gaussians "
+                   "use the character's render geometry", "not-drawn")
+    return [q for q, r in zip(skinning_queries, reasons) if r is None]
 
 
 def _skel_owner(prim: Usd.Prim) -> Sdf.Path | None:
