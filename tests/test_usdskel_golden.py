@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import ASSETS, SHARED, require_shared, sweep_params
+from conftest import ASSETS, ROOT, SHARED, require_shared, sweep_params
 from pxr import Usd, UsdGeom
 from usd_golden import to_stage_points, to_stage_transforms, usd_joint_and_points
 
@@ -115,3 +115,30 @@ def test_shared_openusd_equals_bundled():
     require_shared()
     for s in OPENUSD_SCENES:
         assert (SHARED / "openusd" / s).read_bytes() == (ASSETS / "openusd" / s).read_bytes()
+
+
+def test_blenders_own_usd_export_reads_as_openusd_skins_it(tmp_path):
+    """A file a DCC wrote: Blender 5's USD export of the bundled Fox (Z up, face-varying UVs, bindTransforms in the
+    mesh's space, its Survey from frame 1; `tests/data/blender`). usdposer's FK and skinning equal OpenUSD's on it,
+    the mesh keeps its face-varying UVs and Blender's texture, and the motion is our own import's Survey (Blender
+    resamples it: within 2 % of the height, frame 1 against time 0)."""
+    from usdposer.io.importers import import_any
+
+    path = ROOT / "tests" / "data" / "blender" / "fox_blender.usdc"
+    fk, lbs, checked = compare_stage(path)
+    assert checked == 1 and fk < REL and lbs < REL, (fk, lbs)
+    blender = read_asset(path)
+    rig = blender.rig()
+    assert rig.up_axis == "Z" and rig.meshes[0].corner_uvs is not None
+    assert rig.meshes[0].texture == str(path.parent / "textures" / "Image_0.png")
+    import_any(ASSETS / "khronos" / "Fox.glb", tmp_path / "fox.usdc")
+    ours = read_asset(tmp_path / "fox.usdc")
+    mine = ours.rig()
+    clip, survey = blender.clip(rig), ours.clip(mine, "Survey")
+    leaf = [j.rsplit("/", 1)[-1] for j in rig.joints]
+    order = [leaf.index(j.rsplit("/", 1)[-1]) for j in mine.joints]
+    a = (rig.skel_to_world @ joint_transforms(rig, clip.pose()))[:, order, :3, 3]
+    b = (mine.skel_to_world @ joint_transforms(mine, survey.pose()))[..., :3, 3]
+    n = min(len(a), len(b))
+    height = float(b[0, :, 1].max() - b[0, :, 1].min())
+    assert height > 0 and float((a[:n] - b[:n]).norm(dim=-1).max()) < 0.02 * height
