@@ -388,9 +388,11 @@ def _report_unrooted(skel_prim: Usd.Prim, meshes: list[Usd.Prim], report) -> Non
             break
         prim = prim.GetParent()
     first = ", ".join(str(m.GetPath()) for m in meshes[:2]) + (f" and {len(meshes) - 2} more" if len(meshes) > 2 else "")
+    todo = (f"make {fix} a SkelRoot" if fix != Sdf.Path.absoluteRootPath else
+            "put the Skeleton and its meshes under one SkelRoot prim")
     report("error", str(skel_prim.GetPath()), f"{len(meshes)} mesh(es) bound to this Skeleton ({first}) lie outside "
-           f"every SkelRoot, so UsdSkel skins none of them: they stay in their bind pose in every renderer{why}; make "
-           f"{fix} a SkelRoot", "no-skel-root")
+           f"every SkelRoot, so UsdSkel skins none of them: they stay in their bind pose in every renderer{why}; {todo}",
+           "no-skel-root")
 
 
 def _read_clip(anim: UsdSkel.Animation, cache: UsdSkel.Cache, rig: Rig, conv: StageUnits, report,
