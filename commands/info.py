@@ -68,8 +68,8 @@ def format_info(info, tree: bool = True) -> str:
                 lines.append(f"    {'  ' * depth}{tok.rsplit('/', 1)[-1]}")
         for m in s.meshes:
             tex = f", texture {Path(m.texture).name}" if m.texture else ""
-            shapes = (f", {len(m.blend_shapes)} blend shapes ({_few(m.blend_shapes)}; pictures and checks use the base "
-                      "shape)") if m.blend_shapes else ""
+            shapes = (f", {len(m.blend_shapes)} blend shapes ({_few(m.blend_shapes)}; drawn where a clip weights them, "
+                      "checks use the base shape)") if m.blend_shapes else ""
             lines.append(f"    mesh {m.prim}: {m.points} points, {m.triangles} triangles, {m.influences} influences/point"
                          f"{'' if m.skinning_method == 'classicLinear' else ', ' + m.skinning_method}{tex}{shapes}")
         for c in s.clips:

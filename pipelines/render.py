@@ -68,7 +68,6 @@ def _render(asset, out, *, mode: str = "video", anim: str | None = None, samples
             size: str | None = None, fps: float | None = None, camera: str | None = None, yaw: float = 30.0,
             pitch: float = 15.0, check: bool = False, skeleton: bool = True,
             skeleton_path: str | None = None, preset: str | None = None, device: str | None = None):
-    from dataclasses import replace
 
     from usdposer.core.selection import parse_frames, parse_size
     from usdposer.errors import InputError
@@ -99,13 +98,11 @@ def _render(asset, out, *, mode: str = "video", anim: str | None = None, samples
         idx = parse_frames(frames, clip.time_codes) if frames is not None else [0]
         if not idx:
             raise InputError(f"--frames {frames}: selects no frame of {clip.path or clip.name}")
-        clip = replace(clip, rotations=clip.rotations[idx], translations=clip.translations[idx],
-                       scales=clip.scales[idx], time_codes=clip.time_codes[idx])
+        clip = clip.frames(idx)
     if mode == "sheet" and len(clip) > 64 and frames is None:
         step = math.ceil(len(clip) / 64)
         idx = list(range(0, len(clip), step))
-        clip = replace(clip, rotations=clip.rotations[idx], translations=clip.translations[idx],
-                       scales=clip.scales[idx], time_codes=clip.time_codes[idx])
+        clip = clip.frames(idx)
     if mode == "sheet" and size is None:
         w = h = 192  # sheet tiles
     flags = check_flags(samples or asset, clip, rig) if check and clip.path else None

@@ -53,8 +53,10 @@ class Mesh:
         color: ``(3,)`` display colour (linear RGB) used where there is no texture.
         skinning_method: ``"classicLinear"`` or ``"dualQuaternion"`` (``primvars:skel:skinningMethod``); usdposer's
             skinning is linear blend skinning, so dual-quaternion meshes are reported by ``info`` and ``check``.
-        blend_shapes: the mesh's blend-shape channel tokens (``skel:blendShapes``); reported by ``info``, not applied
-            by usdposer's skinning (pictures and checks use the base shape).
+        blend_shapes: the mesh's blend-shape channel tokens (``skel:blendShapes``).
+        blend_offsets: per blend shape, ``(point indices (N,), offsets (N, 3))`` in skeleton space, metres: added to
+            the points at weight 1 before skinning (pictures of an animation that weights them; the pose space and
+            the checks use the base shape).
     """
 
     path: str
@@ -70,6 +72,7 @@ class Mesh:
     blend_shapes: tuple[str, ...] = ()
     corner_uvs: Float[Tensor, "F 3 2"] | None = None
     face_looks: tuple[FaceLook, ...] = ()
+    blend_offsets: tuple[tuple[Int[Tensor, " N"], Float[Tensor, "N 3"]], ...] = ()
 
     def looks(self) -> list[FaceLook]:
         """Every look of the mesh with the triangles that show it: the mesh's own (the faces no subset claims) first,
@@ -182,7 +185,7 @@ class Rig:
         meshes = tuple(
             replace(m, points=cast(m.points), faces=cast(m.faces), joint_indices=cast(m.joint_indices),
                     joint_weights=cast(m.joint_weights), normals=cast(m.normals), uvs=cast(m.uvs),
-                    corner_uvs=cast(m.corner_uvs))
+                    corner_uvs=cast(m.corner_uvs), blend_offsets=tuple((i, cast(o)) for i, o in m.blend_offsets))
             for m in self.meshes
         )
         return replace(self, parents=cast(self.parents), rest_local=cast(self.rest_local),
@@ -245,7 +248,8 @@ class Clip(Pose):
         time_codes_per_second: the stage's ``timeCodesPerSecond``.
         name: the SkelAnimation prim's name.
         path: the SkelAnimation prim's path ("" for a generated clip).
-        blend_shapes: the blend-shape channels the SkelAnimation weights (``blendShapes``), reported by ``info``.
+        blend_shapes: the blend-shape channels the SkelAnimation weights (``blendShapes``).
+        blend_weights: ``(T, S)`` their weights per frame, or None.
     """
 
     time_codes: Float[Tensor, " T"] = None  # type: ignore[assignment]
@@ -253,12 +257,27 @@ class Clip(Pose):
     name: str = "anim"
     path: str = ""
     blend_shapes: tuple[str, ...] = ()
+    blend_weights: Float[Tensor, "T S"] | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.blend_weights is not None:
+            assert self.blend_weights.shape == (len(self), len(self.blend_shapes)), "blend_weights must be (T, S)"
         if self.time_codes is None:
             object.__setattr__(self, "time_codes", torch.arange(len(self), dtype=torch.float64))
         assert self.time_codes.shape == (len(self),), f"time_codes {tuple(self.time_codes.shape)} vs ({len(self)},)"
+
+    def frames(self, index) -> Clip:
+        """The frames ``index`` (a list, slice or index tensor) of this clip, with their time codes and weights."""
+        from dataclasses import replace
+
+        return replace(self, rotations=self.rotations[index], translations=self.translations[index],
+                       scales=self.scales[index], time_codes=self.time_codes[index],
+                       blend_weights=None if self.blend_weights is None else self.blend_weights[index])
+
+    def shapes(self) -> tuple[tuple[str, ...], Float[Tensor, "T S"]] | None:
+        """(channel tokens, (T, S) weights) of the blend shapes this clip weights, or None."""
+        return None if self.blend_weights is None else (self.blend_shapes, self.blend_weights)
 
     @property
     def duration_seconds(self) -> float:

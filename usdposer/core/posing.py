@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from usdposer.core.kinematics import forward_kinematics, pose_local_transforms, skinning_transforms
-from usdposer.core.skinning import linear_blend_skinning
+from usdposer.core.skinning import linear_blend_skinning, skin_vectors
 
 if TYPE_CHECKING:
     from jaxtyping import Float
@@ -15,17 +15,38 @@ if TYPE_CHECKING:
 
     from usdposer.types import Pose, Rig
 
+    BlendWeights = tuple[tuple[str, ...], Float[Tensor, "B S"]]  # blend-shape channel tokens, weights per pose
+
 
 def joint_transforms(rig: Rig, pose: Pose) -> Float[Tensor, "B J 4 4"]:
     """Skeleton-space joint transforms of every pose in the batch."""
     return forward_kinematics(pose_local_transforms(pose), rig.parents)
 
 
-def skin(rig: Rig, pose: Pose, backend: str = "auto") -> list[Float[Tensor, "B V 3"]]:
-    """Skinned points of every mesh of ``rig`` for every pose, in skeleton space (metres)."""
+def skin(rig: Rig, pose: Pose, backend: str = "auto", shapes: BlendWeights | None = None) -> list[Float[Tensor, "B V 3"]]:
+    """Skinned points of every mesh of ``rig`` for every pose, in skeleton space (metres); with ``shapes`` (the
+    blend-shape weights of each pose), each mesh's blend shapes are added before skinning, as UsdSkel does."""
     S = skinning_transforms(joint_transforms(rig, pose), rig.bind_world.to(pose.rotations))
-    return [linear_blend_skinning(m.points.to(S), m.joint_indices, m.joint_weights.to(S), S, backend=backend)
-            for m in rig.meshes]
+    out = []
+    for m in rig.meshes:
+        P = linear_blend_skinning(m.points.to(S), m.joint_indices, m.joint_weights.to(S), S, backend=backend)
+        D = blend_displacements(m, shapes) if shapes is not None else None
+        out.append(P if D is None else P + skin_vectors(D.to(S), m.joint_indices, m.joint_weights.to(S), S))
+    return out
+
+
+def blend_displacements(mesh, shapes: BlendWeights) -> Float[Tensor, "B V 3"] | None:
+    """Bind-pose displacements (B, V, 3) of ``mesh``'s blend shapes under ``shapes``' weights (channels matched by
+    token; a channel the weights do not name stays 0), or None where none applies. No inbetweens (``info`` says so)."""
+    names, W = shapes
+    cols = {t: k for k, t in enumerate(names)}
+    used = [(cols[t], off) for t, off in zip(mesh.blend_shapes, mesh.blend_offsets) if t in cols]
+    if not used:
+        return None
+    D = torch.zeros(W.shape[0], mesh.num_points, 3, dtype=torch.float64)
+    for k, (index, offsets) in used:
+        D[:, index] += W[:, k, None, None].double() * offsets[None].double()
+    return D
 
 
 def character_height(rig: Rig) -> float:

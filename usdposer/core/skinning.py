@@ -48,6 +48,16 @@ def _skin_points_ref(
     return (A[..., :3] @ points[None, :, :, None]).squeeze(-1) + A[..., 3]  # (B, V, 3)
 
 
+def skin_vectors(
+    vectors: Float[Tensor, "B V 3"], indices: Int[Tensor, "V K"], weights: Float[Tensor, "V K"],
+    mats: Float[Tensor, "B J 4 4"],
+) -> Float[Tensor, "B V 3"]:
+    """Per-frame bind-pose displacements (blend-shape offsets) carried by the skinning's linear part: linear blend
+    skinning is linear in the points, so ``LBS(p + d) = LBS(p) + skin_vectors(d)``."""
+    A = _blend(indices, weights, mats)  # (B, V, 3, 4)
+    return (A[..., :3] @ vectors[..., None]).squeeze(-1)
+
+
 def skinned_heights(
     points: Float[Tensor, "V 3"], indices: Int[Tensor, "V K"], weights: Float[Tensor, "V K"],
     mats: Float[Tensor, "B J 4 4"], select: Int[Tensor, "B S"] | None = None,

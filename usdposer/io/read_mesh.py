@@ -149,9 +149,43 @@ def read_mesh(skq, joint_index: dict[str, int], conv: StageUnits, report) -> Mes
         path=name, points=torch.from_numpy(conv.points(P_skel)), faces=torch.from_numpy(faces),
         joint_indices=torch.from_numpy(idx), joint_weights=torch.from_numpy(w), normals=normals,
         uvs=uvs, texture=texture, color=color, skinning_method=str(skq.GetSkinningMethod() or "classicLinear"),
-        blend_shapes=tuple(str(t) for t in binding.GetBlendShapesAttr().Get() or ()), corner_uvs=corner_uvs,
-        face_looks=face_looks(prim, counts, color),
+        corner_uvs=corner_uvs, face_looks=face_looks(prim, counts, color),
+        **_blend_shapes(binding, V, G, conv, name, report),
     )
+
+
+def _blend_shapes(binding, V: int, G: np.ndarray, conv: StageUnits, name: str, report) -> dict:
+    """``blend_shapes`` (tokens) and ``blend_offsets`` (per shape: point indices, offsets in skeleton space, metres)
+    of a mesh, for :class:`Mesh`; a shape that cannot be used is reported and left out."""
+    tokens = [str(t) for t in binding.GetBlendShapesAttr().Get() or ()]
+    targets = binding.GetBlendShapeTargetsRel().GetTargets() if binding.GetBlendShapeTargetsRel() else []
+    if not tokens:
+        return {}
+    if len(targets) != len(tokens):
+        report("warning", name, f"skel:blendShapes has {len(tokens)} tokens but skel:blendShapeTargets {len(targets)} "
+               "targets; blend shapes ignored (pair one target with each token)", "bad-blend-shapes")
+        return {"blend_shapes": tuple(tokens)}
+    stage = binding.GetPrim().GetStage()
+    keep, offsets = [], []
+    for token, path in zip(tokens, targets):
+        shape = UsdSkel.BlendShape(stage.GetPrimAtPath(path))
+        off = shape.GetOffsetsAttr().Get() if shape else None
+        if off is None:
+            report("warning", name, f"blend shape {path} has no offsets; ignored", "bad-blend-shapes")
+            continue
+        D = np.asarray(off, dtype=np.float64).reshape(-1, 3)
+        idx = shape.GetPointIndicesAttr().Get()
+        idx = np.arange(V) if idx is None or len(idx) == 0 and len(D) == V else np.asarray(idx, dtype=np.int64)
+        if len(idx) != len(D) or (len(idx) and (idx.min() < 0 or idx.max() >= V)) or not np.isfinite(D).all():
+            report("warning", name, f"blend shape {path}: {len(D)} offsets for {len(idx)} point indices (of {V} "
+                   "points), or non-finite offsets; ignored", "bad-blend-shapes")
+            continue
+        if shape.GetInbetweens():
+            report("info", name, f"blend shape {path} has inbetweens; usdposer's pictures apply its full shape "
+                   "linearly", "blend-shape-inbetweens")
+        keep.append(token)
+        offsets.append((torch.from_numpy(idx), torch.from_numpy(conv.points(D @ G[:3, :3].T))))
+    return {"blend_shapes": tuple(keep), "blend_offsets": tuple(offsets)}
 
 
 def _read_look(prim: Usd.Prim, V: int, counts: np.ndarray):

@@ -452,10 +452,19 @@ def _read_clip(anim: UsdSkel.Animation, cache: UsdSkel.Cache, rig: Rig, conv: St
         report("error", name, "non-finite values in the animation; fix or re-export the SkelAnimation",
                "non-finite-animation")
         return None
+    shapes = tuple(str(t) for t in anim.GetBlendShapesAttr().Get() or ())
+    weights = None
+    if shapes:  # UsdSkel's weights at the clip's frames (interpolated between their own samples)
+        rows = [np.asarray(aq.ComputeBlendShapeWeights(Usd.TimeCode(t)), dtype=np.float64) for t in times]
+        if all(r.shape == (len(shapes),) for r in rows) and np.isfinite(np.stack(rows)).all():
+            weights = torch.from_numpy(np.stack(rows))
+        else:
+            report("warning", name, f"blendShapeWeights do not hold {len(shapes)} finite values per frame; the clip's "
+                   "blend shapes are not drawn", "bad-blend-weights")
     return Clip(
         rotations=torch.from_numpy(rot), translations=torch.from_numpy(tr), scales=torch.from_numpy(sc),
         time_codes=torch.tensor(times, dtype=torch.float64), time_codes_per_second=asset.time_codes_per_second,
-        name=prim.GetName(), path=name, blend_shapes=tuple(str(t) for t in anim.GetBlendShapesAttr().Get() or ()),
+        name=prim.GetName(), path=name, blend_shapes=shapes, blend_weights=weights,
     )
 
 

@@ -86,7 +86,9 @@ def render_clip(rig: Rig, clip: Clip, out, *, mode: str = "video", width: int = 
                    pose.scales[:1].expand(n, -1, -1))
         camera = camera or "orbit"
         cams = cameras(rig, one, width, height, camera, yaw=yaw, pitch=pitch, turns=1.0)
-        images = render_pose(rig, one, cams, style=style, device=device)
+        shapes = clip.shapes()
+        shapes = None if shapes is None else (shapes[0], shapes[1][:1].expand(n, -1))
+        images = render_pose(rig, one, cams, style=style, device=device, shapes=shapes)
         path = write_video(images, out, fps)
         return RenderReport(mode, [str(path)], n, (width, height), time.perf_counter() - tick, camera)
     camera = camera or ("fixed" if mode in ("sheet", "keyframes") else "follow")
@@ -94,7 +96,7 @@ def render_clip(rig: Rig, clip: Clip, out, *, mode: str = "video", width: int = 
     if check:
         limits = limit_flags(rig, pose)
         flags = limits if flags is None else [a | b for a, b in zip(limits, flags)]
-    images = render_pose(rig, pose, cams, style=style, bad_joints=flags, device=device)
+    images = render_pose(rig, pose, cams, style=style, bad_joints=flags, device=device, shapes=clip.shapes())
     flagged = {}
     if flags:
         names = rig.joint_names

@@ -230,26 +230,30 @@ def frame_camera(points: Tensor, width: int, height: int, *, yaw_deg: float = 30
 SKIN_POINTS = 2_000_000  # skinned points held at once while poses are drawn or framed
 
 
-def world_meshes(rig: Rig, pose: Pose, device: str | None = None) -> Iterator[list[Tensor]]:
-    """Per pose of ``pose``, in order: per mesh of ``rig``, its (V, 3) skinned points in world space. Poses are
-    skinned a few at a time (about :data:`SKIN_POINTS` points): a studio mesh skinned for every frame of a turntable
-    at once would not fit."""
+def world_meshes(rig: Rig, pose: Pose, device: str | None = None, shapes=None) -> Iterator[list[Tensor]]:
+    """Per pose of ``pose``, in order: per mesh of ``rig``, its (V, 3) skinned points in world space (with the
+    blend-shape weights ``shapes`` of each pose, as :func:`usdposer.core.posing.skin` takes them). Poses are skinned a
+    few at a time (about :data:`SKIN_POINTS` points): a studio mesh skinned for every frame of a turntable at once
+    would not fit."""
     from usdposer.core.posing import skin
 
     step = max(1, SKIN_POINTS // max(1, rig.num_points))
     for k in range(0, len(pose), step):
+        part = None if shapes is None else (shapes[0], shapes[1][k:k + step])
         with torch.no_grad():
             batch = [p @ rig.skel_to_world[:3, :3].to(p).T + rig.skel_to_world[:3, 3].to(p)
-                     for p in skin(rig, pose[k:k + step], backend="torch")]
+                     for p in skin(rig, pose[k:k + step], backend="torch", shapes=part)]
         for i in range(len(pose[k:k + step])):
             yield [m[i].to(device or "cpu") for m in batch]
 
 
 def render_pose(rig: Rig, pose: Pose, cams: list[Camera], *, style: Style | None = None,
-                bad_joints: list[set[int]] | None = None, device: str | None = None) -> list[np.ndarray]:
+                bad_joints: list[set[int]] | None = None, device: str | None = None,
+                shapes=None) -> list[np.ndarray]:
     """sRGB uint8 images (H, W, 3), one per pose of ``pose`` with its camera: shaded skinned meshes (joints and bones
     only for a rig without meshes), the ground, the skeleton overlay (``bad_joints[i]`` in red). ``device`` runs the
-    rasterisation and shading there (a CUDA device, say); the overlay is drawn on the CPU."""
+    rasterisation and shading there (a CUDA device, say); the overlay is drawn on the CPU. ``shapes``: the blend-shape
+    weights of each pose (an animation's, :meth:`usdposer.types.Clip.shapes`)."""
     from PIL import Image, ImageDraw
 
     from usdposer.core.posing import joint_transforms
@@ -259,7 +263,7 @@ def render_pose(rig: Rig, pose: Pose, cams: list[Camera], *, style: Style | None
     S = rig.skel_to_world
     with torch.no_grad():
         world_joints = (S @ joint_transforms(rig, pose))[..., :3, 3]  # (B, J, 3)
-    skinned = world_meshes(rig, pose, device) if rig.meshes else None
+    skinned = world_meshes(rig, pose, device, shapes) if rig.meshes else None
     from usdposer.core.posing import character_height
     from usdposer.render.splat import board_size
 
