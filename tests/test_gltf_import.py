@@ -356,3 +356,12 @@ def test_broken_blend_shapes_are_reported_and_left_out(tmp_path):
     report = render_clip(rig, asset.clip(rig, "Idle").frames([0, 40]), tmp_path / "idle.png", mode="sheet",
                          width=96, height=96)
     assert (tmp_path / "idle.png").is_file() and report.frames == 2
+    # a token without a target: the mesh's tokens and targets no longer pair up, so none of its shapes is used
+    binding = UsdSkel.BindingAPI(stage.GetPrimAtPath("/Expressive/Geo/Head_2"))
+    binding.GetBlendShapesAttr().Set(Vt.TokenArray(["Angry", "Surprised", "Sad", "Wink"]))
+    stage.GetRootLayer().Save()
+    asset = read_asset(out, strict=False)
+    assert any(p.kind == "bad-blend-shapes" and "4 tokens but skel:blendShapeTargets 3" in p.message
+               for p in asset.problems)
+    head = next(m for m in asset.rig().meshes if m.path.endswith("Head_2"))
+    assert not head.blend_offsets

@@ -29,6 +29,7 @@ from usdposer.io.stage import (
     composition_problems,
     first_line,
     gf_to_np,
+    nearest_of_type,
     open_stage,
     stage_units,
     unregistered,
@@ -183,7 +184,8 @@ def _read_stage(stage: Usd.Stage, path: str, strict: bool) -> SkelAsset:
     anim_roots = [_skel_root(a) for a in anims]
     # a SkelAnimation outside every SkelRoot but under a Skeleton prim is that Skeleton's (a shot whose characters lost
     # their SkelRoot type must not give each the others' clips); one under no Skeleton is a loose library
-    anim_owners = [_skel_owner(a) if r is None else None for a, r in zip(anims, anim_roots)]
+    owners = [nearest_of_type(a, UsdSkel.Skeleton, above=True) if r is None else None for a, r in zip(anims, anim_roots)]
+    anim_owners = [o.GetPath() if o else None for o in owners]
     for skel_prim in skeletons:
         skel = UsdSkel.Skeleton(skel_prim)
         sq = cache.GetSkelQuery(skel)
@@ -312,11 +314,8 @@ def _read_rig(skel, sq, skinning_queries, conv, xfc, report, path) -> Rig | None
 
 def _skel_root(prim: Usd.Prim) -> Sdf.Path | None:
     """The path of the nearest SkelRoot at or above ``prim`` (None outside every SkelRoot)."""
-    while prim and not prim.IsPseudoRoot():
-        if prim.IsA(UsdSkel.Root):
-            return prim.GetPath()
-        prim = prim.GetParent()
-    return None
+    root = nearest_of_type(prim, UsdSkel.Root)
+    return root.GetPath() if root else None
 
 
 def _drawn(skinning_queries: list, report) -> list:
@@ -338,16 +337,6 @@ def _drawn(skinning_queries: list, report) -> list:
             report("info", str(q.GetPrim().GetPath()), f"skinned mesh left out ({r}): pictures, checks and Gaussians "
                    "use the character's render geometry", "not-drawn")
     return [q for q, r in zip(skinning_queries, reasons) if r is None]
-
-
-def _skel_owner(prim: Usd.Prim) -> Sdf.Path | None:
-    """The path of the nearest Skeleton above ``prim`` (None if there is none)."""
-    prim = prim.GetParent()
-    while prim and not prim.IsPseudoRoot():
-        if prim.IsA(UsdSkel.Skeleton):
-            return prim.GetPath()
-        prim = prim.GetParent()
-    return None
 
 
 def _unrooted_skins(prims: list[Usd.Prim]) -> dict[str, list[Usd.Prim]]:

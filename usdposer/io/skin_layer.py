@@ -13,7 +13,7 @@ from pxr import Gf, Sdf, Usd, UsdGeom, UsdSkel, Vt
 
 from usdposer.errors import InputError
 from usdposer.io.read_mesh import triangulate
-from usdposer.io.stage import StageUnits, gf_to_np, layer_over, make_editable, stage_units
+from usdposer.io.stage import StageUnits, gf_to_np, layer_over, make_editable, nearest_of_type, stage_units
 
 
 @dataclass
@@ -31,11 +31,7 @@ class BareMesh:
 
 def skel_root_of(prim: Usd.Prim) -> Usd.Prim | None:
     """The nearest SkelRoot at or above ``prim``."""
-    while prim and not prim.IsPseudoRoot():
-        if prim.IsA(UsdSkel.Root):
-            return prim
-        prim = prim.GetParent()
-    return None
+    return nearest_of_type(prim, UsdSkel.Root)
 
 
 def meshes_to_skin(stage: Usd.Stage, skeleton_path: str, *, replace: bool = False,

@@ -295,3 +295,14 @@ __all__ = [
     "check_output_path", "gf_to_np", "make_editable", "np_to_gf_array", "open_stage", "register_schemas", "relative_asset_path",
     "stage_units",
 ]
+
+
+def nearest_of_type(prim: Usd.Prim, schema, *, above: bool = False) -> Usd.Prim | None:
+    """The nearest prim of ``schema`` (``UsdSkel.Root``, ``UsdSkel.Skeleton``...) at ``prim`` or above it (strictly
+    above with ``above``), or None."""
+    prim = prim.GetParent() if above else prim
+    while prim and not prim.IsPseudoRoot():
+        if prim.IsA(schema):
+            return prim
+        prim = prim.GetParent()
+    return None
