@@ -488,6 +488,65 @@ def test_udim_tiles_draw_as_one_texture(fox, tmp_path):
     assert any(p.kind == "missing-texture" for p in lost.problems)
 
 
+def test_texture_tint_scales_and_biases_the_texels(fox, tmp_path):
+    """A tinted texture (glTF's ``baseColorFactor`` beside a base-colour texture, which import writes as the
+    UsdUVTexture's ``scale``; Maya's colour gain and offset as ``scale`` and ``bias``) is drawn as glTF and
+    UsdPreviewSurface define it: the linear texel times the scale plus the bias. The tinted Fox's AKD Gaussians are the
+    Fox's times the factor, its lit picture (before display encoding) the Fox's times the factor where neither clips,
+    and `rig` of the bare tinted mesh keeps the tint (it was drawn untinted)."""
+    import pygltflib
+    from pxr import Gf, Sdf, Usd, UsdGeom, UsdShade
+
+    from usdposer.core.posing import skin
+    from usdposer.io.bare_mesh import read_bare
+    from usdposer.io.importers import import_any
+    from usdposer.io.read_skel import read_asset
+    from usdposer.render.cameras import cameras
+    from usdposer.render.gaussians import gaussians_from_rig
+    from usdposer.render.raster import Style, shade
+
+    folder, asset, rig = fox
+    factor = (1.0, 0.5, 0.25)
+    gltf = pygltflib.GLTF2().load(str(ASSETS / "khronos" / "Fox.glb"))
+    assert gltf.materials[0].pbrMetallicRoughness.baseColorTexture is not None
+    gltf.materials[0].pbrMetallicRoughness.baseColorFactor = [*factor, 1.0]
+    gltf.save(str(tmp_path / "tinted.glb"))
+    import_any(tmp_path / "tinted.glb", tmp_path / "tinted.usdc")
+    tinted = read_asset(tmp_path / "tinted.usdc").rig().to(torch.float64)
+    assert tinted.meshes[0].tint == (factor, (0.0, 0.0, 0.0)) and rig.meshes[0].tint == ((1.0,) * 3, (0.0,) * 3)
+    plain_g = gaussians_from_rig(rig, 3000).colors
+    tint_g = gaussians_from_rig(tinted, 3000).colors
+    assert torch.allclose(tint_g, plain_g * torch.tensor(factor, dtype=plain_g.dtype), atol=1e-6)
+    assert (plain_g[:, 1] - tint_g[:, 1]).max() > 0.05  # the Fox's orange fur: the factor shows
+
+    pose = _fox_pose(asset, rig)
+    cam = cameras(rig, pose, 96, 80)[0]
+    style = Style(ground=False, skeleton=False)
+    want, depth = shade(rig, [p[0] for p in skin(rig, pose)], cam, style)
+    got, _ = shade(tinted, [p[0] for p in skin(tinted, pose)], cam, style)
+    fur = depth.isfinite() & (want < 0.999).all(-1)  # drawn, and no channel clipped
+    assert fur.sum() > 200
+    assert torch.allclose(got[fur], want[fur] * torch.tensor(factor, dtype=want.dtype), atol=1e-5)
+
+    # Maya's gain and offset on a USD texture; a bare mesh rigged from it keeps both
+    out = tmp_path / "gain.usda"
+    Usd.Stage.Open(str(folder / "fox.usdc")).Export(str(out))
+    stage = Usd.Stage.Open(str(out))
+    prim = next(p for p in stage.Traverse() if p.IsA(UsdGeom.Mesh))
+    material, _ = UsdShade.MaterialBindingAPI(prim).ComputeBoundMaterial()
+    tex = UsdShade.Shader(next(p for p in Usd.PrimRange(material.GetPrim()) if p.GetAttribute("inputs:file")))
+    tex.GetInput("scale").Set(Gf.Vec4f(0.5, 0.5, 0.5, 1.0))
+    tex.CreateInput("bias", Sdf.ValueTypeNames.Float4).Set(Gf.Vec4f(0.1, 0.0, 0.0, 0.0))
+    stage.GetRootLayer().Save()
+    gained = read_asset(out).rig().to(torch.float64)
+    assert np.allclose(gained.meshes[0].tint, ((0.5, 0.5, 0.5), (0.1, 0.0, 0.0)))
+    gain_g = gaussians_from_rig(gained, 3000).colors
+    assert torch.allclose(gain_g, plain_g * 0.5 + torch.tensor([0.1, 0.0, 0.0], dtype=plain_g.dtype), atol=1e-6)
+    bare = read_bare(out)
+    assert bare.materials[bare.meshes[0].material].color == (0.5, 0.5, 0.5)
+    assert np.allclose(bare.materials[bare.meshes[0].material].bias, (0.1, 0.0, 0.0))
+
+
 def test_proxy_guide_and_hidden_meshes_do_not_change_the_character(fox, tmp_path):
     """A studio asset carries more skinned meshes than it renders: a low-resolution ``proxy`` (here the Fox's mesh
     blown up 30 %, which would poke through everywhere), a ``guide`` (a collision shell) and a hidden alternate

@@ -23,14 +23,20 @@ if TYPE_CHECKING:
     from torch import Tensor
 
 
+Tint = tuple[tuple[float, float, float], tuple[float, float, float]]
+NO_TINT: Tint = ((1.0, 1.0, 1.0), (0.0, 0.0, 0.0))
+
+
 @dataclass(frozen=True)
 class FaceLook:
     """The look of some of a mesh's triangles (a ``materialBind`` GeomSubset: Maya's and Blender's per-face
-    materials): ``faces`` (n,) int64 triangle indices, their base-colour texture path (or None) and display colour."""
+    materials): ``faces`` (n,) int64 triangle indices, their base-colour texture path (or None), display colour and
+    texture tint (``Mesh.tint``)."""
 
     faces: Int[Tensor, " n"]
     texture: str | None = None
     color: tuple[float, float, float] = (0.7, 0.7, 0.7)
+    tint: Tint = NO_TINT
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,8 @@ class Mesh:
             Houdini and Blender write: seams split UVs, not points), or None. :meth:`face_uvs` gives either as corners.
         texture: path of the base-colour texture file, or None.
         color: ``(3,)`` display colour (linear RGB) used where there is no texture.
+        tint: the texture's ``(scale, bias)`` (UsdUVTexture's ``inputs:scale`` / ``inputs:bias``, RGB; glTF's
+            ``baseColorFactor`` is the scale): a texel's linear colour is ``texel * scale + bias``.
         skinning_method: ``"classicLinear"`` or ``"dualQuaternion"`` (``primvars:skel:skinningMethod``); usdposer's
             skinning is linear blend skinning, so dual-quaternion meshes are reported by ``info`` and ``check``.
         blend_shapes: the mesh's blend-shape channel tokens (``skel:blendShapes``).
@@ -73,17 +81,18 @@ class Mesh:
     corner_uvs: Float[Tensor, "F 3 2"] | None = None
     face_looks: tuple[FaceLook, ...] = ()
     blend_offsets: tuple[tuple[Int[Tensor, " N"], Float[Tensor, "N 3"]], ...] = ()
+    tint: Tint = NO_TINT
 
     def looks(self) -> list[FaceLook]:
         """Every look of the mesh with the triangles that show it: the mesh's own (the faces no subset claims) first,
         then each subset's (a later subset wins a face two claim)."""
         if not self.face_looks:
-            return [FaceLook(torch.arange(len(self.faces)), self.texture, self.color)]
+            return [FaceLook(torch.arange(len(self.faces)), self.texture, self.color, self.tint)]
         owner = torch.full((len(self.faces),), -1, dtype=torch.long)
         for k, look in enumerate(self.face_looks):
             owner[look.faces.long()] = k
-        out = [FaceLook(torch.nonzero(owner < 0).flatten(), self.texture, self.color)]
-        return out + [FaceLook(torch.nonzero(owner == k).flatten(), look.texture, look.color)
+        out = [FaceLook(torch.nonzero(owner < 0).flatten(), self.texture, self.color, self.tint)]
+        return out + [replace(look, faces=torch.nonzero(owner == k).flatten())
                       for k, look in enumerate(self.face_looks)]
 
     def face_uvs(self) -> Float[Tensor, "F 3 2"] | None:

@@ -102,13 +102,14 @@ def _read_usd(p: Path) -> BareMeshes:
             raise InputError(f"{p}: {prim.GetPath()} has face indices outside its {len(P)} points; repair the mesh")
         M = gf_to_np(cache.GetLocalToWorldTransform(prim))  # column vectors
         P = P @ M[:3, :3].T + M[:3, 3]
-        uvs, corners, texture, color = _read_look(prim, len(P), np.asarray(counts))
-        key = (texture, tuple(round(c, 4) for c in color))
+        uvs, corners, texture, color, tint = _read_look(prim, len(P), np.asarray(counts))
+        data = Path(texture).read_bytes() if texture and Path(texture).is_file() else None
+        key = (texture if data else None, tuple(round(c, 4) for c in (tint[0] + tint[1] if data else color)))
         if key not in textures:
-            data = Path(texture).read_bytes() if texture and Path(texture).is_file() else None
             textures[key] = len(materials)
-            materials.append(MaterialData(name=f"{prim.GetName()}_look", color=color, roughness=0.8, metallic=0.0,
-                                          texture=data, texture_name=Path(texture).name if data else ""))
+            materials.append(MaterialData(name=f"{prim.GetName()}_look", color=tint[0] if data else color,
+                                          roughness=0.8, metallic=0.0, texture=data,
+                                          texture_name=Path(texture).name if data else "", bias=tint[1]))
         meshes.append(MeshData(name=prim.GetName(), points=P, faces=triangulate(np.asarray(counts), idx),
                                uvs=None if uvs is None else uvs.numpy(), material=textures[key],
                                corner_uvs=None if corners is None else corners.numpy()))

@@ -4,13 +4,15 @@ the base-colour texture and display colour. Malformed data is reported through t
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from pxr import Usd, UsdGeom, UsdShade, UsdSkel
 
 from usdposer.io.stage import StageUnits, gf_to_np, unregistered
 from usdposer.io.texture import readable
-from usdposer.types import FaceLook, Mesh
+from usdposer.types import NO_TINT, FaceLook, Mesh, Tint
 
 
 def triangulate(counts: np.ndarray, indices: np.ndarray) -> np.ndarray:
@@ -141,7 +143,7 @@ def read_mesh(skq, joint_index: dict[str, int], conv: StageUnits, report) -> Mes
         N = N @ conv.C[:3, :3].T
         normals = torch.from_numpy(N / np.linalg.norm(N, axis=1, keepdims=True).clip(1e-12))
 
-    uvs, corner_uvs, texture, color = _read_look(prim, V, counts)
+    uvs, corner_uvs, texture, color, tint = _read_look(prim, V, counts)
     if texture and not readable(texture):
         report("warning", name, f"base-colour texture {texture} cannot be read (a missing file or UDIM tiles?); "
                "pictures draw the display colour instead", "missing-texture")
@@ -149,7 +151,7 @@ def read_mesh(skq, joint_index: dict[str, int], conv: StageUnits, report) -> Mes
         path=name, points=torch.from_numpy(conv.points(P_skel)), faces=torch.from_numpy(faces),
         joint_indices=torch.from_numpy(idx), joint_weights=torch.from_numpy(w), normals=normals,
         uvs=uvs, texture=texture, color=color, skinning_method=str(skq.GetSkinningMethod() or "classicLinear"),
-        corner_uvs=corner_uvs, face_looks=face_looks(prim, counts, color),
+        corner_uvs=corner_uvs, face_looks=face_looks(prim, counts, color), tint=tint,
         **_blend_shapes(binding, V, G, conv, name, report),
     )
 
@@ -190,7 +192,8 @@ def _blend_shapes(binding, V: int, G: np.ndarray, conv: StageUnits, name: str, r
 
 def _read_look(prim: Usd.Prim, V: int, counts: np.ndarray):
     """(uvs (V, 2) or None, corner uvs (F, 3, 2) of a faceVarying primvar or None, base-colour texture path or None,
-    display colour). ``counts``: the faceVertexCounts, to triangulate face-varying values as the faces are."""
+    display colour, texture tint (scale, bias)). ``counts``: the faceVertexCounts, to triangulate face-varying values
+    as the faces are."""
     uvs = corners = None
     pv_api = UsdGeom.PrimvarsAPI(prim)
     for name in ("st", "st0", "st_0", "UVMap", "uv"):
@@ -216,13 +219,15 @@ def _read_look(prim: Usd.Prim, V: int, counts: np.ndarray):
         if len(val):
             color = tuple(float(c) for c in val.mean(0))
     material, _ = UsdShade.MaterialBindingAPI(prim).ComputeBoundMaterial()
-    texture, color = _material_look(material, color)
-    return uvs, corners, texture, color
+    texture, color, tint = _material_look(material, color)
+    return uvs, corners, texture, color, tint
 
 
-def _material_look(material, color: tuple) -> tuple[str | None, tuple]:
-    """(base-colour texture path or None, colour) of a UsdPreviewSurface material (``color`` where it sets none)."""
-    texture = None
+def _material_look(material, color: tuple) -> tuple[str | None, tuple, Tint]:
+    """(base-colour texture path or None, colour, texture tint) of a UsdPreviewSurface material (``color`` where it
+    sets none). The tint is the UsdUVTexture's ``scale`` and ``bias`` (RGB; glTF's ``baseColorFactor`` is written
+    as the scale, Maya's colour gain and offset as both)."""
+    texture, tint = None, NO_TINT
     if material:
         shader = material.ComputeSurfaceSource()[0]
         if shader:
@@ -232,6 +237,7 @@ def _material_look(material, color: tuple) -> tuple[str | None, tuple]:
                     src = inp.GetConnectedSources()[0][0].source
                     tex = UsdShade.Shader(src.GetPrim())
                     f = tex.GetInput("file")
+                    tint = (_rgb(tex, "scale", (1.0, 1.0, 1.0)), _rgb(tex, "bias", (0.0, 0.0, 0.0)))
                     if f and f.Get() is not None:
                         asset = f.Get()
                         texture = asset.resolvedPath or None
@@ -240,7 +246,17 @@ def _material_look(material, color: tuple) -> tuple[str | None, tuple]:
                             texture = stack[0].layer.ComputeAbsolutePath(asset.path) if stack else asset.path
                 elif inp.Get() is not None:
                     color = tuple(float(c) for c in inp.Get())
-    return texture, color
+    return texture, color, tint
+
+
+def _rgb(shader, name: str, default: tuple) -> tuple[float, float, float]:
+    """The RGB of a shader's float4 (or float3) input, ``default`` where it is unset or not finite."""
+    value = shader.GetInput(name).Get() if shader.GetInput(name) else None
+    try:
+        rgb = tuple(float(value[k]) for k in range(3))
+    except (TypeError, IndexError, ValueError):
+        return default
+    return rgb if all(math.isfinite(c) for c in rgb) else default
 
 
 def face_looks(prim: Usd.Prim, counts: np.ndarray, color: tuple) -> tuple[FaceLook, ...]:
@@ -261,6 +277,6 @@ def face_looks(prim: Usd.Prim, counts: np.ndarray, color: tuple) -> tuple[FaceLo
         polygons = np.asarray(subset.GetIndicesAttr().Get() or [], dtype=np.int64)
         tris = np.nonzero(np.isin(polygon_of, polygons))[0]
         if len(tris):
-            texture, look_color = _material_look(material, color)
-            out.append(FaceLook(torch.from_numpy(tris), texture, look_color))
+            texture, look_color, tint = _material_look(material, color)
+            out.append(FaceLook(torch.from_numpy(tris), texture, look_color, tint))
     return tuple(out)

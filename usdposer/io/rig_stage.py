@@ -36,7 +36,7 @@ from usdposer.io.write_skel import (
 @dataclass
 class MaterialData:
     """A UsdPreviewSurface: base colour factor, roughness, metallic and an optional base-colour texture (the encoded
-    image file's bytes and a file name)."""
+    image file's bytes and a file name). With a texture, ``color`` is the texture's scale and ``bias`` its bias."""
 
     name: str
     color: tuple[float, float, float] = (1.0, 1.0, 1.0)
@@ -44,6 +44,7 @@ class MaterialData:
     metallic: float = 1.0
     texture: bytes | None = None
     texture_name: str = ""
+    bias: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
 
 @dataclass
@@ -245,6 +246,8 @@ def _define_materials(stage: Usd.Stage, scope: str, materials: list[MaterialData
             tex.CreateInput("file", Sdf.ValueTypeNames.Asset).Set(f"./{textures_dir.name}/{files[mat.texture]}")
             tex.CreateInput("st", Sdf.ValueTypeNames.Float2).ConnectToSource(st_reader.ConnectableAPI(), "result")
             tex.CreateInput("scale", Sdf.ValueTypeNames.Float4).Set(Gf.Vec4f(*mat.color, 1.0))
+            if any(mat.bias):
+                tex.CreateInput("bias", Sdf.ValueTypeNames.Float4).Set(Gf.Vec4f(*mat.bias, 0.0))
             tex.CreateInput("sourceColorSpace", Sdf.ValueTypeNames.Token).Set("sRGB")
             tex.CreateOutput("rgb", Sdf.ValueTypeNames.Float3)
             diffuse.ConnectToSource(tex.ConnectableAPI(), "rgb")

@@ -67,3 +67,10 @@ def texels(path: str, uv: np.ndarray) -> np.ndarray:
         out[sel] = img[y, x] / 255.0
     return out
 
+
+
+def albedo(path: str, uv: np.ndarray, tint=((1.0, 1.0, 1.0), (0.0, 0.0, 0.0))) -> np.ndarray:
+    """(n, 3) linear base colours at ``uv`` (n, 2): the sRGB texels made linear, then the UsdUVTexture's ``tint``
+    (scale, bias) applied as UsdPreviewSurface does (``texel * scale + bias``); NaN where there is no texel."""
+    scale, bias = (np.asarray(t, dtype=np.float64) for t in tint)
+    return texels(path, uv) ** 2.2 * scale + bias

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from usdposer.io.texture import readable, texels
+from usdposer.io.texture import albedo, readable
 
 if TYPE_CHECKING:
     from jaxtyping import Float, Int
@@ -86,8 +86,8 @@ def _colors(m, face: torch.Tensor, bary: torch.Tensor) -> torch.Tensor:
         if corners is None or not readable(look.texture):
             continue
         uv = (corners.double()[face[sel]] * bary[sel][..., None]).sum(1).numpy()  # (n, 2), origin bottom-left
-        srgb = torch.from_numpy(texels(look.texture, uv))
-        col[sel] = torch.where(srgb.isnan(), col[sel], srgb**2.2)  # sRGB texels -> linear; no tile: the colour
+        lin = torch.from_numpy(albedo(look.texture, uv, look.tint))  # linear, tinted
+        col[sel] = torch.where(lin.isnan(), col[sel], lin)  # no texel (a missing tile): the colour
     return col
 
 

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from usdposer.core.geometry import vertex_normals
-from usdposer.io.texture import readable, texels
+from usdposer.io.texture import albedo, readable
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -148,7 +148,7 @@ def shade(rig: Rig, points: list[Tensor], cam: Camera, style: Style | None = Non
     style = style or Style()
     verts, faces, colors, uvs, tex_of = [], [], [], [], []
     offset = 0
-    textures: list[str] = []  # image paths (UDIM ones too)
+    textures: list[tuple] = []  # (image path (UDIM ones too), tint)
     for m, p in zip(rig.meshes, points):
         verts.append(p.double())
         faces.append(m.faces.long() + offset)
@@ -159,7 +159,7 @@ def shade(rig: Rig, points: list[Tensor], cam: Camera, style: Style | None = Non
         face_color = torch.empty(len(m.faces), 3, dtype=torch.float64)
         for look in m.looks():  # the mesh's own and its GeomSubsets' materials
             if style.textures and corners is not None and readable(look.texture):
-                textures.append(look.texture)
+                textures.append((look.texture, look.tint))
                 face_tex[look.faces] = len(textures) - 1
             face_color[look.faces] = torch.tensor(look.color, dtype=torch.float64)
         colors.append(face_color)
@@ -186,17 +186,17 @@ def shade(rig: Rig, points: list[Tensor], cam: Camera, style: Style | None = Non
         key = torch.tensor([0.35, 0.8, 0.5], dtype=torch.float64, device=dev)
         key = key / key.norm()
         lam = 0.35 + 0.5 * (n @ key).clamp(min=0) + 0.25 * (n * view).sum(1).clamp(min=0)
-        albedo = torch.cat(colors).to(dev)[f].clone()  # per-face colour (the mesh's or its subset's)
+        base = torch.cat(colors).to(dev)[f].clone()  # per-face colour (the mesh's or its subset's)
         which = torch.cat(tex_of).to(dev)[f]
         all_uvs = torch.cat(uvs).to(dev)
-        for t, path in enumerate(textures):
+        for t, (path, tint) in enumerate(textures):
             sel = which == t
             if not sel.any():
                 continue
             uv = (all_uvs[f[sel]] * b[sel][..., None]).sum(1)  # per-corner UVs of the hit triangles
-            srgb = torch.from_numpy(texels(path, uv.cpu().numpy())).float().to(dev).double()
-            albedo[sel] = torch.where(srgb.isnan(), albedo[sel], srgb**2.2)  # sRGB texels -> linear; no tile: colour
-        rgb[hit] = (albedo * lam[:, None]).clamp(0, 1).float()
+            lin = torch.from_numpy(albedo(path, uv.cpu().numpy(), tint)).to(dev)  # linear, tinted
+            base[sel] = torch.where(lin.isnan(), base[sel], lin)  # no texel (a missing tile): the colour
+        rgb[hit] = (base * lam[:, None]).clamp(0, 1).float()
     return rgb, frag.depth
 
 
