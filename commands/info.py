@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 from usdposer.commands._options import json_option, verbosity_option
 from usdposer.commands._output import emit
@@ -42,6 +40,8 @@ def cli(asset: str, tree: bool, skeleton: str | None, as_json: bool) -> None:
 
 def format_info(info, tree: bool = True) -> str:
     """Human-readable summary."""
+    from usdposer.io.texture import file_name
+
     lines = [f"{info.path}",
              f"  units: {info.meters_per_unit:g} m/unit, up {info.up_axis}, {info.time_codes_per_second:g} time codes/s, "
              f"range [{info.start_time_code:g}, {info.end_time_code:g}]"]
@@ -67,7 +67,7 @@ def format_info(info, tree: bool = True) -> str:
                 depth = tok.count("/")
                 lines.append(f"    {'  ' * depth}{tok.rsplit('/', 1)[-1]}")
         for m in s.meshes:
-            tex = f", texture {Path(m.texture).name}" if m.texture else ""
+            tex = f", texture {file_name(m.texture)}" if m.texture else ""
             shapes = (f", {len(m.blend_shapes)} blend shapes ({_few(m.blend_shapes)}; drawn where a clip weights them, "
                       "checks use the base shape)") if m.blend_shapes else ""
             lines.append(f"    mesh {m.prim}: {m.points} points, {m.triangles} triangles, {m.influences} influences/point"

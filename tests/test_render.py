@@ -547,6 +547,45 @@ def test_texture_tint_scales_and_biases_the_texels(fox, tmp_path):
     assert np.allclose(bare.materials[bare.meshes[0].material].bias, (0.1, 0.0, 0.0))
 
 
+def test_usdz_package_draws_its_packaged_texture(fox, tmp_path):
+    """A character delivered as a USDZ package (AR Quick Look, Sketchfab, Reality Composer) keeps its texture inside
+    the package: OpenUSD resolves it to ``fox.usdz[fox_textures/image_0.png]``, which no image library opens. The
+    package now draws the Fox's picture exactly (it drew the display colour, with a missing-texture warning), AKD's
+    Gaussians take the same colours, `info` names the texture, and `rig` of the packaged mesh copies the image out."""
+    import shutil
+
+    from pxr import Sdf, UsdUtils
+
+    from usdposer.io.bare_mesh import read_bare
+    from usdposer.io.read_skel import read_asset
+    from usdposer.render.cameras import cameras
+    from usdposer.render.gaussians import gaussians_from_rig
+    from usdposer.render.raster import Style, render_pose
+
+    folder, asset, rig = fox
+    shutil.copy(folder / "fox.usdc", tmp_path / "fox.usdc")
+    shutil.copytree(folder / "fox_textures", tmp_path / "fox_textures")
+    assert UsdUtils.CreateNewUsdzPackage(Sdf.AssetPath(str(tmp_path / "fox.usdc")), str(tmp_path / "fox.usdz"))
+    shutil.rmtree(tmp_path / "fox_textures")  # only the package holds the image now
+    packed = read_asset(tmp_path / "fox.usdz")
+    assert not [p for p in packed.problems if p.kind == "missing-texture"]
+    prig = packed.rig().to(torch.float64)
+    assert prig.meshes[0].texture.endswith("fox.usdz[fox_textures/image_0.png]")
+    pose = _fox_pose(asset, rig)
+    cam = cameras(rig, pose, 120, 96)[0]
+    bare = Style(ground=False, skeleton=False)
+    want = render_pose(rig, pose, [cam], style=bare)[0]
+    grey = render_pose(rig, pose, [cam], style=replace(bare, textures=False))[0]
+    assert np.array_equal(render_pose(prig, pose, [cam], style=bare)[0], want) and not np.array_equal(want, grey)
+    assert torch.equal(gaussians_from_rig(prig, 2000).colors, gaussians_from_rig(rig, 2000).colors)
+    out = subprocess.run(CLI + ["info", str(tmp_path / "fox.usdz")], capture_output=True, text=True)
+    assert out.returncode == 0 and "texture image_0.png\n" in out.stdout and "cannot be read" not in out.stdout
+    meshes = read_bare(tmp_path / "fox.usdz")
+    material = meshes.materials[meshes.meshes[0].material]
+    assert material.texture == (folder / "fox_textures" / "image_0.png").read_bytes()
+    assert material.texture_name == "image_0.png"
+
+
 def test_proxy_guide_and_hidden_meshes_do_not_change_the_character(fox, tmp_path):
     """A studio asset carries more skinned meshes than it renders: a low-resolution ``proxy`` (here the Fox's mesh
     blown up 30 %, which would poke through everywhere), a ``guide`` (a collision shell) and a hidden alternate

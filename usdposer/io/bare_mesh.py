@@ -83,6 +83,7 @@ def _read_usd(p: Path) -> BareMeshes:
 
     from usdposer.io.read_mesh import _read_look, triangulate
     from usdposer.io.stage import gf_to_np, open_stage, stage_units
+    from usdposer.io.texture import UDIM, file_name, read_bytes
 
     stage = open_stage(p)
     mpu, up = stage_units(stage)
@@ -103,13 +104,13 @@ def _read_usd(p: Path) -> BareMeshes:
         M = gf_to_np(cache.GetLocalToWorldTransform(prim))  # column vectors
         P = P @ M[:3, :3].T + M[:3, 3]
         uvs, corners, texture, color, tint = _read_look(prim, len(P), np.asarray(counts))
-        data = Path(texture).read_bytes() if texture and Path(texture).is_file() else None
+        data = read_bytes(texture) if texture and UDIM not in texture else None  # packaged (USDZ) ones too
         key = (texture if data else None, tuple(round(c, 4) for c in (tint[0] + tint[1] if data else color)))
         if key not in textures:
             textures[key] = len(materials)
             materials.append(MaterialData(name=f"{prim.GetName()}_look", color=tint[0] if data else color,
                                           roughness=0.8, metallic=0.0, texture=data,
-                                          texture_name=Path(texture).name if data else "", bias=tint[1]))
+                                          texture_name=file_name(texture) if data else "", bias=tint[1]))
         meshes.append(MeshData(name=prim.GetName(), points=P, faces=triangulate(np.asarray(counts), idx),
                                uvs=None if uvs is None else uvs.numpy(), material=textures[key],
                                corner_uvs=None if corners is None else corners.numpy()))

@@ -1,10 +1,12 @@
 """Base-colour texels at UVs, for the rasteriser and AKD's Gaussians: one image, or UDIM tiles (a path with
 ``<UDIM>``: the tile of UV (u, v) is ``1001 + floor(u) + 10 floor(v)``, as Mari, Substance and every film renderer
-number them). Images are decoded once (a few kept as uint8)."""
+number them). Images are decoded once (a few kept as uint8). A texture inside a USDZ package (``fox.usdz[tex/a.png]``,
+the path OpenUSD resolves to) is read through OpenUSD's asset resolver."""
 
 from __future__ import annotations
 
 import functools
+import io
 import os
 
 import numpy as np
@@ -14,21 +16,63 @@ UDIM = "<UDIM>"
 
 @functools.lru_cache(maxsize=16)
 def image(path: str) -> np.ndarray | None:
-    """(H, W, 3) uint8 sRGB pixels of an image file, or None where it cannot be read."""
+    """(H, W, 3) uint8 sRGB pixels of an image file (or a packaged one), or None where it cannot be read."""
+    data = read_bytes(path)
+    if data is None:
+        return None
     try:
         from PIL import Image
 
-        return np.asarray(Image.open(path).convert("RGB"), dtype=np.uint8)
+        return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.uint8)
     except (OSError, ValueError):
         return None
 
 
+def read_bytes(path: str) -> bytes | None:
+    """The bytes of an image file, or of one inside a USDZ package (``pkg.usdz[inner.png]``), or None."""
+    if _packaged(path):
+        from pxr import Ar
+
+        asset = Ar.GetResolver().OpenAsset(Ar.ResolvedPath(path))
+        return bytes(asset.GetBuffer()) if asset else None
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def file_name(path: str) -> str:
+    """The image's own file name (inside its package for a packaged one)."""
+    return os.path.basename(path[:-1].rsplit("[", 1)[-1] if _packaged(path) else path)
+
+
+def _packaged(path: str) -> bool:
+    return path.endswith("]") and "[" in path
+
+
 def readable(path: str | None) -> bool:
-    """Whether ``path`` names an image file (for a UDIM path: whether any of its tiles exists). Cheap: a file that
-    exists but does not decode draws as missing texels later."""
+    """Whether ``path`` names an image file, packaged or not (for a UDIM path: whether any of its tiles exists).
+    Cheap: a file that exists but does not decode draws as missing texels later."""
     if not path:
         return False
-    return bool(_tiles(path)) if UDIM in path else os.path.isfile(path)
+    if UDIM in path:
+        return bool(_tiles(path))
+    if _packaged(path):
+        return path[:-1].rsplit("[", 1)[-1] in _members(path.rsplit("[", 1)[0])
+    return os.path.isfile(path)
+
+
+@functools.lru_cache(maxsize=16)
+def _members(package: str) -> frozenset[str]:
+    """The file names in a USDZ package (a zip archive), empty where it cannot be read."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(package) as z:
+            return frozenset(z.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return frozenset()
 
 
 @functools.lru_cache(maxsize=16)
@@ -36,9 +80,16 @@ def _tiles(path: str) -> tuple[int, ...]:
     import glob
     import re
 
-    head, tail = path.split(UDIM, 1)
+    if _packaged(path):  # tiles inside a USDZ package: its member names
+        package, inner = path[:-1].rsplit("[", 1)
+        head, tail = inner.split(UDIM, 1)
+        names = [f"{package}[{n}]" for n in _members(package)]
+        head, tail = f"{package}[{head}", f"{tail}]"
+    else:
+        head, tail = path.split(UDIM, 1)
+        names = glob.glob(glob.escape(head) + "[0-9][0-9][0-9][0-9]" + glob.escape(tail))
     found = []
-    for f in glob.glob(glob.escape(head) + "[0-9][0-9][0-9][0-9]" + glob.escape(tail)):
+    for f in names:
         m = re.fullmatch(re.escape(head) + r"(\d{4})" + re.escape(tail), f)
         if m:
             found.append(int(m.group(1)))
