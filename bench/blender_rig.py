@@ -33,7 +33,8 @@ bpy.ops.wm.usd_import(filepath=layer, import_skeletons=True)
 meshes = [o for o in bpy.context.scene.objects if o.type == "MESH"]
 arm = [o for o in bpy.context.scene.objects if o.type == "ARMATURE"]
 res = {"armatures": len(arm), "bones": len(arm[0].data.bones) if arm else 0, "meshes": {},
-       "action": bool(arm and arm[0].animation_data and arm[0].animation_data.action)}
+       "action": bool(arm and arm[0].animation_data and arm[0].animation_data.action),
+       "bone_names": [b.name for b in arm[0].data.bones] if arm else []}
 for f in frames:
     bpy.context.scene.frame_set(int(f))
     dg = bpy.context.evaluated_depsgraph_get()
@@ -82,8 +83,12 @@ def compare(layer: Path, frames: list[int], bpy_python: str, tmp: Path) -> dict:
         diag = float(np.linalg.norm(U[0].max(0) - U[0].min(0)))
         err = np.linalg.norm(B - U, axis=-1).max(1) / diag * 100
         rows.append({"mesh": name, "vertices": int(U.shape[1]), "max_pct_per_frame": [round(float(e), 6) for e in err]})
+    from pxr import UsdSkel
+
+    leaves = [j.rsplit("/", 1)[-1] for j in UsdSkel.Skeleton(stage.GetPrimAtPath(skel)).GetJointsAttr().Get()]
     return {"layer": layer.name, "armatures": got["armatures"], "bones": got["bones"], "action": got["action"],
-            "meshes": rows, "blender": "bpy 5.0.1"}
+            "bone_names_are_joint_names": sorted(got["bone_names"]) == sorted(leaves), "meshes": rows,
+            "blender": "bpy 5.0.1"}
 
 
 def main() -> None:

@@ -175,6 +175,52 @@ def test_unnamed_joints_get_unique_names(tmp_path):
     assert len(set(leaves)) == len(leaves) == 19
 
 
+def test_unicode_names_are_kept_and_change_nothing(tmp_path):
+    """VRoid, MMD and many studios name joints in their own script. OpenUSD takes UTF-8 identifiers (24.03 on) and
+    Blender names bones after them, so `import` keeps ``頭`` and ``しっぽ`` (it wrote ``___``, from
+    ``Tf.MakeValidIdentifier``'s bytes): only characters that cannot stand in a name become one ``_`` each, names are
+    NFC-normalised, duplicates numbered. The names must not matter: OpenUSD's skinning of the renamed Fox equals the
+    Fox's at every joint and point, and a joint is found by its name typed composed or decomposed."""
+    import unicodedata
+
+    import pygltflib
+
+    from usdposer.core.ik import joint_of
+    from usdposer.io.read_skel import read_asset
+
+    names = ["頭", "しっぽ", unicodedata.normalize("NFD", "Ünïcødé"), "à b", "9start", "😀x", "Hips.L", "頭"]
+    g = pygltflib.GLTF2().load(str(ASSETS / "khronos" / "Fox.glb"))
+    skin = g.skins[0].joints
+    for k, n in enumerate(skin[:len(names)]):
+        g.nodes[n].name = names[k]
+    next(a for a in g.animations if a.name == "Walk").name = "歩く"
+    g.save(str(tmp_path / "named.glb"))
+    import_gltf(tmp_path / "named.glb", tmp_path / "named.usdc")
+    import_gltf(ASSETS / "khronos" / "Fox.glb", tmp_path / "fox.usdc")
+    named, fox = Usd.Stage.Open(str(tmp_path / "named.usdc")), Usd.Stage.Open(str(tmp_path / "fox.usdc"))
+    joints = list(UsdSkel.Skeleton(named.GetPrimAtPath("/named/Skel")).GetJointsAttr().Get())
+    assert UsdSkel.Topology(joints).Validate()[0]
+    leaf = {n: joints[i].rsplit("/", 1)[-1] for i, n in enumerate(skin) if i < len(names)}
+    want = ["頭", "しっぽ", "Ünïcødé", "à_b", "_start", "_x", "Hips_L", "頭_1"]
+    assert [leaf[n] for n in skin[:len(names)]] == want
+    assert all(Sdf.Path.IsValidIdentifier(w) for w in want)
+    assert named.GetPrimAtPath("/named/Skel/歩く").IsA(UsdSkel.Animation)
+    for clip in ("Survey", "歩く"):
+        other = "Walk" if clip == "歩く" else clip
+        for stage, name in ((named, clip), (fox, other)):
+            skel = UsdSkel.BindingAPI(stage.GetPrimAtPath(f"/{stage.GetDefaultPrim().GetName()}/Skel"))
+            skel.GetAnimationSourceRel().SetTargets([Sdf.Path(f"/{stage.GetDefaultPrim().GetName()}/Skel/{name}")])
+        times = [0.0, 5.0, 11.5]
+        a_joints, a_pts = usd_joint_and_points(named, "/named/Skel", times)
+        b_joints, b_pts = usd_joint_and_points(fox, "/Fox/Skel", times)
+        assert np.allclose(a_joints, b_joints, atol=1e-9)
+        assert all(np.allclose(p, q, atol=1e-9) for p, q in zip(a_pts.values(), b_pts.values()))
+    rig = read_asset(tmp_path / "named.usdc").rig()
+    decomposed = unicodedata.normalize("NFD", "Ünïcødé")
+    assert decomposed != "Ünïcødé" and joint_of(rig, decomposed) == joint_of(rig, "Ünïcødé")
+    assert rig.joint_names[joint_of(rig, decomposed)] == "Ünïcødé"
+
+
 def test_resample_fps(tmp_path):
     out = tmp_path / "fox30.usdc"
     report = import_gltf(ASSETS / "khronos" / "Fox.glb", out, fps=30, bind_clip="Walk")

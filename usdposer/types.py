@@ -168,12 +168,17 @@ class Rig:
         return [j for j, p in enumerate(self.parents.tolist()) if p < 0]
 
     def joint_index(self, name: str) -> int:
-        """Index of a joint given its full token or its unique leaf name; raises ``KeyError`` naming the choices."""
+        """Index of a joint given its full token or its unique leaf name (Unicode compared NFC-normalised: a name
+        typed on macOS matches); raises ``KeyError`` naming the choices."""
+        import unicodedata
+
         if name in self.joints:
             return self.joints.index(name)
-        leaves = [i for i, leaf in enumerate(self.joint_names) if leaf == name]
-        if len(leaves) == 1:
-            return leaves[0]
+        want = unicodedata.normalize("NFC", name)
+        for names in (self.joints, self.joint_names):
+            found = [i for i, n in enumerate(names) if unicodedata.normalize("NFC", n) == want]
+            if len(found) == 1:
+                return found[0]
         raise KeyError(f"unknown joint {name!r}; known joints: {', '.join(self.joint_names)}")
 
     def to(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> Rig:

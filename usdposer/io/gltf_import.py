@@ -49,7 +49,7 @@ from usdposer.io.rig_stage import (
     write_rig_stage,
 )
 from usdposer.io.stage import check_output_path
-from usdposer.io.write_skel import unique_names
+from usdposer.io.write_skel import identifier, unique_names
 from usdposer.results import Result
 
 
@@ -314,14 +314,14 @@ def _morphs(data: GltfData, skeletons: list[_Skeleton], report: ImportReport) ->
         if default.shape != (B,) or not np.isfinite(default).all():
             report.warnings.append(f"mesh {mesh.name or node.mesh}: default morph weights are malformed; zero used")
             default = np.zeros(B)
-        found[node_index] = _Morph(k, unique_names([Tf.MakeValidIdentifier(n) for n in names]), default)
+        found[node_index] = _Morph(k, unique_names(names), default)
     for k in range(len(skeletons)):
         own = [m for m in found.values() if m.skeleton == k]
         seen = [t for m in own for t in m.tokens]
         if len(seen) != len(set(seen)):
             for n, m in found.items():
                 if m.skeleton == k:
-                    prefix = Tf.MakeValidIdentifier(gltf.nodes[n].name or f"node_{n}")
+                    prefix = identifier(gltf.nodes[n].name or "") or f"node_{n}"
                     m.tokens = [f"{prefix}_{t}" for t in m.tokens]
     return found
 
@@ -407,7 +407,7 @@ def _meshes(data: GltfData, skeletons: list[_Skeleton], materials: list[Material
             continue
         mesh = gltf.meshes[node.mesh]
         k, rigid_joint = _bound_skeleton(data, node_index, skeletons)
-        base = Tf.MakeValidIdentifier(node.name or mesh.name or f"mesh_{node.mesh}")
+        base = identifier(node.name or mesh.name or "") or f"mesh_{node.mesh}"
         for i, prim_data in enumerate(mesh.primitives):
             if prim_data.mode not in (None, 4):
                 report.warnings.append(f"mesh {base}: primitive {i} has mode {prim_data.mode} (not triangles); skipped")

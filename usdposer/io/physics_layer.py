@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from pxr import Gf, Sdf, Tf, Usd, UsdGeom, UsdPhysics
+from pxr import Gf, Sdf, Usd, UsdGeom, UsdPhysics
 
 from usdposer.io.stage import StageUnits, layer_over
 
@@ -40,7 +40,7 @@ AXES = ("X", "Y", "Z")
 def _names(art: Articulation) -> list[str]:
     from usdposer.io.write_skel import unique_names
 
-    return unique_names([Tf.MakeValidIdentifier(art.rig.joints[j].rsplit("/", 1)[-1]) for j in art.joints])
+    return unique_names([art.rig.joints[j].rsplit("/", 1)[-1] for j in art.joints])
 
 
 def _quat(R: np.ndarray) -> Gf.Quatf:

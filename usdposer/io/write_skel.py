@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pxr import Sdf, Tf, Usd, UsdSkel, Vt
+from pxr import Sdf, Usd, UsdSkel, Vt
 
 from usdposer._version import __version__
 from usdposer.core.rotations import wxyz_to_xyzw
@@ -110,8 +110,21 @@ def bind_animations(stage: Usd.Stage, skel_path: str, anim_paths: Sequence[str],
 
 def root_prim_name(name: str) -> str:
     """The SkelRoot prim name for a character or file name (a valid identifier, never starting with a digit)."""
-    root = Tf.MakeValidIdentifier(name) or "Character"
+    root = identifier(name) or "Character"
     return "_" + root if root[0].isdigit() else root
+
+
+def identifier(name: str) -> str:
+    """A valid USD prim name for ``name``, Unicode kept: OpenUSD (24.03 on) takes UTF-8 identifiers (``頭``,
+    ``Ünïcødé``), and Blender names bones after them, where ``Tf.MakeValidIdentifier`` turns every non-ASCII byte
+    into ``_``. Each character that cannot stand where it is becomes one ``_`` (a leading digit too); ``""`` stays
+    ``""``. Names are NFC-normalised (macOS writes decomposed accents), so a name typed later matches."""
+    import unicodedata
+
+    name = unicodedata.normalize("NFC", name or "")
+    if not name or Sdf.Path.IsValidIdentifier(name):
+        return name
+    return "".join(c if Sdf.Path.IsValidIdentifier(c if i == 0 else "a" + c) else "_" for i, c in enumerate(name))
 
 
 def select_clip(bind_clip: str | None, aliases: Sequence[Sequence[str]], where: str = "") -> int:
@@ -131,7 +144,7 @@ def unique_names(names: Sequence[str]) -> list[str]:
     """Valid, unique USD identifiers for a list of names (``Walk``, ``Walk_1`` ...)."""
     out, seen = [], set()
     for n in names:
-        base = Tf.MakeValidIdentifier(n or "anim")
+        base = identifier(n) or "anim"
         cand, k = base, 1
         while cand in seen:
             cand, k = f"{base}_{k}", k + 1
