@@ -419,13 +419,16 @@ def test_ik_handle_prims_round_trip(tmp_path):
     handles = [{"joint": "hips/spine/head", "root_joint": "", "target": (1.0, 2.0, 3.5), "weight": 2.0,
                 "kind": "position"},
                {"joint": "hips/l_foot", "root_joint": "hips", "target": (0.0, 0.0, 0.25), "weight": 1.0, "kind": "pin"},
-               {"joint": "other/head", "root_joint": "", "target": (4.0, 5.0, 6.0), "weight": 1.0, "kind": "position"}]
+               {"joint": "other/head", "root_joint": "", "target": (4.0, 5.0, 6.0), "weight": 1.0, "kind": "position"},
+               {"joint": "hips/頭", "root_joint": "", "target": (0.0, 1.0, 0.0), "weight": 1.0, "kind": "position"},
+               {"joint": "hips/9a.b", "root_joint": "", "target": (0.0, 1.0, 0.0), "weight": 1.0, "kind": "pin"}]
     define_ik_handles(stage, "/C/Skel/IKHandles", handles)
     stage.Save()
     again = Usd.Stage.Open(str(tmp_path / "h.usda"))
     prim = find_ik_handles(again, "/C/Skel")
     assert prim.GetPath() == Sdf.Path("/C/Skel/IKHandles")
     assert prim.HasAPI("IKHandleAPI", "head") and prim.HasAPI("IKHandleAPI", "head_2")
+    assert prim.HasAPI("IKHandleAPI", "頭") and prim.HasAPI("IKHandleAPI", "j9a_b")  # Unicode kept, as joint names
     assert read_ik_handles(prim) == handles
     assert prim.GetAttribute("ikHandle:l_foot:kind").Get() == "pin"
 

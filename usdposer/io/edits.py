@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -64,9 +63,10 @@ def read_keyframes(path: str | os.PathLike, anim_path: str) -> list[float]:
 
 
 def _instance_name(joint: str, used: set[str]) -> str:
-    base = re.sub(r"[^A-Za-z0-9_]", "_", joint.rsplit("/", 1)[-1]) or "handle"
-    if base[0].isdigit():
-        base = f"j{base}"
+    from usdposer.io.write_skel import identifier
+
+    leaf = joint.rsplit("/", 1)[-1]
+    base = identifier(f"j{leaf}" if leaf[:1].isdigit() else leaf) or "handle"  # Unicode kept, as joint names are
     name, k = base, 1
     while name in used:
         k += 1
