@@ -313,6 +313,29 @@ def test_fifty_files_one_truncated_reports_all_and_exits_2(tmp_path):
     assert sum(f["frames"] for f in data["files"]) == 49
 
 
+def test_stage_metadata_that_cannot_be_meant_is_an_error_not_a_crash(tmp_path):
+    """metersPerUnit 0 (every length divided by it: an internal error before), -1 (lengths mirrored, silently) or
+    timeCodesPerSecond 0 make a shot unreadable: `check` reports Readable.CannotOpen naming the metadata and exits 2,
+    and the good shots beside it are checked as before."""
+    text = stage_text()
+    assert "metersPerUnit = 1\n" in text and "timeCodesPerSecond = 24" in text
+    bad = {"mpu_zero.usda": text.replace("metersPerUnit = 1\n", "metersPerUnit = 0\n"),
+           "mpu_negative.usda": text.replace("metersPerUnit = 1\n", "metersPerUnit = -1\n"),
+           "tcps_zero.usda": text.replace("timeCodesPerSecond = 24", "timeCodesPerSecond = 0"),
+           "good.usda": text}
+    for name, t in bad.items():
+        (tmp_path / name).write_text(t)
+    proc = subprocess.run(CLI + ["check", str(tmp_path), "--json"], capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr
+    files = {Path(f["path"]).name: f for f in json.loads(proc.stdout)["files"]}
+    for name, phrase in (("mpu_zero.usda", "metersPerUnit is 0;"), ("mpu_negative.usda", "metersPerUnit is -1;"),
+                         ("tcps_zero.usda", "timeCodesPerSecond is 0;")):
+        finding = files[name]["findings"][0]
+        assert finding["id"] == "Readable.CannotOpen" and phrase in finding["message"], finding
+        assert "internal" not in finding["message"]
+    assert files["good.usda"]["readable"] and files["good.usda"]["frames"] > 0
+
+
 def test_check_cli_formats_and_exit_codes(tmp_path):
     clean, bad = tmp_path / "clean.usda", tmp_path / "bad.usda"
     clean.write_text(stage_text())

@@ -8,6 +8,7 @@ process (USD builds its schema registry once). Inside a DCC, set ``PXR_PLUGINPAT
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -186,9 +187,28 @@ def _t(R: np.ndarray, like):
     return torch.as_tensor(R, dtype=like.dtype, device=like.device)
 
 
+MPU_RANGE = (1e-6, 1e6)
+
+
 def stage_units(stage: Usd.Stage) -> tuple[float, str]:
-    """(metersPerUnit, upAxis), with USD's fallbacks (0.01, "Y") for unauthored metadata."""
-    return float(UsdGeom.GetStageMetersPerUnit(stage)), str(UsdGeom.GetStageUpAxis(stage))
+    """(metersPerUnit, upAxis), with USD's fallbacks (0.01, "Y") for unauthored metadata. An :class:`InputError`
+    where the stage's metadata cannot be meant: a ``metersPerUnit`` or ``timeCodesPerSecond`` that is not a positive
+    finite number (0 divides every length or time, a negative one mirrors them), a ``metersPerUnit`` outside
+    ``MPU_RANGE`` (a micrometre to a thousand kilometres: beyond, a character's lengths leave float32), an ``upAxis``
+    other than Y or Z."""
+    mpu, up = float(UsdGeom.GetStageMetersPerUnit(stage)), str(UsdGeom.GetStageUpAxis(stage))
+    tcps = float(stage.GetTimeCodesPerSecond())
+    where = stage.GetRootLayer().identifier
+    if not (math.isfinite(mpu) and MPU_RANGE[0] <= mpu <= MPU_RANGE[1]):
+        raise InputError(f"{where}: metersPerUnit is {mpu:g}; it must be the metres per stage unit, between "
+                         f"{MPU_RANGE[0]:g} and {MPU_RANGE[1]:g} (0.01 for centimetres, 1 for metres): fix the layer's "
+                         "metadata")
+    if not (math.isfinite(tcps) and tcps > 0):
+        raise InputError(f"{where}: timeCodesPerSecond is {tcps:g}; it must be a positive number of time codes per "
+                         "second (24 for film): fix the layer's metadata")
+    if up not in ("Y", "Z"):
+        raise InputError(f"{where}: upAxis is {up!r}; USD allows Y or Z: fix the layer's metadata")
+    return mpu, up
 
 
 def unregistered(value) -> bool:
