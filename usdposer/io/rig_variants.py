@@ -5,6 +5,9 @@ world for ``facing-*``, and units/axis that ``usdposer.io`` converts for ``units
 space must not care about (``tests/test_invariance.py``, ``bench/invariance.py``):
 
 * ``joint-frames``: every joint's local axes turned by a random rotation (rest, bind and every clip rewritten);
+* ``mirrored-frames``: the left side's joint frames mirrored (x negated: negative-determinant frames, as 3ds Max's
+  Mirror leaves bones; the clips carry a -1 scale), rest, bind and every clip rewritten; every other joint where the
+  names say no side;
 * ``armature-0.01`` / ``armature-100``: every joint frame scaled, so the root carries the scale and its descendants'
   translations are in other units (a Mixamo-style export: root 0.01 with children in centimetres; Blender-style:
   root 100);
@@ -39,6 +42,7 @@ from usdposer.io.stage import atomic_path, check_output_path, gf_to_np, np_to_gf
 
 KINDS = {
     "joint-frames": "every joint's local axes turned by a random rotation",
+    "mirrored-frames": "the left side's joint frames mirrored (negative determinant, as 3ds Max's Mirror leaves them)",
     "armature-0.01": "joint frames scaled 0.01: root scale 0.01, children in centimetres (Mixamo-style)",
     "armature-100": "joint frames scaled 100: root scale 100 (Blender-style)",
     "units-cm-zup": "stage in centimetres with +Z up",
@@ -157,9 +161,15 @@ def _h(R: np.ndarray | None = None, s: float = 1.0) -> np.ndarray:
 def _apply(stage, skel, kind, rng, out: Variant) -> None:
     joints, parents, bind, rest = _skel_data(skel)
     J = len(joints)
-    if kind in ("joint-frames", "armature-0.01", "armature-100"):
+    if kind in ("joint-frames", "mirrored-frames", "armature-0.01", "armature-100"):
         if kind == "joint-frames":
             C = np.stack([_h(_rotation(rng)) for _ in range(J)])
+        elif kind == "mirrored-frames":
+            from usdposer.core.posespace import name_side
+
+            left = np.array([name_side(j.rsplit("/", 1)[-1]) < 0 for j in joints])
+            left = left if left.any() else np.arange(J) % 2 == 1
+            C = np.stack([np.diag([-1.0, 1.0, 1.0, 1.0]) if m else np.eye(4) for m in left])
         else:
             C = np.repeat(_h(s=0.01 if kind == "armature-0.01" else 100.0)[None], J, 0)
         Cinv = np.linalg.inv(C)
