@@ -8,6 +8,8 @@ through the CLI into ``info``, ``check`` and ``sample``; bad meshes and template
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -105,13 +107,18 @@ def test_figure_embeds_within_two_percent_of_height(target, other_template):
     assert np.allclose(np.einsum("jab,jac->jbc", e.frames, e.frames), np.eye(3), atol=1e-6)
 
 
-@pytest.mark.parametrize("how", ["scale_and_move", "z_up", "turned"])
+@pytest.mark.parametrize("how", ["scale_and_move", "z_up", "turned", "inside_out"])
 def test_embedding_does_not_depend_on_units_place_or_axes(target, other_template, how):
-    """What must not matter: the mesh's unit (x100), where it stands, its up axis, the way it faces (told)."""
+    """What must not matter: the mesh's unit (x100), where it stands, its up axis, the way it faces (told), and which
+    way its triangles wind (a mesh exported with its normals flipped: its winding number inside is -1, and it used
+    to enclose nothing)."""
     from usdposer.core.embed import embed, orientation
 
     P, F, X = target
     base = embed(other_template, P, F).positions
+    if how == "inside_out":
+        assert np.array_equal(embed(other_template, P, F[:, ::-1].copy()).positions, base)
+        return
     if how == "scale_and_move":
         A, t, R = np.eye(3) * 100, np.array([250.0, -40.0, 1000.0]), None
     elif how == "z_up":
@@ -250,6 +257,8 @@ def test_warp_distance_kernel_matches_its_torch_twin(target):
     dw, dt = np.linalg.norm(cw - q, axis=1), np.linalg.norm(ct - q, axis=1)
     assert np.abs(dw - dt).max() < 1e-4 * float(np.ptp(P, 0).max())
     assert (iw == it).mean() > 0.99 and it.any() and (~it).any()
+    for backend, inside in (("warp", iw), ("torch", it)):  # the same inside with every triangle reversed
+        assert np.array_equal(closest_signed(P, F[:, ::-1].copy(), q, backend=backend)[1], inside)
 
 
 def test_medial_spheres_of_a_capsule_lie_on_its_axis():
@@ -495,6 +504,82 @@ def test_rig_cli_end_to_end_on_a_shared_character(tmp_path):
     s = _run("sample", out, "-n", "4", "-o", tmp_path / "s.usdc")
     assert s.returncode == 0, s.stderr
     assert _run("check", tmp_path / "s.usdc").returncode in (0, 1)
+
+
+def _wound_copy(src, out, *, how: str) -> None:
+    """``src`` with its mesh's triangles reversed and ``orientation = leftHanded`` (the same surface, as RenderMan and
+    some Houdini exports write it), or nothing more (normals flipped: an export gone wrong), or its mirror image
+    (points mirrored, triangles reversed: the other boot) placed back by a negative scale, of the mesh's own transform
+    (``mirrored``, what a bare mesh's reader places it by) or of its ``geomBindTransform`` (``mirrored-bind``, what
+    UsdSkel places a skin by): the same surface, whose triangles wind the other way once placed."""
+    from pxr import Gf, Usd, UsdGeom, UsdSkel, Vt
+
+    Usd.Stage.Open(str(src)).Export(str(out))
+    stage = Usd.Stage.Open(str(out))
+    mesh = UsdGeom.Mesh(next(p for p in stage.Traverse() if p.IsA(UsdGeom.Mesh)))
+    idx = np.asarray(mesh.GetFaceVertexIndicesAttr().Get()).reshape(-1, 3)
+    mesh.GetFaceVertexIndicesAttr().Set(Vt.IntArray.FromNumpy(np.ascontiguousarray(idx[:, ::-1]).reshape(-1)))
+    if how.startswith("mirrored"):
+        P = np.asarray(mesh.GetPointsAttr().Get()) * [-1.0, 1.0, 1.0]
+        mesh.GetPointsAttr().Set(Vt.Vec3fArray.FromNumpy(P.astype(np.float32)))
+        if how == "mirrored":
+            mesh.AddScaleOp().Set(Gf.Vec3f(-1.0, 1.0, 1.0))
+        else:
+            binding = UsdSkel.BindingAPI(mesh.GetPrim())
+            G = binding.GetGeomBindTransformAttr().Get() or Gf.Matrix4d(1.0)
+            binding.GetGeomBindTransformAttr().Set(Gf.Matrix4d().SetScale(Gf.Vec3d(-1.0, 1.0, 1.0)) * G)
+    if how == "left-handed":
+        mesh.CreateOrientationAttr(UsdGeom.Tokens.leftHanded)
+    stage.GetRootLayer().Save()
+
+
+def _volume(P, F) -> float:
+    P = np.asarray(P, dtype=np.float64)
+    return float(np.einsum("ij,ij->", P[F[:, 0]], np.cross(P[F[:, 1]], P[F[:, 2]])) / 6)
+
+
+def test_left_handed_inside_out_and_mirrored_meshes(fox_usdc, tmp_path):
+    """Which way a mesh's polygons wind must not matter where it says so: a ``leftHanded`` mesh and one mirrored by
+    its transform are read as the same right-handed surface (their signed volume is the Fox's, so `check`'s
+    self-intersection depths and every finding are the Fox's), and `rig` embeds the same skeleton in them and in a
+    mesh whose normals were flipped by mistake (each enclosed no volume before: 'the mesh encloses no volume')."""
+    import torch
+    from usdposer.pipelines.rig import RigOptions, rig
+
+    from usdposer.io.bare_mesh import read_bare
+    from usdposer.io.read_skel import read_asset
+
+    def findings(path):
+        r = subprocess.run([sys.executable, "-m", "usdposer.commands._entry", "check", str(path), "--json"],
+                           capture_output=True, text=True)
+        return sorted((f["id"], f.get("prim"), f.get("time"), f.get("message").replace(str(path), "X"))
+                      for file in json.loads(r.stdout)["files"] for f in file["findings"])
+
+    fox_mesh = read_asset(fox_usdc).rig().to(torch.float64).meshes[0]
+    want = _volume(fox_mesh.points.numpy(), fox_mesh.faces.numpy())
+    bare_want = read_bare(fox_usdc).meshes[0]
+    assert want > 0
+    joints = {}
+    for how in ("left-handed", "mirrored-bind", "mirrored", "inside-out"):
+        path = tmp_path / f"{how}.usda"
+        _wound_copy(fox_usdc, path, how=how)
+        if how in ("left-handed", "mirrored-bind"):  # the same skin, read right-handed, checked alike
+            m = read_asset(path).rig().to(torch.float64).meshes[0]
+            assert _volume(m.points.numpy(), m.faces.numpy()) == pytest.approx(want, rel=1e-6), how
+            assert findings(path) == findings(fox_usdc), how
+        if how in ("left-handed", "mirrored"):  # the same surface, where a bare mesh's reader places it
+            bare = read_bare(path).meshes[0]
+            assert _volume(bare.points, bare.faces) == pytest.approx(_volume(bare_want.points, bare_want.faces),
+                                                                      rel=1e-6), how
+        if how == "mirrored-bind":
+            continue
+        rig(path, tmp_path / f"{how}.rig.usdc", RigOptions(template="quadruped"))
+        joints[how] = read_asset(tmp_path / f"{how}.rig.usdc").rig().to(torch.float64).bind_world[:, :3, 3].numpy()
+    rig(fox_usdc, tmp_path / "fox.rig.usdc", RigOptions(template="quadruped"))
+    base = read_asset(tmp_path / "fox.rig.usdc").rig().to(torch.float64).bind_world[:, :3, 3].numpy()
+    height = float(np.ptp(base[:, 1]))
+    for how, X in joints.items():  # the BVH sees the corners in another order: float noise, a 0.1 % at most
+        assert np.abs(X - base).max() < 0.005 * height, how
 
 
 def test_list_templates():

@@ -68,10 +68,21 @@ def _closest_on_triangles(p, a, b, c):
     return best
 
 
+def outward(points: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """``faces`` (F, 3) wound so that the mesh's signed volume is positive (normals out): every triangle reversed
+    where it is negative, as for a mesh exported with its normals flipped or a ``leftHanded`` one read as right-handed.
+    The winding number inside such a mesh is -1, so without this it would enclose nothing."""
+    a, b, c = (points[faces[:, k]].astype(np.float64) for k in range(3))
+    volume = np.einsum("ij,ij->", a, np.cross(b, c)) / 6.0
+    return np.ascontiguousarray(faces[:, ::-1]) if volume < 0 else faces
+
+
 def closest_signed(points: np.ndarray, faces: np.ndarray, query: np.ndarray,
                    backend: str = "warp") -> tuple[np.ndarray, np.ndarray]:
     """(closest surface point (N, 3), inside (N,) bool) for ``query`` (N, 3). ``backend`` "warp" uses a BVH and the
-    fast winding number (float32); "torch" is the brute-force float64 reference."""
+    fast winding number (float32); "torch" is the brute-force float64 reference. Either way the faces are first
+    wound outward (:func:`outward`), so a mesh with its normals flipped has the same inside."""
+    faces = outward(points, faces)
     if backend == "torch":
         c, i = closest_signed_ref(torch.from_numpy(points).double(), torch.from_numpy(faces).long(),
                                   torch.from_numpy(query).double())

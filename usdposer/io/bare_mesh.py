@@ -81,7 +81,7 @@ def read_bare(path: str | os.PathLike) -> BareMeshes:
 def _read_usd(p: Path) -> BareMeshes:
     from pxr import Usd, UsdGeom
 
-    from usdposer.io.read_mesh import _read_look, triangulate
+    from usdposer.io.read_mesh import _read_look, left_wound, triangulate
     from usdposer.io.stage import gf_to_np, open_stage, stage_units
     from usdposer.io.texture import UDIM, file_name, read_bytes
 
@@ -103,7 +103,8 @@ def _read_usd(p: Path) -> BareMeshes:
             raise InputError(f"{p}: {prim.GetPath()} has face indices outside its {len(P)} points; repair the mesh")
         M = gf_to_np(cache.GetLocalToWorldTransform(prim))  # column vectors
         P = P @ M[:3, :3].T + M[:3, 3]
-        uvs, corners, texture, color, tint = _read_look(prim, len(P), np.asarray(counts))
+        reverse = left_wound(prim, M)
+        uvs, corners, texture, color, tint = _read_look(prim, len(P), np.asarray(counts), reverse)
         data = read_bytes(texture) if texture and UDIM not in texture else None  # packaged (USDZ) ones too
         key = (texture if data else None, tuple(round(c, 4) for c in (tint[0] + tint[1] if data else color)))
         if key not in textures:
@@ -111,7 +112,7 @@ def _read_usd(p: Path) -> BareMeshes:
             materials.append(MaterialData(name=f"{prim.GetName()}_look", color=tint[0] if data else color,
                                           roughness=0.8, metallic=0.0, texture=data,
                                           texture_name=file_name(texture) if data else "", bias=tint[1]))
-        meshes.append(MeshData(name=prim.GetName(), points=P, faces=triangulate(np.asarray(counts), idx),
+        meshes.append(MeshData(name=prim.GetName(), points=P, faces=triangulate(np.asarray(counts), idx, reverse),
                                uvs=None if uvs is None else uvs.numpy(), material=textures[key],
                                corner_uvs=None if corners is None else corners.numpy()))
     return BareMeshes(p.stem, meshes, materials, up_axis=up, meters_per_unit=mpu)

@@ -15,15 +15,24 @@ from usdposer.io.texture import readable
 from usdposer.types import NO_TINT, FaceLook, Mesh, Tint
 
 
-def triangulate(counts: np.ndarray, indices: np.ndarray) -> np.ndarray:
-    """Fan-triangulate polygons: (F, 3) int64."""
+def triangulate(counts: np.ndarray, indices: np.ndarray, reverse: bool = False) -> np.ndarray:
+    """Fan-triangulate polygons: (F, 3) int64; ``reverse`` winds each triangle the other way (:func:`left_wound`)."""
     counts = counts.astype(np.int64)
     valid = counts >= 3
     starts = np.cumsum(counts) - counts
     ntri = np.where(valid, counts - 2, 0)
     first = np.repeat(starts, ntri)
     offs = np.arange(ntri.sum()) - np.repeat(np.cumsum(ntri) - ntri, ntri)
-    return np.stack([indices[first], indices[first + offs + 1], indices[first + offs + 2]], axis=1).astype(np.int64)
+    second, third = (first + offs + 2, first + offs + 1) if reverse else (first + offs + 1, first + offs + 2)
+    return np.stack([indices[first], indices[second], indices[third]], axis=1).astype(np.int64)
+
+
+def left_wound(prim: Usd.Prim, M: np.ndarray) -> bool:
+    """Do the mesh's polygons wind clockwise (seen from outside) once ``M`` (4, 4) places its points: its
+    ``orientation`` is ``leftHanded`` (RenderMan's and some Houdini exports), or ``M`` mirrors (a negative scale),
+    not both. usdposer's triangles are right-handed, so such a mesh is triangulated reversed."""
+    left = UsdGeom.Mesh(prim).GetOrientationAttr().Get() == UsdGeom.Tokens.leftHanded
+    return bool(left != (np.linalg.det(np.asarray(M, dtype=np.float64)[:3, :3]) < 0))
 
 
 def read_mesh(skq, joint_index: dict[str, int], conv: StageUnits, report) -> Mesh | None:
@@ -122,7 +131,8 @@ def read_mesh(skq, joint_index: dict[str, int], conv: StageUnits, report) -> Mes
         report("error", name, f"faceVertexCounts add up to {int(counts.sum())} but there are {len(indices)} "
                "faceVertexIndices; fix the mesh topology", "bad-topology")
         return None
-    faces = triangulate(counts, indices)
+    reverse = left_wound(prim, G)
+    faces = triangulate(counts, indices, reverse)
     if len(faces) == 0:
         report("warning", name, "mesh has no faces (no polygon of three or more vertices: faceVertexCounts empty, "
                "missing or misspelled?); skipped", "no-faces")
@@ -143,7 +153,7 @@ def read_mesh(skq, joint_index: dict[str, int], conv: StageUnits, report) -> Mes
         N = N @ conv.C[:3, :3].T
         normals = torch.from_numpy(N / np.linalg.norm(N, axis=1, keepdims=True).clip(1e-12))
 
-    uvs, corner_uvs, texture, color, tint = _read_look(prim, V, counts)
+    uvs, corner_uvs, texture, color, tint = _read_look(prim, V, counts, reverse)
     if texture and not readable(texture):
         report("warning", name, f"base-colour texture {texture} cannot be read (a missing file or UDIM tiles?); "
                "pictures draw the display colour instead", "missing-texture")
@@ -190,10 +200,10 @@ def _blend_shapes(binding, V: int, G: np.ndarray, conv: StageUnits, name: str, r
     return {"blend_shapes": tuple(keep), "blend_offsets": tuple(offsets)}
 
 
-def _read_look(prim: Usd.Prim, V: int, counts: np.ndarray):
+def _read_look(prim: Usd.Prim, V: int, counts: np.ndarray, reverse: bool = False):
     """(uvs (V, 2) or None, corner uvs (F, 3, 2) of a faceVarying primvar or None, base-colour texture path or None,
-    display colour, texture tint (scale, bias)). ``counts``: the faceVertexCounts, to triangulate face-varying values
-    as the faces are."""
+    display colour, texture tint (scale, bias)). ``counts`` and ``reverse``: the faceVertexCounts and winding, to
+    triangulate face-varying values as the faces are."""
     uvs = corners = None
     pv_api = UsdGeom.PrimvarsAPI(prim)
     for name in ("st", "st0", "st_0", "UVMap", "uv"):
@@ -210,7 +220,7 @@ def _read_look(prim: Usd.Prim, V: int, counts: np.ndarray):
             uvs = torch.from_numpy(val)
             break
         if pv.GetInterpolation() == UsdGeom.Tokens.faceVarying and len(val) == int(counts.sum()):
-            corners = torch.from_numpy(val[triangulate(counts, np.arange(len(val)))])  # (F, 3, 2)
+            corners = torch.from_numpy(val[triangulate(counts, np.arange(len(val)), reverse)])  # (F, 3, 2)
             break
     color = (0.7, 0.7, 0.7)
     dc = pv_api.GetPrimvar("displayColor")
