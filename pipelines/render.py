@@ -151,7 +151,9 @@ def findings_sheets(report, out_dir, *, tile: int = 192, max_frames: int = 16) -
             labels = [f"{t:g}: " + ",".join(sorted({f.rule for f in frames[t]})) for t in chosen]
             pose = Pose(clip.rotations[idx].double(), clip.translations[idx].double(), clip.scales[idx].double())
             rig = rig.to(torch.float64)
-            images = render_pose(rig, pose, cameras(rig, pose, tile, tile, "follow"), bad_joints=bad)
+            shapes = clip.shapes()  # the faces the animation makes, as `render` draws them
+            shapes = None if shapes is None else (shapes[0], shapes[1][idx])
+            images = render_pose(rig, pose, cameras(rig, pose, tile, tile, "follow"), bad_joints=bad, shapes=shapes)
             name = f"{Path(res.path).stem}.{prim.strip('/').replace('/', '_')}.png"
             written.append(str(write_sheet(images, out_dir / name, labels)))
     return written

@@ -376,6 +376,39 @@ def test_blend_shapes_skin_and_draw_as_openusd_evaluates_them(tmp_path):
     assert (np.abs(face.astype(int) - plain.astype(int)).sum(-1) > 30).sum() > 20
 
 
+def test_check_preview_draws_the_faces_the_animation_makes(tmp_path):
+    """`check --preview`'s sheet of an animation's flagged frames draws its blend shapes as `render` does (it drew the
+    base face): two findings on the face clip give a sheet equal to the frames drawn with the clip's weights, not to
+    them drawn without."""
+    from PIL import Image
+    from usdposer.pipelines.render import findings_sheets
+
+    from usdposer.io.read_skel import read_asset
+    from usdposer.render.cameras import cameras
+    from usdposer.render.encode import write_sheet
+    from usdposer.render.raster import render_pose
+    from usdposer.validate.engine import CheckReport, FileResult
+    from usdposer.validate.registry import Finding
+
+    out = tmp_path / "expressive.usdc"
+    import_gltf(_expressive(tmp_path), out, bind_clip="Idle")
+    asset = read_asset(out)
+    rig = asset.rig().to(torch.float64)
+    clip = asset.clip(rig, "Idle")
+    times = [float(clip.time_codes[10]), float(clip.time_codes[40])]
+    found = [Finding("Ground", "Penetration", "warning", "m", str(out), clip.path, frame=t) for t in times]
+    sheet = findings_sheets(CheckReport([FileResult(str(out), findings=found)], ["Ground"]), tmp_path / "preview",
+                            tile=96)
+    got = np.asarray(Image.open(sheet[0]).convert("RGB")).astype(int)
+    frames = clip.frames([10, 40])
+    cams = cameras(rig, frames.pose(), 96, 96, "follow")
+    labels = [f"{t:g}: Ground" for t in times]
+    for shapes, same in ((frames.shapes(), True), (None, False)):
+        images = render_pose(rig, frames.pose(), cams, bad_joints=[set(), set()], shapes=shapes)
+        want = np.asarray(Image.open(write_sheet(images, tmp_path / f"want_{same}.png", labels)).convert("RGB"))
+        assert (np.abs(got - want.astype(int)).max() <= 1) == same
+
+
 def test_broken_blend_shapes_are_reported_and_left_out(tmp_path):
     """Hostile blend shapes in a USD file (NaN offsets, point indices past the mesh, a token without a target): each
     is a reader warning naming the shape, the rest still draws; nothing raises."""
