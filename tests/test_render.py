@@ -586,6 +586,44 @@ def test_usdz_package_draws_its_packaged_texture(fox, tmp_path):
     assert material.texture_name == "image_0.png"
 
 
+def test_preview_material_binding_is_the_one_drawn(fox, tmp_path):
+    """A studio asset binds its render material for all purposes (here a RenderMan ``PxrSurface`` behind
+    ``outputs:ri:surface``: nothing a viewport can draw) and a UsdPreviewSurface as ``material:binding:preview``.
+    usdposer draws the preview binding, as Hydra's viewport does (it took the render material and drew grey): the
+    picture is the Fox's exactly; with the preview binding removed it is the display colour's."""
+    from pxr import Sdf, Usd, UsdGeom, UsdShade
+
+    from usdposer.io.read_skel import read_asset
+    from usdposer.render.cameras import cameras
+    from usdposer.render.raster import Style, render_pose
+
+    folder, asset, rig = fox
+    pose = _fox_pose(asset, rig)
+    cam = cameras(rig, pose, 120, 96)[0]
+    bare = Style(ground=False, skeleton=False)
+    want = render_pose(rig, pose, [cam], style=bare)[0]
+    grey = render_pose(rig, pose, [cam], style=replace(bare, textures=False))[0]
+    for preview in (True, False):
+        out = tmp_path / f"studio_{preview}.usda"
+        Usd.Stage.Open(str(folder / "fox.usdc")).Export(str(out))
+        stage = Usd.Stage.Open(str(out))
+        prim = next(p for p in stage.Traverse() if p.IsA(UsdGeom.Mesh))
+        own, _ = UsdShade.MaterialBindingAPI(prim).ComputeBoundMaterial()
+        render = UsdShade.Material.Define(stage, "/Fox/Looks/Render")
+        pxr = UsdShade.Shader.Define(stage, "/Fox/Looks/Render/PxrSurface")
+        pxr.CreateIdAttr("PxrSurface")
+        pxr.CreateInput("diffuseColor", Sdf.ValueTypeNames.Color3f).Set((1.0, 0.0, 0.0))
+        render.CreateSurfaceOutput("ri").ConnectToSource(pxr.ConnectableAPI(), "out")
+        api = UsdShade.MaterialBindingAPI.Apply(prim)
+        api.Bind(render)
+        if preview:
+            api.Bind(own, materialPurpose=UsdShade.Tokens.preview)
+        stage.GetRootLayer().Save()
+        studio = read_asset(out).rig().to(torch.float64)
+        got = render_pose(studio, pose, [cam], style=bare)[0]
+        assert np.array_equal(got, want if preview else grey), preview
+
+
 def test_proxy_guide_and_hidden_meshes_do_not_change_the_character(fox, tmp_path):
     """A studio asset carries more skinned meshes than it renders: a low-resolution ``proxy`` (here the Fox's mesh
     blown up 30 %, which would poke through everywhere), a ``guide`` (a collision shell) and a hidden alternate

@@ -14,6 +14,11 @@ from usdposer.io.stage import StageUnits, gf_to_np, unregistered
 from usdposer.io.texture import readable
 from usdposer.types import NO_TINT, FaceLook, Mesh, Tint
 
+# The material a viewport shows: a studio asset binds its render material for all purposes (RenderMan, MaterialX:
+# nothing usdposer can draw) and a UsdPreviewSurface one as ``material:binding:preview``; the preview purpose falls
+# back to the all-purpose binding where there is none, as Hydra's viewport does.
+PREVIEW = UsdShade.Tokens.preview
+
 
 def triangulate(counts: np.ndarray, indices: np.ndarray, reverse: bool = False) -> np.ndarray:
     """Fan-triangulate polygons: (F, 3) int64; ``reverse`` winds each triangle the other way (:func:`left_wound`)."""
@@ -228,7 +233,7 @@ def _read_look(prim: Usd.Prim, V: int, counts: np.ndarray, reverse: bool = False
         val = np.asarray(dc.ComputeFlattened(), dtype=np.float64).reshape(-1, 3)
         if len(val):
             color = tuple(float(c) for c in val.mean(0))
-    material, _ = UsdShade.MaterialBindingAPI(prim).ComputeBoundMaterial()
+    material, _ = UsdShade.MaterialBindingAPI(prim).ComputeBoundMaterial(PREVIEW)
     texture, color, tint = _material_look(material, color)
     return uvs, corners, texture, color, tint
 
@@ -281,7 +286,7 @@ def face_looks(prim: Usd.Prim, counts: np.ndarray, color: tuple) -> tuple[FaceLo
     for subset in subsets:
         if subset.GetElementTypeAttr().Get() != UsdGeom.Tokens.face:
             continue
-        material, _ = UsdShade.MaterialBindingAPI(subset.GetPrim()).ComputeBoundMaterial()
+        material, _ = UsdShade.MaterialBindingAPI(subset.GetPrim()).ComputeBoundMaterial(PREVIEW)
         if not material:
             continue
         polygons = np.asarray(subset.GetIndicesAttr().Get() or [], dtype=np.int64)
