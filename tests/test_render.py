@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -622,6 +623,98 @@ def test_preview_material_binding_is_the_one_drawn(fox, tmp_path):
         studio = read_asset(out).rig().to(torch.float64)
         got = render_pose(studio, pose, [cam], style=bare)[0]
         assert np.array_equal(got, want if preview else grey), preview
+
+
+def _rebind(src, out, build) -> None:
+    """``src`` with its mesh bound to the material ``build(stage, texture_path)`` defines (the Fox's own texture)."""
+    from pxr import Usd, UsdGeom, UsdShade
+
+    Usd.Stage.Open(str(src)).Export(str(out))
+    stage = Usd.Stage.Open(str(out))
+    prim = next(p for p in stage.Traverse() if p.IsA(UsdGeom.Mesh))
+    texture = str(Path(src).parent / "fox_textures" / "image_0.png")
+    UsdShade.MaterialBindingAPI.Apply(prim).Bind(build(stage, texture))
+    stage.GetRootLayer().Save()
+
+
+def _mtlx(stage, texture, *, constant=None, base=None):
+    """A MaterialX standard_surface (``outputs:mtlx:surface``) whose ``base_color`` is an ``image`` node inside a
+    node graph reading ``texture`` with the mesh's ``st`` (or a ``constant``), times ``base``."""
+    from pxr import Sdf, UsdShade
+
+    m = UsdShade.Material.Define(stage, "/Fox/Looks/Mtlx")
+    surface = UsdShade.Shader.Define(stage, "/Fox/Looks/Mtlx/Surface")
+    surface.CreateIdAttr("ND_standard_surface_surfaceshader")
+    base_color = surface.CreateInput("base_color", Sdf.ValueTypeNames.Color3f)
+    if base is not None:
+        surface.CreateInput("base", Sdf.ValueTypeNames.Float).Set(base)
+    if constant is not None:
+        base_color.Set(constant)
+    else:
+        graph = UsdShade.NodeGraph.Define(stage, "/Fox/Looks/Mtlx/Graph")
+        st = UsdShade.Shader.Define(stage, "/Fox/Looks/Mtlx/Graph/st")
+        st.CreateIdAttr("ND_texcoord_vector2")
+        image = UsdShade.Shader.Define(stage, "/Fox/Looks/Mtlx/Graph/image")
+        image.CreateIdAttr("ND_image_color3")
+        image.CreateInput("file", Sdf.ValueTypeNames.Asset).Set(texture)
+        image.CreateInput("texcoord", Sdf.ValueTypeNames.Float2).ConnectToSource(st.ConnectableAPI(), "out")
+        out = graph.CreateOutput("base_color", Sdf.ValueTypeNames.Color3f)
+        out.ConnectToSource(image.ConnectableAPI(), "out")
+        base_color.ConnectToSource(out)
+    m.CreateSurfaceOutput("mtlx").ConnectToSource(surface.ConnectableAPI(), "out")
+    return m
+
+
+def _preview_in_graph(stage, texture):
+    """A UsdPreviewSurface whose ``diffuseColor`` comes from a UsdUVTexture wrapped in a node graph (as Houdini and
+    Maya export network boxes)."""
+    from pxr import Sdf, UsdShade
+
+    m = UsdShade.Material.Define(stage, "/Fox/Looks/Graphed")
+    surface = UsdShade.Shader.Define(stage, "/Fox/Looks/Graphed/Surface")
+    surface.CreateIdAttr("UsdPreviewSurface")
+    graph = UsdShade.NodeGraph.Define(stage, "/Fox/Looks/Graphed/Graph")
+    reader = UsdShade.Shader.Define(stage, "/Fox/Looks/Graphed/Graph/st")
+    reader.CreateIdAttr("UsdPrimvarReader_float2")
+    reader.CreateInput("varname", Sdf.ValueTypeNames.Token).Set("st")
+    tex = UsdShade.Shader.Define(stage, "/Fox/Looks/Graphed/Graph/tex")
+    tex.CreateIdAttr("UsdUVTexture")
+    tex.CreateInput("file", Sdf.ValueTypeNames.Asset).Set(texture)
+    tex.CreateInput("st", Sdf.ValueTypeNames.Float2).ConnectToSource(reader.ConnectableAPI(), "result")
+    out = graph.CreateOutput("color", Sdf.ValueTypeNames.Color3f)
+    out.ConnectToSource(tex.ConnectableAPI(), "rgb")
+    surface.CreateInput("diffuseColor", Sdf.ValueTypeNames.Color3f).ConnectToSource(out)
+    m.CreateSurfaceOutput().ConnectToSource(surface.ConnectableAPI(), "surface")
+    return m
+
+
+def test_materialx_and_node_graph_materials_draw_their_texture(fox, tmp_path):
+    """Materials as studios and DCCs write them beyond a bare UsdPreviewSurface: a MaterialX ``standard_surface``
+    (``outputs:mtlx:surface``; its ``base_color`` an ``image`` node inside a node graph) and a UsdPreviewSurface fed
+    through a node graph. Both draw the Fox's picture exactly (they drew the display colour); a constant
+    ``base_color`` (0.2, 0.4, 0.6) with ``base`` 0.5 gives AKD's Gaussians exactly (0.1, 0.2, 0.3)."""
+    from functools import partial
+
+    from usdposer.io.read_skel import read_asset
+    from usdposer.render.cameras import cameras
+    from usdposer.render.gaussians import gaussians_from_rig
+    from usdposer.render.raster import Style, render_pose
+
+    folder, asset, rig = fox
+    pose = _fox_pose(asset, rig)
+    cam = cameras(rig, pose, 120, 96)[0]
+    bare = Style(ground=False, skeleton=False)
+    want = render_pose(rig, pose, [cam], style=bare)[0]
+    for name, build in (("mtlx", _mtlx), ("graphed", _preview_in_graph)):
+        _rebind(folder / "fox.usdc", tmp_path / f"{name}.usda", build)
+        other = read_asset(tmp_path / f"{name}.usda").rig().to(torch.float64)
+        assert other.meshes[0].texture and other.meshes[0].texture.endswith("image_0.png"), name
+        assert np.array_equal(render_pose(other, pose, [cam], style=bare)[0], want), name
+    _rebind(folder / "fox.usdc", tmp_path / "flat.usda", partial(_mtlx, constant=(0.2, 0.4, 0.6), base=0.5))
+    flat = read_asset(tmp_path / "flat.usda").rig().to(torch.float64)
+    assert flat.meshes[0].texture is None
+    colors = gaussians_from_rig(flat, 500).colors
+    assert torch.allclose(colors, torch.tensor([0.1, 0.2, 0.3], dtype=colors.dtype).expand_as(colors), atol=1e-6)
 
 
 def test_proxy_guide_and_hidden_meshes_do_not_change_the_character(fox, tmp_path):

@@ -239,28 +239,36 @@ def _read_look(prim: Usd.Prim, V: int, counts: np.ndarray, reverse: bool = False
 
 
 def _material_look(material, color: tuple) -> tuple[str | None, tuple, Tint]:
-    """(base-colour texture path or None, colour, texture tint) of a UsdPreviewSurface material (``color`` where it
-    sets none). The tint is the UsdUVTexture's ``scale`` and ``bias`` (RGB; glTF's ``baseColorFactor`` is written
-    as the scale, Maya's colour gain and offset as both)."""
+    """(base-colour texture path or None, colour, texture tint) of a material (``color`` where it sets none): its
+    UsdPreviewSurface's ``diffuseColor``, else its MaterialX surface's ``base_color`` (``standard_surface``, OpenPBR;
+    times its ``base`` weight), followed through node graphs to the texture node (``UsdUVTexture``, MaterialX
+    ``image``) whose ``file`` it reads. The tint is the UsdUVTexture's ``scale`` and ``bias`` (RGB; glTF's
+    ``baseColorFactor`` is written as the scale, Maya's colour gain and offset as both)."""
     texture, tint = None, NO_TINT
-    if material:
-        shader = material.ComputeSurfaceSource()[0]
-        if shader:
-            inp = shader.GetInput("diffuseColor")
-            if inp:
-                if inp.HasConnectedSource():
-                    src = inp.GetConnectedSources()[0][0].source
-                    tex = UsdShade.Shader(src.GetPrim())
-                    f = tex.GetInput("file")
-                    tint = (_rgb(tex, "scale", (1.0, 1.0, 1.0)), _rgb(tex, "bias", (0.0, 0.0, 0.0)))
-                    if f and f.Get() is not None:
-                        asset = f.Get()
-                        texture = asset.resolvedPath or None
-                        if not texture and asset.path:  # unresolved (a UDIM pattern, a missing file): anchor it
-                            stack = f.GetAttr().GetPropertyStack(Usd.TimeCode.Default())
-                            texture = stack[0].layer.ComputeAbsolutePath(asset.path) if stack else asset.path
-                elif inp.Get() is not None:
-                    color = tuple(float(c) for c in inp.Get())
+    shader = material and (material.ComputeSurfaceSource()[0] or material.ComputeSurfaceSource("mtlx")[0])
+    if not shader:
+        return texture, color, tint
+    inp = shader.GetInput("diffuseColor") or shader.GetInput("base_color")
+    if not inp:
+        return texture, color, tint
+    weight = 1.0
+    if inp.GetBaseName() == "base_color" and shader.GetInput("base"):
+        value = shader.GetInput("base").Get()
+        weight = float(value) if value is not None and math.isfinite(float(value)) else 1.0
+    sources = inp.GetValueProducingAttributes()  # through node graphs, to a node's output or a value
+    if sources and UsdShade.Utils.GetType(sources[0].GetName()) == UsdShade.AttributeType.Output:
+        tex = UsdShade.Shader(sources[0].GetPrim())
+        scale = _rgb(tex, "scale", (1.0, 1.0, 1.0))
+        tint = (tuple(weight * c for c in scale), _rgb(tex, "bias", (0.0, 0.0, 0.0)))
+        f = tex.GetInput("file")
+        if f and f.Get() is not None:
+            asset = f.Get()
+            texture = asset.resolvedPath or None
+            if not texture and asset.path:  # unresolved (a UDIM pattern, a missing file): anchor it
+                stack = f.GetAttr().GetPropertyStack(Usd.TimeCode.Default())
+                texture = stack[0].layer.ComputeAbsolutePath(asset.path) if stack else asset.path
+    elif sources and sources[0].Get() is not None:
+        color = tuple(weight * float(c) for c in sources[0].Get())
     return texture, color, tint
 
 
