@@ -717,6 +717,48 @@ def test_materialx_and_node_graph_materials_draw_their_texture(fox, tmp_path):
     assert torch.allclose(colors, torch.tensor([0.1, 0.2, 0.3], dtype=colors.dtype).expand_as(colors), atol=1e-6)
 
 
+def test_the_texture_reads_the_uv_set_its_primvar_reader_names(fox, tmp_path):
+    """UVs named as the material says, not only ``st``: the Fox's UVs renamed ``UVChannel_2`` (3ds Max) with its
+    texture's ``UsdPrimvarReader_float2`` reading that name draw the Fox's picture exactly (they drew the display
+    colour); so does a MaterialX ``image`` whose ``texcoord`` is a ``geompropvalue`` of that name."""
+    from pxr import Sdf, Usd, UsdGeom, UsdShade
+
+    from usdposer.io.read_skel import read_asset
+    from usdposer.render.cameras import cameras
+    from usdposer.render.raster import Style, render_pose
+
+    folder, asset, rig = fox
+    pose = _fox_pose(asset, rig)
+    cam = cameras(rig, pose, 120, 96)[0]
+    bare = Style(ground=False, skeleton=False)
+    want = render_pose(rig, pose, [cam], style=bare)[0]
+    for how in ("preview", "mtlx"):
+        out = tmp_path / f"{how}.usda"
+        if how == "mtlx":
+            _rebind(folder / "fox.usdc", out, _mtlx)
+        else:
+            Usd.Stage.Open(str(folder / "fox.usdc")).Export(str(out))
+        stage = Usd.Stage.Open(str(out))
+        prim = next(p for p in stage.Traverse() if p.IsA(UsdGeom.Mesh))
+        api = UsdGeom.PrimvarsAPI(prim)
+        st = api.GetPrimvar("st")
+        api.CreatePrimvar("UVChannel_2", Sdf.ValueTypeNames.TexCoord2fArray, st.GetInterpolation()).Set(st.Get())
+        api.RemovePrimvar("st")
+        material, _ = UsdShade.MaterialBindingAPI(prim).ComputeBoundMaterial()
+        if how == "preview":
+            reader = next(UsdShade.Shader(p) for p in Usd.PrimRange(material.GetPrim())
+                          if UsdShade.Shader(p).GetIdAttr().Get() == "UsdPrimvarReader_float2")
+            reader.GetInput("varname").Set("UVChannel_2")
+        else:
+            geomprop = UsdShade.Shader.Define(stage, "/Fox/Looks/Mtlx/Graph/st")  # replaces the texcoord node
+            geomprop.GetIdAttr().Set("ND_geompropvalue_vector2")
+            geomprop.CreateInput("geomprop", Sdf.ValueTypeNames.String).Set("UVChannel_2")
+        stage.GetRootLayer().Save()
+        named = read_asset(out).rig().to(torch.float64)
+        assert named.meshes[0].face_uvs() is not None, how
+        assert np.array_equal(render_pose(named, pose, [cam], style=bare)[0], want), how
+
+
 def test_proxy_guide_and_hidden_meshes_do_not_change_the_character(fox, tmp_path):
     """A studio asset carries more skinned meshes than it renders: a low-resolution ``proxy`` (here the Fox's mesh
     blown up 30 %, which would poke through everywhere), a ``guide`` (a collision shell) and a hidden alternate

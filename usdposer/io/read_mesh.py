@@ -211,7 +211,9 @@ def _read_look(prim: Usd.Prim, V: int, counts: np.ndarray, reverse: bool = False
     triangulate face-varying values as the faces are."""
     uvs = corners = None
     pv_api = UsdGeom.PrimvarsAPI(prim)
-    for name in ("st", "st0", "st_0", "UVMap", "uv"):
+    material, _ = UsdShade.MaterialBindingAPI(prim).ComputeBoundMaterial(PREVIEW)
+    named = _uv_set(material)
+    for name in ([named] if named else []) + ["st", "st0", "st_0", "UVMap", "uv", "map1"]:
         pv = pv_api.GetPrimvar(name)
         if not (pv and pv.HasValue()):
             continue
@@ -233,31 +235,54 @@ def _read_look(prim: Usd.Prim, V: int, counts: np.ndarray, reverse: bool = False
         val = np.asarray(dc.ComputeFlattened(), dtype=np.float64).reshape(-1, 3)
         if len(val):
             color = tuple(float(c) for c in val.mean(0))
-    material, _ = UsdShade.MaterialBindingAPI(prim).ComputeBoundMaterial(PREVIEW)
     texture, color, tint = _material_look(material, color)
     return uvs, corners, texture, color, tint
 
 
-def _material_look(material, color: tuple) -> tuple[str | None, tuple, Tint]:
-    """(base-colour texture path or None, colour, texture tint) of a material (``color`` where it sets none): its
-    UsdPreviewSurface's ``diffuseColor``, else its MaterialX surface's ``base_color`` (``standard_surface``, OpenPBR;
-    times its ``base`` weight), followed through node graphs to the texture node (``UsdUVTexture``, MaterialX
-    ``image``) whose ``file`` it reads. The tint is the UsdUVTexture's ``scale`` and ``bias`` (RGB; glTF's
-    ``baseColorFactor`` is written as the scale, Maya's colour gain and offset as both)."""
-    texture, tint = None, NO_TINT
+def _base_color(material):
+    """(surface shader, its base-colour input, the attributes that produce that input's value) of a material, or
+    Nones: its UsdPreviewSurface's ``diffuseColor``, else its MaterialX surface's ``base_color`` (``standard_surface``,
+    OpenPBR), followed through node graphs to a node's output (a texture) or a value."""
     shader = material and (material.ComputeSurfaceSource()[0] or material.ComputeSurfaceSource("mtlx")[0])
-    if not shader:
-        return texture, color, tint
-    inp = shader.GetInput("diffuseColor") or shader.GetInput("base_color")
+    inp = shader and (shader.GetInput("diffuseColor") or shader.GetInput("base_color"))
+    if not inp:
+        return None, None, []
+    return shader, inp, inp.GetValueProducingAttributes()
+
+
+def _texture_node(sources):
+    """The shader whose output feeds the base colour (a ``UsdUVTexture``, a MaterialX ``image``), or None."""
+    if sources and UsdShade.Utils.GetType(sources[0].GetName()) == UsdShade.AttributeType.Output:
+        return UsdShade.Shader(sources[0].GetPrim())
+    return None
+
+
+def _uv_set(material) -> str | None:
+    """The primvar the base-colour texture reads its coordinates from (the ``varname`` of the
+    ``UsdPrimvarReader_float2`` behind the texture's ``st``, or the MaterialX ``geompropvalue``'s ``geomprop``), or
+    None: Maya names it ``map1``, Houdini ``uv``, Blender ``st`` or its UV map's name."""
+    tex = _texture_node(_base_color(material)[2])
+    coords = tex and (tex.GetInput("st") or tex.GetInput("texcoord"))
+    reader = _texture_node(coords.GetValueProducingAttributes()) if coords else None
+    name = reader and (reader.GetInput("varname") or reader.GetInput("geomprop"))
+    value = name.Get() if name else None
+    return str(value) if value else None
+
+
+def _material_look(material, color: tuple) -> tuple[str | None, tuple, Tint]:
+    """(base-colour texture path or None, colour, texture tint) of a material (``color`` where it sets none), from
+    :func:`_base_color`; a MaterialX ``base`` weight multiplies it. The tint is the UsdUVTexture's ``scale`` and
+    ``bias`` (RGB; glTF's ``baseColorFactor`` is written as the scale, Maya's colour gain and offset as both)."""
+    texture, tint = None, NO_TINT
+    shader, inp, sources = _base_color(material)
     if not inp:
         return texture, color, tint
     weight = 1.0
     if inp.GetBaseName() == "base_color" and shader.GetInput("base"):
         value = shader.GetInput("base").Get()
         weight = float(value) if value is not None and math.isfinite(float(value)) else 1.0
-    sources = inp.GetValueProducingAttributes()  # through node graphs, to a node's output or a value
-    if sources and UsdShade.Utils.GetType(sources[0].GetName()) == UsdShade.AttributeType.Output:
-        tex = UsdShade.Shader(sources[0].GetPrim())
+    tex = _texture_node(sources)
+    if tex:
         scale = _rgb(tex, "scale", (1.0, 1.0, 1.0))
         tint = (tuple(weight * c for c in scale), _rgb(tex, "bias", (0.0, 0.0, 0.0)))
         f = tex.GetInput("file")
