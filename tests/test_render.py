@@ -759,6 +759,56 @@ def test_the_texture_reads_the_uv_set_its_primvar_reader_names(fox, tmp_path):
         assert np.array_equal(render_pose(named, pose, [cam], style=bare)[0], want), how
 
 
+def test_uv_transform_moves_the_texture_coordinates(fox, tmp_path):
+    """A ``UsdTransform2d`` between the UV reader and the texture (Blender's mapping node, glTF's
+    KHR_texture_transform) scales, turns and moves the UVs before the lookup. The Fox with its UVs moved by the inverse
+    of such a transform (scale (2, 0.5), 30 degrees, translation (0.1, 0.2)) and the transform in its material draws
+    the Fox's picture (all but a few pixels where rounding picks the neighbouring texel); without the transform
+    applied (as before) a good share of the character changes."""
+    import math
+
+    from pxr import Sdf, Usd, UsdGeom, UsdShade, Vt
+
+    from usdposer.io.read_skel import read_asset
+    from usdposer.render.cameras import cameras
+    from usdposer.render.raster import Style, render_pose
+
+    folder, asset, rig = fox
+    pose = _fox_pose(asset, rig)
+    cam = cameras(rig, pose, 120, 96)[0]
+    bare = Style(ground=False, skeleton=False)
+    want = render_pose(rig, pose, [cam], style=bare)[0].astype(int)
+    (sx, sy), r, t = (2.0, 0.5), math.radians(30.0), np.array([0.1, 0.2])
+    A = np.array([[math.cos(r), -math.sin(r)], [math.sin(r), math.cos(r)]]) @ np.diag([sx, sy])
+    out = tmp_path / "mapped.usda"
+    Usd.Stage.Open(str(folder / "fox.usdc")).Export(str(out))
+    stage = Usd.Stage.Open(str(out))
+    prim = next(p for p in stage.Traverse() if p.IsA(UsdGeom.Mesh))
+    st = UsdGeom.PrimvarsAPI(prim).GetPrimvar("st")
+    uv = np.asarray(st.Get(), dtype=np.float64)
+    st.Set(Vt.Vec2fArray.FromNumpy(((uv - t) @ np.linalg.inv(A).T).astype(np.float32)))
+    material, _ = UsdShade.MaterialBindingAPI(prim).ComputeBoundMaterial()
+    tex = next(UsdShade.Shader(p) for p in Usd.PrimRange(material.GetPrim())
+               if UsdShade.Shader(p).GetIdAttr().Get() == "UsdUVTexture")
+    reader = tex.GetInput("st").GetConnectedSources()[0][0].source
+    xf = UsdShade.Shader.Define(stage, material.GetPath().AppendChild("uvTransform"))
+    xf.CreateIdAttr("UsdTransform2d")
+    xf.CreateInput("in", Sdf.ValueTypeNames.Float2).ConnectToSource(reader, "result")
+    xf.CreateInput("scale", Sdf.ValueTypeNames.Float2).Set((sx, sy))
+    xf.CreateInput("rotation", Sdf.ValueTypeNames.Float).Set(30.0)
+    xf.CreateInput("translation", Sdf.ValueTypeNames.Float2).Set(tuple(t))
+    tex.GetInput("st").ConnectToSource(xf.ConnectableAPI(), "result")
+    stage.GetRootLayer().Save()
+    mapped = read_asset(out).rig().to(torch.float64)
+    assert np.allclose(mapped.meshes[0].uv_transform, np.concatenate([A, t[:, None]], 1), atol=1e-6)
+    got = render_pose(mapped, pose, [cam], style=bare)[0].astype(int)
+    drawn = np.abs(want - np.array(bare.background) ** (1 / 2.2) * 255).sum(-1) > 6
+    assert (np.abs(got - want).sum(-1)[drawn] > 3).mean() < 0.01
+    moved = replace(mapped, meshes=[replace(mapped.meshes[0], uv_transform=None)])
+    off = render_pose(moved, pose, [cam], style=bare)[0].astype(int)
+    assert (np.abs(off - want).sum(-1)[drawn] > 3).mean() > 0.2
+
+
 def test_proxy_guide_and_hidden_meshes_do_not_change_the_character(fox, tmp_path):
     """A studio asset carries more skinned meshes than it renders: a low-resolution ``proxy`` (here the Fox's mesh
     blown up 30 %, which would poke through everywhere), a ``guide`` (a collision shell) and a hidden alternate

@@ -31,12 +31,13 @@ NO_TINT: Tint = ((1.0, 1.0, 1.0), (0.0, 0.0, 0.0))
 class FaceLook:
     """The look of some of a mesh's triangles (a ``materialBind`` GeomSubset: Maya's and Blender's per-face
     materials): ``faces`` (n,) int64 triangle indices, their base-colour texture path (or None), display colour and
-    texture tint (``Mesh.tint``)."""
+    texture tint and UV transform (``Mesh.tint``, ``Mesh.uv_transform``)."""
 
     faces: Int[Tensor, " n"]
     texture: str | None = None
     color: tuple[float, float, float] = (0.7, 0.7, 0.7)
     tint: Tint = NO_TINT
+    uv_transform: tuple | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,8 @@ class Mesh:
         color: ``(3,)`` display colour (linear RGB) used where there is no texture.
         tint: the texture's ``(scale, bias)`` (UsdUVTexture's ``inputs:scale`` / ``inputs:bias``, RGB; glTF's
             ``baseColorFactor`` is the scale): a texel's linear colour is ``texel * scale + bias``.
+        uv_transform: ``((a, b, tx), (c, d, ty))``, the affine map a ``UsdTransform2d`` puts between the UVs and the
+            texture (``uv' = [[a, b], [c, d]] @ uv + t``), or None.
         skinning_method: ``"classicLinear"`` or ``"dualQuaternion"`` (``primvars:skel:skinningMethod``); usdposer's
             skinning is linear blend skinning, so dual-quaternion meshes are reported by ``info`` and ``check``.
         blend_shapes: the mesh's blend-shape channel tokens (``skel:blendShapes``).
@@ -82,16 +85,17 @@ class Mesh:
     face_looks: tuple[FaceLook, ...] = ()
     blend_offsets: tuple[tuple[Int[Tensor, " N"], Float[Tensor, "N 3"]], ...] = ()
     tint: Tint = NO_TINT
+    uv_transform: tuple | None = None
 
     def looks(self) -> list[FaceLook]:
         """Every look of the mesh with the triangles that show it: the mesh's own (the faces no subset claims) first,
         then each subset's (a later subset wins a face two claim)."""
         if not self.face_looks:
-            return [FaceLook(torch.arange(len(self.faces)), self.texture, self.color, self.tint)]
+            return [FaceLook(torch.arange(len(self.faces)), self.texture, self.color, self.tint, self.uv_transform)]
         owner = torch.full((len(self.faces),), -1, dtype=torch.long)
         for k, look in enumerate(self.face_looks):
             owner[look.faces.long()] = k
-        out = [FaceLook(torch.nonzero(owner < 0).flatten(), self.texture, self.color, self.tint)]
+        out = [FaceLook(torch.nonzero(owner < 0).flatten(), self.texture, self.color, self.tint, self.uv_transform)]
         return out + [replace(look, faces=torch.nonzero(owner == k).flatten())
                       for k, look in enumerate(self.face_looks)]
 

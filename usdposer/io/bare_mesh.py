@@ -104,7 +104,7 @@ def _read_usd(p: Path) -> BareMeshes:
         M = gf_to_np(cache.GetLocalToWorldTransform(prim))  # column vectors
         P = P @ M[:3, :3].T + M[:3, 3]
         reverse = left_wound(prim, M)
-        uvs, corners, texture, color, tint = _read_look(prim, len(P), np.asarray(counts), reverse)
+        uvs, corners, texture, color, tint, _ = _read_look(prim, len(P), np.asarray(counts), reverse)
         data = read_bytes(texture) if texture and UDIM not in texture else None  # packaged (USDZ) ones too
         key = (texture if data else None, tuple(round(c, 4) for c in (tint[0] + tint[1] if data else color)))
         if key not in textures:

@@ -158,7 +158,7 @@ def read_mesh(skq, joint_index: dict[str, int], conv: StageUnits, report) -> Mes
         N = N @ conv.C[:3, :3].T
         normals = torch.from_numpy(N / np.linalg.norm(N, axis=1, keepdims=True).clip(1e-12))
 
-    uvs, corner_uvs, texture, color, tint = _read_look(prim, V, counts, reverse)
+    uvs, corner_uvs, texture, color, tint, uv_transform = _read_look(prim, V, counts, reverse)
     if texture and not readable(texture):
         report("warning", name, f"base-colour texture {texture} cannot be read (a missing file or UDIM tiles?); "
                "pictures draw the display colour instead", "missing-texture")
@@ -166,7 +166,7 @@ def read_mesh(skq, joint_index: dict[str, int], conv: StageUnits, report) -> Mes
         path=name, points=torch.from_numpy(conv.points(P_skel)), faces=torch.from_numpy(faces),
         joint_indices=torch.from_numpy(idx), joint_weights=torch.from_numpy(w), normals=normals,
         uvs=uvs, texture=texture, color=color, skinning_method=str(skq.GetSkinningMethod() or "classicLinear"),
-        corner_uvs=corner_uvs, face_looks=face_looks(prim, counts, color), tint=tint,
+        corner_uvs=corner_uvs, face_looks=face_looks(prim, counts, color), tint=tint, uv_transform=uv_transform,
         **_blend_shapes(binding, V, G, conv, name, report),
     )
 
@@ -207,7 +207,7 @@ def _blend_shapes(binding, V: int, G: np.ndarray, conv: StageUnits, name: str, r
 
 def _read_look(prim: Usd.Prim, V: int, counts: np.ndarray, reverse: bool = False):
     """(uvs (V, 2) or None, corner uvs (F, 3, 2) of a faceVarying primvar or None, base-colour texture path or None,
-    display colour, texture tint (scale, bias)). ``counts`` and ``reverse``: the faceVertexCounts and winding, to
+    display colour, texture tint (scale, bias), UV transform or None). ``counts`` and ``reverse``: the faceVertexCounts and winding, to
     triangulate face-varying values as the faces are."""
     uvs = corners = None
     pv_api = UsdGeom.PrimvarsAPI(prim)
@@ -235,8 +235,8 @@ def _read_look(prim: Usd.Prim, V: int, counts: np.ndarray, reverse: bool = False
         val = np.asarray(dc.ComputeFlattened(), dtype=np.float64).reshape(-1, 3)
         if len(val):
             color = tuple(float(c) for c in val.mean(0))
-    texture, color, tint = _material_look(material, color)
-    return uvs, corners, texture, color, tint
+    texture, color, tint, uv_transform = _material_look(material, color)
+    return uvs, corners, texture, color, tint, uv_transform
 
 
 def _base_color(material):
@@ -257,26 +257,48 @@ def _texture_node(sources):
     return None
 
 
+def _uv_source(tex):
+    """(the texture coordinates' affine transform as ``((a, b, tx), (c, d, ty))`` or None, the node that reads the
+    primvar or None) behind a texture node's ``st`` (``texcoord`` in MaterialX): a ``UsdTransform2d`` on the way
+    (Blender's mapping, glTF's KHR_texture_transform) scales, then turns by ``rotation`` degrees counter-clockwise,
+    then moves them, as UsdPreviewSurface defines it."""
+    coords = tex and (tex.GetInput("st") or tex.GetInput("texcoord"))
+    node = _texture_node(coords.GetValueProducingAttributes()) if coords else None
+    if not node or node.GetIdAttr().Get() != "UsdTransform2d":
+        return None, node
+
+    def value(name, default):
+        v = node.GetInput(name).Get() if node.GetInput(name) else None
+        v = default if v is None else tuple(float(x) for x in v) if hasattr(v, "__len__") else float(v)
+        return v if np.isfinite(v).all() else default
+
+    (sx, sy), r, (tx, ty) = value("scale", (1.0, 1.0)), math.radians(value("rotation", 0.0)), value("translation",
+                                                                                                      (0.0, 0.0))
+    c, s = math.cos(r), math.sin(r)
+    affine = ((c * sx, -s * sy, tx), (s * sx, c * sy, ty))
+    source = node.GetInput("in")
+    return affine, _texture_node(source.GetValueProducingAttributes()) if source else None
+
+
 def _uv_set(material) -> str | None:
     """The primvar the base-colour texture reads its coordinates from (the ``varname`` of the
     ``UsdPrimvarReader_float2`` behind the texture's ``st``, or the MaterialX ``geompropvalue``'s ``geomprop``), or
     None: Maya names it ``map1``, Houdini ``uv``, Blender ``st`` or its UV map's name."""
-    tex = _texture_node(_base_color(material)[2])
-    coords = tex and (tex.GetInput("st") or tex.GetInput("texcoord"))
-    reader = _texture_node(coords.GetValueProducingAttributes()) if coords else None
+    reader = _uv_source(_texture_node(_base_color(material)[2]))[1]
     name = reader and (reader.GetInput("varname") or reader.GetInput("geomprop"))
     value = name.Get() if name else None
     return str(value) if value else None
 
 
-def _material_look(material, color: tuple) -> tuple[str | None, tuple, Tint]:
-    """(base-colour texture path or None, colour, texture tint) of a material (``color`` where it sets none), from
-    :func:`_base_color`; a MaterialX ``base`` weight multiplies it. The tint is the UsdUVTexture's ``scale`` and
-    ``bias`` (RGB; glTF's ``baseColorFactor`` is written as the scale, Maya's colour gain and offset as both)."""
-    texture, tint = None, NO_TINT
+def _material_look(material, color: tuple) -> tuple[str | None, tuple, Tint, tuple | None]:
+    """(base-colour texture path or None, colour, texture tint, UV transform or None) of a material (``color`` where
+    it sets none), from :func:`_base_color`; a MaterialX ``base`` weight multiplies it. The tint is the
+    UsdUVTexture's ``scale`` and ``bias`` (RGB; glTF's ``baseColorFactor`` is written as the scale, Maya's colour
+    gain and offset as both); the UV transform a ``UsdTransform2d``'s (:func:`_uv_source`)."""
+    texture, tint, uv_transform = None, NO_TINT, None
     shader, inp, sources = _base_color(material)
     if not inp:
-        return texture, color, tint
+        return texture, color, tint, uv_transform
     weight = 1.0
     if inp.GetBaseName() == "base_color" and shader.GetInput("base"):
         value = shader.GetInput("base").Get()
@@ -285,6 +307,7 @@ def _material_look(material, color: tuple) -> tuple[str | None, tuple, Tint]:
     if tex:
         scale = _rgb(tex, "scale", (1.0, 1.0, 1.0))
         tint = (tuple(weight * c for c in scale), _rgb(tex, "bias", (0.0, 0.0, 0.0)))
+        uv_transform = _uv_source(tex)[0]
         f = tex.GetInput("file")
         if f and f.Get() is not None:
             asset = f.Get()
@@ -294,7 +317,7 @@ def _material_look(material, color: tuple) -> tuple[str | None, tuple, Tint]:
                 texture = stack[0].layer.ComputeAbsolutePath(asset.path) if stack else asset.path
     elif sources and sources[0].Get() is not None:
         color = tuple(weight * float(c) for c in sources[0].Get())
-    return texture, color, tint
+    return texture, color, tint, uv_transform
 
 
 def _rgb(shader, name: str, default: tuple) -> tuple[float, float, float]:
@@ -325,6 +348,6 @@ def face_looks(prim: Usd.Prim, counts: np.ndarray, color: tuple) -> tuple[FaceLo
         polygons = np.asarray(subset.GetIndicesAttr().Get() or [], dtype=np.int64)
         tris = np.nonzero(np.isin(polygon_of, polygons))[0]
         if len(tris):
-            texture, look_color, tint = _material_look(material, color)
-            out.append(FaceLook(torch.from_numpy(tris), texture, look_color, tint))
+            texture, look_color, tint, uv_transform = _material_look(material, color)
+            out.append(FaceLook(torch.from_numpy(tris), texture, look_color, tint, uv_transform))
     return tuple(out)
