@@ -221,6 +221,56 @@ def test_unicode_names_are_kept_and_change_nothing(tmp_path):
     assert rig.joint_names[joint_of(rig, decomposed)] == "Ünïcødé"
 
 
+# Blender 5.0.1's glTF importer and USD exporter on the Fox with this KHR_texture_transform (offset (0.1, 0.2), rotation
+# 0.5 rad, scale (1.5, 0.75)): its UsdTransform2d (`scripts/blender_export.py`; the outside reference for the
+# conversion to USD's st = (u, 1 - v))
+BLENDER_TRANSFORM2D = {"scale": (1.5, 0.75), "rotation": 28.647890090942383,
+                       "translation": (0.45956915616989136, 0.14181308448314667)}
+
+
+def test_khr_texture_transform_becomes_a_usd_transform2d(tmp_path):
+    """glTF's KHR_texture_transform on the base-colour texture (atlases, tiling) was dropped, so the texture landed
+    in the wrong place. Import writes it as a UsdTransform2d between the UV reader and the texture, equal to the one
+    Blender 5 writes for the same file, and the texel usdposer draws at every corner is the one the glTF names
+    (pygltflib's UVs, transformed as glTF defines with its top-left origin, looked up in the image directly)."""
+    import math
+
+    import pygltflib
+    from gltf_reference import Reference
+    from PIL import Image
+    from pxr import UsdShade
+
+    from usdposer.io.read_skel import read_asset
+    from usdposer.io.texture import texels
+
+    g = pygltflib.GLTF2().load(str(ASSETS / "khronos" / "Fox.glb"))
+    (ox, oy), r, (sx, sy) = (0.1, 0.2), 0.5, (1.5, 0.75)
+    g.materials[0].pbrMetallicRoughness.baseColorTexture.extensions = {
+        "KHR_texture_transform": {"offset": [ox, oy], "rotation": r, "scale": [sx, sy]}}
+    g.extensionsUsed = ["KHR_texture_transform"]
+    g.save(str(tmp_path / "mapped.glb"))
+    import_gltf(tmp_path / "mapped.glb", tmp_path / "mapped.usdc")
+    stage = Usd.Stage.Open(str(tmp_path / "mapped.usdc"))
+    xf = next(UsdShade.Shader(p) for p in stage.Traverse()
+              if p.IsA(UsdShade.Shader) and UsdShade.Shader(p).GetIdAttr().Get() == "UsdTransform2d")
+    for name, want in BLENDER_TRANSFORM2D.items():
+        assert np.allclose(xf.GetInput(name).Get(), want, atol=1e-5), name
+    mesh = read_asset(tmp_path / "mapped.usdc").rig().meshes[0]
+    ref = Reference(str(tmp_path / "mapped.glb"))
+    uv = ref.read(g.meshes[0].primitives[0].attributes.TEXCOORD_0).astype(np.float64)  # glTF: origin top left
+    assert np.allclose(mesh.uvs.numpy(), np.stack([uv[:, 0], 1 - uv[:, 1]], 1), atol=1e-6)
+    c, s = math.cos(r), math.sin(r)  # T R S uv, the rotation as Blender and Khronos' TextureTransformTest turn it
+    moved = (uv * [sx, sy]) @ np.array([[c, s], [-s, c]]).T + [ox, oy]
+    image = np.asarray(Image.open(mesh.texture).convert("RGB"))
+    H, W = image.shape[:2]
+    want = image[np.floor(moved[:, 1] % 1 * H).astype(int).clip(0, H - 1),
+                 np.floor(moved[:, 0] % 1 * W).astype(int).clip(0, W - 1)] / 255.0
+    A = np.asarray(mesh.uv_transform)
+    got = texels(mesh.texture, mesh.uvs.numpy() @ A[:, :2].T + A[:, 2])
+    same = np.abs(got - want).max(1) < 1e-6
+    assert same.mean() > 0.99, same.mean()  # a texel boundary met to rounding picks the neighbour
+
+
 def test_resample_fps(tmp_path):
     out = tmp_path / "fox30.usdc"
     report = import_gltf(ASSETS / "khronos" / "Fox.glb", out, fps=30, bind_clip="Walk")

@@ -27,6 +27,7 @@ What becomes what:
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -366,8 +367,27 @@ def _materials(data: GltfData) -> list[MaterialData]:
             if image not in images:
                 images[image] = _read_image(data, image)
             m.texture, m.texture_name = images[image]
+            ext = (getattr(pbr.baseColorTexture, "extensions", None) or {}).get("KHR_texture_transform")
+            m.uv_transform = _uv_transform(ext) if isinstance(ext, dict) else None
         out.append(m)
     return out
+
+
+def _uv_transform(ext: dict) -> tuple | None:
+    """A glTF ``KHR_texture_transform`` (offset, rotation in radians, scale: ``uv' = T R S uv`` with glTF's UV origin
+    at the image's top left) as the ``UsdTransform2d`` it is in USD's ``st = (u, 1 - v)``: (scale, rotation in
+    degrees, translation), or None where it is the identity or not numbers."""
+    try:
+        ox, oy = (float(x) for x in ext.get("offset", (0.0, 0.0)))
+        sx, sy = (float(x) for x in ext.get("scale", (1.0, 1.0)))
+        r = float(ext.get("rotation", 0.0))
+    except (TypeError, ValueError):
+        return None
+    if not all(math.isfinite(x) for x in (ox, oy, sx, sy, r)) or (ox, oy, sx, sy, r) == (0.0, 0.0, 1.0, 1.0, 0.0):
+        return None
+    c, s = math.cos(r), math.sin(r)
+    # st' = D (T R S) (D st + e) + e with D = diag(1, -1), e = (0, 1): D R D turns the other way, D S D = S
+    return (sx, sy), math.degrees(r), (ox + s * sy, 1.0 - oy - c * sy)
 
 
 def _read_image(data: GltfData, image_index: int) -> tuple[bytes, str]:
