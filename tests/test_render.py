@@ -769,6 +769,7 @@ def test_uv_transform_moves_the_texture_coordinates(fox, tmp_path):
 
     from pxr import Sdf, Usd, UsdGeom, UsdShade, Vt
 
+    from usdposer.io.bare_mesh import read_bare
     from usdposer.io.read_skel import read_asset
     from usdposer.render.cameras import cameras
     from usdposer.render.raster import Style, render_pose
@@ -776,8 +777,8 @@ def test_uv_transform_moves_the_texture_coordinates(fox, tmp_path):
     folder, asset, rig = fox
     pose = _fox_pose(asset, rig)
     cam = cameras(rig, pose, 120, 96)[0]
-    bare = Style(ground=False, skeleton=False)
-    want = render_pose(rig, pose, [cam], style=bare)[0].astype(int)
+    style = Style(ground=False, skeleton=False)
+    want = render_pose(rig, pose, [cam], style=style)[0].astype(int)
     (sx, sy), r, t = (2.0, 0.5), math.radians(30.0), np.array([0.1, 0.2])
     A = np.array([[math.cos(r), -math.sin(r)], [math.sin(r), math.cos(r)]]) @ np.diag([sx, sy])
     out = tmp_path / "mapped.usda"
@@ -801,11 +802,14 @@ def test_uv_transform_moves_the_texture_coordinates(fox, tmp_path):
     stage.GetRootLayer().Save()
     mapped = read_asset(out).rig().to(torch.float64)
     assert np.allclose(mapped.meshes[0].uv_transform, np.concatenate([A, t[:, None]], 1), atol=1e-6)
-    got = render_pose(mapped, pose, [cam], style=bare)[0].astype(int)
-    drawn = np.abs(want - np.array(bare.background) ** (1 / 2.2) * 255).sum(-1) > 6
+    bare = read_bare(out)  # `rig` of the bare mesh writes the same UsdTransform2d
+    (scale, degrees, move) = bare.materials[bare.meshes[0].material].uv_transform
+    assert np.allclose(scale, (sx, sy)) and degrees == pytest.approx(30.0) and np.allclose(move, t)
+    got = render_pose(mapped, pose, [cam], style=style)[0].astype(int)
+    drawn = np.abs(want - np.array(style.background) ** (1 / 2.2) * 255).sum(-1) > 6
     assert (np.abs(got - want).sum(-1)[drawn] > 3).mean() < 0.01
     moved = replace(mapped, meshes=[replace(mapped.meshes[0], uv_transform=None)])
-    off = render_pose(moved, pose, [cam], style=bare)[0].astype(int)
+    off = render_pose(moved, pose, [cam], style=style)[0].astype(int)
     assert (np.abs(off - want).sum(-1)[drawn] > 3).mean() > 0.2
 
 

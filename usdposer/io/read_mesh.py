@@ -207,8 +207,8 @@ def _blend_shapes(binding, V: int, G: np.ndarray, conv: StageUnits, name: str, r
 
 def _read_look(prim: Usd.Prim, V: int, counts: np.ndarray, reverse: bool = False):
     """(uvs (V, 2) or None, corner uvs (F, 3, 2) of a faceVarying primvar or None, base-colour texture path or None,
-    display colour, texture tint (scale, bias), UV transform or None). ``counts`` and ``reverse``: the faceVertexCounts and winding, to
-    triangulate face-varying values as the faces are."""
+    display colour, texture tint (scale, bias), UV transform or None). ``counts`` and ``reverse``: the
+    faceVertexCounts and winding, to triangulate face-varying values as the faces are."""
     uvs = corners = None
     pv_api = UsdGeom.PrimvarsAPI(prim)
     material, _ = UsdShade.MaterialBindingAPI(prim).ComputeBoundMaterial(PREVIEW)
