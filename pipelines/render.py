@@ -149,11 +149,11 @@ def findings_sheets(report, out_dir, *, tile: int = 192, max_frames: int = 16) -
             names = {j: i for i, j in enumerate(rig.joints)}
             bad = [{names[f.joint] for f in frames[t] if f.joint in names} for t in chosen]
             labels = [f"{t:g}: " + ",".join(sorted({f.rule for f in frames[t]})) for t in chosen]
-            pose = Pose(clip.rotations[idx].double(), clip.translations[idx].double(), clip.scales[idx].double())
+            picked = clip.frames(idx)  # with their blend-shape weights: the faces, as `render` draws them
+            pose = Pose(picked.rotations.double(), picked.translations.double(), picked.scales.double())
             rig = rig.to(torch.float64)
-            shapes = clip.shapes()  # the faces the animation makes, as `render` draws them
-            shapes = None if shapes is None else (shapes[0], shapes[1][idx])
-            images = render_pose(rig, pose, cameras(rig, pose, tile, tile, "follow"), bad_joints=bad, shapes=shapes)
+            images = render_pose(rig, pose, cameras(rig, pose, tile, tile, "follow"), bad_joints=bad,
+                                 shapes=picked.shapes())
             name = f"{Path(res.path).stem}.{prim.strip('/').replace('/', '_')}.png"
             written.append(str(write_sheet(images, out_dir / name, labels)))
     return written

@@ -60,8 +60,8 @@ class Mesh:
         color: ``(3,)`` display colour (linear RGB) used where there is no texture.
         tint: the texture's ``(scale, bias)`` (UsdUVTexture's ``inputs:scale`` / ``inputs:bias``, RGB; glTF's
             ``baseColorFactor`` is the scale): a texel's linear colour is ``texel * scale + bias``.
-        uv_transform: ``((a, b, tx), (c, d, ty))``, the affine map a ``UsdTransform2d`` puts between the UVs and the
-            texture (``uv' = [[a, b], [c, d]] @ uv + t``), or None.
+        uv_transform: the ``UsdTransform2d`` between the UVs and the texture as its own ``(scale (2,), rotation in
+            degrees, translation (2,))`` (scaled, turned counter-clockwise, moved), or None.
         skinning_method: ``"classicLinear"`` or ``"dualQuaternion"`` (``primvars:skel:skinningMethod``); usdposer's
             skinning is linear blend skinning, so dual-quaternion meshes are reported by ``info`` and ``check``.
         blend_shapes: the mesh's blend-shape channel tokens (``skel:blendShapes``).

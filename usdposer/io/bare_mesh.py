@@ -83,7 +83,7 @@ def _read_usd(p: Path) -> BareMeshes:
 
     from usdposer.io.read_mesh import _read_look, left_wound, triangulate
     from usdposer.io.stage import gf_to_np, open_stage, stage_units
-    from usdposer.io.texture import UDIM, file_name, read_bytes
+    from usdposer.io.texture import UDIM, file_name, read_bytes, readable
 
     stage = open_stage(p)
     mpu, up = stage_units(stage)
@@ -105,30 +105,19 @@ def _read_usd(p: Path) -> BareMeshes:
         P = P @ M[:3, :3].T + M[:3, 3]
         reverse = left_wound(prim, M)
         uvs, corners, texture, color, tint, uv_transform = _read_look(prim, len(P), np.asarray(counts), reverse)
-        data = read_bytes(texture) if texture and UDIM not in texture else None  # packaged (USDZ) ones too
-        mapping = _transform2d(uv_transform) if data and uv_transform is not None else None
-        key = (texture if data else None, tuple(round(c, 4) for c in (tint[0] + tint[1] if data else color)),
-               repr(mapping))
-        if key not in textures:
+        textured = bool(texture) and UDIM not in texture and readable(texture)  # packaged (USDZ) ones too
+        key = (texture, tint, uv_transform) if textured else (None, tuple(round(c, 4) for c in color))
+        if key not in textures:  # each image read once
+            data = read_bytes(texture) if textured else None
             textures[key] = len(materials)
             materials.append(MaterialData(name=f"{prim.GetName()}_look", color=tint[0] if data else color,
                                           roughness=0.8, metallic=0.0, texture=data,
                                           texture_name=file_name(texture) if data else "", bias=tint[1],
-                                          uv_transform=mapping))
+                                          uv_transform=uv_transform if data else None))
         meshes.append(MeshData(name=prim.GetName(), points=P, faces=triangulate(np.asarray(counts), idx, reverse),
                                uvs=None if uvs is None else uvs.numpy(), material=textures[key],
                                corner_uvs=None if corners is None else corners.numpy()))
     return BareMeshes(p.stem, meshes, materials, up_axis=up, meters_per_unit=mpu)
-
-
-def _transform2d(affine) -> tuple:
-    """A UV transform ``((a, b, tx), (c, d, ty))`` back as a UsdTransform2d's (scale, rotation in degrees,
-    translation): the rotation of the first column, the columns' lengths (UsdTransform2d has no skew)."""
-    import math
-
-    (a, b, tx), (c, d, ty) = affine
-    r = math.atan2(c, a)
-    return (math.hypot(a, c), (b * -math.sin(r) + d * math.cos(r))), math.degrees(r), (tx, ty)
 
 
 def _read_gltf(p: Path) -> BareMeshes:

@@ -207,12 +207,18 @@ def _blend_shapes(binding, V: int, G: np.ndarray, conv: StageUnits, name: str, r
 
 def _read_look(prim: Usd.Prim, V: int, counts: np.ndarray, reverse: bool = False):
     """(uvs (V, 2) or None, corner uvs (F, 3, 2) of a faceVarying primvar or None, base-colour texture path or None,
-    display colour, texture tint (scale, bias), UV transform or None). ``counts`` and ``reverse``: the
-    faceVertexCounts and winding, to triangulate face-varying values as the faces are."""
+    display colour, texture tint (scale, bias), UV transform (:func:`_uv_source`) or None). ``counts`` and
+    ``reverse``: the faceVertexCounts and winding, to triangulate face-varying values as the faces are."""
     uvs = corners = None
     pv_api = UsdGeom.PrimvarsAPI(prim)
+    color = (0.7, 0.7, 0.7)
+    dc = pv_api.GetPrimvar("displayColor")
+    if dc and dc.HasValue():
+        val = np.asarray(dc.ComputeFlattened(), dtype=np.float64).reshape(-1, 3)
+        if len(val):
+            color = tuple(float(c) for c in val.mean(0))
     material, _ = UsdShade.MaterialBindingAPI(prim).ComputeBoundMaterial(PREVIEW)
-    named = _uv_set(material)
+    texture, color, tint, uv_transform, named = _material_look(material, color)
     for name in ([named] if named else []) + ["st", "st0", "st_0", "UVMap", "uv", "map1"]:
         pv = pv_api.GetPrimvar(name)
         if not (pv and pv.HasValue()):
@@ -229,13 +235,6 @@ def _read_look(prim: Usd.Prim, V: int, counts: np.ndarray, reverse: bool = False
         if pv.GetInterpolation() == UsdGeom.Tokens.faceVarying and len(val) == int(counts.sum()):
             corners = torch.from_numpy(val[triangulate(counts, np.arange(len(val)), reverse)])  # (F, 3, 2)
             break
-    color = (0.7, 0.7, 0.7)
-    dc = pv_api.GetPrimvar("displayColor")
-    if dc and dc.HasValue():
-        val = np.asarray(dc.ComputeFlattened(), dtype=np.float64).reshape(-1, 3)
-        if len(val):
-            color = tuple(float(c) for c in val.mean(0))
-    texture, color, tint, uv_transform = _material_look(material, color)
     return uvs, corners, texture, color, tint, uv_transform
 
 
@@ -258,10 +257,9 @@ def _texture_node(sources):
 
 
 def _uv_source(tex):
-    """(the texture coordinates' affine transform as ``((a, b, tx), (c, d, ty))`` or None, the node that reads the
-    primvar or None) behind a texture node's ``st`` (``texcoord`` in MaterialX): a ``UsdTransform2d`` on the way
-    (Blender's mapping, glTF's KHR_texture_transform) scales, then turns by ``rotation`` degrees counter-clockwise,
-    then moves them, as UsdPreviewSurface defines it."""
+    """(the ``UsdTransform2d`` between the texture and its coordinates as (scale, rotation in degrees, translation),
+    or None; the node that reads the UV primvar, or None) behind a texture node's ``st`` (``texcoord`` in
+    MaterialX). Blender's mapping node and glTF's KHR_texture_transform are such transforms."""
     coords = tex and (tex.GetInput("st") or tex.GetInput("texcoord"))
     node = _texture_node(coords.GetValueProducingAttributes()) if coords else None
     if not node or node.GetIdAttr().Get() != "UsdTransform2d":
@@ -272,33 +270,22 @@ def _uv_source(tex):
         v = default if v is None else tuple(float(x) for x in v) if hasattr(v, "__len__") else float(v)
         return v if np.isfinite(v).all() else default
 
-    (sx, sy), r, (tx, ty) = value("scale", (1.0, 1.0)), math.radians(value("rotation", 0.0)), value("translation",
-                                                                                                      (0.0, 0.0))
-    c, s = math.cos(r), math.sin(r)
-    affine = ((c * sx, -s * sy, tx), (s * sx, c * sy, ty))
+    transform = value("scale", (1.0, 1.0)), value("rotation", 0.0), value("translation", (0.0, 0.0))
     source = node.GetInput("in")
-    return affine, _texture_node(source.GetValueProducingAttributes()) if source else None
+    return transform, _texture_node(source.GetValueProducingAttributes()) if source else None
 
 
-def _uv_set(material) -> str | None:
-    """The primvar the base-colour texture reads its coordinates from (the ``varname`` of the
-    ``UsdPrimvarReader_float2`` behind the texture's ``st``, or the MaterialX ``geompropvalue``'s ``geomprop``), or
-    None: Maya names it ``map1``, Houdini ``uv``, Blender ``st`` or its UV map's name."""
-    reader = _uv_source(_texture_node(_base_color(material)[2]))[1]
-    name = reader and (reader.GetInput("varname") or reader.GetInput("geomprop"))
-    value = name.Get() if name else None
-    return str(value) if value else None
-
-
-def _material_look(material, color: tuple) -> tuple[str | None, tuple, Tint, tuple | None]:
-    """(base-colour texture path or None, colour, texture tint, UV transform or None) of a material (``color`` where
-    it sets none), from :func:`_base_color`; a MaterialX ``base`` weight multiplies it. The tint is the
-    UsdUVTexture's ``scale`` and ``bias`` (RGB; glTF's ``baseColorFactor`` is written as the scale, Maya's colour
-    gain and offset as both); the UV transform a ``UsdTransform2d``'s (:func:`_uv_source`)."""
-    texture, tint, uv_transform = None, NO_TINT, None
+def _material_look(material, color: tuple) -> tuple[str | None, tuple, Tint, tuple | None, str | None]:
+    """(base-colour texture path or None, colour, texture tint, UV transform or None, UV set or None) of a material
+    (``color`` where it sets none), from :func:`_base_color`; a MaterialX ``base`` weight multiplies it. The tint is
+    the UsdUVTexture's ``scale`` and ``bias`` (RGB; glTF's ``baseColorFactor`` is written as the scale, Maya's colour
+    gain and offset as both); the UV transform a ``UsdTransform2d``'s (:func:`_uv_source`); the UV set the primvar
+    the texture reads (the ``varname`` of the ``UsdPrimvarReader_float2`` behind it, or the MaterialX
+    ``geompropvalue``'s ``geomprop``: Maya names it ``map1``, Houdini ``uv``, Blender ``st`` or its UV map's name)."""
+    texture, tint, uv_transform, uv_set = None, NO_TINT, None, None
     shader, inp, sources = _base_color(material)
     if not inp:
-        return texture, color, tint, uv_transform
+        return texture, color, tint, uv_transform, uv_set
     weight = 1.0
     if inp.GetBaseName() == "base_color" and shader.GetInput("base"):
         value = shader.GetInput("base").Get()
@@ -307,7 +294,9 @@ def _material_look(material, color: tuple) -> tuple[str | None, tuple, Tint, tup
     if tex:
         scale = _rgb(tex, "scale", (1.0, 1.0, 1.0))
         tint = (tuple(weight * c for c in scale), _rgb(tex, "bias", (0.0, 0.0, 0.0)))
-        uv_transform = _uv_source(tex)[0]
+        uv_transform, reader = _uv_source(tex)
+        name = reader and (reader.GetInput("varname") or reader.GetInput("geomprop"))
+        uv_set = str(name.Get()) if name and name.Get() else None
         f = tex.GetInput("file")
         if f and f.Get() is not None:
             asset = f.Get()
@@ -317,7 +306,7 @@ def _material_look(material, color: tuple) -> tuple[str | None, tuple, Tint, tup
                 texture = stack[0].layer.ComputeAbsolutePath(asset.path) if stack else asset.path
     elif sources and sources[0].Get() is not None:
         color = tuple(weight * float(c) for c in sources[0].Get())
-    return texture, color, tint, uv_transform
+    return texture, color, tint, uv_transform, uv_set
 
 
 def _rgb(shader, name: str, default: tuple) -> tuple[float, float, float]:
@@ -348,6 +337,6 @@ def face_looks(prim: Usd.Prim, counts: np.ndarray, color: tuple) -> tuple[FaceLo
         polygons = np.asarray(subset.GetIndicesAttr().Get() or [], dtype=np.int64)
         tris = np.nonzero(np.isin(polygon_of, polygons))[0]
         if len(tris):
-            texture, look_color, tint, uv_transform = _material_look(material, color)
+            texture, look_color, tint, uv_transform, _ = _material_look(material, color)
             out.append(FaceLook(torch.from_numpy(tris), texture, look_color, tint, uv_transform))
     return tuple(out)

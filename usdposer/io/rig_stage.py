@@ -245,16 +245,16 @@ def _define_materials(stage: Usd.Stage, scope: str, materials: list[MaterialData
             tex = UsdShade.Shader.Define(stage, f"{scope}/{name}/BaseColorTexture")
             tex.CreateIdAttr("UsdUVTexture")
             tex.CreateInput("file", Sdf.ValueTypeNames.Asset).Set(f"./{textures_dir.name}/{files[mat.texture]}")
-            coords, output = st_reader, "result"
-            if mat.uv_transform is not None:  # glTF's KHR_texture_transform
+            coords = st_reader
+            if mat.uv_transform is not None:  # glTF's KHR_texture_transform, a bare mesh's UsdTransform2d
                 (sx, sy), degrees, (tx, ty) = mat.uv_transform
-                coords, output = UsdShade.Shader.Define(stage, f"{scope}/{name}/uvTransform"), "result"
+                coords = UsdShade.Shader.Define(stage, f"{scope}/{name}/uvTransform")
                 coords.CreateIdAttr("UsdTransform2d")
                 coords.CreateInput("in", Sdf.ValueTypeNames.Float2).ConnectToSource(st_reader.ConnectableAPI(), "result")
                 coords.CreateInput("scale", Sdf.ValueTypeNames.Float2).Set(Gf.Vec2f(sx, sy))
                 coords.CreateInput("rotation", Sdf.ValueTypeNames.Float).Set(float(degrees))
                 coords.CreateInput("translation", Sdf.ValueTypeNames.Float2).Set(Gf.Vec2f(tx, ty))
-            tex.CreateInput("st", Sdf.ValueTypeNames.Float2).ConnectToSource(coords.ConnectableAPI(), output)
+            tex.CreateInput("st", Sdf.ValueTypeNames.Float2).ConnectToSource(coords.ConnectableAPI(), "result")
             tex.CreateInput("scale", Sdf.ValueTypeNames.Float4).Set(Gf.Vec4f(*mat.color, 1.0))
             if any(mat.bias):
                 tex.CreateInput("bias", Sdf.ValueTypeNames.Float4).Set(Gf.Vec4f(*mat.bias, 0.0))

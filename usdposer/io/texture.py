@@ -121,11 +121,13 @@ def texels(path: str, uv: np.ndarray) -> np.ndarray:
 
 
 def albedo(path: str, uv: np.ndarray, tint=((1.0, 1.0, 1.0), (0.0, 0.0, 0.0)), uv_transform=None) -> np.ndarray:
-    """(n, 3) linear base colours at ``uv`` (n, 2), moved by ``uv_transform`` (``((a, b, tx), (c, d, ty))``, a
-    UsdTransform2d's) first: the sRGB texels made linear, then the UsdUVTexture's ``tint`` (scale, bias) applied as
-    UsdPreviewSurface does (``texel * scale + bias``); NaN where there is no texel."""
+    """(n, 3) linear base colours at ``uv`` (n, 2), moved by ``uv_transform`` first (a UsdTransform2d's (scale,
+    rotation in degrees, translation): scaled, then turned counter-clockwise, then moved, as UsdPreviewSurface defines
+    it): the sRGB texels made linear, then the UsdUVTexture's ``tint`` (scale, bias) applied as UsdPreviewSurface does
+    (``texel * scale + bias``); NaN where there is no texel."""
     if uv_transform is not None:
-        A = np.asarray(uv_transform, dtype=np.float64)
-        uv = np.asarray(uv, dtype=np.float64) @ A[:, :2].T + A[:, 2]
+        (sx, sy), degrees, move = uv_transform
+        c, s = np.cos(np.radians(degrees)), np.sin(np.radians(degrees))
+        uv = (np.asarray(uv, dtype=np.float64) * [sx, sy]) @ np.array([[c, -s], [s, c]]).T + move
     scale, bias = (np.asarray(t, dtype=np.float64) for t in tint)
     return texels(path, uv) ** 2.2 * scale + bias

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from torch import Tensor
 
     from usdposer.render.splat import Camera
-    from usdposer.types import Pose, Rig
+    from usdposer.types import FaceLook, Pose, Rig
 
 
 @dataclass
@@ -148,7 +148,7 @@ def shade(rig: Rig, points: list[Tensor], cam: Camera, style: Style | None = Non
     style = style or Style()
     verts, faces, colors, uvs, tex_of = [], [], [], [], []
     offset = 0
-    textures: list[tuple] = []  # (image path (UDIM ones too), tint, UV transform)
+    textures: list[FaceLook] = []  # the looks with a texture (UDIM ones too)
     for m, p in zip(rig.meshes, points):
         verts.append(p.double())
         faces.append(m.faces.long() + offset)
@@ -159,7 +159,7 @@ def shade(rig: Rig, points: list[Tensor], cam: Camera, style: Style | None = Non
         face_color = torch.empty(len(m.faces), 3, dtype=torch.float64)
         for look in m.looks():  # the mesh's own and its GeomSubsets' materials
             if style.textures and corners is not None and readable(look.texture):
-                textures.append((look.texture, look.tint, look.uv_transform))
+                textures.append(look)
                 face_tex[look.faces] = len(textures) - 1
             face_color[look.faces] = torch.tensor(look.color, dtype=torch.float64)
         colors.append(face_color)
@@ -189,12 +189,12 @@ def shade(rig: Rig, points: list[Tensor], cam: Camera, style: Style | None = Non
         base = torch.cat(colors).to(dev)[f].clone()  # per-face colour (the mesh's or its subset's)
         which = torch.cat(tex_of).to(dev)[f]
         all_uvs = torch.cat(uvs).to(dev)
-        for t, (path, tint, uv_transform) in enumerate(textures):
+        for t, look in enumerate(textures):
             sel = which == t
             if not sel.any():
                 continue
             uv = (all_uvs[f[sel]] * b[sel][..., None]).sum(1)  # per-corner UVs of the hit triangles
-            lin = torch.from_numpy(albedo(path, uv.cpu().numpy(), tint, uv_transform)).to(dev)  # linear, tinted
+            lin = torch.from_numpy(albedo(look.texture, uv.cpu().numpy(), look.tint, look.uv_transform)).to(dev)
             base[sel] = torch.where(lin.isnan(), base[sel], lin)  # no texel (a missing tile): the colour
         rgb[hit] = (base * lam[:, None]).clamp(0, 1).float()
     return rgb, frag.depth
