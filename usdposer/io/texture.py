@@ -44,11 +44,16 @@ def read_bytes(path: str) -> bytes | None:
 
 def file_name(path: str) -> str:
     """The image's own file name (inside its package for a packaged one)."""
-    return os.path.basename(path[:-1].rsplit("[", 1)[-1] if _packaged(path) else path)
+    packaged = _packaged(path)
+    return os.path.basename(packaged[1] if packaged else path)
 
 
-def _packaged(path: str) -> bool:
-    return path.endswith("]") and "[" in path
+def _packaged(path: str) -> tuple[str, str] | None:
+    """(package, path inside it) of a packaged path (``pkg.usdz[inner.png]``), or None."""
+    if not (path.endswith("]") and "[" in path):
+        return None
+    package, inner = path[:-1].rsplit("[", 1)
+    return package, inner
 
 
 def readable(path: str | None) -> bool:
@@ -58,8 +63,9 @@ def readable(path: str | None) -> bool:
         return False
     if UDIM in path:
         return bool(_tiles(path))
-    if _packaged(path):
-        return path[:-1].rsplit("[", 1)[-1] in _members(path.rsplit("[", 1)[0])
+    packaged = _packaged(path)
+    if packaged:
+        return packaged[1] in _members(packaged[0])
     return os.path.isfile(path)
 
 
@@ -81,7 +87,7 @@ def _tiles(path: str) -> tuple[int, ...]:
     import re
 
     if _packaged(path):  # tiles inside a USDZ package: its member names
-        package, inner = path[:-1].rsplit("[", 1)
+        package, inner = _packaged(path)
         head, tail = inner.split(UDIM, 1)
         names = [f"{package}[{n}]" for n in _members(package)]
         head, tail = f"{package}[{head}", f"{tail}]"

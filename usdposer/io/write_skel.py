@@ -110,8 +110,7 @@ def bind_animations(stage: Usd.Stage, skel_path: str, anim_paths: Sequence[str],
 
 def root_prim_name(name: str) -> str:
     """The SkelRoot prim name for a character or file name (a valid identifier, never starting with a digit)."""
-    root = identifier(name) or "Character"
-    return "_" + root if root[0].isdigit() else root
+    return identifier(name) or "Character"  # a leading digit is already "_"
 
 
 def identifier(name: str) -> str:
