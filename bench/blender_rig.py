@@ -34,7 +34,9 @@ meshes = [o for o in bpy.context.scene.objects if o.type == "MESH"]
 arm = [o for o in bpy.context.scene.objects if o.type == "ARMATURE"]
 res = {"armatures": len(arm), "bones": len(arm[0].data.bones) if arm else 0, "meshes": {},
        "action": bool(arm and arm[0].animation_data and arm[0].animation_data.action),
-       "bone_names": [b.name for b in arm[0].data.bones] if arm else []}
+       "bone_names": [b.name for b in arm[0].data.bones] if arm else [],
+       "textures": {m.name: [n.extension, n.image.colorspace_settings.name if n.image else None]
+                    for m in bpy.data.materials if m.node_tree for n in m.node_tree.nodes if n.type == "TEX_IMAGE"}}
 for f in frames:
     bpy.context.scene.frame_set(int(f))
     dg = bpy.context.evaluated_depsgraph_get()
@@ -88,7 +90,33 @@ def compare(layer: Path, frames: list[int], bpy_python: str, tmp: Path) -> dict:
     leaves = [j.rsplit("/", 1)[-1] for j in UsdSkel.Skeleton(stage.GetPrimAtPath(skel)).GetJointsAttr().Get()]
     return {"layer": layer.name, "armatures": got["armatures"], "bones": got["bones"], "action": got["action"],
             "bone_names_are_joint_names": sorted(got["bone_names"]) == sorted(leaves), "meshes": rows,
-            "blender": "bpy 5.0.1"}
+            "textures": textures(stage, got["textures"]), "blender": "bpy 5.0.1"}
+
+
+# UsdUVTexture's wrap modes and source colour spaces as Blender's image node shows them
+EXTENSION = {"repeat": "REPEAT", "useMetadata": "REPEAT", "clamp": "EXTEND", "mirror": "MIRROR", "black": "CLIP"}
+
+
+def textures(stage, blender: dict) -> list[dict]:
+    """Per UsdUVTexture of ``stage``: its wrap modes and source colour space, the Blender image node's extension and
+    colour space of the material of the same name, and whether they agree (``sRGB``/``auto`` is Blender's sRGB,
+    ``raw`` its Non-Color)."""
+    from pxr import UsdShade
+
+    rows = []
+    for prim in stage.Traverse():
+        shader = UsdShade.Shader(prim)
+        if not prim.IsA(UsdShade.Shader) or shader.GetIdAttr().Get() != "UsdUVTexture":
+            continue
+        wrap, space, wrap_t = (str(shader.GetInput(n).Get()) if shader.GetInput(n) else d
+                               for n, d in (("wrapS", "useMetadata"), ("sourceColorSpace", "auto"),
+                                            ("wrapT", "useMetadata")))
+        material = prim.GetParent().GetName()
+        ext, cs = blender.get(material, [None, None])
+        rows.append({"material": material, "wrapS": wrap, "wrapT": wrap_t,
+                     "sourceColorSpace": space, "blender_extension": ext, "blender_colorspace": cs,
+                     "agree": ext == EXTENSION.get(wrap) and cs == ("Non-Color" if space == "raw" else "sRGB")})
+    return rows
 
 
 def main() -> None:

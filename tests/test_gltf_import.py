@@ -265,7 +265,7 @@ def test_khr_texture_transform_becomes_a_usd_transform2d(tmp_path):
     H, W = image.shape[:2]
     want = image[np.floor(moved[:, 1] % 1 * H).astype(int).clip(0, H - 1),
                  np.floor(moved[:, 0] % 1 * W).astype(int).clip(0, W - 1)] / 255.0
-    (usx, usy), degrees, move = mesh.uv_transform  # the UsdTransform2d: scale, turn counter-clockwise, move
+    (usx, usy), degrees, move = mesh.sampler.uv_transform  # the UsdTransform2d: scale, turn counter-clockwise, move
     cu, su = math.cos(math.radians(degrees)), math.sin(math.radians(degrees))
     got = texels(mesh.texture, (mesh.uvs.numpy() * [usx, usy]) @ np.array([[cu, -su], [su, cu]]).T + move)
     same = np.abs(got - want).max(1) < 1e-6

@@ -514,7 +514,7 @@ def test_texture_tint_scales_and_biases_the_texels(fox, tmp_path):
     gltf.save(str(tmp_path / "tinted.glb"))
     import_any(tmp_path / "tinted.glb", tmp_path / "tinted.usdc")
     tinted = read_asset(tmp_path / "tinted.usdc").rig().to(torch.float64)
-    assert tinted.meshes[0].tint == (factor, (0.0, 0.0, 0.0)) and rig.meshes[0].tint == ((1.0,) * 3, (0.0,) * 3)
+    assert tinted.meshes[0].sampler.tint == (factor, (0.0, 0.0, 0.0)) and rig.meshes[0].sampler.tint == ((1.0,) * 3, (0.0,) * 3)
     plain_g = gaussians_from_rig(rig, 3000).colors
     tint_g = gaussians_from_rig(tinted, 3000).colors
     assert torch.allclose(tint_g, plain_g * torch.tensor(factor, dtype=plain_g.dtype), atol=1e-6)
@@ -540,7 +540,7 @@ def test_texture_tint_scales_and_biases_the_texels(fox, tmp_path):
     tex.CreateInput("bias", Sdf.ValueTypeNames.Float4).Set(Gf.Vec4f(0.1, 0.0, 0.0, 0.0))
     stage.GetRootLayer().Save()
     gained = read_asset(out).rig().to(torch.float64)
-    assert np.allclose(gained.meshes[0].tint, ((0.5, 0.5, 0.5), (0.1, 0.0, 0.0)))
+    assert np.allclose(gained.meshes[0].sampler.tint, ((0.5, 0.5, 0.5), (0.1, 0.0, 0.0)))
     gain_g = gaussians_from_rig(gained, 3000).colors
     assert torch.allclose(gain_g, plain_g * 0.5 + torch.tensor([0.1, 0.0, 0.0], dtype=plain_g.dtype), atol=1e-6)
     bare = read_bare(out)
@@ -801,7 +801,7 @@ def test_uv_transform_moves_the_texture_coordinates(fox, tmp_path):
     tex.GetInput("st").ConnectToSource(xf.ConnectableAPI(), "result")
     stage.GetRootLayer().Save()
     mapped = read_asset(out).rig().to(torch.float64)
-    (scale, degrees, move) = mapped.meshes[0].uv_transform
+    (scale, degrees, move) = mapped.meshes[0].sampler.uv_transform
     assert np.allclose(scale, (sx, sy)) and degrees == pytest.approx(30.0) and np.allclose(move, t)
     bare = read_bare(out)  # `rig` of the bare mesh writes the same UsdTransform2d
     (scale, degrees, move) = bare.materials[bare.meshes[0].material].uv_transform
@@ -809,9 +809,107 @@ def test_uv_transform_moves_the_texture_coordinates(fox, tmp_path):
     got = render_pose(mapped, pose, [cam], style=style)[0].astype(int)
     drawn = np.abs(want - np.array(style.background) ** (1 / 2.2) * 255).sum(-1) > 6
     assert (np.abs(got - want).sum(-1)[drawn] > 3).mean() < 0.01
-    moved = replace(mapped, meshes=[replace(mapped.meshes[0], uv_transform=None)])
+    plain = replace(mapped.meshes[0].sampler, uv_transform=None)
+    moved = replace(mapped, meshes=[replace(mapped.meshes[0], sampler=plain)])
     off = render_pose(moved, pose, [cam], style=style)[0].astype(int)
     assert (np.abs(off - want).sum(-1)[drawn] > 3).mean() > 0.2
+
+
+def test_wrap_modes_and_colour_space_read_the_texture_as_its_material_says(fox, tmp_path):
+    """What a texture shows outside [0, 1] and whether its texels are sRGB come from the material, as Blender 5's
+    importer reads them (it draws ``useMetadata`` as repeat, ``clamp`` extended, ``mirror`` mirrored, ``black``
+    clipped, ``raw`` as Non-Color): properties of the lookup on the Fox's texture at random UVs far outside the unit
+    square (mirror: u, -u and u + 2 alike; clamp: the edge texels; black: zero outside, the texture inside); a glTF
+    sampler's CLAMP_TO_EDGE / MIRRORED_REPEAT become ``wrapS`` / ``wrapT`` and read back; the Fox with its UVs moved
+    three units off draws black with ``black`` and its own picture with ``repeat``; ``raw`` texels are used as they
+    are (brighter than decoded sRGB); `rig` of the bare mesh keeps both."""
+    import pygltflib
+    from pxr import Sdf, Usd, UsdGeom, UsdShade, Vt
+
+    from usdposer.io.bare_mesh import read_bare
+    from usdposer.io.importers import import_any
+    from usdposer.io.read_skel import read_asset
+    from usdposer.io.texture import albedo, texels
+    from usdposer.render.cameras import cameras
+    from usdposer.render.raster import Style, render_pose
+    from usdposer.types import Sampler
+
+    folder, asset, rig = fox
+    path = rig.meshes[0].texture
+    uv = np.random.default_rng(0).uniform(-3, 3, (4000, 2))
+    inside = ((uv >= 0) & (uv <= 1)).all(1)
+    rep = texels(path, uv)
+    assert np.array_equal(rep, texels(path, uv % 1.0)) and np.array_equal(rep, texels(path, uv + 1.0))
+    mirror = texels(path, uv, ("mirror", "mirror"))
+    assert np.array_equal(mirror, texels(path, -uv, ("mirror", "mirror")))
+    assert np.array_equal(mirror, texels(path, uv + 2.0, ("mirror", "mirror")))
+    assert not np.array_equal(mirror, rep)
+    clamp = texels(path, uv, ("clamp", "clamp"))
+    assert np.array_equal(clamp, texels(path, np.clip(uv, 0, 1), ("clamp", "clamp")))
+    black = texels(path, uv, ("black", "black"))
+    assert inside.sum() > 50 and (black[~inside] == 0).all() and np.array_equal(black[inside], rep[inside])
+    half = texels(path, uv, ("repeat", "black"))  # the two axes apart
+    v_in = (uv[:, 1] >= 0) & (uv[:, 1] <= 1)
+    assert (half[~v_in] == 0).all() and np.array_equal(half[v_in], rep[v_in])
+    raw = albedo(path, uv, Sampler(color_space="raw"))
+    assert np.allclose(raw, rep) and np.allclose(albedo(path, uv), rep ** 2.2)
+
+    gltf = pygltflib.GLTF2().load(str(ASSETS / "khronos" / "Fox.glb"))
+    sampler = gltf.textures[gltf.materials[0].pbrMetallicRoughness.baseColorTexture.index].sampler
+    gltf.samplers[sampler].wrapS, gltf.samplers[sampler].wrapT = 33071, 33648  # CLAMP_TO_EDGE, MIRRORED_REPEAT
+    gltf.save(str(tmp_path / "edges.glb"))
+    import_any(tmp_path / "edges.glb", tmp_path / "edges.usdc")
+    assert read_asset(tmp_path / "edges.usdc").rig().meshes[0].sampler.wrap == ("clamp", "mirror")
+    assert rig.meshes[0].sampler.wrap == ("repeat", "repeat")  # the Fox's sampler: REPEAT, written as such
+    written = Usd.Stage.Open(str(folder / "fox.usdc"))
+    tex = next(UsdShade.Shader(p) for p in written.Traverse()
+               if p.IsA(UsdShade.Shader) and UsdShade.Shader(p).GetIdAttr().Get() == "UsdUVTexture")
+    assert (tex.GetInput("wrapS").Get(), tex.GetInput("wrapT").Get()) == ("repeat", "repeat")
+
+    pose = _fox_pose(asset, rig)
+    cam = cameras(rig, pose, 96, 80)[0]
+    style = Style(ground=False, skeleton=False)
+    want = render_pose(rig, pose, [cam], style=style)[0].astype(int)
+    drawn = np.abs(want - np.array(style.background) ** (1 / 2.2) * 255).sum(-1) > 6
+
+    def drawn_with(name, wrap, space="sRGB", shift=3.0):
+        out = tmp_path / f"{name}.usda"
+        Usd.Stage.Open(str(folder / "fox.usdc")).Export(str(out))
+        stage = Usd.Stage.Open(str(out))
+        prim = next(p for p in stage.Traverse() if p.IsA(UsdGeom.Mesh))
+        st = UsdGeom.PrimvarsAPI(prim).GetPrimvar("st")
+        st.Set(Vt.Vec2fArray.FromNumpy((np.asarray(st.Get(), dtype=np.float64) + shift).astype(np.float32)))
+        material, _ = UsdShade.MaterialBindingAPI(prim).ComputeBoundMaterial()
+        t = next(UsdShade.Shader(p) for p in Usd.PrimRange(material.GetPrim())
+                 if UsdShade.Shader(p).GetIdAttr().Get() == "UsdUVTexture")
+        for k in ("wrapS", "wrapT"):
+            t.CreateInput(k, Sdf.ValueTypeNames.Token).Set(wrap)
+        t.CreateInput("sourceColorSpace", Sdf.ValueTypeNames.Token).Set(space)
+        stage.GetRootLayer().Save()
+        got = read_asset(out).rig().to(torch.float64)
+        assert got.meshes[0].sampler.wrap == (wrap, wrap) and got.meshes[0].sampler.color_space == space
+        bare = read_bare(out)  # `rig` of the bare mesh writes them back
+        m = bare.materials[bare.meshes[0].material]
+        assert (m.wrap, m.color_space) == ((wrap, wrap), space)
+        return render_pose(got, pose, [cam], style=style)[0].astype(int)
+
+    repeated = drawn_with("repeat", "repeat")
+    assert (np.abs(repeated - want).sum(-1)[drawn] > 3).mean() < 0.01  # whole tiles away: the same texels
+    blacked = drawn_with("black", "black")
+    assert blacked[drawn].mean() < 0.5 * want[drawn].mean()  # only the light's shading of black is left
+    linear = drawn_with("raw", "repeat", "raw", shift=0.0)
+    assert linear[drawn].mean() > want[drawn].mean() + 10  # the texels not decoded: lighter
+
+    # MaterialX's image: address modes and the file's colour space
+    _rebind(folder / "fox.usdc", tmp_path / "mtlx.usda", _mtlx)
+    stage = Usd.Stage.Open(str(tmp_path / "mtlx.usda"))
+    image = UsdShade.Shader(stage.GetPrimAtPath("/Fox/Looks/Mtlx/Graph/image"))
+    image.CreateInput("uaddressmode", Sdf.ValueTypeNames.String).Set("clamp")
+    image.CreateInput("vaddressmode", Sdf.ValueTypeNames.String).Set("constant")
+    image.GetInput("file").GetAttr().SetColorSpace("lin_rec709")
+    stage.GetRootLayer().Save()
+    mtlx = read_asset(tmp_path / "mtlx.usda").rig().meshes[0].sampler
+    assert (mtlx.wrap, mtlx.color_space) == (("clamp", "black"), "raw")
 
 
 def test_proxy_guide_and_hidden_meshes_do_not_change_the_character(fox, tmp_path):

@@ -25,19 +25,43 @@ if TYPE_CHECKING:
 
 Tint = tuple[tuple[float, float, float], tuple[float, float, float]]
 NO_TINT: Tint = ((1.0, 1.0, 1.0), (0.0, 0.0, 0.0))
+WRAPS = ("repeat", "clamp", "mirror", "black")  # UsdUVTexture's wrapS / wrapT modes usdposer draws
+
+
+@dataclass(frozen=True)
+class Sampler:
+    """How a base-colour texture is read, as its ``UsdUVTexture`` says.
+
+    Attributes:
+        tint: ``(scale, bias)`` (``inputs:scale`` / ``inputs:bias``, RGB; glTF's ``baseColorFactor`` is the scale): a
+            texel's linear colour is ``texel * scale + bias``.
+        uv_transform: the ``UsdTransform2d`` between the UVs and the texture as its own ``(scale (2,), rotation in
+            degrees, translation (2,))`` (scaled, turned counter-clockwise, moved), or None.
+        wrap: ``(wrapS, wrapT)``, what the texture shows outside [0, 1]: one of :data:`WRAPS` each (``useMetadata``, the
+            schema's fallback, reads as ``repeat``, as Blender's importer takes it; Storm draws black there).
+        color_space: ``inputs:sourceColorSpace``: ``"sRGB"`` (``auto`` too) texels are decoded to linear, ``"raw"``
+            ones are linear already (Blender: Non-Color).
+    """
+
+    tint: Tint = NO_TINT
+    uv_transform: tuple | None = None
+    wrap: tuple[str, str] = ("repeat", "repeat")
+    color_space: str = "sRGB"
+
+
+NO_SAMPLER = Sampler()
 
 
 @dataclass(frozen=True)
 class FaceLook:
     """The look of some of a mesh's triangles (a ``materialBind`` GeomSubset: Maya's and Blender's per-face
     materials): ``faces`` (n,) int64 triangle indices, their base-colour texture path (or None), display colour and
-    texture tint and UV transform (``Mesh.tint``, ``Mesh.uv_transform``)."""
+    how the texture is read (:class:`Sampler`)."""
 
     faces: Int[Tensor, " n"]
     texture: str | None = None
     color: tuple[float, float, float] = (0.7, 0.7, 0.7)
-    tint: Tint = NO_TINT
-    uv_transform: tuple | None = None
+    sampler: Sampler = NO_SAMPLER
 
 
 @dataclass(frozen=True)
@@ -58,10 +82,7 @@ class Mesh:
             Houdini and Blender write: seams split UVs, not points), or None. :meth:`face_uvs` gives either as corners.
         texture: path of the base-colour texture file, or None.
         color: ``(3,)`` display colour (linear RGB) used where there is no texture.
-        tint: the texture's ``(scale, bias)`` (UsdUVTexture's ``inputs:scale`` / ``inputs:bias``, RGB; glTF's
-            ``baseColorFactor`` is the scale): a texel's linear colour is ``texel * scale + bias``.
-        uv_transform: the ``UsdTransform2d`` between the UVs and the texture as its own ``(scale (2,), rotation in
-            degrees, translation (2,))`` (scaled, turned counter-clockwise, moved), or None.
+        sampler: how the texture is read (tint, UV transform, wrap modes, colour space: :class:`Sampler`).
         skinning_method: ``"classicLinear"`` or ``"dualQuaternion"`` (``primvars:skel:skinningMethod``); usdposer's
             skinning is linear blend skinning, so dual-quaternion meshes are reported by ``info`` and ``check``.
         blend_shapes: the mesh's blend-shape channel tokens (``skel:blendShapes``).
@@ -84,18 +105,17 @@ class Mesh:
     corner_uvs: Float[Tensor, "F 3 2"] | None = None
     face_looks: tuple[FaceLook, ...] = ()
     blend_offsets: tuple[tuple[Int[Tensor, " N"], Float[Tensor, "N 3"]], ...] = ()
-    tint: Tint = NO_TINT
-    uv_transform: tuple | None = None
+    sampler: Sampler = NO_SAMPLER
 
     def looks(self) -> list[FaceLook]:
         """Every look of the mesh with the triangles that show it: the mesh's own (the faces no subset claims) first,
         then each subset's (a later subset wins a face two claim)."""
         if not self.face_looks:
-            return [FaceLook(torch.arange(len(self.faces)), self.texture, self.color, self.tint, self.uv_transform)]
+            return [FaceLook(torch.arange(len(self.faces)), self.texture, self.color, self.sampler)]
         owner = torch.full((len(self.faces),), -1, dtype=torch.long)
         for k, look in enumerate(self.face_looks):
             owner[look.faces.long()] = k
-        out = [FaceLook(torch.nonzero(owner < 0).flatten(), self.texture, self.color, self.tint, self.uv_transform)]
+        out = [FaceLook(torch.nonzero(owner < 0).flatten(), self.texture, self.color, self.sampler)]
         return out + [replace(look, faces=torch.nonzero(owner == k).flatten())
                       for k, look in enumerate(self.face_looks)]
 

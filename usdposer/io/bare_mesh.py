@@ -104,16 +104,17 @@ def _read_usd(p: Path) -> BareMeshes:
         M = gf_to_np(cache.GetLocalToWorldTransform(prim))  # column vectors
         P = P @ M[:3, :3].T + M[:3, 3]
         reverse = left_wound(prim, M)
-        uvs, corners, texture, color, tint, uv_transform = _read_look(prim, len(P), np.asarray(counts), reverse)
+        uvs, corners, texture, color, sampler = _read_look(prim, len(P), np.asarray(counts), reverse)
         textured = bool(texture) and UDIM not in texture and readable(texture)  # packaged (USDZ) ones too
-        key = (texture, tint, uv_transform) if textured else (None, tuple(round(c, 4) for c in color))
+        key = (texture, sampler) if textured else (None, tuple(round(c, 4) for c in color))
         if key not in textures:  # each image read once
             data = read_bytes(texture) if textured else None
             textures[key] = len(materials)
-            materials.append(MaterialData(name=f"{prim.GetName()}_look", color=tint[0] if data else color,
+            materials.append(MaterialData(name=f"{prim.GetName()}_look", color=sampler.tint[0] if data else color,
                                           roughness=0.8, metallic=0.0, texture=data,
-                                          texture_name=file_name(texture) if data else "", bias=tint[1],
-                                          uv_transform=uv_transform if data else None))
+                                          texture_name=file_name(texture) if data else "", bias=sampler.tint[1],
+                                          uv_transform=sampler.uv_transform if data else None, wrap=sampler.wrap,
+                                          color_space=sampler.color_space))
         meshes.append(MeshData(name=prim.GetName(), points=P, faces=triangulate(np.asarray(counts), idx, reverse),
                                uvs=None if uvs is None else uvs.numpy(), material=textures[key],
                                corner_uvs=None if corners is None else corners.numpy()))

@@ -367,10 +367,22 @@ def _materials(data: GltfData) -> list[MaterialData]:
             if image not in images:
                 images[image] = _read_image(data, image)
             m.texture, m.texture_name = images[image]
+            m.wrap = _wrap(data.gltf, data.gltf.textures[tex_index].sampler)
             ext = (getattr(pbr.baseColorTexture, "extensions", None) or {}).get("KHR_texture_transform")
             m.uv_transform = _uv_transform(ext) if isinstance(ext, dict) else None
         out.append(m)
     return out
+
+
+# glTF sampler wrap modes (WebGL's enums) as UsdUVTexture's
+_WRAP = {10497: "repeat", 33071: "clamp", 33648: "mirror"}
+
+
+def _wrap(gltf, sampler: int | None) -> tuple[str, str]:
+    """A glTF texture sampler's (wrapS, wrapT) as UsdUVTexture's wrap modes: REPEAT (the default, and where there is
+    no sampler) ``repeat``, CLAMP_TO_EDGE ``clamp``, MIRRORED_REPEAT ``mirror``."""
+    s = gltf.samplers[sampler] if sampler is not None and 0 <= sampler < len(gltf.samplers or []) else None
+    return (_WRAP.get(getattr(s, "wrapS", None), "repeat"), _WRAP.get(getattr(s, "wrapT", None), "repeat"))
 
 
 def _uv_transform(ext: dict) -> tuple | None:

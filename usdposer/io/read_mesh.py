@@ -12,7 +12,7 @@ from pxr import Usd, UsdGeom, UsdShade, UsdSkel
 
 from usdposer.io.stage import StageUnits, gf_to_np, unregistered
 from usdposer.io.texture import readable
-from usdposer.types import NO_TINT, FaceLook, Mesh, Tint
+from usdposer.types import NO_SAMPLER, WRAPS, FaceLook, Mesh, Sampler
 
 # The material a viewport shows: a studio asset binds its render material for all purposes (RenderMan, MaterialX:
 # nothing usdposer can draw) and a UsdPreviewSurface one as ``material:binding:preview``; the preview purpose falls
@@ -158,7 +158,7 @@ def read_mesh(skq, joint_index: dict[str, int], conv: StageUnits, report) -> Mes
         N = N @ conv.C[:3, :3].T
         normals = torch.from_numpy(N / np.linalg.norm(N, axis=1, keepdims=True).clip(1e-12))
 
-    uvs, corner_uvs, texture, color, tint, uv_transform = _read_look(prim, V, counts, reverse)
+    uvs, corner_uvs, texture, color, sampler = _read_look(prim, V, counts, reverse)
     if texture and not readable(texture):
         report("warning", name, f"base-colour texture {texture} cannot be read (a missing file or UDIM tiles?); "
                "pictures draw the display colour instead", "missing-texture")
@@ -166,7 +166,7 @@ def read_mesh(skq, joint_index: dict[str, int], conv: StageUnits, report) -> Mes
         path=name, points=torch.from_numpy(conv.points(P_skel)), faces=torch.from_numpy(faces),
         joint_indices=torch.from_numpy(idx), joint_weights=torch.from_numpy(w), normals=normals,
         uvs=uvs, texture=texture, color=color, skinning_method=str(skq.GetSkinningMethod() or "classicLinear"),
-        corner_uvs=corner_uvs, face_looks=face_looks(prim, counts, color), tint=tint, uv_transform=uv_transform,
+        corner_uvs=corner_uvs, face_looks=face_looks(prim, counts, color), sampler=sampler,
         **_blend_shapes(binding, V, G, conv, name, report),
     )
 
@@ -207,7 +207,7 @@ def _blend_shapes(binding, V: int, G: np.ndarray, conv: StageUnits, name: str, r
 
 def _read_look(prim: Usd.Prim, V: int, counts: np.ndarray, reverse: bool = False):
     """(uvs (V, 2) or None, corner uvs (F, 3, 2) of a faceVarying primvar or None, base-colour texture path or None,
-    display colour, texture tint (scale, bias), UV transform (:func:`_uv_source`) or None). ``counts`` and
+    display colour, how the texture is read (:class:`Sampler`)). ``counts`` and
     ``reverse``: the faceVertexCounts and winding, to triangulate face-varying values as the faces are."""
     uvs = corners = None
     pv_api = UsdGeom.PrimvarsAPI(prim)
@@ -218,7 +218,7 @@ def _read_look(prim: Usd.Prim, V: int, counts: np.ndarray, reverse: bool = False
         if len(val):
             color = tuple(float(c) for c in val.mean(0))
     material, _ = UsdShade.MaterialBindingAPI(prim).ComputeBoundMaterial(PREVIEW)
-    texture, color, tint, uv_transform, named = _material_look(material, color)
+    texture, color, sampler, named = _material_look(material, color)
     for name in ([named] if named else []) + ["st", "st0", "st_0", "UVMap", "uv", "map1"]:
         pv = pv_api.GetPrimvar(name)
         if not (pv and pv.HasValue()):
@@ -235,7 +235,7 @@ def _read_look(prim: Usd.Prim, V: int, counts: np.ndarray, reverse: bool = False
         if pv.GetInterpolation() == UsdGeom.Tokens.faceVarying and len(val) == int(counts.sum()):
             corners = torch.from_numpy(val[triangulate(counts, np.arange(len(val)), reverse)])  # (F, 3, 2)
             break
-    return uvs, corners, texture, color, tint, uv_transform
+    return uvs, corners, texture, color, sampler
 
 
 def _base_color(material):
@@ -275,17 +275,18 @@ def _uv_source(tex):
     return transform, _texture_node(source.GetValueProducingAttributes()) if source else None
 
 
-def _material_look(material, color: tuple) -> tuple[str | None, tuple, Tint, tuple | None, str | None]:
-    """(base-colour texture path or None, colour, texture tint, UV transform or None, UV set or None) of a material
-    (``color`` where it sets none), from :func:`_base_color`; a MaterialX ``base`` weight multiplies it. The tint is
-    the UsdUVTexture's ``scale`` and ``bias`` (RGB; glTF's ``baseColorFactor`` is written as the scale, Maya's colour
-    gain and offset as both); the UV transform a ``UsdTransform2d``'s (:func:`_uv_source`); the UV set the primvar
-    the texture reads (the ``varname`` of the ``UsdPrimvarReader_float2`` behind it, or the MaterialX
-    ``geompropvalue``'s ``geomprop``: Maya names it ``map1``, Houdini ``uv``, Blender ``st`` or its UV map's name)."""
-    texture, tint, uv_transform, uv_set = None, NO_TINT, None, None
+def _material_look(material, color: tuple) -> tuple[str | None, tuple, Sampler, str | None]:
+    """(base-colour texture path or None, colour, how the texture is read, UV set or None) of a material (``color``
+    where it sets none), from :func:`_base_color`; a MaterialX ``base`` weight multiplies it. The :class:`Sampler`:
+    the UsdUVTexture's ``scale`` and ``bias`` as the tint (RGB; glTF's ``baseColorFactor`` is written as the scale,
+    Maya's colour gain and offset as both), a ``UsdTransform2d`` before it (:func:`_uv_source`), its wrap modes and
+    source colour space (:func:`_wrap_and_space`); the UV set the primvar the texture reads (the ``varname`` of the
+    ``UsdPrimvarReader_float2`` behind it, or the MaterialX ``geompropvalue``'s ``geomprop``: Maya names it ``map1``,
+    Houdini ``uv``, Blender ``st`` or its UV map's name)."""
+    texture, sampler, uv_set = None, NO_SAMPLER, None
     shader, inp, sources = _base_color(material)
     if not inp:
-        return texture, color, tint, uv_transform, uv_set
+        return texture, color, sampler, uv_set
     weight = 1.0
     if inp.GetBaseName() == "base_color" and shader.GetInput("base"):
         value = shader.GetInput("base").Get()
@@ -293,8 +294,9 @@ def _material_look(material, color: tuple) -> tuple[str | None, tuple, Tint, tup
     tex = _texture_node(sources)
     if tex:
         scale = _rgb(tex, "scale", (1.0, 1.0, 1.0))
-        tint = (tuple(weight * c for c in scale), _rgb(tex, "bias", (0.0, 0.0, 0.0)))
         uv_transform, reader = _uv_source(tex)
+        sampler = Sampler((tuple(weight * c for c in scale), _rgb(tex, "bias", (0.0, 0.0, 0.0))), uv_transform,
+                          *_wrap_and_space(tex))
         name = reader and (reader.GetInput("varname") or reader.GetInput("geomprop"))
         uv_set = str(name.Get()) if name and name.Get() else None
         f = tex.GetInput("file")
@@ -306,7 +308,33 @@ def _material_look(material, color: tuple) -> tuple[str | None, tuple, Tint, tup
                 texture = stack[0].layer.ComputeAbsolutePath(asset.path) if stack else asset.path
     elif sources and sources[0].Get() is not None:
         color = tuple(weight * float(c) for c in sources[0].Get())
-    return texture, color, tint, uv_transform, uv_set
+    return texture, color, sampler, uv_set
+
+
+# MaterialX image's address modes as UsdUVTexture's wrap modes
+_ADDRESS = {"periodic": "repeat", "clamp": "clamp", "mirror": "mirror", "constant": "black"}
+# colour spaces whose texels are linear already (UsdUVTexture's raw; OCIO's and MaterialX's linear names, Blender's)
+_LINEAR = ("raw", "lin_", "linear", "acescg", "scene-linear", "non-color", "data")
+
+
+def _wrap_and_space(tex) -> tuple[tuple[str, str], str]:
+    """((wrapS, wrapT), source colour space ``"sRGB"`` or ``"raw"``) of a texture node: a UsdUVTexture's ``wrapS``
+    / ``wrapT`` and ``sourceColorSpace``, a MaterialX image's ``uaddressmode`` / ``vaddressmode`` and its file's
+    ``colorSpace``. ``useMetadata`` (the fallback) and unknown modes read as ``repeat``, ``auto`` as sRGB."""
+    def token(*names):
+        for n in names:
+            v = tex.GetInput(n).Get() if tex.GetInput(n) else None
+            if v:
+                return str(v)
+        return ""
+
+    wrap = tuple(m if m in WRAPS else _ADDRESS.get(m, "repeat")
+                 for m in (token("wrapS", "uaddressmode"), token("wrapT", "vaddressmode")))
+    space = token("sourceColorSpace")
+    f = tex.GetInput("file")
+    if not space and f and f.GetAttr().HasColorSpace():
+        space = f.GetAttr().GetColorSpace()
+    return wrap, "raw" if space.lower().startswith(_LINEAR) else "sRGB"
 
 
 def _rgb(shader, name: str, default: tuple) -> tuple[float, float, float]:
@@ -337,6 +365,6 @@ def face_looks(prim: Usd.Prim, counts: np.ndarray, color: tuple) -> tuple[FaceLo
         polygons = np.asarray(subset.GetIndicesAttr().Get() or [], dtype=np.int64)
         tris = np.nonzero(np.isin(polygon_of, polygons))[0]
         if len(tris):
-            texture, look_color, tint, uv_transform, _ = _material_look(material, color)
-            out.append(FaceLook(torch.from_numpy(tris), texture, look_color, tint, uv_transform))
+            texture, look_color, sampler, _ = _material_look(material, color)
+            out.append(FaceLook(torch.from_numpy(tris), texture, look_color, sampler))
     return tuple(out)

@@ -36,7 +36,8 @@ from usdposer.io.write_skel import (
 @dataclass
 class MaterialData:
     """A UsdPreviewSurface: base colour factor, roughness, metallic and an optional base-colour texture (the encoded
-    image file's bytes and a file name). With a texture, ``color`` is the texture's scale and ``bias`` its bias."""
+    image file's bytes and a file name). With a texture, ``color`` is the texture's scale and ``bias`` its bias,
+    ``wrap`` its (wrapS, wrapT) and ``color_space`` its source colour space (:class:`usdposer.types.Sampler`)."""
 
     name: str
     color: tuple[float, float, float] = (1.0, 1.0, 1.0)
@@ -46,6 +47,8 @@ class MaterialData:
     texture_name: str = ""
     bias: tuple[float, float, float] = (0.0, 0.0, 0.0)
     uv_transform: tuple | None = None  # (scale (2,), rotation degrees, translation (2,)): a UsdTransform2d
+    wrap: tuple[str, str] = ("repeat", "repeat")
+    color_space: str = "sRGB"
 
 
 @dataclass
@@ -258,7 +261,9 @@ def _define_materials(stage: Usd.Stage, scope: str, materials: list[MaterialData
             tex.CreateInput("scale", Sdf.ValueTypeNames.Float4).Set(Gf.Vec4f(*mat.color, 1.0))
             if any(mat.bias):
                 tex.CreateInput("bias", Sdf.ValueTypeNames.Float4).Set(Gf.Vec4f(*mat.bias, 0.0))
-            tex.CreateInput("sourceColorSpace", Sdf.ValueTypeNames.Token).Set("sRGB")
+            tex.CreateInput("sourceColorSpace", Sdf.ValueTypeNames.Token).Set(mat.color_space)
+            tex.CreateInput("wrapS", Sdf.ValueTypeNames.Token).Set(mat.wrap[0])  # written, not left to useMetadata
+            tex.CreateInput("wrapT", Sdf.ValueTypeNames.Token).Set(mat.wrap[1])
             tex.CreateOutput("rgb", Sdf.ValueTypeNames.Float3)
             diffuse.ConnectToSource(tex.ConnectableAPI(), "rgb")
         else:

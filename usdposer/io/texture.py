@@ -102,38 +102,59 @@ def _tiles(path: str) -> tuple[int, ...]:
     return tuple(sorted(found))
 
 
-def texels(path: str, uv: np.ndarray) -> np.ndarray:
-    """(n, 3) sRGB colours in [0, 1] at ``uv`` (n, 2) (USD's ``st``: origin bottom-left, wrapping), NaN where the
-    image (or the UDIM tile) cannot be read."""
+def wrapped(u: np.ndarray, mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """(coordinates in [0, 1], inside (bool)) of texture coordinates ``u`` (n,) under a UsdUVTexture wrap mode:
+    ``repeat`` tiles, ``mirror`` tiles flipping every other copy, ``clamp`` stretches the edge texels, ``black`` is
+    black outside [0, 1] (``inside`` False there)."""
+    if mode == "clamp":
+        return np.clip(u, 0.0, 1.0), np.ones(len(u), dtype=bool)
+    if mode == "mirror":
+        t = u % 2.0
+        return np.where(t > 1.0, 2.0 - t, t), np.ones(len(u), dtype=bool)
+    if mode == "black":
+        return np.clip(u, 0.0, 1.0), (u >= 0.0) & (u <= 1.0)
+    return u % 1.0, np.ones(len(u), dtype=bool)
+
+
+def texels(path: str, uv: np.ndarray, wrap: tuple[str, str] = ("repeat", "repeat")) -> np.ndarray:
+    """(n, 3) sRGB colours in [0, 1] at ``uv`` (n, 2) (USD's ``st``: origin bottom-left), outside [0, 1] as ``wrap``
+    (wrapS, wrapT) says (:func:`wrapped`; UDIM tiles are their own wrap), NaN where the image (or the UDIM tile)
+    cannot be read."""
     uv = np.asarray(uv, dtype=np.float64)
     out = np.full((len(uv), 3), np.nan)
     if UDIM in path:
         cell = np.floor(uv).astype(np.int64)
         tile = 1001 + np.clip(cell[:, 0], 0, 9) + 10 * np.clip(cell[:, 1], 0, 99)
         groups = [(int(t), tile == t) for t in np.unique(tile)]
+        f, inside = uv % 1.0, np.ones(len(uv), dtype=bool)
     else:
         groups = [(None, np.ones(len(uv), dtype=bool))]
+        (u, in_u), (v, in_v) = wrapped(uv[:, 0], wrap[0]), wrapped(uv[:, 1], wrap[1])
+        f, inside = np.stack([u, v], 1), in_u & in_v
     for t, sel in groups:
         img = image(path if t is None else path.replace(UDIM, str(t)))
         if img is None:
             continue
-        f = uv[sel] % 1.0
         H, W = img.shape[:2]
-        x = np.clip((f[:, 0] * W).astype(np.int64), 0, W - 1)
-        y = np.clip(((1 - f[:, 1]) * H).astype(np.int64), 0, H - 1)
-        out[sel] = img[y, x] / 255.0
+        x = np.clip((f[sel, 0] * W).astype(np.int64), 0, W - 1)
+        y = np.clip(((1 - f[sel, 1]) * H).astype(np.int64), 0, H - 1)
+        out[sel] = np.where(inside[sel, None], img[y, x] / 255.0, 0.0)
     return out
 
 
+def albedo(path: str, uv: np.ndarray, sampler=None) -> np.ndarray:
+    """(n, 3) linear base colours at ``uv`` (n, 2) as a :class:`usdposer.types.Sampler` reads them (default: plain):
+    the UVs moved by its ``uv_transform`` first (a UsdTransform2d: scaled, then turned counter-clockwise, then moved,
+    as UsdPreviewSurface defines it), the texels wrapped by its ``wrap`` and made linear (sRGB decoded; ``raw`` ones
+    as they are), then its ``tint`` (scale, bias) applied as UsdPreviewSurface does (``texel * scale + bias``); NaN
+    where there is no texel."""
+    from usdposer.types import NO_SAMPLER
 
-def albedo(path: str, uv: np.ndarray, tint=((1.0, 1.0, 1.0), (0.0, 0.0, 0.0)), uv_transform=None) -> np.ndarray:
-    """(n, 3) linear base colours at ``uv`` (n, 2), moved by ``uv_transform`` first (a UsdTransform2d's (scale,
-    rotation in degrees, translation): scaled, then turned counter-clockwise, then moved, as UsdPreviewSurface defines
-    it): the sRGB texels made linear, then the UsdUVTexture's ``tint`` (scale, bias) applied as UsdPreviewSurface does
-    (``texel * scale + bias``); NaN where there is no texel."""
-    if uv_transform is not None:
-        (sx, sy), degrees, move = uv_transform
-        c, s = np.cos(np.radians(degrees)), np.sin(np.radians(degrees))
-        uv = (np.asarray(uv, dtype=np.float64) * [sx, sy]) @ np.array([[c, -s], [s, c]]).T + move
-    scale, bias = (np.asarray(t, dtype=np.float64) for t in tint)
-    return texels(path, uv) ** 2.2 * scale + bias
+    s = sampler or NO_SAMPLER
+    if s.uv_transform is not None:
+        (sx, sy), degrees, move = s.uv_transform
+        c, si = np.cos(np.radians(degrees)), np.sin(np.radians(degrees))
+        uv = (np.asarray(uv, dtype=np.float64) * [sx, sy]) @ np.array([[c, -si], [si, c]]).T + move
+    scale, bias = (np.asarray(t, dtype=np.float64) for t in s.tint)
+    texel = texels(path, uv, s.wrap)
+    return (texel if s.color_space == "raw" else texel ** 2.2) * scale + bias

@@ -86,7 +86,7 @@ def _colors(m, face: torch.Tensor, bary: torch.Tensor) -> torch.Tensor:
         if corners is None or not readable(look.texture):
             continue
         uv = (corners.double()[face[sel]] * bary[sel][..., None]).sum(1).numpy()  # (n, 2), origin bottom-left
-        lin = torch.from_numpy(albedo(look.texture, uv, look.tint, look.uv_transform))  # linear, tinted
+        lin = torch.from_numpy(albedo(look.texture, uv, look.sampler))  # linear, tinted, wrapped
         col[sel] = torch.where(lin.isnan(), col[sel], lin)  # no texel (a missing tile): the colour
     return col
 

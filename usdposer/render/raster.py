@@ -194,7 +194,7 @@ def shade(rig: Rig, points: list[Tensor], cam: Camera, style: Style | None = Non
             if not sel.any():
                 continue
             uv = (all_uvs[f[sel]] * b[sel][..., None]).sum(1)  # per-corner UVs of the hit triangles
-            lin = torch.from_numpy(albedo(look.texture, uv.cpu().numpy(), look.tint, look.uv_transform)).to(dev)
+            lin = torch.from_numpy(albedo(look.texture, uv.cpu().numpy(), look.sampler)).to(dev)
             base[sel] = torch.where(lin.isnan(), base[sel], lin)  # no texel (a missing tile): the colour
         rgb[hit] = (base * lam[:, None]).clamp(0, 1).float()
     return rgb, frag.depth
