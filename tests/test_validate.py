@@ -311,6 +311,10 @@ def test_fifty_files_one_truncated_reports_all_and_exits_2(tmp_path):
     assert [Path(f["path"]).name for f in bad] == ["shot_17.usda"]
     assert bad[0]["findings"][0]["id"] == "Readable.CannotOpen"
     assert sum(f["frames"] for f in data["files"]) == 49
+    text_out = subprocess.run(CLI + ["check", str(folder / "shot_17.usda")], capture_output=True, text=True).stdout
+    line = next(x for x in text_out.splitlines() if "Readable.CannotOpen" in x)
+    assert line.count("shot_17.usda") == 2, line  # the finding's file, and the reader's own quote of the layer
+    assert f"shot_17.usda: {folder}" not in line  # the file named once before the message, not twice
 
 
 def test_stage_metadata_that_cannot_be_meant_is_an_error_not_a_crash(tmp_path):

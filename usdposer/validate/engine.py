@@ -141,7 +141,7 @@ def check_paths(paths: Iterable[str], rules: list[str] | None = None, options: C
 
                     res = FileResult(str(path), readable=False)
                     res.findings = Readable().check(FileContext(
-                        str(path), None, options, f"{path}: could not be checked ({type(exc).__name__}: "
+                        str(path), None, options, f"could not be checked ({type(exc).__name__}: "
                         f"{' '.join(str(exc).split())[:200]})"))
             if waivers:
                 res.findings = apply_waivers(res.findings, waivers)
@@ -165,7 +165,7 @@ def check_file(path: Path, rules: list[Rule], options: CheckOptions, workdir: Pa
 
         res.readable = False
         text = " ".join(str(exc).split())[:300]
-        message = text if isinstance(exc, UsdPoserError) else f"{path}: cannot be read ({type(exc).__name__}: {text})"
+        message = text if isinstance(exc, UsdPoserError) else f"cannot be read ({type(exc).__name__}: {text})"
         res.findings = Readable().check(FileContext(str(path), None, options, message))
         res.seconds = time.perf_counter() - t0
         return res

@@ -70,14 +70,14 @@ class Readable(Rule):
              "Composition": "a sublayer or reference cannot be opened, or the layers form a cycle"}
 
     def check(self, file: FileContext) -> list[Finding]:
-        if file.read_error is not None:
-            return [file.finding(self, "CannotOpen", file.read_error)]
+        if file.read_error is not None:  # the finding names the file; the reader's one line often does too
+            return [file.finding(self, "CannotOpen", file.read_error.removeprefix(f"{file.path}: "))]
         composition = [file.finding(self, "Composition", p.message, "failed", prim=p.prim)
                        for p in file.asset.problems if p.kind == "composition"]
         if composition:
             return composition
         if not file.asset.rigs and any(p.kind == "no-skeleton" for p in file.asset.problems):
-            return [file.finding(self, "NoSkeleton", f"{file.path}: no Skeleton prim, nothing for the rig rules to "
+            return [file.finding(self, "NoSkeleton", "no Skeleton prim, nothing for the rig rules to "
                                  "check; import glTF/BVH/MJCF with `usdposer import`", severity="warning", prim="/")]
         return []  # Skeletons that exist but cannot be used are reported by the rule that names why (JointOrder...)
 
