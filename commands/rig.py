@@ -23,8 +23,10 @@ and self-intersections are fine), its approximate medial surface, packed
 spheres and their graph; the template's branch and tip joints are placed on
 spheres by a discrete search under Pinocchio's penalties (bone lengths and
 directions against the template, symmetry, feet low, no bone leaving the
-mesh, near where the template's proportions put them), every joint is then
-refined, and the mesh gets bone-heat weights (`usdposer skin`). MESH is USD
+mesh, near where the template's proportions put them: the legs' join and
+the fore and hind feet are landmarks), every joint is then refined (from
+that embedding and from the mapped template; the lower energy is kept),
+and the mesh gets bone-heat weights (`usdposer skin`). MESH is USD
 (Mesh prims), glTF/GLB (meshes without skins; a skinned file is taken in
 its bind pose, its skeleton dropped), OBJ, PLY, STL or OFF, at any scale.
 The up axis comes from the file (USD, glTF) or --up; the facing from
@@ -86,7 +88,10 @@ def _human(r) -> str:
     lines = [f"wrote {r.output}: template {r.template} ({len(r.joints)} joints) embedded in {r.meshes} meshes "
              f"({r.vertices} vertices), {r.weighted_joints} joints weighted ({r.seconds:.1f} s)",
              f"  orientation {r.orientation} ({how}; penalty {r.penalty:.3f}); height mapped by "
-             f"{'where the legs join' if r.up_mapping == 'legs' else 'volume'}",
+             f"{'where the legs join' if r.up_mapping == 'legs' else 'volume'}, length by "
+             f"{'the fore and hind feet' if r.forward_mapping == 'feet' else 'volume'}",
+             f"  refined from the {'discrete search' if r.refined_from == 'search' else 'mapped template'} (energy "
+             + ", ".join(f"{k} {v:.4f}" for k, v in r.refine_energies.items()) + ")",
              "  penalties: " + ", ".join(f"{k} {v:.3f}" for k, v in r.penalties.items())]
     if r.inferred and len(r.orientations) > 1:
         ranked = sorted(r.orientations.items(), key=lambda kv: kv[1])[:3]

@@ -15,7 +15,9 @@ from usdposer.pipelines._base import Progress, Result, preflight
 class RigReport(Result):
     """What ``usdposer rig`` did (its ``--json`` result). Penalties are the discrete search's weighted terms summed
     over the template's reduced edges; ``orientations`` the best penalty per orientation tried; ``up_mapping`` whether
-    the template's height was mapped by where both bodies' legs join or by their volume alone."""
+    the template's height was mapped by where both bodies' legs join or by their volume alone, ``forward_mapping`` its
+    length by both bodies' fore and hind feet or by volume; ``refined_from`` the refinement's start kept (the discrete
+    search's embedding or the mapped template), ``refine_energies`` the refined energy from each."""
 
     output: str
     template: str
@@ -33,6 +35,9 @@ class RigReport(Result):
     parts_ignored: int
     weighted_joints: int
     up_mapping: str = "volume"  # the template's height mapped by where the legs join ("legs") or by volume alone
+    forward_mapping: str = "volume"  # its length mapped by the fore and hind feet ("feet") or by volume alone
+    refined_from: str = "search"  # the refinement's start kept: "search" or "template"
+    refine_energies: dict = field(default_factory=dict)
     unweighted_joints: list[str] = field(default_factory=list)
     turned: bool = False  # the mesh was turned to +Y up in the output (its up axis was not +Y or +Z)
     dropped_skeletons: int = 0
@@ -114,7 +119,9 @@ def _rig(mesh, out, o: RigOptions, progress) -> RigReport:
         output=str(out), template=template.name, joints=list(template.names), meshes=len(bare.meshes),
         vertices=int(len(P)), orientation=e.orientation, inferred=len(cands) > 1, orientations=e.facings,
         penalty=round(e.penalty, 4), penalties=e.penalties, refine=e.refine, spheres=e.spheres, grid=list(e.grid),
-        parts_ignored=e.parts_ignored, up_mapping=e.up_mapping, weighted_joints=int(len(np.unique(res.indices[res.weights > 0]))),
+        parts_ignored=e.parts_ignored, up_mapping=e.up_mapping, forward_mapping=e.forward_mapping,
+        refined_from=e.refined_from, refine_energies=e.refine_energies,
+        weighted_joints=int(len(np.unique(res.indices[res.weights > 0]))),
         unweighted_joints=[template.names[j] for j in res.unweighted], turned=up_axis is None,
         dropped_skeletons=bare.dropped_skeletons, timings={k: round(v, 3) for k, v in timings.items()})
     if o.preview:

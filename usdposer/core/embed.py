@@ -8,8 +8,11 @@ mesh that has none.
                bodies' volume lies (so a horse's legs shrink into a fox's, and a long tail stretches only its
                end of the axis); along the up axis, when both bodies stand on two or more legs, the height where
                the legs join (crotch, belly) is a landmark mapped onto the other's, so that a big head (a chibi)
-               does not lift the hips into the chest; between orientations, how the volume proportions match
-               and whether the feet point where the template's do (toes reach ahead of the ankles) also count
+               does not lift the hips into the chest; along the forward axis, when both bodies stand on fore and
+               hind feet, the feet are landmarks mapped onto the other's (a fox's bushy tail, most of its rear
+               volume, then does not pull the hips into it); beyond the template's box (a tail held out) the
+               map goes on at its overall scale; between orientations, how the volume proportions match and
+               whether the feet point where the template's do (toes reach ahead of the ankles) also count
     discrete   a beam search assigns every reduced joint a sphere of the mesh's sphere graph
                (:mod:`usdposer.core.distfield`), parents first, under Pinocchio's penalty terms:
                  length    (path length along the graph / template chain length - 1)^2
@@ -23,8 +26,9 @@ mesh that has none.
                distinct reduced joints take distinct spheres
     fill       the joints of each chain are spread along the graph path by the template's bone lengths
     refine     every joint moved by gradient descent: bones inside, joints towards the medial surface, bone
-               directions and chain proportions like the template's, symmetry, reduced joints near their spheres,
-               all joints weakly towards the mapped template
+               directions and chain proportions like the template's, symmetry, reduced joints near their start,
+               all joints weakly towards the mapped template; run from two starts, the filled discrete embedding
+               and the mapped template, keeping the lower refined energy
     frames     each joint keeps its template orientation, turned by the smallest rotation that takes the
                template bone onto the embedded one
 
@@ -51,6 +55,7 @@ MISFIT = 4.0  # mean penalty per reduced edge above which the template does not 
 STRETCH = 0.15  # mean (log path length / chain length)^2 per reduced edge above which limbs are missing or extra
 QUANTILES = (0.0, 0.05, 0.15, 0.3, 0.5, 0.7, 0.85, 0.95, 1.0)  # volume quantiles mapping the template per axis
 PRIOR = 10.0  # refinement's pull towards where the mapped template puts each joint
+REFINE_WEIGHTS = {"direction": 1.0, "length": 2.0, "inside": 1.0, "medial": 0.5, "symmetry": 20.0, "anchor": 1.0}
 
 _SIDES = ((r"_L$", "_R"), (r"_R$", "_L"), (r"\.L$", ".R"), (r"\.R$", ".L"), (r"_l$", "_r"), (r"_r$", "_l"),
           (r"Left", "Right"), (r"Right", "Left"), (r"left", "right"), (r"right", "left"),
@@ -180,6 +185,9 @@ class Embedding:
     refine: dict
     timings: dict
     up_mapping: str = "volume"  # how the template's height was mapped: "legs" (their join, :func:`up_knots`), "volume"
+    forward_mapping: str = "volume"  # its length: "feet" (hind and fore, :func:`feet_along`) or "volume"
+    refined_from: str = "search"  # the refinement's start kept: "search" (the discrete embedding) or "template"
+    refine_energies: dict = field(default_factory=dict)  # the refined energy from each start (:func:`_energy`)
 
     def transforms(self) -> np.ndarray:
         """(J, 4, 4) joint world transforms (column vectors)."""
@@ -346,6 +354,53 @@ def up_knots(f, up: int, sign: float, lo: np.ndarray, hi: np.ndarray,
     return (u if sign > 0 else (-u)[::-1]), upright
 
 
+FOOT_BAND = 0.05  # share of the height above the lowest point where a body's feet are told apart
+FOOT_SPREAD = 0.25  # feet spread along the forward axis by at least this share of the body's length: fore and hind
+
+
+def feet_along(f, up: int, sign: float, fwd: int) -> tuple[float, float] | None:
+    """(low, high): mean coordinates along mesh axis ``fwd`` of the body's two sets of feet (the parts of its inside
+    within ``FOOT_BAND`` of its height above its lowest point, below and above the middle of their spread: hind and
+    fore feet of a body facing +``fwd``), or None when fewer than two parts stand there or they are not spread along
+    ``fwd`` (a biped). ``sign`` < 0: the body's up is -axis ``up``."""
+    from scipy import ndimage
+
+    inside = f.dist > 0
+    if not inside.any():
+        return None
+    height = f.grid_points()[..., up] * sign
+    bottom, top = height[inside].min(), height[inside].max()
+    slab = inside & (height <= bottom + FOOT_BAND * (top - bottom))
+    label, n = ndimage.label(slab)
+    if n < 2:
+        return None
+    c = np.array(ndimage.center_of_mass(slab, label, range(1, n + 1)))[:, fwd] * f.h + f.origin[fwd]
+    mid = (c.min() + c.max()) / 2
+    extent = float(np.ptp(f.grid_points()[..., fwd][inside]))
+    if c.max() - c.min() < FOOT_SPREAD * max(extent, 1e-12):
+        return None
+    return float(c[c <= mid].mean()), float(c[c > mid].mean())
+
+
+def template_feet_along(template: Template) -> tuple[float, float] | None:
+    """(hind, fore) mean Z of the template's feet (+Z forward) behind and ahead of the middle of their spread, or
+    None when they are not spread along Z by ``FOOT_SPREAD`` of its mesh's length."""
+    z = template.positions[template.feet(), 2]
+    if len(z) < 2:
+        return None
+    mid = (z.min() + z.max()) / 2
+    if z.max() - z.min() < FOOT_SPREAD * float(template.bounds[1, 2] - template.bounds[0, 2]):
+        return None
+    return float(z[z <= mid].mean()), float(z[z > mid].mean())
+
+
+def _knots(lo: float, hind: float, fore: float, hi: float) -> np.ndarray:
+    """(len(QUANTILES),) increasing knots along a body's length with its two sets of feet as the 3rd and 7th (so
+    that two bodies' knots map one onto the other piecewise linearly, feet onto feet)."""
+    return np.r_[lo, (lo + hind) / 2, hind, hind + (fore - hind) * np.array([0.25, 0.5, 0.75]), fore,
+                 (fore + hi) / 2, hi]
+
+
 def toe_mismatch(mesh: np.ndarray, template: np.ndarray) -> float:
     """0 where the mesh's feet point where the (turned) template's do, 1 where opposite, 0.5 across, weighed down
     to 0 as the mesh's direction fades under ``TOE_MIN`` (stubby feet): vectors (3,) from :func:`toe_direction`. The
@@ -368,11 +423,14 @@ def proportion_mismatch(template: Template, R: np.ndarray, quantiles: np.ndarray
 
 
 def affine_template(template: Template, facing: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-                    quantiles: np.ndarray | None = None, knots: np.ndarray | None = None) -> np.ndarray:
+                    quantiles: np.ndarray | None = None, knots: np.ndarray | None = None,
+                    feet: tuple[float, float] | None = None) -> np.ndarray:
     """(J, 3) template joints turned by ``facing`` and mapped onto the mesh per axis: by volume quantiles when both
     the template and the mesh have them (a long tail or big ears then stretch only their own end of the axis), else
     from the template mesh's box onto [lo, hi]; along the mesh's up axis by :func:`up_knots` when both bodies have
-    them (``knots``: the mesh's, for this facing's up)."""
+    them (``knots``: the mesh's, for this facing's up); along its forward axis by the two sets of feet when both
+    bodies have them (``feet``: the mesh's, :func:`feet_along`; the template's, :func:`template_feet_along`). Beyond
+    the template's box (a tail held out past its mesh) the map goes on at its overall scale."""
     T = template.positions @ facing.T
     tq = template.quantiles
     if tq is None or quantiles is None:
@@ -382,6 +440,12 @@ def affine_template(template: Template, facing: np.ndarray, lo: np.ndarray, hi: 
         tq, quantiles = tq.copy(), quantiles.copy()
         tq[1] = template.up_knots
         quantiles[int(np.argmax(np.abs(facing[:, 1])))] = knots
+    tfeet = template_feet_along(template)
+    if feet is not None and tfeet is not None:  # fore and hind feet as landmarks along the forward axis
+        tq, quantiles = tq.copy(), quantiles.copy()
+        tq[2] = _knots(template.bounds[0, 2], *tfeet, template.bounds[1, 2])
+        fwd = int(np.argmax(np.abs(facing[:, 2])))
+        quantiles[fwd] = _knots(lo[fwd], *feet, hi[fwd])  # the loop below turns the template's to increase too
     out = np.empty_like(T)
     for k in range(3):
         a = int(np.argmax(np.abs(facing[k])))
@@ -394,8 +458,9 @@ def affine_template(template: Template, facing: np.ndarray, lo: np.ndarray, hi: 
         x = T[:, k]
         inner = np.interp(x, src, dst)
         # beyond the template's box (joints outside its mesh): extend the end segments' slopes
-        left = dst[0] + (x - src[0]) * (dst[1] - dst[0]) / max(src[1] - src[0], 1e-12)
-        right = dst[-1] + (x - src[-1]) * (dst[-1] - dst[-2]) / max(src[-1] - src[-2], 1e-12)
+        whole = (dst[-1] - dst[0]) / (src[-1] - src[0])
+        left = dst[0] + (x - src[0]) * whole
+        right = dst[-1] + (x - src[-1]) * whole
         out[:, k] = np.where(x < src[0], left, np.where(x > src[-1], right, inner))
     return out
 
@@ -452,17 +517,20 @@ def embed(template: Template, points: np.ndarray, faces: np.ndarray, *,
     by_facing = {}
     knots: dict[tuple[int, float], np.ndarray | None] = {}  # the mesh's up knots per (axis, sign) tried
     toes: dict[tuple[int, float], np.ndarray] = {}  # where its feet point, per (axis, sign)
+    feet: dict = {}  # its hind and fore feet along the forward axis, per ((up axis, sign), forward axis)
     several = len(orientations or {}) > 1
     for label, R in (orientations or {"+Y up, +Z forward": np.eye(3)}).items():
-        up = int(np.argmax(np.abs(R[:, 1])))
+        up, fwd = int(np.argmax(np.abs(R[:, 1]))), int(np.argmax(np.abs(R[:, 2])))
         key = (up, float(np.sign(R[up, 1])))
+        if (key, fwd) not in feet:
+            feet[key, fwd] = feet_along(f, up, key[1], fwd) if template_feet_along(template) is not None else None
         if key not in knots:
             knots[key] = up_knots(f, up, key[1], lo, hi, template.upright)[0] if template.up_knots is not None \
                 else None
         # the legs' join as the up axis's landmark where both bodies have legs; the volume alone where they do not,
         # or where the template does not fit that way (a kit-bashed robot whose parts join above its hips)
         for mapping in ([knots[key], None] if knots[key] is not None else [None]):
-            T = affine_template(template, R, lo, hi, quantiles, mapping)
+            T = affine_template(template, R, lo, hi, quantiles, mapping, feet[key, fwd])
             got = _search(template, T, keep, rparent, chains, graph, main, f, lo, hi, L, R, o)
             if mapping is None or _fits(got[1], got[2], len(keep), o)[0]:
                 break
@@ -479,9 +547,9 @@ def embed(template: Template, points: np.ndarray, faces: np.ndarray, *,
         total = got[1] + sum(facing.values())
         by_facing[label] = round(float(total), 4)
         if best is None or total < best_total:
-            best, best_total = (*got, R, T, label, facing, mapping is not None), total
+            best, best_total = (*got, R, T, label, facing, mapping is not None, feet[key, fwd] is not None), total
     timings["search"] = time.perf_counter() - tick
-    assign, cost, terms, R, T, deg, facing, by_legs = best
+    assign, cost, terms, R, T, deg, facing, by_legs, by_feet = best
     terms = {**terms, **facing}
     ok, per_edge, stretch = _fits(cost, terms, len(keep), o)
     if not ok:
@@ -490,13 +558,22 @@ def embed(template: Template, points: np.ndarray, faces: np.ndarray, *,
                          "matching parts inside the mesh; try another --template")
     tick = time.perf_counter()
     X0 = _fill(template, keep, rparent, chains, graph, assign, T)
-    X, refine_terms = _refine(template, X0, T, keep, f, lo, hi, L, R, o)
+    # two starts for the refinement: the discrete embedding, and the mapped template itself (its landmarks, the legs'
+    # join and the feet, place a long-tailed or bushy body's hips where the sphere graph's paths may not); the one
+    # whose refined energy (the anchor to its own start aside) is lower is kept
+    refined = {}
+    for start, X_start in (("search", X0), ("template", T)):
+        X_r, terms_r = _refine(template, X_start, T, keep, f, lo, hi, L, R, o)
+        refined[start] = (_energy(terms_r), X_r, terms_r)
+    start = min(refined, key=lambda k: refined[k][0])
+    _, X, refine_terms = refined[start]
     timings["refine"] = time.perf_counter() - tick
     frames = _frames(template, X, R)
     return Embedding(positions=X, frames=frames, facing=R, orientation=deg, penalty=float(cost),
                      penalties={k: round(float(v), 4) for k, v in terms.items()}, facings=by_facing, spheres=S,
                      medial_points=len(mp), grid=f.shape, parts_ignored=int(ncomp - 1), refine=refine_terms,
-                     up_mapping="legs" if by_legs else "volume",
+                     up_mapping="legs" if by_legs else "volume", forward_mapping="feet" if by_feet else "volume",
+                     refined_from=start, refine_energies={k: round(float(v[0]), 5) for k, v in refined.items()},
                      timings={k: round(v, 3) for k, v in timings.items()})
 
 
@@ -680,9 +757,7 @@ def _refine(template, X0, T, keep, f, lo, hi, L, R, o) -> tuple[np.ndarray, dict
             e["symmetry"] = X.sum() * 0
         e["anchor"] = (X[red] - X0t[red]).square().sum(1).mean() / L ** 2
         e["prior"] = (X - Tt).square().sum(1).mean() / L ** 2
-        weights = {"direction": 1.0, "length": 2.0, "inside": 1.0, "medial": 0.5, "symmetry": 20.0, "anchor": 1.0,
-                   "prior": PRIOR}
-        return sum(weights[k] * e[k] for k in e), e
+        return sum(REFINE_WEIGHTS.get(k, PRIOR) * e[k] for k in e), e
 
     for _ in range(o.refine_steps):
         opt.zero_grad()
@@ -692,6 +767,12 @@ def _refine(template, X0, T, keep, f, lo, hi, L, R, o) -> tuple[np.ndarray, dict
     with torch.no_grad():
         _, e = energy()
     return X.detach().numpy(), {k: round(float(v), 5) for k, v in e.items()}
+
+
+def _energy(terms: dict) -> float:
+    """The refinement's weighted energy of its final ``terms`` without the anchor (which measures the distance from
+    the start, so differs between starts)."""
+    return float(sum(REFINE_WEIGHTS.get(k, PRIOR) * v for k, v in terms.items() if k != "anchor"))
 
 
 def _chain_ids(template, keep) -> np.ndarray:
