@@ -55,7 +55,8 @@ MISFIT = 4.0  # mean penalty per reduced edge above which the template does not 
 STRETCH = 0.15  # mean (log path length / chain length)^2 per reduced edge above which limbs are missing or extra
 QUANTILES = (0.0, 0.05, 0.15, 0.3, 0.5, 0.7, 0.85, 0.95, 1.0)  # volume quantiles mapping the template per axis
 PRIOR = 10.0  # refinement's pull towards where the mapped template puts each joint
-REFINE_WEIGHTS = {"direction": 1.0, "length": 2.0, "inside": 1.0, "medial": 0.5, "symmetry": 20.0, "anchor": 1.0}
+REFINE_WEIGHTS = {"direction": 1.0, "length": 2.0, "inside": 1.0, "medial": 0.5, "symmetry": 20.0, "anchor": 1.0,
+                  "prior": PRIOR}  # the refinement's terms (:func:`_refine`)
 
 _SIDES = ((r"_L$", "_R"), (r"_R$", "_L"), (r"\.L$", ".R"), (r"\.R$", ".L"), (r"_l$", "_r"), (r"_r$", "_l"),
           (r"Left", "Right"), (r"Right", "Left"), (r"left", "right"), (r"right", "left"),
@@ -368,7 +369,8 @@ def feet_along(f, up: int, sign: float, fwd: int) -> tuple[float, float] | None:
     inside = f.dist > 0
     if not inside.any():
         return None
-    height = f.grid_points()[..., up] * sign
+    grid = f.grid_points()
+    height = grid[..., up] * sign
     bottom, top = height[inside].min(), height[inside].max()
     slab = inside & (height <= bottom + FOOT_BAND * (top - bottom))
     label, n = ndimage.label(slab)
@@ -376,7 +378,7 @@ def feet_along(f, up: int, sign: float, fwd: int) -> tuple[float, float] | None:
         return None
     c = np.array(ndimage.center_of_mass(slab, label, range(1, n + 1)))[:, fwd] * f.h + f.origin[fwd]
     mid = (c.min() + c.max()) / 2
-    extent = float(np.ptp(f.grid_points()[..., fwd][inside]))
+    extent = float(np.ptp(grid[..., fwd][inside]))
     if c.max() - c.min() < FOOT_SPREAD * max(extent, 1e-12):
         return None
     return float(c[c <= mid].mean()), float(c[c > mid].mean())
@@ -394,11 +396,12 @@ def template_feet_along(template: Template) -> tuple[float, float] | None:
     return float(z[z <= mid].mean()), float(z[z > mid].mean())
 
 
-def _knots(lo: float, hind: float, fore: float, hi: float) -> np.ndarray:
-    """(len(QUANTILES),) increasing knots along a body's length with its two sets of feet as the 3rd and 7th (so
-    that two bodies' knots map one onto the other piecewise linearly, feet onto feet)."""
-    return np.r_[lo, (lo + hind) / 2, hind, hind + (fore - hind) * np.array([0.25, 0.5, 0.75]), fore,
-                 (fore + hi) / 2, hi]
+def _knots(lo: float, first: float, second: float, hi: float) -> np.ndarray:
+    """(len(QUANTILES),) increasing knots along a body's length [lo, hi] with its two sets of feet (``first`` <
+    ``second``) as the 3rd and 7th, so that two bodies' knots map one onto the other piecewise linearly, feet onto
+    feet."""
+    return np.r_[lo, (lo + first) / 2, first, first + (second - first) * np.array([0.25, 0.5, 0.75]), second,
+                 (second + hi) / 2, hi]
 
 
 def toe_mismatch(mesh: np.ndarray, template: np.ndarray) -> float:
@@ -457,7 +460,7 @@ def affine_template(template: Template, facing: np.ndarray, lo: np.ndarray, hi: 
             continue
         x = T[:, k]
         inner = np.interp(x, src, dst)
-        # beyond the template's box (joints outside its mesh): extend the end segments' slopes
+        # beyond the template's box (joints outside its mesh, a tail held out): on at the map's overall scale
         whole = (dst[-1] - dst[0]) / (src[-1] - src[0])
         left = dst[0] + (x - src[0]) * whole
         right = dst[-1] + (x - src[-1]) * whole
@@ -517,7 +520,7 @@ def embed(template: Template, points: np.ndarray, faces: np.ndarray, *,
     by_facing = {}
     knots: dict[tuple[int, float], np.ndarray | None] = {}  # the mesh's up knots per (axis, sign) tried
     toes: dict[tuple[int, float], np.ndarray] = {}  # where its feet point, per (axis, sign)
-    feet: dict = {}  # its hind and fore feet along the forward axis, per ((up axis, sign), forward axis)
+    feet: dict = {}  # its two sets of feet along the forward axis (:func:`feet_along`), per ((up, sign), forward)
     several = len(orientations or {}) > 1
     for label, R in (orientations or {"+Y up, +Z forward": np.eye(3)}).items():
         up, fwd = int(np.argmax(np.abs(R[:, 1]))), int(np.argmax(np.abs(R[:, 2])))
@@ -757,7 +760,7 @@ def _refine(template, X0, T, keep, f, lo, hi, L, R, o) -> tuple[np.ndarray, dict
             e["symmetry"] = X.sum() * 0
         e["anchor"] = (X[red] - X0t[red]).square().sum(1).mean() / L ** 2
         e["prior"] = (X - Tt).square().sum(1).mean() / L ** 2
-        return sum(REFINE_WEIGHTS.get(k, PRIOR) * e[k] for k in e), e
+        return sum(REFINE_WEIGHTS[k] * e[k] for k in e), e
 
     for _ in range(o.refine_steps):
         opt.zero_grad()
@@ -772,7 +775,7 @@ def _refine(template, X0, T, keep, f, lo, hi, L, R, o) -> tuple[np.ndarray, dict
 def _energy(terms: dict) -> float:
     """The refinement's weighted energy of its final ``terms`` without the anchor (which measures the distance from
     the start, so differs between starts)."""
-    return float(sum(REFINE_WEIGHTS.get(k, PRIOR) * v for k, v in terms.items() if k != "anchor"))
+    return float(sum(REFINE_WEIGHTS[k] * v for k, v in terms.items() if k != "anchor"))
 
 
 def _chain_ids(template, keep) -> np.ndarray:
