@@ -108,14 +108,13 @@ def textures(stage, blender: dict) -> list[dict]:
         shader = UsdShade.Shader(prim)
         if not prim.IsA(UsdShade.Shader) or shader.GetIdAttr().Get() != "UsdUVTexture":
             continue
-        wrap, space, wrap_t = (str(shader.GetInput(n).Get()) if shader.GetInput(n) else d
-                               for n, d in (("wrapS", "useMetadata"), ("sourceColorSpace", "auto"),
-                                            ("wrapT", "useMetadata")))
-        material = prim.GetParent().GetName()
-        ext, cs = blender.get(material, [None, None])
-        rows.append({"material": material, "wrapS": wrap, "wrapT": wrap_t,
-                     "sourceColorSpace": space, "blender_extension": ext, "blender_colorspace": cs,
-                     "agree": ext == EXTENSION.get(wrap) and cs == ("Non-Color" if space == "raw" else "sRGB")})
+        given = {n: str(shader.GetInput(n).Get()) for n in ("wrapS", "wrapT", "sourceColorSpace") if shader.GetInput(n)}
+        row = {"material": prim.GetParent().GetName(), "wrapS": given.get("wrapS", "useMetadata"),
+               "wrapT": given.get("wrapT", "useMetadata"), "sourceColorSpace": given.get("sourceColorSpace", "auto")}
+        row["blender_extension"], row["blender_colorspace"] = blender.get(row["material"], [None, None])
+        row["agree"] = (row["blender_extension"] == EXTENSION.get(row["wrapS"]) and row["blender_colorspace"]
+                        == ("Non-Color" if row["sourceColorSpace"] == "raw" else "sRGB"))
+        rows.append(row)
     return rows
 
 

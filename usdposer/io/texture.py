@@ -86,8 +86,9 @@ def _tiles(path: str) -> tuple[int, ...]:
     import glob
     import re
 
-    if _packaged(path):  # tiles inside a USDZ package: its member names
-        package, inner = _packaged(path)
+    packaged = _packaged(path)
+    if packaged:  # tiles inside a USDZ package: its member names
+        package, inner = packaged
         head, tail = inner.split(UDIM, 1)
         names = [f"{package}[{n}]" for n in _members(package)]
         head, tail = f"{package}[{head}", f"{tail}]"
@@ -106,14 +107,13 @@ def wrapped(u: np.ndarray, mode: str) -> tuple[np.ndarray, np.ndarray]:
     """(coordinates in [0, 1], inside (bool)) of texture coordinates ``u`` (n,) under a UsdUVTexture wrap mode:
     ``repeat`` tiles, ``mirror`` tiles flipping every other copy, ``clamp`` stretches the edge texels, ``black`` is
     black outside [0, 1] (``inside`` False there)."""
-    if mode == "clamp":
-        return np.clip(u, 0.0, 1.0), np.ones(len(u), dtype=bool)
+    inside = (u >= 0.0) & (u <= 1.0) if mode == "black" else np.ones(len(u), dtype=bool)
+    if mode in ("clamp", "black"):
+        return np.clip(u, 0.0, 1.0), inside
     if mode == "mirror":
         t = u % 2.0
-        return np.where(t > 1.0, 2.0 - t, t), np.ones(len(u), dtype=bool)
-    if mode == "black":
-        return np.clip(u, 0.0, 1.0), (u >= 0.0) & (u <= 1.0)
-    return u % 1.0, np.ones(len(u), dtype=bool)
+        return np.where(t > 1.0, 2.0 - t, t), inside
+    return u % 1.0, inside
 
 
 def texels(path: str, uv: np.ndarray, wrap: tuple[str, str] = ("repeat", "repeat")) -> np.ndarray:
