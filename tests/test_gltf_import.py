@@ -272,6 +272,55 @@ def test_khr_texture_transform_becomes_a_usd_transform2d(tmp_path):
     assert same.mean() > 0.99, same.mean()  # a texel boundary met to rounding picks the neighbour
 
 
+def test_texture_reads_the_uv_set_its_material_names(tmp_path):
+    """A glTF texture's ``texCoord`` (or ``KHR_texture_transform``'s, which overrides it) names the UV set it reads;
+    import read TEXCOORD_0 whatever the material said. The Fox with its UVs moved to TEXCOORD_1 and TEXCOORD_0 made
+    garbage imports the same ``st`` as the Fox, whether the texture or the extension names set 1; a set the mesh
+    lacks is one warning and no UVs (drawn in the material's colour), not a wrong picture."""
+    import pygltflib
+
+    from usdposer.io.read_skel import read_asset
+
+    def fox_uvs(name, edit):
+        g = pygltflib.GLTF2().load(str(ASSETS / "khronos" / "Fox.glb"))
+        attrs = g.meshes[0].primitives[0].attributes
+        good = attrs.TEXCOORD_0
+        bad = pygltflib.Accessor(bufferView=g.accessors[attrs.POSITION].bufferView, componentType=5126, count=0,
+                                 type="VEC2")  # an accessor over the positions' bytes: not the Fox's UVs
+        bad.count, bad.byteOffset = g.accessors[good].count, g.accessors[attrs.POSITION].byteOffset
+        g.accessors.append(bad)
+        edit(g, attrs, good, len(g.accessors) - 1)
+        g.save(str(tmp_path / f"{name}.glb"))
+        report = import_gltf(tmp_path / f"{name}.glb", tmp_path / f"{name}.usdc")
+        uvs = read_asset(tmp_path / f"{name}.usdc").rig().meshes[0].uvs
+        return None if uvs is None else uvs.numpy(), report.warnings
+
+    def on_set_1(g, attrs, good, bad):
+        attrs.TEXCOORD_0, attrs.TEXCOORD_1 = bad, good
+        g.materials[0].pbrMetallicRoughness.baseColorTexture.texCoord = 1
+
+    def by_extension(g, attrs, good, bad):
+        attrs.TEXCOORD_0, attrs.TEXCOORD_1 = bad, good
+        g.materials[0].pbrMetallicRoughness.baseColorTexture.extensions = {"KHR_texture_transform": {"texCoord": 1}}
+        g.extensionsUsed = ["KHR_texture_transform"]
+
+    def missing(g, attrs, good, bad):
+        g.materials[0].pbrMetallicRoughness.baseColorTexture.texCoord = 2
+
+    fox, _ = fox_uvs("fox", lambda *a: None)
+    garbage, _ = fox_uvs("garbage", lambda g, attrs, good, bad: setattr(attrs, "TEXCOORD_0", bad))
+    assert not np.allclose(garbage, fox, atol=1e-3)  # the edit does move what TEXCOORD_0 holds
+    for edit in (on_set_1, by_extension):
+        uvs, warnings = fox_uvs(edit.__name__, edit)
+        assert np.array_equal(uvs, fox), edit.__name__
+        assert not any("TEXCOORD" in w for w in warnings)
+    uvs, warnings = fox_uvs("missing", missing)
+    assert uvs is None
+    assert [w for w in warnings if "TEXCOORD_2" in w] == [
+        "mesh fox: its material's texture reads TEXCOORD_2, which the mesh does not have; drawn in the material's "
+        "colour (re-export with that UV set)"]
+
+
 def test_resample_fps(tmp_path):
     out = tmp_path / "fox30.usdc"
     report = import_gltf(ASSETS / "khronos" / "Fox.glb", out, fps=30, bind_clip="Walk")

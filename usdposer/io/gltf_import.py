@@ -7,7 +7,8 @@ What becomes what:
     - skeleton space = glTF scene space (glTF ignores a skinned mesh node's own transform), so
       ``bindTransforms = inverse(inverseBindMatrices)``, ``geomBindTransform = identity``, and a root joint's local
       transform includes its non-joint ancestors (Fox's ``_rootJoint``, Quaternius' ``Armature`` scale);
-    - skinned primitives -> Mesh prims with normals, ``primvars:st`` (V flipped to USD's convention), vertex colours,
+    - skinned primitives -> Mesh prims with normals, ``primvars:st`` (the UV set the base-colour texture reads, its
+      ``texCoord`` or ``KHR_texture_transform``'s; V flipped to USD's convention), vertex colours,
       ``JOINTS_n``/``WEIGHTS_n`` (weights renormalised to sum to 1, as glTF requires and engines do) and a
       UsdPreviewSurface material with the base-colour factor and texture (textures are written beside the output in
       ``<name>_textures/``);
@@ -138,8 +139,8 @@ def gltf_to_rig(src: str | os.PathLike, *, fps: float | None = None, report: Imp
             rest_local=data.relative_matrices(sk.nodes, sk.parents)[0],
             bind_world=np.stack([np.linalg.inv(sk.ibm[n]) for n in sk.nodes]),
             clips=sk_clips, custom={"gltf:skins": Vt.IntArray(sk.skins)}))
-    materials = _materials(data)
-    meshes = _meshes(data, groups, materials, morphs, report)
+    materials, uv_sets = _materials(data)
+    meshes = _meshes(data, groups, materials, uv_sets, morphs, report)
     return RigData(name=src.stem, skeletons=skeletons, meshes=meshes, materials=materials, up_axis="Y",
                    meters_per_unit=1.0, time_codes_per_second=tcps)
 
@@ -350,9 +351,10 @@ def _snap(codes: np.ndarray) -> list[float]:
 
 
 # ----------------------------------------------------------------------------------------------- meshes, looks
-def _materials(data: GltfData) -> list[MaterialData]:
-    """One MaterialData per glTF material (base-colour factor, roughness, metallic, base-colour texture bytes)."""
-    out = []
+def _materials(data: GltfData) -> tuple[list[MaterialData], list[int]]:
+    """One MaterialData per glTF material (base-colour factor, roughness, metallic, base-colour texture bytes), and
+    per material the UV set its base-colour texture reads (the ``n`` of ``TEXCOORD_n``: :func:`_uv_set`)."""
+    out, uv_sets = [], []
     images: dict[int, tuple[bytes, str]] = {}
     for i, mat in enumerate(data.gltf.materials or []):
         pbr = mat.pbrMetallicRoughness
@@ -361,17 +363,30 @@ def _materials(data: GltfData) -> list[MaterialData]:
             color=tuple(pbr.baseColorFactor[:3]) if pbr and pbr.baseColorFactor else (1.0, 1.0, 1.0),
             roughness=float(pbr.roughnessFactor if pbr and pbr.roughnessFactor is not None else 1.0),
             metallic=float(pbr.metallicFactor if pbr and pbr.metallicFactor is not None else 1.0))
-        tex_index = pbr.baseColorTexture.index if pbr and pbr.baseColorTexture is not None else None
+        info = pbr.baseColorTexture if pbr else None
+        tex_index = info.index if info is not None else None
         image = data.gltf.textures[tex_index].source if tex_index is not None and data.gltf.textures else None
+        uv_set = 0
         if image is not None:
             if image not in images:
                 images[image] = _read_image(data, image)
             m.texture, m.texture_name = images[image]
             m.wrap = _wrap(data.gltf, data.gltf.textures[tex_index].sampler)
-            ext = (getattr(pbr.baseColorTexture, "extensions", None) or {}).get("KHR_texture_transform")
+            ext = (getattr(info, "extensions", None) or {}).get("KHR_texture_transform")
             m.uv_transform = _uv_transform(ext) if isinstance(ext, dict) else None
+            uv_set = _uv_set(info, ext)
         out.append(m)
-    return out
+        uv_sets.append(uv_set)
+    return out, uv_sets
+
+
+def _uv_set(info, ext) -> int:
+    """The UV set a glTF texture reads: ``KHR_texture_transform``'s ``texCoord`` where it gives one (the extension
+    overrides the texture's), else the texture's ``texCoord``, else 0."""
+    for n in ((ext or {}).get("texCoord") if isinstance(ext, dict) else None, getattr(info, "texCoord", None)):
+        if isinstance(n, int) and not isinstance(n, bool) and n >= 0:
+            return n
+    return 0
 
 
 # glTF sampler wrap modes (WebGL's enums) as UsdUVTexture's
@@ -426,8 +441,8 @@ def _read_image(data: GltfData, image_index: int) -> tuple[bytes, str]:
     return raw, Tf.MakeValidIdentifier(img.name or f"image_{image_index}") + ext
 
 
-def _meshes(data: GltfData, skeletons: list[_Skeleton], materials: list[MaterialData], morphs: dict[int, _Morph],
-            report: ImportReport) -> list[MeshData]:
+def _meshes(data: GltfData, skeletons: list[_Skeleton], materials: list[MaterialData], uv_sets: list[int],
+            morphs: dict[int, _Morph], report: ImportReport) -> list[MeshData]:
     """Every triangle primitive: skinned (a skin's node), rigid (under a joint, no skin) or static; with its blend
     shapes where its node is in ``morphs``."""
     gltf = data.gltf
@@ -449,7 +464,7 @@ def _meshes(data: GltfData, skeletons: list[_Skeleton], materials: list[Material
                                        "(UsdSkel applies blend shapes through a skeleton binding)")
             name = base if len(mesh.primitives) == 1 else f"{base}_{i}"
             m = _primitive(data, name, prim_data, node, skeletons[k] if k is not None else None, rigid_joint,
-                           rest_world[node_index], rest_world, materials, report)
+                           rest_world[node_index], rest_world, materials, uv_sets, report)
             if node_index in morphs and m.indices is not None:
                 m.blend_shapes = _blend_shapes(data, name, prim_data, morphs[node_index].tokens, len(m.points))
             m.skeleton = k or 0
@@ -481,7 +496,8 @@ def _attr(prim_data, name):
     return getattr(prim_data.attributes, name, None)
 
 
-def _primitive(data, name, prim_data, node, sk, rigid_joint, node_rest, rest_world, materials, report) -> MeshData:
+def _primitive(data, name, prim_data, node, sk, rigid_joint, node_rest, rest_world, materials, uv_sets,
+               report) -> MeshData:
     if _attr(prim_data, "POSITION") is None:
         raise InputError(f"{data.path}: mesh {name} has no POSITION; re-export it")
     P = data.accessor(_attr(prim_data, "POSITION"), ("VEC3",), f"mesh {name} POSITION").astype(np.float32)
@@ -495,18 +511,22 @@ def _primitive(data, name, prim_data, node, sk, rigid_joint, node_rest, rest_wor
     else:
         faces = np.arange(V, dtype=np.int64)
     m = MeshData(name, P, faces[: len(faces) // 3 * 3].reshape(-1, 3))
-    for extra in ("NORMAL", "TEXCOORD_0", "COLOR_0", "JOINTS_0", "WEIGHTS_0"):
+    m.material = prim_data.material if prim_data.material is not None and prim_data.material < len(materials) else None
+    uv_name = f"TEXCOORD_{uv_sets[m.material] if m.material is not None else 0}"  # the set the texture reads
+    if _attr(prim_data, uv_name) is None and uv_name != "TEXCOORD_0":
+        report.warnings.append(f"mesh {name}: its material's texture reads {uv_name}, which the mesh does not have; "
+                               "drawn in the material's colour (re-export with that UV set)")
+    for extra in ("NORMAL", uv_name, "COLOR_0", "JOINTS_0", "WEIGHTS_0"):
         a = _attr(prim_data, extra)
         if a is not None and data.gltf.accessors[a].count != V:
             raise InputError(f"{data.path}: mesh {name} has {V} positions but {data.gltf.accessors[a].count} {extra} "
                              "values; re-export it")
     if _attr(prim_data, "NORMAL") is not None:
         m.normals = data.accessor(_attr(prim_data, "NORMAL"), ("VEC3",), f"mesh {name} NORMAL").astype(np.float32)
-    if _attr(prim_data, "TEXCOORD_0") is not None:
-        uv = data.accessor(_attr(prim_data, "TEXCOORD_0"), ("VEC2",), f"mesh {name} TEXCOORD_0").astype(np.float32)
+    if _attr(prim_data, uv_name) is not None:
+        uv = data.accessor(_attr(prim_data, uv_name), ("VEC2",), f"mesh {name} {uv_name}").astype(np.float32)
         uv[:, 1] = 1.0 - uv[:, 1]  # glTF's origin is top-left, USD's bottom-left
         m.uvs = uv
-    m.material = prim_data.material if prim_data.material is not None and prim_data.material < len(materials) else None
     if _attr(prim_data, "COLOR_0") is not None:
         col = data.accessor(_attr(prim_data, "COLOR_0"), ("VEC3", "VEC4"), f"mesh {name} COLOR_0")[:, :3]
         if m.material is not None:
