@@ -137,3 +137,30 @@ def fox_usdc(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("fox") / "fox.usdc"
     import_any(ASSETS / "khronos" / "Fox.glb", path)
     return path
+
+
+def subset_copy(src, out, *, red: bool) -> None:
+    """``src`` with its mesh's triangles split into two ``materialBind`` GeomSubsets (the front and back halves of its
+    faces, as Maya and Blender write per-face materials): the first bound to the mesh's own material, the second to it
+    too or (``red``) to a constant red UsdPreviewSurface."""
+    from pxr import Gf, Sdf, Usd, UsdGeom, UsdShade, Vt
+
+    stage = Usd.Stage.Open(str(src))
+    stage.Export(str(out))
+    stage = Usd.Stage.Open(str(out))
+    prim = next(p for p in stage.Traverse() if p.IsA(UsdGeom.Mesh))
+    own, _ = UsdShade.MaterialBindingAPI(prim).ComputeBoundMaterial()
+    other = own
+    if red:
+        looks = stage.GetDefaultPrim().GetPath().AppendPath("Looks/Red")
+        other = UsdShade.Material.Define(stage, looks)
+        shader = UsdShade.Shader.Define(stage, looks.AppendChild("PreviewSurface"))
+        shader.CreateIdAttr("UsdPreviewSurface")
+        shader.CreateInput("diffuseColor", Sdf.ValueTypeNames.Color3f).Set(Gf.Vec3f(1.0, 0.0, 0.0))
+        other.CreateSurfaceOutput().ConnectToSource(shader.ConnectableAPI(), "surface")
+    n = len(UsdGeom.Mesh(prim).GetFaceVertexCountsAttr().Get())
+    api = UsdShade.MaterialBindingAPI.Apply(prim)
+    for name, faces, material in (("front", range(n // 2), own), ("back", range(n // 2, n), other)):
+        subset = api.CreateMaterialBindSubset(name, Vt.IntArray(list(faces)), UsdGeom.Tokens.face)
+        UsdShade.MaterialBindingAPI.Apply(subset.GetPrim()).Bind(material)
+    stage.GetRootLayer().Save()

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import ASSETS, ROOT
+from conftest import ASSETS, ROOT, subset_copy
 
 CLI = [sys.executable, "-m", "usdposer.commands._entry"]
 GOLDEN = ROOT / "tests" / "data" / "golden_cesiumman_96.png"
@@ -374,32 +374,6 @@ def test_face_varying_uvs_draw_the_texture_as_vertex_uvs_do(fox, tmp_path, index
     assert np.allclose(np.asarray(st.ComputeFlattened()).reshape(-1, 3, 2), m.face_uvs().numpy(), atol=1e-6)
 
 
-def _subset_copy(src, out, *, red: bool) -> None:
-    """``src`` with its mesh's triangles split into two ``materialBind`` GeomSubsets (the front and back halves of its
-    faces, as Maya and Blender write per-face materials): the first bound to the mesh's own material, the second to it
-    too or (``red``) to a constant red UsdPreviewSurface."""
-    from pxr import Gf, Sdf, Usd, UsdGeom, UsdShade, Vt
-
-    stage = Usd.Stage.Open(str(src))
-    stage.Export(str(out))
-    stage = Usd.Stage.Open(str(out))
-    prim = next(p for p in stage.Traverse() if p.IsA(UsdGeom.Mesh))
-    own, _ = UsdShade.MaterialBindingAPI(prim).ComputeBoundMaterial()
-    other = own
-    if red:
-        other = UsdShade.Material.Define(stage, "/Fox/Looks/Red")
-        shader = UsdShade.Shader.Define(stage, "/Fox/Looks/Red/PreviewSurface")
-        shader.CreateIdAttr("UsdPreviewSurface")
-        shader.CreateInput("diffuseColor", Sdf.ValueTypeNames.Color3f).Set(Gf.Vec3f(1.0, 0.0, 0.0))
-        other.CreateSurfaceOutput().ConnectToSource(shader.ConnectableAPI(), "surface")
-    n = len(UsdGeom.Mesh(prim).GetFaceVertexCountsAttr().Get())
-    api = UsdShade.MaterialBindingAPI.Apply(prim)
-    for name, faces, material in (("front", range(n // 2), own), ("back", range(n // 2, n), other)):
-        subset = api.CreateMaterialBindSubset(name, Vt.IntArray(list(faces)), UsdGeom.Tokens.face)
-        UsdShade.MaterialBindingAPI.Apply(subset.GetPrim()).Bind(material)
-    stage.GetRootLayer().Save()
-
-
 def test_geom_subset_materials_draw_on_their_faces(fox, tmp_path):
     """Per-face materials (GeomSubsets): the Fox's faces split into two subsets both bound to its own material draws
     the Fox's picture exactly; with the second bound to red, exactly the pixels that changed are red, a good share of
@@ -415,8 +389,8 @@ def test_geom_subset_materials_draw_on_their_faces(fox, tmp_path):
     bare = Style(ground=False, skeleton=False)
     want = render_pose(rig, pose, [cam], style=bare)[0].astype(int)
     same, red = tmp_path / "same.usda", tmp_path / "red.usda"
-    _subset_copy(folder / "fox.usdc", same, red=False)
-    _subset_copy(folder / "fox.usdc", red, red=True)
+    subset_copy(folder / "fox.usdc", same, red=False)
+    subset_copy(folder / "fox.usdc", red, red=True)
     split = read_asset(same).rig().to(torch.float64)
     assert len(split.meshes[0].face_looks) == 2
     assert np.array_equal(render_pose(split, pose, [cam], style=bare)[0].astype(int), want)

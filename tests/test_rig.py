@@ -671,6 +671,32 @@ def test_left_handed_inside_out_and_mirrored_meshes(fox_usdc, tmp_path):
         assert np.abs(X - base).max() < 0.005 * height, how
 
 
+def test_per_face_materials_survive_rigging(fox_usdc, tmp_path):
+    """A USD mesh whose faces carry their own materials (``materialBind`` GeomSubsets: Maya's shading groups,
+    Blender's material slots) kept only the mesh's own material through `rig`, so the rigged character came out in
+    one look. The rigged Fox with its back half bound to red has the same per-face looks as its source, on the same
+    triangles (the rig writes the faces in the reader's order), and draws red exactly where the source does."""
+    import torch
+    from conftest import subset_copy
+    from usdposer.pipelines.rig import RigOptions, rig
+
+    from usdposer.io.read_skel import read_asset
+    from usdposer.io.texture import read_bytes
+
+    src = tmp_path / "red.usda"
+    subset_copy(fox_usdc, src, red=True)
+    rig(src, tmp_path / "red.rig.usdc", RigOptions(template="quadruped"))
+    want = read_asset(src).rig().to(torch.float64).meshes[0].face_looks
+    got = read_asset(tmp_path / "red.rig.usdc").rig().to(torch.float64).meshes[0].face_looks
+    assert [f.name for f in got] == [f.name for f in want] == ["front", "back"]
+    for a, b in zip(got, want):
+        assert torch.equal(a.faces, b.faces), a.name
+        assert np.allclose(a.color, b.color) and a.sampler.wrap == b.sampler.wrap, a.name
+        assert (a.texture is None) == (b.texture is None), a.name
+        assert a.texture is None or read_bytes(a.texture) == read_bytes(b.texture), a.name
+    assert got[1].texture is None and np.allclose(got[1].color, (1.0, 0.0, 0.0))
+
+
 def test_list_templates():
     r = _run("rig", "--list-templates", "--json")
     assert r.returncode == 0, r.stderr

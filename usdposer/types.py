@@ -55,13 +55,14 @@ NO_SAMPLER = Sampler()
 @dataclass(frozen=True)
 class FaceLook:
     """The look of some of a mesh's triangles (a ``materialBind`` GeomSubset: Maya's and Blender's per-face
-    materials): ``faces`` (n,) int64 triangle indices, their base-colour texture path (or None), display colour and
-    how the texture is read (:class:`Sampler`)."""
+    materials): ``faces`` (n,) int64 triangle indices, their base-colour texture path (or None), display colour,
+    how the texture is read (:class:`Sampler`) and the subset's name ("" for the mesh's own look)."""
 
     faces: Int[Tensor, " n"]
     texture: str | None = None
     color: tuple[float, float, float] = (0.7, 0.7, 0.7)
     sampler: Sampler = NO_SAMPLER
+    name: str = ""
 
 
 @dataclass(frozen=True)

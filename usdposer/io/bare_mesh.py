@@ -81,7 +81,7 @@ def read_bare(path: str | os.PathLike) -> BareMeshes:
 def _read_usd(p: Path) -> BareMeshes:
     from pxr import Usd, UsdGeom
 
-    from usdposer.io.read_mesh import _read_look, left_wound, triangulate
+    from usdposer.io.read_mesh import _read_look, face_looks, left_wound, triangulate
     from usdposer.io.stage import gf_to_np, open_stage, stage_units
     from usdposer.io.texture import UDIM, file_name, read_bytes, readable
 
@@ -89,6 +89,21 @@ def _read_usd(p: Path) -> BareMeshes:
     mpu, up = stage_units(stage)
     cache = UsdGeom.XformCache(Usd.TimeCode.Default())
     meshes, materials, textures = [], [], {}
+
+    def material(name, texture, color, sampler) -> int:
+        """The index of the MaterialData for this look (each image, each colour, read once)."""
+        textured = bool(texture) and UDIM not in texture and readable(texture)  # packaged (USDZ) ones too
+        key = (texture, sampler) if textured else (None, tuple(round(c, 4) for c in color))
+        if key not in textures:
+            data = read_bytes(texture) if textured else None
+            textures[key] = len(materials)
+            materials.append(MaterialData(name=f"{name}_look", color=sampler.tint[0] if data else color,
+                                          roughness=0.8, metallic=0.0, texture=data,
+                                          texture_name=file_name(texture) if data else "", bias=sampler.tint[1],
+                                          uv_transform=sampler.uv_transform if data else None, wrap=sampler.wrap,
+                                          color_space=sampler.color_space))
+        return textures[key]
+
     for prim in stage.Traverse(Usd.TraverseInstanceProxies()):
         if not prim.IsA(UsdGeom.Mesh) or UsdGeom.Imageable(prim).ComputeVisibility() == UsdGeom.Tokens.invisible:
             continue
@@ -104,20 +119,14 @@ def _read_usd(p: Path) -> BareMeshes:
         M = gf_to_np(cache.GetLocalToWorldTransform(prim))  # column vectors
         P = P @ M[:3, :3].T + M[:3, 3]
         reverse = left_wound(prim, M)
-        uvs, corners, texture, color, sampler = _read_look(prim, len(P), np.asarray(counts), reverse)
-        textured = bool(texture) and UDIM not in texture and readable(texture)  # packaged (USDZ) ones too
-        key = (texture, sampler) if textured else (None, tuple(round(c, 4) for c in color))
-        if key not in textures:  # each image read once
-            data = read_bytes(texture) if textured else None
-            textures[key] = len(materials)
-            materials.append(MaterialData(name=f"{prim.GetName()}_look", color=sampler.tint[0] if data else color,
-                                          roughness=0.8, metallic=0.0, texture=data,
-                                          texture_name=file_name(texture) if data else "", bias=sampler.tint[1],
-                                          uv_transform=sampler.uv_transform if data else None, wrap=sampler.wrap,
-                                          color_space=sampler.color_space))
-        meshes.append(MeshData(name=prim.GetName(), points=P, faces=triangulate(np.asarray(counts), idx, reverse),
-                               uvs=None if uvs is None else uvs.numpy(), material=textures[key],
-                               corner_uvs=None if corners is None else corners.numpy()))
+        counts = np.asarray(counts)
+        uvs, corners, texture, color, sampler = _read_look(prim, len(P), counts, reverse)
+        subsets = [(f.name, f.faces.numpy(), material(f.name, f.texture, f.color, f.sampler))
+                   for f in face_looks(prim, counts, color)]  # per-face materials, kept as GeomSubsets
+        meshes.append(MeshData(name=prim.GetName(), points=P, faces=triangulate(counts, idx, reverse),
+                               uvs=None if uvs is None else uvs.numpy(),
+                               material=material(prim.GetName(), texture, color, sampler),
+                               corner_uvs=None if corners is None else corners.numpy(), subsets=subsets))
     return BareMeshes(p.stem, meshes, materials, up_axis=up, meters_per_unit=mpu)
 
 

@@ -366,5 +366,5 @@ def face_looks(prim: Usd.Prim, counts: np.ndarray, color: tuple) -> tuple[FaceLo
         tris = np.nonzero(np.isin(polygon_of, polygons))[0]
         if len(tris):
             texture, look_color, sampler, _ = _material_look(material, color)
-            out.append(FaceLook(torch.from_numpy(tris), texture, look_color, sampler))
+            out.append(FaceLook(torch.from_numpy(tris), texture, look_color, sampler, subset.GetPrim().GetName()))
     return tuple(out)

@@ -69,7 +69,9 @@ class MeshData:
     default); ``rigid``: one influence (1, K) for the whole prim (constant interpolation). Unskinned
     (``indices`` None): a static mesh placed by ``transform``. Optional normals (V, 3), uvs (V, 2, USD's convention),
     colours (V, 3), a material index, blend shapes (skinned meshes only) and custom data. ``corner_uvs`` (F, 3, 2):
-    UVs per triangle corner (a faceVarying source), written as a faceVarying ``st`` instead of ``uvs``."""
+    UVs per triangle corner (a faceVarying source), written as a faceVarying ``st`` instead of ``uvs``. ``subsets``:
+    per-face materials, (name, triangle indices (n,), material index) each, written as ``materialBind``
+    GeomSubsets."""
 
     name: str
     points: np.ndarray
@@ -87,6 +89,7 @@ class MeshData:
     corner_uvs: np.ndarray | None = None
     blend_shapes: list[BlendShapeData] = field(default_factory=list)
     custom: dict = field(default_factory=dict)
+    subsets: list[tuple[str, np.ndarray, int]] = field(default_factory=list)
 
 
 @dataclass
@@ -306,6 +309,12 @@ def _define_mesh(stage: Usd.Stage, path: str, skel_path: str | None, m: MeshData
         mesh.CreateDisplayColorAttr(Vt.Vec3fArray([value or Gf.Vec3f(1.0, 1.0, 1.0)]))
     if material is not None:
         UsdShade.MaterialBindingAPI.Apply(mesh.GetPrim()).Bind(material)
+    if m.subsets and looks:  # per-face materials (Maya's shading groups, Blender's material slots)
+        api = UsdShade.MaterialBindingAPI.Apply(mesh.GetPrim())
+        for name, (_, faces, look) in zip(unique_names([s[0] for s in m.subsets]), m.subsets):
+            subset = api.CreateMaterialBindSubset(name, Vt.IntArray.FromNumpy(np.asarray(faces, dtype=np.int32)),
+                                                  UsdGeom.Tokens.face)
+            UsdShade.MaterialBindingAPI.Apply(subset.GetPrim()).Bind(looks[look])
     for key, value in m.custom.items():
         mesh.GetPrim().SetCustomDataByKey(key, value)
     if skel_path is None or m.indices is None:
