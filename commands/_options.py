@@ -52,6 +52,16 @@ def count(lo: int = 1, hi: int = 1_000_000) -> click.IntRange:
     return click.IntRange(lo, hi)
 
 
+# DDIM steps: at most one per noise level the pose space was trained with (``models.pose_prior.SCHEDULER``'s
+# ``num_train_timesteps``; a test keeps the two equal). The CLI's range, so `sample --steps 5000` is refused up front.
+DDIM_STEPS = 1_000
+
+
+def ddim_steps(default: int, help: str = "DDIM steps."):
+    """The ``--steps`` option of the pose-space verbs: 1 to :data:`DDIM_STEPS`."""
+    return click.option("--steps", type=count(1, DDIM_STEPS), default=default, show_default=True, help=help)
+
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 seed_option = click.option("--seed", type=count(0, 2 ** 63 - 1), default=0, show_default=True,
                            help="Random seed (0 to 2^63-1).")

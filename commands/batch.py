@@ -63,6 +63,7 @@ def cli(job, workers, ray_address, retries, as_json) -> None:
     from usdposer.pipelines.batch import read_job, run_batch
 
     spec = read_job(job)
+    _check_ranges(spec)
     ray = None if ray_address is None else (True if ray_address == "local" else ray_address)
     rep = run_batch(spec, workers=workers, ray=ray, retries=retries,
                     progress=progress("batch", "task", quiet=as_json))
@@ -72,6 +73,31 @@ def cli(job, workers, ray_address, retries, as_json) -> None:
     emit(rep, as_json, _human)
     if rep.failed:
         sys.exit(1)
+
+
+def _check_ranges(spec) -> None:
+    """A job's option values against the ranges the verbs' own command lines give them (``n = -5`` or ``steps =
+    5000`` refused before any task runs, as ``usdposer sample -n -5`` is, not in every asset's row after import)."""
+    import importlib
+
+    from usdposer.commands import VERBS
+    from usdposer.commands._options import Number
+    from usdposer.pipelines.batch import JobError
+
+    for i, step in enumerate(spec.steps):
+        module, attr = VERBS[step.verb][0].split(":")
+        params = {p.name: p for p in getattr(importlib.import_module(f"usdposer.commands.{module}"), attr).params}
+        for name, value in step.options.items():
+            p = params.get(name)
+            if p is None or not isinstance(p.type, (click.IntRange, click.FloatRange, Number)) or (
+                    isinstance(value, str) and value.startswith("@")):
+                continue
+            try:
+                p.type.convert(value, p, None)
+            except click.BadParameter as exc:
+                raise JobError(f"{spec.path}: steps[{i}] ({step.verb}): option {name} = {value!r}: "
+                               f"{exc.message.rstrip('.')}; give what `usdposer {step.verb} {'/'.join(p.opts)}` "
+                               "accepts") from None
 
 
 def _human(r) -> str:

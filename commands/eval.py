@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 from usdposer.commands._options import (
     count,
+    ddim_steps,
     device_option,
     eta_option,
     json_option,
@@ -33,7 +34,7 @@ per-joint position errors in % of the character's height; lower precision/recall
 @click.argument("ckpt")
 @click.argument("dataset", type=click.Path(file_okay=False))
 @click.option("-n", "--num", "n", type=count(1, 100_000), default=256, show_default=True, help="Samples per character and method.")
-@click.option("--steps", type=count(1, 10_000), default=12, show_default=True, help="DDIM steps.")
+@ddim_steps(12)
 @click.option("--card", is_flag=True, help="Append the table to the checkpoint's model card (README.md).")
 @click.option("--seeds", type=count(1, 1_000), default=1, show_default=True,
               help="Repeat with seeds SEED..SEED+K-1 and report the mean (and spread) of every number.")

@@ -8,6 +8,7 @@ import click
 from usdposer.commands._options import (
     checkpoint_option,
     count,
+    ddim_steps,
     device_option,
     json_option,
     number,
@@ -64,8 +65,7 @@ for a refused request, which writes nothing). It ends at end of input.
 @click.option("-o", "--out", type=click.Path(dir_okay=False), default=None, help="Output layer (.usdc/.usda).")
 @click.option("--anim", default=None, help="SkelAnimation --from refers to (default: the bound one).")
 @checkpoint_option
-@click.option("--steps", type=count(1, 10_000), default=10, show_default=True,
-              help="DDIM steps of guided sampling (10 reach the handles as well as 50 in bench/ik.py, 4x faster).")
+@ddim_steps(10, "DDIM steps of guided sampling (10 reach the handles as well as 50 in bench/ik.py, 4x faster).")
 @click.option("--skeleton", default=None, help="Skeleton prim path or name (default: the first).")
 @click.option("--preview", type=click.Path(dir_okay=False), default=None, help="Write a PNG of the candidates here.")
 @seed_option

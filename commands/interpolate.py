@@ -5,7 +5,14 @@ from __future__ import annotations
 import sys
 
 import click
-from usdposer.commands._options import checkpoint_option, count, device_option, json_option, verbosity_option
+from usdposer.commands._options import (
+    checkpoint_option,
+    count,
+    ddim_steps,
+    device_option,
+    json_option,
+    verbosity_option,
+)
 from usdposer.commands._output import emit
 
 EPILOG = """\b
@@ -38,7 +45,7 @@ code i); --keyframes K lists K evenly spaced time codes in usdposer:keyframes.
 @click.option("-o", "--out", type=click.Path(dir_okay=False), default=None, help="Output layer (.usdc/.usda).")
 @click.option("--anim", default=None, help="SkelAnimation the time codes refer to (default: the bound one).")
 @checkpoint_option
-@click.option("--steps", type=count(1, 10_000), default=50, show_default=True, help="DDIM steps.")
+@ddim_steps(50)
 @click.option("--skeleton", default=None, help="Skeleton prim path or name (default: the first).")
 @click.option("--preview", type=click.Path(dir_okay=False), default=None, help="Write a PNG contact sheet here.")
 @device_option

@@ -8,6 +8,7 @@ import click
 from usdposer.commands._options import (
     checkpoint_option,
     count,
+    ddim_steps,
     device_option,
     frames_spec,
     json_option,
@@ -36,7 +37,7 @@ Errors are mean joint distances as a fraction of the character's height.
 @click.option("--anim", default=None, help="SkelAnimation prim path or name (default: the bound one).")
 @click.option("--frames", callback=frames_spec, default=None, help="Time codes to invert: A:B, A:B:STEP or T1,T2 (default: all).")
 @checkpoint_option
-@click.option("--steps", type=count(1, 10_000), default=50, show_default=True, help="DDIM steps.")
+@ddim_steps(50)
 @click.option("--refine", type=count(0, 100), default=3, show_default=True, help="Fixed-point iterations per inversion step.")
 @click.option("--preview", type=click.Path(dir_okay=False), default=None,
               help="Write a PNG contact sheet: source poses over their decoded reconstructions.")

@@ -8,6 +8,7 @@ import click
 from usdposer.commands._options import (
     checkpoint_option,
     count,
+    ddim_steps,
     device_option,
     eta_option,
     json_option,
@@ -40,7 +41,7 @@ Without --checkpoint the default pose space shipped with usdposer is used.
 @click.option("-n", "--num", "n", type=count(1, 1_000_000), default=16, show_default=True, help="Number of poses.")
 @click.option("-o", "--out", type=click.Path(dir_okay=False), default=None, help="Output layer (.usdc/.usda).")
 @checkpoint_option
-@click.option("--steps", type=count(1, 10_000), default=12, show_default=True, help="DDIM steps.")
+@ddim_steps(12)
 @click.option("--skeleton", default=None, help="Skeleton prim path or name (default: the first).")
 @click.option("--preview", type=click.Path(dir_okay=False), default=None, help="Write a PNG contact sheet here.")
 @eta_option

@@ -36,6 +36,15 @@ SCHEDULER = {"num_train_timesteps": 1000, "beta_schedule": "squaredcos_cap_v2", 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "default"
 
 
+def _set_steps(sched, steps: int) -> None:
+    """``sched.set_timesteps(steps)``, refused with one line where ``steps`` is not 1 to the noise levels the model was
+    trained with (diffusers raises a ValueError that names neither the option nor the fix)."""
+    most = SCHEDULER["num_train_timesteps"]
+    if not 1 <= steps <= most:
+        raise InputError(f"--steps {steps}: the pose space has {most} noise levels; give 1 to {most} steps")
+    sched.set_timesteps(steps)
+
+
 def checkpoint_dir(name: str | os.PathLike | None) -> Path:
     """One way to name a checkpoint for every verb: ``None`` or ``"default"`` is the one shipped with usdposer,
     anything else a checkpoint directory."""
@@ -240,7 +249,7 @@ class PosePrior:
     @staticmethod
     def _timesteps(sched, steps: int, strength: float) -> Tensor:
         """The last ``round(strength * steps)`` of the sampler's timesteps (all of them at strength 1)."""
-        sched.set_timesteps(steps)
+        _set_steps(sched, steps)
         if not 0.0 < strength <= 1.0:
             raise InputError(f"strength must be in (0, 1] (got {strength})")
         k = max(1, round(strength * steps))
@@ -297,7 +306,7 @@ class PosePrior:
         """Undo the sampler's steps at ``timesteps`` (descending, as sampled) on ``x``: (B, M, 6) normalised, at the
         noise level after the last of them -> the level before the first."""
         sched = DDIMInverseScheduler(**SCHEDULER)
-        sched.set_timesteps(steps)
+        _set_steps(sched, steps)
         up = timesteps.flip(0)
         for t in (progress(up) if progress else up):
             nxt = sched.step(self._eps(x, t, model), t, x).prev_sample
@@ -350,7 +359,7 @@ class PosePrior:
             raise ValueError(f"{len(per)} strengths for {len(latents)} latents")
         timesteps = self._timesteps(sched, steps, max(per))
         begin = torch.tensor([len(timesteps) - len(self._timesteps(sched, steps, v)) for v in per])  # (B,)
-        sched.set_timesteps(steps)
+        _set_steps(sched, steps)
         alphas = sched.alphas_cumprod.to(self.device)
         model = cond.model()
         x = cond.compact(latents).to(self.device).float()

@@ -123,6 +123,14 @@ def test_a_task_that_kills_its_worker_is_retried(job):
     ('[inputs]\nmanifest = 5\n[[steps]]\nverb = "import"\n', "inputs.manifest must be a file name"),
     ('[inputs]\npaths = ["*.glb"]\n[[steps]]\nverb = "import"\nresources = { cpus = nan }\n', "finite number"),
     ('[inputs]\npaths = ["*.glb"]\n[[steps]]\nverb = "import"\nresources = { gpus = inf }\n', "finite number"),
+    # absurd numbers the verbs' own command lines refuse (they failed every asset's row after import ran, or reached
+    # diffusers: steps = 5000 was its ValueError)
+    ('[inputs]\npaths = ["*.glb"]\n[[steps]]\nverb = "sample"\noptions = { n = -5 }\n',
+     "option n = -5: -5 is not in the range 1<=x<=1000000; give what `usdposer sample -n/--num` accepts"),
+    ('[inputs]\npaths = ["*.glb"]\n[[steps]]\nverb = "sample"\noptions = { steps = 5000 }\n', "1<=x<=1000"),
+    ('[inputs]\npaths = ["*.glb"]\n[[steps]]\nverb = "skin"\noptions = { influences = 0 }\n', "1<=x<=64"),
+    ('[inputs]\npaths = ["*.glb"]\n[[steps]]\nverb = "check"\noptions = { depth = -1.0 }\n', "option depth"),
+    ('[inputs]\npaths = ["*.glb"]\n[[steps]]\nverb = "import"\noptions = { fps = nan }\n', "not a finite number"),
 ])
 def test_job_file_errors_are_one_line_exit_2(job, body, words):
     (job / "bad.toml").write_text(body)

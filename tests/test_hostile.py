@@ -399,6 +399,11 @@ CASES = [
     case("sample-steps-zero", RIG, "sample {0} -o out.usdc --steps 0", "--steps", fast=True),
     case("sample-steps-negative", RIG, "sample {0} -o out.usdc --steps -4", "--steps", fast=True),
     case("sample-num-zero", RIG, "sample {0} -o out.usdc -n 0", "--num", fast=True),
+    # more DDIM steps than the pose space has noise levels reached diffusers' ValueError (an internal error, exit 4)
+    case("sample-steps-beyond-noise-levels", RIG, "sample {0} -o out.usdc --steps 5000", "1<=x<=1000", fast=True),
+    case("invert-steps-beyond-noise-levels", RIG, "invert {0} -o out.usdc --steps 1001", "1<=x<=1000", fast=True),
+    case("ik-steps-beyond-noise-levels", RIG, "ik {0} --handle A/B/C=0,0,0 --steps 2000 -o out.usdc", "1<=x<=1000",
+         fast=True),
     case("sample-seed-absurd", RIG, "sample {0} -o out.usdc --seed 100000000000000000000000", "--seed", fast=True),
     case("sample-seed-negative", RIG, "sample {0} -o out.usdc --seed -5", "--seed", fast=True),
     case("sample-eta-nan", RIG, "sample {0} -o out.usdc --eta nan", "--eta", fast=True),

@@ -275,6 +275,32 @@ def test_ancestral_sampling_stores_codes_that_decode_to_its_poses(tiny, tmp_path
     assert det.sampler == "ddim" and det.latent_error is None
 
 
+def test_steps_beyond_the_noise_levels_are_one_line_not_diffusers_error(tiny):
+    """More DDIM steps than the prior has noise levels: diffusers' ValueError became an internal error (exit 4) in the
+    CLI, and a batch job or the Python API still reaches it. Sampling, inversion and guided sampling refuse it with
+    one InputError naming the option and the range, the CLI's range is the same number, and the edge is allowed."""
+    from usdposer.commands._options import DDIM_STEPS
+    from usdposer.models.pose_prior import SCHEDULER, PosePrior, RigCondition
+
+    from usdposer.errors import InputError
+    from usdposer.io.read_skel import read_asset
+
+    most = SCHEDULER["num_train_timesteps"]
+    assert DDIM_STEPS == most
+    prior = PosePrior.load(tiny["root"] / "ckpt")
+    cond = RigCondition.from_rig(read_asset(tiny["fox"]).rig())
+    six, z = prior.sample(cond, 1, steps=2)
+    want = f"--steps {most + 1}: the pose space has {most} noise levels; give 1 to {most} steps"
+    for call in (lambda s: prior.sample(cond, 1, steps=s), lambda s: prior.invert(cond, six, steps=s),
+                 lambda s: prior.sample(cond, 1, steps=s, eta=1.0, codes=True)):
+        with pytest.raises(InputError) as err:
+            call(most + 1)
+        assert str(err.value) == want
+        with pytest.raises(InputError):
+            call(0)
+    assert prior.invert(cond, six, steps=most, refine=0).shape == z.shape  # every noise level: allowed
+
+
 def test_noisy_first_steps_give_codes_that_decode_for_the_price_of_those_steps(tiny, tmp_path):
     """Noise in the first k steps only: the codes are the state after them inverted through k steps, so they decode
     to the poses under the deterministic sampler, at a cost of ``steps + k (1 + refine)`` denoiser passes; k = 0 is
