@@ -62,6 +62,9 @@ def with_weights(rig, indices: Sequence[np.ndarray], weights: Sequence[np.ndarra
     return replace(rig, meshes=meshes)
 
 
+CHUNK_POINTS = 1_000_000  # skinned points per batch of frames: a studio mesh's clip skinned at once peaked at 4 GB
+
+
 def weight_quality(rig, other, clips: Sequence, max_frames: int = 400) -> dict:
     """How close ``other``'s weights are to ``rig``'s (same meshes): mean per-vertex L1 distance of the dense weight
     vectors (0 same, 2 disjoint), and the RMSE of the skinned vertices over ``clips`` (at most ``max_frames`` frames,
@@ -78,18 +81,19 @@ def weight_quality(rig, other, clips: Sequence, max_frames: int = 400) -> dict:
     out = {"l1": float(l1.mean()) if len(l1) else 0.0, "rmse_pct": None, "frames": 0}
     frames = sum(len(c) for c in clips)
     if frames:
+        from usdposer.types import Pose
+
         step = max(1, -(-frames // max_frames))
+        per = max(1, CHUNK_POINTS // max(1, rig.num_points))  # frames skinned at once
         sq, n = 0.0, 0
         for c in clips:
-            sel = torch.arange(0, len(c), step)
-            from usdposer.types import Pose
-
-            pose = Pose(c.rotations[sel], c.translations[sel], c.scales[sel])
-            for m, a, b in zip(other.meshes, skin(rig, pose), skin(other, pose)):
-                bare = m.joint_weights.sum(1) <= 0
-                b = torch.where(bare[None, :, None], m.points.to(b), b)
-                sq += float(((a - b) ** 2).sum())
-                n += a.shape[0] * a.shape[1]
+            for sel in torch.arange(0, len(c), step).split(per):
+                pose = Pose(c.rotations[sel], c.translations[sel], c.scales[sel])
+                for m, a, b in zip(other.meshes, skin(rig, pose), skin(other, pose)):
+                    bare = m.joint_weights.sum(1) <= 0
+                    b = torch.where(bare[None, :, None], m.points.to(b), b)
+                    sq += float(((a - b) ** 2).sum())
+                    n += a.shape[0] * a.shape[1]
         out["rmse_pct"] = 100 * (sq / max(n, 1)) ** 0.5 / max(character_height(rig), 1e-12)
         out["frames"] = int(frames)
     return out
