@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     not at all) and maps every failure to one line on stderr and an exit code: 2 bad input or usage (also a file
     that cannot be read or written), 3 a missing optional dependency or device, 4 an internal error (a bug:
     ``-v`` prints the traceback)."""
-    from usdposer.errors import UsdPoserError
+    from usdposer.errors import Interrupted, UsdPoserError
     from usdposer.outputs import transaction
 
     try:
@@ -98,6 +98,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except KeyboardInterrupt:
         click.echo("interrupted: nothing was written", err=True)
+        sys.exit(130)
+    except Interrupted as exc:  # Ctrl-C where the verb kept its work so far: what, and how to go on
+        click.echo(f"interrupted {_one_line(exc)}", err=True)
         sys.exit(130)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)

@@ -18,7 +18,7 @@ import torch
 from usdposer.models.pose_denoiser import PoseDenoiser
 from usdposer.models.pose_prior import PosePrior
 
-from usdposer.errors import InputError, whole
+from usdposer.errors import InputError, Interrupted, whole
 from usdposer.io.dataset import Character, load_dataset
 from usdposer.results import Result
 
@@ -225,33 +225,44 @@ def train(dataset: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, 
     sched = lambda s: min(1.0, (s + 1) / cfg.warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / max(cfg.steps, 1))))
     step, running, stopped_by = start, None, "steps"
     bar = progress(total=cfg.steps, initial=start) if progress else None
-    while step < cfg.steps:
-        if cfg.max_minutes is not None and (time.time() - t0) / 60 > cfg.max_minutes:
-            stopped_by = "max-minutes"
-            break
-        for group in opt.param_groups:
-            group["lr"] = cfg.lr * sched(step)
-        loss = prior.loss(*batcher(cfg.batch_size))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        with torch.no_grad():
-            d = min(cfg.ema, (1 + step) / (10 + step))
-            for k, v in model.state_dict().items():
-                ema[k].mul_(d).add_(v.detach(), alpha=1 - d) if v.is_floating_point() else ema[k].copy_(v)
-        lv = loss.item()
-        running = lv if running is None else 0.98 * running + 0.02 * lv
-        step += 1
+    kept = start if start else None  # the step of the training state in ``out`` (resumed from, or saved)
+    try:
+        while step < cfg.steps:
+            if cfg.max_minutes is not None and (time.time() - t0) / 60 > cfg.max_minutes:
+                stopped_by = "max-minutes"
+                break
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr * sched(step)
+            loss = prior.loss(*batcher(cfg.batch_size))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            with torch.no_grad():
+                d = min(cfg.ema, (1 + step) / (10 + step))
+                for k, v in model.state_dict().items():
+                    ema[k].mul_(d).add_(v.detach(), alpha=1 - d) if v.is_floating_point() else ema[k].copy_(v)
+            lv = loss.item()
+            running = lv if running is None else 0.98 * running + 0.02 * lv
+            step += 1
+            if bar:
+                bar.update(1)
+                bar.set_postfix(loss=f"{running:.4f}")
+            if step % cfg.val_every == 0 or step == cfg.steps:
+                v = validate()
+                history.append({"step": step, "train_loss": running, "val_loss": v, "minutes": (time.time() - t0) / 60})
+                log(f"step {step}: train loss {running:.4f}" + (f", val loss {v:.4f}" if v is not None else ""))
+            if step % cfg.save_every == 0:
+                _checkpoint(prior, model, ema, opt, out, step, cfg, history, card, running)
+                kept = step
+    except KeyboardInterrupt:  # Ctrl-C: say what is kept, and how to go on from it
         if bar:
-            bar.update(1)
-            bar.set_postfix(loss=f"{running:.4f}")
-        if step % cfg.val_every == 0 or step == cfg.steps:
-            v = validate()
-            history.append({"step": step, "train_loss": running, "val_loss": v, "minutes": (time.time() - t0) / 60})
-            log(f"step {step}: train loss {running:.4f}" + (f", val loss {v:.4f}" if v is not None else ""))
-        if step % cfg.save_every == 0:
-            _checkpoint(prior, model, ema, opt, out, step, cfg, history, card, running)
+            bar.close()
+        if kept is None:
+            raise Interrupted(f"at step {step}, before the first save (every {cfg.save_every} steps); no "
+                              "checkpoint was written") from None
+        raise Interrupted(f"at step {step}; the checkpoint and training state of step {kept} are in {out}: "
+                          "the same command with --resume goes on from there") from None
     if bar:
         bar.close()
     val = validate()

@@ -71,7 +71,7 @@ def _distill(asset, out, *, prompt: str, model: str = "tiny-wan", cfg=None,
     from usdposer.models.distill import DistillConfig, config_dict, distill_motion, load_state, save_state
     from usdposer.models.video_prior import load_prior, tiny_text
 
-    from usdposer.errors import InputError
+    from usdposer.errors import InputError, Interrupted
     from usdposer.io.read_skel import read_asset
     from usdposer.io.write_skel import provenance, write_clip_layer
     from usdposer.types import Clip, Pose
@@ -98,11 +98,28 @@ def _distill(asset, out, *, prompt: str, model: str = "tiny-wan", cfg=None,
         if tuple(state["angles"].shape) != want or tuple(state["root"].shape) != (cfg.frames, 3):
             raise InputError(f"{resume}: the state is of {tuple(state['angles'].shape)} angles (frames, joints, 3), "
                              f"this run needs {want}; resume with the same asset and --frames, or drop --resume")
-    saver = None
-    if state_dir:
-        every = max(1, cfg.iterations // 10)
-        saver = lambda i, st: save_state(state_dir, st, cfg) if (i + 1) % every == 0 or i + 1 == cfg.iterations else None  # noqa: E731
-    res = distill_motion(rig, prior, text, cfg, progress=progress, state=state, on_step=saver)
+    start = int(state["iteration"]) if state is not None else 0
+    same = state is not None and state_dir and os.path.realpath(resume) == os.path.realpath(state_dir)
+    kept = {"at": start if same else None, "now": start}  # the iteration kept in --state, the one reached
+    every = max(1, cfg.iterations // 10)
+
+    def saver(i: int, st: dict) -> None:
+        kept["now"] = i + 1
+        if state_dir and ((i + 1) % every == 0 or i + 1 == cfg.iterations):
+            save_state(state_dir, st, cfg)
+            kept["at"] = i + 1
+
+    try:
+        res = distill_motion(rig, prior, text, cfg, progress=progress, state=state, on_step=saver)
+    except KeyboardInterrupt:  # Ctrl-C: say what is kept, and how to go on from it
+        if state_dir and kept["at"] is not None:
+            raise Interrupted(f"at iteration {kept['now']}; the optimisation state of iteration {kept['at']} is in "
+                              f"{state_dir}: the same command with --resume {state_dir} goes on from there") from None
+        if state_dir:
+            raise Interrupted(f"at iteration {kept['now']}, before the first save to {state_dir} (every {every} "
+                              "iterations); nothing was written") from None
+        raise Interrupted(f"at iteration {kept['now']}; nothing was written (--state DIR keeps the optimisation "
+                          f"every {every} iterations for --resume)") from None
     from usdposer.core.kinematics import decompose_trs
 
     _, _, s_rest = decompose_trs(rig.rest_local)

@@ -20,6 +20,13 @@ class RigError(InputError):
     """The asset has no usable skeleton, or its skeleton/skin data is malformed. Exit code 2."""
 
 
+class Interrupted(UsdPoserError):
+    """Ctrl-C during work that keeps what it has done (training's periodic checkpoints): the message says what was
+    kept and how to go on. Exit code 130, as for any interruption."""
+
+    exit_code = 130
+
+
 class MissingDependencyError(UsdPoserError, ImportError):
     """An optional dependency or device is missing. Exit code 3."""
 
