@@ -164,3 +164,19 @@ def subset_copy(src, out, *, red: bool) -> None:
         subset = api.CreateMaterialBindSubset(name, Vt.IntArray(list(faces)), UsdGeom.Tokens.face)
         UsdShade.MaterialBindingAPI.Apply(subset.GetPrim()).Bind(material)
     stage.GetRootLayer().Save()
+
+
+def interrupt_when(cmd: list[str], marker: Path, timeout: float = 300) -> tuple[int, list[str]]:
+    """Run ``cmd``, press Ctrl-C (SIGINT) once ``marker`` exists, and return its exit code and non-blank stderr
+    lines."""
+    import signal
+    import subprocess
+    import time
+
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + timeout
+    while not marker.exists() and p.poll() is None and time.time() < deadline:
+        time.sleep(0.1)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    return p.returncode, [ln for ln in err.splitlines() if ln.strip()]

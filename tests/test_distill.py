@@ -227,24 +227,17 @@ def test_ctrl_c_in_distill_says_what_was_kept_and_resume_goes_on(fox, tmp_path):
     """Ctrl-C in a distillation that saves its state (--state, every tenth of the iterations) printed "aborted":
     now one line names the iteration reached, the iteration kept in the folder and the --resume that goes on; exit
     130; the state folder holds that iteration."""
-    import signal
-    import time
+    from conftest import interrupt_when
 
     d, _ = fox
     state = tmp_path / "state"
     cmd = CLI + ["distill", str(d / "fox.usdc"), "--prompt", "a fox running", "--model", "tiny-wan", "--frames", "5",
                  "--size", "32x32", "--gaussians", "400", "-o", str(tmp_path / "fox.distill.usdc"), "--iterations",
                  "300", "--state", str(state), "-q"]
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 300
-    while not (state / "state.json").exists() and p.poll() is None and time.time() < deadline:
-        time.sleep(0.1)
-    p.send_signal(signal.SIGINT)
-    _, err = p.communicate(timeout=120)
-    lines = [ln for ln in err.splitlines() if ln.strip()]
+    code, lines = interrupt_when(cmd, state / "state.json")
     kept = json.loads((state / "state.json").read_text())["iteration"]
-    assert p.returncode == 130 and len(lines) == 1, err
-    assert lines[0].startswith("interrupted at iteration ") and f"state of iteration {kept} is in" in lines[0], err
+    assert code == 130 and len(lines) == 1, lines
+    assert lines[0].startswith("interrupted at iteration ") and f"state of iteration {kept} is in" in lines[0], lines
     assert f"--resume {state}" in lines[0] and kept % 30 == 0 and kept < 300
     assert not (tmp_path / "fox.distill.usdc").exists()
 

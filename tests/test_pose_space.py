@@ -279,21 +279,14 @@ def test_ctrl_c_in_training_says_what_was_kept_and_resume_goes_on(tiny, tmp_path
     """Training saves a checkpoint and its state every 1000 steps, so Ctrl-C after one is not "nothing was written"
     (the CLI printed "aborted", and its error path says nothing was written): one line names the step interrupted,
     the step kept and --resume; exit 130; the same command with --resume goes on from the kept step."""
-    import signal
-    import time
+    from conftest import interrupt_when
 
     out = tmp_path / "ckpt"
     cmd = [sys.executable, "-m", "usdposer.commands._entry", "train", str(tiny["root"] / "data"), "-o", str(out),
            "--width", "16", "--depth", "1", "--heads", "2", "--batch-size", "8", "-q"]
-    p = subprocess.Popen(cmd + ["--steps", "1000000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 300
-    while not (out / "training_state.json").exists() and p.poll() is None and time.time() < deadline:
-        time.sleep(0.2)
-    p.send_signal(signal.SIGINT)
-    _, err = p.communicate(timeout=120)
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert p.returncode == 130 and len(lines) == 1, err
-    assert lines[0].startswith("interrupted at step ") and "training state of step 1000 are in" in lines[0], err
+    code, lines = interrupt_when(cmd + ["--steps", "1000000"], out / "training_state.json")
+    assert code == 130 and len(lines) == 1, lines
+    assert lines[0].startswith("interrupted at step ") and "training state of step 1000 are in" in lines[0], lines
     assert "--resume" in lines[0]
     r = subprocess.run(cmd + ["--steps", "1005", "--resume", "--json"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
