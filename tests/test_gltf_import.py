@@ -532,6 +532,10 @@ def test_broken_blend_shapes_are_reported_and_left_out(tmp_path):
     rig = asset.rig()
     head = next(m for m in rig.meshes if m.path.endswith("Head_2"))
     assert head.blend_shapes == ("Sad",) and len(head.blend_offsets) == 1
+    from usdposer.pipelines.check import CheckOptions, check  # and `check` reports them (`info` alone did)
+
+    found = [f for f in check([str(out)], CheckOptions(rules=("SkinBinding",))).files[0].findings]
+    assert sorted((f.id, f.severity) for f in found) == [("SkinBinding.BadBlendShape", "warning")] * 2
     report = render_clip(rig, asset.clip(rig, "Idle").frames([0, 40]), tmp_path / "idle.png", mode="sheet",
                          width=96, height=96)
     assert (tmp_path / "idle.png").is_file() and report.frames == 2

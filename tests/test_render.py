@@ -461,6 +461,14 @@ def test_udim_tiles_draw_as_one_texture(fox, tmp_path):
     assert changed.any() and np.abs(half[changed] - grey[changed]).max() <= 1  # the missing tile: display colour
     lost = udim("lost.usda", "nowhere")
     assert any(p.kind == "missing-texture" for p in lost.problems)
+    # and `check` says so (it was a reader warning `info` alone showed): a warning, the file still passes
+    r = subprocess.run([sys.executable, "-m", "usdposer.commands._entry", "check", str(tmp_path / "lost.usda"),
+                        "--rules", "Looks", "--json"], capture_output=True, text=True)
+    found = [(f["id"], f["severity"]) for f in json.loads(r.stdout)["files"][0]["findings"]]
+    assert r.returncode == 0 and found == [("Looks.MissingTexture", "warning")], r.stdout
+    r = subprocess.run([sys.executable, "-m", "usdposer.commands._entry", "check", str(tmp_path / "tiled.usda"),
+                        "--rules", "Looks", "--json"], capture_output=True, text=True)
+    assert r.returncode == 0 and json.loads(r.stdout)["files"][0]["findings"] == []
 
 
 def test_texture_tint_scales_and_biases_the_texels(fox, tmp_path):

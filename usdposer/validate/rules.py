@@ -39,6 +39,8 @@ PROBLEM_RULES = {
     "non-finite-animation": "NonFinite.Animation",
     "incomplete-animation": "SkelAnimComplete.MissingJointComponent",
     "animation-size-mismatch": "SkelAnimComplete.SizeMismatch",
+    "bad-blend-shapes": "SkinBinding.BadBlendShape",
+    "missing-texture": "Looks.MissingTexture",
 }
 
 
@@ -101,7 +103,8 @@ class StageMetadata(Rule):
 
 @register
 class SkinBinding(_ProblemRule):
-    """Skin binding sanity: weights normalised and finite, indices in range, array sizes agree, influences present."""
+    """Skin binding sanity: weights normalised and finite, indices in range, array sizes agree, influences present,
+    blend shapes usable."""
 
     codes = {"WeightsNotNormalized": "jointWeights of a point do not sum to 1",
              "IndexOutOfRange": "jointIndices outside the skeleton (or skel:joints)",
@@ -113,7 +116,16 @@ class SkinBinding(_ProblemRule):
              "BadTopology": "faces refer to points that do not exist",
              "NoJoints": "a Skeleton without joints",
              "NoSkelRoot": "meshes bound to the skeleton lie outside every SkelRoot (UsdSkel skins none of them)",
-             "SingularBind": "a bind transform that cannot be inverted (scaled to zero)"}
+             "SingularBind": "a bind transform that cannot be inverted (scaled to zero)",
+             "BadBlendShape": "a blend shape UsdSkel cannot apply (no offsets, sizes disagree, an unpaired target)"}
+
+
+@register
+class Looks(_ProblemRule):
+    """Every base-colour texture a mesh's material names can be read (where one cannot, pictures and Gaussians draw
+    the display colour)."""
+
+    codes = {"MissingTexture": "a base-colour texture file that is missing or unreadable"}
 
 
 @register
