@@ -321,6 +321,62 @@ def test_texture_reads_the_uv_set_its_material_names(tmp_path):
         "colour (re-export with that UV set)"]
 
 
+def test_quantized_attributes_import_and_compressed_meshes_are_refused(tmp_path):
+    """KHR_mesh_quantization (gltfpack's output: normals as normalised bytes, UVs as normalised shorts) is read; a
+    file that requires it was imported before this test only by luck, and one that requires Draco compression
+    (accessors without data of their own, which read as zeros) is refused with one line instead of a mesh
+    collapsed to a point. CesiumMan quantised imports CesiumMan's normals within a byte's step and its UVs within a
+    short's."""
+    import pygltflib
+    from pxr import UsdGeom
+
+    from usdposer.errors import InputError
+
+    def cesium(name, edit=None):
+        g = pygltflib.GLTF2().load(str(ASSETS / "khronos" / "CesiumMan.glb"))
+        if edit:
+            edit(g)
+        g.save(str(tmp_path / f"{name}.glb"))
+        import_gltf(tmp_path / f"{name}.glb", tmp_path / f"{name}.usdc")
+        stage = Usd.Stage.Open(str(tmp_path / f"{name}.usdc"))
+        mesh = UsdGeom.Mesh(next(p for p in stage.Traverse() if p.IsA(UsdGeom.Mesh)))
+        return (np.asarray(mesh.GetNormalsAttr().Get()),
+                np.asarray(UsdGeom.PrimvarsAPI(mesh).GetPrimvar("st").Get()))
+
+    def quantize(g):
+        from gltf_reference import Reference
+
+        attrs = g.meshes[0].primitives[0].attributes
+        ref = Reference(str(ASSETS / "khronos" / "CesiumMan.glb"))
+        n, uv = ref.read(attrs.NORMAL), ref.read(attrs.TEXCOORD_0)
+        packed = np.zeros((len(n), 4), np.int8)  # VEC3 bytes padded to 4 (glTF's element alignment)
+        packed[:, :3] = np.round(n * 127)
+        blob = bytearray(g.binary_blob())
+        views = []
+        for data, stride in ((packed.tobytes(), 4), (np.round(uv * 65535).astype(np.uint16).tobytes(), None)):
+            blob += b"\0" * (-len(blob) % 4)
+            views.append(len(g.bufferViews))
+            g.bufferViews.append(pygltflib.BufferView(buffer=0, byteOffset=len(blob), byteLength=len(data),
+                                                      byteStride=stride))
+            blob += data
+        g.accessors.append(pygltflib.Accessor(bufferView=views[0], componentType=5120, normalized=True,
+                                              count=len(n), type="VEC3"))
+        g.accessors.append(pygltflib.Accessor(bufferView=views[1], componentType=5123, normalized=True,
+                                              count=len(uv), type="VEC2"))
+        attrs.NORMAL, attrs.TEXCOORD_0 = len(g.accessors) - 2, len(g.accessors) - 1
+        g.buffers[0].byteLength = len(blob)
+        g.set_binary_blob(bytes(blob))
+        g.extensionsUsed = g.extensionsRequired = ["KHR_mesh_quantization"]
+
+    n0, st0 = cesium("plain")
+    n1, st1 = cesium("quantized", quantize)
+    assert np.abs(n1 - n0).max() < 2 / 127 and np.abs(st1 - st0).max() < 1 / 65535
+    assert np.abs(n1 - n0).max() > 0  # quantised indeed
+    with pytest.raises(InputError, match="requires the glTF extension KHR_draco_mesh_compression"):
+        cesium("draco", lambda g: setattr(g, "extensionsRequired", ["KHR_draco_mesh_compression"]))
+    assert not (tmp_path / "draco.usdc").exists()
+
+
 def test_resample_fps(tmp_path):
     out = tmp_path / "fox30.usdc"
     report = import_gltf(ASSETS / "khronos" / "Fox.glb", out, fps=30, bind_clip="Walk")

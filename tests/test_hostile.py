@@ -289,6 +289,15 @@ CASES = [
     case("ik-time-codes-per-second-negative", tiny_replace("timeCodesPerSecond = 24", "timeCodesPerSecond = -24"),
          "ik {0} --handle C=0,0,1 -o out.usdc", "timeCodesPerSecond is -24"),
     # ---- import: glTF
+    # a Draco-compressed mesh (its accessors hold no data of their own): it imported as zeros, a mesh collapsed to a
+    # point; a file that requires an extension usdposer cannot read is refused, naming it
+    case("gltf-draco-required", gltf(lambda g: g.update(
+        extensionsUsed=["KHR_draco_mesh_compression"], extensionsRequired=["KHR_draco_mesh_compression"])),
+        "import {0} -o out.usdc", "requires the glTF extension KHR_draco_mesh_compression (mesh compression)",
+        fast=True),
+    case("gltf-unknown-required", gltf(lambda g: g.update(extensionsRequired=["EXT_made_up", "KHR_texture_basisu"])),
+         "rig {0} --template quadruped -o out.usdc", "extensions EXT_made_up, KHR_texture_basisu (KTX2 textures)",
+         fast=True),
     case("gltf-buffer-traversal", gltf(_set("buffers.0.uri", "../../../../../../etc/passwd")), "import {0} -o out.usdc",
          "outside the asset's folder"),
     case("gltf-buffer-absolute", gltf(_set("buffers.0.uri", "/etc/passwd")), "import {0} -o out.usdc",

@@ -179,6 +179,27 @@ def _check_glb(path: Path) -> None:
 MAX_COUNT = 50_000_000  # elements in one accessor: far beyond any character, far below a memory bomb
 
 
+# extensions a file may require that the importer reads: UV transforms, and quantised attributes (normalised or
+# integer accessors, which `GltfData.accessor` decodes); material extensions only change how a material looks
+READ_EXTENSIONS = ("KHR_texture_transform", "KHR_mesh_quantization", "KHR_materials_")
+# what to do about the ones it does not
+_EXTENSION_FIX = {"KHR_draco_mesh_compression": "mesh compression", "EXT_meshopt_compression": "mesh compression",
+                  "KHR_meshopt_compression": "mesh compression", "KHR_texture_basisu": "KTX2 textures"}
+
+
+def check_extensions(gltf, path: Path) -> None:
+    """Refuse a file that requires an extension the importer cannot read (``extensionsRequired``): Draco- or
+    meshopt-compressed meshes have accessors without data, which would read as zeros, a mesh collapsed to a
+    point."""
+    required = [e for e in gltf.extensionsRequired or [] if isinstance(e, str)]
+    missing = [e for e in required if not e.startswith(READ_EXTENSIONS)]
+    if missing:
+        what = sorted({_EXTENSION_FIX.get(e, "") for e in missing} - {""})
+        raise InputError(f"{path}: requires the glTF extension{'s' if len(missing) > 1 else ''} {', '.join(missing)}"
+                         f"{' (' + ', '.join(what) + ')' if what else ''}, which usdposer cannot read; re-export it "
+                         "without (e.g. import it in Blender and export glTF with Compression off)")
+
+
 def check_references(gltf, path: Path) -> None:
     """Every index a glTF's JSON holds points at something that exists, every accessor's type is known and its count
     sane; one line naming the first that does not (a hostile or broken file fails here, not deep in the import)."""
@@ -267,6 +288,7 @@ class GltfData:
         self.gltf = gltf
         self.path = Path(path)
         self._buffers: dict[int, bytes] = {}
+        check_extensions(gltf, self.path)
         check_references(gltf, self.path)
         n = len(gltf.nodes)
         self.parent = np.full(n, -1, dtype=np.int64)
