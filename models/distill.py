@@ -299,13 +299,20 @@ def config_dict(cfg: DistillConfig) -> dict:
 def save_state(path, state: dict, cfg: DistillConfig) -> None:
     """Optimisation state as ``state.safetensors`` (angles, root, Adam moments) + ``state.json`` (iteration, Adam
     steps and the config), written to temporary files and moved into place."""
+    from pathlib import Path
+
+    from usdposer.outputs import uninterrupted
+
+    with uninterrupted():  # the tensors and the JSON of one iteration, or the previous ones
+        _write_state(Path(path), state, cfg)
+
+
+def _write_state(path, state: dict, cfg: DistillConfig) -> None:
     import json
     import os
-    from pathlib import Path
 
     from safetensors.torch import save_file
 
-    path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     tensors = {"angles": state["angles"].cpu().contiguous(), "root": state["root"].cpu().contiguous()}
     steps = {}

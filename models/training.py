@@ -20,6 +20,7 @@ from usdposer.models.pose_prior import PosePrior
 
 from usdposer.errors import InputError, Interrupted, whole
 from usdposer.io.dataset import Character, load_dataset
+from usdposer.outputs import uninterrupted
 from usdposer.results import Result
 
 
@@ -253,8 +254,9 @@ def train(dataset: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, 
                 history.append({"step": step, "train_loss": running, "val_loss": v, "minutes": (time.time() - t0) / 60})
                 log(f"step {step}: train loss {running:.4f}" + (f", val loss {v:.4f}" if v is not None else ""))
             if step % cfg.save_every == 0:
-                _checkpoint(prior, model, ema, opt, out, step, cfg, history, card, running)
-                kept = step
+                with uninterrupted():  # a Ctrl-C now comes after the save, which is then the one kept
+                    _checkpoint(prior, model, ema, opt, out, step, cfg, history, card, running)
+                    kept = step
     except KeyboardInterrupt:  # Ctrl-C: say what is kept, and how to go on from it
         if bar:
             bar.close()
@@ -283,6 +285,11 @@ SAMPLING_ETA = 1.0
 
 
 def _checkpoint(prior, model, ema, opt, out, step, cfg, history, card, running, result=None):
+    with uninterrupted():  # weights, config and training state of one step, or the previous ones
+        _write_checkpoint(prior, model, ema, opt, out, step, cfg, history, card, running, result)
+
+
+def _write_checkpoint(prior, model, ema, opt, out, step, cfg, history, card, running, result=None):
     live = {k: v.clone() for k, v in model.state_dict().items()}
     model.load_state_dict(ema)
     prior.info.update({"training": {"steps": step, "batch_size": cfg.batch_size, "lr": cfg.lr, "seed": cfg.seed,

@@ -74,6 +74,7 @@ def _distill(asset, out, *, prompt: str, model: str = "tiny-wan", cfg=None,
     from usdposer.errors import InputError, Interrupted
     from usdposer.io.read_skel import read_asset
     from usdposer.io.write_skel import provenance, write_clip_layer
+    from usdposer.outputs import uninterrupted
     from usdposer.types import Clip, Pose
 
     cfg = cfg or DistillConfig()
@@ -106,8 +107,9 @@ def _distill(asset, out, *, prompt: str, model: str = "tiny-wan", cfg=None,
     def saver(i: int, st: dict) -> None:
         kept["now"] = i + 1
         if state_dir and ((i + 1) % every == 0 or i + 1 == cfg.iterations):
-            save_state(state_dir, st, cfg)
-            kept["at"] = i + 1
+            with uninterrupted():  # a Ctrl-C now comes after the save, which is then the one kept
+                save_state(state_dir, st, cfg)
+                kept["at"] = i + 1
 
     try:
         res = distill_motion(rig, prior, text, cfg, progress=progress, state=state, on_step=saver)

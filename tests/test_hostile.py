@@ -657,6 +657,37 @@ def test_separate_transaction_keeps_its_outputs_when_the_outer_one_fails(tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["answered.usdc", "failed.usdc"]
 
 
+def test_ctrl_c_during_a_multi_file_save_comes_after_it(tmp_path):
+    """A checkpoint is weights, config and training state, replaced one file at a time: a Ctrl-C between two of them
+    left the weights of one step beside the state of another (resume then mixed them). Inside ``uninterrupted`` a
+    Ctrl-C is held until the block ends and then raised once, nested blocks included; where SIGINT was ignored (a
+    background job) it stays ignored."""
+    import os
+    import signal
+
+    from usdposer.outputs import uninterrupted
+
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with uninterrupted():
+            (tmp_path / "model.safetensors").write_text("step 2")
+            os.kill(os.getpid(), signal.SIGINT)
+            with uninterrupted():
+                (tmp_path / "training_state.json").write_text("step 2")
+            done.append("after the inner block")
+        done.append("never: raised as the outer block ends")
+    assert done == ["after the inner block"]
+    assert {p.read_text() for p in tmp_path.iterdir()} == {"step 2"}
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with uninterrupted():
+            os.kill(os.getpid(), signal.SIGINT)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.parametrize("code, kept", [(0, True), (1, True), (2, False)])
 def test_transaction_and_exit_codes(tmp_path, code, kept):
     """``check`` exits 1 when checks fail: its report is the answer and is kept; exit 2 undoes."""

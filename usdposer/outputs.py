@@ -76,6 +76,29 @@ def transaction(separate: bool = False) -> Iterator[None]:
         _JOURNAL.reset(token)
 
 
+@contextlib.contextmanager
+def uninterrupted() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) until the block ends, then deliver it: files that belong together and are replaced one
+    by one (a checkpoint's weights, config and training state; a distill state's tensors and JSON) are all replaced
+    or none, never weights of one step beside the state of another. Where Python cannot take the signal over (not
+    the main thread), the block runs as it is."""
+    import signal
+    import threading
+
+    previous = signal.getsignal(signal.SIGINT) if threading.current_thread() is threading.main_thread() else None
+    if previous is None:
+        yield
+        return
+    held: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if held:
+        signal.raise_signal(signal.SIGINT)  # to the handler before: KeyboardInterrupt, or ignored where it was
+
+
 def _undo(journal: list) -> None:
     for dst, backup in reversed(journal):
         _remove(dst)
