@@ -648,3 +648,21 @@ def test_usdphysics_joint_limits_are_a_limit_source_for_check(tmp_path):
     assert proc.returncode == 1, proc.stdout
     findings = [f for r in json.loads(proc.stdout)["files"] for f in r["findings"] if f["rule"] == "JointLimits"]
     assert findings and findings[0]["joint"].endswith("B") and findings[0]["severity"] == "failed"
+
+
+def test_a_reference_cycle_is_one_finding_whole_not_a_cut_usd_warning_beside_it(tmp_path):
+    """USD reports a reference cycle twice: as a composition error and as a six-line warning. `check` showed the
+    error and, beside it, the warning's first line alone (`UsdDiagnostics.Warning: In </Char>: Cycle detected:`),
+    which says nothing. Now one finding names the cycle whole, on one line; a warning that is not a composition
+    error's twin is kept whole on one line too."""
+    from conftest import TINY_USDA
+
+    (tmp_path / "rig.usda").write_text(TINY_USDA)
+    (tmp_path / "shot.usda").write_text('#usda 1.0\n(\n    subLayers = [@./rig.usda@]\n)\n\n'
+                                        'over "Char" (references = @./shot.usda@</Char>)\n{\n}\n')
+    r = subprocess.run(CLI + ["check", str(tmp_path / "shot.usda"), "--json"], capture_output=True, text=True)
+    found = [f for f in json.loads(r.stdout)["files"][0]["findings"]]
+    cycle = [f for f in found if "ycle" in f["message"]]
+    assert [f["id"] for f in cycle] == ["Readable.Composition"], found
+    assert "which CANNOT reference" in cycle[0]["message"] and "\n" not in cycle[0]["message"]
+    assert not [f for f in found if f["id"] == "UsdDiagnostics.Warning"], found

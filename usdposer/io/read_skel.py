@@ -139,7 +139,7 @@ def read_stage(stage: Usd.Stage, path: str = "", strict: bool = True) -> SkelAss
         diagnostics = delegate.TakeUncoalescedDiagnostics()
         del delegate
     for d in diagnostics:
-        msg = d.commentary.strip().splitlines()[0] if d.commentary.strip() else str(d.diagnosticCode)
+        msg = " ".join(d.commentary.split()) or str(d.diagnosticCode)
         asset.problems.append(Problem("warning", "usd", msg[:300], "usd-diagnostic"))
     return asset
 
@@ -166,7 +166,7 @@ def _read_stage(stage: Usd.Stage, path: str, strict: bool) -> SkelAsset:
         report("error", "/", f"{message.rstrip('.')}; fix or remove the layer reference (the asset is incomplete)",
                "composition")
     for message in OPEN_DIAGNOSTICS.pop(stage.GetRootLayer().identifier, []):
-        if not any(message.startswith(k.rstrip(".")) for k in known):
+        if not any(k.rstrip(".")[:200] in message for k in known):  # USD's warning of a composition error said
             report("warning", "/", message[:300], "usd-diagnostic")
     if not skeletons:
         report("error", "/", "no Skeleton prim in the file; usdposer needs a UsdSkel asset (SkelRoot > Skeleton), "

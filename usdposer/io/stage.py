@@ -58,8 +58,8 @@ def open_stage(path: str | os.PathLike) -> Usd.Stage:
             detail = "it holds bytes that are not valid text"
         raise InputError(f"{path}: cannot be read as USD ({detail}); check the file is complete") from None
     finally:
-        diagnostics = [d.commentary.strip().splitlines()[0] for d in delegate.TakeUncoalescedDiagnostics()
-                       if d.commentary.strip()]
+        diagnostics = [" ".join(d.commentary.split()) for d in delegate.TakeUncoalescedDiagnostics()
+                       if d.commentary.strip()]  # whole, on one line (a cycle's spans six)
         del delegate
     if stage is None:
         raise InputError(f"{path}: cannot be read as USD; check the file is complete")
