@@ -168,12 +168,14 @@ def subset_copy(src, out, *, red: bool) -> None:
 
 def interrupt_when(cmd: list[str], marker: Path, timeout: float = 300) -> tuple[int, list[str]]:
     """Run ``cmd``, press Ctrl-C (SIGINT) once ``marker`` exists, and return its exit code and non-blank stderr
-    lines."""
+    lines. The child takes SIGINT as a terminal would give it, even where the tests run as a background job (which
+    ignores SIGINT, and a child inherits that)."""
     import signal
     import subprocess
     import time
 
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + timeout
     while not marker.exists() and p.poll() is None and time.time() < deadline:
         time.sleep(0.1)

@@ -667,25 +667,26 @@ def test_ctrl_c_during_a_multi_file_save_comes_after_it(tmp_path):
 
     from usdposer.outputs import uninterrupted
 
-    done = []
-    with pytest.raises(KeyboardInterrupt):
-        with uninterrupted():
-            (tmp_path / "model.safetensors").write_text("step 2")
-            os.kill(os.getpid(), signal.SIGINT)
-            with uninterrupted():
-                (tmp_path / "training_state.json").write_text("step 2")
-            done.append("after the inner block")
-        done.append("never: raised as the outer block ends")
-    assert done == ["after the inner block"]
-    assert {p.read_text() for p in tmp_path.iterdir()} == {"step 2"}
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    outer = signal.signal(signal.SIGINT, signal.default_int_handler)  # as at a terminal (a background job ignores it)
     try:
+        done = []
+        with pytest.raises(KeyboardInterrupt):
+            with uninterrupted():
+                (tmp_path / "model.safetensors").write_text("step 2")
+                os.kill(os.getpid(), signal.SIGINT)
+                with uninterrupted():
+                    (tmp_path / "training_state.json").write_text("step 2")
+                done.append("after the inner block")
+            done.append("never: raised as the outer block ends")
+        assert done == ["after the inner block"]
+        assert {p.read_text() for p in tmp_path.iterdir()} == {"step 2"}
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         with uninterrupted():
             os.kill(os.getpid(), signal.SIGINT)
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGINT, outer)
 
 
 @pytest.mark.parametrize("code, kept", [(0, True), (1, True), (2, False)])

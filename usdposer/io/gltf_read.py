@@ -182,7 +182,7 @@ MAX_COUNT = 50_000_000  # elements in one accessor: far beyond any character, fa
 # extensions a file may require that the importer reads: UV transforms, and quantised attributes (normalised or
 # integer accessors, which `GltfData.accessor` decodes); material extensions only change how a material looks
 READ_EXTENSIONS = ("KHR_texture_transform", "KHR_mesh_quantization", "KHR_materials_")
-# what to do about the ones it does not
+# what the ones it cannot read are, for the message
 _EXTENSION_FIX = {"KHR_draco_mesh_compression": "mesh compression", "EXT_meshopt_compression": "mesh compression",
                   "KHR_meshopt_compression": "mesh compression", "KHR_texture_basisu": "KTX2 textures"}
 
