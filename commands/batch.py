@@ -78,15 +78,12 @@ def cli(job, workers, ray_address, retries, as_json) -> None:
 def _check_ranges(spec) -> None:
     """A job's option values against the ranges the verbs' own command lines give them (``n = -5`` or ``steps =
     5000`` refused before any task runs, as ``usdposer sample -n -5`` is, not in every asset's row after import)."""
-    import importlib
-
-    from usdposer.commands import VERBS
+    from usdposer.commands import cli as usdposer
     from usdposer.commands._options import Number
     from usdposer.pipelines.batch import JobError
 
     for i, step in enumerate(spec.steps):
-        module, attr = VERBS[step.verb][0].split(":")
-        params = {p.name: p for p in getattr(importlib.import_module(f"usdposer.commands.{module}"), attr).params}
+        params = {p.name: p for p in usdposer.get_command(None, step.verb).params}  # the verb's own CLI
         for name, value in step.options.items():
             p = params.get(name)
             if p is None or not isinstance(p.type, (click.IntRange, click.FloatRange, Number)) or (
